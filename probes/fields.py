@@ -1,0 +1,86 @@
+"""Field types shared by the configuration and every probe's options.
+
+Durations are written the way Prometheus and Gatus users write them (``30s``, ``5m``,
+``1h30m``) or as a plain number of seconds. Secrets are never inline: a field that holds a
+password or token names an environment variable or a file, and is read when it is used, so
+rotating a secret file needs no reload.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``30s`` / ``5m`` / ``1h30m`` / ``250ms`` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        pos = 0
+        seconds = 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            pos = match.end()
+        if pos != len(text) or not text:
+            raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {value!r}")
+    else:
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""A duration in seconds, accepting ``30s``-style strings."""
+
+
+class SecretRef(BaseModel):
+    """Where a secret lives: ``{env: NAME}`` or ``{file: /path}`` (first line, stripped)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' (a variable name) or 'file' (a path)")
+        return self
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+
+    def read(self) -> str:
+        """The secret's value; raises ``SecretUnavailable`` saying where it looked."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None or value == "":
+                raise SecretUnavailable(f"environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        try:
+            text = self.file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SecretUnavailable(f"cannot read secret file {self.file}: {exc.strerror}") from exc
+        value = text.splitlines()[0].strip() if text.strip() else ""
+        if not value:
+            raise SecretUnavailable(f"secret file {self.file} is empty")
+        return value
+
+
+class SecretUnavailable(Exception):
+    """Raised by ``SecretRef.read`` when the variable or file holding a secret is missing."""

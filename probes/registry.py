@@ -1,0 +1,37 @@
+"""The one registry of probe kinds: name -> options model and probe function.
+
+Configuration validation reads this mapping's keys, so the kinds a config may name and the
+kinds the daemon can run never drift apart. Adding a probe kind = one module in ``probes/``
+plus one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from probes.result import ProbeContext, ProbeResult
+
+ProbeFunction = Callable[[Any, ProbeContext], Awaitable[ProbeResult]]
+
+
+@dataclass(frozen=True)
+class ProbeKind:
+    """A probe kind: its options model (validated from the target's config) and its function."""
+
+    name: str
+    options: type[BaseModel]
+    run: ProbeFunction
+    summary: str
+
+
+def _kinds() -> Mapping[str, ProbeKind]:
+    # Imported here so that importing the registry's types never drags every probe in.
+    kinds: list[ProbeKind] = []
+    return {kind.name: kind for kind in kinds}
+
+
+PROBE_KINDS: Mapping[str, ProbeKind] = _kinds()
