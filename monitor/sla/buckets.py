@@ -1,0 +1,75 @@
+"""Bucket verdicts: a target's from its probes, a service's from its targets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+from monitor.sla.policy import (
+    BucketRule,
+    BucketRuleKind,
+    BucketState,
+    ServiceRule,
+    ServiceRuleKind,
+    Tally,
+)
+
+_AVAILABLE = BucketState.AVAILABLE
+_UNAVAILABLE = BucketState.UNAVAILABLE
+_UNKNOWN = BucketState.UNKNOWN
+
+
+def target_verdict(tally: Tally | None, rule: BucketRule) -> BucketState:
+    """One target's bucket: unknown with fewer than ``min_probes`` probes, else by the rule."""
+    if tally is None:
+        return _UNKNOWN
+    probes = tally.ok + tally.failed
+    if probes < rule.min_probes:
+        return _UNKNOWN
+    failed = tally.failed
+    kind = rule.kind
+    if kind is BucketRuleKind.ANY_FAILED:
+        down = failed > 0
+    elif kind is BucketRuleKind.ALL_FAILED:
+        down = failed == probes
+    else:
+        threshold = rule.failed_fraction
+        if threshold is None:  # BucketRule.__post_init__ forbids it; kept for the type checker.
+            raise ValueError("bucket rule failed_fraction: expected a threshold, got None")
+        down = Fraction(failed, probes) >= threshold
+    return _UNAVAILABLE if down else _AVAILABLE
+
+
+def quorum_of(rule: ServiceRule, targets: int) -> int:
+    """How many targets must be down for the service to be: any = 1, all = every target."""
+    if rule.kind is ServiceRuleKind.ANY:
+        return 1
+    if rule.kind is ServiceRuleKind.ALL:
+        return max(targets, 1)
+    if rule.min_down is None:  # ServiceRule.__post_init__ forbids it; kept for the type checker.
+        raise ValueError("service rule quorum: expected min_down, got None")
+    return rule.min_down
+
+
+def service_verdict(states: Sequence[BucketState], rule: ServiceRule) -> BucketState:
+    """Combine target verdicts with quorum N (any = 1, all = M targets).
+
+    Unavailable when at least N targets are down; unknown when the unknown targets could make
+    up the quorum (down + unknown >= N), since an unprobed target may have been down; else
+    available. A service with no targets has no evidence and is unknown.
+    """
+    if not states:
+        return _UNKNOWN
+    quorum = quorum_of(rule, len(states))
+    down = 0
+    unknown = 0
+    for state in states:
+        if state is _UNAVAILABLE:
+            down += 1
+        elif state is not _AVAILABLE:
+            unknown += 1
+    if down >= quorum:
+        return _UNAVAILABLE
+    if down + unknown >= quorum:
+        return _UNKNOWN
+    return _AVAILABLE

@@ -1,0 +1,438 @@
+"""One SLA's calendar month computed from per-bucket probe tallies: the report's every figure."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Any
+
+from monitor.sla.buckets import quorum_of, service_verdict, target_verdict
+from monitor.sla.calendar import BucketGrid, Month, claim_deadline, month_grid, require_aware
+from monitor.sla.credits import (
+    buckets_to_next_tier,
+    credit_amount,
+    credit_tier,
+    error_budget,
+    uptime_percent,
+)
+from monitor.sla.exclusions import excluded_buckets
+from monitor.sla.policy import (
+    BucketState,
+    CreditTier,
+    ExclusionKind,
+    ExclusionWindow,
+    ServiceDef,
+    SlaPolicy,
+    Tally,
+    UnknownPolicy,
+)
+
+_A = BucketState.AVAILABLE
+_U = BucketState.UNAVAILABLE
+_X = BucketState.EXCLUDED
+_Q = BucketState.UNKNOWN
+_P = BucketState.PENDING
+_NO_TALLIES: Mapping[int, Tally] = MappingProxyType({})
+CANARY_SOURCE = "canary"
+
+
+@dataclass(frozen=True)
+class Outage:
+    """Consecutive unavailable buckets ``[start, end)``, with the failures seen in them.
+
+    ``errors``: failure reason -> failed probes; ``failed_targets``: target -> failed probes.
+    """
+
+    start: datetime
+    end: datetime
+    buckets: int
+    errors: Mapping[str, int]
+    failed_targets: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class MonthResult:
+    """Every figure of one SLA's month. Uptimes are exact; ``None`` when nothing was measured.
+
+    ``uptime_percent`` treats pending buckets as available (so, before the month ends, it is
+    the best the month can still finish at); ``month_to_date_uptime_percent`` covers elapsed
+    buckets only. ``counted_unavailable`` / ``denominator`` are the integers behind
+    ``uptime_percent`` after the unknown policy.
+    """
+
+    sla: str
+    service: str
+    month: Month
+    timezone: str
+    bucket_seconds: int
+    objective_percent: Decimal
+    start: datetime
+    end: datetime
+    now: datetime | None
+    states: tuple[BucketState, ...]
+    buckets_total: int
+    buckets_available: int
+    buckets_unavailable: int
+    buckets_excluded: int
+    buckets_unknown: int
+    buckets_pending: int
+    counted_unavailable: int
+    denominator: int
+    uptime_percent: Fraction | None
+    uptime_percent_worst_case: Fraction | None
+    month_to_date_uptime_percent: Fraction | None
+    error_budget_buckets: int
+    error_budget_used: int
+    error_budget_remaining: int
+    breached: bool
+    credit_tier: CreditTier | None
+    credit_percent: Decimal
+    credit_amount: Decimal
+    currency: str
+    buckets_to_next_tier: int | None
+    claim_deadline: datetime
+    outages: tuple[Outage, ...]
+    excluded_by_kind: Mapping[ExclusionKind, int]
+    exclusions_applied: tuple[ExclusionWindow, ...]
+    rules: Mapping[str, Any]
+
+    @property
+    def complete(self) -> bool:
+        """True once every bucket of the month has elapsed."""
+        return self.buckets_pending == 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's JSON object (see docs/readme/engine.md for each key)."""
+        return {
+            "sla": self.sla,
+            "service": self.service,
+            "month": str(self.month),
+            "timezone": self.timezone,
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "as_of": None if self.now is None else _iso(self.now),
+            "complete": self.complete,
+            "objective_percent": float(self.objective_percent),
+            "bucket_seconds": self.bucket_seconds,
+            "buckets_total": self.buckets_total,
+            "buckets_available": self.buckets_available,
+            "buckets_unavailable": self.buckets_unavailable,
+            "buckets_excluded": self.buckets_excluded,
+            "buckets_unknown": self.buckets_unknown,
+            "buckets_pending": self.buckets_pending,
+            "uptime_percent": _pct(self.uptime_percent),
+            "uptime_ratio_exact": (
+                None
+                if self.denominator <= 0
+                else f"{self.denominator - self.counted_unavailable}/{self.denominator}"
+            ),
+            "uptime_percent_worst_case": _pct(self.uptime_percent_worst_case),
+            "month_to_date_uptime_percent": _pct(self.month_to_date_uptime_percent),
+            "error_budget_buckets": self.error_budget_buckets,
+            "error_budget_used": self.error_budget_used,
+            "error_budget_remaining": self.error_budget_remaining,
+            "breached": self.breached,
+            "credit_percent": float(self.credit_percent),
+            "credit_amount": str(self.credit_amount),
+            "currency": self.currency,
+            "buckets_to_next_tier": self.buckets_to_next_tier,
+            "claim_deadline": self.claim_deadline.isoformat(),
+            "outages": [
+                {
+                    "start": _iso(o.start),
+                    "end": _iso(o.end),
+                    "buckets": o.buckets,
+                    "errors": dict(o.errors),
+                    "failed_targets": dict(o.failed_targets),
+                }
+                for o in self.outages
+            ],
+            "excluded_by_kind": {str(k): v for k, v in self.excluded_by_kind.items()},
+            "exclusions": [
+                {
+                    "id": w.id,
+                    "kind": str(w.kind),
+                    "start": _iso(w.start),
+                    "end": _iso(w.end),
+                    "reason": w.reason,
+                    "source": w.source,
+                }
+                for w in self.exclusions_applied
+            ],
+            "rules": dict(self.rules),
+        }
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _pct(value: Fraction | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def compute_month(
+    policy: SlaPolicy,
+    service: ServiceDef,
+    month: Month,
+    tallies: Mapping[str, Mapping[int, Tally]],
+    exclusions: Sequence[ExclusionWindow],
+    *,
+    canaries: Sequence[str] = (),
+    gaps: Sequence[tuple[datetime, datetime]] = (),
+    now: datetime | None = None,
+) -> MonthResult:
+    """Compute ``month`` for ``policy`` over ``service`` (see the module docs for the rules)."""
+    if service.name != policy.service:
+        raise ValueError(
+            f"sla {policy.name}: expected service {policy.service!r}, got {service.name!r}"
+        )
+    if not service.targets:
+        raise ValueError(f"service {service.name}: expected at least one target, got none")
+    quorum = quorum_of(service.rule, len(service.targets))
+    if quorum > len(service.targets):
+        raise ValueError(
+            f"service {service.name}: quorum {quorum} exceeds its {len(service.targets)} targets"
+        )
+    grid = month_grid(month, policy.timezone, policy.bucket_seconds)
+    count = grid.count
+    elapsed = count if now is None else _elapsed(grid, require_aware(now, "now"))
+    gap_buckets = _gap_buckets(grid, gaps)
+
+    # A canary proven down inside a gap is still proof of our own outage, so gaps do not apply.
+    canary_windows = _canary_windows(policy, grid, tallies, canaries, elapsed)
+    windows = [*exclusions, *canary_windows]
+    excluded = excluded_buckets(grid, windows, service.name, policy.partial_exclusion)
+
+    rule = policy.bucket_rule
+    columns = [tallies.get(name, _NO_TALLIES) for name in service.targets]
+    states: list[BucketState] = []
+    start_epoch = grid.start_epoch
+    size = grid.bucket_seconds
+    for index in range(count):
+        if index in excluded:
+            states.append(_X)
+            continue
+        if index >= elapsed:
+            states.append(_P)
+            continue
+        epoch = start_epoch + index * size
+        verdicts = [target_verdict(column.get(epoch), rule) for column in columns]
+        if index in gap_buckets:
+            verdicts = [v if v is _U else _Q for v in verdicts]
+        states.append(service_verdict(verdicts, service.rule))
+
+    tally = Counter(states)
+    available, unavailable = tally[_A], tally[_U]
+    excluded_n, unknown, pending = tally[_X], tally[_Q], tally[_P]
+    counted = unavailable + (unknown if policy.unknown_policy is UnknownPolicy.UNAVAILABLE else 0)
+    denominator = count - excluded_n
+    if policy.unknown_policy is UnknownPolicy.EXCLUDE:
+        denominator -= unknown
+    uptime = uptime_percent(counted, denominator)
+    worst = uptime_percent(unavailable + unknown, count - excluded_n)
+
+    elapsed_states = Counter(states[:elapsed])
+    mtd_denominator = elapsed - elapsed_states[_X]
+    if policy.unknown_policy is UnknownPolicy.EXCLUDE:
+        mtd_denominator -= elapsed_states[_Q]
+    mtd = uptime_percent(counted, mtd_denominator)
+
+    budget = error_budget(denominator, policy.objective_percent)
+    tier = credit_tier(uptime, policy.credit)
+    applied_ids = {id(w) for w in _windows_used(grid, windows, excluded, service.name)}
+    return MonthResult(
+        sla=policy.name,
+        service=service.name,
+        month=month,
+        timezone=policy.timezone,
+        bucket_seconds=size,
+        objective_percent=policy.objective_percent,
+        start=grid.start,
+        end=grid.end,
+        now=now,
+        states=tuple(states),
+        buckets_total=count,
+        buckets_available=available,
+        buckets_unavailable=unavailable,
+        buckets_excluded=excluded_n,
+        buckets_unknown=unknown,
+        buckets_pending=pending,
+        counted_unavailable=counted,
+        denominator=denominator,
+        uptime_percent=uptime,
+        uptime_percent_worst_case=worst,
+        month_to_date_uptime_percent=mtd,
+        error_budget_buckets=budget,
+        error_budget_used=counted,
+        error_budget_remaining=budget - counted,
+        breached=uptime is not None and uptime < Fraction(policy.objective_percent),
+        credit_tier=tier,
+        credit_percent=Decimal(0) if tier is None else tier.credit_percent,
+        credit_amount=credit_amount(tier, policy.credit),
+        currency=policy.credit.currency,
+        buckets_to_next_tier=buckets_to_next_tier(counted, denominator, policy.credit),
+        claim_deadline=claim_deadline(month, policy.timezone, policy.claim_window_days),
+        outages=_outages(grid, states, dict(zip(service.targets, columns, strict=True))),
+        excluded_by_kind=MappingProxyType(
+            dict(sorted(Counter(excluded.values()).items(), key=lambda kv: str(kv[0])))
+        ),
+        exclusions_applied=tuple(w for w in windows if id(w) in applied_ids),
+        rules=MappingProxyType(_rules(policy, service, quorum, canaries)),
+    )
+
+
+def _elapsed(grid: BucketGrid, now: datetime) -> int:
+    """Buckets that ended at or before ``now``; the bucket in progress is still pending."""
+    done = (int(now.timestamp()) - grid.start_epoch) // grid.bucket_seconds
+    return max(0, min(grid.count, done))
+
+
+def _gap_buckets(grid: BucketGrid, gaps: Sequence[tuple[datetime, datetime]]) -> set[int]:
+    found: set[int] = set()
+    for number, (gap_start, gap_end) in enumerate(gaps):
+        lo = require_aware(gap_start, f"gaps[{number}].start").timestamp()
+        hi = require_aware(gap_end, f"gaps[{number}].end").timestamp()
+        if hi <= lo:
+            raise ValueError(
+                f"gaps[{number}]: expected end after start, got {gap_start}..{gap_end}"
+            )
+        lo, hi = max(lo, grid.start_epoch), min(hi, grid.end_epoch)
+        if hi <= lo:
+            continue
+        first = int((lo - grid.start_epoch) // grid.bucket_seconds)
+        last = -int(-(hi - grid.start_epoch) // grid.bucket_seconds) - 1
+        found.update(range(first, last + 1))
+    return found
+
+
+def _canary_windows(
+    policy: SlaPolicy,
+    grid: BucketGrid,
+    tallies: Mapping[str, Mapping[int, Tally]],
+    canaries: Sequence[str],
+    elapsed: int,
+) -> list[ExclusionWindow]:
+    """Runs of buckets in which every canary was unavailable, as customer_network windows."""
+    if not canaries:
+        return []
+    columns = [tallies.get(name, _NO_TALLIES) for name in canaries]
+    down = [
+        index
+        for index, epoch in enumerate(grid.starts()[:elapsed])
+        if all(target_verdict(c.get(epoch), policy.bucket_rule) is _U for c in columns)
+    ]
+    windows: list[ExclusionWindow] = []
+    for first, last in _runs(down):
+        start = datetime.fromtimestamp(grid.bucket_start(first), UTC)
+        end = datetime.fromtimestamp(grid.bucket_start(last) + grid.bucket_seconds, UTC)
+        windows.append(
+            ExclusionWindow(
+                id=f"canary@{start.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+                start=start,
+                end=end,
+                kind=ExclusionKind.CUSTOMER_NETWORK,
+                reason=f"every canary ({', '.join(canaries)}) unavailable",
+                source=CANARY_SOURCE,
+            )
+        )
+    return windows
+
+
+def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for index in indices:
+        if runs and runs[-1][1] == index - 1:
+            runs[-1] = (runs[-1][0], index)
+        else:
+            runs.append((index, index))
+    return runs
+
+
+def _windows_used(
+    grid: BucketGrid,
+    windows: Sequence[ExclusionWindow],
+    excluded: Mapping[int, ExclusionKind],
+    service: str,
+) -> list[ExclusionWindow]:
+    """The windows that overlap at least one bucket they helped exclude."""
+    used = []
+    for window in windows:
+        if not window.covers(service):
+            continue
+        first = grid.index_of(max(window.start.timestamp(), grid.start_epoch))
+        last = grid.index_of(min(window.end.timestamp(), grid.end_epoch) - 1e-6)
+        if first is None or last is None:
+            continue
+        if any(index in excluded for index in range(first, last + 1)):
+            used.append(window)
+    return used
+
+
+def _outages(
+    grid: BucketGrid, states: Sequence[BucketState], columns: Mapping[str, Mapping[int, Tally]]
+) -> tuple[Outage, ...]:
+    down = [index for index, state in enumerate(states) if state is _U]
+    outages = []
+    for first, last in _runs(down):
+        errors: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
+        for index in range(first, last + 1):
+            epoch = grid.bucket_start(index)
+            for name, column in columns.items():
+                tally = column.get(epoch)
+                if tally is not None and tally.failed:
+                    failed[name] += tally.failed
+                    errors.update(tally.reasons)
+        outages.append(
+            Outage(
+                start=datetime.fromtimestamp(grid.bucket_start(first), UTC),
+                end=datetime.fromtimestamp(grid.bucket_start(last) + grid.bucket_seconds, UTC),
+                buckets=last - first + 1,
+                errors=MappingProxyType(dict(errors.most_common())),
+                failed_targets=MappingProxyType(dict(failed.most_common())),
+            )
+        )
+    return tuple(outages)
+
+
+def _rules(
+    policy: SlaPolicy, service: ServiceDef, quorum: int, canaries: Sequence[str]
+) -> dict[str, Any]:
+    """The readings applied, so a report can be reproduced and explained."""
+    rule = policy.bucket_rule
+    credit = policy.credit
+    return {
+        "bucket_seconds": policy.bucket_seconds,
+        "bucket_rule": str(rule.kind),
+        "min_probes": rule.min_probes,
+        "failed_fraction": None if rule.failed_fraction is None else str(rule.failed_fraction),
+        "service_targets": list(service.targets),
+        "service_rule": str(service.rule.kind),
+        "quorum": quorum,
+        "unknown_policy": str(policy.unknown_policy),
+        "partial_exclusion": str(policy.partial_exclusion),
+        "canaries": list(canaries),
+        "gaps": "unknown unless probes prove the bucket unavailable",
+        "pending": "counted as available in uptime_percent and credit; not in month-to-date",
+        "error_budget": "floor(denominator * (100 - objective) / 100), same denominator as uptime",
+        "monthly_fee": str(credit.monthly_fee),
+        "credit_cap": str(credit.effective_cap),
+        "credit_tiers": [_tier_json(t) for t in credit.tiers],
+        "claim_window_days": policy.claim_window_days,
+    }
+
+
+def _tier_json(tier: CreditTier) -> dict[str, Any]:
+    return {
+        "credit_percent": float(tier.credit_percent),
+        "upper": None if tier.upper is None else float(tier.upper),
+        "upper_inclusive": tier.upper_inclusive,
+        "lower": None if tier.lower is None else float(tier.lower),
+        "lower_inclusive": tier.lower_inclusive,
+    }
