@@ -1,0 +1,43 @@
+
+# --- voice media (probes/sip/rtp.py, audio.py) -------------------------------------------
+from hypothesis import strategies as _st  # noqa: E402
+
+pcm_samples = _st.integers(min_value=-32768, max_value=32767)
+"""One 16-bit signed linear audio sample."""
+
+rtp_sequence_starts = _st.integers(min_value=0, max_value=65535)
+"""A first RTP sequence number anywhere in the 16-bit space (so runs cross the wrap)."""
+
+
+@_st.composite
+def rtp_arrivals(draw: _st.DrawFn) -> tuple[int, list[int]]:
+    """A start sequence and a sorted list of offsets received out of a run (the rest lost).
+
+    Offsets are kept below 3000 apart so no gap looks like a restarted source (RFC 3550 A.1).
+    """
+    start = draw(rtp_sequence_starts)
+    total = draw(_st.integers(min_value=1, max_value=400))
+    kept = draw(_st.lists(_st.booleans(), min_size=total, max_size=total))
+    offsets = [i for i, keep in enumerate(kept) if keep or i == 0]
+    return start, offsets
+
+
+# --- support SLA (monitor/support) ---------------------------------------------------------
+from datetime import UTC as _UTC  # noqa: E402
+from datetime import datetime as _datetime  # noqa: E402
+from datetime import timedelta as _timedelta  # noqa: E402
+
+
+def support_instants() -> _st.SearchStrategy[_datetime]:
+    """UTC instants across 2026-2027 (both DST changes, every holiday), minute resolution."""
+    base = _datetime(2026, 1, 1, tzinfo=_UTC)
+    minutes = _st.integers(min_value=0, max_value=2 * 365 * 24 * 60)
+    return minutes.map(lambda m: base + _timedelta(minutes=m))
+
+
+@_st.composite
+def support_spans(draw: _st.DrawFn) -> tuple[_datetime, _timedelta]:
+    """A start instant and an amount of support time up to 10 Business Days, second resolution."""
+    start = draw(support_instants())
+    seconds = draw(_st.integers(min_value=0, max_value=80 * 3600))
+    return start, _timedelta(seconds=seconds)
