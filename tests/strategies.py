@@ -1,4 +1,3 @@
-
 # --- voice media (probes/sip/rtp.py, audio.py) -------------------------------------------
 from hypothesis import strategies as _st  # noqa: E402
 
