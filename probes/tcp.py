@@ -1,0 +1,332 @@
+"""The ``tcp`` probe, and the connection plumbing the ``http`` probe shares with it.
+
+One attempt, one fresh connection, no retries (an availability check that retries hides the
+outages it exists to count). Every failure is classified into a short reason token; a
+timeout names the phase it hit, because "timed out connecting" and "timed out waiting for
+the answer" are different complaints to a vendor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import re
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from probes.fields import SecretUnavailable
+from probes.result import DetailValue, Outcome, ProbeContext, ProbeResult
+from probes.tls import TlsOptions, client_context, peer_certificate_expiry, tls_version_name
+
+IpProtocol = Literal["ip4", "ip6", "any"]
+
+_LINE_LIMIT = 64 * 1024
+_MAX_DETAIL_CHARS = 200
+
+
+class ProbeDown(Exception):
+    """Raised inside a probe when the endpoint failed: the probe result is ``down`` with
+    ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Attempt:
+    """Phase stopwatch and evidence collected while one probe runs.
+
+    Phases accumulate, so a redirected HTTP request reports the sum over its hops.
+    """
+
+    __slots__ = ("_mark", "details", "phase", "phases")
+
+    def __init__(self) -> None:
+        self.phase = "setup"
+        self.phases: dict[str, float] = {}
+        self.details: dict[str, DetailValue] = {}
+        self._mark = time.monotonic()
+
+    def enter(self, phase: str) -> None:
+        now = time.monotonic()
+        self._close(now)
+        self.phase = phase
+        self._mark = now
+
+    def stop(self) -> None:
+        """End the current phase without starting another (time between phases is not
+        attributed to either)."""
+        self._close(time.monotonic())
+        self.phase = "done"
+
+    finish = stop
+
+    def _close(self, now: float) -> None:
+        if self.phase not in ("setup", "done"):
+            self.phases[self.phase] = self.phases.get(self.phase, 0.0) + (now - self._mark)
+
+
+def own_deadline(ctx: ProbeContext) -> float:
+    """Slightly before the runner's deadline, so the probe names the phase that timed out
+    before the runner's cancellation can only say ``timeout``."""
+    return ctx.deadline - min(0.05, ctx.timeout_seconds * 0.05)
+
+
+async def run_guarded(ctx: ProbeContext, body: Callable[[Attempt], Awaitable[None]]) -> ProbeResult:
+    """Run ``body`` under the probe's deadline and turn how it ended into a result."""
+    attempt = Attempt()
+    outcome = Outcome.UP
+    reason = ""
+    try:
+        async with asyncio.timeout_at(own_deadline(ctx)):
+            await body(attempt)
+    except TimeoutError:
+        outcome, reason = Outcome.TIMEOUT, f"timeout_{attempt.phase}"
+    except ProbeDown as down:
+        outcome, reason = Outcome.DOWN, down.reason
+    except ssl.SSLCertVerificationError as exc:
+        outcome, reason = Outcome.DOWN, "tls_certificate_invalid"
+        attempt.details["error"] = _short(exc.verify_message or str(exc))
+    except ssl.SSLError as exc:
+        outcome = Outcome.DOWN
+        reason = "tls_handshake_failed" if attempt.phase == "tls" else "tls_error"
+        attempt.details["error"] = _short(exc.reason or str(exc))
+    except SecretUnavailable as exc:
+        outcome, reason = Outcome.ERROR, "secret_unavailable"
+        attempt.details["error"] = _short(str(exc))
+    except OSError as exc:
+        outcome, reason = Outcome.DOWN, os_error_reason(exc)
+    except Exception as exc:
+        # A bug or a local resource problem, not evidence against the vendor.
+        outcome, reason = Outcome.ERROR, type(exc).__name__
+        attempt.details["error"] = _short(str(exc))
+    attempt.finish()
+    return ctx.result(outcome, reason, phases=attempt.phases, details=attempt.details)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_DETAIL_CHARS else text[:_MAX_DETAIL_CHARS] + "..."
+
+
+_ERRNO_REASONS = {
+    errno.ECONNREFUSED: "connection_refused",
+    errno.ECONNRESET: "connection_reset",
+    errno.ECONNABORTED: "connection_aborted",
+    errno.EPIPE: "connection_reset",
+    errno.ENETUNREACH: "network_unreachable",
+    errno.EHOSTUNREACH: "host_unreachable",
+    errno.EADDRNOTAVAIL: "address_not_available",
+}
+
+
+def os_error_reason(exc: OSError) -> str:
+    """Reason token for a socket-level failure."""
+    if exc.errno in _ERRNO_REASONS:
+        return _ERRNO_REASONS[exc.errno]
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"socket_{name.lower()}" if name else "socket_error"
+
+
+_GAI_REASONS = {
+    socket.EAI_NONAME: "dns_nxdomain",
+    socket.EAI_AGAIN: "dns_temporary_failure",
+    socket.EAI_FAIL: "dns_servfail",
+}
+if hasattr(socket, "EAI_NODATA"):
+    _GAI_REASONS[socket.EAI_NODATA] = "dns_no_address"
+
+
+async def resolve(host: str, port: int, preferred: IpProtocol, fallback: bool) -> str:
+    """One IP address for ``host``, honouring the family preference.
+
+    An IP literal is used as written. Raises ``ProbeDown`` when the name does not resolve or
+    has no address of an acceptable family.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ProbeDown(_GAI_REASONS.get(exc.errno or 0, "dns_error")) from exc
+    addresses = [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
+    if not addresses:
+        raise ProbeDown("dns_no_address")
+    if preferred == "any":
+        return addresses[0][1]
+    wanted = socket.AF_INET if preferred == "ip4" else socket.AF_INET6
+    for family, address in addresses:
+        if family == wanted:
+            return address
+    if fallback:
+        return addresses[0][1]
+    raise ProbeDown(f"dns_no_{preferred}_address")
+
+
+async def open_stream(
+    attempt: Attempt,
+    host: str,
+    port: int,
+    *,
+    preferred: IpProtocol,
+    fallback: bool,
+    tls: ssl.SSLContext | None,
+    server_name: str,
+    limit: int = _LINE_LIMIT,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A new connection (resolve, connect, optional TLS handshake), phases recorded."""
+    attempt.enter("resolve")
+    address = await resolve(host, port, preferred, fallback)
+    attempt.details["ip_address"] = address
+    attempt.enter("connect")
+    reader, writer = await asyncio.open_connection(address, port, limit=limit)
+    if tls is None:
+        return reader, writer
+    attempt.enter("tls")
+    try:
+        await writer.start_tls(tls, server_hostname=server_name)
+    except BaseException:
+        writer.transport.abort()
+        raise
+    ssl_object = writer.get_extra_info("ssl_object")
+    attempt.details["tls_version"] = tls_version_name(ssl_object)
+    expiry = peer_certificate_expiry(ssl_object)
+    if expiry is not None:
+        attempt.details["certificate_expiry_timestamp"] = expiry
+    return reader, writer
+
+
+# --- the tcp probe -------------------------------------------------------------------------
+
+
+class QueryStep(BaseModel):
+    """One step of a line dialogue: wait for a line matching ``expect``, then write ``send``.
+
+    ``send`` is written exactly as given: include the line ending (``"QUIT\\r\\n"``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expect: str | None = None
+    send: str | None = None
+
+    @field_validator("expect")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"expected a regular expression, got {value!r}: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QueryStep:
+        if self.expect is None and self.send is None:
+            raise ValueError("a query_response step needs 'expect' (a regexp), 'send', or both")
+        return self
+
+
+class TcpOptions(BaseModel):
+    """Options of a ``tcp`` target (the ``tcp:`` block)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    preferred_ip_protocol: IpProtocol = "any"
+    ip_protocol_fallback: bool = True
+    tls: TlsOptions | None = None
+    query_response: tuple[QueryStep, ...] = ()
+
+    _patterns: tuple[re.Pattern[bytes] | None, ...] | None = PrivateAttr(default=None)
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        value = value.strip("[]")
+        if any(c in value for c in " /\t\r\n") or (":" in value and not _is_ip(value)):
+            raise ValueError(f"expected a host name or IP address without port, got {value!r}")
+        return value
+
+    def patterns(self) -> tuple[re.Pattern[bytes] | None, ...]:
+        """Compiled ``expect`` patterns, built once per options object."""
+        if self._patterns is None:
+            self._patterns = tuple(
+                re.compile(step.expect.encode()) if step.expect is not None else None
+                for step in self.query_response
+            )
+        return self._patterns
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+async def probe(options: TcpOptions, ctx: ProbeContext) -> ProbeResult:
+    """Connect (and optionally complete a TLS handshake and a send/expect dialogue)."""
+
+    async def body(attempt: Attempt) -> None:
+        context = client_context(options.tls) if options.tls is not None else None
+        server_name = (options.tls.server_name if options.tls else None) or options.host
+        _, writer = reader_writer = await open_stream(
+            attempt,
+            options.host,
+            options.port,
+            preferred=options.preferred_ip_protocol,
+            fallback=options.ip_protocol_fallback,
+            tls=context,
+            server_name=server_name,
+        )
+        try:
+            if options.query_response:
+                attempt.enter("query_response")
+                await _dialogue(reader_writer[0], writer, options, attempt)
+        finally:
+            writer.transport.abort()
+
+    return await run_guarded(ctx, body)
+
+
+async def _dialogue(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    options: TcpOptions,
+    attempt: Attempt,
+) -> None:
+    for index, (step, pattern) in enumerate(
+        zip(options.query_response, options.patterns(), strict=True)
+    ):
+        if pattern is not None:
+            while True:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError as exc:
+                    attempt.details["failed_step"] = index
+                    if exc.partial:
+                        attempt.details["last_line"] = _short(exc.partial.decode(errors="replace"))
+                    raise ProbeDown("expect_mismatch") from exc
+                except asyncio.LimitOverrunError as exc:
+                    attempt.details["failed_step"] = index
+                    raise ProbeDown("line_too_long") from exc
+                line = line.rstrip(b"\r\n")
+                if pattern.search(line):
+                    break
+                attempt.details["last_line"] = _short(line.decode(errors="replace"))
+        if step.send is not None:
+            writer.write(step.send.encode())
+            await writer.drain()
+    attempt.details.pop("last_line", None)
