@@ -1,0 +1,211 @@
+"""The report's four formats: json, text, csv and claim. Pure: results in, text out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any
+
+from monitor.sla.calendar import zone
+from monitor.sla.month import MonthResult, Outage
+
+FORMATS = ("json", "text", "csv", "claim")
+
+CSV_COLUMNS = (
+    "sla",
+    "service",
+    "month",
+    "timezone",
+    "objective_percent",
+    "buckets_total",
+    "buckets_available",
+    "buckets_unavailable",
+    "buckets_excluded",
+    "buckets_unknown",
+    "buckets_pending",
+    "uptime_percent",
+    "uptime_ratio_exact",
+    "uptime_percent_worst_case",
+    "month_to_date_uptime_percent",
+    "error_budget_buckets",
+    "error_budget_used",
+    "error_budget_remaining",
+    "breached",
+    "credit_percent",
+    "credit_amount",
+    "currency",
+    "buckets_to_next_tier",
+    "claim_deadline",
+    "outages",
+    "outage_buckets",
+)
+
+
+def render(results: Sequence[MonthResult], fmt: str, meta: Mapping[str, Any] | None = None) -> str:
+    """``results`` in format ``fmt`` (one of :data:`FORMATS`); ``meta`` describes the input."""
+    if fmt == "json":
+        return render_json(results, meta)
+    if fmt == "text":
+        return render_text(results)
+    if fmt == "csv":
+        return render_csv(results)
+    if fmt == "claim":
+        return render_claim(results)
+    raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def render_json(results: Sequence[MonthResult], meta: Mapping[str, Any] | None = None) -> str:
+    document: dict[str, Any] = {"reports": [r.to_json() for r in results]}
+    if meta:
+        document["input"] = dict(meta)
+    return json.dumps(document, indent=2) + "\n"
+
+
+def render_csv(results: Sequence[MonthResult]) -> str:
+    """One row per SLA, the JSON report's scalar figures (outages as a count)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for result in results:
+        row = result.to_json()
+        row["outages"] = len(result.outages)
+        row["outage_buckets"] = sum(o.buckets for o in result.outages)
+        writer.writerow({key: _csv_cell(row[key]) for key in CSV_COLUMNS})
+    return out.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def percent(value: Fraction | None, places: int = 6) -> str:
+    """An exact uptime shown with ``places`` decimals, or ``n/a`` when nothing was measured."""
+    return "n/a" if value is None else f"{float(value):.{places}f}%"
+
+
+def render_text(results: Sequence[MonthResult]) -> str:
+    blocks = []
+    for r in results:
+        lines = [
+            f"{r.sla} ({r.service}) {r.month} [{r.timezone}]"
+            + ("" if r.complete else f", as of {_local(r.now, r.timezone)}"),
+            f"  objective        {r.objective_percent}%",
+            f"  uptime           {percent(r.uptime_percent)}  ({_ratio(r)})"
+            + ("" if r.complete else "  if every remaining bucket is available"),
+            f"  worst case       {percent(r.uptime_percent_worst_case)}  (unknown as unavailable)",
+            f"  month to date    {percent(r.month_to_date_uptime_percent)}",
+            f"  buckets          {r.buckets_total} total: {r.buckets_available} available, "
+            f"{r.buckets_unavailable} unavailable, {r.buckets_excluded} excluded, "
+            f"{r.buckets_unknown} unknown, {r.buckets_pending} pending",
+            f"  error budget     {r.error_budget_buckets} buckets, used {r.error_budget_used}, "
+            f"remaining {r.error_budget_remaining}" + ("  BREACHED" if r.breached else ""),
+            f"  credit           {r.credit_percent}% = {r.credit_amount} {r.currency}"
+            + (
+                ""
+                if r.buckets_to_next_tier is None
+                else f" (next tier after {r.buckets_to_next_tier} more unavailable buckets)"
+            ),
+            f"  claim deadline   {_local(r.claim_deadline, r.timezone)}",
+        ]
+        if r.excluded_by_kind:
+            kinds = ", ".join(f"{k}: {n}" for k, n in r.excluded_by_kind.items())
+            lines.append(f"  excluded         {kinds}")
+        lines.append(f"  outages          {len(r.outages)}")
+        lines.extend(f"    {_period(o, r.timezone)}  {_evidence(o)}" for o in r.outages)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _ratio(r: MonthResult) -> str:
+    if r.denominator <= 0:
+        return "no measured buckets"
+    return f"{r.denominator - r.counted_unavailable}/{r.denominator} buckets"
+
+
+def _local(moment: datetime | None, tz: str) -> str:
+    if moment is None:
+        return "n/a"
+    return moment.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _period(outage: Outage, tz: str) -> str:
+    start = outage.start.astimezone(zone(tz))
+    end = outage.end.astimezone(zone(tz))
+    end_text = end.strftime("%H:%M %Z") if end.date() == start.date() else _local(end, tz)
+    utc = (
+        f"{outage.start.astimezone(UTC):%Y-%m-%d %H:%M}-"
+        f"{outage.end.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    minutes = (outage.end - outage.start).total_seconds() / 60
+    local = f"{start:%Y-%m-%d %H:%M %Z} to {end_text}"
+    zone_note = "" if tz == "UTC" else f" ({utc})"
+    return f"{local}{zone_note}, {outage.buckets} bucket(s), {minutes:g} min"
+
+
+def _evidence(outage: Outage) -> str:
+    errors = ", ".join(f"{reason} x{count}" for reason, count in outage.errors.items())
+    targets = ", ".join(f"{name} ({count} failed)" for name, count in outage.failed_targets.items())
+    return f"errors: {errors or 'none recorded'}; targets: {targets or 'none recorded'}"
+
+
+def render_claim(results: Sequence[MonthResult]) -> str:
+    """A ready-to-send claim per SLA that owes a credit, in the contract's required form."""
+    claims = [_claim(r) for r in results if r.credit_amount > 0]
+    if not claims:
+        months = ", ".join(sorted({str(r.month) for r in results}))
+        names = ", ".join(r.sla for r in results)
+        return f"No service credit is due for {months} ({names}): nothing to claim.\n"
+    return "\n\n----------------------------------------\n\n".join(claims) + "\n"
+
+
+def _claim(r: MonthResult) -> str:
+    month_name = datetime(r.month.year, r.month.month, 1).strftime("%B %Y")
+    periods = [f"  {n}. {_period(o, r.timezone)}" for n, o in enumerate(r.outages, start=1)]
+    evidence = [f"  {n}. {_evidence(o)}" for n, o in enumerate(r.outages, start=1)]
+    excluded = (
+        "; ".join(f"{k}: {n} bucket(s)" for k, n in r.excluded_by_kind.items())
+        if r.excluded_by_kind
+        else "none"
+    )
+    lines = [
+        "Subject: SLA Claim",
+        "",
+        f"Service Credit claim for {month_name} ({r.service}, SLA {r.sla}).",
+        "",
+        f"The Monthly Uptime Percentage for {month_name} was {percent(r.uptime_percent, 4)}, "
+        f"below the committed {r.objective_percent}%.",
+        f"It counts the continuous {r.bucket_seconds // 60}-minute periods of the calendar month "
+        f"({r.timezone}): {r.buckets_total} in total, {r.buckets_excluded} under Exclusions "
+        f"({excluded}), {r.buckets_unavailable} in Unavailable Time "
+        f"({_ratio(r)} available).",
+        "",
+        "Dates and times of the Unavailable Time:",
+        *(periods or ["  (none)"]),
+        "",
+        f"Credit requested: {r.credit_percent}% of the month's fees, "
+        f"{r.credit_amount} {r.currency}.",
+        "",
+        "Evidence (failed probes of each period, by reason and by probe target):",
+        *(evidence or ["  (none)"]),
+        f"Probes: targets {', '.join(r.rules['service_targets'])}; a period is unavailable when "
+        f"{r.rules['bucket_rule']} (at least {r.rules['min_probes']} probe(s)) and the service "
+        f"rule '{r.rules['service_rule']}' (quorum {r.rules['quorum']}) says so.",
+        "Per-probe records (timestamps, outcomes, error details) are available on request.",
+        "This claim is made within the claim window, which ends "
+        f"{_local(r.claim_deadline, r.timezone)}.",
+    ]
+    if not r.complete:
+        lines.insert(
+            2,
+            f"NOTE: {r.month} has not ended (as of {_local(r.now, r.timezone)}); "
+            "figures are provisional.",
+        )
+    return "\n".join(lines)
