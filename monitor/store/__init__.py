@@ -1,0 +1,1 @@
+"""Durable state: the ``Store`` protocol (``base``) and its embedded SQLite backend (``sqlite``)."""

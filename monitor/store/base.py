@@ -1,0 +1,408 @@
+"""The durable-state contract: the ``Store`` protocol and the frozen rows it moves.
+
+Every number slawatch prints is reproduced from what a store holds, so the contract is about
+exactness and provenance: every row names the ``vantage`` point (``monitor.name``) that saw it,
+so several daemons can later share one database and an outage can require a quorum of them.
+
+What a store keeps, and the methods that reach it (all async, all safe to call concurrently
+from one event loop):
+
+``open()`` / ``close()``
+    ``open`` creates or migrates the schema and verifies the file; ``close`` waits for writes
+    already submitted, then releases the database. A closed store refuses calls.
+``write_batch(batch)``
+    One :class:`WriteBatch` in ONE transaction: tally upserts with ABSOLUTE counts (the
+    daemon's in-memory tally is authoritative, the upsert replaces), evidence inserts,
+    service-bucket verdict upserts and the heartbeat. All or nothing.
+``load_tallies(start, end, targets=None, vantage=None, *, bucket_seconds=None)``
+    ``target -> bucket start epoch -> Tally`` for buckets starting in ``[start, end)``. Rows are
+    keyed on (vantage, target, bucket_seconds, bucket_start) because SLAs may use different
+    bucket lengths; with ``bucket_seconds=None`` every length is returned, and a key held at
+    two lengths raises ``StoreError`` rather than silently picking one.
+``load_tally_rows`` / ``vantages()``
+    The same rows with their vantage, across every vantage point (for quorum work).
+``load_evidence(start, end, target=None, limit=1000, vantage=None)``
+    Failure evidence with ``start <= ts < end``, oldest first.
+``load_service_buckets(sla, start, end, vantage=None)``
+    Stored service verdicts of one SLA, by bucket start, ascending.
+``record_gap(start, end, reason)`` / ``load_gaps(start, end, vantage=None)`` / ``last_heartbeat()``
+    Periods the monitor was not running; they become ``unknown`` buckets, never available ones.
+    :func:`record_downtime` turns "last heartbeat .. now" into a gap at start-up.
+``add_exclusion(window)`` / ``list_exclusions()`` / ``delete_exclusion(id)``
+    Exclusion windows recorded after the fact (the ``/api/v1/exclusions`` endpoints).
+``insert_fault_if_absent`` / ``save_fault`` / ``append_fault_event`` / ``load_fault`` /
+``load_faults`` / ``fault_id_for_alert``
+    Support-SLA faults as JSON documents with an append-only event history. ``alert_key`` is
+    UNIQUE: two webhook deliveries of the same alert racing each other yield one fault.
+``prune_evidence(older_than)``
+    Retention for raw evidence only; tallies, verdicts, gaps, exclusions and faults stay.
+``kv_get`` / ``kv_set`` / ``kv_delete``
+    Small JSON values (claims filed, last month closed, ...).
+
+Reads and writes default to the store's own vantage where a vantage is optional; ``None``
+means "this daemon's", never "all of them merged", because merging counts from different
+vantage points would silently change what a bucket means.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
+
+from monitor.sla.policy import BucketState, ExclusionKind, ExclusionWindow, Tally
+from probes.result import DetailValue, Outcome, ProbeResult
+
+_EMPTY_REASONS: Mapping[str, int] = MappingProxyType({})
+_EMPTY_DETAILS: Mapping[str, DetailValue] = MappingProxyType({})
+
+
+class StoreError(Exception):
+    """Base of every error a store raises on purpose."""
+
+
+class StoreOpenError(StoreError):
+    """Raised by ``open()`` when the file is not a slawatch database, is corrupt, or was
+    written by a newer schema than this build knows. The message names the file."""
+
+
+class StoreClosedError(StoreError):
+    """Raised by any call on a store that is not open."""
+
+
+class ExclusionExistsError(StoreError):
+    """Raised by ``add_exclusion`` when a window with that id is already stored."""
+
+
+class FaultConflictError(StoreError):
+    """Raised by ``insert_fault_if_absent`` when the fault id is taken by a different alert,
+    and by ``append_fault_event`` when the fault does not exist."""
+
+
+def _check_name(what: str, value: str) -> None:
+    if not value or value != value.strip():
+        raise ValueError(
+            f"{what}: expected a non-empty name without surrounding spaces, got {value!r}"
+        )
+
+
+def _check_count(what: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what}: expected a non-negative integer, got {value!r}")
+
+
+def _check_finite(what: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what}: expected a finite number, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class TallyRow:
+    """The absolute probe counts of one target in one bucket, as one vantage point saw them.
+
+    ``reasons`` maps failure reason -> count; its counts add up to at most ``failed`` (a probe
+    failing without a reason token is still a failure).
+    """
+
+    vantage: str
+    target: str
+    bucket_start: int
+    bucket_seconds: int
+    ok: int
+    failed: int
+    reasons: Mapping[str, int] = field(default_factory=lambda: _EMPTY_REASONS)
+
+    def __post_init__(self) -> None:
+        where = f"tally {self.target}@{self.bucket_start}"
+        _check_name(f"{where}: vantage", self.vantage)
+        _check_name(f"{where}: target", self.target)
+        _check_count(f"{where}: bucket_start", self.bucket_start)
+        if isinstance(self.bucket_seconds, bool) or self.bucket_seconds <= 0:
+            raise ValueError(f"{where}: bucket_seconds: expected > 0, got {self.bucket_seconds!r}")
+        if self.bucket_start % self.bucket_seconds:
+            raise ValueError(
+                f"{where}: bucket_start: expected a multiple of {self.bucket_seconds}, "
+                f"got {self.bucket_start}"
+            )
+        _check_count(f"{where}: ok", self.ok)
+        _check_count(f"{where}: failed", self.failed)
+        for reason, count in self.reasons.items():
+            _check_name(f"{where}: reasons key", reason)
+            _check_count(f"{where}: reasons[{reason!r}]", count)
+        if sum(self.reasons.values()) > self.failed:
+            raise ValueError(
+                f"{where}: reasons: counts add up to {sum(self.reasons.values())}, "
+                f"more than failed={self.failed}"
+            )
+        if not isinstance(self.reasons, MappingProxyType):
+            object.__setattr__(self, "reasons", MappingProxyType(dict(self.reasons)))
+
+    def tally(self) -> Tally:
+        return Tally(ok=self.ok, failed=self.failed, reasons=self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRow:
+    """One failed probe run kept as evidence. ``details`` must be JSON-encodable scalars.
+
+    ``id`` is assigned by the store; leave it ``None`` when inserting.
+    """
+
+    vantage: str
+    ts: float
+    target: str
+    outcome: Outcome
+    reason: str
+    duration: float
+    details: Mapping[str, DetailValue] = field(default_factory=lambda: _EMPTY_DETAILS)
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        where = f"evidence {self.target}@{self.ts!r}"
+        _check_name(f"{where}: vantage", self.vantage)
+        _check_name(f"{where}: target", self.target)
+        _check_finite(f"{where}: ts", self.ts)
+        _check_finite(f"{where}: duration", self.duration)
+        if not isinstance(self.outcome, Outcome):
+            raise ValueError(f"{where}: outcome: expected an Outcome, got {self.outcome!r}")
+        for key, value in self.details.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where}: details: keys must be strings, got {key!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                # PostgreSQL's jsonb and strict JSON readers reject NaN/inf: refuse it here,
+                # where the caller can still see which probe produced it.
+                raise ValueError(
+                    f"{where}: details[{key!r}]: expected a finite number, got {value}"
+                )
+            if value is not None and not isinstance(value, str | int | float | bool):
+                raise ValueError(
+                    f"{where}: details[{key!r}]: expected str, int, float, bool or None, "
+                    f"got {type(value).__name__}"
+                )
+        if not isinstance(self.details, MappingProxyType):
+            object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceBucketRow:
+    """A service's verdict for one bucket of one SLA; ``kind`` is set exactly when excluded."""
+
+    vantage: str
+    sla: str
+    service: str
+    bucket_start: int
+    state: BucketState
+    kind: ExclusionKind | None = None
+
+    def __post_init__(self) -> None:
+        where = f"service bucket {self.sla}@{self.bucket_start}"
+        _check_name(f"{where}: vantage", self.vantage)
+        _check_name(f"{where}: sla", self.sla)
+        _check_name(f"{where}: service", self.service)
+        _check_count(f"{where}: bucket_start", self.bucket_start)
+        if not isinstance(self.state, BucketState):
+            raise ValueError(f"{where}: state: expected a BucketState, got {self.state!r}")
+        if (self.state is BucketState.EXCLUDED) != (self.kind is not None):
+            raise ValueError(
+                f"{where}: kind: expected an exclusion kind exactly when state is excluded, "
+                f"got state={self.state.value} kind={self.kind}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBatch:
+    """Everything one flush writes, committed in one transaction.
+
+    ``heartbeat`` (epoch seconds) records that this vantage point was alive then; the last
+    one stored is where a crash's gap begins.
+    """
+
+    tallies: Sequence[TallyRow] = ()
+    evidence: Sequence[EvidenceRow] = ()
+    service_buckets: Sequence[ServiceBucketRow] = ()
+    heartbeat: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.heartbeat is not None:
+            _check_finite("batch: heartbeat", self.heartbeat)
+        object.__setattr__(self, "tallies", tuple(self.tallies))
+        object.__setattr__(self, "evidence", tuple(self.evidence))
+        object.__setattr__(self, "service_buckets", tuple(self.service_buckets))
+
+    @property
+    def empty(self) -> bool:
+        return (
+            not self.tallies
+            and not self.evidence
+            and not self.service_buckets
+            and self.heartbeat is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """``[start, end)`` in epoch seconds when a vantage point was not monitoring."""
+
+    vantage: str
+    start: float
+    end: float
+    reason: str
+
+    def __post_init__(self) -> None:
+        _check_name("gap: vantage", self.vantage)
+        _check_finite("gap: start", self.start)
+        _check_finite("gap: end", self.end)
+        if self.end <= self.start:
+            raise ValueError(f"gap: end: expected after start={self.start}, got {self.end}")
+        _check_name("gap: reason", self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRecord:
+    """A stored fault: the owner's document, its alert key, and its event history in order."""
+
+    fault_id: str
+    contract: str
+    alert_key: str | None
+    is_open: bool
+    doc: Mapping[str, Any]
+    events: tuple[Mapping[str, Any], ...]
+
+
+def evidence_from_result(vantage: str, result: ProbeResult) -> EvidenceRow:
+    """The evidence row for one probe result (the caller decides which results are evidence)."""
+    return EvidenceRow(
+        vantage=vantage,
+        ts=result.started_at,
+        target=result.target,
+        outcome=result.outcome,
+        reason=result.reason,
+        duration=result.duration_seconds,
+        details=result.details,
+    )
+
+
+def encode_json(what: str, value: object) -> str:
+    """Canonical JSON (sorted keys, no NaN) so equal values are stored byte-for-byte equal."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what}: expected a JSON-encodable value without NaN/inf: {exc}") from exc
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable state. See the module docstring for the meaning of each method."""
+
+    @property
+    def vantage(self) -> str: ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write_batch(self, batch: WriteBatch) -> None: ...
+
+    async def load_tallies(
+        self,
+        start: int,
+        end: int,
+        targets: Sequence[str] | None = None,
+        vantage: str | None = None,
+        *,
+        bucket_seconds: int | None = None,
+    ) -> dict[str, dict[int, Tally]]: ...
+
+    async def load_tally_rows(
+        self, start: int, end: int, targets: Sequence[str] | None = None
+    ) -> list[TallyRow]: ...
+
+    async def vantages(self) -> list[str]: ...
+
+    async def load_evidence(
+        self,
+        start: float,
+        end: float,
+        target: str | None = None,
+        limit: int = 1000,
+        vantage: str | None = None,
+    ) -> list[EvidenceRow]: ...
+
+    async def load_service_buckets(
+        self, sla: str, start: int, end: int, vantage: str | None = None
+    ) -> list[ServiceBucketRow]: ...
+
+    async def record_gap(self, start: float, end: float, reason: str) -> Gap: ...
+
+    async def load_gaps(
+        self, start: float, end: float, vantage: str | None = None
+    ) -> list[Gap]: ...
+
+    async def last_heartbeat(self, vantage: str | None = None) -> float | None: ...
+
+    async def add_exclusion(
+        self, window: ExclusionWindow, *, source: str = "api"
+    ) -> ExclusionWindow: ...
+
+    async def list_exclusions(self) -> list[ExclusionWindow]: ...
+
+    async def delete_exclusion(self, exclusion_id: str) -> bool: ...
+
+    async def insert_fault_if_absent(
+        self,
+        contract: str,
+        fault_id: str,
+        doc: Mapping[str, Any],
+        alert_key: str | None,
+        *,
+        is_open: bool = True,
+    ) -> tuple[str, bool]: ...
+
+    async def save_fault(
+        self,
+        contract: str,
+        fault_id: str,
+        doc: Mapping[str, Any],
+        alert_key: str | None,
+        *,
+        is_open: bool = True,
+    ) -> None: ...
+
+    async def append_fault_event(self, fault_id: str, event: Mapping[str, Any]) -> int: ...
+
+    async def load_fault(self, fault_id: str) -> FaultRecord | None: ...
+
+    async def load_faults(
+        self, contract: str | None = None, open_only: bool = False
+    ) -> list[FaultRecord]: ...
+
+    async def fault_id_for_alert(self, alert_key: str) -> str | None: ...
+
+    async def prune_evidence(self, older_than: float) -> int: ...
+
+    async def kv_get(self, key: str) -> Any: ...
+
+    async def kv_set(self, key: str, value: object) -> None: ...
+
+    async def kv_delete(self, key: str) -> bool: ...
+
+
+async def record_downtime(
+    store: Store, now: float, reason: str = "monitor_not_running"
+) -> Gap | None:
+    """At start-up: record ``[last heartbeat, now)`` as a gap, so the time the daemon was
+    down (crash, SIGKILL, host reboot) becomes unknown buckets, never available ones.
+
+    Returns ``None`` on the very first start (no heartbeat yet) or when the heartbeat is not
+    in the past. The new heartbeat ``now`` is written in the same step so a second call does
+    not record the gap twice.
+    """
+    last = await store.last_heartbeat()
+    gap = None
+    if last is not None and last < now:
+        gap = await store.record_gap(last, now, reason)
+    await store.write_batch(WriteBatch(heartbeat=now))
+    return gap

@@ -1,0 +1,214 @@
+"""SQLite schema, forward migrations, and the checks that make ``open()`` refuse a wrong file.
+
+The schema version lives in ``PRAGMA user_version`` and the file's identity in ``PRAGMA
+application_id`` ("SLAW"), so a database from another program (or a newer slawatch) is refused
+with the file named instead of being "migrated" into something else. Each migration runs in
+one transaction together with the ``user_version`` bump: a crash mid-migration leaves the
+previous version intact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+APPLICATION_ID = 0x534C4157  # "SLAW"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_STATES = "'available','unavailable','excluded','unknown','pending'"
+_OUTCOMES = "'up','down','timeout','error'"
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: availability evidence (issue 3).
+    (
+        """CREATE TABLE tallies (
+            vantage TEXT NOT NULL,
+            target TEXT NOT NULL,
+            bucket_start INTEGER NOT NULL CHECK (bucket_start >= 0),
+            bucket_seconds INTEGER NOT NULL CHECK (bucket_seconds > 0),
+            ok INTEGER NOT NULL CHECK (ok >= 0),
+            failed INTEGER NOT NULL CHECK (failed >= 0),
+            reasons TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (vantage, target, bucket_seconds, bucket_start)
+        ) STRICT, WITHOUT ROWID""",
+        # The primary key serves per-target ranges; this serves "every target of a month".
+        "CREATE INDEX tallies_by_start ON tallies (vantage, bucket_seconds, bucket_start)",
+        f"""CREATE TABLE evidence (
+            id INTEGER PRIMARY KEY,
+            vantage TEXT NOT NULL,
+            ts REAL NOT NULL,
+            target TEXT NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ({_OUTCOMES})),
+            reason TEXT NOT NULL,
+            duration REAL NOT NULL,
+            details TEXT NOT NULL DEFAULT '{{}}'
+        ) STRICT""",
+        "CREATE INDEX evidence_by_ts ON evidence (ts)",
+        "CREATE INDEX evidence_by_target_ts ON evidence (target, ts)",
+        f"""CREATE TABLE service_buckets (
+            vantage TEXT NOT NULL,
+            sla TEXT NOT NULL,
+            service TEXT NOT NULL,
+            bucket_start INTEGER NOT NULL CHECK (bucket_start >= 0),
+            state TEXT NOT NULL CHECK (state IN ({_STATES})),
+            kind TEXT,
+            PRIMARY KEY (vantage, sla, bucket_start),
+            CHECK ((state = 'excluded') = (kind IS NOT NULL))
+        ) STRICT, WITHOUT ROWID""",
+        """CREATE TABLE gaps (
+            id INTEGER PRIMARY KEY,
+            vantage TEXT NOT NULL,
+            start_ts REAL NOT NULL,
+            end_ts REAL NOT NULL,
+            reason TEXT NOT NULL,
+            CHECK (end_ts > start_ts)
+        ) STRICT""",
+        "CREATE INDEX gaps_by_start ON gaps (start_ts)",
+        """CREATE TABLE heartbeats (
+            vantage TEXT PRIMARY KEY,
+            ts REAL NOT NULL
+        ) STRICT""",
+        """CREATE TABLE kv (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) STRICT""",
+    ),
+    # 2: exclusions recorded through the API (issue 3) and support faults (issue 5).
+    (
+        """CREATE TABLE exclusions (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            start_ts REAL NOT NULL,
+            end_ts REAL NOT NULL,
+            start_iso TEXT NOT NULL,
+            end_iso TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            services TEXT NOT NULL DEFAULT '[]',
+            announced_iso TEXT,
+            source TEXT NOT NULL,
+            added_by TEXT NOT NULL,
+            CHECK (end_ts > start_ts)
+        ) STRICT""",
+        """CREATE TABLE faults (
+            fault_id TEXT PRIMARY KEY,
+            contract TEXT NOT NULL,
+            alert_key TEXT UNIQUE,
+            is_open INTEGER NOT NULL CHECK (is_open IN (0, 1)),
+            doc TEXT NOT NULL
+        ) STRICT""",
+        "CREATE INDEX faults_by_contract ON faults (contract, is_open)",
+        """CREATE TABLE fault_events (
+            fault_id TEXT NOT NULL REFERENCES faults (fault_id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL CHECK (seq > 0),
+            event TEXT NOT NULL,
+            PRIMARY KEY (fault_id, seq)
+        ) STRICT, WITHOUT ROWID""",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(Exception):
+    """Raised by :func:`check_file` and :func:`migrate` with a message naming the file."""
+
+
+def check_magic(path: Path) -> bool:
+    """Whether ``path`` holds data to verify (False: absent or empty, i.e. a new database).
+
+    Raises ``SchemaError`` when the file is not an SQLite database at all, before sqlite3
+    gets to misreport it later as a generic I/O error.
+    """
+    if not path.exists():
+        return False
+    if path.is_dir():
+        raise SchemaError(f"{path}: expected a database file, got a directory")
+    with path.open("rb") as handle:
+        head = handle.read(len(_SQLITE_MAGIC))
+    if not head:
+        return False
+    if head != _SQLITE_MAGIC:
+        raise SchemaError(f"{path}: not a slawatch database (not an SQLite file)")
+    return True
+
+
+def check_file(conn: sqlite3.Connection, path: Path) -> int:
+    """Verify integrity and identity; return the current schema version (0: empty file)."""
+    try:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise SchemaError(f"{path}: corrupt or not a database: {exc}") from exc
+    problems = [str(row[0]) for row in rows]
+    if problems != ["ok"]:
+        shown = "; ".join(problems[:5])
+        raise SchemaError(f"{path}: database is corrupt (PRAGMA quick_check: {shown})")
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if app_id == 0:
+        tables = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
+        if tables:
+            raise SchemaError(
+                f"{path}: not a slawatch database (application_id is 0 and it holds tables "
+                f"{', '.join(tables[:5])})"
+            )
+        return 0
+    if app_id != APPLICATION_ID:
+        raise SchemaError(
+            f"{path}: not a slawatch database (application_id 0x{app_id:08x}, "
+            f"expected 0x{APPLICATION_ID:08x})"
+        )
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path}: schema version {version} was written by a newer slawatch; "
+            f"this build knows versions up to {SCHEMA_VERSION}"
+        )
+    return version
+
+
+def migrate(
+    conn: sqlite3.Connection, path: Path, current: int, target: int = SCHEMA_VERSION
+) -> int:
+    """Apply migrations ``current+1 .. target``, each atomically with its version bump.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) so the explicit
+    transactions here are the only ones.
+    """
+    for version in range(current + 1, target + 1):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            # PRAGMA does not take parameters; version is an int from range(), not input.
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise SchemaError(
+                f"{path}: migration to schema version {version} failed: {exc}"
+            ) from exc
+    return target
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` .. ``COMMIT``, rolled back on any exception.
+
+    IMMEDIATE takes the write lock up front, so a read-then-write (insert-or-get) cannot be
+    interleaved by another process sharing the file.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

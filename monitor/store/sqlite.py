@@ -1,0 +1,340 @@
+"""``SqliteStore``: the embedded :class:`~monitor.store.base.Store`, stdlib ``sqlite3``.
+
+One connection lives in one dedicated worker thread; every call is funnelled through a
+single-thread executor, so calls are serialised in submission order (no locking in Python,
+no "database is locked" between our own calls) and the event loop never blocks on disk.
+
+Durability: WAL with ``synchronous=NORMAL``. A committed ``write_batch`` is in the WAL file
+when the call returns, so it survives SIGKILL or a crash of the process, which is what
+"a bucket is durable a few seconds after it closes" needs given a flush every second.
+NORMAL skips the fsync per commit; only an OS crash or power loss can roll back commits made
+since the WAL was last synced. To bound that window too, the store runs a passive checkpoint
+(which syncs the WAL first) at most every ``checkpoint_interval`` seconds after a write.
+``synchronous="FULL"`` fsyncs every commit instead; ``bench/store_bench.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from monitor.sla.policy import ExclusionWindow, Tally
+from monitor.store import schema
+from monitor.store import sqlite_availability as avail
+from monitor.store import sqlite_records as records
+from monitor.store.base import (
+    EvidenceRow,
+    FaultRecord,
+    Gap,
+    ServiceBucketRow,
+    StoreClosedError,
+    StoreError,
+    StoreOpenError,
+    TallyRow,
+    WriteBatch,
+    encode_json,
+)
+
+T = TypeVar("T")
+
+
+class SqliteStore:
+    """The SQLite store at ``path`` for the vantage point ``vantage``.
+
+    ``path`` may be ``":memory:"`` only for throwaway use (no durability, no WAL).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        vantage: str = "default",
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        busy_timeout_ms: int = 5000,
+        checkpoint_interval: float | None = 5.0,
+    ) -> None:
+        if not vantage or vantage != vantage.strip():
+            raise ValueError(f"vantage: expected a non-empty name, got {vantage!r}")
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous: expected NORMAL or FULL, got {synchronous!r}")
+        self._path = Path(path)
+        self._vantage = vantage
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._checkpoint_interval = checkpoint_interval
+        self._last_checkpoint = 0.0
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self.schema_version_at_open: int | None = None
+        """The version found on disk before migrating (0: new file); for logs and tests."""
+
+    @property
+    def vantage(self) -> str:
+        return self._vantage
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # -- plumbing --------------------------------------------------------------------------------
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        executor = self._executor
+        if executor is None or self._conn is None:
+            raise StoreClosedError(f"{self._path}: store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, functools.partial(fn, *args))
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreClosedError(f"{self._path}: store is not open")
+        return self._conn
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` in the worker thread."""
+        return await self._run(lambda: fn(self._db(), *args))
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._executor is not None:
+            raise StoreError(f"{self._path}: store is already open")
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slawatch-store")
+        loop = asyncio.get_running_loop()
+        try:
+            self._conn = await loop.run_in_executor(executor, self._open_sync)
+        except BaseException:
+            executor.shutdown(wait=True)
+            raise
+        self._executor = executor
+
+    def _open_sync(self) -> sqlite3.Connection:
+        memory = str(self._path) == ":memory:"
+        try:
+            if not memory:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                schema.check_magic(self._path)
+        except OSError as exc:
+            raise StoreOpenError(f"{self._path}: cannot open: {exc}") from exc
+        except schema.SchemaError as exc:
+            raise StoreOpenError(str(exc)) from exc
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreOpenError(f"{self._path}: cannot open: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            found = schema.check_file(conn, self._path)
+            if not memory:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreOpenError(f"{self._path}: cannot switch to WAL mode (got {mode})")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            schema.migrate(conn, self._path, found)
+        except schema.SchemaError as exc:
+            conn.close()
+            raise StoreOpenError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreOpenError(f"{self._path}: cannot open: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        self.schema_version_at_open = found
+        return conn
+
+    async def close(self) -> None:
+        """Wait for every call already submitted, then checkpoint and close. Idempotent."""
+        executor = self._executor
+        if executor is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(executor, self._close_sync)
+        finally:
+            self._executor = None
+            executor.shutdown(wait=False)
+
+    def _close_sync(self) -> None:
+        conn = self._conn
+        self._conn = None
+        if conn is None:
+            return
+        try:
+            # Folds the WAL into the main file so a backup of just the .db file is complete.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA optimize")
+        finally:
+            conn.close()
+
+        # -- availability ------------------------------------------------------------------------
+
+    async def write_batch(self, batch: WriteBatch) -> None:
+        if batch.empty:
+            return
+        await self._run(self._write_batch_sync, batch)
+
+    def _write_batch_sync(self, batch: WriteBatch) -> None:
+        conn = self._db()
+        avail.write_batch(conn, self._vantage, batch)
+        interval = self._checkpoint_interval
+        if interval is None or self._synchronous == "FULL":
+            return
+        now = time.monotonic()
+        if now - self._last_checkpoint >= interval:
+            self._last_checkpoint = now
+            # PASSIVE never waits for readers, so a report running elsewhere cannot stall a
+            # flush; the checkpoint syncs the WAL first, which bounds what power loss can undo.
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    async def load_tallies(
+        self,
+        start: int,
+        end: int,
+        targets: Sequence[str] | None = None,
+        vantage: str | None = None,
+        *,
+        bucket_seconds: int | None = None,
+    ) -> dict[str, dict[int, Tally]]:
+        rows = await self._call(
+            avail.tally_rows, start, end, targets, vantage or self._vantage, bucket_seconds
+        )
+        out: dict[str, dict[int, Tally]] = {}
+        seen: dict[tuple[str, int], int] = {}
+        for row in rows:
+            key = (row.target, row.bucket_start)
+            if key in seen:
+                raise StoreError(
+                    f"tallies of {row.target} at {row.bucket_start} are stored for bucket "
+                    f"lengths {seen[key]} and {row.bucket_seconds}: pass bucket_seconds"
+                )
+            seen[key] = row.bucket_seconds
+            out.setdefault(row.target, {})[row.bucket_start] = row.tally()
+        return out
+
+    async def load_tally_rows(
+        self, start: int, end: int, targets: Sequence[str] | None = None
+    ) -> list[TallyRow]:
+        return await self._call(avail.tally_rows, start, end, targets, None, None)
+
+    async def vantages(self) -> list[str]:
+        return await self._call(avail.vantages)
+
+    async def load_evidence(
+        self,
+        start: float,
+        end: float,
+        target: str | None = None,
+        limit: int = 1000,
+        vantage: str | None = None,
+    ) -> list[EvidenceRow]:
+        if isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"limit: expected a positive integer, got {limit!r}")
+        return await self._call(avail.evidence, start, end, target, limit, vantage or self._vantage)
+
+    async def load_service_buckets(
+        self, sla: str, start: int, end: int, vantage: str | None = None
+    ) -> list[ServiceBucketRow]:
+        return await self._call(avail.service_buckets, sla, start, end, vantage or self._vantage)
+
+    async def prune_evidence(self, older_than: float) -> int:
+        # One executor job per chunk, so the daemon's flushes interleave with a long prune.
+        total = 0
+        while True:
+            deleted = await self._call(avail.prune_evidence_chunk, older_than)
+            total += deleted
+            if deleted < avail.PRUNE_CHUNK:
+                return total
+
+    async def record_gap(self, start: float, end: float, reason: str) -> Gap:
+        gap = Gap(self._vantage, start, end, reason)
+        await self._call(avail.record_gap, gap)
+        return gap
+
+    async def load_gaps(self, start: float, end: float, vantage: str | None = None) -> list[Gap]:
+        return await self._call(avail.gaps, start, end, vantage or self._vantage)
+
+    async def last_heartbeat(self, vantage: str | None = None) -> float | None:
+        return await self._call(avail.last_heartbeat, vantage or self._vantage)
+
+    # -- exclusions --------------------------------------------------------------------------
+    async def add_exclusion(
+        self, window: ExclusionWindow, *, source: str = "api"
+    ) -> ExclusionWindow:
+        if not source:
+            raise ValueError("source: expected a non-empty name, got ''")
+        stored = dataclasses.replace(
+            window, id=window.id or f"api-{uuid.uuid4().hex[:12]}", source=source
+        )
+        await self._call(records.add_exclusion, stored, self._vantage)
+        return stored
+
+    async def list_exclusions(self) -> list[ExclusionWindow]:
+        return await self._call(records.list_exclusions)
+
+    async def delete_exclusion(self, exclusion_id: str) -> bool:
+        return await self._call(records.delete_exclusion, exclusion_id)
+
+    # -- faults --------------------------------------------------------------------------------
+    async def insert_fault_if_absent(
+        self,
+        contract: str,
+        fault_id: str,
+        doc: Mapping[str, Any],
+        alert_key: str | None,
+        *,
+        is_open: bool = True,
+    ) -> tuple[str, bool]:
+        encoded = encode_json(f"fault {fault_id}: doc", dict(doc))
+        return await self._call(
+            records.insert_fault_if_absent, contract, fault_id, encoded, alert_key, is_open
+        )
+
+    async def save_fault(
+        self,
+        contract: str,
+        fault_id: str,
+        doc: Mapping[str, Any],
+        alert_key: str | None,
+        *,
+        is_open: bool = True,
+    ) -> None:
+        encoded = encode_json(f"fault {fault_id}: doc", dict(doc))
+        await self._call(records.save_fault, contract, fault_id, encoded, alert_key, is_open)
+
+    async def append_fault_event(self, fault_id: str, event: Mapping[str, Any]) -> int:
+        encoded = encode_json(f"fault {fault_id}: event", dict(event))
+        return await self._call(records.append_fault_event, fault_id, encoded)
+
+    async def load_fault(self, fault_id: str) -> FaultRecord | None:
+        found = await self._call(lambda conn: records.load_faults(conn, fault_id=fault_id))
+        return found[0] if found else None
+
+    async def load_faults(
+        self, contract: str | None = None, open_only: bool = False
+    ) -> list[FaultRecord]:
+        return await self._call(
+            lambda conn: records.load_faults(conn, contract=contract, open_only=open_only)
+        )
+
+    async def fault_id_for_alert(self, alert_key: str) -> str | None:
+        return await self._call(records.fault_id_for_alert, alert_key)
+
+    # -- small state ---------------------------------------------------------------------------
+    async def kv_get(self, key: str) -> Any:
+        return await self._call(records.kv_get, key)
+
+    async def kv_set(self, key: str, value: object) -> None:
+        await self._call(records.kv_set, key, encode_json(f"kv {key}", value))
+
+    async def kv_delete(self, key: str) -> bool:
+        return await self._call(records.kv_delete, key)
