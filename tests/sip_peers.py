@@ -109,3 +109,216 @@ def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioPeer]
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
+
+
+# --- baresip (owned by the media / sip_call work) ------------------------------------------
+# Callees for the sip_call probe: templates in tests/peers/baresip/, one process per variant
+# and test session, events read from its ctrl_tcp socket (netstring-framed JSON) by a thread.
+import json  # noqa: E402
+import random  # noqa: E402
+import struct  # noqa: E402
+import threading  # noqa: E402
+import wave  # noqa: E402
+from typing import Any  # noqa: E402
+
+BARESIP_DIR = Path(__file__).parent / "peers" / "baresip"
+
+
+@dataclass(frozen=True)
+class BaresipVariant:
+    """How one kind of callee differs from the template."""
+
+    user: str
+    app_module: str
+    audio_source: str
+    src_rate: int = 8000
+    src_channels: int = 1
+    answermode: str = "auto"
+    max_calls: int = 8
+    rtp_timeout: int = 10
+
+
+BARESIP_VARIANTS: dict[str, BaresipVariant] = {
+    # module echo loops received audio and DTMF back; it needs aubridge for source and player.
+    "echo": BaresipVariant("echo", "echo.so", "aubridge,nil", max_calls=400),
+    # ausine only does 48 kHz stereo; baresip resamples to 8 kHz for G.711.
+    "sine": BaresipVariant("callee", "menu.so", "ausine,440", 48000, 2),
+    # aufile needs the WAV's rate and channels to equal ausrc_srate/ausrc_channels.
+    "silent": BaresipVariant("callee", "menu.so", "aufile,@WAV@"),
+    "manual": BaresipVariant("callee", "menu.so", "ausine,440", 48000, 2, answermode="manual"),
+}
+
+
+class BaresipEvents:
+    """Collects the events a baresip process pushes on one ctrl_tcp connection."""
+
+    def __init__(self, port: int) -> None:
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+        self._sock.settimeout(0.2)
+        self._lock = threading.Lock()
+        self._events: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name=f"baresip-ctrl-{port}", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        buf = b""
+        while not self._stop.is_set():
+            try:
+                chunk = self._sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while b":" in buf:
+                length_text, rest = buf.split(b":", 1)
+                length = int(length_text)
+                if len(rest) < length + 1:
+                    break
+                message, buf = rest[:length], rest[length + 1 :]
+                with self._lock:
+                    self._events.append(json.loads(message))
+
+    def send(self, command: str, params: str = "") -> None:
+        body = json.dumps({"command": command, "params": params, "token": "t"}).encode()
+        self._sock.sendall(b"%d:%s," % (len(body), body))
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._events)
+
+    def of_type(self, kind: str, since: int = 0) -> list[dict[str, Any]]:
+        """Events of one type (``CALL_ESTABLISHED``, ``CALL_DTMF_START``...) from ``since`` on."""
+        return [e for e in self.snapshot()[since:] if e.get("type") == kind]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+        self._thread.join(2)
+
+
+@dataclass(frozen=True)
+class BaresipPeer:
+    """A running baresip callee: its SIP URI, ctrl_tcp events, and its log for post-mortems."""
+
+    variant: str
+    user: str
+    sip_port: int
+    rtp_ports: tuple[int, int]
+    pid: int
+    log_path: Path
+    events: BaresipEvents
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.user}@127.0.0.1:{self.sip_port}"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def write_silence_wav(path: Path, seconds: float) -> None:
+    """An 8 kHz mono 16-bit WAV of digital silence (the answered-but-silent callee's source)."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(struct.pack("<h", 0) * int(8000 * seconds))
+
+
+def _free_rtp_range(size: int) -> tuple[int, int]:
+    # Clear of the probe's default 20000-20999 range so the peer and the probe never race.
+    low = random.randrange(30000, 60000 - size, 2)
+    return low, low + size - 1
+
+
+def start_baresip(variant_name: str, work: Path) -> tuple[subprocess.Popen[bytes], BaresipPeer]:
+    """Start one baresip variant in ``work`` and wait for its ctrl_tcp port."""
+    binary = require_binary("baresip")
+    variant = BARESIP_VARIANTS[variant_name]
+    sip_port = free_udp_tcp_port()
+    ctrl_port = free_udp_tcp_port()
+    cons_port = free_udp_tcp_port()
+    rtp_low, rtp_high = _free_rtp_range(max(100, 4 * variant.max_calls))
+    source = variant.audio_source
+    if "@WAV@" in source:
+        wav = work / "silence.wav"
+        write_silence_wav(wav, 60)
+        source = source.replace("@WAV@", str(wav))
+    values = {
+        "SIP_PORT": sip_port,
+        "CTRL_PORT": ctrl_port,
+        "CONS_PORT": cons_port,
+        "RTP_PORTS": f"{rtp_low}-{rtp_high}",
+        "AUDIO_SOURCE": source,
+        "SRC_RATE": variant.src_rate,
+        "SRC_CHANNELS": variant.src_channels,
+        "APP_MODULE": variant.app_module,
+        "MAX_CALLS": variant.max_calls,
+        "RTP_TIMEOUT": variant.rtp_timeout,
+        "USER": variant.user,
+        "ANSWERMODE": variant.answermode,
+    }
+    for name in ("config", "accounts"):
+        text = (BARESIP_DIR / f"{name}.template").read_text()
+        for key, value in values.items():
+            text = text.replace(f"@{key}@", str(value))
+        (work / name).write_text(text)
+    (work / "contacts").write_text("")
+    log_path = work / "baresip.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [binary, "-f", str(work)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            events = BaresipEvents(ctrl_port)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_process(proc)
+                pytest.fail(f"baresip {variant_name} did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.02)
+    peer = BaresipPeer(
+        variant_name, variant.user, sip_port, (rtp_low, rtp_high), proc.pid, log_path, events
+    )
+    return proc, peer
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process we started (by its PID), then SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+
+
+def _baresip_fixture(variant_name: str) -> Any:
+    @pytest.fixture(scope="session")
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaresipPeer]:
+        proc, peer = start_baresip(variant_name, tmp_path_factory.mktemp(f"baresip-{variant_name}"))
+        try:
+            yield peer
+        finally:
+            peer.events.close()
+            stop_process(proc)
+
+    fixture.__doc__ = f"baresip callee variant {variant_name!r} for the whole session."
+    return fixture
+
+
+baresip_echo = _baresip_fixture("echo")
+baresip_sine = _baresip_fixture("sine")
+baresip_silent = _baresip_fixture("silent")
+baresip_manual = _baresip_fixture("manual")
