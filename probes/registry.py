@@ -30,11 +30,12 @@ class ProbeKind:
 
 def _kinds() -> Mapping[str, ProbeKind]:
     # Imported here so that importing the registry's types never drags every probe in.
-    from probes import http, tcp
+    from probes import dns, http, tcp
 
     kinds: list[ProbeKind] = [
         ProbeKind("http", http.HttpOptions, http.probe, "HTTP(S) request judged by status/body"),
         ProbeKind("tcp", tcp.TcpOptions, tcp.probe, "TCP connect, optional TLS and send/expect"),
+        ProbeKind("dns", dns.DnsOptions, dns.probe, "one DNS query to a named resolver"),
     ]
     return {kind.name: kind for kind in kinds}
 
