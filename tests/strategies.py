@@ -40,3 +40,26 @@ def support_spans(draw: _st.DrawFn) -> tuple[_datetime, _timedelta]:
     start = draw(support_instants())
     seconds = draw(_st.integers(min_value=0, max_value=80 * 3600))
     return start, _timedelta(seconds=seconds)
+
+
+# --- durable state (monitor/store) ---------------------------------------------------------
+from monitor.store.base import TallyRow as _TallyRow  # noqa: E402
+
+
+@_st.composite
+def store_tally_rows(draw: _st.DrawFn) -> _TallyRow:
+    """A tally upsert over a deliberately small key space, so sequences hit the same
+    (vantage, target, bucket_seconds, bucket_start) key repeatedly and bucket lengths overlap."""
+    seconds = draw(_st.sampled_from([60, 300]))
+    failed = draw(_st.integers(min_value=0, max_value=50))
+    reason_count = draw(_st.integers(min_value=0, max_value=failed))
+    reasons = {"timeout": reason_count} if reason_count else {}
+    return _TallyRow(
+        vantage=draw(_st.sampled_from(["v1", "v2"])),
+        target=draw(_st.sampled_from(["sip-options", "web-login", "ivr-call"])),
+        bucket_start=draw(_st.integers(min_value=0, max_value=3)) * 300,
+        bucket_seconds=seconds,
+        ok=draw(_st.integers(min_value=0, max_value=10_000)),
+        failed=failed,
+        reasons=reasons,
+    )

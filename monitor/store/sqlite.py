@@ -185,7 +185,10 @@ class SqliteStore:
 
     def _write_batch_sync(self, batch: WriteBatch) -> None:
         conn = self._db()
-        avail.write_batch(conn, self._vantage, batch)
+        try:
+            avail.write_batch(conn, self._vantage, batch)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: batch refused, nothing written: {exc}") from exc
         interval = self._checkpoint_interval
         if interval is None or self._synchronous == "FULL":
             return

@@ -1,0 +1,398 @@
+"""The contract every ``Store`` backend must pass.
+
+Backends are listed in ``BACKENDS`` as factories ``(directory, vantage) -> Store``; two calls
+with the same directory and different vantages must reach the SAME database (that is how
+several vantage points share one). A PostgreSQL backend plugs in by adding its factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.sla.policy import BucketState, ExclusionKind, ExclusionWindow, Tally
+from monitor.store.base import (
+    EvidenceRow,
+    ExclusionExistsError,
+    FaultConflictError,
+    Gap,
+    ServiceBucketRow,
+    Store,
+    StoreClosedError,
+    StoreError,
+    TallyRow,
+    WriteBatch,
+    record_downtime,
+)
+from monitor.store.sqlite import SqliteStore
+from probes.result import Outcome
+from tests.strategies import store_tally_rows
+
+pytestmark = pytest.mark.timeout(30)
+
+StoreFactory = Callable[[Path, str], Store]
+
+BACKENDS: dict[str, StoreFactory] = {
+    "sqlite": lambda directory, vantage: SqliteStore(directory / "slawatch.db", vantage),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def factory(request: pytest.FixtureRequest) -> StoreFactory:
+    return BACKENDS[request.param]
+
+
+@pytest.fixture
+async def store(factory: StoreFactory, tmp_path: Path) -> AsyncIterator[Store]:
+    opened = factory(tmp_path, "v1")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def other_vantage(
+    factory: StoreFactory, tmp_path: Path, store: Store
+) -> AsyncIterator[Store]:
+    opened = factory(tmp_path, "v2")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def tally(target: str, start: int, ok: int, failed: int = 0, **reasons: int) -> TallyRow:
+    return TallyRow("v1", target, start, 300, ok, failed, reasons)
+
+
+def evidence(target: str, ts: float, reason: str = "timeout", vantage: str = "v1") -> EvidenceRow:
+    return EvidenceRow(vantage, ts, target, Outcome.TIMEOUT, reason, 10.0, {"status_code": 503})
+
+
+def window(
+    id_: str, day: int, kind: ExclusionKind = ExclusionKind.FORCE_MAJEURE
+) -> ExclusionWindow:
+    start = datetime(2026, 11, day, 2, 0, tzinfo=UTC)
+    return ExclusionWindow(id_, start, start + timedelta(hours=2), kind, reason="storm")
+
+
+class TestWriteBatch:
+    async def test_tallies_round_trip_with_reasons(self, store: Store) -> None:
+        """A stored tally comes back with its counts and reason counts."""
+        await store.write_batch(WriteBatch(tallies=[tally("web", 600, 8, 2, timeout=2)]))
+        loaded = await store.load_tallies(0, 3600)
+        assert loaded == {"web": {600: Tally(ok=8, failed=2, reasons={"timeout": 2})}}
+
+    async def test_upsert_replaces_with_absolute_counts(self, store: Store) -> None:
+        """A second upsert of the same bucket replaces the counts instead of adding to them."""
+        await store.write_batch(WriteBatch(tallies=[tally("web", 600, 5, 1, timeout=1)]))
+        await store.write_batch(WriteBatch(tallies=[tally("web", 600, 9, 1, refused=1)]))
+        loaded = await store.load_tallies(0, 3600)
+        assert loaded["web"][600] == Tally(ok=9, failed=1, reasons={"refused": 1})
+
+    async def test_evidence_and_verdicts_round_trip(self, store: Store) -> None:
+        """Evidence keeps every field and details; verdicts keep state and exclusion kind."""
+        verdicts = [
+            ServiceBucketRow("v1", "ujet", "voice", 0, BucketState.AVAILABLE),
+            ServiceBucketRow(
+                "v1", "ujet", "voice", 300, BucketState.EXCLUDED, ExclusionKind.THIRD_PARTY
+            ),
+        ]
+        await store.write_batch(
+            WriteBatch(evidence=[evidence("sip", 12.5)], service_buckets=verdicts)
+        )
+        [row] = await store.load_evidence(0, 100)
+        assert dataclasses.replace(row, id=None) == evidence("sip", 12.5)
+        assert await store.load_service_buckets("ujet", 0, 600) == verdicts
+
+    async def test_verdict_upsert_replaces(self, store: Store) -> None:
+        """A bucket's verdict is rewritten when an exclusion is added after the fact."""
+        first = ServiceBucketRow("v1", "ujet", "voice", 300, BucketState.UNAVAILABLE)
+        later = ServiceBucketRow(
+            "v1", "ujet", "voice", 300, BucketState.EXCLUDED, ExclusionKind.FORCE_MAJEURE
+        )
+        await store.write_batch(WriteBatch(service_buckets=[first]))
+        await store.write_batch(WriteBatch(service_buckets=[later]))
+        assert await store.load_service_buckets("ujet", 0, 600) == [later]
+
+    async def test_batch_is_all_or_nothing(self, store: Store) -> None:
+        """A row the database refuses rolls back the tallies and evidence of the same batch."""
+        broken = ServiceBucketRow("v1", "ujet", "voice", 0, BucketState.AVAILABLE)
+        # Frozen rows validate on construction; force a state the schema's CHECK rejects.
+        object.__setattr__(broken, "kind", ExclusionKind.SUSPENSION)
+        batch = WriteBatch(
+            tallies=[tally("web", 0, 1)], evidence=[evidence("web", 1.0)], service_buckets=[broken]
+        )
+        with pytest.raises(StoreError, match="nothing written"):
+            await store.write_batch(batch)
+        assert await store.load_tallies(0, 3600) == {}
+        assert await store.load_evidence(0, 3600) == []
+
+    async def test_heartbeat_never_moves_backwards(self, store: Store) -> None:
+        """A late batch carrying an older heartbeat leaves the newer one in place."""
+        assert await store.last_heartbeat() is None
+        await store.write_batch(WriteBatch(heartbeat=200.0))
+        await store.write_batch(WriteBatch(heartbeat=150.0))
+        assert await store.last_heartbeat() == 200.0
+
+    async def test_concurrent_batches_all_land(self, store: Store) -> None:
+        """Many write_batch calls in flight at once each commit completely."""
+        batches = [
+            WriteBatch(tallies=[tally(f"t{i}", 300 * j, i + j) for j in range(5)])
+            for i in range(20)
+        ]
+        await asyncio.gather(*(store.write_batch(b) for b in batches))
+        loaded = await store.load_tallies(0, 3600)
+        assert len(loaded) == 20
+        assert loaded["t7"][1200] == Tally(ok=11)
+
+
+class TestLoadTallies:
+    async def test_range_is_half_open_and_filters_targets(self, store: Store) -> None:
+        """Buckets starting at ``end`` are left out; ``targets`` restricts, ``[]`` returns none."""
+        rows = [tally(t, s, 1) for t in ("a", "b") for s in (0, 300, 600)]
+        await store.write_batch(WriteBatch(tallies=rows))
+        assert set((await store.load_tallies(300, 600))["a"]) == {300}
+        assert set(await store.load_tallies(0, 900, targets=["b"])) == {"b"}
+        assert await store.load_tallies(0, 900, targets=[]) == {}
+
+    async def test_vantages_are_kept_apart(self, store: Store, other_vantage: Store) -> None:
+        """Each vantage point reads its own counts by default and can read another's by name."""
+        await store.write_batch(WriteBatch(tallies=[tally("web", 0, 1)], heartbeat=10.0))
+        await other_vantage.write_batch(
+            WriteBatch(tallies=[TallyRow("v2", "web", 0, 300, 0, 1, {"refused": 1})])
+        )
+        assert (await store.load_tallies(0, 300))["web"][0].ok == 1
+        assert (await other_vantage.load_tallies(0, 300))["web"][0].failed == 1
+        assert (await store.load_tallies(0, 300, vantage="v2"))["web"][0].failed == 1
+        assert {r.vantage for r in await store.load_tally_rows(0, 300)} == {"v1", "v2"}
+        assert await store.vantages() == ["v1", "v2"]
+        assert await other_vantage.last_heartbeat() is None
+
+    async def test_bucket_lengths_do_not_collide(self, store: Store) -> None:
+        """A 60 s and a 300 s bucket at the same start are separate rows; asking for both at
+        once without naming a length is an error rather than a silent pick."""
+        short = TallyRow("v1", "web", 600, 60, 2, 0)
+        await store.write_batch(WriteBatch(tallies=[tally("web", 600, 10), short]))
+        assert (await store.load_tallies(0, 900, bucket_seconds=60))["web"][600].ok == 2
+        assert (await store.load_tallies(0, 900, bucket_seconds=300))["web"][600].ok == 10
+        with pytest.raises(StoreError, match=r"web at 600 .* pass bucket_seconds"):
+            await store.load_tallies(0, 900)
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(upserts=st.lists(store_tally_rows(), max_size=25))
+    def test_last_upsert_per_key_wins(
+        self,
+        factory: StoreFactory,
+        tmp_path_factory: pytest.TempPathFactory,
+        upserts: list[TallyRow],
+    ) -> None:
+        """Any sequence of upserts, in batches of any size, loads back as the last value per key."""
+
+        async def scenario() -> list[TallyRow]:
+            store = factory(tmp_path_factory.mktemp("prop"), "v1")
+            await store.open()
+            try:
+                for i in range(0, len(upserts), 3):
+                    await store.write_batch(WriteBatch(tallies=upserts[i : i + 3]))
+                return await store.load_tally_rows(0, 10_000)
+            finally:
+                await store.close()
+
+        expected: dict[tuple[str, str, int, int], TallyRow] = {}
+        for row in upserts:
+            expected[(row.vantage, row.target, row.bucket_seconds, row.bucket_start)] = row
+        loaded = asyncio.run(scenario())
+        assert sorted(loaded, key=repr) == sorted(expected.values(), key=repr)
+
+
+class TestEvidence:
+    async def test_range_target_limit_and_order(self, store: Store) -> None:
+        """Evidence comes oldest first, within [start, end), for one target, up to ``limit``."""
+        rows = [evidence("sip", ts) for ts in (5.0, 1.0, 3.0)] + [evidence("web", 2.0)]
+        await store.write_batch(WriteBatch(evidence=rows))
+        assert [r.ts for r in await store.load_evidence(0, 10, target="sip")] == [1.0, 3.0, 5.0]
+        assert [r.ts for r in await store.load_evidence(2, 5)] == [2.0, 3.0]
+        assert [r.ts for r in await store.load_evidence(0, 10, limit=2)] == [1.0, 2.0]
+
+    async def test_limit_must_be_positive(self, store: Store) -> None:
+        """A zero limit is refused with the field named."""
+        with pytest.raises(ValueError, match="limit: expected a positive integer, got 0"):
+            await store.load_evidence(0, 10, limit=0)
+
+    async def test_prune_removes_only_old_evidence(self, store: Store) -> None:
+        """Pruning deletes evidence older than the cutoff and nothing else."""
+        await store.write_batch(
+            WriteBatch(
+                tallies=[tally("web", 0, 1)],
+                evidence=[evidence("web", float(ts)) for ts in range(10)],
+            )
+        )
+        assert await store.prune_evidence(6.0) == 6
+        assert [r.ts for r in await store.load_evidence(0, 100)] == [6.0, 7.0, 8.0, 9.0]
+        assert await store.load_tallies(0, 300) != {}
+
+
+class TestGaps:
+    async def test_gaps_overlapping_the_range(self, store: Store) -> None:
+        """load_gaps returns the gaps that overlap [start, end), in order."""
+        await store.record_gap(100.0, 200.0, "monitor_not_running")
+        await store.record_gap(500.0, 600.0, "clock_jump")
+        assert await store.load_gaps(150.0, 550.0) == [
+            Gap("v1", 100.0, 200.0, "monitor_not_running"),
+            Gap("v1", 500.0, 600.0, "clock_jump"),
+        ]
+        assert await store.load_gaps(200.0, 500.0) == []
+
+    async def test_bad_gap_names_the_field(self, store: Store) -> None:
+        """A gap ending before it starts is refused with both values named."""
+        with pytest.raises(ValueError, match=r"gap: end: expected after start=200\.0, got 100\.0"):
+            await store.record_gap(200.0, 100.0, "x")
+
+    async def test_downtime_since_last_heartbeat(self, store: Store) -> None:
+        """First start records nothing; a restart records [last heartbeat, now) exactly once."""
+        assert await record_downtime(store, 1000.0) is None
+        await store.write_batch(WriteBatch(heartbeat=1010.0))
+        gap = await record_downtime(store, 1400.0)
+        assert gap == Gap("v1", 1010.0, 1400.0, "monitor_not_running")
+        assert await record_downtime(store, 1400.0) is None
+        assert await store.load_gaps(0, 2000) == [gap]
+
+
+class TestExclusions:
+    async def test_add_assigns_id_and_source(self, store: Store) -> None:
+        """An exclusion without an id gets one; the stored window is marked as from the API."""
+        added = await store.add_exclusion(window("", 10))
+        assert added.id
+        assert added.source == "api"
+        assert await store.list_exclusions() == [added]
+
+    async def test_round_trip_keeps_fields_and_offset(self, store: Store) -> None:
+        """Services, announcement and the written UTC offset survive storage."""
+        plus2 = timezone(timedelta(hours=2))
+        given_window = ExclusionWindow(
+            "mw-1",
+            datetime(2026, 11, 10, 4, 0, tzinfo=plus2),
+            datetime(2026, 11, 10, 6, 0, tzinfo=plus2),
+            ExclusionKind.SCHEDULED_MAINTENANCE,
+            reason="core switch",
+            services=frozenset({"voice", "web"}),
+            announced_at=datetime(2026, 11, 3, 9, 0, tzinfo=UTC),
+        )
+        await store.add_exclusion(given_window)
+        [loaded] = await store.list_exclusions()
+        assert loaded == dataclasses.replace(given_window, source="api")
+        assert loaded.start.utcoffset() == timedelta(hours=2)
+
+    async def test_duplicate_id_is_refused(self, store: Store) -> None:
+        """A second window with a stored id raises, naming the id."""
+        await store.add_exclusion(window("mw-1", 10))
+        with pytest.raises(ExclusionExistsError, match="'mw-1' already exists"):
+            await store.add_exclusion(window("mw-1", 11))
+
+    async def test_list_in_time_order_and_delete(self, store: Store) -> None:
+        """Windows list by start; delete reports whether something was removed."""
+        await store.add_exclusion(window("late", 20))
+        await store.add_exclusion(window("early", 5))
+        assert [w.id for w in await store.list_exclusions()] == ["early", "late"]
+        assert await store.delete_exclusion("early") is True
+        assert await store.delete_exclusion("early") is False
+        assert [w.id for w in await store.list_exclusions()] == ["late"]
+
+
+class TestFaults:
+    async def test_insert_if_absent_is_idempotent_under_gather(self, store: Store) -> None:
+        """Concurrent deliveries of one alert create exactly one fault."""
+        results = await asyncio.gather(
+            *(store.insert_fault_if_absent("c1", f"F-{i}", {"n": i}, "alert-1") for i in range(10))
+        )
+        created = [fault_id for fault_id, was_created in results if was_created]
+        assert len(created) == 1
+        assert {fault_id for fault_id, _ in results} == set(created)
+        assert await store.fault_id_for_alert("alert-1") == created[0]
+        assert len(await store.load_faults()) == 1
+
+    async def test_fault_id_taken_by_another_alert(self, store: Store) -> None:
+        """Reusing a fault id for a different alert is a conflict, not an overwrite."""
+        await store.insert_fault_if_absent("c1", "F-1", {}, "alert-1")
+        with pytest.raises(FaultConflictError, match="'F-1' already exists for alert 'alert-1'"):
+            await store.insert_fault_if_absent("c1", "F-1", {}, "alert-2")
+
+    async def test_save_history_and_filters(self, store: Store) -> None:
+        """save_fault replaces the document, events keep their order, filters select."""
+        await store.insert_fault_if_absent("c1", "F-1", {"severity": 1}, None)
+        await store.save_fault("c2", "F-2", {"severity": 2}, "alert-2")
+        assert await store.append_fault_event("F-1", {"type": "opened"}) == 1
+        assert await store.append_fault_event("F-1", {"type": "acknowledged"}) == 2
+        await store.save_fault("c1", "F-1", {"severity": 1, "resolved": True}, None, is_open=False)
+        fault = await store.load_fault("F-1")
+        assert fault is not None
+        assert fault.doc == {"severity": 1, "resolved": True}
+        assert [e["type"] for e in fault.events] == ["opened", "acknowledged"]
+        assert [f.fault_id for f in await store.load_faults(open_only=True)] == ["F-2"]
+        assert [f.fault_id for f in await store.load_faults(contract="c1")] == ["F-1"]
+        assert await store.load_fault("F-9") is None
+
+    async def test_event_for_missing_fault(self, store: Store) -> None:
+        """An event for an unknown fault is refused with the id named."""
+        with pytest.raises(FaultConflictError, match="'F-9' does not exist"):
+            await store.append_fault_event("F-9", {"type": "opened"})
+
+    async def test_alert_key_cannot_move_to_another_fault(self, store: Store) -> None:
+        """save_fault with an alert key another fault holds is refused."""
+        await store.save_fault("c1", "F-1", {}, "alert-1")
+        with pytest.raises(FaultConflictError, match="'alert-1' belongs to another fault"):
+            await store.save_fault("c1", "F-2", {}, "alert-1")
+
+
+class TestKeyValue:
+    async def test_set_get_delete(self, store: Store) -> None:
+        """JSON values round-trip; a missing key reads as None; delete reports removal."""
+        assert await store.kv_get("claims") is None
+        await store.kv_set("claims", {"2026-10": ["ujet-voice"]})
+        await store.kv_set("claims", {"2026-11": []})
+        assert await store.kv_get("claims") == {"2026-11": []}
+        assert await store.kv_delete("claims") is True
+        assert await store.kv_delete("claims") is False
+
+    async def test_non_json_value_is_refused(self, store: Store) -> None:
+        """A value JSON cannot encode is refused with the key named."""
+        with pytest.raises(ValueError, match="kv when: expected a JSON-encodable value"):
+            await store.kv_set("when", datetime(2026, 1, 1, tzinfo=UTC))
+
+
+class TestLifecycle:
+    async def test_closed_store_refuses_calls(self, factory: StoreFactory, tmp_path: Path) -> None:
+        """Calls before open and after close raise StoreClosedError; close is idempotent."""
+        store = factory(tmp_path, "v1")
+        with pytest.raises(StoreClosedError):
+            await store.load_tallies(0, 1)
+        await store.open()
+        await store.close()
+        await store.close()
+        with pytest.raises(StoreClosedError):
+            await store.write_batch(WriteBatch(heartbeat=1.0))
+
+    async def test_data_survives_reopen(self, factory: StoreFactory, tmp_path: Path) -> None:
+        """What one open wrote, the next open reads."""
+        store = factory(tmp_path, "v1")
+        await store.open()
+        await store.write_batch(WriteBatch(tallies=[tally("web", 0, 3)], heartbeat=5.0))
+        await store.close()
+        again = factory(tmp_path, "v1")
+        await again.open()
+        try:
+            assert (await again.load_tallies(0, 300))["web"][0].ok == 3
+            assert await again.last_heartbeat() == 5.0
+        finally:
+            await again.close()
