@@ -53,8 +53,8 @@ class ProbeResult:
     started_at: float
     duration_seconds: float
     reason: str = ""
-    phases: Mapping[str, float] = field(default=_EMPTY_PHASES)
-    details: Mapping[str, DetailValue] = field(default=_EMPTY_DETAILS)
+    phases: Mapping[str, float] = field(default_factory=lambda: _EMPTY_PHASES)
+    details: Mapping[str, DetailValue] = field(default_factory=lambda: _EMPTY_DETAILS)
 
     @property
     def ok(self) -> bool:
