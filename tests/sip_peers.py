@@ -140,7 +140,9 @@ class BaresipVariant:
 
 BARESIP_VARIANTS: dict[str, BaresipVariant] = {
     # module echo loops received audio and DTMF back; it needs aubridge for source and player.
-    "echo": BaresipVariant("echo", "echo.so", "aubridge,nil", max_calls=400),
+    # answermode=manual: with auto, the core answers first and echo never hooks the call's
+    # DTMF handler, so digits are not relayed (measured).
+    "echo": BaresipVariant("echo", "echo.so", "aubridge,nil", answermode="manual", max_calls=400),
     # ausine only does 48 kHz stereo; baresip resamples to 8 kHz for G.711.
     "sine": BaresipVariant("callee", "menu.so", "ausine,440", 48000, 2),
     # aufile needs the WAV's rate and channels to equal ausrc_srate/ausrc_channels.

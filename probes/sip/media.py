@@ -1,0 +1,271 @@
+"""The RTP side of a test call: send 20 ms frames and DTMF, receive and measure.
+
+This is the I/O edge around the pure modules (``rtp``, ``dtmf``, ``audio``). One
+``MediaSession`` per call owns one UDP socket from the port allocator. It sends a frame every
+packet interval on a drift-free schedule (a peer's ``rtp_timeout`` hangs up on a caller that
+goes quiet, and a real phone never does), replacing audio frames with RFC 4733 events while a
+key is pressed. It receives only from the address and port of the SDP answer; anything else
+is counted as stray and dropped, so a second stream cannot inflate the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import socket
+import time
+from dataclasses import dataclass
+from typing import cast
+
+from probes.sip import audio, dtmf, rtp
+from probes.sip.audio import Codec
+from probes.sip.rtp import ReceiveStats, RtpError, RtpPacket
+
+MIN_VOICED_FRAMES = 5
+"""Frames above the silence threshold that make "audio heard" (100 ms at 20 ms): a click or
+one comfort-noise burst is not a prompt."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPlan:
+    """What the SDP answer settled plus what we send."""
+
+    remote: tuple[str, int]
+    codec: Codec
+    payload_type: int
+    telephone_event_pt: int | None
+    packet_seconds: float = 0.02
+    tone_hz: float | None = None
+    tone_amplitude: int = 8000
+    silence_threshold_dbov: float = audio.DEFAULT_SILENCE_THRESHOLD_DBOV
+
+    @property
+    def samples_per_packet(self) -> int:
+        return round(8000 * self.packet_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaReport:
+    """What one call's media looked like, as evidence."""
+
+    packets_sent: int
+    summary: rtp.StreamSummary
+    stray_packets: int
+    malformed_packets: int
+    voiced_frames: int
+    first_packet_seconds: float | None
+    digits_sent: str
+    digits_received: str
+
+
+class MediaSession(asyncio.DatagramProtocol):
+    """Sends and receives one call's RTP over a socket the caller bound (and releases)."""
+
+    def __init__(self, plan: MediaPlan) -> None:
+        self.plan = plan
+        self._transport: asyncio.DatagramTransport | None = None
+        self._sources: dict[int, ReceiveStats] = {}
+        self._origin = time.monotonic()
+        self._stray = 0
+        self._malformed = 0
+        self._voiced = 0
+        self._voiced_at: collections.deque[float] = collections.deque(maxlen=MIN_VOICED_FRAMES)
+        self._voice_event = asyncio.Event()
+        self._first_packet: float | None = None
+        self._digits_in = dtmf.ReceivedDigits()
+        self._digits_out = ""
+        self._seq = random.getrandbits(16)
+        self._timestamp = random.getrandbits(32)
+        self._ssrc = random.getrandbits(32)
+        self._sent = 0
+        self._pending: collections.deque[tuple[list[dtmf.EventPacket], asyncio.Future[None]]] = (
+            collections.deque()
+        )
+        self._sender: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, sock: socket.socket, plan: MediaPlan) -> MediaSession:
+        """Attach to the bound socket and start sending."""
+        loop = asyncio.get_running_loop()
+        session = cls(plan)
+        await loop.create_datagram_endpoint(lambda: session, sock=sock)
+        session._sender = asyncio.create_task(session._send_loop(), name="rtp-sender")
+        return session
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        if (addr[0], addr[1]) != self.plan.remote:
+            self._stray += 1
+            return
+        try:
+            packet = rtp.parse_rtp(data)
+        except RtpError:
+            self._malformed += 1
+            return
+        now = time.monotonic()
+        if self._first_packet is None:
+            self._first_packet = now - self._origin
+        stats = self._sources.get(packet.ssrc)
+        stats = (
+            rtp.first_packet(packet.sequence)
+            if stats is None
+            else (rtp.update_sequence(stats, packet.sequence))
+        )
+        plan = self.plan
+        if packet.payload_type == plan.payload_type:
+            # Jitter only over audio: events reuse their start timestamp for ~100 ms.
+            stats = rtp.update_jitter(stats, packet.timestamp, (now - self._origin) * 8000)
+            level = audio.payload_dbov(packet.payload, plan.codec)
+            if not audio.is_silence(level, plan.silence_threshold_dbov):
+                self._voiced += 1
+                self._voiced_at.append(now)
+                if len(self._voiced_at) == MIN_VOICED_FRAMES:
+                    self._voice_event.set()
+        elif packet.payload_type == plan.telephone_event_pt:
+            try:
+                self._digits_in = dtmf.note_event(self._digits_in, packet.timestamp, packet.payload)
+            except ValueError:
+                self._malformed += 1
+        self._sources[packet.ssrc] = stats
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable for our RTP: the peer's media port is closed. The missing
+        # packets already show up as loss; nothing else to do.
+        return None
+
+    async def wait_for_voice(self, since: float, within: float) -> bool:
+        """Whether ``MIN_VOICED_FRAMES`` voiced frames arrive after ``since`` (monotonic)
+        within ``within`` seconds from now."""
+        deadline = time.monotonic() + within
+        while True:
+            if len(self._voiced_at) == MIN_VOICED_FRAMES and self._voiced_at[0] >= since:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._voice_event.clear()
+            try:
+                await asyncio.wait_for(self._voice_event.wait(), remaining)
+            except TimeoutError:
+                return len(self._voiced_at) == MIN_VOICED_FRAMES and self._voiced_at[0] >= since
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def press(
+        self, digits: str, *, tone_seconds: float = 0.1, gap_seconds: float = 0.1
+    ) -> None:
+        """Send each digit as an RFC 4733 event in place of audio, with a gap between keys."""
+        if self.plan.telephone_event_pt is None:
+            raise ValueError("the callee did not accept telephone-event; DTMF cannot be sent")
+        loop = asyncio.get_running_loop()
+        for index, digit in enumerate(digits):
+            packets = list(
+                dtmf.key_press(
+                    digit, tone_seconds=tone_seconds, packet_seconds=self.plan.packet_seconds
+                )
+            )
+            done: asyncio.Future[None] = loop.create_future()
+            self._pending.append((packets, done))
+            await done
+            self._digits_out += digit
+            if index + 1 < len(digits):
+                await asyncio.sleep(gap_seconds)
+
+    async def _send_loop(self) -> None:
+        plan = self.plan
+        step = plan.samples_per_packet
+        silence = bytes([plan.codec.silence_byte]) * step
+        start = time.monotonic()
+        tick = 0
+        event_ts: int | None = None
+        while True:
+            packets: list[RtpPacket] = []
+            timestamp = (self._timestamp + tick * step) % rtp.TS_MOD
+            if self._pending:
+                queue, done = self._pending[0]
+                if event_ts is None:
+                    event_ts = timestamp
+                group = [queue.pop(0)]
+                # The end packets go out together: they repeat the same information.
+                while group[0].payload[1] & 0x80 and queue:
+                    group.append(queue.pop(0))
+                assert plan.telephone_event_pt is not None
+                for event in group:
+                    packets.append(
+                        RtpPacket(
+                            plan.telephone_event_pt,
+                            0,
+                            event_ts,
+                            self._ssrc,
+                            event.payload,
+                            event.marker,
+                        )
+                    )
+                if not queue:
+                    self._pending.popleft()
+                    event_ts = None
+                    if not done.done():
+                        done.set_result(None)
+            else:
+                if plan.tone_hz is None:
+                    payload = silence
+                else:
+                    samples = audio.tone(plan.tone_hz, plan.tone_amplitude, step, start=tick * step)
+                    payload = audio.encode(samples, plan.codec)
+                packets.append(RtpPacket(plan.payload_type, 0, timestamp, self._ssrc, payload))
+            for packet in packets:
+                self._send(packet)
+            tick += 1
+            delay = start + tick * plan.packet_seconds - time.monotonic()
+            await asyncio.sleep(max(0.0, delay))
+
+    def _send(self, packet: RtpPacket) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        wire = rtp.build_rtp(
+            RtpPacket(
+                packet.payload_type,
+                self._seq,
+                packet.timestamp,
+                packet.ssrc,
+                packet.payload,
+                packet.marker,
+            )
+        )
+        self._seq = (self._seq + 1) % rtp.SEQ_MOD
+        transport.sendto(wire, self.plan.remote)
+        self._sent += 1
+
+    # -- end ---------------------------------------------------------------------------------
+
+    def report(self) -> MediaReport:
+        return MediaReport(
+            packets_sent=self._sent,
+            summary=rtp.summarize(self._sources, 8000),
+            stray_packets=self._stray,
+            malformed_packets=self._malformed,
+            voiced_frames=self._voiced,
+            first_packet_seconds=self._first_packet,
+            digits_sent=self._digits_out,
+            digits_received=self._digits_in.digits,
+        )
+
+    async def stop(self) -> MediaReport:
+        """Stop sending and receiving; the socket is closed with the transport."""
+        if self._sender is not None:
+            self._sender.cancel()
+            # wait() rather than await: the sender's CancelledError must not be mistaken
+            # for a cancellation of the caller.
+            await asyncio.wait({self._sender})
+        for _, done in self._pending:
+            if not done.done():
+                done.cancel()
+        if self._transport is not None:
+            self._transport.close()
+        return self.report()
