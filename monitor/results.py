@@ -75,7 +75,7 @@ def parse_timestamp(value: object) -> float:
             raise ValueError(f"expected finite epoch seconds, got {value!r}")
         return float(value)
     if isinstance(value, str):
-        if len(value) < 20 or value[10] not in "Tt ":
+        if len(value) < 19 or value[10] not in "Tt ":
             raise ValueError(
                 f"expected an RFC 3339 timestamp like 2026-11-01T00:00:00Z, got {value!r}"
             )
