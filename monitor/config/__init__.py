@@ -1,0 +1,113 @@
+"""The configuration file: ``load_config(path) -> Config`` or ``ConfigError`` listing every problem.
+
+The whole file is checked before anything runs: YAML structure (duplicate keys, anchors, tags),
+each section's model, then the rules across sections. All problems are reported together,
+sorted by line, as ``<file>:<line>: <key.path>: <what was expected>, got <value>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from monitor.config.checks import cross_checks
+from monitor.config.errors import ConfigError, Issue, Problem, format_path
+from monitor.config.loader import YamlDocument, read_yaml
+from monitor.config.model import (
+    Config,
+    CreditTierConfig,
+    ExclusionConfig,
+    MonitorSettings,
+    RecurringExclusionConfig,
+    ServiceConfig,
+    SlaConfig,
+    TargetConfig,
+    registered_kinds,
+)
+from monitor.config.translate import translate_errors, yaml_keys
+
+if TYPE_CHECKING:
+    from probes.registry import ProbeKind
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "CreditTierConfig",
+    "ExclusionConfig",
+    "MonitorSettings",
+    "RecurringExclusionConfig",
+    "ServiceConfig",
+    "SlaConfig",
+    "TargetConfig",
+    "load_config",
+    "parse_config_text",
+]
+
+
+def load_config(path: str | Path, kinds: Mapping[str, ProbeKind] | None = None) -> Config:
+    """Read and validate the file at ``path``; raises ``ConfigError`` naming every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [Problem(1, "", f"cannot read file: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            source, [Problem(1, "", f"must be UTF-8 text: {exc.reason} at byte {exc.start}")]
+        ) from exc
+    return parse_config_text(text, source, kinds)
+
+
+def parse_config_text(
+    text: str, name: str = "<config>", kinds: Mapping[str, ProbeKind] | None = None
+) -> Config:
+    """Validate configuration ``text``; ``name`` is the file name used in error lines."""
+    kinds = registered_kinds() if kinds is None else kinds
+    document, problems = read_yaml(text, name)
+    if document.data is None and problems:
+        raise ConfigError(name, problems)
+    data = document.data
+    if not isinstance(data, dict):
+        problems.append(
+            Problem(
+                1, "", f"the file must be a mapping with targets, services and slas, got {data!r}"
+            )
+        )
+        raise ConfigError(name, problems)
+    issues: list[Issue] = []
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data, context={"kinds": kinds})
+    except ValidationError as exc:
+        issues += translate_errors(
+            exc.errors(),
+            Config,
+            data,
+            keys_of=lambda model: _keys_of(model, kinds),
+            extra=lambda model, key: _options_model(model, key, kinds),
+        )
+    issues += cross_checks(data)
+    problems += [_located(document, found) for found in issues]
+    if problems or config is None:
+        raise ConfigError(name, problems)
+    return config
+
+
+def _keys_of(model: type[BaseModel], kinds: Mapping[str, ProbeKind]) -> list[str]:
+    keys = yaml_keys(model)
+    if model is TargetConfig:
+        keys += sorted(kinds)
+    return keys
+
+
+def _options_model(model: type[BaseModel], key: str, kinds: Mapping[str, ProbeKind]) -> Any:
+    if model is TargetConfig and key in kinds:
+        return kinds[key].options
+    return None
+
+
+def _located(document: YamlDocument, found: Issue) -> Problem:
+    return Problem(document.line_of(found.path), format_path(found.path), found.text())

@@ -1,0 +1,133 @@
+"""Rules across sections: unique names, references that resolve, the short-bucket switch.
+
+These run on the raw data rather than on a validated ``Config`` so that a service naming a
+missing target is reported in the same run as an unrelated typo elsewhere. Items whose own
+fields are malformed are skipped here: the models report those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from monitor.config.errors import Issue, KeyPath, did_you_mean, issue
+from probes.fields import parse_duration
+
+MIN_BUCKET_SECONDS = 300
+
+
+def _items(data: dict[str, Any], section: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    items = data.get(section)
+    if isinstance(items, list):
+        for index, item in enumerate(items):
+            if isinstance(item, dict):
+                yield index, item
+
+
+def _names(data: dict[str, Any], section: str, key: str) -> list[tuple[KeyPath, str]]:
+    return [
+        ((section, index, key), item[key])
+        for index, item in _items(data, section)
+        if isinstance(item.get(key), str)
+    ]
+
+
+def _unique(named: list[tuple[KeyPath, str]], what: str) -> list[Issue]:
+    issues: list[Issue] = []
+    first: dict[str, KeyPath] = {}
+    for path, name in named:
+        if name in first:
+            issues.append(
+                issue(path, f"{what} must be unique: already used at {_show(first[name])}", name)
+            )
+        else:
+            first[name] = path
+    return issues
+
+
+def _show(path: KeyPath) -> str:
+    section, index = path[0], path[1]
+    return f"{section}[{index}]"
+
+
+def _references(
+    data: dict[str, Any], section: str, key: str, known: set[str], what: str
+) -> list[Issue]:
+    issues: list[Issue] = []
+    for index, item in _items(data, section):
+        value = item.get(key)
+        refs = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for position, ref in refs:
+            if not isinstance(ref, str) or ref in known:
+                continue
+            path: KeyPath = (
+                (section, index, key) if position is None else (section, index, key, position)
+            )
+            choices = ", ".join(sorted(known)) or "(none defined)"
+            issues.append(
+                issue(path, f"must name a {what}, one of: {choices}{did_you_mean(ref, known)}", ref)
+            )
+    return issues
+
+
+def cross_checks(data: Any) -> list[Issue]:
+    """Every rule that relates one item to another, on the file's raw data."""
+    if not isinstance(data, dict):
+        return []
+    issues: list[Issue] = []
+    issues += _unique(_names(data, "targets", "name"), "target names")
+    issues += _unique(_names(data, "services", "name"), "service names")
+    issues += _unique(_names(data, "slas", "name"), "SLA names")
+    issues += _unique(
+        _names(data, "exclusions", "id") + _names(data, "recurring_exclusions", "id"),
+        "exclusion ids",
+    )
+    targets = {name for _, name in _names(data, "targets", "name")}
+    services = {name for _, name in _names(data, "services", "name")}
+    issues += _references(data, "services", "targets", targets, "target")
+    issues += _references(data, "slas", "service", services, "service")
+    issues += _references(data, "exclusions", "services", services, "service")
+    issues += _references(data, "recurring_exclusions", "services", services, "service")
+    canaries = {
+        item["name"]
+        for _, item in _items(data, "targets")
+        if item.get("role") == "canary" and isinstance(item.get("name"), str)
+    }
+    for index, service in _items(data, "services"):
+        members = service.get("targets")
+        for position, name in enumerate(members if isinstance(members, list) else []):
+            if name in canaries:
+                issues.append(
+                    issue(
+                        ("services", index, "targets", position),
+                        "is a canary (it watches the monitor's own network) and cannot be part "
+                        "of a service",
+                        name,
+                    )
+                )
+    issues += _short_buckets(data)
+    return issues
+
+
+def _short_buckets(data: dict[str, Any]) -> list[Issue]:
+    monitor = data.get("monitor")
+    if isinstance(monitor, dict) and monitor.get("allow_short_buckets") is True:
+        return []
+    issues: list[Issue] = []
+    for index, sla in _items(data, "slas"):
+        if "bucket" not in sla:
+            continue
+        try:
+            seconds = parse_duration(sla["bucket"])
+        except ValueError:
+            continue
+        if 0 < seconds < MIN_BUCKET_SECONDS:
+            issues.append(
+                issue(
+                    ("slas", index, "bucket"),
+                    "must be at least 5m "
+                    "(set monitor.allow_short_buckets: true for demos and tests)",
+                    sla["bucket"],
+                )
+            )
+    return issues

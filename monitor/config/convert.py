@@ -1,0 +1,87 @@
+"""Validated configuration models -> the engine's frozen policy types (``monitor.sla.policy``).
+
+Nothing is re-checked here: the models already hold every rule, so each function is a plain
+renaming, and the engine's own ``__post_init__`` checks are a second line, not the first.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from monitor.sla.policy import (
+    BucketRule,
+    CreditPolicy,
+    ExclusionWindow,
+    RecurringExclusion,
+    ServiceDef,
+    ServiceRule,
+    SlaPolicy,
+)
+
+if TYPE_CHECKING:
+    from monitor.config.model import (
+        ExclusionConfig,
+        RecurringExclusionConfig,
+        ServiceConfig,
+        SlaConfig,
+    )
+
+
+def sla_policy(sla: SlaConfig) -> SlaPolicy:
+    fraction = None if sla.failed_fraction is None else Fraction(sla.failed_fraction)
+    return SlaPolicy(
+        name=sla.name,
+        service=sla.service,
+        objective_percent=sla.objective,
+        credit=CreditPolicy(
+            tiers=tuple(tier.to_tier() for tier in sla.credit_tiers),
+            monthly_fee=sla.monthly_fee,
+            currency=sla.currency,
+            cap=sla.credit_cap,
+        ),
+        bucket_seconds=sla.bucket_seconds,
+        timezone=sla.timezone,
+        bucket_rule=BucketRule(
+            kind=sla.unavailable_when, min_probes=sla.min_probes, failed_fraction=fraction
+        ),
+        unknown_policy=sla.unknown_buckets,
+        partial_exclusion=sla.partial_exclusion,
+        claim_window_days=sla.claim_window_days,
+    )
+
+
+def service_def(service: ServiceConfig) -> ServiceDef:
+    return ServiceDef(
+        name=service.name,
+        targets=service.targets,
+        rule=ServiceRule(kind=service.down_when, min_down=service.quorum),
+    )
+
+
+def exclusion_window(exclusion: ExclusionConfig) -> ExclusionWindow:
+    return ExclusionWindow(
+        id=exclusion.id,
+        start=exclusion.start,
+        end=exclusion.end,
+        kind=exclusion.kind,
+        reason=exclusion.reason,
+        services=frozenset(exclusion.services),
+        announced_at=exclusion.announced_at,
+        source="config",
+    )
+
+
+def recurring_exclusion(recurring: RecurringExclusionConfig) -> RecurringExclusion:
+    return RecurringExclusion(
+        id=recurring.id,
+        kind=recurring.kind,
+        duration=timedelta(seconds=recurring.duration),
+        timezone=recurring.timezone,
+        rrule=recurring.rrule,
+        cron=recurring.cron,
+        dtstart=recurring.dtstart,
+        reason=recurring.reason,
+        services=frozenset(recurring.services),
+    )

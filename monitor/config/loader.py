@@ -1,0 +1,179 @@
+"""YAML text -> plain data plus the line of every key and list item.
+
+PyYAML's ``safe_load`` forgets where things were, silently keeps the last of two duplicate keys
+and expands anchors; none of that is acceptable for a file that decides what a vendor is asked to
+pay. So the file is composed into nodes (which carry marks) and walked here: duplicate keys,
+non-string keys, anchors, aliases, merge keys and non-standard tags are problems, and floats keep
+their source text (``YamlFloat``) so that money can be read as ``Decimal`` from what was written.
+Timestamps stay strings: the models parse them and insist on an offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from monitor.config.errors import KeyPath, Problem, YamlFloat, format_path, show_value
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
+
+
+class _AliasNode(ScalarNode):
+    """Stands where an alias (``*name``) was written, so the walk can report it at its place."""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that records anchors and replaces aliases instead of expanding them."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.anchored: dict[int, str] = {}
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.get_event()  # type: ignore[no-untyped-call]
+            return _AliasNode(_TAG + "null", event.anchor, event.start_mark, event.end_mark)
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        anchor = getattr(event, "anchor", None)
+        # Anchors are dropped before composing so a later alias cannot resolve to the node.
+        if anchor is not None:
+            event.anchor = None
+        node = super().compose_node(parent, index)
+        if anchor is not None and node is not None:
+            self.anchored[id(node)] = anchor
+        return node
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """The file's data as plain Python values, and the 1-based line of each key path."""
+
+    data: Any
+    lines: Mapping[KeyPath, int] = field(default_factory=dict)
+
+    def line_of(self, path: KeyPath) -> int:
+        """The line of ``path``, or of its nearest ancestor that exists (a missing key's map)."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return 1
+
+
+class _Walker:
+    def __init__(self, anchored: Mapping[int, str]) -> None:
+        self.anchored = anchored
+        self.lines: dict[KeyPath, int] = {}
+        self.problems: list[Problem] = []
+        self._constructor = SafeConstructor()
+
+    def problem(self, line: int, path: KeyPath, message: str) -> None:
+        self.problems.append(Problem(line, format_path(path), message))
+
+    def walk(self, node: Node, path: KeyPath) -> Any:
+        line = node.start_mark.line + 1
+        self.lines.setdefault(path, line)
+        if isinstance(node, _AliasNode):
+            self.problem(
+                line, path, f"aliases are not allowed (write the value out), got *{node.value}"
+            )
+            return None
+        anchor = self.anchored.get(id(node))
+        if anchor is not None:
+            self.problem(line, path, f"anchors are not allowed (write plain data), got &{anchor}")
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, SequenceNode):
+            if node.tag != _TAG + "seq":
+                self._bad_tag(node, path)
+            return [self.walk(item, (*path, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
+        return self._scalar(node, path)
+
+    def _bad_tag(self, node: Node, path: KeyPath) -> None:
+        line = node.start_mark.line + 1
+        self.problem(line, path, f"YAML tags are not allowed (write plain data), got {node.tag}")
+
+    def _mapping(self, node: MappingNode, path: KeyPath) -> dict[str, Any]:
+        if node.tag != _TAG + "map":
+            self._bad_tag(node, path)
+        out: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key_line = key_node.start_mark.line + 1
+            if not isinstance(key_node, ScalarNode) or isinstance(key_node, _AliasNode):
+                self.problem(key_line, path, "keys must be plain strings, got a complex key")
+                continue
+            if key_node.tag == _TAG + "merge":
+                self.problem(key_line, path, "merge keys (<<) are not allowed: write the keys out")
+                continue
+            if key_node.tag != _TAG + "str":
+                key = self._scalar(key_node, path)
+                self.problem(
+                    key_line,
+                    path,
+                    f"keys must be strings (quote it), got {show_value(key)}",
+                )
+                continue
+            key = key_node.value
+            key_path = (*path, key)
+            if key in out:
+                self.problem(
+                    key_line,
+                    key_path,
+                    f"duplicate key (first written on line {first_line[key]}): "
+                    "YAML would silently keep only the last one",
+                )
+                continue
+            first_line[key] = key_line
+            self.lines[key_path] = key_line
+            out[key] = self.walk(value_node, key_path)
+        return out
+
+    def _scalar(self, node: ScalarNode, path: KeyPath) -> Any:
+        tag = node.tag
+        if tag not in _SCALAR_TAGS:
+            self._bad_tag(node, path)
+            return node.value
+        if tag == _TAG + "float":
+            value = self._constructor.construct_yaml_float(node)
+            return YamlFloat(value, node.value)
+        if tag in (_TAG + "str", _TAG + "timestamp"):
+            return node.value
+        return self._constructor.construct_object(node)
+
+
+def read_yaml(text: str, source: str) -> tuple[YamlDocument, list[Problem]]:
+    """Compose ``text`` into a ``YamlDocument`` and the structural problems found on the way.
+
+    A syntax error is returned as a single problem at its line and column (nothing can be
+    checked past it); an empty file is a problem too.
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        column = mark.column + 1 if mark is not None else 1
+        what = ": ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        return YamlDocument(None), [
+            Problem(line, "", f"YAML syntax error at column {column}: {what}")
+        ]
+    except yaml.YAMLError as exc:
+        return YamlDocument(None), [Problem(1, "", f"cannot read YAML: {exc}")]
+    finally:
+        loader.dispose()
+    if node is None:
+        return YamlDocument(None), [
+            Problem(1, "", f"{source} is empty: expected a mapping with targets, services and slas")
+        ]
+    walker = _Walker(loader.anchored)
+    data = walker.walk(node, ())
+    return YamlDocument(data, walker.lines), walker.problems
