@@ -75,6 +75,8 @@ def cross_checks(data: Any) -> list[Issue]:
     if not isinstance(data, dict):
         return []
     issues: list[Issue] = []
+    if data.get("targets") == []:
+        issues.append(issue(("targets",), "must list at least one target", []))
     issues += _unique(_names(data, "targets", "name"), "target names")
     issues += _unique(_names(data, "services", "name"), "service names")
     issues += _unique(_names(data, "slas", "name"), "SLA names")

@@ -266,13 +266,15 @@ class ServiceConfig(_Model):
     """A service the contract measures: its targets and when it counts as down."""
 
     name: Name
-    targets: tuple[Name, ...] = Field(min_length=1)
+    targets: tuple[Name, ...]
     down_when: ServiceRuleKind = ServiceRuleKind.ANY
     quorum: StrictInt | None = None
 
     @model_validator(mode="after")
     def _quorum(self) -> ServiceConfig:
         issues: list[Issue] = []
+        if not self.targets:
+            issues.append(issue(("targets",), "must list at least one target", []))
         if self.down_when is ServiceRuleKind.QUORUM:
             if self.quorum is None:
                 issues.append(issue(("quorum",), "is required with down_when: quorum"))
@@ -538,7 +540,9 @@ class Config(_Model):
     """A whole, valid configuration. Build it with ``load_config`` / ``parse_config_text``."""
 
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
-    targets: tuple[TargetConfig, ...] = Field(min_length=1)
+    # Emptiness is checked on the raw list: pydantic would also call a list "too short"
+    # when its only item merely failed validation.
+    targets: tuple[TargetConfig, ...]
     services: tuple[ServiceConfig, ...] = ()
     slas: tuple[SlaConfig, ...] = ()
     exclusions: tuple[ExclusionConfig, ...] = ()
