@@ -45,7 +45,8 @@ CANARY_SOURCE = "canary"
 class Outage:
     """Consecutive unavailable buckets ``[start, end)``, with the failures seen in them.
 
-    ``errors``: failure reason -> failed probes; ``failed_targets``: target -> failed probes.
+    ``errors``: failure reason -> failed probes; ``failed_targets``: target -> failed probes;
+    ``probes``: every probe of the service's targets in those buckets, failed or not.
     """
 
     start: datetime
@@ -53,6 +54,7 @@ class Outage:
     buckets: int
     errors: Mapping[str, int]
     failed_targets: Mapping[str, int]
+    probes: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class MonthResult:
     claim_deadline: datetime
     outages: tuple[Outage, ...]
     excluded_by_kind: Mapping[ExclusionKind, int]
+    excluded_kinds: Mapping[int, ExclusionKind]
+    """Bucket index -> the exclusion kind that excluded it (for each excluded bucket)."""
     exclusions_applied: tuple[ExclusionWindow, ...]
     rules: Mapping[str, Any]
 
@@ -149,6 +153,7 @@ class MonthResult:
                     "buckets": o.buckets,
                     "errors": dict(o.errors),
                     "failed_targets": dict(o.failed_targets),
+                    "probes": o.probes,
                 }
                 for o in self.outages
             ],
@@ -211,21 +216,25 @@ def compute_month(
 
     rule = policy.bucket_rule
     columns = [tallies.get(name, _NO_TALLIES) for name in service.targets]
-    states: list[BucketState] = []
     start_epoch = grid.start_epoch
     size = grid.bucket_seconds
-    for index in range(count):
-        if index in excluded:
-            states.append(_X)
-            continue
-        if index >= elapsed:
-            states.append(_P)
-            continue
+    # An elapsed bucket without a single probe of any target is unknown whatever the rules, so
+    # only buckets holding tallies are judged: a month of short buckets stays cheap to compute.
+    states: list[BucketState] = [_Q] * elapsed + [_P] * (count - elapsed)
+    measured: set[int] = set()
+    for column in columns:
+        for epoch in column:
+            offset = epoch - start_epoch
+            if offset >= 0 and offset % size == 0 and offset // size < elapsed:
+                measured.add(offset // size)
+    for index in measured:
         epoch = start_epoch + index * size
         verdicts = [target_verdict(column.get(epoch), rule) for column in columns]
         if index in gap_buckets:
             verdicts = [v if v is _U else _Q for v in verdicts]
-        states.append(service_verdict(verdicts, service.rule))
+        states[index] = service_verdict(verdicts, service.rule)
+    for index in excluded:
+        states[index] = _X
 
     tally = Counter(states)
     available, unavailable = tally[_A], tally[_U]
@@ -282,6 +291,7 @@ def compute_month(
         excluded_by_kind=MappingProxyType(
             dict(sorted(Counter(excluded.values()).items(), key=lambda kv: str(kv[0])))
         ),
+        excluded_kinds=MappingProxyType(dict(excluded)),
         exclusions_applied=tuple(w for w in windows if id(w) in applied_ids),
         rules=MappingProxyType(_rules(policy, service, quorum, canaries)),
     )
@@ -382,11 +392,15 @@ def _outages(
     for first, last in _runs(down):
         errors: Counter[str] = Counter()
         failed: Counter[str] = Counter()
+        probes = 0
         for index in range(first, last + 1):
             epoch = grid.bucket_start(index)
             for name, column in columns.items():
                 tally = column.get(epoch)
-                if tally is not None and tally.failed:
+                if tally is None:
+                    continue
+                probes += tally.ok + tally.failed
+                if tally.failed:
                     failed[name] += tally.failed
                     errors.update(tally.reasons)
         outages.append(
@@ -396,6 +410,7 @@ def _outages(
                 buckets=last - first + 1,
                 errors=MappingProxyType(dict(errors.most_common())),
                 failed_targets=MappingProxyType(dict(failed.most_common())),
+                probes=probes,
             )
         )
     return tuple(outages)

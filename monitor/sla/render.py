@@ -153,7 +153,32 @@ def _period(outage: Outage, tz: str) -> str:
 def _evidence(outage: Outage) -> str:
     errors = ", ".join(f"{reason} x{count}" for reason, count in outage.errors.items())
     targets = ", ".join(f"{name} ({count} failed)" for name, count in outage.failed_targets.items())
-    return f"errors: {errors or 'none recorded'}; targets: {targets or 'none recorded'}"
+    failed = sum(outage.failed_targets.values())
+    return (
+        f"{failed} of {outage.probes} probes failed; errors: {errors or 'none recorded'}; "
+        f"targets: {targets or 'none recorded'}"
+    )
+
+
+_BUCKET_RULE_WORDS = {
+    "any_failed": "any probe of a target failed in it",
+    "all_failed": "every probe of a target failed in it",
+    "failed_fraction": "at least {fraction} of a target's probes failed in it",
+}
+
+
+def method_sentence(r: MonthResult) -> str:
+    """How a period was judged unavailable, in words, from the rules the result applied."""
+    rules = r.rules
+    fraction = rules.get("failed_fraction")
+    rule = _BUCKET_RULE_WORDS.get(str(rules["bucket_rule"]), str(rules["bucket_rule"]))
+    targets = list(rules["service_targets"])
+    return (
+        f"A {r.bucket_seconds // 60}-minute period counts as Unavailable Time when "
+        f"{rule.format(fraction=fraction)} (with at least {rules['min_probes']} probe(s) per "
+        f"target) for at least {rules['quorum']} of the {len(targets)} monitored target(s) "
+        f"({', '.join(targets)})."
+    )
 
 
 def render_claim(results: Sequence[MonthResult]) -> str:
@@ -164,6 +189,19 @@ def render_claim(results: Sequence[MonthResult]) -> str:
         names = ", ".join(r.sla for r in results)
         return f"No service credit is due for {months} ({names}): nothing to claim.\n"
     return "\n\n----------------------------------------\n\n".join(claims) + "\n"
+
+
+def _excluded_lines(r: MonthResult) -> list[str]:
+    lines = []
+    for window in r.exclusions_applied:
+        start = max(window.start, r.start)
+        end = min(window.end, r.end)
+        reason = f", {window.reason}" if window.reason else ""
+        lines.append(
+            f"  - {_local(start, r.timezone)} to {_local(end, r.timezone)}: {window.kind}"
+            f" ({window.id}{reason})"
+        )
+    return lines
 
 
 def _claim(r: MonthResult) -> str:
@@ -195,9 +233,9 @@ def _claim(r: MonthResult) -> str:
         "",
         "Evidence (failed probes of each period, by reason and by probe target):",
         *(evidence or ["  (none)"]),
-        f"Probes: targets {', '.join(r.rules['service_targets'])}; a period is unavailable when "
-        f"{r.rules['bucket_rule']} (at least {r.rules['min_probes']} probe(s)) and the service "
-        f"rule '{r.rules['service_rule']}' (quorum {r.rules['quorum']}) says so.",
+        method_sentence(r),
+        "Excluded periods, not claimed:",
+        *(_excluded_lines(r) or ["  (none)"]),
         "Per-probe records (timestamps, outcomes, error details) are available on request.",
         "This claim is made within the claim window, which ends "
         f"{_local(r.claim_deadline, r.timezone)}.",

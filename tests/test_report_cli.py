@@ -1,0 +1,135 @@
+"""``slawatch report`` end to end through ``monitor.cli.main``, on real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from monitor import cli, reporting
+from monitor.sla.calendar import Month
+
+SAMPLES = Path(__file__).resolve().parent.parent / "config" / "samples"
+CONFIG = SAMPLES / "report.yaml"
+RESULTS = SAMPLES / "results-2026-11-01.jsonl"
+AS_OF = "2026-11-02T00:00:00Z"
+
+
+def report(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    argv = ["report", "--config", str(CONFIG), "--results", str(RESULTS), "--month", "2026-11"]
+    status = cli.main([*argv, "--as-of", AS_OF, *extra])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+class TestReportCommand:
+    def test_registered_in_the_cli(self) -> None:
+        """The report module is one of the CLI's command modules."""
+        assert reporting in cli.COMMAND_MODULES
+
+    def test_json_for_the_sample(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The sample day: a 3-bucket voice outage, ivr maintenance excluded, a canary blip."""
+        status, out, err = report(capsys, "--format", "json")
+        assert (status, err) == (0, "")
+        reports = {r["service"]: r for r in json.loads(out)["reports"]}
+        voice = reports["voice"]
+        assert voice["buckets_unavailable"] == 3
+        assert voice["buckets_pending"] == 8640 - 288
+        assert voice["excluded_by_kind"] == {"customer_network": 1}
+        assert voice["outages"][0]["start"] == "2026-11-01T10:05:00Z"
+        assert voice["outages"][0]["end"] == "2026-11-01T10:20:00Z"
+        assert voice["credit_amount"] == "1000.00"
+        assert reports["ivr"]["excluded_by_kind"] == {
+            "customer_network": 1,
+            "scheduled_maintenance": 6,
+        }
+        assert reports["ivr"]["buckets_unknown"] == 2
+        assert reports["web"]["buckets_excluded"] == 31
+        assert json.loads(out)["input"]["results"] == 1150
+
+    def test_service_filter_and_claim(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--service narrows to one SLA; the claim cites the outage in local time."""
+        status, out, _ = report(capsys, "--service", "voice", "--format", "claim")
+        assert status == 0
+        assert out.startswith("Subject: SLA Claim")
+        assert "2026-11-01 10:05 GMT to 10:20 GMT" in out
+        assert "ujet-ivr" not in out
+
+    def test_unknown_service_is_refused(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An unknown --service exits 2 naming the known services."""
+        status, out, err = report(capsys, "--service", "fax")
+        assert (status, out) == (2, "")
+        assert "--service: expected one of ivr, voice, web, got 'fax'" in err
+
+    def test_invalid_lines_refuse_unless_skipped(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A bad line stops the report with its number; --skip-invalid counts and skips it."""
+        results = tmp_path / "r.jsonl"
+        lines = RESULTS.read_text(encoding="utf-8").splitlines()
+        lines.insert(2, '{"ts": "2026-11-01T00:00:00Z", "target": "sip-edge", "ok": "maybe"}')
+        results.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        argv = ["report", "--config", str(CONFIG), "--results", str(results), "--month", "2026-11"]
+        assert cli.main([*argv, "--as-of", AS_OF]) == 2
+        err = capsys.readouterr().err
+        assert f"{results}:3: ok: expected true or false, got 'maybe'" in err
+        assert cli.main([*argv, "--as-of", AS_OF, "--skip-invalid", "--format", "json"]) == 0
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["input"]["invalid_lines_skipped"] == 1
+        assert "skipped 1 invalid line(s); first:" in captured.err
+
+    def test_targets_missing_from_the_config_are_noted(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Results for a target the config does not name are ignored with a note."""
+        results = tmp_path / "r.jsonl"
+        results.write_text('{"ts": 1793491200, "target": "old-probe", "ok": false}\n', "utf-8")
+        argv = ["report", "--config", str(CONFIG), "--results", str(results), "--month", "2026-11"]
+        assert cli.main([*argv, "--format", "csv"]) == 0
+        assert "targets not in the config: old-probe" in capsys.readouterr().err
+
+    @pytest.mark.parametrize(
+        ("flag", "value", "message"),
+        [
+            ("--month", "2026-13", "month: expected YYYY-MM"),
+            ("--as-of", "2026-11-02T00:00:00", "--as-of: expected a UTC offset"),
+            ("--results", "/nonexistent/r.jsonl", "No such file"),
+        ],
+    )
+    def test_bad_arguments_exit_2(
+        self, capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str
+    ) -> None:
+        """Bad month, naive --as-of and a missing file each exit 2 with a clear message."""
+        args = {"--month": "2026-11", "--as-of": AS_OF, "--results": str(RESULTS)}
+        args[flag] = value
+        argv = ["report", "--config", str(CONFIG)]
+        for key, text in args.items():
+            argv += [key, text]
+        assert cli.main(argv) == 2
+        assert message in capsys.readouterr().err
+
+    def test_bad_config_exits_2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A config error is printed with its file and line."""
+        config = tmp_path / "bad.yaml"
+        config.write_text("targets: 5\n", encoding="utf-8")
+        argv = ["report", "--config", str(config), "--results", str(RESULTS), "--month", "2026-11"]
+        assert cli.main(argv) == 2
+        assert f"{config}:1" in capsys.readouterr().err
+
+
+class TestBuildReports:
+    def test_a_past_month_is_complete(self) -> None:
+        """now=None: no pending buckets; the days without results are unknown, not available."""
+        from monitor.config import load_config
+        from monitor.results import read_results
+
+        config = load_config(CONFIG)
+        results = reporting.build_reports(
+            config, reporting.grid_tallies(read_results(RESULTS)), Month(2026, 11), "voice"
+        )
+        (voice,) = results
+        assert voice.buckets_pending == 0
+        assert voice.buckets_unknown == 8640 - 288
+        assert voice.uptime_percent_worst_case is not None
+        assert voice.uptime_percent_worst_case < 4
