@@ -70,3 +70,11 @@ def store_tally_rows(draw: _st.DrawFn) -> "_TallyRow":
         failed=failed,
         reasons=reasons,
     )
+
+
+# --- configuration (tests/test_config.py): durations as whole milliseconds, in seconds ---
+
+
+def config_durations() -> _st.SearchStrategy[float]:
+    """Durations from 0 to ten weeks in whole milliseconds, as the config file can write them."""
+    return _st.integers(min_value=0, max_value=70 * 86_400_000).map(lambda ms: ms / 1000)
