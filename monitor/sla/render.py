@@ -137,17 +137,21 @@ def _local(moment: datetime | None, tz: str) -> str:
 
 
 def _period(outage: Outage, tz: str) -> str:
+    """``local start to local end (UTC times), buckets, minutes``; UTC only when it differs."""
     start = outage.start.astimezone(zone(tz))
     end = outage.end.astimezone(zone(tz))
-    end_text = end.strftime("%H:%M %Z") if end.date() == start.date() else _local(end, tz)
-    utc = (
-        f"{outage.start.astimezone(UTC):%Y-%m-%d %H:%M}-"
-        f"{outage.end.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-    )
     minutes = (outage.end - outage.start).total_seconds() / 60
-    local = f"{start:%Y-%m-%d %H:%M %Z} to {end_text}"
-    zone_note = "" if tz == "UTC" else f" ({utc})"
-    return f"{local}{zone_note}, {outage.buckets} bucket(s), {minutes:g} min"
+    text = f"{_span(start, end, '%Z')}"
+    if start.utcoffset() or end.utcoffset():
+        text += f" ({_span(outage.start.astimezone(UTC), outage.end.astimezone(UTC), 'UTC')})"
+    return f"{text}, {outage.buckets} bucket(s), {minutes:g} min"
+
+
+def _span(start: datetime, end: datetime, label: str) -> str:
+    same_day = end.date() == start.date()
+    end_format = "%H:%M" if same_day else "%Y-%m-%d %H:%M"
+    begin = f"{start:%Y-%m-%d %H:%M} {start.strftime(label)}"
+    return f"{begin} to {end.strftime(end_format)} {end.strftime(label)}"
 
 
 def _evidence(outage: Outage) -> str:
