@@ -288,7 +288,8 @@ class TestConversion:
     def test_recurring_exclusions(self) -> None:
         """Recurring windows keep their rule, zone and duration."""
         weekly, nightly = parse().recurring_exclusions()
-        assert weekly.rrule is not None and weekly.cron is None
+        assert weekly.rrule is not None
+        assert weekly.cron is None
         assert weekly.dtstart == datetime(2026, 1, 4, 2)
         assert weekly.timezone == "Europe/London"
         assert weekly.duration == timedelta(hours=2)
@@ -353,7 +354,10 @@ class TestCheckConfigCommand:
         """A missing file is a ConfigError naming it, not a traceback."""
         with pytest.raises(ConfigError) as caught:
             load_config(tmp_path / "absent.yaml")
-        assert str(caught.value) == f"{tmp_path / 'absent.yaml'}:1: cannot read file: No such file or directory"
+        assert (
+            str(caught.value)
+            == f"{tmp_path / 'absent.yaml'}:1: cannot read file: No such file or directory"
+        )
 
 
 class TestShippedExamples:
@@ -372,4 +376,5 @@ class TestShippedExamples:
         assert voice.bucket_seconds == 300
         assert voice.claim_window_days == 30
         assert config.canaries()
-        assert config.exclusion_windows() and config.recurring_exclusions()
+        assert config.exclusion_windows()
+        assert config.recurring_exclusions()

@@ -90,7 +90,14 @@ def parse_config_text(
             extra=lambda model, key: _options_model(model, key, kinds),
         )
     issues += cross_checks(data)
-    problems += [_located(document, found) for found in issues]
+    # A value YAML already refused (an alias, a tag) reaches the models as null; saying so
+    # again there would only add noise.
+    refused = {p.path for p in problems if p.path}
+    problems += [
+        located
+        for located in (_located(document, found) for found in issues)
+        if located.path not in refused
+    ]
     if problems or config is None:
         raise ConfigError(name, problems)
     return config

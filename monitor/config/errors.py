@@ -16,7 +16,8 @@ from typing import Any
 PathPart = str | int
 KeyPath = tuple[PathPart, ...]
 
-_NOTHING = object()
+NOTHING: Any = object()
+_NOTHING = NOTHING
 _REPR_LIMIT = 60
 
 

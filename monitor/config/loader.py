@@ -98,7 +98,8 @@ class _Walker:
 
     def _bad_tag(self, node: Node, path: KeyPath) -> None:
         line = node.start_mark.line + 1
-        self.problem(line, path, f"YAML tags are not allowed (write plain data), got {node.tag}")
+        shown = "!!" + node.tag.removeprefix(_TAG) if node.tag.startswith(_TAG) else node.tag
+        self.problem(line, path, f"YAML tags are not allowed (write plain data), got {shown}")
 
     def _mapping(self, node: MappingNode, path: KeyPath) -> dict[str, Any]:
         if node.tag != _TAG + "map":

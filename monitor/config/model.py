@@ -100,7 +100,7 @@ def _frozen_labels(value: Mapping[str, str]) -> Mapping[str, str]:
     bad = [name for name in value if not _LABEL_NAME.fullmatch(name)]
     if bad:
         raise FieldProblems(
-            [issue((name,), "label names must match [a-zA-Z_][a-zA-Z0-9_]*", name) for name in bad]
+            [issue((name,), "is not a label name: use [a-zA-Z_][a-zA-Z0-9_]*") for name in bad]
         )
     return MappingProxyType(dict(value))
 

@@ -16,7 +16,15 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
-from monitor.config.errors import REDACTED, FieldProblems, Issue, KeyPath, did_you_mean, issue
+from monitor.config.errors import (
+    NOTHING,
+    REDACTED,
+    FieldProblems,
+    Issue,
+    KeyPath,
+    did_you_mean,
+    issue,
+)
 
 SECRET_INLINE = "secrets are not written inline: use {env: NAME} or {file: PATH}"
 
@@ -83,6 +91,20 @@ def clean_location(loc: Sequence[str | int], data: Any) -> KeyPath:
     return tuple(out)
 
 
+def _as_written(data: Any, path: KeyPath, value: Any) -> Any:
+    # Quote the file's own text (2026-11-10T04:00:00Z, 10s) rather than the parsed value.
+    if value is REDACTED or value is NOTHING:
+        return value
+    current = data
+    for part in path:
+        in_map = isinstance(current, dict) and isinstance(part, str) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if not (in_map or in_list):
+            return value
+        current = current[part]
+    return current
+
+
 def _choices(expected: str) -> list[str]:
     return re.findall(r"'([^']*)'", expected)
 
@@ -110,7 +132,10 @@ def translate_error(
     if kind == "value_error" and isinstance(ctx.get("error"), FieldProblems):
         problems: FieldProblems = ctx["error"]
         base = path[:-1] if problems.from_parent and path else path
-        return [issue((*base, *i.path), i.message, i.value) for i in problems.issues]
+        return [
+            issue((*base, *i.path), i.message, _as_written(data, (*base, *i.path), i.value))
+            for i in problems.issues
+        ]
     if kind == "missing":
         return [issue(path, "is required")]
     if kind == "extra_forbidden":
