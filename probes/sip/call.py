@@ -331,6 +331,8 @@ class _Call:
             # A 200 may cross our CANCEL; that call is up and must be ended too.
             with contextlib.suppress(TimeoutError, SipError):
                 final = await asyncio.wait_for(tx.final_response(), CLEANUP_SECONDS)
+                self.record["status"] = final.status
+                self.record["status_reason"] = final.reason
                 if 200 <= final.status < 300:
                     self.ok = final
                     tx.ack(build_2xx_ack(tx.request, final))

@@ -1,0 +1,290 @@
+"""The ``sip_call`` probe: a real test call, judged on what a caller would hear.
+
+An OPTIONS ping only shows that a proxy answers. The availability SLA covers callers
+reaching the IVR, so this probe places a call: INVITE with a G.711 offer, digest retry,
+ACK, RTP both ways for ``duration`` (loss, jitter, an E-model MOS), optional DTMF steps that
+walk the IVR menu with a check that a prompt plays after each, then BYE. The call engine is
+``probes.sip.call``; this module holds the options, and ``judge`` (pure) turns the call's
+record into the result: outcome, one reason token, and the figures kept as evidence.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from probes.fields import Duration, SecretRef, SecretUnavailable
+from probes.result import DetailValue, Outcome, ProbeContext, ProbeResult
+from probes.sip.audio import Codec
+from probes.sip.call import CallPlan, CallRecord, DtmfStep, place_call
+from probes.sip.digest import Credentials
+from probes.sip.dtmf import validate_digits
+from probes.sip.media import MIN_VOICED_FRAMES
+from probes.sip.mos import estimate_mos
+from probes.sip.ports import DEFAULT_RANGE, PortRange
+from probes.sip.transport import Target
+
+log = structlog.get_logger(__name__)
+
+TEARDOWN_RESERVE_SECONDS = 1.0
+"""Time kept back from the target's timeout for BYE/CANCEL, so the call ends before the runner
+cancels the probe (the teardown survives a cancellation anyway, but then nobody records it)."""
+
+
+class SipAuth(BaseModel):
+    """Digest credentials; the password is a secret reference, never inline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str
+    password: SecretRef
+    realm: str | None = None
+
+
+class DtmfStepOptions(BaseModel):
+    """One IVR menu step: wait ``pause``, press ``digits``, optionally expect a prompt."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    digits: str
+    pause: Duration = 1.0
+    expect_audio_within: Duration | None = None
+
+    @field_validator("digits")
+    @classmethod
+    def _keys(cls, value: str) -> str:
+        return validate_digits(value)
+
+
+class MediaThresholds(BaseModel):
+    """What the received audio must meet for the call to count as ``up``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_packets: int = Field(default=10, ge=0)
+    max_loss_ratio: float = Field(default=0.05, ge=0.0, le=1.0)
+    min_mos: float | None = Field(default=3.5, ge=1.0, le=4.5)
+    max_jitter: Duration | None = None
+
+
+class SipCallOptions(BaseModel):
+    """The ``sip_call`` block of a target."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uri: str
+    transport: Literal["udp", "tcp"] = "udp"
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    bind: str = "0.0.0.0"
+    from_uri: str = "sip:slawatch@invalid"
+    to_uri: str | None = None
+    auth: SipAuth | None = None
+    t1: Duration = 0.5
+    answer_timeout: Duration = 20.0
+    expected_codes: tuple[int, ...] = (200,)
+    duration: Duration = 5.0
+    dtmf: tuple[DtmfStepOptions, ...] = ()
+    dtmf_tone: Duration = 0.1
+    dtmf_gap: Duration = 0.1
+    media: MediaThresholds = MediaThresholds()
+    codecs: tuple[Codec, ...] = (Codec.PCMU, Codec.PCMA)
+    require_audio: bool = False
+    silence_threshold_dbov: float = Field(default=-50.0, le=0.0)
+    send_tone_hz: float | None = Field(default=None, gt=0.0, lt=4000.0)
+    rtp_ports: str = f"{DEFAULT_RANGE[0]}-{DEFAULT_RANGE[1]}"
+
+    @field_validator("uri", "from_uri", "to_uri")
+    @classmethod
+    def _sip_uri(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sip:", "sips:")):
+            raise ValueError(f"expected a sip: URI such as sip:ivr@192.0.2.10:5060, got {value!r}")
+        return value
+
+    @field_validator("expected_codes")
+    @classmethod
+    def _codes(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("expected at least one final status code, got none")
+        for code in value:
+            if not 200 <= code <= 699:
+                raise ValueError(f"expected final status codes in 200..699, got {code}")
+        return value
+
+    @field_validator("codecs")
+    @classmethod
+    def _unique_codecs(cls, value: tuple[Codec, ...]) -> tuple[Codec, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"expected PCMU and/or PCMA, each once, got {list(value)}")
+        return value
+
+    @field_validator("rtp_ports")
+    @classmethod
+    def _port_range(cls, value: str) -> str:
+        port_range_of(value)
+        return value
+
+    @model_validator(mode="after")
+    def _destination(self) -> SipCallOptions:
+        host, _ = self.destination()
+        if not host:
+            raise ValueError(f"uri {self.uri!r} has no host; give one or set 'host'")
+        return self
+
+    def destination(self) -> tuple[str, int]:
+        """Where the INVITE goes: ``host``/``port`` if set, else the URI's host and port."""
+        rest = self.uri.split(":", 1)[1].split(";", 1)[0].split("?", 1)[0]
+        hostport = rest.rsplit("@", 1)[-1]
+        if hostport.startswith("["):
+            uri_host, _, tail = hostport[1:].partition("]")
+            uri_port = tail[1:] if tail.startswith(":") else ""
+        else:
+            uri_host, _, uri_port = hostport.partition(":")
+        port = self.port or (int(uri_port) if uri_port.isdigit() else 5060)
+        return self.host or uri_host, port
+
+    def plan(self) -> CallPlan:
+        """The call to place; reads the password (``SecretUnavailable`` if it is missing)."""
+        host, port = self.destination()
+        credentials = None
+        if self.auth is not None:
+            credentials = Credentials(
+                self.auth.username, self.auth.password.read(), self.auth.realm
+            )
+        return CallPlan(
+            target=Target(self.transport, host, port, bind_host=self.bind),
+            request_uri=self.uri,
+            from_uri=self.from_uri,
+            to_uri=self.to_uri or self.uri,
+            credentials=credentials,
+            codecs=self.codecs,
+            answer_timeout=self.answer_timeout,
+            duration=self.duration,
+            steps=tuple(DtmfStep(s.digits, s.pause, s.expect_audio_within) for s in self.dtmf),
+            rtp_range=port_range_of(self.rtp_ports),
+            rtp_bind_host=None if self.bind in ("0.0.0.0", "::") else self.bind,
+            tone_hz=self.send_tone_hz,
+            silence_threshold_dbov=self.silence_threshold_dbov,
+            dtmf_tone_seconds=self.dtmf_tone,
+            dtmf_gap_seconds=self.dtmf_gap,
+            t1=self.t1,
+        )
+
+
+def port_range_of(text: str) -> PortRange:
+    """``"20000-20999"`` as a ``PortRange``; ``ValueError`` says what was expected."""
+    low, sep, high = text.partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        raise ValueError(f"expected an RTP port range such as 20000-20999, got {text!r}")
+    return PortRange(int(low), int(high))
+
+
+def _status_reason(status: int) -> str:
+    if 300 <= status < 400:
+        return f"redirect_{status}"
+    if 400 <= status < 500 or status >= 600:
+        return f"rejected_{status}"
+    return f"status_code_{status}"
+
+
+def judge(
+    record: CallRecord, options: SipCallOptions
+) -> tuple[Outcome, str, dict[str, float], dict[str, DetailValue]]:
+    """Outcome, reason, phases and details for one call record (pure)."""
+    phases: dict[str, float] = {}
+    details: dict[str, DetailValue] = {
+        "call_id": record.call_id,
+        "sip_status": record.status,
+        "sip_reason": record.status_reason,
+        "cancel_sent": record.cancel_sent,
+        "bye_sent": record.bye_sent,
+    }
+    if record.post_dial_delay is not None:
+        phases["post_dial_delay"] = details["post_dial_delay_seconds"] = record.post_dial_delay
+    if record.answer_seconds is not None:
+        phases["answer"] = details["answer_seconds"] = record.answer_seconds
+    if record.bye_status is not None:
+        details["bye_status"] = record.bye_status
+    if record.redirect_contact is not None:
+        details["redirect_contact"] = record.redirect_contact
+    if record.auth_rounds:
+        details["auth_rounds"] = record.auth_rounds
+    if record.detail:
+        details["error"] = record.detail[:300]
+    media = record.media
+    mos: float | None = None
+    if media is not None:
+        summary = media.summary
+        details.update(
+            codec=record.codec,
+            rtp_packets_sent=media.packets_sent,
+            rtp_packets_received=summary.received,
+            rtp_packets_expected=summary.expected,
+            rtp_loss_ratio=summary.loss_ratio,
+            rtp_jitter_seconds=summary.jitter_seconds,
+            rtp_stray_packets=media.stray_packets,
+            rtp_voiced_frames=media.voiced_frames,
+            dtmf_sent=media.digits_sent,
+            dtmf_received=media.digits_received,
+        )
+        if summary.received:
+            mos = estimate_mos(
+                summary.loss_ratio, record.codec or "PCMU", jitter_seconds=summary.jitter_seconds
+            )
+            details["mos"] = round(mos, 3)
+    if record.step_voice:
+        details["audio_steps"] = ",".join(
+            "-" if v is None else ("ok" if v else "silent") for v in record.step_voice
+        )
+    if record.failure is not None:
+        if record.failure == "rtp_ports_exhausted":
+            return Outcome.ERROR, record.failure, phases, details
+        outcome = Outcome.TIMEOUT if record.timed_out else Outcome.DOWN
+        return outcome, record.failure, phases, details
+    status = record.status
+    if status is None:
+        return Outcome.ERROR, "no_final_response", phases, details
+    if status not in options.expected_codes:
+        return Outcome.DOWN, _status_reason(status), phases, details
+    if status >= 300:
+        return Outcome.UP, "", phases, details
+    reason = _media_verdict(record, options, mos)
+    return (Outcome.DOWN if reason else Outcome.UP), reason, phases, details
+
+
+def _media_verdict(record: CallRecord, options: SipCallOptions, mos: float | None) -> str:
+    media = record.media
+    limits = options.media
+    if media is None or media.summary.received < max(1, limits.min_packets):
+        return "no_rtp"
+    summary = media.summary
+    if summary.loss_ratio > limits.max_loss_ratio:
+        return "rtp_loss"
+    if limits.max_jitter is not None and summary.jitter_seconds > limits.max_jitter:
+        return "rtp_jitter"
+    if limits.min_mos is not None and mos is not None and mos < limits.min_mos:
+        return "low_mos"
+    if options.require_audio and media.voiced_frames < MIN_VOICED_FRAMES:
+        return "silence"
+    if any(v is False for v in record.step_voice):
+        return "silence_after_dtmf"
+    return ""
+
+
+async def probe(options: SipCallOptions, ctx: ProbeContext) -> ProbeResult:
+    """Place one test call and judge it."""
+    try:
+        plan = options.plan()
+    except SecretUnavailable as exc:
+        return ctx.result(Outcome.ERROR, "secret_unavailable", details={"error": str(exc)})
+    reserve = min(TEARDOWN_RESERVE_SECONDS, ctx.timeout_seconds / 4)
+    try:
+        record = await place_call(plan, ctx.deadline - reserve)
+    except Exception as exc:
+        # A bug or a local resource problem, not evidence against the vendor.
+        log.exception("sip_call_probe_failed", target=ctx.target)
+        return ctx.result(Outcome.ERROR, type(exc).__name__, details={"error": str(exc)[:300]})
+    outcome, reason, phases, details = judge(record, options)
+    return ctx.result(outcome, reason, phases=phases, details=details)
