@@ -1,0 +1,329 @@
+"""The daemon's one HTTP port: metrics, health, status, reports and exclusions.
+
+Read endpoints are open (they show what Prometheus scrapes anyway); write endpoints need the
+bearer token from ``monitor.api_token`` and are refused outright when none is configured, so a
+fresh install cannot be written to by anyone who reaches the port.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitor.accounting import utc_now
+from monitor.metrics import build_registry, outage_open, provisional_bucket_state
+from monitor.sla.calendar import Month, month_containing
+from monitor.sla.policy import ExclusionKind, ExclusionWindow
+from monitor.store.base import ExclusionExistsError
+from probes.fields import SecretUnavailable
+
+if TYPE_CHECKING:
+    from monitor.daemon import Daemon
+
+log = structlog.get_logger(__name__)
+
+DAEMON: web.AppKey[Daemon] = web.AppKey("daemon", object)  # type: ignore[arg-type]
+MAX_BODY = 64 * 1024
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def require_token(daemon: Daemon, request: web.Request) -> web.Response | None:
+    """None when the request carries the configured bearer token, else the error response."""
+    ref = daemon.config.monitor.api_token
+    if ref is None:
+        return json_error(403, "write endpoints are disabled: set monitor.api_token in the config")
+    try:
+        expected = ref.read()
+    except SecretUnavailable as exc:
+        log.error("api_token_unavailable", problem=str(exc))
+        return json_error(503, f"the API token is unavailable: {exc}")
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    ):
+        return web.json_response(
+            {"error": "missing or wrong bearer token"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="slawatch"'},
+        )
+    return None
+
+
+async def read_json(request: web.Request) -> dict[str, Any] | web.Response:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return json_error(413, f"body larger than {MAX_BODY} bytes")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        return json_error(413, f"body larger than {MAX_BODY} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return json_error(400, f"body: expected a JSON object: {exc}")
+    if not isinstance(body, dict):
+        return json_error(400, f"body: expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+def parse_instant(value: Any, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"{field}: expected an RFC 3339 timestamp with offset, got {value!r}")
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        raise ValueError(
+            f"{field}: expected an RFC 3339 timestamp such as 2026-11-10T02:00:00Z, got {value!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{field}: the time has no offset: add Z or +01:00, got {value!r}")
+    return parsed
+
+
+def window_json(window: ExclusionWindow) -> dict[str, Any]:
+    return {
+        "id": window.id,
+        "kind": window.kind.value,
+        "start": window.start.isoformat(),
+        "end": window.end.isoformat(),
+        "reason": window.reason,
+        "services": sorted(window.services),
+        "announced_at": None if window.announced_at is None else window.announced_at.isoformat(),
+        "source": window.source,
+    }
+
+
+def exclusion_from_json(body: dict[str, Any], services: set[str]) -> ExclusionWindow:
+    allowed = {"id", "kind", "start", "end", "reason", "services", "announced_at"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ValueError(
+            f"unknown field(s) {', '.join(unknown)}; expected some of {sorted(allowed)}"
+        )
+    kind_text = body.get("kind")
+    kinds = [k.value for k in ExclusionKind]
+    if kind_text not in kinds:
+        raise ValueError(f"kind: expected one of {', '.join(kinds)}, got {kind_text!r}")
+    start = parse_instant(body.get("start"), "start")
+    end = parse_instant(body.get("end"), "end")
+    if end <= start:
+        raise ValueError(f"end: must be after start {start.isoformat()}, got {end.isoformat()}")
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("reason: expected a non-empty text saying why (it goes into the report)")
+    chosen = body.get("services", [])
+    if not isinstance(chosen, list) or not all(isinstance(s, str) for s in chosen):
+        raise ValueError(f"services: expected a list of service names, got {chosen!r}")
+    missing = sorted(set(chosen) - services)
+    if missing:
+        raise ValueError(
+            f"services: unknown service(s) {', '.join(missing)}; known: {sorted(services)}"
+        )
+    announced = body.get("announced_at")
+    ident = body.get("id", "")
+    if not isinstance(ident, str):
+        raise ValueError(f"id: expected a string, got {ident!r}")
+    return ExclusionWindow(
+        id=ident,
+        start=start,
+        end=end,
+        kind=ExclusionKind(kind_text),
+        reason=reason.strip(),
+        services=frozenset(chosen),
+        announced_at=None if announced is None else parse_instant(announced, "announced_at"),
+        source="api",
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_app(daemon: Daemon) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    app[DAEMON] = daemon
+    registry = build_registry(daemon)
+
+    async def index(request: web.Request) -> web.Response:
+        links = [
+            "/metrics",
+            "/healthz",
+            "/readyz",
+            "/api/v1/status",
+            "/api/v1/report",
+            "/api/v1/exclusions",
+            "/api/v1/buckets",
+        ]
+        body = "slawatch " + daemon.config.monitor.name + "\n\n" + "\n".join(links) + "\n"
+        return web.Response(text=body)
+
+    async def metrics(request: web.Request) -> web.Response:
+        payload = generate_latest(registry)
+        return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(request: web.Request) -> web.Response:
+        if daemon.health.ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready\n")
+
+    async def status(request: web.Request) -> web.Response:
+        import time
+
+        now = time.time()
+        moment = utc_now(now)
+        slas = []
+        for policy in daemon.accounting.inputs.policies:
+            result = daemon.accounting.month_result(policy, moment)
+            service = daemon.accounting.inputs.services[policy.service]
+            figures = result.to_json()
+            slas.append(
+                {
+                    **{k: figures[k] for k in figures if k not in ("states", "outages")},
+                    "current_bucket_state": provisional_bucket_state(
+                        daemon, policy, service, now
+                    ).value,
+                    "outage_open": outage_open(result, moment),
+                    "open_outages": [o for o in figures["outages"][-1:]]
+                    if outage_open(result, moment)
+                    else [],
+                }
+            )
+        targets = []
+        for target in daemon.config.targets:
+            st = daemon.state.targets.get(target.name)
+            last = st.last if st else None
+            targets.append(
+                {
+                    "target": target.name,
+                    "kind": target.kind,
+                    "role": target.role,
+                    "last_outcome": None if last is None else last.outcome.value,
+                    "last_reason": None if last is None else last.reason,
+                    "last_run": None if last is None else utc_now(last.started_at).isoformat(),
+                }
+            )
+        return web.json_response(
+            {
+                "vantage": daemon.config.monitor.name,
+                "now": moment.isoformat(),
+                "slas": slas,
+                "targets": targets,
+            }
+        )
+
+    def _month_arg(request: web.Request, tz: str) -> Month:
+        text = request.query.get("month")
+        if not text:
+            import time
+
+            return month_containing(utc_now(time.time()), tz)
+        return Month.parse(text)
+
+    async def report(request: web.Request) -> web.Response:
+        from monitor.daemon_reports import daemon_report
+
+        try:
+            text, content_type = await daemon_report(
+                daemon,
+                service=request.query.get("service") or None,
+                month=request.query.get("month") or None,
+                fmt=request.query.get("format", "json"),
+            )
+        except ValueError as exc:
+            return json_error(400, str(exc))
+        return web.Response(text=text, content_type=content_type)
+
+    async def buckets(request: web.Request) -> web.Response:
+        import time
+
+        name = request.query.get("sla")
+        policies = daemon.accounting.inputs.policies
+        chosen = [p for p in policies if name in (None, p.name)]
+        if not chosen:
+            return json_error(
+                404, f"sla: unknown SLA {name!r}; known: {[p.name for p in policies]}"
+            )
+        out = []
+        for policy in chosen:
+            try:
+                month = _month_arg(request, policy.timezone)
+            except ValueError as exc:
+                return json_error(400, str(exc))
+            result = daemon.accounting.month_result(policy, utc_now(time.time()), month)
+            out.append(
+                {
+                    "sla": policy.name,
+                    "service": policy.service,
+                    "month": str(month),
+                    "start": result.start.isoformat(),
+                    "bucket_seconds": policy.bucket_seconds,
+                    "states": [s.value for s in result.states],
+                }
+            )
+        return web.json_response({"buckets": out})
+
+    async def list_exclusions(request: web.Request) -> web.Response:
+        windows = [*daemon.config.exclusion_windows(), *daemon.api_exclusions]
+        return web.json_response({"exclusions": [window_json(w) for w in windows]})
+
+    async def add_exclusion(request: web.Request) -> web.Response:
+        denied = require_token(daemon, request)
+        if denied is not None:
+            return denied
+        body = await read_json(request)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            window = exclusion_from_json(body, set(daemon.config.service_defs()))
+        except ValueError as exc:
+            return json_error(400, str(exc))
+        if window.id and window.id in {w.id for w in daemon.config.exclusion_windows()}:
+            return json_error(409, f"id: {window.id!r} is already defined in the config file")
+        try:
+            stored = await daemon.store.add_exclusion(window)
+        except ExclusionExistsError as exc:
+            return json_error(409, str(exc))
+        await daemon.exclusions_changed()
+        log.info(
+            "exclusion_added",
+            **{k: v for k, v in window_json(stored).items() if k != "services"},
+            services=sorted(stored.services),
+        )
+        return web.json_response(window_json(stored), status=201)
+
+    async def delete_exclusion(request: web.Request) -> web.Response:
+        denied = require_token(daemon, request)
+        if denied is not None:
+            return denied
+        ident = request.match_info["id"]
+        if ident in {w.id for w in daemon.config.exclusion_windows()}:
+            return json_error(409, f"{ident!r} is defined in the config file: remove it there")
+        if not await daemon.store.delete_exclusion(ident):
+            return json_error(404, f"no exclusion with id {ident!r}")
+        await daemon.exclusions_changed()
+        log.info("exclusion_deleted", id=ident)
+        return web.json_response({"deleted": ident})
+
+    app.router.add_get("/", index)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/v1/status", status)
+    app.router.add_get("/api/v1/report", report)
+    app.router.add_get("/api/v1/buckets", buckets)
+    app.router.add_get("/api/v1/exclusions", list_exclusions)
+    app.router.add_post("/api/v1/exclusions", add_exclusion)
+    app.router.add_delete("/api/v1/exclusions/{id}", delete_exclusion)
+    return app

@@ -1,0 +1,466 @@
+"""`slawatch run`: the long-running service.
+
+Start-up order matters for the evidence: open the store, record the time the daemon was not
+running as a gap (so those buckets read unknown, never available), read the month's tallies
+back, and only then start probing and tell systemd we are ready. Shutdown is the reverse: stop
+probing, flush everything to the store, close it. SIGKILL skips all that, which is why tallies
+are flushed every second: at most the last second of probes is lost, and the next start records
+the gap from the last heartbeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from prometheus_client import Histogram
+
+from monitor import sdnotify
+from monitor.accounting import Accounting, AccountingInputs, utc_now
+from monitor.config import Config, ConfigError, load_config
+from monitor.scheduler import ProbeScheduler, ScheduledTarget
+from monitor.secrets import check_secrets
+from monitor.sla.calendar import Month, month_bounds, month_containing
+from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
+from monitor.state import LiveState
+from monitor.store.base import (
+    EvidenceRow,
+    ServiceBucketRow,
+    Store,
+    TallyRow,
+    WriteBatch,
+    record_downtime,
+)
+from monitor.store.sqlite import SqliteStore
+from probes.registry import PROBE_KINDS
+from probes.result import ProbeResult
+
+log = structlog.get_logger(__name__)
+
+FLUSH_INTERVAL = 1.0
+MAX_VERDICTS_PER_FLUSH = 20_000
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+MAINTENANCE_INTERVAL = 3600.0
+
+
+class Health:
+    """The daemon's own figures for ``/metrics`` and ``/readyz``."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.reload_successful = True
+        self.last_reload_success: float | None = None
+        self.last_reload_attempt: float | None = None
+        self.store_write_errors = 0
+        self.last_flush: float | None = None
+        # Registered on the daemon's own registry by monitor.metrics.build_registry.
+        self.scheduler_lag = Histogram(
+            "slawatch_scheduler_lag_seconds",
+            "How late probes start after their scheduled time.",
+            buckets=LAG_BUCKETS,
+            registry=None,
+        )
+
+    def observe_lag(self, seconds: float) -> None:
+        self.scheduler_lag.observe(max(0.0, seconds))
+
+
+class Daemon:
+    """One vantage point: scheduler, live state, store, accounting and the HTTP interface."""
+
+    def __init__(self, config: Config, config_path: Path | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.health = Health()
+        self.state = LiveState()
+        self.store: Store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
+        self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag)
+        self.api_exclusions: list[ExclusionWindow] = []
+        self.gaps: list[tuple[datetime, datetime]] = []
+        self.accounting = Accounting(self._inputs(), self._tallies_for)
+        self._stop = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._flush_lock = asyncio.Lock()
+        self._background: list[asyncio.Task[None]] = []
+        self._bucket_lengths: dict[str, tuple[int, ...]] = {}
+        self._verdicts_written: dict[str, tuple[Month, int]] = {}
+        self.started_at = time.time()
+        self.listen_address: tuple[str, int] | None = None
+
+    # -- configuration -------------------------------------------------------------------------
+    def _inputs(self) -> AccountingInputs:
+        cfg = self.config
+        return AccountingInputs(
+            policies=cfg.sla_policies(),
+            services=cfg.service_defs(),
+            windows=(*cfg.exclusion_windows(), *self.api_exclusions),
+            recurring=cfg.recurring_exclusions(),
+            canaries=cfg.canaries(),
+            gaps=tuple(self.gaps),
+        )
+
+    def _schedule(self) -> list[ScheduledTarget]:
+        """Targets as the scheduler wants them, each with the bucket lengths measuring it."""
+        policies = self.config.sla_policies()
+        services = self.config.service_defs()
+        canaries = set(self.config.canaries())
+        all_lengths = tuple(sorted({p.bucket_seconds for p in policies}))
+        out: list[ScheduledTarget] = []
+        self._bucket_lengths = {}
+        for target in self.config.targets:
+            if target.name in canaries:
+                lengths = all_lengths
+            else:
+                lengths = tuple(
+                    sorted(
+                        {
+                            p.bucket_seconds
+                            for p in policies
+                            if target.name in services[p.service].targets
+                        }
+                    )
+                )
+            self._bucket_lengths[target.name] = lengths
+            out.append(
+                ScheduledTarget(
+                    name=target.name,
+                    kind=PROBE_KINDS[target.kind],
+                    options=target.options,
+                    interval=target.interval,
+                    timeout=target.timeout,
+                    role=target.role,
+                    bucket_lengths=lengths,
+                )
+            )
+        return out
+
+    def reload(self) -> bool:
+        """Re-read the configuration file; apply it only if it is entirely valid."""
+        now = time.time()
+        self.health.last_reload_attempt = now
+        if self.config_path is None:
+            return False
+        try:
+            new = load_config(self.config_path)
+            check_secrets(new, self.config_path)
+        except ConfigError as exc:
+            self.health.reload_successful = False
+            log.error("config_reload_rejected", path=str(self.config_path), problems=str(exc))
+            return False
+        if new.monitor.database_path != self.config.monitor.database_path:
+            self.health.reload_successful = False
+            log.error(
+                "config_reload_rejected",
+                path=str(self.config_path),
+                problems="monitor.database cannot change on reload: restart the daemon",
+            )
+            return False
+        old_hash = self.config.content_hash
+        self.config = new
+        self.scheduler.apply(self._schedule())
+        self.accounting.replace_inputs(self._inputs())
+        self.state.forget_targets({t.name for t in new.targets})
+        self.health.reload_successful = True
+        self.health.last_reload_success = now
+        log.info(
+            "config_reloaded",
+            path=str(self.config_path),
+            changed=old_hash != new.content_hash,
+            targets=len(new.targets),
+        )
+        return True
+
+    # -- results ---------------------------------------------------------------------------------
+    def _on_result(self, target: ScheduledTarget, result: ProbeResult) -> None:
+        lengths = self._bucket_lengths.get(target.name, target.bucket_lengths)
+        self.state.record(result, lengths)
+        if not result.ok:
+            log.info(
+                "probe_failed",
+                target=target.name,
+                kind=target.kind.name,
+                outcome=result.outcome.value,
+                reason=result.reason,
+                duration=round(result.duration_seconds, 4),
+            )
+
+    def _tallies_for(
+        self, bucket_seconds: int, month: Month, policy: SlaPolicy
+    ) -> Mapping[str, Mapping[int, Tally]]:
+        return self.state.tallies(bucket_seconds)
+
+    # -- store -----------------------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Write what changed since the last flush, with a heartbeat; keep it on failure."""
+        async with self._flush_lock:
+            now = time.time()
+            dirty = self.state.take_dirty()
+            evidence = self.state.take_evidence()
+            vantage = self.config.monitor.name
+            verdicts, marks = self._closed_verdicts(now)
+            batch = WriteBatch(
+                tallies=[
+                    TallyRow(vantage, target, start, seconds, t.ok, t.failed, t.reasons)
+                    for (seconds, target, start), t in dirty
+                ],
+                evidence=[_evidence_row(vantage, r) for r in evidence],
+                service_buckets=verdicts,
+                heartbeat=now,
+            )
+            try:
+                await self.store.write_batch(batch)
+            except Exception:
+                self.health.store_write_errors += 1
+                self.state.return_dirty(key for key, _ in dirty)
+                self.state.return_evidence(evidence)
+                log.exception(
+                    "store_write_failed", rows=len(batch.tallies), evidence=len(batch.evidence)
+                )
+                return
+            self._verdicts_written.update(marks)
+            self.health.last_flush = now
+
+    def _closed_verdicts(
+        self, now: float
+    ) -> tuple[list[ServiceBucketRow], dict[str, tuple[Month, int]]]:
+        """Service verdicts of buckets that closed (and whose last probes have reported) since
+        the last flush, at most ``MAX_VERDICTS_PER_FLUSH`` at a time.
+
+        After a restart or an exclusion change the month is rewritten from its first bucket
+        holding any probe: the unknown buckets before monitoring began are not evidence of
+        anything and would only bloat the table.
+        """
+        settle = max((t.timeout for t in self.config.targets), default=0.0) + FLUSH_INTERVAL
+        moment = utc_now(now)
+        rows: list[ServiceBucketRow] = []
+        marks: dict[str, tuple[Month, int]] = {}
+        vantage = self.config.monitor.name
+        budget = MAX_VERDICTS_PER_FLUSH
+        for policy in self.accounting.inputs.policies:
+            result = self.accounting.month_result(policy, moment)
+            start_epoch = int(result.start.timestamp())
+            settled = int((now - settle - start_epoch) // policy.bucket_seconds)
+            upto = max(0, min(len(result.states), settled))
+            month, first = self._verdicts_written.get(policy.name, (result.month, -1))
+            if month != result.month or first < 0:
+                first = self._first_measured(policy, start_epoch, upto)
+            upto = min(upto, first + budget)
+            budget -= max(0, upto - first)
+            kinds = result.excluded_kinds
+            for index in range(first, upto):
+                state = result.states[index]
+                rows.append(
+                    ServiceBucketRow(
+                        vantage,
+                        policy.name,
+                        policy.service,
+                        start_epoch + index * policy.bucket_seconds,
+                        state,
+                        kinds.get(index) if state is BucketState.EXCLUDED else None,
+                    )
+                )
+            marks[policy.name] = (result.month, max(first, upto))
+        return rows, marks
+
+    def _first_measured(self, policy: SlaPolicy, start_epoch: int, upto: int) -> int:
+        """Index of the month's first bucket holding a probe of the SLA's targets (or upto)."""
+        service = self.accounting.inputs.services[policy.service]
+        tallies = self.state.tallies(policy.bucket_seconds)
+        starts = [s for name in service.targets for s in tallies.get(name, {}) if s >= start_epoch]
+        if not starts:
+            return upto
+        return min(upto, (min(starts) - start_epoch) // policy.bucket_seconds)
+
+    async def _flush_loop(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=FLUSH_INTERVAL)
+            await self.flush()
+
+    async def _maintenance_loop(self) -> None:
+        """Hourly: prune old evidence, forget tallies of months no longer computed live."""
+        while not self._stop.is_set():
+            now = time.time()
+            retention = self.config.monitor.evidence_retention
+            try:
+                pruned = await self.store.prune_evidence(now - retention)
+                if pruned:
+                    log.info("evidence_pruned", rows=pruned, older_than_seconds=retention)
+            except Exception:
+                self.health.store_write_errors += 1
+                log.exception("evidence_prune_failed")
+            self.state.forget_before(int(self._live_window_start(now)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=MAINTENANCE_INTERVAL)
+
+    def _live_window_start(self, now: float) -> float:
+        """Start of the previous month in the earliest-starting SLA zone: kept in memory."""
+        starts = [
+            month_bounds(month_containing(utc_now(now), p.timezone).previous(), p.timezone)[0]
+            for p in self.config.sla_policies()
+        ]
+        return min(s.timestamp() for s in starts) if starts else now - 62 * 86400
+
+    async def _load_history(self, now: float) -> None:
+        """Read back the previous and current months' tallies, gaps and API exclusions."""
+        start = int(self._live_window_start(now)) - 86400
+        end = int(now) + 86400
+        lengths = {p.bucket_seconds for p in self.config.sla_policies()}
+        tallies = await self.store.load_tallies(start, end)
+        for seconds in lengths:
+            self.state.load(
+                seconds,
+                {
+                    target: {s: t for s, t in buckets.items() if s % seconds == 0}
+                    for target, buckets in tallies.items()
+                },
+            )
+        self.gaps = [
+            (utc_now(g.start), utc_now(g.end)) for g in await self.store.load_gaps(start, end)
+        ]
+        self.api_exclusions = await self.store.list_exclusions()
+        self.accounting.replace_inputs(self._inputs())
+
+    async def exclusions_changed(self) -> None:
+        self.api_exclusions = await self.store.list_exclusions()
+        self.accounting.replace_inputs(self._inputs())
+        self._verdicts_written.clear()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        from monitor.api import build_app
+
+        await self.store.open()
+        now = time.time()
+        gap = await record_downtime(self.store, now)
+        if gap is not None:
+            log.warning(
+                "downtime_recorded_as_unknown",
+                start=gap.start,
+                end=gap.end,
+                seconds=round(gap.end - gap.start, 3),
+            )
+        await self._load_history(now)
+        self.scheduler.apply(self._schedule(), now=now)
+        self.scheduler.start()
+        app = build_app(self)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        host, port = self.config.monitor.listen_address
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or ()
+        if sockets:
+            sockname = sockets[0].getsockname()
+            self.listen_address = (sockname[0], sockname[1])
+        self._background = [
+            asyncio.create_task(self._flush_loop(), name="flush"),
+            asyncio.create_task(self._maintenance_loop(), name="maintenance"),
+        ]
+        watchdog = sdnotify.watchdog_interval()
+        if watchdog:
+            self._background.append(asyncio.create_task(self._watchdog_loop(watchdog / 2)))
+        self.health.ready = True
+        self.health.last_reload_success = now
+        sdnotify.ready()
+        log.info(
+            "daemon_started",
+            vantage=self.config.monitor.name,
+            targets=len(self.config.targets),
+            slas=len(self.config.sla_policies()),
+            listen=self.listen_address,
+            database=str(self.config.monitor.database_path),
+        )
+
+    async def _watchdog_loop(self, every: float) -> None:
+        while not self._stop.is_set():
+            sdnotify.watchdog()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=every)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def stop(self) -> None:
+        """Stop probing, flush, close. Bounded: well inside systemd's and the issue's 5 s."""
+        self._stop.set()
+        self.health.ready = False
+        sdnotify.stopping()
+        await self.scheduler.shutdown(grace=0.5)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.flush()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.store.close()
+        log.info("daemon_stopped", vantage=self.config.monitor.name)
+
+
+def _evidence_row(vantage: str, result: ProbeResult) -> EvidenceRow:
+    return EvidenceRow(
+        vantage=vantage,
+        ts=result.started_at,
+        target=result.target,
+        outcome=result.outcome,
+        reason=result.reason or result.outcome.value,
+        duration=result.duration_seconds,
+        details={k: v for k, v in result.details.items() if not _bad_float(v)},
+    )
+
+
+def _bad_float(value: object) -> bool:
+    return isinstance(value, float) and (value != value or value in (float("inf"), float("-inf")))
+
+
+async def run_daemon(config: Config, config_path: Path) -> int:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit status."""
+    daemon = Daemon(config, config_path)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    try:
+        await daemon.start()
+    except BaseException:
+        await daemon.store.close()
+        raise
+    await daemon.wait()
+    await daemon.stop()
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the monitoring daemon",
+        description="Probe the configured targets, keep buckets in the store, serve /metrics "
+        "and the API. SIGHUP reloads the configuration; SIGTERM flushes and exits.",
+    )
+    parser.add_argument("--config", type=Path, required=True, help="the YAML configuration file")
+    parser.set_defaults(func=_run_command)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from monitor.logs import configure_logging
+
+    try:
+        config = load_config(args.config)
+        check_secrets(config, args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure_logging(config.monitor.log_level)
+    return asyncio.run(run_daemon(config, args.config))

@@ -1,0 +1,98 @@
+"""Reports computed from the store: the daemon's `/api/v1/report`, and `slawatch report`
+without `--results` (reading the SQLite file the daemon writes).
+
+The running daemon answers the current and previous months from memory (what `/metrics`
+shows); older months, and the CLI, read tallies and gaps back from the store, so a report is
+reproducible from stored evidence alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from monitor.accounting import Accounting, AccountingInputs, utc_now
+from monitor.reporting import ReportConfig, select_policies
+from monitor.sla.calendar import Month, month_bounds, month_containing
+from monitor.sla.month import MonthResult
+from monitor.sla.policy import ExclusionWindow, SlaPolicy
+from monitor.sla.render import FORMATS, render
+from monitor.store.base import Store
+
+if TYPE_CHECKING:
+    from monitor.daemon import Daemon
+
+CONTENT_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "text": "text/plain",
+    "claim": "text/plain",
+}
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+async def store_month_results(
+    config: ReportConfig,
+    store: Store,
+    policies: Sequence[SlaPolicy],
+    month: Month,
+    now: datetime,
+    extra_exclusions: Sequence[ExclusionWindow] = (),
+) -> list[MonthResult]:
+    """Each policy's ``month`` from what ``store`` holds (tallies, gaps, API exclusions)."""
+    results = []
+    for policy in policies:
+        start, end = month_bounds(month, policy.timezone)
+        if start > now:
+            raise ValueError(f"month: {month} has not started yet in {policy.timezone}")
+        loaded = await store.load_tallies(int(start.timestamp()), int(end.timestamp()))
+        tallies = {
+            target: {s: t for s, t in buckets.items() if s % policy.bucket_seconds == 0}
+            for target, buckets in loaded.items()
+        }
+        gaps = tuple(
+            (utc_now(g.start), utc_now(g.end))
+            for g in await store.load_gaps(start.timestamp(), end.timestamp())
+        )
+        inputs = AccountingInputs(
+            policies=(policy,),
+            services=config.service_defs(),
+            windows=(*config.exclusion_windows(), *extra_exclusions),
+            recurring=config.recurring_exclusions(),
+            canaries=config.canaries(),
+            gaps=gaps,
+        )
+        accounting = Accounting(inputs, lambda *_, loaded=tallies: loaded)
+        results.append(accounting.month_result(policy, now, month))
+    return results
+
+
+async def daemon_report(
+    daemon: Daemon, service: str | None, month: str | None, fmt: str
+) -> tuple[str, str]:
+    """The report text and its content type, as `slawatch report` would print it."""
+    _check_format(fmt)
+    now = utc_now(time.time())
+    policies = select_policies(daemon.config, service)
+    results: list[MonthResult] = []
+    for policy in policies:
+        chosen = Month.parse(month) if month else month_containing(now, policy.timezone)
+        current = month_containing(now, policy.timezone)
+        if chosen > current:
+            raise ValueError(f"month: {chosen} has not started yet in {policy.timezone}")
+        if chosen >= current.previous():
+            results.append(daemon.accounting.month_result(policy, now, chosen))
+        else:
+            results.extend(
+                await store_month_results(
+                    daemon.config, daemon.store, [policy], chosen, now, daemon.api_exclusions
+                )
+            )
+    meta: dict[str, Any] = {"source": "store", "vantage": daemon.config.monitor.name}
+    return render(results, fmt, meta), CONTENT_TYPES[fmt]

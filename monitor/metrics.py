@@ -1,0 +1,409 @@
+"""`/metrics`: families built from the daemon's current state at scrape time.
+
+Nothing here is a global gauge set from all over the code: the collector reads the live state,
+the cached month results and the daemon's health when Prometheus asks, on the daemon's own
+registry (tests build their own). Names follow the exporter conventions and are fixed, because
+deploy/ (rules, dashboard) depends on them: ``METRIC_NAMES`` lists every one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from monitor.accounting import utc_now
+from monitor.sla.buckets import service_verdict, target_verdict
+from monitor.sla.calendar import month_containing
+from monitor.sla.month import MonthResult
+from monitor.sla.policy import BucketRule, BucketState, ServiceDef, SlaPolicy
+from monitor.state import bucket_floor
+from probes.result import Outcome
+
+if TYPE_CHECKING:
+    from monitor.daemon import Daemon
+
+VERSION = "0.1.0"
+
+# (metric name, ProbeResult.details key, help)
+DETAIL_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("slawatch_probe_http_status_code", "status_code", "HTTP status code of the last probe."),
+    (
+        "slawatch_probe_certificate_expiry_timestamp_seconds",
+        "certificate_expiry_timestamp",
+        "Earliest notAfter of the peer certificate seen by the last TLS probe (epoch seconds).",
+    ),
+    ("slawatch_probe_sip_status_code", "sip_status", "Final SIP status code of the last probe."),
+    (
+        "slawatch_probe_sip_post_dial_delay_seconds",
+        "post_dial_delay_seconds",
+        "Test call: INVITE sent to the first 18x response.",
+    ),
+    (
+        "slawatch_probe_sip_answer_seconds",
+        "answer_seconds",
+        "Test call: INVITE sent to the 200 OK answer.",
+    ),
+    (
+        "slawatch_probe_rtp_packets_received",
+        "rtp_packets_received",
+        "Test call: RTP packets received from the far end.",
+    ),
+    (
+        "slawatch_probe_rtp_loss_ratio",
+        "rtp_loss_ratio",
+        "Test call: RTP packets lost / expected (RFC 3550).",
+    ),
+    (
+        "slawatch_probe_rtp_jitter_seconds",
+        "rtp_jitter_seconds",
+        "Test call: RTP interarrival jitter (RFC 3550).",
+    ),
+    ("slawatch_probe_mos", "mos", "Test call: estimated MOS (simplified ITU-T G.107 E-model)."),
+)
+
+HELP_PROBE_SUCCESS = "1 if the target's last probe succeeded, else 0."
+HELP_PROBE_DURATION = "Duration of the target's last probe."
+HELP_PROBE_PHASE = "Duration of each phase of the target's last probe."
+HELP_PROBES_TOTAL = "Probes run since the daemon started, by outcome."
+HELP_LAST_RUN = "When the target's last probe started (epoch seconds)."
+HELP_SERVICE_UP = (
+    "1 if the service is available by its rule over its targets' last probes, 0 if not; "
+    "absent while unknown."
+)
+HELP_BUCKET_STATE = "State of the running bucket: 1 on its state (available, unavailable, ...)."
+HELP_MONTH_BUCKETS = "Buckets of the current calendar month by state (pending = not yet elapsed)."
+HELP_UPTIME = (
+    "Monthly Uptime Percentage / 100, remaining buckets taken as available: the best the month "
+    "can still end at."
+)
+HELP_UPTIME_WORST = "Monthly uptime ratio if every unknown bucket were unavailable."
+HELP_UPTIME_MTD = "Uptime ratio over the buckets elapsed so far this month."
+HELP_OBJECTIVE = "The SLA's objective as a ratio (99.999% -> 0.99999)."
+HELP_BREACHED = "1 if the month's uptime is already below the objective."
+HELP_BUDGET = "Error budget of the month in buckets (floor)."
+HELP_BUDGET_REMAINING = "Error budget left in buckets; negative once breached."
+HELP_CREDIT_RATIO = "Projected service credit as a fraction of the monthly fee (a floor)."
+HELP_CREDIT_AMOUNT = "Projected service credit amount in the contract's currency (a floor)."
+HELP_NEXT_TIER = "More unavailable buckets that would move the credit to the next tier."
+HELP_CLAIM_DEADLINE = "Last moment to file this month's claim (epoch seconds)."
+HELP_OUTAGE_OPEN = "1 while an outage (consecutive unavailable buckets) is running."
+HELP_PREV_CREDIT = "Credit owed for the previous month (file the claim before the deadline)."
+HELP_PREV_DEADLINE = "Claim deadline of the previous month (epoch seconds)."
+HELP_NETWORK_UP = "0 when every canary target fails: the monitor's own network is down."
+HELP_IN_FLIGHT = "Probes running now."
+HELP_RELOAD_OK = "1 if the last configuration reload succeeded."
+HELP_RELOAD_TIME = "When the configuration was last loaded successfully (epoch seconds)."
+HELP_STORE_ERRORS = "Failed writes to the store (the rows are kept and retried)."
+HELP_LAST_FLUSH = "When the store last committed a flush (epoch seconds)."
+HELP_PENDING_ROWS = "Rows waiting to be written to the store."
+HELP_BUILD = "slawatch build information."
+
+_TARGET_LABELS = ["target", "kind", "role"]
+_SLA_LABELS = ["sla", "service"]
+
+METRIC_NAMES: frozenset[str] = frozenset(
+    {
+        "slawatch_probe_success",
+        "slawatch_probe_duration_seconds",
+        "slawatch_probe_phase_seconds",
+        "slawatch_probes_total",
+        "slawatch_probe_last_run_timestamp_seconds",
+        *(name for name, _, _ in DETAIL_GAUGES),
+        "slawatch_service_up",
+        "slawatch_bucket_state",
+        "slawatch_month_buckets",
+        "slawatch_month_uptime_ratio",
+        "slawatch_month_uptime_worst_case_ratio",
+        "slawatch_month_to_date_uptime_ratio",
+        "slawatch_sla_objective_ratio",
+        "slawatch_sla_breached",
+        "slawatch_error_budget_buckets",
+        "slawatch_error_budget_remaining_buckets",
+        "slawatch_credit_projected_ratio",
+        "slawatch_credit_projected_amount",
+        "slawatch_credit_next_tier_buckets",
+        "slawatch_claim_deadline_timestamp_seconds",
+        "slawatch_outage_open",
+        "slawatch_previous_month_credit_amount",
+        "slawatch_previous_month_claim_deadline_timestamp_seconds",
+        "slawatch_monitor_network_up",
+        "slawatch_scheduler_lag_seconds",
+        "slawatch_probes_in_flight",
+        "slawatch_config_last_reload_successful",
+        "slawatch_config_last_reload_success_timestamp_seconds",
+        "slawatch_store_write_errors_total",
+        "slawatch_store_last_flush_timestamp_seconds",
+        "slawatch_store_pending_rows",
+        "slawatch_build_info",
+    }
+)
+
+
+def _ratio(percent: object) -> float | None:
+    from fractions import Fraction
+
+    if percent is None:
+        return None
+    assert isinstance(percent, Fraction)
+    return float(percent / 100)
+
+
+class DaemonCollector(Collector):
+    """Reads the daemon at scrape time."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    def collect(self) -> Iterable[Metric]:
+        now = time.time()
+        yield from self._targets()
+        yield from self._slas(now)
+        yield from self._monitor()
+
+    # -- per target ------------------------------------------------------------------------------
+    def _targets(self) -> Iterator[Metric]:
+        d = self._daemon
+        success = GaugeMetricFamily(
+            "slawatch_probe_success", HELP_PROBE_SUCCESS, labels=_TARGET_LABELS
+        )
+        duration = GaugeMetricFamily(
+            "slawatch_probe_duration_seconds", HELP_PROBE_DURATION, labels=_TARGET_LABELS
+        )
+        phases = GaugeMetricFamily(
+            "slawatch_probe_phase_seconds", HELP_PROBE_PHASE, labels=[*_TARGET_LABELS, "phase"]
+        )
+        totals = CounterMetricFamily(
+            "slawatch_probes", HELP_PROBES_TOTAL, labels=[*_TARGET_LABELS, "outcome"]
+        )
+        last_run = GaugeMetricFamily(
+            "slawatch_probe_last_run_timestamp_seconds", HELP_LAST_RUN, labels=_TARGET_LABELS
+        )
+        details = [
+            (GaugeMetricFamily(name, text, labels=_TARGET_LABELS), key)
+            for name, key, text in DETAIL_GAUGES
+        ]
+        for target in d.config.targets:
+            status = d.state.targets.get(target.name)
+            labels = [target.name, target.kind, target.role]
+            outcomes = status.outcomes if status else dict.fromkeys(Outcome, 0)
+            for outcome, count in outcomes.items():
+                totals.add_metric([*labels, outcome.value], count)
+            if status is None or status.last is None:
+                continue
+            last = status.last
+            success.add_metric(labels, 1.0 if last.ok else 0.0)
+            duration.add_metric(labels, last.duration_seconds)
+            last_run.add_metric(labels, last.started_at)
+            for phase, seconds in last.phases.items():
+                phases.add_metric([*labels, phase], seconds)
+            for family, key in details:
+                value = last.details.get(key)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    family.add_metric(labels, float(value))
+        yield from (success, duration, phases, totals, last_run)
+        yield from (family for family, _ in details)
+
+    # -- per SLA ---------------------------------------------------------------------------------
+    def _slas(self, now: float) -> Iterator[Metric]:
+        d = self._daemon
+        up = GaugeMetricFamily("slawatch_service_up", HELP_SERVICE_UP, labels=_SLA_LABELS)
+        bucket_state = GaugeMetricFamily(
+            "slawatch_bucket_state", HELP_BUCKET_STATE, labels=[*_SLA_LABELS, "state"]
+        )
+        month_buckets = GaugeMetricFamily(
+            "slawatch_month_buckets", HELP_MONTH_BUCKETS, labels=[*_SLA_LABELS, "state"]
+        )
+        gauges = {
+            name: GaugeMetricFamily(name, text, labels=_SLA_LABELS)
+            for name, text in (
+                ("slawatch_month_uptime_ratio", HELP_UPTIME),
+                ("slawatch_month_uptime_worst_case_ratio", HELP_UPTIME_WORST),
+                ("slawatch_month_to_date_uptime_ratio", HELP_UPTIME_MTD),
+                ("slawatch_sla_objective_ratio", HELP_OBJECTIVE),
+                ("slawatch_sla_breached", HELP_BREACHED),
+                ("slawatch_error_budget_buckets", HELP_BUDGET),
+                ("slawatch_error_budget_remaining_buckets", HELP_BUDGET_REMAINING),
+                ("slawatch_credit_projected_ratio", HELP_CREDIT_RATIO),
+                ("slawatch_credit_next_tier_buckets", HELP_NEXT_TIER),
+                ("slawatch_claim_deadline_timestamp_seconds", HELP_CLAIM_DEADLINE),
+                ("slawatch_outage_open", HELP_OUTAGE_OPEN),
+                ("slawatch_previous_month_claim_deadline_timestamp_seconds", HELP_PREV_DEADLINE),
+            )
+        }
+        amount = GaugeMetricFamily(
+            "slawatch_credit_projected_amount",
+            HELP_CREDIT_AMOUNT,
+            labels=[*_SLA_LABELS, "currency"],
+        )
+        previous_amount = GaugeMetricFamily(
+            "slawatch_previous_month_credit_amount",
+            HELP_PREV_CREDIT,
+            labels=[*_SLA_LABELS, "currency"],
+        )
+        moment = utc_now(now)
+        services = d.accounting.inputs.services
+        for policy in d.accounting.inputs.policies:
+            labels = [policy.name, policy.service]
+            state = instant_service_state(d, services[policy.service], now)
+            if state is BucketState.AVAILABLE:
+                up.add_metric(labels, 1.0)
+            elif state is BucketState.UNAVAILABLE:
+                up.add_metric(labels, 0.0)
+            result = d.accounting.month_result(policy, moment)
+            current = provisional_bucket_state(d, policy, services[policy.service], now)
+            for s in BucketState:
+                if s is not BucketState.PENDING:
+                    bucket_state.add_metric([*labels, s.value], 1.0 if s is current else 0.0)
+            for s, count in (
+                (BucketState.AVAILABLE, result.buckets_available),
+                (BucketState.UNAVAILABLE, result.buckets_unavailable),
+                (BucketState.EXCLUDED, result.buckets_excluded),
+                (BucketState.UNKNOWN, result.buckets_unknown),
+                (BucketState.PENDING, result.buckets_pending),
+            ):
+                month_buckets.add_metric([*labels, s.value], count)
+            for name, value in (
+                ("slawatch_month_uptime_ratio", _ratio(result.uptime_percent)),
+                (
+                    "slawatch_month_uptime_worst_case_ratio",
+                    _ratio(result.uptime_percent_worst_case),
+                ),
+                (
+                    "slawatch_month_to_date_uptime_ratio",
+                    _ratio(result.month_to_date_uptime_percent),
+                ),
+                ("slawatch_sla_objective_ratio", float(policy.objective_percent) / 100),
+                ("slawatch_sla_breached", 1.0 if result.breached else 0.0),
+                ("slawatch_error_budget_buckets", float(result.error_budget_buckets)),
+                ("slawatch_error_budget_remaining_buckets", float(result.error_budget_remaining)),
+                ("slawatch_credit_projected_ratio", float(result.credit_percent) / 100),
+                (
+                    "slawatch_credit_next_tier_buckets",
+                    None
+                    if result.buckets_to_next_tier is None
+                    else float(result.buckets_to_next_tier),
+                ),
+                ("slawatch_claim_deadline_timestamp_seconds", result.claim_deadline.timestamp()),
+                ("slawatch_outage_open", 1.0 if outage_open(result, moment) else 0.0),
+            ):
+                if value is not None:
+                    gauges[name].add_metric(labels, value)
+            amount.add_metric([*labels, result.currency], float(result.credit_amount))
+            previous = d.accounting.month_result(policy, moment, result.month.previous())
+            previous_amount.add_metric([*labels, previous.currency], float(previous.credit_amount))
+            gauges["slawatch_previous_month_claim_deadline_timestamp_seconds"].add_metric(
+                labels, previous.claim_deadline.timestamp()
+            )
+        yield from (up, bucket_state, month_buckets, amount, previous_amount)
+        yield from gauges.values()
+
+    # -- the monitor itself ------------------------------------------------------------------------
+    def _monitor(self) -> Iterator[Metric]:
+        d = self._daemon
+        h = d.health
+        canaries = d.accounting.inputs.canaries
+        if canaries:
+            lasts = [d.state.targets.get(c) for c in canaries]
+            known = [s.last for s in lasts if s is not None and s.last is not None]
+            if known:
+                network = GaugeMetricFamily("slawatch_monitor_network_up", HELP_NETWORK_UP)
+                network.add_metric([], 0.0 if all(not r.ok for r in known) else 1.0)
+                yield network
+        yield GaugeMetricFamily(
+            "slawatch_probes_in_flight", HELP_IN_FLIGHT, value=d.scheduler.in_flight
+        )
+        yield GaugeMetricFamily(
+            "slawatch_config_last_reload_successful",
+            HELP_RELOAD_OK,
+            value=1.0 if h.reload_successful else 0.0,
+        )
+        if h.last_reload_success is not None:
+            yield GaugeMetricFamily(
+                "slawatch_config_last_reload_success_timestamp_seconds",
+                HELP_RELOAD_TIME,
+                value=h.last_reload_success,
+            )
+        yield CounterMetricFamily(
+            "slawatch_store_write_errors", HELP_STORE_ERRORS, value=h.store_write_errors
+        )
+        if h.last_flush is not None:
+            yield GaugeMetricFamily(
+                "slawatch_store_last_flush_timestamp_seconds", HELP_LAST_FLUSH, value=h.last_flush
+            )
+        yield GaugeMetricFamily(
+            "slawatch_store_pending_rows", HELP_PENDING_ROWS, value=d.state.pending_rows
+        )
+        info = GaugeMetricFamily("slawatch_build_info", HELP_BUILD, labels=["version", "vantage"])
+        info.add_metric([VERSION, d.config.monitor.name], 1.0)
+        yield info
+
+
+def instant_service_state(daemon: Daemon, service: ServiceDef, now: float) -> BucketState:
+    """The service by its rule over its targets' latest results; a result older than two
+    intervals (or none yet) is unknown, so a stalled monitor never reads as available."""
+    states: list[BucketState] = []
+    scheduled = daemon.scheduler.targets
+    for name in service.targets:
+        status = daemon.state.targets.get(name)
+        target = scheduled.get(name)
+        last = status.last if status else None
+        if (
+            last is None
+            or target is None
+            or now - last.started_at > 2 * target.interval + target.timeout
+        ):
+            states.append(BucketState.UNKNOWN)
+        else:
+            states.append(BucketState.AVAILABLE if last.ok else BucketState.UNAVAILABLE)
+    return service_verdict(states, service.rule)
+
+
+def provisional_bucket_state(
+    daemon: Daemon, policy: SlaPolicy, service: ServiceDef, now: float
+) -> BucketState:
+    """The running bucket's verdict so far, by the same rules the month will apply once it
+    closes (the engine itself reports a running bucket as pending)."""
+    start = bucket_floor(now, policy.bucket_seconds)
+    end = start + policy.bucket_seconds
+    month = month_containing(utc_now(now), policy.timezone)
+    for window in daemon.accounting.windows_for(policy, month):
+        if window.start.timestamp() < end and window.end.timestamp() > start:
+            return BucketState.EXCLUDED
+    tallies = daemon.state.tallies(policy.bucket_seconds)
+    canaries = daemon.accounting.inputs.canaries
+    if canaries and all(
+        target_verdict(tallies.get(c, {}).get(start), BucketRule()) is BucketState.UNAVAILABLE
+        for c in canaries
+    ):
+        return BucketState.EXCLUDED
+    states = [
+        target_verdict(tallies.get(name, {}).get(start), policy.bucket_rule)
+        for name in service.targets
+    ]
+    return service_verdict(states, service.rule)
+
+
+def outage_open(result: MonthResult, now: datetime) -> bool:
+    """An outage runs if the latest one reaches the running bucket or the one just closed."""
+    if not result.outages:
+        return False
+    last_end = result.outages[-1].end
+    return (now - last_end).total_seconds() < result.bucket_seconds
+
+
+def build_registry(daemon: Daemon, extra: Sequence[Collector] = ()) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DaemonCollector(daemon))
+    registry.register(daemon.health.scheduler_lag)
+    for collector in extra:
+        registry.register(collector)
+    return registry
