@@ -21,6 +21,7 @@ from typing import Any, cast
 from monitor.sla.calendar import BucketGrid
 from monitor.sla.policy import Tally
 
+_INF = math.inf
 UNSPECIFIED_REASON = "unspecified"
 """The reason recorded for a failed result that carries no ``error``."""
 
@@ -99,23 +100,6 @@ def _check(record: object) -> tuple[str, float, bool, str | None]:
     ok = record.get("ok")
     latency = record.get("latency_ms")
     error = record.get("error")
-    # The common shape, checked with cheap exact-type tests before the general path.
-    if (
-        type(ts) is str
-        and type(target) is str
-        and target
-        and type(ok) is bool
-        and (latency is None or (type(latency) in (int, float) and 0 <= latency < math.inf))
-        and (error is None or type(error) is str)
-        and len(ts) >= 20
-        and ts[10] in "Tt "
-    ):
-        try:
-            parsed = datetime.fromisoformat(ts)
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return target, parsed.timestamp(), ok, error or None
     for key in ("ts", "target", "ok"):
         if key not in record:
             raise ValueError(f"{key}: expected a value, got nothing (key missing)")
@@ -151,15 +135,43 @@ def parse_lines(lines: Iterable[str], source: str = "<results>") -> ResultSet:
     # the parse on lines this short. Anything it does not take whole goes the slow way.
     # typeshed types the context as the scanner class itself; a decoder is what it reads.
     scan = make_scanner(cast(Any, json.JSONDecoder()))
+    fromisoformat = datetime.fromisoformat
     number = 0
     for number, line in enumerate(lines, start=1):
         try:
             record, end = scan(line, 0)
-            fast = line[end:].isspace() or end == len(line)
+            whole = end == len(line) or line[end:].isspace()
         except (StopIteration, ValueError):
-            fast = False
+            whole = False
+        # The common shape, with its checks inlined: at 270,000 lines a call per line shows.
+        if whole and type(record) is dict:
+            ts = record.get("ts")
+            target = record.get("target")
+            ok = record.get("ok")
+            error = record.get("error")
+            latency = record.get("latency_ms")
+            if (
+                type(ts) is str
+                and type(target) is str
+                and type(ok) is bool
+                and target
+                and (error is None or type(error) is str)
+                and (latency is None or (type(latency) in (int, float) and 0 <= latency < _INF))
+                and len(ts) >= 20
+                and ts[10] in "Tt "
+            ):
+                try:
+                    parsed = fromisoformat(ts)
+                except ValueError:
+                    parsed = None
+                if parsed is not None and parsed.tzinfo is not None:
+                    targets.append(names.setdefault(target, target))
+                    epochs.append(parsed.timestamp())
+                    oks.append(ok)
+                    errors.append(error or None)
+                    continue
         try:
-            if fast and type(record) is dict:
+            if whole and type(record) is dict:
                 target, epoch, ok, error = _check(record)
             elif not line.strip():
                 continue
