@@ -31,10 +31,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             ok INTEGER NOT NULL CHECK (ok >= 0),
             failed INTEGER NOT NULL CHECK (failed >= 0),
             reasons TEXT NOT NULL DEFAULT '{}',
-            PRIMARY KEY (vantage, target, bucket_seconds, bucket_start)
+            PRIMARY KEY (vantage, bucket_start, target, bucket_seconds)
         ) STRICT, WITHOUT ROWID""",
-        # The primary key serves per-target ranges; this serves "every target of a month".
-        "CREATE INDEX tallies_by_start ON tallies (vantage, bucket_seconds, bucket_start)",
+        # Time leads the key so a flush's upserts (every target, the current bucket) land on
+        # a few adjacent pages and a month reads as one range; this index serves one target.
+        "CREATE INDEX tallies_by_target ON tallies (vantage, target, bucket_start)",
         f"""CREATE TABLE evidence (
             id INTEGER PRIMARY KEY,
             vantage TEXT NOT NULL,

@@ -208,26 +208,14 @@ class SqliteStore:
         *,
         bucket_seconds: int | None = None,
     ) -> dict[str, dict[int, Tally]]:
-        rows = await self._call(
-            avail.tally_rows, start, end, targets, vantage or self._vantage, bucket_seconds
+        return await self._call(
+            avail.tallies_by_target, start, end, targets, vantage or self._vantage, bucket_seconds
         )
-        out: dict[str, dict[int, Tally]] = {}
-        seen: dict[tuple[str, int], int] = {}
-        for row in rows:
-            key = (row.target, row.bucket_start)
-            if key in seen:
-                raise StoreError(
-                    f"tallies of {row.target} at {row.bucket_start} are stored for bucket "
-                    f"lengths {seen[key]} and {row.bucket_seconds}: pass bucket_seconds"
-                )
-            seen[key] = row.bucket_seconds
-            out.setdefault(row.target, {})[row.bucket_start] = row.tally()
-        return out
 
     async def load_tally_rows(
         self, start: int, end: int, targets: Sequence[str] | None = None
     ) -> list[TallyRow]:
-        return await self._call(avail.tally_rows, start, end, targets, None, None)
+        return await self._call(avail.tally_rows, start, end, targets)
 
     async def vantages(self) -> list[str]:
         return await self._call(avail.vantages)
