@@ -324,3 +324,78 @@ baresip_echo = _baresip_fixture("echo")
 baresip_sine = _baresip_fixture("sine")
 baresip_silent = _baresip_fixture("silent")
 baresip_manual = _baresip_fixture("manual")
+
+
+# SIPp user-agent servers for what baresip cannot do: a digest-challenged INVITE and a 3xx.
+SIPP_DIR = Path(__file__).parent / "peers" / "sipp"
+SIPP_USER = "probe"
+SIPP_PASSWORD = "secret"
+"""The credentials tests/peers/sipp/uas_digest_busy.xml accepts."""
+
+
+@dataclass(frozen=True)
+class SippPeer:
+    """A SIPp UAS running one scenario on ``127.0.0.1:port`` (UDP)."""
+
+    scenario: str
+    port: int
+    pid: int
+    log_path: Path
+
+    def uri(self, user: str = "ivr") -> str:
+        return f"sip:{user}@127.0.0.1:{self.port}"
+
+
+def _udp_port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def _sipp_fixture(scenario: str) -> Any:
+    @pytest.fixture(scope="session")
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SippPeer]:
+        binary = require_binary("sipp", "sip-tester")
+        work = tmp_path_factory.mktemp(f"sipp-{scenario}")
+        port = free_udp_tcp_port()
+        log_path = work / "sipp.log"
+        with log_path.open("wb") as log_file:
+            proc = subprocess.Popen(
+                [
+                    binary,
+                    "-sf",
+                    str(SIPP_DIR / f"{scenario}.xml"),
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-m",
+                    "10000",
+                    "-nostdin",
+                    "-timeout",
+                    "600s",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=work,
+            )
+        try:
+            deadline = time.monotonic() + 10
+            while not _udp_port_taken(port):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"sipp {scenario} did not start: {log_path.read_text()[-2000:]}")
+                time.sleep(0.02)
+            yield SippPeer(scenario, port, proc.pid, log_path)
+        finally:
+            stop_process(proc)
+
+    fixture.__doc__ = f"SIPp UAS running tests/peers/sipp/{scenario}.xml for the whole session."
+    return fixture
+
+
+sipp_digest_busy = _sipp_fixture("uas_digest_busy")
+sipp_redirect = _sipp_fixture("uas_redirect")

@@ -18,7 +18,7 @@ from probes.sip.ports import PortAllocator, PortRange, PortsExhausted, candidate
 from probes.sip.rtp import StreamSummary
 from probes.sip_call import SipCallOptions, judge, port_range_of, probe
 from tests import sip_peers
-from tests.sip_peers import BaresipPeer, KamailioPeer
+from tests.sip_peers import SIPP_PASSWORD, SIPP_USER, BaresipPeer, KamailioPeer, SippPeer
 
 # The peers are session fixtures defined in tests/sip_peers.py; bound here so pytest finds them.
 baresip_echo = sip_peers.baresip_echo
@@ -26,6 +26,8 @@ baresip_sine = sip_peers.baresip_sine
 baresip_silent = sip_peers.baresip_silent
 baresip_manual = sip_peers.baresip_manual
 kamailio = sip_peers.kamailio
+sipp_digest_busy = sip_peers.sipp_digest_busy
+sipp_redirect = sip_peers.sipp_redirect
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -432,4 +434,64 @@ class TestCallsToKamailio:
             port = sock.getsockname()[1]
         result = await _call(f"sip:ivr@127.0.0.1:{port}")
         assert (result.outcome, result.reason) == (Outcome.DOWN, "connection_refused")
+        assert result.duration_seconds < 2.0
+
+
+@pytest.mark.peers
+class TestCallsToSipp:
+    async def test_digest_challenge_is_answered(
+        self, sipp_digest_busy: SippPeer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """401 on INVITE: the retry carries valid digest credentials (SIPp verifies them)."""
+        monkeypatch.setenv("SLAWATCH_TEST_SIP_PASSWORD", SIPP_PASSWORD)
+        auth = {"username": SIPP_USER, "password": {"env": "SLAWATCH_TEST_SIP_PASSWORD"}}
+        result = await _call(sipp_digest_busy.uri(), auth=auth, expected_codes=[486])
+        assert (result.outcome, result.reason) == (Outcome.UP, ""), result.details
+        assert (result.details["sip_status"], result.details["auth_rounds"]) == (486, 1)
+
+    async def test_wrong_password_is_refused(
+        self, sipp_digest_busy: SippPeer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A wrong password gets the peer's 403: rejected_403."""
+        monkeypatch.setenv("SLAWATCH_TEST_SIP_PASSWORD", "wrong")
+        auth = {"username": SIPP_USER, "password": {"env": "SLAWATCH_TEST_SIP_PASSWORD"}}
+        result = await _call(sipp_digest_busy.uri(), auth=auth, expected_codes=[486])
+        assert (result.outcome, result.reason) == (Outcome.DOWN, "rejected_403")
+
+    async def test_challenge_without_credentials(self, sipp_digest_busy: SippPeer) -> None:
+        """A challenge with no auth configured is auth_required."""
+        result = await _call(sipp_digest_busy.uri())
+        assert (result.outcome, result.reason) == (Outcome.DOWN, "auth_required")
+        assert result.details["sip_status"] == 401
+        assert result.details["cancel_sent"] is False
+
+    async def test_missing_secret_is_a_local_error(self, sipp_digest_busy: SippPeer) -> None:
+        """An unset password variable is the monitor's problem: error, secret_unavailable."""
+        auth = {"username": SIPP_USER, "password": {"env": "SLAWATCH_TEST_UNSET_VARIABLE"}}
+        result = await _call(sipp_digest_busy.uri(), auth=auth)
+        assert (result.outcome, result.reason) == (Outcome.ERROR, "secret_unavailable")
+
+    async def test_redirect_names_the_contact(self, sipp_redirect: SippPeer) -> None:
+        """302: down with redirect_302 and the Contact it pointed to kept as evidence."""
+        result = await _call(sipp_redirect.uri())
+        assert (result.outcome, result.reason) == (Outcome.DOWN, "redirect_302")
+        assert result.details["redirect_contact"] == "sip:elsewhere@127.0.0.1:5999"
+
+
+class TestCallsToNobody:
+    async def test_black_hole_times_out(self) -> None:
+        """A peer that never answers: timeout within answer_timeout, no CANCEL possible."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hole:
+            hole.bind(("127.0.0.1", 0))
+            port = hole.getsockname()[1]
+            result = await _call(f"sip:ivr@127.0.0.1:{port}", answer_timeout="600ms")
+        assert (result.outcome, result.reason) == (Outcome.TIMEOUT, "timeout")
+        assert result.details["cancel_sent"] is False
+        assert 0.5 < result.duration_seconds < 2.5
+
+    async def test_probe_deadline_bounds_the_call(self, baresip_echo: BaresipPeer) -> None:
+        """A call longer than the target's timeout ends at the probe's own deadline with BYE."""
+        result = await _call(baresip_echo.uri, budget=2.0, duration="10s")
+        assert (result.outcome, result.reason) == (Outcome.TIMEOUT, "timeout")
+        assert result.details["bye_status"] == 200
         assert result.duration_seconds < 2.0

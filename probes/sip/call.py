@@ -181,8 +181,6 @@ class _Call:
         )
         self.started = time.monotonic()
         final = await self._invite_until_final(request)
-        self.record["status"] = final.status
-        self.record["status_reason"] = final.reason
         self.record["answer_seconds"] = time.monotonic() - self.started
         if 300 <= final.status < 400:
             contacts = final.headers.get_all("Contact")
@@ -213,6 +211,8 @@ class _Call:
                 raise _Failed("timeout", "no final response to INVITE", timed_out=True) from None
             except SipError as exc:
                 raise _Failed(exc.reason, str(exc), timed_out=exc.reason == "timeout") from exc
+            self.record["status"] = final.status
+            self.record["status_reason"] = final.reason
             if final.status not in (401, 407):
                 return final
             rounds += 1
@@ -318,19 +318,26 @@ class _Call:
         except Exception:  # teardown must always reach the close below
             log.exception("sip_call_teardown_failed", call_id=self.call_id)
         finally:
+            if self.tx is not None:
+                await self.tx.close()
             if self.endpoint is not None:
                 await self.endpoint.close()
             if self.sock is not None:
                 self.ports.release(self.sock)
 
     async def _end_dialog(self, tx: InviteTransaction) -> None:
-        if self.ok is None and not self.record.get("status"):
+        if self.ok is None and self.record.get("status") is None:
+            # CANCEL may only follow a provisional (RFC 3261 section 9.1). A peer that has
+            # sent nothing gets a short grace for one, not the whole cleanup budget.
+            limit = CLEANUP_SECONDS if tx.provisional else 2 * self.plan.t1
             with contextlib.suppress(TimeoutError, SipError):
-                self.record["cancel_sent"] = True
-                await asyncio.wait_for(tx.cancel(), CLEANUP_SECONDS)
+                await asyncio.wait_for(tx.cancel(), limit)
+            self.record["cancel_sent"] = bool(tx.provisional)
             # A 200 may cross our CANCEL; that call is up and must be ended too.
             with contextlib.suppress(TimeoutError, SipError):
-                final = await asyncio.wait_for(tx.final_response(), CLEANUP_SECONDS)
+                final = await asyncio.wait_for(
+                    tx.final_response(), CLEANUP_SECONDS if tx.provisional else 0.0
+                )
                 self.record["status"] = final.status
                 self.record["status_reason"] = final.reason
                 if 200 <= final.status < 300:
