@@ -78,3 +78,73 @@ def store_tally_rows(draw: _st.DrawFn) -> "_TallyRow":
 def config_durations() -> _st.SearchStrategy[float]:
     """Durations from 0 to ten weeks in whole milliseconds, as the config file can write them."""
     return _st.integers(min_value=0, max_value=70 * 86_400_000).map(lambda ms: ms / 1000)
+
+
+# --- configuration: credit-tier bands written the way the file writes them ---
+
+from fractions import Fraction as _TierFraction  # noqa: E402
+
+TIER_EDGES = ("98", "99", "99.9", "100")
+"""Edges shared between generated tiers, so that touching bands are common."""
+
+TIER_POINTS = tuple(
+    _TierFraction(p) for p in ("97", "98", "98.5", "99", "99.5", "99.9", "99.95", "100")
+)
+"""Uptimes covering every edge and every gap between edges in TIER_EDGES."""
+
+
+@_st.composite
+def tier_bounds(draw: _st.DrawFn) -> dict[str, str]:
+    """A non-empty band: at most one upper form (below | at_most), one lower (at_least | above)."""
+    upper = draw(_st.sampled_from((None, "below", "at_most")))
+    lower = draw(_st.sampled_from((None, "at_least", "above")))
+    bounds: dict[str, str] = {}
+    high = draw(_st.sampled_from(TIER_EDGES))
+    if upper is not None:
+        bounds[upper] = high
+    if lower is not None:
+        candidates = [e for e in TIER_EDGES if _TierFraction(e) < _TierFraction(high)]
+        if upper is None:
+            # "above: 100" alone is an empty band, which the config refuses for its own reason.
+            candidates = [e for e in TIER_EDGES if lower == "at_least" or e != "100"]
+        if candidates:
+            bounds[lower] = draw(_st.sampled_from(candidates))
+    return bounds
+
+
+@_st.composite
+def credit_tables(draw: _st.DrawFn) -> _policy.CreditPolicy:
+    """1-4 adjacent bands between 90% and 100% (some very narrow), credit rising as uptime falls,
+    each edge inclusive on a random side; the lowest band is open below."""
+    edges = sorted(
+        set(draw(_st.lists(_st.integers(90_000, 99_999), min_size=1, max_size=4))), reverse=True
+    )
+    tiers = []
+    for number, upper in enumerate(edges):
+        lower = edges[number + 1] if number + 1 < len(edges) else None
+        upper_inclusive = draw(_st.booleans())
+        tiers.append(
+            _policy.CreditTier(
+                credit_percent=_Decimal(5 * (number + 1)),
+                upper=_Decimal(upper).scaleb(-3),
+                upper_inclusive=upper_inclusive,
+                lower=None if lower is None else _Decimal(lower).scaleb(-3),
+                # The band below takes the shared edge if this one does not.
+                lower_inclusive=True,
+            )
+        )
+    # Make shared edges consistent: a band's lower edge is inclusive iff the next band's upper
+    # edge is exclusive.
+    fixed = [
+        _policy.CreditTier(
+            credit_percent=tier.credit_percent,
+            upper=tier.upper,
+            upper_inclusive=tier.upper_inclusive,
+            lower=tier.lower,
+            lower_inclusive=(
+                not tiers[number + 1].upper_inclusive if number + 1 < len(tiers) else True
+            ),
+        )
+        for number, tier in enumerate(tiers)
+    ]
+    return _policy.CreditPolicy(tuple(fixed), _Decimal("1000.00"), "EUR")
