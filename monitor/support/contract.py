@@ -1,0 +1,130 @@
+"""A support contract as the engine sees it, and its per-fault and per-period summaries.
+
+``summarize`` is the one computation behind the support metrics, the report section and the
+API's fault listing, so the three can never disagree. Pure: ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from monitor.sla.calendar import Month, month_bounds, month_containing
+from monitor.support.calendar import SupportHours
+from monitor.support.faults import (
+    CONTRACT_DEADLINES,
+    CreditTable,
+    CreditTotal,
+    DeadlineTable,
+    Fault,
+    LateDay,
+    LevelStatus,
+    Severity,
+    credit_days,
+    credit_total,
+    level_statuses,
+    solution_deadline,
+)
+
+
+@dataclass(frozen=True)
+class SupportContract:
+    """One support SLA: who pays what, when support is open, the deadline and credit tables.
+
+    Months and years for credit totals are calendar periods in the Support Hours time zone.
+    """
+
+    name: str
+    annual_fee: Decimal
+    currency: str
+    hours: SupportHours = field(default_factory=SupportHours)
+    deadlines: DeadlineTable = field(default_factory=lambda: CONTRACT_DEADLINES)
+    credits: CreditTable = field(default_factory=CreditTable)
+
+    def __post_init__(self) -> None:
+        if not self.annual_fee.is_finite() or self.annual_fee < 0:
+            raise ValueError(
+                f"contract {self.name}: annual_fee: expected a non-negative amount, "
+                f"got {self.annual_fee}"
+            )
+        missing = [s.value for s in Severity if s not in self.deadlines]
+        if missing:
+            raise ValueError(f"contract {self.name}: deadlines: no rule for {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class FaultSummary:
+    """Everything the outputs show about one fault, as of ``now``."""
+
+    fault: Fault
+    levels: tuple[LevelStatus, ...]
+    solution_due: datetime
+    late_days: tuple[LateDay, ...]
+    credit_percent: Decimal
+    credit_amount: Decimal
+
+
+@dataclass(frozen=True)
+class ContractSummary:
+    """A contract's faults and its credits this month and this year, as of ``now``."""
+
+    contract: SupportContract
+    now: datetime
+    faults: tuple[FaultSummary, ...]
+    month: CreditTotal
+    year: CreditTotal
+    month_label: str
+    year_label: str
+
+
+def year_bounds(year: int, tz: str) -> tuple[datetime, datetime]:
+    """``[1 January, next 1 January)`` of ``year`` in ``tz``, as UTC instants."""
+    return month_bounds(Month(year, 1), tz)[0], month_bounds(Month(year + 1, 1), tz)[0]
+
+
+def summarize_fault(contract: SupportContract, fault: Fault, now: datetime) -> FaultSummary:
+    """Deadlines, lateness and the credit one fault has earned as of ``now``."""
+    days = credit_days(fault, contract.deadlines, contract.credits, contract.hours, now)
+    percent = sum((d.percent for d in days), Decimal(0))
+    return FaultSummary(
+        fault=fault,
+        levels=level_statuses(fault, contract.deadlines, contract.hours, now),
+        solution_due=solution_deadline(fault, fault.severity, contract.deadlines, contract.hours),
+        late_days=days,
+        credit_percent=percent,
+        credit_amount=contract.annual_fee * percent / Decimal(100),
+    )
+
+
+def summarize(
+    contract: SupportContract,
+    faults: Sequence[Fault],
+    now: datetime,
+    *,
+    month: Month | None = None,
+) -> ContractSummary:
+    """The contract's faults (those naming it), month and year credits as of ``now``.
+
+    ``month`` defaults to the month containing ``now``; the year is that month's year.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now: expected a timezone-aware datetime, got naive {now}")
+    tz = contract.hours.timezone
+    period = month or month_containing(now, tz)
+    mine = sorted(
+        (f for f in faults if f.contract == contract.name), key=lambda f: (f.received_at, f.id)
+    )
+    month_start, month_end = month_bounds(period, tz)
+    year_start, year_end = year_bounds(period.year, tz)
+    args = (contract.deadlines, contract.credits, contract.hours, contract.annual_fee)
+    return ContractSummary(
+        contract=contract,
+        now=now.astimezone(UTC),
+        faults=tuple(summarize_fault(contract, f, now) for f in mine),
+        month=credit_total(mine, *args, month_start, month_end, now),
+        year=credit_total(mine, *args, year_start, year_end, now),
+        month_label=str(period),
+        year_label=str(period.year),
+    )
