@@ -42,6 +42,137 @@ def support_spans(draw: _st.DrawFn) -> tuple[_datetime, _timedelta]:
     return start, _timedelta(seconds=seconds)
 
 
+# --- availability engine (monitor/sla) -----------------------------------------------------
+import random as _random  # noqa: E402
+from decimal import Decimal as _Decimal  # noqa: E402
+from fractions import Fraction as _Fraction  # noqa: E402
+from types import MappingProxyType as _MappingProxyType  # noqa: E402
+from typing import Any as _Any  # noqa: E402
+
+from monitor.sla import policy as _policy  # noqa: E402
+from monitor.sla.calendar import Month as _Month  # noqa: E402
+from monitor.sla.calendar import month_grid as _month_grid  # noqa: E402
+
+STANDARD_CREDIT = _policy.CreditPolicy(
+    tiers=(
+        _policy.CreditTier(_Decimal(10), upper=_Decimal("99.999"), lower=_Decimal("99.9")),
+        _policy.CreditTier(_Decimal(25), upper=_Decimal("99.9"), lower=_Decimal("99.0")),
+        _policy.CreditTier(_Decimal(50), upper=_Decimal("99.0")),
+    ),
+    monthly_fee=_Decimal("10000.00"),
+    currency="USD",
+)
+"""Half-open bands below 99.999 / 99.9 / 99.0 (10 / 25 / 50 %), fee 10000.00 USD."""
+
+ENGINE_TARGETS = ("t0", "t1", "t2")
+ENGINE_CANARIES = ("c0", "c1")
+
+_CELLS: tuple[_policy.Tally | None, ...] = (
+    None,
+    _policy.Tally(ok=2),
+    _policy.Tally(ok=1),
+    _policy.Tally(ok=1, failed=1, reasons=_MappingProxyType({"timeout": 1})),
+    _policy.Tally(failed=2, reasons=_MappingProxyType({"status_code_503": 2})),
+    _policy.Tally(failed=1, reasons=_MappingProxyType({"connection_refused": 1})),
+)
+
+bucket_rules = _st.one_of(
+    _st.builds(
+        _policy.BucketRule,
+        kind=_st.sampled_from(
+            [_policy.BucketRuleKind.ANY_FAILED, _policy.BucketRuleKind.ALL_FAILED]
+        ),
+        min_probes=_st.integers(min_value=1, max_value=3),
+    ),
+    _st.builds(
+        _policy.BucketRule,
+        kind=_st.just(_policy.BucketRuleKind.FAILED_FRACTION),
+        min_probes=_st.integers(min_value=1, max_value=3),
+        failed_fraction=_st.sampled_from([_Fraction(1, 2), _Fraction(1, 3), _Fraction(1)]),
+    ),
+)
+"""Every bucket rule kind, min_probes 1..3."""
+
+service_rules = _st.one_of(
+    _st.builds(
+        _policy.ServiceRule,
+        kind=_st.sampled_from([_policy.ServiceRuleKind.ANY, _policy.ServiceRuleKind.ALL]),
+    ),
+    _st.builds(
+        _policy.ServiceRule,
+        kind=_st.just(_policy.ServiceRuleKind.QUORUM),
+        min_down=_st.integers(min_value=1, max_value=2),
+    ),
+)
+
+
+@_st.composite
+def engine_scenarios(draw: _st.DrawFn, *, min_probes_one: bool = False) -> dict[str, _Any]:
+    """A month of hourly buckets (few enough to be fast) with random tallies per target.
+
+    Keys: ``policy``, ``service``, ``month``, ``grid``, ``tallies``, ``exclusions``,
+    ``canaries``. Hourly buckets keep every calendar and DST rule of the 5-minute grid.
+    ``min_probes_one`` pins min_probes to 1 (where adding a failed probe is monotone).
+    """
+    month = draw(_st.builds(_Month, _st.integers(2024, 2028), _st.integers(1, 12)))
+    tz = draw(_st.sampled_from(["UTC", "Europe/London", "America/New_York"]))
+    rule = draw(bucket_rules)
+    if min_probes_one:
+        rule = _policy.BucketRule(
+            kind=rule.kind, min_probes=1, failed_fraction=rule.failed_fraction
+        )
+    targets = ENGINE_TARGETS[: draw(_st.integers(min_value=2, max_value=3))]
+    policy = _policy.SlaPolicy(
+        name="sla",
+        service="svc",
+        objective_percent=_Decimal("99.9"),
+        credit=STANDARD_CREDIT,
+        bucket_seconds=3600,
+        timezone=tz,
+        bucket_rule=rule,
+        unknown_policy=draw(_st.sampled_from(list(_policy.UnknownPolicy))),
+        partial_exclusion=draw(_st.sampled_from(list(_policy.PartialExclusion))),
+    )
+    service = _policy.ServiceDef("svc", targets, draw(service_rules))
+    grid = _month_grid(month, tz, 3600)
+    # A seeded generator, not st.randoms(): thousands of cells would each be a Hypothesis draw.
+    rng = _random.Random(draw(_st.integers(0, 2**32)))
+    weights = [draw(_st.integers(0, 10)) for _ in _CELLS]
+    if not any(weights):
+        weights[1] = 1
+    tallies: dict[str, dict[int, _policy.Tally]] = {}
+    for name in (*targets, *ENGINE_CANARIES):
+        column: dict[int, _policy.Tally] = {}
+        for start in grid.starts():
+            cell = rng.choices(_CELLS, weights)[0]
+            if cell is not None:
+                column[start] = cell
+        tallies[name] = column
+    exclusions = [
+        _policy.ExclusionWindow(
+            id=f"x{n}",
+            start=grid.start + _timedelta(minutes=offset),
+            end=grid.start + _timedelta(minutes=offset + length),
+            kind=draw(_st.sampled_from(list(_policy.ExclusionKind))),
+        )
+        for n, (offset, length) in enumerate(
+            draw(
+                _st.lists(_st.tuples(_st.integers(-600, 44_000), _st.integers(1, 3000)), max_size=3)
+            )
+        )
+    ]
+    canaries = ENGINE_CANARIES if draw(_st.booleans()) else ()
+    return {
+        "policy": policy,
+        "service": service,
+        "month": month,
+        "grid": grid,
+        "tallies": tallies,
+        "exclusions": exclusions,
+        "canaries": canaries,
+    }
+
+
 # --- durable state (monitor/store) ---------------------------------------------------------
 from typing import TYPE_CHECKING  # noqa: E402
 
@@ -110,3 +241,25 @@ def tier_bounds(draw: _st.DrawFn) -> dict[str, str]:
         if candidates:
             bounds[lower] = draw(_st.sampled_from(candidates))
     return bounds
+
+
+@_st.composite
+def credit_tables(draw: _st.DrawFn) -> _policy.CreditPolicy:
+    """1-4 adjacent bands between 90% and 100% (some very narrow), credit rising as uptime falls;
+    each shared edge belongs to a random side; the lowest band is open below."""
+    edges = sorted(
+        set(draw(_st.lists(_st.integers(90_000, 99_999), min_size=1, max_size=4))), reverse=True
+    )
+    upper_inclusive = [draw(_st.booleans()) for _ in edges]
+    tiers = tuple(
+        _policy.CreditTier(
+            credit_percent=_Decimal(5 * (number + 1)),
+            upper=_Decimal(upper).scaleb(-3),
+            upper_inclusive=upper_inclusive[number],
+            lower=_Decimal(edges[number + 1]).scaleb(-3) if number + 1 < len(edges) else None,
+            # The edge shared with the band below belongs to exactly one of the two.
+            lower_inclusive=number + 1 >= len(edges) or not upper_inclusive[number + 1],
+        )
+        for number, upper in enumerate(edges)
+    )
+    return _policy.CreditPolicy(tiers, _Decimal("1000.00"), "EUR")

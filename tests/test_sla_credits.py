@@ -17,7 +17,7 @@ from monitor.sla.credits import (
     uptime_percent,
 )
 from monitor.sla.policy import CreditPolicy, CreditTier
-from tests.strategies import STANDARD_CREDIT
+from tests.strategies import STANDARD_CREDIT, credit_tables
 
 
 def _percent(tier: CreditTier | None) -> Decimal:
@@ -137,3 +137,20 @@ class TestBucketsToNextTier:
             None,
         )
         assert buckets_to_next_tier(down, denominator, STANDARD_CREDIT) == expected
+
+    @given(credit_tables(), st.integers(1, 2000), st.data())
+    def test_any_table_matches_a_linear_search(
+        self, table: CreditPolicy, denominator: int, data: st.DataObject
+    ) -> None:
+        """Narrow bands that a step of one bucket jumps over are skipped, never reported."""
+        down = data.draw(st.integers(0, denominator))
+        start = _percent(credit_tier(uptime_percent(down, denominator), table))
+        expected = next(
+            (
+                k
+                for k in range(1, denominator - down + 1)
+                if _percent(credit_tier(uptime_percent(down + k, denominator), table)) > start
+            ),
+            None,
+        )
+        assert buckets_to_next_tier(down, denominator, table) == expected
