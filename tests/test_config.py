@@ -31,7 +31,7 @@ from monitor.sla.policy import (
 from probes.fields import SecretRef, parse_duration
 from probes.registry import ProbeKind
 from probes.result import Outcome, ProbeContext, ProbeResult
-from tests.strategies import config_durations
+from tests.strategies import TIER_POINTS, config_durations, tier_bounds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -325,6 +325,66 @@ class TestDurations:
             "1m30s",
             "1h30m",
             "1w1d1h1m1s",
+        ]
+
+
+def _tier_text(tier: dict[str, str]) -> str:
+    return "{" + "".join(f"{k}: {v}, " for k, v in tier.items()) + "credit_percent: 0}"
+
+
+def _sla_with_tiers(*tiers: dict[str, str]) -> str:
+    lines = "".join(f"      - {_tier_text(t)}\n" for t in tiers)
+    return (
+        "targets:\n  - {name: a, kind: web, web: {url: x}}\n"
+        "services:\n  - {name: s, targets: [a]}\n"
+        "slas:\n  - name: sla\n    service: s\n    objective: 100\n"
+        f"    monthly_fee: 1\n    currency: USD\n    credit_tiers:\n{lines}"
+    )
+
+
+class TestCreditTierOverlap:
+    @given(tier_bounds(), tier_bounds())
+    def test_matches_brute_force(self, first: dict[str, str], second: dict[str, str]) -> None:
+        """Two tiers are refused exactly when some uptime (edges included) is in both."""
+        a, b = (
+            parse(_sla_with_tiers(t)).sla_policies()[0].credit.tiers[0] for t in (first, second)
+        )
+        shared = any(a.contains(point) and b.contains(point) for point in TIER_POINTS)
+        text = _sla_with_tiers(first, second)
+        if not shared:
+            assert parse(text).sla_policies()[0].credit.tiers == (a, b)
+            return
+        with pytest.raises(ConfigError) as caught:
+            parse(text)
+        assert [m for _, _, m in caught.value.problems] == [
+            "overlaps credit_tiers[0]: an uptime would fall in both bands"
+        ]
+
+
+class TestLenientShapes:
+    def test_empty_sections_mean_none(self) -> None:
+        """'exclusions:' with nothing under it is no exclusions, not an error."""
+        text = "targets:\n  - {name: a, kind: web, web: {url: x}}\nmonitor:\nexclusions:\n"
+        config = parse(text)
+        assert config.exclusions == ()
+        assert config.monitor.listen == "127.0.0.1:9180"
+
+    def test_item_that_is_not_a_mapping(self) -> None:
+        """A bare string where a target belongs is named at its line."""
+        with pytest.raises(ConfigError) as caught:
+            parse("targets:\n  - web-login\n")
+        assert caught.value.problems == [
+            (2, "targets[0]", "must be a mapping (key: value lines), got 'web-login'")
+        ]
+
+    def test_not_utf8(self, tmp_path: Path) -> None:
+        """A file that is not UTF-8 is refused with the byte offset."""
+        path = tmp_path / "latin1.yaml"
+        path.write_bytes(b"targets: []\n# caf\xe9\n")
+        with pytest.raises(ConfigError) as caught:
+            load_config(path, KINDS)
+        assert caught.value.problems == [
+            (1, "", "must be UTF-8 text: invalid continuation byte at byte 17")
         ]
 
 

@@ -178,7 +178,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "interval_not_a_duration.yaml": [
         (
-            "interval_not_a_duration.yaml:5: targets[0].interval: expected a duration "
+            "interval_not_a_duration.yaml:5: targets[0].interval: must be a duration "
             "such as 30s, 5m or 1h30m, got '30 seconds'"
         ),
     ],

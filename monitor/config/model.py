@@ -320,19 +320,14 @@ class CreditTierConfig(_Model):
             issues.append(
                 issue(("above",), "give one lower bound, at_least or above, not both", self.above)
             )
-        if not issues:
-            tier = self.to_tier()
-            if tier.upper is not None and tier.lower is not None:
-                empty = tier.lower > tier.upper or (
-                    tier.lower == tier.upper and not (tier.lower_inclusive and tier.upper_inclusive)
-                )
-                if empty:
-                    side = "at_least" if self.at_least is not None else "above"
-                    issues.append(
-                        issue(
-                            (side,), "must be below the upper bound (the band is empty)", tier.lower
-                        )
-                    )
+        if not issues and _empty(_span(self.to_tier())):
+            if self.at_least is not None or self.above is not None:
+                side = "at_least" if self.at_least is not None else "above"
+                message = "must be below the upper bound (the band is empty)"
+            else:
+                side = "below" if self.below is not None else "at_most"
+                message = "must leave room above 0 (the band is empty)"
+            issues.append(issue((side,), message, getattr(self, side)))
         if issues:
             raise FieldProblems(issues)
         return self
@@ -445,23 +440,36 @@ def _tier_overlaps(tiers: tuple[CreditTierConfig, ...]) -> list[Issue]:
     return issues
 
 
+Span = tuple[Decimal, bool, Decimal, bool]
+
+
+def _span(tier: CreditTier) -> Span:
+    # An uptime percentage lies in [0, 100]: an open side is bounded there, which makes
+    # "above: 100" an empty band and lets open bands overlap like any other.
+    low, low_in = (Decimal(0), True) if tier.lower is None else (tier.lower, tier.lower_inclusive)
+    high, high_in = (
+        (Decimal(100), True) if tier.upper is None else (tier.upper, tier.upper_inclusive)
+    )
+    return low, low_in, high, high_in
+
+
+def _empty(span: Span) -> bool:
+    low, low_in, high, high_in = span
+    return low > high or (low == high and not (low_in and high_in))
+
+
 def _overlap(a: CreditTier, b: CreditTier) -> bool:
-    # Compare the intersection's lower and upper ends, honouring which ends are inclusive.
-    if a.lower is None or (b.lower is not None and b.lower > a.lower):
-        low, low_in = b.lower, b.lower_inclusive
-    elif b.lower is not None and b.lower == a.lower:
-        low, low_in = a.lower, a.lower_inclusive and b.lower_inclusive
+    a_low, a_low_in, a_high, a_high_in = _span(a)
+    b_low, b_low_in, b_high, b_high_in = _span(b)
+    if a_low == b_low:
+        low, low_in = a_low, a_low_in and b_low_in
     else:
-        low, low_in = a.lower, a.lower_inclusive
-    if a.upper is None or (b.upper is not None and b.upper < a.upper):
-        high, high_in = b.upper, b.upper_inclusive
-    elif b.upper is not None and b.upper == a.upper:
-        high, high_in = a.upper, a.upper_inclusive and b.upper_inclusive
+        low, low_in = (a_low, a_low_in) if a_low > b_low else (b_low, b_low_in)
+    if a_high == b_high:
+        high, high_in = a_high, a_high_in and b_high_in
     else:
-        high, high_in = a.upper, a.upper_inclusive
-    if low is None or high is None:
-        return True
-    return low < high or (low == high and low_in and high_in)
+        high, high_in = (a_high, a_high_in) if a_high < b_high else (b_high, b_high_in)
+    return not _empty((low, low_in, high, high_in))
 
 
 class ExclusionConfig(_Model):
@@ -550,6 +558,17 @@ class Config(_Model):
     recurring: tuple[RecurringExclusionConfig, ...] = Field(
         default=(), alias="recurring_exclusions"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        # "exclusions:" with nothing under it is YAML null; it means "none", not an error.
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("monitor", "services", "slas", "exclusions", "recurring_exclusions"):
+                if key in data and data[key] is None:
+                    data[key] = {} if key == "monitor" else []
+        return data
 
     @property
     def content_hash(self) -> str:

@@ -113,7 +113,10 @@ def _strip_got(message: str) -> str:
     # Messages from shared validators (parse_duration, ...) already quote the value; the
     # translator appends ", got <value>" itself so that every line has one shape.
     head, sep, _ = message.rpartition(", got ")
-    return head if sep else message
+    message = head if sep else message
+    if message.startswith("expected "):
+        message = "must be " + message.removeprefix("expected ")
+    return message
 
 
 def translate_error(
