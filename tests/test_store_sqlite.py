@@ -19,6 +19,7 @@ from monitor.sla.policy import ExclusionKind, ExclusionWindow, Tally
 from monitor.store import schema
 from monitor.store.base import (
     EvidenceRow,
+    StoreError,
     StoreOpenError,
     TallyRow,
     WriteBatch,
@@ -154,7 +155,7 @@ class TestOpen:
     def test_bad_synchronous_value(self, tmp_path: Path) -> None:
         """Only NORMAL and FULL are accepted for synchronous."""
         with pytest.raises(ValueError, match="synchronous: expected NORMAL or FULL, got 'OFF'"):
-            SqliteStore(tmp_path / "x.db", synchronous="OFF")  # type: ignore[arg-type]
+            SqliteStore(tmp_path / "x.db", "v1", synchronous="OFF")  # type: ignore[arg-type]
 
 
 class TestMigration:
@@ -328,3 +329,78 @@ class TestExclusionsStored:
         [window] = await store.list_exclusions()
         await store.close()
         assert window.kind is ExclusionKind.SUSPENSION
+
+
+class TestReadOnly:
+    async def test_reader_sees_daemon_writes_and_cannot_write(self, tmp_path: Path) -> None:
+        """A read-only store reads what the open writer committed and refuses to write."""
+        path = tmp_path / "slawatch.db"
+        writer = await opened(path)
+        reader = SqliteStore(path, "v1", read_only=True)
+        await reader.open()
+        try:
+            await writer.write_batch(WriteBatch(tallies=[tally(0, 3)]))
+            assert (await reader.load_tallies(0, 300))["web"][0].ok == 3
+            with pytest.raises(StoreError, match="opened read-only, cannot write"):
+                await reader.write_batch(WriteBatch(heartbeat=1.0))
+            with pytest.raises(StoreError, match="opened read-only, cannot write"):
+                await reader.kv_set("x", 1)
+        finally:
+            await reader.close()
+            await writer.close()
+
+    async def test_missing_file_is_not_created(self, tmp_path: Path) -> None:
+        """Reading a database that does not exist fails without creating anything."""
+        path = tmp_path / "nowhere" / "slawatch.db"
+        store = SqliteStore(path, "v1", read_only=True)
+        with pytest.raises(StoreOpenError, match="no slawatch database here to read"):
+            await store.open()
+        assert not path.parent.exists()
+
+    async def test_old_schema_is_not_migrated_by_a_reader(self, tmp_path: Path) -> None:
+        """A reader refuses a file at an older schema instead of migrating it."""
+        path = tmp_path / "slawatch.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        schema.migrate(conn, path, 0, target=1)
+        conn.close()
+        store = SqliteStore(path, "v1", read_only=True)
+        with pytest.raises(StoreOpenError, match="schema version 1, this build reads 2"):
+            await store.open()
+
+
+class TestIntegrityCheckOption:
+    async def test_skipping_quick_check_is_observable(self, tmp_path: Path) -> None:
+        """Damage in table pages only quick_check would see is reported with the check on
+        and not with it off (identity checks still run)."""
+        path = tmp_path / "slawatch.db"
+        store = await opened(path)
+        await store.write_batch(WriteBatch(tallies=[tally(300 * i, i) for i in range(3000)]))
+        await store.close()
+        data = bytearray(path.read_bytes())
+        data[len(data) - 2 * 4096 : len(data) - 4096] = b"\xa5" * 4096
+        path.write_bytes(bytes(data))
+        assert "corrupt" in await open_error(path)
+        unchecked = SqliteStore(path, "v1", integrity_check=False)
+        await unchecked.open()
+        await unchecked.close()
+
+
+class TestBackup:
+    async def test_vacuum_into_copy_is_a_complete_database(self, tmp_path: Path) -> None:
+        """A backup taken while the store is open opens as a slawatch database with the data;
+        an existing destination is refused."""
+        store = await opened(tmp_path / "slawatch.db")
+        try:
+            await store.write_batch(WriteBatch(tallies=[tally(0, 6)], heartbeat=9.0))
+            copy = await store.backup(tmp_path / "backups" / "copy.db")
+            with pytest.raises(StoreError, match="backup destination already exists"):
+                await store.backup(copy)
+        finally:
+            await store.close()
+        restored = SqliteStore(copy, "v1", read_only=True)
+        await restored.open()
+        try:
+            assert (await restored.load_tallies(0, 300))["web"][0].ok == 6
+            assert await restored.last_heartbeat() == 9.0
+        finally:
+            await restored.close()

@@ -47,20 +47,33 @@ from monitor.store.base import (
 T = TypeVar("T")
 
 
+def _vacuum_into(conn: sqlite3.Connection, target: Path) -> Path:
+    if target.exists():
+        raise StoreError(f"{target}: backup destination already exists")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    conn.execute("VACUUM INTO ?", (str(target),))
+    return target
+
+
 class SqliteStore:
     """The SQLite store at ``path`` for the vantage point ``vantage``.
 
-    ``path`` may be ``":memory:"`` only for throwaway use (no durability, no WAL).
+    ``read_only=True`` is for tools reading a database a running daemon writes (reports,
+    ``fault list``): no directory or file is created, nothing is migrated, writes raise
+    ``StoreError``. ``integrity_check=False`` skips ``PRAGMA quick_check`` at open (it reads
+    the whole file). ``path`` may be ``":memory:"`` for throwaway use (no WAL, no durability).
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        vantage: str = "default",
+        vantage: str,
         *,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         busy_timeout_ms: int = 5000,
         checkpoint_interval: float | None = 5.0,
+        read_only: bool = False,
+        integrity_check: bool = True,
     ) -> None:
         if not vantage or vantage != vantage.strip():
             raise ValueError(f"vantage: expected a non-empty name, got {vantage!r}")
@@ -72,6 +85,8 @@ class SqliteStore:
         self._busy_timeout_ms = busy_timeout_ms
         self._checkpoint_interval = checkpoint_interval
         self._last_checkpoint = 0.0
+        self._read_only = read_only
+        self._integrity_check = integrity_check
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self.schema_version_at_open: int | None = None
@@ -102,6 +117,11 @@ class SqliteStore:
         """Run ``fn(connection, *args)`` in the worker thread."""
         return await self._run(lambda: fn(self._db(), *args))
 
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._read_only:
+            raise StoreError(f"{self._path}: opened read-only, cannot write")
+        return await self._call(fn, *args)
+
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
         if self._executor is not None:
@@ -119,27 +139,42 @@ class SqliteStore:
         memory = str(self._path) == ":memory:"
         try:
             if not memory:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-                schema.check_magic(self._path)
+                if not self._read_only:
+                    self._path.parent.mkdir(parents=True, exist_ok=True)
+                exists = schema.check_magic(self._path)
+                if self._read_only and not exists:
+                    raise StoreOpenError(f"{self._path}: no slawatch database here to read")
         except OSError as exc:
             raise StoreOpenError(f"{self._path}: cannot open: {exc}") from exc
         except schema.SchemaError as exc:
             raise StoreOpenError(str(exc)) from exc
         try:
-            conn = sqlite3.connect(self._path, isolation_level=None)
+            if self._read_only:
+                uri = f"{self._path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            else:
+                conn = sqlite3.connect(self._path, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreOpenError(f"{self._path}: cannot open: {exc}") from exc
         try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            found = schema.check_file(conn, self._path)
-            if not memory:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StoreOpenError(f"{self._path}: cannot switch to WAL mode (got {mode})")
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            found = schema.check_file(conn, self._path, integrity=self._integrity_check)
             conn.execute("PRAGMA foreign_keys = ON")
-            schema.migrate(conn, self._path, found)
+            if self._read_only:
+                if found != schema.SCHEMA_VERSION:
+                    raise StoreOpenError(
+                        f"{self._path}: schema version {found}, this build reads "
+                        f"{schema.SCHEMA_VERSION}; open it read-write once (start the daemon) "
+                        "to migrate"
+                    )
+            else:
+                if not memory:
+                    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                    if str(mode).lower() != "wal":
+                        raise StoreOpenError(f"{self._path}: cannot switch to WAL (got {mode})")
+                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                schema.migrate(conn, self._path, found)
         except schema.SchemaError as exc:
             conn.close()
             raise StoreOpenError(str(exc)) from exc
@@ -170,15 +205,23 @@ class SqliteStore:
         if conn is None:
             return
         try:
-            # Folds the WAL into the main file so a backup of just the .db file is complete.
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.execute("PRAGMA optimize")
+            if not self._read_only:
+                # Folds the WAL into the main file so a copy of just the .db file is complete.
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.execute("PRAGMA optimize")
         finally:
             conn.close()
 
-        # -- availability ------------------------------------------------------------------------
+    async def backup(self, destination: str | os.PathLike[str]) -> Path:
+        """A consistent copy of the whole database at ``destination`` (``VACUUM INTO``),
+        taken while the store keeps running; the file must not exist yet."""
+        return await self._call(_vacuum_into, Path(destination))
+
+    # -- availability ------------------------------------------------------------------------
 
     async def write_batch(self, batch: WriteBatch) -> None:
+        if self._read_only:
+            raise StoreError(f"{self._path}: opened read-only, cannot write")
         if batch.empty:
             return
         await self._run(self._write_batch_sync, batch)
@@ -241,14 +284,14 @@ class SqliteStore:
         # One executor job per chunk, so the daemon's flushes interleave with a long prune.
         total = 0
         while True:
-            deleted = await self._call(avail.prune_evidence_chunk, older_than)
+            deleted = await self._write(avail.prune_evidence_chunk, older_than)
             total += deleted
             if deleted < avail.PRUNE_CHUNK:
                 return total
 
     async def record_gap(self, start: float, end: float, reason: str) -> Gap:
         gap = Gap(self._vantage, start, end, reason)
-        await self._call(avail.record_gap, gap)
+        await self._write(avail.record_gap, gap)
         return gap
 
     async def load_gaps(self, start: float, end: float, vantage: str | None = None) -> list[Gap]:
@@ -266,14 +309,14 @@ class SqliteStore:
         stored = dataclasses.replace(
             window, id=window.id or f"api-{uuid.uuid4().hex[:12]}", source=source
         )
-        await self._call(records.add_exclusion, stored, self._vantage)
+        await self._write(records.add_exclusion, stored, self._vantage)
         return stored
 
     async def list_exclusions(self) -> list[ExclusionWindow]:
         return await self._call(records.list_exclusions)
 
     async def delete_exclusion(self, exclusion_id: str) -> bool:
-        return await self._call(records.delete_exclusion, exclusion_id)
+        return await self._write(records.delete_exclusion, exclusion_id)
 
     # -- faults --------------------------------------------------------------------------------
     async def insert_fault_if_absent(
@@ -286,7 +329,7 @@ class SqliteStore:
         is_open: bool = True,
     ) -> tuple[str, bool]:
         encoded = encode_json(f"fault {fault_id}: doc", dict(doc))
-        return await self._call(
+        return await self._write(
             records.insert_fault_if_absent, contract, fault_id, encoded, alert_key, is_open
         )
 
@@ -300,11 +343,11 @@ class SqliteStore:
         is_open: bool = True,
     ) -> None:
         encoded = encode_json(f"fault {fault_id}: doc", dict(doc))
-        await self._call(records.save_fault, contract, fault_id, encoded, alert_key, is_open)
+        await self._write(records.save_fault, contract, fault_id, encoded, alert_key, is_open)
 
     async def append_fault_event(self, fault_id: str, event: Mapping[str, Any]) -> int:
         encoded = encode_json(f"fault {fault_id}: event", dict(event))
-        return await self._call(records.append_fault_event, fault_id, encoded)
+        return await self._write(records.append_fault_event, fault_id, encoded)
 
     async def load_fault(self, fault_id: str) -> FaultRecord | None:
         found = await self._call(lambda conn: records.load_faults(conn, fault_id=fault_id))
@@ -325,7 +368,7 @@ class SqliteStore:
         return await self._call(records.kv_get, key)
 
     async def kv_set(self, key: str, value: object) -> None:
-        await self._call(records.kv_set, key, encode_json(f"kv {key}", value))
+        await self._write(records.kv_set, key, encode_json(f"kv {key}", value))
 
     async def kv_delete(self, key: str) -> bool:
-        return await self._call(records.kv_delete, key)
+        return await self._write(records.kv_delete, key)
