@@ -111,7 +111,7 @@ def render_text(results: Sequence[MonthResult]) -> str:
             + (
                 ""
                 if r.buckets_to_next_tier is None
-                else f" (next tier after {r.buckets_to_next_tier} more unavailable buckets)"
+                else f" (next tier after {r.buckets_to_next_tier} more unavailable bucket(s))"
             ),
             f"  claim deadline   {_local(r.claim_deadline, r.timezone)}",
         ]
