@@ -93,7 +93,8 @@ async def flush_run(
             ok_failed[1 if failed else 0] += 1
             reasons = {"timeout": ok_failed[1]} if ok_failed[1] else {}
             name = f"target-{target:05d}"
-            tallies.append(TallyRow("bench", name, bucket, BUCKET, *ok_failed, reasons))
+            ok, failures = ok_failed
+            tallies.append(TallyRow("bench", name, bucket, BUCKET, ok, failures, reasons))
             if failed:
                 evidence.append(
                     EvidenceRow(

@@ -175,6 +175,30 @@ class TestLoadTallies:
         assert await store.vantages() == ["v1", "v2"]
         assert await other_vantage.last_heartbeat() is None
 
+    async def test_rows_across_vantages_filtered_by_target(
+        self, store: Store, other_vantage: Store
+    ) -> None:
+        """load_tally_rows returns every vantage's rows for the named targets, in key order."""
+        await store.write_batch(WriteBatch(tallies=[tally("web", 0, 1), tally("sip", 0, 1)]))
+        await other_vantage.write_batch(
+            WriteBatch(tallies=[TallyRow("v2", "web", 300, 300, 2, 0)], heartbeat=1.0)
+        )
+        rows = await store.load_tally_rows(0, 600, targets=["web"])
+        assert [(r.vantage, r.target, r.bucket_start) for r in rows] == [
+            ("v1", "web", 0),
+            ("v2", "web", 300),
+        ]
+        assert await store.load_tally_rows(0, 600, targets=[]) == []
+
+    async def test_evidence_belongs_to_its_vantage(
+        self, store: Store, other_vantage: Store
+    ) -> None:
+        """Each vantage point reads its own evidence unless it names another."""
+        await store.write_batch(WriteBatch(evidence=[evidence("web", 1.0)]))
+        await other_vantage.write_batch(WriteBatch(evidence=[evidence("web", 2.0, vantage="v2")]))
+        assert [r.ts for r in await store.load_evidence(0, 10)] == [1.0]
+        assert [r.ts for r in await store.load_evidence(0, 10, vantage="v2")] == [2.0]
+
     async def test_bucket_lengths_do_not_collide(self, store: Store) -> None:
         """A 60 s and a 300 s bucket at the same start are separate rows; asking for both at
         once without naming a length is an error rather than a silent pick."""
