@@ -93,7 +93,7 @@ class SipCallOptions(BaseModel):
     codecs: tuple[Codec, ...] = (Codec.PCMU, Codec.PCMA)
     require_audio: bool = False
     silence_threshold_dbov: float = Field(default=-50.0, le=0.0)
-    send_tone_hz: float | None = Field(default=None, gt=0.0, lt=4000.0)
+    send_tone_hz: int | None = Field(default=None, ge=20, le=3400)
     rtp_ports: str = f"{DEFAULT_RANGE[0]}-{DEFAULT_RANGE[1]}"
 
     @field_validator("uri", "from_uri", "to_uri")

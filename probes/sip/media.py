@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import random
 import socket
 import time
@@ -57,6 +58,13 @@ class MediaReport:
     first_packet_seconds: float | None
     digits_sent: str
     digits_received: str
+
+
+@functools.lru_cache(maxsize=16)
+def _tone_second(hz: float, amplitude: int, codec: Codec, step: int) -> bytes:
+    # One second of encoded tone plus one frame of wrap-around: an integer-Hz tone repeats
+    # every second, so each frame is a slice and no sample is computed per packet.
+    return audio.encode(audio.tone(hz, amplitude, 8000 + step), codec)
 
 
 class MediaSession(asyncio.DatagramProtocol):
@@ -180,6 +188,11 @@ class MediaSession(asyncio.DatagramProtocol):
         plan = self.plan
         step = plan.samples_per_packet
         silence = bytes([plan.codec.silence_byte]) * step
+        tone = (
+            None
+            if plan.tone_hz is None
+            else _tone_second(plan.tone_hz, plan.tone_amplitude, plan.codec, step)
+        )
         start = time.monotonic()
         tick = 0
         event_ts: int | None = None
@@ -212,11 +225,11 @@ class MediaSession(asyncio.DatagramProtocol):
                     if not done.done():
                         done.set_result(None)
             else:
-                if plan.tone_hz is None:
+                if tone is None:
                     payload = silence
                 else:
-                    samples = audio.tone(plan.tone_hz, plan.tone_amplitude, step, start=tick * step)
-                    payload = audio.encode(samples, plan.codec)
+                    offset = (tick * step) % 8000
+                    payload = tone[offset : offset + step]
                 packets.append(RtpPacket(plan.payload_type, 0, timestamp, self._ssrc, payload))
             for packet in packets:
                 self._send(packet)

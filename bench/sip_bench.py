@@ -1,0 +1,138 @@
+"""SIP benchmarks on loopback against real peers.
+
+``calls``: how many concurrent ``sip_call`` probes one process sustains against the baresip
+echo peer with RTP loss below 1 %. Each level starts N calls at once (spread over 200 ms),
+every call lasting ``--duration`` seconds with audio both ways, and reports per level: calls
+up, worst and mean loss, worst jitter, lowest MOS, and the CPU the probe process and the peer
+used. Levels go up until a call fails or loss reaches 1 %.
+
+    .venv/bin/python bench/sip_bench.py calls [--levels 1,10,25,50,100] [--duration 3]
+
+(The OPTIONS benchmark lives in this file too; the signalling work adds it as a sub-command.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from probes.result import ProbeContext, ProbeResult
+from probes.sip_call import SipCallOptions, probe
+from tests.sip_peers import start_baresip, stop_process
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+@dataclass(frozen=True)
+class Level:
+    calls: int
+    up: int
+    worst_loss: float
+    mean_loss: float
+    worst_jitter_ms: float
+    min_mos: float
+    probe_cpu_percent: float
+    peer_cpu_percent: float
+    wall_seconds: float
+    reasons: str
+
+
+def _float(result: ProbeResult, key: str, default: float) -> float:
+    value = result.details.get(key)
+    return float(value) if isinstance(value, int | float) else default
+
+
+async def _run_level(uri: str, calls: int, duration: float, peer_pid: int) -> Level:
+    options = SipCallOptions.model_validate(
+        {
+            "uri": uri,
+            "bind": "127.0.0.1",
+            "duration": duration,
+            "answer_timeout": "5s",
+            "send_tone_hz": 1000,
+        }
+    )
+
+    async def one(delay: float) -> ProbeResult:
+        await asyncio.sleep(delay)
+        return await probe(options, ProbeContext.starting_now("bench", duration + 10))
+
+    cpu0, peer0, wall0 = time.process_time(), _cpu_seconds(peer_pid), time.monotonic()
+    results = await asyncio.gather(*(one(0.2 * i / calls) for i in range(calls)))
+    wall = time.monotonic() - wall0
+    cpu, peer = time.process_time() - cpu0, _cpu_seconds(peer_pid) - peer0
+    losses = [_float(r, "rtp_loss_ratio", 1.0) for r in results]
+    reasons: dict[str, int] = {}
+    for r in results:
+        if not r.ok:
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    return Level(
+        calls=calls,
+        up=sum(r.ok for r in results),
+        worst_loss=max(losses),
+        mean_loss=sum(losses) / len(losses),
+        worst_jitter_ms=1000 * max(_float(r, "rtp_jitter_seconds", 0.0) for r in results),
+        min_mos=min(_float(r, "mos", 1.0) for r in results),
+        probe_cpu_percent=100 * cpu / wall,
+        peer_cpu_percent=100 * peer / wall,
+        wall_seconds=wall,
+        reasons=",".join(f"{k}:{v}" for k, v in sorted(reasons.items())) or "-",
+    )
+
+
+def calls_main(levels: list[int], duration: float) -> int:
+    work = Path(tempfile.mkdtemp(prefix="sip-bench-"))
+    proc, peer = start_baresip("echo", work)
+    print(f"echo peer {peer.uri} pid {peer.pid}; {duration:g} s calls, PCMU 20 ms, tone both ways")
+    print(
+        f"{'calls':>5} {'up':>5} {'loss max':>9} {'loss mean':>9} {'jitter ms':>9} "
+        f"{'MOS min':>7} {'probe CPU%':>10} {'peer CPU%':>9} {'wall s':>6}  failures"
+    )
+    sustained = 0
+    try:
+        for calls in levels:
+            level = asyncio.run(_run_level(peer.uri, calls, duration, peer.pid))
+            print(
+                f"{level.calls:>5} {level.up:>5} {level.worst_loss:>9.4f} {level.mean_loss:>9.4f} "
+                f"{level.worst_jitter_ms:>9.2f} {level.min_mos:>7.2f} "
+                f"{level.probe_cpu_percent:>10.1f} {level.peer_cpu_percent:>9.1f} "
+                f"{level.wall_seconds:>6.2f}  {level.reasons}",
+                flush=True,
+            )
+            if level.up < calls or level.worst_loss >= 0.01:
+                break
+            sustained = calls
+    finally:
+        peer.events.close()
+        stop_process(proc)
+    print(f"sustained: {sustained} concurrent calls with every call up and loss < 1 %")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    calls = sub.add_parser("calls", help="concurrent test calls against the baresip echo peer")
+    calls.add_argument("--levels", default="1,10,25,50,100,150,200")
+    calls.add_argument("--duration", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    if args.command == "calls":
+        return calls_main([int(n) for n in args.levels.split(",")], args.duration)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
