@@ -7,11 +7,13 @@ its store); :func:`register` adds the command line around it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from monitor.results import ResultSet, read_results, tally_results
 from monitor.sla.calendar import BucketGrid, Month, month_bounds, month_grid
@@ -25,6 +27,9 @@ from monitor.sla.policy import (
     Tally,
 )
 from monitor.sla.render import FORMATS, render
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 Tallies = Mapping[str, Mapping[int, Tally]]
 TallySource = Tallies | Callable[[BucketGrid], Tallies]
@@ -127,8 +132,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--config", required=True, help="slawatch YAML configuration")
     parser.add_argument(
         "--results",
-        required=True,
-        help='JSON Lines, one result a line: {"ts": ..., "target": ..., "ok": true|false}',
+        help='JSON Lines, one result a line: {"ts": ..., "target": ..., "ok": true|false}; '
+        "without it, the store the configuration names is read (read-only)",
     )
     parser.add_argument("--month", required=True, help="calendar month, YYYY-MM")
     parser.add_argument("--service", help="report only this service (or SLA name)")
@@ -149,6 +154,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run ``slawatch report``; 0 on success, 2 on bad input (named on stderr)."""
     from monitor.config import ConfigError, load_config
+    from monitor.store.base import StoreError
 
     stdout = sys.stdout if out is None else out
     stderr = sys.stderr if err is None else err
@@ -157,22 +163,47 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         now = _as_of(args.as_of)
         config = load_config(args.config)
         policies = select_policies(config, args.service)
-        results = read_results(args.results, skip_invalid=args.skip_invalid)
-        reports = build_reports(
-            config,
-            grid_tallies(results),
-            month,
-            args.service,
-            now=_now_within(now, month, policies),
-        )
-    except (ConfigError, ValueError, OSError) as exc:
+        if args.results is None:
+            reports = asyncio.run(_from_store(config, policies, month, now))
+            meta: dict[str, Any] = {"source": "store", "database": str(_database(config))}
+        else:
+            results = read_results(args.results, skip_invalid=args.skip_invalid)
+            as_of = _now_within(now, month, policies)
+            reports = build_reports(config, grid_tallies(results), month, args.service, now=as_of)
+            meta = _input_meta(results, config)
+            for note in _notes(results, meta):
+                print(f"slawatch report: {note}", file=stderr)
+    except (ConfigError, StoreError, ValueError, OSError) as exc:
         print(f"slawatch report: {exc}", file=stderr)
         return 2
-    meta = _input_meta(results, config)
-    for note in _notes(results, meta):
-        print(f"slawatch report: {note}", file=stderr)
     stdout.write(render(reports, args.fmt, meta))
     return 0
+
+
+def _database(config: Config) -> Path:
+    return config.monitor.database_path
+
+
+async def _from_store(
+    config: Config, policies: Sequence[SlaPolicy], month: Month, now: datetime
+) -> list[MonthResult]:
+    """The month from the daemon's store, opened read-only (a running daemon may hold it)."""
+    from monitor.daemon_reports import store_month_results
+    from monitor.store.sqlite import SqliteStore
+
+    path = _database(config)
+    if not path.exists():
+        raise ValueError(
+            f"--results: not given, and no store at {path} (monitor.state_dir/monitor.database); "
+            "expected a results file or the database a daemon writes"
+        )
+    store = SqliteStore(path, vantage=config.monitor.name, read_only=True, integrity_check=False)
+    await store.open()
+    try:
+        extra = await store.list_exclusions()
+        return await store_month_results(config, store, policies, month, now, extra)
+    finally:
+        await store.close()
 
 
 def _as_of(text: str | None) -> datetime:

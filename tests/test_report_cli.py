@@ -133,3 +133,59 @@ class TestBuildReports:
         assert voice.buckets_unknown == 8640 - 288
         assert voice.uptime_percent_worst_case is not None
         assert voice.uptime_percent_worst_case < 4
+
+
+class TestReportFromStore:
+    async def _write_store(self, path: Path) -> None:
+        from monitor.store.base import TallyRow, WriteBatch
+        from monitor.store.sqlite import SqliteStore
+
+        start = 1793491200  # 2026-11-01T00:00:00Z
+        rows = [
+            TallyRow("sample", "sip-edge", start + 300 * i, 300, ok=1, failed=0)
+            for i in range(288)
+            if i != 121
+        ]
+        rows.append(TallyRow("sample", "sip-edge", start + 300 * 121, 300, 0, 2, {"timeout": 2}))
+        store = SqliteStore(path, vantage="sample")
+        await store.open()
+        try:
+            await store.write_batch(WriteBatch(tallies=rows, heartbeat=start + 86_400))
+        finally:
+            await store.close()
+
+    def test_without_results_the_store_is_read(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """No --results: the tallies the daemon stored give the same kind of report."""
+        import asyncio
+
+        asyncio.run(self._write_store(tmp_path / "slawatch.db"))
+        config = tmp_path / "report.yaml"
+        text = CONFIG.read_text(encoding="utf-8").replace(
+            "monitor:\n  name: sample\n", f"monitor:\n  name: sample\n  state_dir: {tmp_path}\n"
+        )
+        config.write_text(text, encoding="utf-8")
+        argv = ["report", "--config", str(config), "--month", "2026-11", "--service", "voice"]
+        status = cli.main([*argv, "--as-of", AS_OF, "--format", "json"])
+        captured = capsys.readouterr()
+        assert (status, captured.err) == (0, "")
+        document = json.loads(captured.out)
+        (voice,) = document["reports"]
+        assert document["input"]["source"] == "store"
+        assert voice["buckets_unavailable"] == 1
+        assert voice["buckets_available"] == 287
+        assert voice["outages"][0]["start"] == "2026-11-01T10:05:00Z"
+        assert voice["outages"][0]["errors"] == {"timeout": 2}
+
+    def test_missing_store_is_explained(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """No --results and no database: exit 2 naming the path that was looked for."""
+        config = tmp_path / "report.yaml"
+        text = CONFIG.read_text(encoding="utf-8").replace(
+            "monitor:\n  name: sample\n", f"monitor:\n  name: sample\n  state_dir: {tmp_path}\n"
+        )
+        config.write_text(text, encoding="utf-8")
+        assert cli.main(["report", "--config", str(config), "--month", "2026-11"]) == 2
+        assert f"no store at {tmp_path / 'slawatch.db'}" in capsys.readouterr().err
