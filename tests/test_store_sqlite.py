@@ -404,3 +404,25 @@ class TestBackup:
             assert await restored.last_heartbeat() == 9.0
         finally:
             await restored.close()
+
+
+class TestCloseBudget:
+    async def test_close_is_quick_while_a_reader_holds_a_snapshot(self, tmp_path: Path) -> None:
+        """A report holding a read transaction cannot stretch close() past the SIGTERM budget;
+        what was written stays readable."""
+        path = tmp_path / "slawatch.db"
+        store = await opened(path)
+        await store.write_batch(WriteBatch(tallies=[tally(0, 1)]))
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM tallies").fetchall()
+        await store.write_batch(WriteBatch(tallies=[tally(300, 2)]))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await store.close()
+        assert loop.time() - started < 2.0
+        reader.execute("COMMIT")
+        reader.close()
+        again = await opened(path)
+        assert set((await again.load_tallies(0, 600))["web"]) == {0, 300}
+        await again.close()

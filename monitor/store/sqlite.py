@@ -46,6 +46,8 @@ from monitor.store.base import (
 
 T = TypeVar("T")
 
+CLOSE_BUSY_TIMEOUT_MS = 500
+
 
 def _vacuum_into(conn: sqlite3.Connection, target: Path) -> Path:
     if target.exists():
@@ -206,8 +208,14 @@ class SqliteStore:
             return
         try:
             if not self._read_only:
-                # Folds the WAL into the main file so a copy of just the .db file is complete.
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                # Close runs inside the SIGTERM budget (5 s): a reader holding a snapshot may
+                # only delay the final checkpoint briefly, and ANALYZE (via optimize) only
+                # samples instead of reading tables of millions of rows.
+                conn.execute(f"PRAGMA busy_timeout = {CLOSE_BUSY_TIMEOUT_MS}")
+                # Folds the WAL into the main file so a copy of just the .db file is complete;
+                # if a reader prevents it, the WAL stays and is replayed at the next open.
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                conn.execute("PRAGMA analysis_limit = 400")
                 conn.execute("PRAGMA optimize")
         finally:
             conn.close()
