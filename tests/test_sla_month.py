@@ -240,6 +240,29 @@ class TestComputeMonth:
         assert result.buckets_total == result.buckets_available == 8916
         assert result.claim_deadline.isoformat() == "2026-05-01T00:00:00+01:00"
 
+    def test_nothing_measurable(self) -> None:
+        """A wholly excluded month has no uptime (null), no credit and no budget."""
+        window = ExclusionWindow(
+            "all",
+            datetime(2026, 10, 1, tzinfo=UTC),
+            datetime(2026, 12, 1, tzinfo=UTC),
+            ExclusionKind.FORCE_MAJEURE,
+        )
+        result = run(all_ok("sip", "ivr"), (window,))
+        assert result.uptime_percent is None
+        assert result.to_json()["uptime_percent"] is None
+        assert result.to_json()["uptime_ratio_exact"] is None
+        assert (result.credit_amount, result.error_budget_buckets) == (Decimal("0.00"), 0)
+        assert result.buckets_to_next_tier is None
+        assert not result.breached
+
+    def test_before_the_month_starts(self) -> None:
+        """With now before the month, every bucket is pending and month-to-date is null."""
+        result = run({}, now=datetime(2026, 10, 15, tzinfo=UTC))
+        assert result.buckets_pending == 8640
+        assert result.month_to_date_uptime_percent is None
+        assert result.uptime_percent == 100
+
     def test_inputs_are_checked(self) -> None:
         """Mismatched service, an impossible quorum and naive now are refused by name."""
         with pytest.raises(ValueError, match="expected service 'voice', got 'web'"):
