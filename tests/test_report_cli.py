@@ -134,6 +134,40 @@ class TestBuildReports:
         assert voice.uptime_percent_worst_case is not None
         assert voice.uptime_percent_worst_case < 4
 
+    def test_slas_with_different_buckets_each_get_their_grid(self) -> None:
+        """A 5-minute and a 15-minute SLA over one results file: tallied once per grid."""
+        from monitor.config import parse_config_text
+        from monitor.results import parse_lines
+
+        text = CONFIG.read_text(encoding="utf-8").replace(
+            "  - name: web-portal\n    service: web\n",
+            "  - name: web-portal\n    service: web\n    bucket: 15m\n",
+        )
+        config = parse_config_text(text, "two-grids.yaml")
+        start = 1793491200  # 2026-11-01T00:00:00Z
+        lines = [
+            json.dumps({"ts": start + 60 * i, "target": "agent-login", "ok": i != 20})
+            for i in range(60)
+        ]
+        lines += [
+            json.dumps({"ts": start + 60 * i, "target": "sip-edge", "ok": i != 20})
+            for i in range(60)
+        ]
+        source = reporting.grid_tallies(parse_lines(lines))
+        reports = reporting.build_reports(config, source, Month(2026, 11))
+        by_service = {r.service: r for r in reports}
+        assert by_service["web"].bucket_seconds == 900
+        assert by_service["web"].buckets_total == 2880
+        assert (by_service["web"].buckets_available, by_service["web"].buckets_unavailable) == (
+            3,
+            1,
+        )
+        assert (by_service["voice"].buckets_available, by_service["voice"].buckets_unavailable) == (
+            11,
+            1,
+        )
+        assert by_service["web"].outages[0].start.minute == 15
+
 
 class TestReportFromStore:
     async def _write_store(self, path: Path) -> None:

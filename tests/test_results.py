@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.results import (
     UNSPECIFIED_REASON,
@@ -171,3 +173,27 @@ class TestTallyResults:
         assert tallies["sip"][T0 + 300] == Tally(failed=1, reasons={UNSPECIFIED_REASON: 1})
         assert tallies["web"][T0] == Tally(failed=2, reasons={"timeout": 2})
         assert set(tallies["sip"]) == {T0, T0 + 300}
+
+
+class TestTallyProperties:
+    @given(
+        st.lists(
+            st.tuples(
+                st.floats(T0 - 3600, GRID.end_epoch + 3600, allow_nan=False),
+                st.sampled_from(["a", "b"]),
+                st.booleans(),
+            ),
+            max_size=60,
+        )
+    )
+    def test_every_result_in_the_month_is_counted_once(
+        self, rows: list[tuple[float, str, bool]]
+    ) -> None:
+        """Tallies add up to the results inside the month, each in the bucket holding it."""
+        lines = [json.dumps({"ts": ts, "target": t, "ok": ok}) for ts, t, ok in rows]
+        tallies = tally_results(parse_lines(lines), GRID)
+        inside = [(ts, t, ok) for ts, t, ok in rows if GRID.start_epoch <= ts < GRID.end_epoch]
+        assert sum(c.probes for col in tallies.values() for c in col.values()) == len(inside)
+        for ts, target, ok in inside:
+            cell = tallies[target][GRID.bucket_floor(ts)]
+            assert (cell.ok if ok else cell.failed) >= 1
