@@ -96,6 +96,20 @@ class TestRender:
         assert "scheduled_maintenance (mw-1, core switch upgrade)" in claim
         assert "ends 2026-05-01 00:00 BST" in claim
 
+    def test_claim_states_how_unknown_periods_were_treated(self) -> None:
+        """Unknown periods are declared in the claim with the worst-case figure."""
+        tallies = {name: dict.fromkeys(GRID.starts(), Tally(ok=10)) for name in ("sip", "ivr")}
+        for index in (4000, 4001):
+            tallies["sip"][GRID.bucket_start(index)] = Tally(
+                failed=1, reasons=MappingProxyType({"timeout": 1})
+            )
+        for index in (10, 11, 12):
+            del tallies["ivr"][GRID.bucket_start(index)]
+        result = compute_month(POLICY, SERVICE, Month(2026, 3), tallies, [])
+        claim = render([result], "claim")
+        assert "3 period(s) without enough monitoring evidence are left out" in claim
+        assert "would give 99.9439%." in claim
+
     def test_claim_when_nothing_is_owed(self) -> None:
         """A month without credit produces no claim, and says so."""
         assert "nothing to claim" in render([_result(())], "claim")

@@ -195,6 +195,24 @@ def render_claim(results: Sequence[MonthResult]) -> str:
     return "\n\n----------------------------------------\n\n".join(claims) + "\n"
 
 
+_UNKNOWN_TREATMENT = {
+    "exclude": "left out of the calculation, as neither proven available nor unavailable",
+    "unavailable": "counted as Unavailable Time",
+    "available": "counted as available",
+}
+
+
+def _unknown_lines(r: MonthResult) -> list[str]:
+    if not r.buckets_unknown:
+        return []
+    policy = str(r.rules.get("unknown_policy", "exclude"))
+    return [
+        f"{r.buckets_unknown} period(s) without enough monitoring evidence are "
+        f"{_UNKNOWN_TREATMENT.get(policy, policy)}; counting them all as Unavailable Time "
+        f"would give {percent(r.uptime_percent_worst_case, 4)}."
+    ]
+
+
 def _excluded_lines(r: MonthResult) -> list[str]:
     lines = []
     for window in r.exclusions_applied:
@@ -228,6 +246,7 @@ def _claim(r: MonthResult) -> str:
         f"({r.timezone}): {r.buckets_total} in total, {r.buckets_excluded} under Exclusions "
         f"({excluded}), {r.buckets_unavailable} in Unavailable Time "
         f"({_ratio(r)} available).",
+        *_unknown_lines(r),
         "",
         "Dates and times of the Unavailable Time:",
         *(periods or ["  (none)"]),
