@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import ValidationError
 
 from probes.registry import PROBE_KINDS
 from probes.result import Outcome, ProbeContext, ProbeResult
+from probes.sip.audio import Codec
 from probes.sip.call import CallRecord, pending_teardowns
-from probes.sip.media import MediaReport
+from probes.sip.media import MediaPlan, MediaReport, MediaSession
 from probes.sip.ports import PortAllocator, PortRange, PortsExhausted, candidates
 from probes.sip.rtp import StreamSummary
 from probes.sip_call import SipCallOptions, judge, port_range_of, probe
@@ -134,6 +136,83 @@ class TestPortAllocator:
             allocator.release(sock)
         finally:
             other.close()
+
+
+class _LossyRelay(asyncio.DatagramProtocol):
+    """A loopback relay between two sessions that drops every ``drop_every``-th packet a->b."""
+
+    def __init__(self, a: tuple[str, int], b: tuple[str, int], drop_every: int) -> None:
+        self.a, self.b, self.drop_every = a, b, drop_every
+        self.seen = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        assert self.transport is not None
+        if addr[:2] == self.a:
+            self.seen += 1
+            if self.seen % self.drop_every:
+                self.transport.sendto(data, self.b)
+        else:
+            self.transport.sendto(data, self.a)
+
+
+class TestMediaSession:
+    async def test_loss_dtmf_and_voice_through_a_lossy_relay(self) -> None:
+        """Session A -> relay dropping 1 in 10 -> session B: B measures ~10 % loss, sees the
+        digits and the tone; the relay's packets count as media, not stray."""
+        low = _free_even_port()
+        allocator = PortAllocator()
+        port_range = PortRange(low, low + 9)
+        sock_a = allocator.bind("127.0.0.1", port_range)
+        sock_b = allocator.bind("127.0.0.1", port_range)
+        loop = asyncio.get_running_loop()
+        addr_a, addr_b = sock_a.getsockname(), sock_b.getsockname()
+        relay_transport, relay = await loop.create_datagram_endpoint(
+            lambda: _LossyRelay(addr_a, addr_b, 10), local_addr=("127.0.0.1", 0)
+        )
+        relay_addr = relay_transport.get_extra_info("sockname")
+        plan = MediaPlan(
+            remote=relay_addr, codec=Codec.PCMA, payload_type=8, telephone_event_pt=101
+        )
+        a = await MediaSession.start(sock_a, dataclasses.replace(plan, tone_hz=440))
+        b = await MediaSession.start(sock_b, plan)
+        try:
+            await asyncio.sleep(0.3)
+            await a.press("5#", tone_seconds=0.06, gap_seconds=0.06)
+            assert await b.wait_for_voice(time.monotonic(), 1.0)
+            await asyncio.sleep(0.4)
+        finally:
+            report_a, report_b = await a.stop(), await b.stop()
+            relay_transport.close()
+            allocator.release(sock_a)
+            allocator.release(sock_b)
+        summary = report_b.summary
+        assert summary.expected >= 40
+        assert 0.06 <= summary.loss_ratio <= 0.14, summary
+        assert report_b.digits_received == "5#"
+        assert report_b.voiced_frames > 10
+        assert report_b.stray_packets == 0
+        assert report_a.digits_sent == "5#"
+        assert report_a.voiced_frames == 0  # B sends silence
+        assert relay.seen >= report_a.packets_sent - 2
+
+    async def test_press_without_telephone_event(self) -> None:
+        """Pressing keys when the answer declined telephone-event is refused with why."""
+        allocator = PortAllocator()
+        low = _free_even_port()
+        sock = allocator.bind("127.0.0.1", PortRange(low, low + 3))
+        session = await MediaSession.start(
+            sock, MediaPlan(("127.0.0.1", 9), Codec.PCMU, 0, telephone_event_pt=None)
+        )
+        try:
+            with pytest.raises(ValueError, match="did not accept telephone-event"):
+                await session.press("1")
+        finally:
+            await session.stop()
+            allocator.release(sock)
 
 
 class TestOptions:
