@@ -151,6 +151,22 @@ class TestReadYaml:
         document, _ = read_yaml("t: 2026-11-10T02:00:00\n", "f.yaml")
         assert document.data["t"] == "2026-11-10T02:00:00"
 
+    @pytest.mark.parametrize(
+        "path", sorted((ROOT / "tests" / "config_invalid").glob("*.yaml")), ids=lambda p: p.name
+    )
+    def test_libyaml_and_pure_python_agree(self, path: Path) -> None:
+        """The fast (libyaml) and fallback (PyYAML) parsers give the same data, lines, problems."""
+        text = path.read_text(encoding="utf-8")
+        fast_doc, fast_problems = read_yaml(text, path.name)
+        pure_doc, pure_problems = read_yaml(text, path.name, pure=True)
+        assert fast_doc == pure_doc
+        # Syntax errors are worded by each parser in its own way; their place is the same.
+        assert [(p.line, p.path) for p in fast_problems] == [
+            (p.line, p.path) for p in pure_problems
+        ]
+        if not path.name.startswith("yaml_syntax"):
+            assert fast_problems == pure_problems
+
 
 class TestValidFile:
     def test_sections_are_read(self) -> None:

@@ -472,8 +472,8 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "yaml_syntax_error.yaml": [
         (
-            "yaml_syntax_error.yaml:5: YAML syntax error at column 1: while parsing a "
-            "flow mapping: expected ',' or '}', but got '<stream end>'"
+            "yaml_syntax_error.yaml:5: YAML syntax error at column 1: while parsing a flow "
+            "mapping: did not find expected ',' or '}'"
         ),
     ],
     "yaml_tag.yaml": [

