@@ -203,7 +203,8 @@ def read_results(path: str | Path, *, skip_invalid: bool = False) -> ResultSet:
     """Read a JSON Lines file; raises :class:`ResultsError` on invalid lines unless skipping."""
     source = str(path)
     try:
-        with open(path, encoding="utf-8") as handle:
+        # utf-8-sig: a byte-order mark some editors add is not a broken first line.
+        with open(path, encoding="utf-8-sig") as handle:
             results = parse_lines(handle, source)
     except UnicodeDecodeError as exc:
         raise ResultsError(

@@ -197,3 +197,14 @@ class TestTallyProperties:
         for ts, target, ok in inside:
             cell = tallies[target][GRID.bucket_floor(ts)]
             assert (cell.ok if ok else cell.failed) >= 1
+
+
+class TestFileForms:
+    def test_bom_and_crlf_are_accepted(self, tmp_path: Path) -> None:
+        """A UTF-8 byte-order mark and Windows line ends do not make lines invalid."""
+        path = tmp_path / "r.jsonl"
+        text = '{"ts": 1, "target": "a", "ok": true}\r\n{"ts": 2, "target": "a", "ok": false}\r\n'
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+        results = read_results(path)
+        assert results.oks == (True, False)
+        assert results.invalid == ()
