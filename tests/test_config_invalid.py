@@ -312,6 +312,12 @@ EXPECTED: dict[str, list[str]] = {
             "5-field cron expression such as '0 2 * * SUN', got '0 25 * * SUN'"
         ),
     ],
+    "recurring_cron_six_fields.yaml": [
+        (
+            "recurring_cron_six_fields.yaml:8: recurring_exclusions[0].cron: must be a "
+            "5-field cron expression such as '0 2 * * SUN', got '0 2 * * SUN 30'"
+        ),
+    ],
     "recurring_dtstart_with_cron.yaml": [
         (
             "recurring_dtstart_with_cron.yaml:9: recurring_exclusions[0].dtstart: is "

@@ -531,7 +531,10 @@ class RecurringExclusionConfig(_Model):
         if self.cron is not None:
             if self.dtstart is not None:
                 issues.append(issue(("dtstart",), "is only used with rrule", str(self.dtstart)))
-            if not croniter.is_valid(self.cron):
+            # croniter also takes a 6th (seconds) field; the window rule means minutes only.
+            fields = self.cron.split()
+            aliased = len(fields) == 1 and fields[0].startswith("@")
+            if not (len(fields) == 5 or aliased) or not croniter.is_valid(self.cron):
                 issues.append(
                     issue(
                         ("cron",),
