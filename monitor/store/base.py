@@ -13,10 +13,11 @@ from one event loop):
 ``write_batch(batch)``
     One :class:`WriteBatch` in ONE transaction: tally upserts with ABSOLUTE counts (the
     daemon's in-memory tally is authoritative, the upsert replaces), evidence inserts,
-    service-bucket verdict upserts and the heartbeat. All or nothing.
+    service-bucket verdict upserts and the heartbeat. All or nothing: a batch the database
+    refuses raises ``StoreError`` and nothing of it is written (the caller keeps it to retry).
 ``load_tallies(start, end, targets=None, vantage=None, *, bucket_seconds=None)``
     ``target -> bucket start epoch -> Tally`` for buckets starting in ``[start, end)``. Rows are
-    keyed on (vantage, target, bucket_seconds, bucket_start) because SLAs may use different
+    keyed on (vantage, bucket_start, target, bucket_seconds) because SLAs may use different
     bucket lengths; with ``bucket_seconds=None`` every length is returned, and a key held at
     two lengths raises ``StoreError`` rather than silently picking one.
 ``load_tally_rows`` / ``vantages()``
@@ -28,12 +29,17 @@ from one event loop):
 ``record_gap(start, end, reason)`` / ``load_gaps(start, end, vantage=None)`` / ``last_heartbeat()``
     Periods the monitor was not running; they become ``unknown`` buckets, never available ones.
     :func:`record_downtime` turns "last heartbeat .. now" into a gap at start-up.
-``add_exclusion(window)`` / ``list_exclusions()`` / ``delete_exclusion(id)``
-    Exclusion windows recorded after the fact (the ``/api/v1/exclusions`` endpoints).
+``add_exclusion(window, *, source="api")`` / ``list_exclusions()`` / ``delete_exclusion(id)``
+    Exclusion windows recorded after the fact (the ``/api/v1/exclusions`` endpoints). An empty
+    id is replaced by a generated ``api-<hex>``; the stored window (returned) has ``source``
+    set; a taken id raises ``ExclusionExistsError``. Listed by start time.
 ``insert_fault_if_absent`` / ``save_fault`` / ``append_fault_event`` / ``load_fault`` /
 ``load_faults`` / ``fault_id_for_alert``
     Support-SLA faults as JSON documents with an append-only event history. ``alert_key`` is
-    UNIQUE: two webhook deliveries of the same alert racing each other yield one fault.
+    UNIQUE: two webhook deliveries of the same alert racing each other yield one fault, because
+    ``insert_fault_if_absent`` returns ``(fault_id, created)`` atomically (the existing fault's
+    id when the alert is known). ``is_open`` is stored beside the document so
+    ``load_faults(open_only=True)`` need not understand it.
 ``prune_evidence(older_than)``
     Retention for raw evidence only; tallies, verdicts, gaps, exclusions and faults stay.
 ``kv_get`` / ``kv_set`` / ``kv_delete``
