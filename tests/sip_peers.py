@@ -399,3 +399,6 @@ def _sipp_fixture(scenario: str) -> Any:
 
 sipp_digest_busy = _sipp_fixture("uas_digest_busy")
 sipp_redirect = _sipp_fixture("uas_redirect")
+sipp_no_media = _sipp_fixture("uas_no_media")
+sipp_bad_sdp = _sipp_fixture("uas_bad_sdp")
+sipp_hangup = _sipp_fixture("uas_hangup")

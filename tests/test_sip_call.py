@@ -30,6 +30,9 @@ baresip_manual = sip_peers.baresip_manual
 kamailio = sip_peers.kamailio
 sipp_digest_busy = sip_peers.sipp_digest_busy
 sipp_redirect = sip_peers.sipp_redirect
+sipp_no_media = sip_peers.sipp_no_media
+sipp_bad_sdp = sip_peers.sipp_bad_sdp
+sipp_hangup = sip_peers.sipp_hangup
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -555,6 +558,27 @@ class TestCallsToSipp:
         result = await _call(sipp_redirect.uri())
         assert (result.outcome, result.reason) == (Outcome.DOWN, "redirect_302")
         assert result.details["redirect_contact"] == "sip:elsewhere@127.0.0.1:5999"
+
+    async def test_answered_without_media(self, sipp_no_media: SippPeer) -> None:
+        """200 with a valid SDP answer but no RTP (dead air): no_rtp, and the call is ended."""
+        result = await _call(sipp_no_media.uri())
+        assert (result.outcome, result.reason) == (Outcome.DOWN, "no_rtp"), result.details
+        assert (result.details["rtp_packets_received"], result.details["bye_status"]) == (0, 200)
+        assert "mos" not in result.details
+
+    async def test_rejected_stream_is_bad_sdp(self, sipp_bad_sdp: SippPeer) -> None:
+        """200 whose SDP has m=audio port 0: bad_sdp, ACK and BYE still sent."""
+        result = await _call(sipp_bad_sdp.uri())
+        assert (result.outcome, result.reason) == (Outcome.DOWN, "bad_sdp"), result.details
+        assert "port 0" in str(result.details["error"])
+        assert result.details["bye_status"] == 200
+
+    async def test_callee_hangs_up(self, sipp_hangup: SippPeer) -> None:
+        """The callee sends BYE mid-call: remote_hangup, answered 200, no BYE of ours."""
+        result = await _call(sipp_hangup.uri(), duration="3s")
+        assert (result.outcome, result.reason) == (Outcome.DOWN, "remote_hangup"), result.details
+        assert result.details["bye_sent"] is False
+        assert result.duration_seconds < 2.0
 
 
 class TestCallsToNobody:
