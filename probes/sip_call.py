@@ -226,6 +226,7 @@ def judge(
             rtp_jitter_seconds=summary.jitter_seconds,
             rtp_stray_packets=media.stray_packets,
             rtp_voiced_frames=media.voiced_frames,
+            rtp_first_packet_seconds=media.first_packet_seconds,
             dtmf_sent=media.digits_sent,
             dtmf_received=media.digits_received,
         )

@@ -469,6 +469,12 @@ class TestCallsToBaresip:
             await asyncio.wait(teardowns, timeout=5)
         assert await _hung_up_in_log(baresip_echo, caller), baresip_echo.log_text()[-1500:]
 
+    async def test_call_over_tcp(self, baresip_echo: BaresipPeer) -> None:
+        """The same call with SIP over TCP: up, BYE answered."""
+        result = await _call(baresip_echo.uri, transport="tcp")
+        assert (result.outcome, result.reason) == (Outcome.UP, ""), result.details
+        assert result.details["bye_status"] == 200
+
     async def test_stray_rtp_is_ignored_and_counted(self, baresip_echo: BaresipPeer) -> None:
         """RTP from another source to our port is counted as stray, not as received media."""
         low = _free_even_port()
