@@ -21,12 +21,8 @@ from monitor.sla.policy import (
 )
 
 if TYPE_CHECKING:
-    from monitor.config.model import (
-        ExclusionConfig,
-        RecurringExclusionConfig,
-        ServiceConfig,
-        SlaConfig,
-    )
+    from monitor.config.model import ServiceConfig, SlaConfig
+    from monitor.config.sections import ExclusionConfig, RecurringExclusionConfig
 
 
 def sla_policy(sla: SlaConfig) -> SlaPolicy:
