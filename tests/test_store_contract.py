@@ -134,12 +134,13 @@ class TestWriteBatch:
         assert await store.load_tallies(0, 3600) == {}
         assert await store.load_evidence(0, 3600) == []
 
-    async def test_heartbeat_never_moves_backwards(self, store: Store) -> None:
-        """A late batch carrying an older heartbeat leaves the newer one in place."""
+    async def test_heartbeat_is_the_latest_written(self, store: Store) -> None:
+        """The last heartbeat written is kept, even an earlier time (a clock stepped back), so
+        the next start-up's gap starts where this run really stopped."""
         assert await store.last_heartbeat() is None
         await store.write_batch(WriteBatch(heartbeat=200.0))
         await store.write_batch(WriteBatch(heartbeat=150.0))
-        assert await store.last_heartbeat() == 200.0
+        assert await store.last_heartbeat() == 150.0
 
     async def test_concurrent_batches_all_land(self, store: Store) -> None:
         """Many write_batch calls in flight at once each commit completely."""
@@ -345,6 +346,20 @@ class TestFaults:
         assert {fault_id for fault_id, _ in results} == set(created)
         assert await store.fault_id_for_alert("alert-1") == created[0]
         assert len(await store.load_faults()) == 1
+
+    async def test_insert_if_absent_across_vantages(
+        self, store: Store, other_vantage: Store
+    ) -> None:
+        """Two vantage points receiving the same alert at once share one fault."""
+        results = await asyncio.gather(
+            *(
+                s.insert_fault_if_absent("c1", f"F-{s.vantage}-{i}", {}, "alert-7")
+                for i in range(5)
+                for s in (store, other_vantage)
+            )
+        )
+        assert sum(created for _, created in results) == 1
+        assert len({fault_id for fault_id, _ in results}) == 1
 
     async def test_fault_id_taken_by_another_alert(self, store: Store) -> None:
         """Reusing a fault id for a different alert is a conflict, not an overwrite."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import math
 import os
 import sqlite3
 import time
@@ -289,6 +290,8 @@ class SqliteStore:
         return await self._call(avail.service_buckets, sla, start, end, vantage or self._vantage)
 
     async def prune_evidence(self, older_than: float) -> int:
+        if not math.isfinite(older_than):
+            raise ValueError(f"older_than: expected a finite epoch, got {older_than!r}")
         # One executor job per chunk, so the daemon's flushes interleave with a long prune.
         total = 0
         while True:

@@ -43,11 +43,11 @@ VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (vantage, sla, bucket_start)
 DO UPDATE SET service = excluded.service, state = excluded.state, kind = excluded.kind
 """
-# max(): a heartbeat never moves backwards, so a late retry of an old batch cannot shrink
-# the next start-up's downtime gap.
+# The latest write wins even if it is earlier: after the wall clock is stepped back, a
+# heartbeat kept at the old, later value would make the next crash's gap empty.
 _SQL_HEARTBEAT = """
 INSERT INTO heartbeats (vantage, ts) VALUES (?, ?)
-ON CONFLICT (vantage) DO UPDATE SET ts = max(ts, excluded.ts)
+ON CONFLICT (vantage) DO UPDATE SET ts = excluded.ts
 """
 
 
