@@ -475,6 +475,17 @@ class TestCallsToBaresip:
         assert (result.outcome, result.reason) == (Outcome.UP, ""), result.details
         assert result.details["bye_status"] == 200
 
+    async def test_concurrent_calls_share_the_process_port_range(
+        self, baresip_echo: BaresipPeer
+    ) -> None:
+        """Three calls at once on a range with two RTP ports: two run, one is a local error."""
+        low = _free_even_port()
+        results = await asyncio.gather(
+            *(_call(baresip_echo.uri, rtp_ports=f"{low}-{low + 3}") for _ in range(3))
+        )
+        outcomes = sorted((r.outcome.value, r.reason) for r in results)
+        assert outcomes == [("error", "rtp_ports_exhausted"), ("up", ""), ("up", "")], outcomes
+
     async def test_stray_rtp_is_ignored_and_counted(self, baresip_echo: BaresipPeer) -> None:
         """RTP from another source to our port is counted as stray, not as received media."""
         low = _free_even_port()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from probes.sip.audio import Codec
 from probes.sip.sdp import SdpError, build_offer, negotiate, parse_sdp
@@ -201,3 +203,23 @@ class TestNegotiate:
         """Answers the call cannot use raise SdpError saying why."""
         with pytest.raises(SdpError, match=message):
             negotiate(parse_sdp(text), [Codec.PCMU])
+
+
+class TestOfferProperties:
+    @given(
+        codecs=st.permutations(list(Codec)).flatmap(
+            lambda order: st.integers(1, len(order)).map(lambda n: order[:n])
+        ),
+        port=st.integers(min_value=1, max_value=65535),
+        te_pt=st.integers(min_value=96, max_value=127),
+    )
+    def test_offer_accepted_verbatim_negotiates_our_first_codec(
+        self, codecs: list[Codec], port: int, te_pt: int
+    ) -> None:
+        """An answer echoing our offer settles on our first codec, our port and our TE type."""
+        offer = build_offer(
+            address="127.0.0.1", port=port, codecs=codecs, session_id=7, telephone_event_pt=te_pt
+        )
+        audio = negotiate(parse_sdp(offer), codecs)
+        assert (audio.codec, audio.port, audio.telephone_event_pt) == (codecs[0], port, te_pt)
+        assert audio.payload_type == codecs[0].payload_type
