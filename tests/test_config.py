@@ -436,6 +436,32 @@ class TestCheckConfigCommand:
         )
 
 
+class TestRealRegistry:
+    def test_nested_option_problems(self) -> None:
+        """Errors deep inside a real kind's options keep their full path and line."""
+        text = (
+            "targets:\n"
+            "  - name: login\n"
+            "    kind: http\n"
+            "    http:\n"
+            "      url: https://agent.example/login\n"
+            "      auth: {basic: {username: probe, password: hunter2}}\n"
+            "      tls: {insecure_skip_verifyy: true}\n"
+        )
+        with pytest.raises(ConfigError) as caught:
+            parse_config_text(text, "real.yaml")
+        (secret, unknown) = caught.value.problems
+        assert secret == (
+            6,
+            "targets[0].http.auth.basic.password",
+            "secrets are not written inline: use {env: NAME} or {file: PATH}, "
+            "got an inline value (not shown)",
+        )
+        assert unknown[:2] == (7, "targets[0].http.tls.insecure_skip_verifyy")
+        assert unknown[2].startswith("unknown key, expected one of: ")
+        assert "hunter2" not in str(caught.value)
+
+
 class TestShippedExamples:
     @pytest.mark.parametrize("name", ["minimal.yaml", "ujet-voice.yaml"])
     def test_loads_with_the_real_registry(self, name: str) -> None:

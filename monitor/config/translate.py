@@ -175,7 +175,11 @@ def translate_error(
     if kind in ("float_type", "float_parsing", "decimal_type", "decimal_parsing"):
         return [issue(path, "must be a number", value)]
     if kind == "value_error" and ctx.get("error") is not None:
-        return [issue(path, _strip_got(str(ctx["error"])), value)]
+        message = str(ctx["error"])
+        # Some option validators name their own field first; the path already says it.
+        if path and isinstance(path[-1], str):
+            message = message.removeprefix(f"{path[-1]}: ")
+        return [issue(path, _strip_got(message), value)]
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
