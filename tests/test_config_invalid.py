@@ -450,6 +450,12 @@ EXPECTED: dict[str, list[str]] = {
     "timeout_zero.yaml": [
         "timeout_zero.yaml:5: targets[0].timeout: must be more than 0s, got '0s'",
     ],
+    "timezone_host_localtime.yaml": [
+        (
+            "timezone_host_localtime.yaml:14: slas[0].timezone: must be an IANA time zone "
+            "such as UTC or Europe/London, not the host's own zone, got 'localtime'"
+        ),
+    ],
     "timezone_invalid.yaml": [
         (
             "timezone_invalid.yaml:14: slas[0].timezone: must be an IANA time zone such "

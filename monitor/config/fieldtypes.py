@@ -133,12 +133,23 @@ def _zone_names() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+_HOST_ZONES = frozenset({"localtime", "Factory"})
+
+
 def check_timezone(value: str) -> str:
+    if value in _HOST_ZONES:
+        # These follow the machine's settings: the same file would give other figures elsewhere.
+        raise ValueError(
+            "must be an IANA time zone such as UTC or Europe/London, not the host's own zone"
+        )
     try:
         zoneinfo.ZoneInfo(value)
+        known = value in _zone_names() or not _zone_names()
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        known = False
+    if not known:
         hint = did_you_mean(value, _zone_names())
-        raise ValueError(f"must be an IANA time zone such as UTC or Europe/London{hint}") from None
+        raise ValueError(f"must be an IANA time zone such as UTC or Europe/London{hint}")
     return value
 
 
