@@ -205,6 +205,8 @@ def judge(
         phases["post_dial_delay"] = details["post_dial_delay_seconds"] = record.post_dial_delay
     if record.answer_seconds is not None:
         phases["answer"] = details["answer_seconds"] = record.answer_seconds
+    if record.final_seconds is not None:
+        details["final_response_seconds"] = record.final_seconds
     if record.bye_status is not None:
         details["bye_status"] = record.bye_status
     if record.redirect_contact is not None:

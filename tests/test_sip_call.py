@@ -518,6 +518,8 @@ class TestCallsToKamailio:
         result = await _call(kamailio.uri("busy"))
         assert (result.outcome, result.reason) == (Outcome.DOWN, "rejected_486")
         assert (result.details["sip_status"], result.details["sip_reason"]) == (486, "Busy Here")
+        assert "answer_seconds" not in result.details
+        assert isinstance(result.details["final_response_seconds"], float)
         assert result.details["cancel_sent"] is False
         assert result.details["bye_sent"] is False
 
@@ -574,6 +576,8 @@ class TestCallsToSipp:
         """302: down with redirect_302 and the Contact it pointed to kept as evidence."""
         result = await _call(sipp_redirect.uri())
         assert (result.outcome, result.reason) == (Outcome.DOWN, "redirect_302")
+        assert "answer_seconds" not in result.details
+        assert isinstance(result.details["final_response_seconds"], float)
         assert result.details["redirect_contact"] == "sip:elsewhere@127.0.0.1:5999"
 
     async def test_answered_without_media(self, sipp_no_media: SippPeer) -> None:

@@ -88,6 +88,7 @@ class CallRecord:
     status_reason: str = ""
     post_dial_delay: float | None = None
     answer_seconds: float | None = None
+    final_seconds: float | None = None
     redirect_contact: str | None = None
     codec: str | None = None
     media: MediaReport | None = None
@@ -181,7 +182,9 @@ class _Call:
         )
         self.started = time.monotonic()
         final = await self._invite_until_final(request)
-        self.record["answer_seconds"] = time.monotonic() - self.started
+        self.record["final_seconds"] = elapsed = time.monotonic() - self.started
+        if 200 <= final.status < 300:
+            self.record["answer_seconds"] = elapsed
         if 300 <= final.status < 400:
             contacts = final.headers.get_all("Contact")
             self.record["redirect_contact"] = parse_name_addr(contacts[0]).uri if contacts else ""
