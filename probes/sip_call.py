@@ -145,6 +145,17 @@ class SipCallOptions(BaseModel):
         port = self.port or (int(uri_port) if uri_port.isdigit() else 5060)
         return self.host or uri_host, port
 
+    def longest_call_seconds(self) -> float:
+        """Worst-case time from INVITE to hang-up, plus the teardown reserve: a target's
+        ``timeout`` below this cuts calls short (reason ``timeout``)."""
+        steps = sum(
+            s.pause
+            + len(s.digits) * (self.dtmf_tone + self.dtmf_gap)
+            + (s.expect_audio_within or 0.0)
+            for s in self.dtmf
+        )
+        return self.answer_timeout + max(self.duration, steps) + TEARDOWN_RESERVE_SECONDS
+
     def plan(self) -> CallPlan:
         """The call to place; reads the password (``SecretUnavailable`` if it is missing)."""
         host, port = self.destination()

@@ -259,6 +259,18 @@ class TestOptions:
         with pytest.raises(ValidationError, match=message):
             SipCallOptions.model_validate({"uri": "sip:ivr@192.0.2.1", **patch})
 
+    def test_longest_call(self) -> None:
+        """The worst case adds answer timeout, the longer of duration and steps, and 1 s."""
+        opts = SipCallOptions.model_validate(
+            {
+                "uri": "sip:ivr@192.0.2.1",
+                "answer_timeout": "20s",
+                "duration": "5s",
+                "dtmf": [{"digits": "12", "pause": "3s", "expect_audio_within": "4s"}],
+            }
+        )
+        assert opts.longest_call_seconds() == pytest.approx(20 + (3 + 2 * 0.2 + 4) + 1)
+
     def test_registered(self) -> None:
         """The kind is in the registry with this options model and function."""
         kind = PROBE_KINDS["sip_call"]
