@@ -252,6 +252,13 @@ EXPECTED: dict[str, list[str]] = {
     "non_string_key.yaml": [
         ("non_string_key.yaml:6: targets[0].labels: keys must be strings (quote it), got 1"),
     ],
+    "number_leading_zero_octal.yaml": [
+        (
+            "number_leading_zero_octal.yaml:15: slas[0].credit_tiers[0].credit_percent: "
+            "write numbers in plain decimal (YAML 1.1 reads a leading 0 as octal, 0x as hex "
+            "and 1:30 as 90; quote it if it is text), got 010"
+        ),
+    ],
     "objective_above_100.yaml": [
         (
             "objective_above_100.yaml:11: slas[0].objective: must be a percentage above "

@@ -10,6 +10,7 @@ Timestamps stay strings: the models parse them and insist on an offset.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from yaml.resolver import Resolver
 from monitor.config.errors import KeyPath, Problem, YamlFloat, format_path, show_value
 
 _TAG = "tag:yaml.org,2002:"
+_SURPRISING_NUMBER = re.compile(r"[-+]?(?:0[0-9_]+(?![.0-9_]*[.eE])|0[xXoObB]|[0-9][0-9_]*:)")
 _SCALAR_TAGS = frozenset(_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
 
 
@@ -172,6 +174,16 @@ class _Walker:
         if tag not in _SCALAR_TAGS:
             self._bad_tag(node, path)
             return node.value
+        if tag in (_TAG + "int", _TAG + "float") and _SURPRISING_NUMBER.match(node.value):
+            # YAML 1.1 reads 010 as 8, 0x10 as 16 and 1:30 as 90: never what a fee or a
+            # percentage meant, so the file must say it plainly.
+            self.problem(
+                node.start_mark.line + 1,
+                path,
+                "write numbers in plain decimal (YAML 1.1 reads a leading 0 as octal, "
+                f"0x as hex and 1:30 as 90; quote it if it is text), got {node.value}",
+            )
+            return None
         if tag == _TAG + "float":
             value = self._constructor.construct_yaml_float(node)
             return YamlFloat(value, node.value)
