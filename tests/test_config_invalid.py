@@ -182,6 +182,12 @@ EXPECTED: dict[str, list[str]] = {
             "such as 30s, 5m or 1h30m, got '30 seconds'"
         ),
     ],
+    "interval_too_long_for_bucket.yaml": [
+        (
+            "interval_too_long_for_bucket.yaml:4: targets[0].interval: must let 2 probe(s) "
+            "fall in each 5m bucket of SLA web-sla (at most 2m30s), got '3m'"
+        ),
+    ],
     "kind_unknown.yaml": [
         (
             "kind_unknown.yaml:3: targets[0].kind: must be a probe kind, one of: port, "

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from monitor.config.errors import Issue, KeyPath, did_you_mean, issue
+from monitor.config.fieldtypes import format_duration
 from probes.fields import parse_duration
 
 MIN_BUCKET_SECONDS = 300
@@ -108,6 +109,51 @@ def cross_checks(data: Any) -> list[Issue]:
                     )
                 )
     issues += _short_buckets(data)
+    issues += _probes_per_bucket(data)
+    return issues
+
+
+def _seconds(value: Any, default: float) -> float | None:
+    if value is None:
+        return default
+    try:
+        return parse_duration(value)
+    except ValueError:
+        return None
+
+
+def _probes_per_bucket(data: dict[str, Any]) -> list[Issue]:
+    """A target probed less often than its SLAs' buckets need leaves them unknown by design."""
+    members: dict[str, list[str]] = {}
+    for _, service in _items(data, "services"):
+        if isinstance(service.get("name"), str) and isinstance(service.get("targets"), list):
+            members[service["name"]] = [t for t in service["targets"] if isinstance(t, str)]
+    needs: dict[str, list[tuple[float, int, str]]] = {}
+    for _, sla in _items(data, "slas"):
+        bucket = _seconds(sla.get("bucket"), 300.0)
+        min_probes = sla.get("min_probes", 1)
+        name = sla.get("name")
+        if bucket is None or not isinstance(min_probes, int) or min_probes < 1:
+            continue
+        for member in members.get(str(sla.get("service")), []):
+            needs.setdefault(member, []).append((bucket, min_probes, str(name)))
+    issues: list[Issue] = []
+    for index, item in _items(data, "targets"):
+        interval = _seconds(item.get("interval"), 30.0)
+        if interval is None or interval <= 0 or item.get("name") not in needs:
+            continue
+        for bucket, min_probes, sla_name in needs[item["name"]]:
+            if interval * min_probes > bucket:
+                most = format_duration(bucket / min_probes)
+                issues.append(
+                    issue(
+                        ("targets", index, "interval"),
+                        f"must let {min_probes} probe(s) fall in each {format_duration(bucket)} "
+                        f"bucket of SLA {sla_name} (at most {most})",
+                        item.get("interval", "30s"),
+                    )
+                )
+                break
     return issues
 
 
