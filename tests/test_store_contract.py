@@ -382,6 +382,15 @@ class TestFaults:
         assert [f.fault_id for f in await store.load_faults(contract="c1")] == ["F-1"]
         assert await store.load_fault("F-9") is None
 
+    async def test_event_can_close_the_fault_atomically(self, store: Store) -> None:
+        """An event appended with is_open=False closes the fault in the same step."""
+        await store.insert_fault_if_absent("c1", "F-1", {"severity": 2}, None)
+        await store.append_fault_event("F-1", {"type": "solved"}, is_open=False)
+        assert await store.load_faults(open_only=True) == []
+        fault = await store.load_fault("F-1")
+        assert fault is not None
+        assert (fault.is_open, fault.doc, len(fault.events)) == (False, {"severity": 2}, 1)
+
     async def test_event_for_missing_fault(self, store: Store) -> None:
         """An event for an unknown fault is refused with the id named."""
         with pytest.raises(FaultConflictError, match="'F-9' does not exist"):

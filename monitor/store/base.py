@@ -39,7 +39,8 @@ from one event loop):
     UNIQUE: two webhook deliveries of the same alert racing each other yield one fault, because
     ``insert_fault_if_absent`` returns ``(fault_id, created)`` atomically (the existing fault's
     id when the alert is known). ``is_open`` is stored beside the document so
-    ``load_faults(open_only=True)`` need not understand it.
+    ``load_faults(open_only=True)`` need not understand it; ``append_fault_event(..., is_open=)``
+    changes it in the same transaction as the event, so a crash cannot split the two.
 ``prune_evidence(older_than)``
     Retention for raw evidence only; tallies, verdicts, gaps, exclusions and faults stay.
 ``kv_get`` / ``kv_set`` / ``kv_delete``
@@ -377,7 +378,9 @@ class Store(Protocol):
         is_open: bool = True,
     ) -> None: ...
 
-    async def append_fault_event(self, fault_id: str, event: Mapping[str, Any]) -> int: ...
+    async def append_fault_event(
+        self, fault_id: str, event: Mapping[str, Any], *, is_open: bool | None = None
+    ) -> int: ...
 
     async def load_fault(self, fault_id: str) -> FaultRecord | None: ...
 

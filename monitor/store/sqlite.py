@@ -356,9 +356,11 @@ class SqliteStore:
         encoded = encode_json(f"fault {fault_id}: doc", dict(doc))
         await self._write(records.save_fault, contract, fault_id, encoded, alert_key, is_open)
 
-    async def append_fault_event(self, fault_id: str, event: Mapping[str, Any]) -> int:
+    async def append_fault_event(
+        self, fault_id: str, event: Mapping[str, Any], *, is_open: bool | None = None
+    ) -> int:
         encoded = encode_json(f"fault {fault_id}: event", dict(event))
-        return await self._write(records.append_fault_event, fault_id, encoded)
+        return await self._write(records.append_fault_event, fault_id, encoded, is_open)
 
     async def load_fault(self, fault_id: str) -> FaultRecord | None:
         found = await self._call(lambda conn: records.load_faults(conn, fault_id=fault_id))

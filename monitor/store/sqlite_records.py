@@ -139,8 +139,11 @@ def save_fault(
         ) from exc
 
 
-def append_fault_event(conn: sqlite3.Connection, fault_id: str, event: str) -> int:
-    """Append to the fault's history; return the event's sequence number (1, 2, ...)."""
+def append_fault_event(
+    conn: sqlite3.Connection, fault_id: str, event: str, is_open: bool | None = None
+) -> int:
+    """Append to the fault's history (and set its open flag, if given) in one transaction;
+    return the event's sequence number (1, 2, ...)."""
     try:
         with transaction(conn):
             row = conn.execute(
@@ -152,6 +155,10 @@ def append_fault_event(conn: sqlite3.Connection, fault_id: str, event: str) -> i
                 "INSERT INTO fault_events (fault_id, seq, event) VALUES (?, ?, ?)",
                 (fault_id, seq, event),
             )
+            if is_open is not None:
+                conn.execute(
+                    "UPDATE faults SET is_open = ? WHERE fault_id = ?", (int(is_open), fault_id)
+                )
             return seq
     except sqlite3.IntegrityError as exc:
         raise FaultConflictError(f"fault {fault_id!r} does not exist") from exc
