@@ -461,6 +461,28 @@ class TestRealRegistry:
         assert unknown[2].startswith("unknown key, expected one of: ")
         assert "hunter2" not in str(caught.value)
 
+    def test_call_timeout_must_cover_the_call(self) -> None:
+        """A sip_call target whose timeout is shorter than its scripted call is refused."""
+        text = (
+            "targets:\n"
+            "  - name: ivr\n"
+            "    kind: sip_call\n"
+            "    interval: 1m\n"
+            "    timeout: 20s\n"
+            "    sip_call: {uri: 'sip:100@127.0.0.1', answer_timeout: 15s, duration: 10s}\n"
+        )
+        with pytest.raises(ConfigError) as caught:
+            parse_config_text(text, "call.yaml")
+        assert caught.value.problems == [
+            (
+                5,
+                "targets[0].timeout",
+                "must cover the longest sip_call run its options allow (26s), got '20s'",
+            )
+        ]
+        fitting = text.replace("timeout: 20s", "timeout: 26s")
+        assert parse_config_text(fitting, "call.yaml").targets[0].timeout == 26.0
+
 
 class TestShippedExamples:
     @pytest.mark.parametrize("name", ["minimal.yaml", "ujet-voice.yaml"])

@@ -188,16 +188,31 @@ class TargetConfig(StrictModel):
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> TargetConfig:
+        issues: list[Issue] = []
         if self.timeout >= self.interval:
-            raise FieldProblems(
-                [
+            issues.append(
+                issue(
+                    ("timeout",),
+                    f"must be less than interval ({format_duration(self.interval)})",
+                    format_duration(self.timeout),
+                )
+            )
+        # A kind whose run has a known worst case (a scripted call) says so; a timeout below
+        # it would cut every run short and record the vendor as down for our own setting.
+        longest = getattr(self.options, "longest_call_seconds", None)
+        if callable(longest):
+            needed = float(longest())
+            if self.timeout < needed:
+                issues.append(
                     issue(
                         ("timeout",),
-                        f"must be less than interval ({format_duration(self.interval)})",
+                        f"must cover the longest {self.kind} run its options allow "
+                        f"({format_duration(needed)})",
                         format_duration(self.timeout),
                     )
-                ]
-            )
+                )
+        if issues:
+            raise FieldProblems(issues)
         return self
 
 
