@@ -25,6 +25,7 @@ from monitor.support.faults import (
     credit_days,
     credit_total,
     level_statuses,
+    money,
     solution_deadline,
 )
 
@@ -94,7 +95,7 @@ def summarize_fault(contract: SupportContract, fault: Fault, now: datetime) -> F
         solution_due=solution_deadline(fault, fault.severity, contract.deadlines, contract.hours),
         late_days=days,
         credit_percent=percent,
-        credit_amount=contract.annual_fee * percent / Decimal(100),
+        credit_amount=money(contract.annual_fee * percent / Decimal(100), contract.annual_fee),
     )
 
 

@@ -34,7 +34,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
 
@@ -411,7 +411,7 @@ def credit_total(
     """Credits of the late days that begin in ``[start, end)``, as of ``now``.
 
     A late day is attributed to the period in which it begins. The amount is computed once
-    from the summed percent (Decimal throughout, no rounding here; renderers quantize).
+    from the summed percent (Decimal throughout) and rounded once, by ``money``.
     """
     _aware(start, "start")
     _aware(end, "end")
@@ -422,4 +422,14 @@ def credit_total(
             if start <= day.start < end:
                 percent += day.percent
                 days += 1
-    return CreditTotal(start, end, percent, annual_fee * percent / Decimal(100), days)
+    return CreditTotal(
+        start, end, percent, money(annual_fee * percent / Decimal(100), annual_fee), days
+    )
+
+
+def money(amount: Decimal, fee: Decimal) -> Decimal:
+    """``amount`` rounded half-up to the fee's precision, at least cents (as the availability
+    credits are)."""
+    exponent = fee.as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return amount.quantize(Decimal(1).scaleb(-max(places, 2)), rounding=ROUND_HALF_UP)
