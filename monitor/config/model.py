@@ -81,9 +81,7 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 10.0
-SEVEN_DAYS = 7 * 86400.0
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_LISTEN = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d{1,5})")
 
 
 def kinds_from(info: ValidationInfo) -> Mapping[str, ProbeKind]:
