@@ -206,9 +206,12 @@ def store_tally_rows(draw: _st.DrawFn) -> "_TallyRow":
 # --- configuration (tests/test_config.py): durations as whole milliseconds, in seconds ---
 
 
-def config_durations() -> _st.SearchStrategy[float]:
-    """Durations from 0 to ten weeks in whole milliseconds, as the config file can write them."""
-    return _st.integers(min_value=0, max_value=70 * 86_400_000).map(lambda ms: ms / 1000)
+def config_durations(
+    min_ms: int = 0, max_ms: int = 70 * 86_400_000
+) -> _st.SearchStrategy[float]:
+    """Durations in whole milliseconds (default 0 to ten weeks), in seconds, as the config
+    file can write them."""
+    return _st.integers(min_value=min_ms, max_value=max_ms).map(lambda ms: ms / 1000)
 
 
 # --- configuration: credit-tier bands written the way the file writes them ---
