@@ -324,11 +324,9 @@ class TestDurations:
         """format_duration and parse_duration invert each other on whole milliseconds."""
         assert parse_duration(format_duration(seconds)) == pytest.approx(seconds, abs=1e-9)
 
-    @given(config_durations())
+    @given(config_durations(min_ms=1, max_ms=7 * 86_400_000))
     def test_through_the_file(self, seconds: float) -> None:
         """A recurring window's duration written in any unit reaches the policy unchanged."""
-        if not 0 < seconds <= 7 * 86400:
-            return
         text = VALID.replace("duration: 15m", f"duration: {format_duration(seconds)}")
         nightly = parse(text).recurring_exclusions()[1]
         assert nightly.duration.total_seconds() == pytest.approx(seconds, abs=1e-6)
