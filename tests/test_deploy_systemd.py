@@ -8,14 +8,22 @@ way on the CI machine kind (systemd 252).
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
+import socket
 import subprocess
+import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.daemon_harness import free_port, running_daemon
 from tests.peers import require_binary
+from tests.test_alerting_e2e import daemon_config
+from tests.web_target import web_target
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "systemd" / "slawatch.service"
@@ -204,3 +212,40 @@ class TestSystemdAnalyzeSecurity:
         path.write_text(weak)
         score, _ = exposure(path)
         assert score > MAX_EXPOSURE
+
+
+class TestDaemonSpeaksNotify:
+    @pytest.mark.timeout(60)
+    def test_ready_watchdog_stopping(self, tmp_path: Path) -> None:
+        """Under Type=notify the real daemon sends READY=1 once it serves, WATCHDOG=1 at half
+        of WatchdogSec, and STOPPING=1 on SIGTERM, to an abstract NOTIFY_SOCKET."""
+        name = f"slawatch-unit-{uuid.uuid4().hex}"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(b"\0" + name.encode())
+        sock.settimeout(20)
+        env = {"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "1000000"}
+        received: list[tuple[float, str]] = []
+        try:
+            with web_target() as target:
+                port = free_port()
+                config = daemon_config(tmp_path, port, target.url("ok"))
+                with running_daemon(config, port, env=env) as daemon:
+                    first = sock.recv(4096).decode()
+                    # READY comes only once the HTTP API answers.
+                    with urllib.request.urlopen(daemon.base + "/readyz", timeout=2) as reply:
+                        assert reply.status == 200
+                    received.append((time.monotonic(), first))
+                    while sum(m == "WATCHDOG=1" for _, m in received) < 4:
+                        received.append((time.monotonic(), sock.recv(4096).decode()))
+                assert daemon.proc.returncode == 0
+            received.append((time.monotonic(), sock.recv(4096).decode()))
+        finally:
+            sock.close()
+        messages = [m for _, m in received]
+        assert messages[0].startswith("READY=1")
+        assert messages[-1] == "STOPPING=1"
+        # The first ping leaves with READY and may sit queued while /readyz is checked.
+        pings = [t for t, m in received if m == "WATCHDOG=1"][1:]
+        gaps = [b - a for a, b in itertools.pairwise(pings)]
+        # Half of WATCHDOG_USEC (0.5 s), with room for a busy 2-core machine.
+        assert all(0.2 < gap < 0.95 for gap in gaps), gaps
