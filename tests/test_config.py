@@ -15,6 +15,7 @@ from hypothesis import given
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.config import Config, ConfigError, load_config, parse_config_text
+from monitor.config.command import register
 from monitor.config.command import run as check_config
 from monitor.config.errors import YamlFloat
 from monitor.config.fieldtypes import format_duration
@@ -423,6 +424,16 @@ class TestCheckConfigCommand:
         assert lines[1] == f"{path}:4: targets[0].interval: must be at least 1s, got '0s'"
         assert lines[-1] == f"2 problems in {path}"
         assert out.getvalue() == ""
+
+    def test_registers_on_a_command_line(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """register() adds check-config with --config, and its func is the exit status."""
+        parser = argparse.ArgumentParser(prog="slawatch")
+        register(parser.add_subparsers(dest="command", required=True))
+        args = parser.parse_args(
+            ["check-config", "--config", str(ROOT / "config" / "minimal.yaml")]
+        )
+        assert args.func(args) == 0
+        assert capsys.readouterr().out.startswith("ok: 1 targets, 1 services, 1 SLAs")
 
     def test_missing_file(self, tmp_path: Path) -> None:
         """A missing file is a ConfigError naming it, not a traceback."""
