@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from monitor.store.base import FaultRecord, Store
-from monitor.support.alertmanager import AlertFaultOp
+from monitor.support.alertmanager import AlertFaultOp, PayloadError, parse_time
 from monitor.support.contract import SupportContract
 from monitor.support.faults import (
     LEVEL_EVENTS,
@@ -165,6 +165,10 @@ class FaultService:
     @property
     def contracts(self) -> Mapping[str, SupportContract]:
         return self._contracts
+
+    def update_contracts(self, contracts: Mapping[str, SupportContract]) -> None:
+        """Swap in the contracts of a reloaded configuration (stored faults are untouched)."""
+        self._contracts = dict(contracts)
 
     def _contract(self, name: str) -> SupportContract:
         if name not in self._contracts:
@@ -345,3 +349,13 @@ class FaultService:
             else:
                 action = AlertAction.RESOLVED
             return AlertOutcome(op.alert_key, fault_id, action)
+
+
+def parse_when(value: object, field: str, now: datetime) -> datetime:
+    """An instant given on the CLI or API: RFC 3339 with an offset, or ``now``."""
+    if isinstance(value, str) and value.strip().lower() == "now":
+        return now
+    try:
+        return parse_time(value.strip() if isinstance(value, str) else value, field)
+    except PayloadError as exc:
+        raise ValueError(f"{exc}; or 'now'") from None
