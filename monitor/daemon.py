@@ -315,14 +315,9 @@ class Daemon:
         start = int(self._live_window_start(now)) - 86400
         end = int(now) + 86400
         lengths = {p.bucket_seconds for p in self.config.sla_policies()}
-        tallies = await self.store.load_tallies(start, end)
         for seconds in lengths:
             self.state.load(
-                seconds,
-                {
-                    target: {s: t for s, t in buckets.items() if s % seconds == 0}
-                    for target, buckets in tallies.items()
-                },
+                seconds, await self.store.load_tallies(start, end, bucket_seconds=seconds)
             )
         self.gaps = [
             (utc_now(g.start), utc_now(g.end)) for g in await self.store.load_gaps(start, end)

@@ -51,11 +51,9 @@ async def store_month_results(
         start, end = month_bounds(month, policy.timezone)
         if start > now:
             raise ValueError(f"month: {month} has not started yet in {policy.timezone}")
-        loaded = await store.load_tallies(int(start.timestamp()), int(end.timestamp()))
-        tallies = {
-            target: {s: t for s, t in buckets.items() if s % policy.bucket_seconds == 0}
-            for target, buckets in loaded.items()
-        }
+        tallies = await store.load_tallies(
+            int(start.timestamp()), int(end.timestamp()), bucket_seconds=policy.bucket_seconds
+        )
         gaps = tuple(
             (utc_now(g.start), utc_now(g.end))
             for g in await store.load_gaps(start.timestamp(), end.timestamp())
