@@ -1,0 +1,146 @@
+"""``sip_options``: is the SIP server alive? One OPTIONS transaction, judged by its final code.
+
+Liveness, not configuration, is the question, so which final codes count is configurable:
+a 200 by default, but a Cisco gateway's 501 or a proxy's 404/483 also proves the server is
+up when the target says so (``expected_codes: [200, 404, "5xx"]``).
+
+Verdicts: an accepted code -> ``up``; another code -> ``down`` with ``status_code_<n>``; no
+answer before Timer F (64*T1) or the target's timeout -> ``timeout``; ICMP/TCP refusal ->
+``down`` with ``connection_refused``/``icmp_unreachable``; only unparseable answers ->
+``down`` with ``malformed_response``; TLS failure -> ``down`` with ``tls_handshake_failed``.
+
+The helpers ``sip_session`` and ``failure_result`` are shared with ``sip_register``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import AsyncIterator, Mapping
+
+import structlog
+
+from probes.fields import SecretUnavailable
+from probes.result import DetailValue, Outcome, ProbeContext, ProbeResult
+from probes.sip.message import SipResponse, new_call_id, new_tag
+from probes.sip.options import SipBaseOptions
+from probes.sip.transaction import SipEndpoint, SipError, build_request
+from probes.tls import client_context
+
+log = structlog.get_logger(__name__)
+
+DEADLINE_RESERVE_SECONDS = 0.05
+"""Finish this much before the target's timeout so the verdict is ours, not a cancellation."""
+
+
+class SipOptionsOptions(SipBaseOptions):
+    """The ``sip_options`` block of a target (all fields are the shared SIP ones)."""
+
+
+@contextlib.asynccontextmanager
+async def sip_session(
+    options: SipBaseOptions, ctx: ProbeContext, phases: dict[str, float]
+) -> AsyncIterator[SipEndpoint]:
+    """An endpoint to the target, open within the target's time budget; ``connect`` timed."""
+    ssl_context: ssl.SSLContext | None = None
+    if options.effective_transport() == "tls":
+        ssl_context = client_context(options.tls)
+    started = time.monotonic()
+    endpoint = await SipEndpoint.open(
+        options.target(ssl_context, connect_timeout=max(0.001, ctx.remaining())), t1=options.t1
+    )
+    if endpoint.transport.reliable:
+        phases["connect"] = time.monotonic() - started
+    try:
+        yield endpoint
+    finally:
+        await endpoint.close()
+
+
+def budget(ctx: ProbeContext) -> float:
+    """Seconds this probe may still wait for answers."""
+    return max(0.001, ctx.remaining() - DEADLINE_RESERVE_SECONDS)
+
+
+def failure_result(
+    ctx: ProbeContext,
+    exc: BaseException,
+    phases: Mapping[str, float],
+    details: dict[str, DetailValue],
+) -> ProbeResult:
+    """The result for an exception raised while probing (CancelledError is never passed here)."""
+    if isinstance(exc, TimeoutError):
+        details["error"] = f"no final response within the target timeout ({ctx.timeout_seconds:g}s)"
+        return ctx.result(Outcome.TIMEOUT, "timeout", phases=phases, details=details)
+    if isinstance(exc, SipError):
+        details["error"] = str(exc)
+        outcome = Outcome.TIMEOUT if exc.reason == "timeout" else Outcome.DOWN
+        return ctx.result(outcome, exc.reason, phases=phases, details=details)
+    if isinstance(exc, SecretUnavailable):
+        details["error"] = str(exc)
+        return ctx.result(Outcome.ERROR, "secret_unavailable", phases=phases, details=details)
+    if isinstance(exc, ssl.SSLError | OSError):
+        # Raised while building the TLS context from configured files: our side, not theirs.
+        details["error"] = f"TLS set-up failed: {exc}"
+        return ctx.result(Outcome.ERROR, "tls_config_error", phases=phases, details=details)
+    log.error("sip_probe_failed", target=ctx.target, exc_info=exc)
+    details["error"] = f"{type(exc).__name__}: {exc}"
+    return ctx.result(Outcome.ERROR, "probe_error", phases=phases, details=details)
+
+
+def response_details(response: SipResponse) -> dict[str, DetailValue]:
+    """What a final response contributes to the evidence."""
+    details: dict[str, DetailValue] = {"sip_status": response.status, "sip_reason": response.reason}
+    server = response.headers.get("Server") or response.headers.get("User-Agent")
+    if server:
+        details["server"] = server[:200]
+    return details
+
+
+def local_from_uri(options: SipBaseOptions, endpoint: SipEndpoint) -> str:
+    if options.from_uri:
+        return options.from_uri
+    host, _ = endpoint.transport.local
+    host = f"[{host}]" if ":" in host else host
+    scheme = "sips" if endpoint.transport.name == "tls" else "sip"
+    return f"{scheme}:{options.contact_user}@{host}"
+
+
+async def probe(options: SipOptionsOptions, ctx: ProbeContext) -> ProbeResult:
+    """Send one OPTIONS and judge the final response."""
+    phases: dict[str, float] = {}
+    details: dict[str, DetailValue] = {"transport": options.effective_transport()}
+    try:
+        async with asyncio.timeout(budget(ctx)), sip_session(options, ctx, phases) as endpoint:
+            request = build_request(
+                "OPTIONS",
+                options.uri,
+                from_uri=local_from_uri(options, endpoint),
+                to_uri=options.to_uri or options.uri,
+                call_id=new_call_id(endpoint.transport.local[0]),
+                cseq=1,
+                from_tag=new_tag(),
+                contact=endpoint.contact(options.contact_user),
+                user_agent=options.user_agent,
+                extra=[("Accept", "application/sdp")],
+            )
+            started = time.monotonic()
+            try:
+                response = await endpoint.request(request)
+            finally:
+                details["retransmissions"] = endpoint.stats.retransmissions
+                if endpoint.stats.garbage_received:
+                    details["unparseable_replies"] = endpoint.stats.garbage_received
+            phases["response"] = time.monotonic() - started
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return failure_result(ctx, exc, phases, details)
+    details.update(response_details(response))
+    if options.accepts(response.status):
+        return ctx.result(Outcome.UP, phases=phases, details=details)
+    return ctx.result(
+        Outcome.DOWN, f"status_code_{response.status}", phases=phases, details=details
+    )
