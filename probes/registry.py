@@ -30,12 +30,14 @@ class ProbeKind:
 
 def _kinds() -> Mapping[str, ProbeKind]:
     # Imported here so that importing the registry's types never drags every probe in.
-    from probes import dns, http, sip_call, tcp
+    from probes import dns, http, sip_call, sip_options, sip_register, tcp
 
     kinds: list[ProbeKind] = [
         ProbeKind("http", http.HttpOptions, http.probe, "HTTP(S) request judged by status/body"),
         ProbeKind("tcp", tcp.TcpOptions, tcp.probe, "TCP connect, optional TLS and send/expect"),
         ProbeKind("dns", dns.DnsOptions, dns.probe, "one DNS query to a named resolver"),
+        ProbeKind("sip_options", sip_options.SipOptionsOptions, sip_options.probe, "SIP OPTIONS"),
+        ProbeKind("sip_register", sip_register.SipRegisterOptions, sip_register.probe, "REGISTER"),
         ProbeKind("sip_call", sip_call.SipCallOptions, sip_call.probe, "SIP test call, media+DTMF"),
     ]
     return {kind.name: kind for kind in kinds}
