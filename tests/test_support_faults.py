@@ -13,6 +13,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.sla.calendar import Month
 from monitor.support.contract import SupportContract, summarize, year_bounds
@@ -32,6 +34,7 @@ from monitor.support.faults import (
     open_fault,
     record,
 )
+from tests.strategies import support_instants
 
 LONDON = ZoneInfo("Europe/London")
 CONTRACT = SupportContract("uma", Decimal("120000.00"), "GBP")
@@ -259,3 +262,27 @@ class TestSummarize:
         """A negative fee is refused with the contract named."""
         with pytest.raises(ValueError, match="contract x: annual_fee: expected a non-negative"):
             SupportContract("x", Decimal(-1), "GBP")
+
+
+class TestCreditProperties:
+    """Properties of ``credit_days`` over arbitrary receipt and solution times."""
+
+    @given(support_instants(), st.integers(0, 40 * 24), st.integers(0, 40 * 24))
+    def test_later_solution_never_earns_less(self, received: datetime, a: int, b: int) -> None:
+        """Solving later never reduces the late days, and never exceeds the 20-day cap."""
+        early, late = sorted((a, b))
+        now = received + timedelta(days=90)
+
+        def days(hours: int) -> int:
+            f = fault(received=received, solved=received + timedelta(hours=hours))
+            return len(credit_days(f, CONTRACT.deadlines, CONTRACT.credits, CONTRACT.hours, now))
+
+        assert days(early) <= days(late) <= 20
+
+    @given(support_instants())
+    def test_solved_by_the_deadline_earns_nothing(self, received: datetime) -> None:
+        """A Solution at the Level 3 deadline is on time."""
+        due = deadlines(fault(received=received), CONTRACT_DEADLINES, CONTRACT.hours)[Level.SOLVE]
+        f = fault(received=received, solved=due)
+        now = due + timedelta(days=30)
+        assert credit_days(f, CONTRACT.deadlines, CONTRACT.credits, CONTRACT.hours, now) == ()
