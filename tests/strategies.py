@@ -266,3 +266,40 @@ def credit_tables(draw: _st.DrawFn) -> _policy.CreditPolicy:
         for number, upper in enumerate(edges)
     )
     return _policy.CreditPolicy(tiers, _Decimal("1000.00"), "EUR")
+
+
+# --- SIP signalling (probes/sip/message.py) ------------------------------------------------
+from probes.sip import message as _sipmsg  # noqa: E402
+
+_SIP_TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+sip_tokens = _st.text(alphabet=_SIP_TOKEN_CHARS, min_size=1, max_size=12)
+"""An RFC 3261 token (header names, methods)."""
+
+sip_header_values = _st.text(
+    alphabet=_st.characters(whitelist_categories=("L", "N", "P", "S"), max_codepoint=0x2FFF)
+    | _st.sampled_from(" \t"),
+    max_size=40,
+).map(str.strip)
+"""A header value as the parser stores it: one line, no surrounding blanks."""
+
+
+@_st.composite
+def sip_messages(draw: _st.DrawFn) -> _sipmsg.SipMessage:
+    """A well-formed request or response with arbitrary extra headers and a binary body."""
+    number = draw(_st.integers(min_value=0, max_value=2**31 - 1))
+    method = draw(sip_tokens).upper()
+    pairs = [("Via", f"SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK{draw(sip_tokens)}")]
+    pairs.append(("CSeq", f"{number} {method}"))
+    for _ in range(draw(_st.integers(min_value=0, max_value=6))):
+        name = draw(sip_tokens)
+        if _sipmsg.canonical_name(name) in ("CSeq", "Content-Length"):
+            continue
+        pairs.append((name, draw(sip_header_values)))
+    headers = _sipmsg.Headers.of(pairs)
+    body = draw(_st.binary(max_size=200))
+    if draw(_st.booleans()):
+        reason = draw(sip_header_values)
+        status = draw(_st.integers(min_value=100, max_value=699))
+        return _sipmsg.SipResponse(headers=headers, body=body, status=status, reason=reason)
+    uri = "sip:" + draw(sip_tokens) + "@example.org"
+    return _sipmsg.SipRequest(headers=headers, body=body, method=method, uri=uri)
