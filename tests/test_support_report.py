@@ -8,12 +8,22 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
+from structlog.testing import capture_logs
+
 from monitor.sla.calendar import Month
-from monitor.support.contract import ContractSummary, SupportContract, summarize
+from monitor.support.contract import ContractSummary, SupportContract, summarize, summarize_all
 from monitor.support.faults import EventKind, FaultEvent, Severity, open_fault, record
 from monitor.support.metrics import HELP, LABELS, support_samples
 from monitor.support.notice import Violation, ViolationKind
-from monitor.support.report import support_claim, support_csv, support_json, support_text
+from monitor.support.report import (
+    render_support,
+    support_claim,
+    support_csv,
+    support_json,
+    support_text,
+)
+from monitor.support.service import log_notice_violations
 
 LONDON = ZoneInfo("Europe/London")
 CONTRACT = SupportContract("uma", Decimal("120000.00"), "GBP")
@@ -144,3 +154,39 @@ class TestSupportSamples:
         assert samples[("slawatch_support_credit_amount", ("uma", "year", "GBP"))] == 16800.0
         assert samples[("slawatch_maintenance_notice_violations", ("voice",))] == 2.0
         assert {name for name, _ in samples} <= set(HELP) == set(LABELS)
+
+
+class TestRenderSupport:
+    """``render_support`` and ``summarize_all``: the entry points the report uses."""
+
+    def test_formats(self) -> None:
+        """json gives the dict, the others text; an unknown format is refused."""
+        faults = list(november().faults)
+        summaries = summarize_all({"uma": CONTRACT}, [f.fault for f in faults], local(2026, 12, 15))
+        assert [s.month_label for s in summaries] == ["2026-12"]
+        assert isinstance(render_support(summaries, "json"), dict)
+        assert str(render_support(summaries, "csv")).startswith("contract,fault,")
+        assert "Subject: Service Credit claim" in str(render_support(summaries, "claim"))
+        with pytest.raises(ValueError, match="format: expected one of json, text, csv, claim"):
+            render_support(summaries, "pdf")
+
+
+class TestLogNoticeViolations:
+    """``log_notice_violations``: one warning per violation, fields not prose."""
+
+    def test_logged(self) -> None:
+        """The event name is constant; the window and rule are fields."""
+        violation = Violation("mw-1", ViolationKind.DURING_SUPPORT_HOURS, "overlaps", False)
+        with capture_logs() as logs:
+            log_notice_violations("voice", [violation])
+        assert logs == [
+            {
+                "event": "maintenance_notice_violation",
+                "log_level": "warning",
+                "sla": "voice",
+                "window": "mw-1",
+                "rule": "during_support_hours",
+                "rejected": False,
+                "detail": "overlaps",
+            }
+        ]

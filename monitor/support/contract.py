@@ -6,7 +6,7 @@ API's fault listing, so the three can never disagree. Pure: ``now`` is passed in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -129,3 +129,14 @@ def summarize(
         month_label=str(period),
         year_label=str(period.year),
     )
+
+
+def summarize_all(
+    contracts: Mapping[str, SupportContract],
+    faults: Sequence[Fault],
+    now: datetime,
+    *,
+    month: Month | None = None,
+) -> list[ContractSummary]:
+    """``summarize`` for every contract, by name (what the report and the metrics show)."""
+    return [summarize(contracts[name], faults, now, month=month) for name in sorted(contracts)]

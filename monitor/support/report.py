@@ -302,3 +302,24 @@ def support_claim(summaries: Sequence[ContractSummary]) -> str:
         names = ", ".join(s.contract.name for s in summaries) or "no contracts"
         return f"No support Service Credit is due ({names}): no Solution was late.\n"
     return "\n\n----------------------------------------\n\n".join(claims) + "\n"
+
+
+FORMATS = ("json", "text", "csv", "claim")
+
+
+def render_support(
+    summaries: Sequence[ContractSummary],
+    fmt: str,
+    notices: Mapping[str, Sequence[Violation]] | None = None,
+) -> dict[str, Any] | str:
+    """The support section in ``fmt``: a dict for ``json`` (the report's ``support`` key),
+    text for the others."""
+    if fmt == "json":
+        return support_json(summaries, notices)
+    if fmt == "text":
+        return support_text(summaries, notices)
+    if fmt == "csv":
+        return support_csv(summaries)
+    if fmt == "claim":
+        return support_claim(summaries)
+    raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")

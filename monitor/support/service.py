@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,6 +34,7 @@ from monitor.support.faults import (
     open_fault,
     record,
 )
+from monitor.support.notice import Violation
 
 log = structlog.get_logger(__name__)
 
@@ -359,3 +360,16 @@ def parse_when(value: object, field: str, now: datetime) -> datetime:
         return parse_time(value.strip() if isinstance(value, str) else value, field)
     except PayloadError as exc:
         raise ValueError(f"{exc}; or 'now'") from None
+
+
+def log_notice_violations(sla: str, violations: Sequence[Violation]) -> None:
+    """One warning per broken maintenance notice rule (the daemon calls this on each reload)."""
+    for violation in violations:
+        log.warning(
+            "maintenance_notice_violation",
+            sla=sla,
+            window=violation.window_id,
+            rule=violation.kind.value,
+            rejected=violation.rejected,
+            detail=violation.message,
+        )
