@@ -225,6 +225,17 @@ class TestCreditDays:
         assert len(day_percents(fault(), local(2026, 11, 26, 10, 1))) == 1
         assert day_percents(fault(), local(2026, 11, 26, 10)) == []
 
+    def test_periods_are_elapsed_24_hours_across_dst(self) -> None:
+        """Received Tue 20 Oct 2026 10:00 BST, due Fri 23 10:00 BST; after the clocks go back
+        on Sun 25 Oct the periods start at 09:00 GMT (24 elapsed hours, not calendar days)."""
+        f = fault(received=local(2026, 10, 20, 10), solved=local(2026, 10, 26, 12))
+        assert [start for start, _ in day_percents(f, local(2026, 12, 1))] == [
+            local(2026, 10, 23, 10),
+            local(2026, 10, 24, 10),
+            local(2026, 10, 25, 9),
+            local(2026, 10, 26, 9),
+        ]
+
     def test_credit_table_validation(self) -> None:
         """Percentages outside 0..100 are refused, naming the severity."""
         with pytest.raises(ValueError, match=r"percent_per_day\.minor: expected 0\.\.100, got 101"):
