@@ -349,6 +349,8 @@ class SipEndpoint:
                 await asyncio.wait({tx.final}, timeout=None if math.isinf(wait) else wait)
                 if tx.final.done() or not retransmit or loop.time() >= deadline:
                     continue
+                if invite and tx.provisional:
+                    continue  # a provisional arrived while waiting: Proceeding, no resend
                 self._send(tx.raw)
                 self.stats.retransmissions += 1
                 interval = interval * 2 if invite else min(interval * 2, self.t2)
