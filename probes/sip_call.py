@@ -10,37 +10,28 @@ record into the result: outcome, one reason token, and the figures kept as evide
 
 from __future__ import annotations
 
-from typing import Literal
+import ipaddress
+import ssl
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from probes.fields import Duration, SecretRef, SecretUnavailable
+from probes.fields import Duration, SecretUnavailable
 from probes.result import DetailValue, Outcome, ProbeContext, ProbeResult
 from probes.sip.audio import Codec
 from probes.sip.call import CallPlan, CallRecord, DtmfStep, place_call
-from probes.sip.digest import Credentials
 from probes.sip.dtmf import validate_digits
 from probes.sip.media import MIN_VOICED_FRAMES
 from probes.sip.mos import estimate_mos
+from probes.sip.options import SipBaseOptions
 from probes.sip.ports import DEFAULT_RANGE, PortRange
-from probes.sip.transport import Target
+from probes.tls import client_context
 
 log = structlog.get_logger(__name__)
 
 TEARDOWN_RESERVE_SECONDS = 1.0
 """Time kept back from the target's timeout for BYE/CANCEL, so the call ends before the runner
 cancels the probe (the teardown survives a cancellation anyway, but then nobody records it)."""
-
-
-class SipAuth(BaseModel):
-    """Digest credentials; the password is a secret reference, never inline."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    username: str
-    password: SecretRef
-    realm: str | None = None
 
 
 class DtmfStepOptions(BaseModel):
@@ -69,22 +60,10 @@ class MediaThresholds(BaseModel):
     max_jitter: Duration | None = None
 
 
-class SipCallOptions(BaseModel):
-    """The ``sip_call`` block of a target."""
+class SipCallOptions(SipBaseOptions):
+    """The ``sip_call`` block of a target: the shared SIP fields plus the call's own."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    uri: str
-    transport: Literal["udp", "tcp"] = "udp"
-    host: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    bind: str = "0.0.0.0"
-    from_uri: str = "sip:slawatch@invalid"
-    to_uri: str | None = None
-    auth: SipAuth | None = None
-    t1: Duration = 0.5
     answer_timeout: Duration = 20.0
-    expected_codes: tuple[int, ...] = (200,)
     duration: Duration = 5.0
     dtmf: tuple[DtmfStepOptions, ...] = ()
     dtmf_tone: Duration = 0.1
@@ -95,23 +74,6 @@ class SipCallOptions(BaseModel):
     silence_threshold_dbov: float = Field(default=-50.0, le=0.0)
     send_tone_hz: int | None = Field(default=None, ge=20, le=3400)
     rtp_ports: str = f"{DEFAULT_RANGE[0]}-{DEFAULT_RANGE[1]}"
-
-    @field_validator("uri", "from_uri", "to_uri")
-    @classmethod
-    def _sip_uri(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("sip:", "sips:")):
-            raise ValueError(f"expected a sip: URI such as sip:ivr@192.0.2.10:5060, got {value!r}")
-        return value
-
-    @field_validator("expected_codes")
-    @classmethod
-    def _codes(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value:
-            raise ValueError("expected at least one final status code, got none")
-        for code in value:
-            if not 200 <= code <= 699:
-                raise ValueError(f"expected final status codes in 200..699, got {code}")
-        return value
 
     @field_validator("codecs")
     @classmethod
@@ -126,25 +88,6 @@ class SipCallOptions(BaseModel):
         port_range_of(value)
         return value
 
-    @model_validator(mode="after")
-    def _destination(self) -> SipCallOptions:
-        host, _ = self.destination()
-        if not host:
-            raise ValueError(f"uri {self.uri!r} has no host; give one or set 'host'")
-        return self
-
-    def destination(self) -> tuple[str, int]:
-        """Where the INVITE goes: ``host``/``port`` if set, else the URI's host and port."""
-        rest = self.uri.split(":", 1)[1].split(";", 1)[0].split("?", 1)[0]
-        hostport = rest.rsplit("@", 1)[-1]
-        if hostport.startswith("["):
-            uri_host, _, tail = hostport[1:].partition("]")
-            uri_port = tail[1:] if tail.startswith(":") else ""
-        else:
-            uri_host, _, uri_port = hostport.partition(":")
-        port = self.port or (int(uri_port) if uri_port.isdigit() else 5060)
-        return self.host or uri_host, port
-
     def longest_call_seconds(self) -> float:
         """Worst-case time from INVITE to hang-up, plus the teardown reserve: a target's
         ``timeout`` below this cuts calls short (reason ``timeout``)."""
@@ -156,31 +99,31 @@ class SipCallOptions(BaseModel):
         )
         return self.answer_timeout + max(self.duration, steps) + TEARDOWN_RESERVE_SECONDS
 
-    def plan(self) -> CallPlan:
-        """The call to place; reads the password (``SecretUnavailable`` if it is missing)."""
-        host, port = self.destination()
-        credentials = None
-        if self.auth is not None:
-            credentials = Credentials(
-                self.auth.username, self.auth.password.read(), self.auth.realm
-            )
+    def plan(self, connect_timeout: float = 5.0) -> CallPlan:
+        """The call to place; reads the password (``SecretUnavailable`` if it is missing) and
+        the TLS files (``ssl.SSLError``/``OSError`` if they cannot be loaded)."""
+        tls = client_context(self.tls) if self.effective_transport() == "tls" else None
+        bind_host, _ = self.bind_address()
         return CallPlan(
-            target=Target(self.transport, host, port, bind_host=self.bind),
+            target=self.target(tls, connect_timeout=connect_timeout),
             request_uri=self.uri,
             from_uri=self.from_uri,
             to_uri=self.to_uri or self.uri,
-            credentials=credentials,
+            credentials=self.credentials(),
             codecs=self.codecs,
             answer_timeout=self.answer_timeout,
             duration=self.duration,
             steps=tuple(DtmfStep(s.digits, s.pause, s.expect_audio_within) for s in self.dtmf),
             rtp_range=port_range_of(self.rtp_ports),
-            rtp_bind_host=None if self.bind in ("0.0.0.0", "::") else self.bind,
+            # A wildcard bind would put 0.0.0.0 in the SDP; the SIP socket's address is real.
+            rtp_bind_host=None if ipaddress.ip_address(bind_host).is_unspecified else bind_host,
             tone_hz=self.send_tone_hz,
             silence_threshold_dbov=self.silence_threshold_dbov,
             dtmf_tone_seconds=self.dtmf_tone,
             dtmf_gap_seconds=self.dtmf_gap,
             t1=self.t1,
+            contact_user=self.contact_user,
+            user_agent=self.user_agent,
         )
 
 
@@ -260,7 +203,7 @@ def judge(
     status = record.status
     if status is None:
         return Outcome.ERROR, "no_final_response", phases, details
-    if status not in options.expected_codes:
+    if not options.accepts(status):
         return Outcome.DOWN, _status_reason(status), phases, details
     if status >= 300:
         return Outcome.UP, "", phases, details
@@ -290,9 +233,11 @@ def _media_verdict(record: CallRecord, options: SipCallOptions, mos: float | Non
 async def probe(options: SipCallOptions, ctx: ProbeContext) -> ProbeResult:
     """Place one test call and judge it."""
     try:
-        plan = options.plan()
+        plan = options.plan(connect_timeout=max(0.001, ctx.remaining()))
     except SecretUnavailable as exc:
         return ctx.result(Outcome.ERROR, "secret_unavailable", details={"error": str(exc)})
+    except (ssl.SSLError, OSError) as exc:
+        return ctx.result(Outcome.ERROR, "tls_config_error", details={"error": str(exc)[:300]})
     reserve = min(TEARDOWN_RESERVE_SECONDS, ctx.timeout_seconds / 4)
     try:
         record = await place_call(plan, ctx.deadline - reserve)

@@ -60,7 +60,7 @@ class CallPlan:
 
     target: Target
     request_uri: str
-    from_uri: str
+    from_uri: str | None
     to_uri: str
     credentials: Credentials | None
     codecs: tuple[Codec, ...]
@@ -74,7 +74,8 @@ class CallPlan:
     dtmf_tone_seconds: float = 0.1
     dtmf_gap_seconds: float = 0.1
     t1: float = 0.5
-    user_agent: str = "slawatch/0.1"
+    contact_user: str = "slawatch"
+    user_agent: str = "slawatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,7 @@ class _Call:
         self.call_id = new_call_id("slawatch")
         self.from_tag = new_tag()
         self.cseq = 1
+        self.from_uri = plan.from_uri or ""
         self.endpoint: SipEndpoint | None = None
         self.sock: socket.socket | None = None
         self.tx: InviteTransaction | None = None
@@ -156,6 +158,12 @@ class _Call:
         except SipError as exc:
             raise _Failed(exc.reason, str(exc)) from exc
         local_host = self.endpoint.transport.local[0]
+        if plan.from_uri is None:
+            scheme = "sips" if self.endpoint.transport.name == "tls" else "sip"
+            host = f"[{local_host}]" if ":" in local_host else local_host
+            self.from_uri = f"{scheme}:{plan.contact_user}@{host}"
+        else:
+            self.from_uri = plan.from_uri
         try:
             self.sock = self.ports.bind(plan.rtp_bind_host or local_host, plan.rtp_range)
         except PortsExhausted as exc:
@@ -170,12 +178,12 @@ class _Call:
         request = build_request(
             "INVITE",
             plan.request_uri,
-            from_uri=plan.from_uri,
+            from_uri=self.from_uri,
             to_uri=plan.to_uri,
             call_id=self.call_id,
             cseq=self.cseq,
             from_tag=self.from_tag,
-            contact=self.endpoint.contact("slawatch"),
+            contact=self.endpoint.contact(plan.contact_user),
             user_agent=plan.user_agent,
             body=offer,
             content_type="application/sdp",
@@ -359,7 +367,7 @@ class _Call:
         bye = build_request(
             "BYE",
             target,
-            from_uri=self.plan.from_uri,
+            from_uri=self.from_uri,
             to_uri=self.plan.to_uri,
             call_id=self.call_id,
             cseq=self.cseq,
