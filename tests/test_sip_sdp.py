@@ -186,6 +186,10 @@ class TestNegotiate:
             ),
             ("v=0\nm=audio 4000 RTP/AVP 0\n", "no c= connection address"),
             (
+                "v=0\nc=IN IP4 media.example\nm=audio 4000 RTP/AVP 0\n",
+                "c= must carry an IP address for RTP, got 'media.example'",
+            ),
+            (
                 "v=0\nc=IN IP4 127.0.0.1\nm=audio 4000 RTP/AVP 18\n",
                 r"accepted none of the offered codecs \['PCMU'\]: formats 18",
             ),

@@ -250,6 +250,13 @@ def negotiate(answer: SessionDescription, offered: Sequence[Codec]) -> Negotiate
         raise SdpError("SDP answer rejected the audio stream (m=audio port 0)")
     if stream.address is None:
         raise SdpError("SDP answer has no c= connection address for the audio stream")
+    try:
+        # RTP is matched by source address, and resolving a name here would block the loop.
+        address = str(ipaddress.ip_address(stream.address))
+    except ValueError:
+        raise SdpError(
+            f"SDP answer: c= must carry an IP address for RTP, got {stream.address!r}"
+        ) from None
     chosen: tuple[Codec, int] | None = None
     te_pt: int | None = None
     for fmt in stream.formats:
@@ -272,7 +279,7 @@ def negotiate(answer: SessionDescription, offered: Sequence[Codec]) -> Negotiate
             f"formats {' '.join(stream.formats)}"
         )
     return NegotiatedAudio(
-        address=stream.address,
+        address=address,
         port=stream.port,
         codec=chosen[0],
         payload_type=chosen[1],
