@@ -13,6 +13,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -126,6 +127,23 @@ class TestUnitDirectives:
         reload = _one("ExecReload").split()
         assert reload[0] == "/bin/kill"
         assert reload[1:] == ["-HUP", "$MAINPID"]
+
+    def test_exec_start_matches_the_cli(self) -> None:
+        """The command line the unit runs is one the installed CLI accepts."""
+        import tomllib
+
+        scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+        assert scripts["slawatch"] == "monitor.cli:main"
+        proc = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", _one("ExecStart").split()[1], "--help"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=ROOT,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "--config" in proc.stdout
 
     def test_restart_policy(self) -> None:
         """A crash restarts the daemon; a clean stop does not."""
