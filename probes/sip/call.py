@@ -122,13 +122,11 @@ class _Call:
         self.endpoint: SipEndpoint | None = None
         self.sock: socket.socket | None = None
         self.tx: InviteTransaction | None = None
-        self.invite: SipRequest | None = None
         self.ok: SipResponse | None = None
         self.media: MediaSession | None = None
         self.remote_bye = asyncio.Event()
         self.started = 0.0
         self.record: dict[str, object] = {}
-        self._bye: asyncio.Task[int | None] | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -168,9 +166,9 @@ class _Call:
             self.sock = self.ports.bind(plan.rtp_bind_host or local_host, plan.rtp_range)
         except PortsExhausted as exc:
             raise _Failed("rtp_ports_exhausted", str(exc)) from exc
-        rtp_port = self.sock.getsockname()[1]
+        rtp_host, rtp_port = self.sock.getsockname()[:2]
         offer = build_offer(
-            address=local_host,
+            address=rtp_host,
             port=rtp_port,
             codecs=plan.codecs,
             session_id=int(time.time()),
@@ -210,7 +208,6 @@ class _Call:
         answer_by = self.started + self.plan.answer_timeout
         rounds = 0
         while True:
-            self.invite = request
             self.tx = self.endpoint.invite(request, on_provisional=self._on_provisional)
             wait = min(answer_by, self.deadline) - time.monotonic()
             try:
