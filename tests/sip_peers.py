@@ -148,6 +148,8 @@ BARESIP_VARIANTS: dict[str, BaresipVariant] = {
     # aufile needs the WAV's rate and channels to equal ausrc_srate/ausrc_channels.
     "silent": BaresipVariant("callee", "menu.so", "aufile,@WAV@"),
     "manual": BaresipVariant("callee", "menu.so", "ausine,440", 48000, 2, answermode="manual"),
+    # Hangs up after 1 s without incoming RTP: proves the probe keeps sending.
+    "strict": BaresipVariant("callee", "menu.so", "ausine,440", 48000, 2, rtp_timeout=1),
 }
 
 
@@ -324,6 +326,7 @@ baresip_echo = _baresip_fixture("echo")
 baresip_sine = _baresip_fixture("sine")
 baresip_silent = _baresip_fixture("silent")
 baresip_manual = _baresip_fixture("manual")
+baresip_strict = _baresip_fixture("strict")
 
 
 # SIPp user-agent servers for what baresip cannot do: a digest-challenged INVITE and a 3xx.

@@ -27,6 +27,7 @@ baresip_echo = sip_peers.baresip_echo
 baresip_sine = sip_peers.baresip_sine
 baresip_silent = sip_peers.baresip_silent
 baresip_manual = sip_peers.baresip_manual
+baresip_strict = sip_peers.baresip_strict
 kamailio = sip_peers.kamailio
 sipp_digest_busy = sip_peers.sipp_digest_busy
 sipp_redirect = sip_peers.sipp_redirect
@@ -480,6 +481,15 @@ class TestCallsToBaresip:
         if teardowns := pending_teardowns():
             await asyncio.wait(teardowns, timeout=5)
         assert await _hung_up_in_log(baresip_echo, caller), baresip_echo.log_text()[-1500:]
+
+    async def test_our_rtp_keeps_the_call_up(self, baresip_strict: BaresipPeer) -> None:
+        """A callee that hangs up after 1 s without RTP stays in a 2.5 s call: we send."""
+        result = await _call(baresip_strict.uri, duration="2500ms")
+        assert (result.outcome, result.reason) == (Outcome.UP, ""), result.details
+        sent = result.details["rtp_packets_sent"]
+        assert isinstance(sent, int)
+        assert sent >= 120  # 2.5 s of 20 ms frames
+        assert result.details["bye_status"] == 200
 
     async def test_call_over_tcp(self, baresip_echo: BaresipPeer) -> None:
         """The same call with SIP over TCP: up, BYE answered."""
