@@ -303,3 +303,11 @@ def sip_messages(draw: _st.DrawFn) -> _sipmsg.SipMessage:
         return _sipmsg.SipResponse(headers=headers, body=body, status=status, reason=reason)
     uri = "sip:" + draw(sip_tokens) + "@example.org"
     return _sipmsg.SipRequest(headers=headers, body=body, method=method, uri=uri)
+
+
+# --- DTMF (probes/sip/dtmf.py) -----------------------------------------------------------
+dtmf_keys = _st.sampled_from("0123456789*#ABCD")
+"""One DTMF key."""
+
+dtmf_tone_packets = _st.integers(min_value=1, max_value=200)
+"""How many 20 ms packet intervals a key is held (up to 4 s, within the 16-bit duration)."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
 
 from probes.sip.dtmf import (
     END_REPEATS,
+    EVENT_CODES,
     EventPayload,
     ReceivedDigits,
     decode_event,
@@ -15,6 +17,7 @@ from probes.sip.dtmf import (
     press_timestamp_span,
     validate_digits,
 )
+from tests.strategies import dtmf_keys, dtmf_tone_packets
 
 
 class TestEventPayload:
@@ -99,6 +102,21 @@ class TestKeyPress:
         """A tone longer than the 16-bit duration field can hold is refused."""
         with pytest.raises(ValueError, match="exceeds the 16-bit duration field"):
             key_press("1", tone_seconds=9.0)
+
+    @given(key=dtmf_keys, intervals=dtmf_tone_packets)
+    def test_press_shape_for_any_key_and_length(self, key: str, intervals: int) -> None:
+        """Any key, any length: one marker first, durations rising by one interval, three
+        identical end packets carrying the total, the key's code throughout."""
+        packets = key_press(key, tone_seconds=intervals * 0.02)
+        events = [decode_event(p.payload) for p in packets]
+        assert len(packets) == intervals + END_REPEATS
+        assert [p.marker for p in packets].count(True) == 1
+        assert packets[0].marker
+        assert [e.duration for e in events[:intervals]] == [160 * (i + 1) for i in range(intervals)]
+        assert {e.duration for e in events[intervals:]} == {160 * intervals}
+        assert all(e.end for e in events[intervals:])
+        assert not any(e.end for e in events[:intervals])
+        assert {e.event for e in events} == {EVENT_CODES[key]}
 
 
 class TestReceivedDigits:
