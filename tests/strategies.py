@@ -1,5 +1,5 @@
 # --- voice media (probes/sip/rtp.py, audio.py) -------------------------------------------
-from hypothesis import strategies as _st  # noqa: E402
+from hypothesis import strategies as _st
 
 pcm_samples = _st.integers(min_value=-32768, max_value=32767)
 """One 16-bit signed linear audio sample."""
