@@ -56,7 +56,7 @@ def free_udp_tcp_port(host: str = "127.0.0.1") -> int:
 def _options_answered(host: str, port: int) -> bool:
     request = (
         f"OPTIONS sip:ping@{host}:{port} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP {host}:9;branch=z9hG4bKready{time.monotonic_ns()}\r\n"
+        f"Via: SIP/2.0/UDP {host}:9;branch=z9hG4bKready{time.monotonic_ns()};rport\r\n"
         f"From: <sip:ready@{host}>;tag=ready\r\nTo: <sip:ping@{host}>\r\n"
         f"Call-ID: ready-{time.monotonic_ns()}@{host}\r\nCSeq: 1 OPTIONS\r\n"
         "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
