@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -14,12 +15,24 @@ import pytest
 from hypothesis import given
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from monitor.config import Config, ConfigError, load_config, parse_config_text
+from monitor.config import (
+    Config,
+    ConfigError,
+    ExclusionConfig,
+    MonitorSettings,
+    RecurringExclusionConfig,
+    ServiceConfig,
+    SlaConfig,
+    TargetConfig,
+    load_config,
+    parse_config_text,
+)
 from monitor.config.command import register
 from monitor.config.command import run as check_config
 from monitor.config.errors import YamlFloat
 from monitor.config.fieldtypes import format_duration
 from monitor.config.loader import read_yaml
+from monitor.config.translate import yaml_keys
 from monitor.sla.credits import credit_tier
 from monitor.sla.policy import (
     BucketRuleKind,
@@ -491,6 +504,34 @@ class TestRealRegistry:
         ]
         fitting = text.replace("timeout: 20s", "timeout: 26s")
         assert parse_config_text(fitting, "call.yaml").targets[0].timeout == 26.0
+
+
+def _documented_keys(section: str) -> set[str]:
+    text = (ROOT / "docs" / "readme" / "config.md").read_text(encoding="utf-8")
+    body = text.split(f"## `{section}`", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    keys: set[str] = set()
+    for row in body.splitlines():
+        if row.startswith("| `"):
+            keys.update(re.findall(r"`([a-z_<>]+)`", row.split("|")[1]))
+    return keys
+
+
+class TestReferenceDocs:
+    @pytest.mark.parametrize(
+        ("section", "model"),
+        [
+            ("monitor", MonitorSettings),
+            ("targets", TargetConfig),
+            ("services", ServiceConfig),
+            ("slas", SlaConfig),
+            ("exclusions", ExclusionConfig),
+            ("recurring_exclusions", RecurringExclusionConfig),
+        ],
+    )
+    def test_every_key_is_documented(self, section: str, model: type[BaseModel]) -> None:
+        """docs/readme/config.md lists exactly the keys each section accepts."""
+        expected = set(yaml_keys(model)) | ({"<kind>"} if model is TargetConfig else set())
+        assert _documented_keys(section) == expected
 
 
 class TestShippedExamples:
