@@ -165,6 +165,14 @@ class TestReadYaml:
         document, _ = read_yaml("t: 2026-11-10T02:00:00\n", "f.yaml")
         assert document.data["t"] == "2026-11-10T02:00:00"
 
+    def test_aliases_are_never_expanded(self) -> None:
+        """A "billion laughs" file is refused at once instead of expanding 9**10 nodes."""
+        lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+        lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+        document, problems = read_yaml("\n".join(lines) + "\n", "laughs.yaml")
+        assert document.data["a9"] == [None] * 9
+        assert sum(p.message.startswith("aliases are not allowed") for p in problems) == 81
+
     @pytest.mark.parametrize(
         "path", sorted((ROOT / "tests" / "config_invalid").glob("*.yaml")), ids=lambda p: p.name
     )
