@@ -17,7 +17,6 @@ PathPart = str | int
 KeyPath = tuple[PathPart, ...]
 
 NOTHING: Any = object()
-_NOTHING = NOTHING
 _REPR_LIMIT = 60
 
 
@@ -83,15 +82,15 @@ class Issue:
 
     path: KeyPath
     message: str
-    value: Any = _NOTHING
+    value: Any = NOTHING
 
     def text(self) -> str:
-        if self.value is _NOTHING:
+        if self.value is NOTHING:
             return self.message
         return f"{self.message}, got {show_value(self.value)}"
 
 
-def issue(path: KeyPath, message: str, value: Any = _NOTHING) -> Issue:
+def issue(path: KeyPath, message: str, value: Any = NOTHING) -> Issue:
     return Issue(path, message, value)
 
 
