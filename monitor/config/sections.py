@@ -72,7 +72,7 @@ class MonitorSettings(StrictModel):
     @classmethod
     def _listen(cls, value: str) -> str:
         match = _LISTEN.fullmatch(value)
-        if match is None or not 1 <= int(match["port"]) <= 65535:
+        if match is None or not 0 <= int(match["port"]) <= 65535:
             raise ValueError("must be host:port such as 127.0.0.1:9180 or [::1]:9180")
         return value
 
