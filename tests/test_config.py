@@ -233,6 +233,20 @@ class TestValidFile:
         """With a 5s interval the default timeout is half of it, not 10s."""
         assert parse().targets[1].timeout == 2.5
 
+    @pytest.mark.parametrize(
+        ("listen", "address"),
+        [
+            ("127.0.0.1:9180", ("127.0.0.1", 9180)),
+            ("localhost:80", ("localhost", 80)),
+            ("[::]:9180", ("::", 9180)),
+            ("0.0.0.0:0", ("0.0.0.0", 0)),
+        ],
+    )
+    def test_listen_forms(self, listen: str, address: tuple[str, int]) -> None:
+        """host:port with a name, an IPv4 or a bracketed IPv6 address; port 0 for tests."""
+        text = VALID.replace('listen: "[::1]:9180"', f'listen: "{listen}"')
+        assert parse(text).monitor.listen_address == address
+
     def test_state_dir_from_systemd(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """$STATE_DIRECTORY (first entry) is the default state_dir; the database lives in it."""
         monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/slawatch:/var/lib/other")
