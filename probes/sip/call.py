@@ -38,7 +38,8 @@ from probes.sip.transport import Target
 log = structlog.get_logger(__name__)
 
 CLEANUP_SECONDS = 4.0
-"""Longest a CANCEL or BYE may take during teardown; Timer F (32 s) would outlive the probe."""
+"""Longest the CANCEL or BYE exchange may take in teardown; Timer F (32 s) would outlive the
+probe."""
 MAX_AUTH_ROUNDS = 2
 """A 401 then a 407 (registrar, then proxy) is normal; a third challenge means bad credentials."""
 
@@ -322,7 +323,12 @@ class _Call:
             if self.media is not None:
                 self.record["media"] = await self.media.stop()
             if self.tx is not None:
-                await self._end_dialog(self.tx)
+                # One budget for CANCEL, a crossing 200 and BYE together: a cancelled probe
+                # waits for its teardown, so this bounds how late the cancellation lands.
+                async with asyncio.timeout(CLEANUP_SECONDS):
+                    await self._end_dialog(self.tx)
+        except TimeoutError:
+            log.warning("sip_call_teardown_timeout", call_id=self.call_id)
         except Exception:  # teardown must always reach the close below
             log.exception("sip_call_teardown_failed", call_id=self.call_id)
         finally:
