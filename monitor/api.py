@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitor.accounting import utc_now
+from monitor.claims import claim_from_json
 from monitor.metrics import build_registry, outage_open, provisional_bucket_state
 from monitor.sla.calendar import Month, month_containing
 from monitor.sla.policy import ExclusionKind, ExclusionWindow
@@ -179,8 +181,6 @@ def build_app(daemon: Daemon) -> web.Application:
         return web.Response(status=503, text="not ready\n")
 
     async def status(request: web.Request) -> web.Response:
-        import time
-
         now = time.time()
         moment = utc_now(now)
         slas = []
@@ -226,9 +226,7 @@ def build_app(daemon: Daemon) -> web.Application:
     def _month_arg(request: web.Request, tz: str) -> Month:
         text = request.query.get("month")
         if not text:
-            import time
-
-            return month_containing(utc_now(time.time()), tz)
+                return month_containing(utc_now(time.time()), tz)
         return Month.parse(text)
 
     async def report(request: web.Request) -> web.Response:
@@ -246,8 +244,6 @@ def build_app(daemon: Daemon) -> web.Application:
         return web.Response(text=text, content_type=content_type)
 
     async def buckets(request: web.Request) -> web.Response:
-        import time
-
         name = request.query.get("sla")
         policies = daemon.accounting.inputs.policies
         chosen = [p for p in policies if name in (None, p.name)]
@@ -316,7 +312,29 @@ def build_app(daemon: Daemon) -> web.Application:
         log.info("exclusion_deleted", id=ident)
         return web.json_response({"deleted": ident})
 
+    async def list_claims(request: web.Request) -> web.Response:
+        claims = sorted(daemon.claims.values(), key=lambda c: (c.sla, c.month))
+        return web.json_response({"claims": [c.to_json() for c in claims]})
+
+    async def add_claim(request: web.Request) -> web.Response:
+        denied = require_token(daemon, request)
+        if denied is not None:
+            return denied
+        body = await read_json(request)
+        if isinstance(body, web.Response):
+            return body
+        slas = {p.name for p in daemon.accounting.inputs.policies}
+        try:
+            claim = claim_from_json(body, slas, utc_now(time.time()))
+        except ValueError as exc:
+            return json_error(400, str(exc))
+        await daemon.record_claim(claim)
+        log.info("claim_recorded", **claim.to_json())
+        return web.json_response(claim.to_json(), status=201)
+
     app.router.add_get("/", index)
+    app.router.add_get("/api/v1/claims", list_claims)
+    app.router.add_post("/api/v1/claims", add_claim)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

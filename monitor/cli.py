@@ -18,6 +18,7 @@ COMMANDS: Mapping[str, str] = {
     "run": "monitor.daemon",
     "demo": "monitor.demo",
     "report": "monitor.reporting",
+    "check-config": "monitor.config.command",
 }
 
 

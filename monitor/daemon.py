@@ -26,6 +26,8 @@ from prometheus_client import Histogram
 
 from monitor import sdnotify
 from monitor.accounting import Accounting, AccountingInputs, utc_now
+from monitor.claims import KV_KEY as CLAIMS_KEY
+from monitor.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.config import Config, ConfigError, load_config
 from monitor.scheduler import ProbeScheduler, ScheduledTarget
 from monitor.secrets import check_secrets
@@ -85,6 +87,7 @@ class Daemon:
         self.store: Store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
         self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag)
         self.api_exclusions: list[ExclusionWindow] = []
+        self.claims: dict[str, Claim] = {}
         self.gaps: list[tuple[datetime, datetime]] = []
         self.accounting = Accounting(self._inputs(), self._tallies_for)
         self._stop = asyncio.Event()
@@ -165,12 +168,14 @@ class Daemon:
             )
             return False
         old_hash = self.config.content_hash
+        sdnotify.reloading()
         self.config = new
         self.scheduler.apply(self._schedule())
         self.accounting.replace_inputs(self._inputs())
         self.state.forget_targets({t.name for t in new.targets})
         self.health.reload_successful = True
         self.health.last_reload_success = now
+        sdnotify.ready()
         log.info(
             "config_reloaded",
             path=str(self.config_path),
@@ -323,7 +328,13 @@ class Daemon:
             (utc_now(g.start), utc_now(g.end)) for g in await self.store.load_gaps(start, end)
         ]
         self.api_exclusions = await self.store.list_exclusions()
+        self.claims = claims_from_kv(await self.store.kv_get(CLAIMS_KEY))
         self.accounting.replace_inputs(self._inputs())
+
+    async def record_claim(self, claim: Claim) -> None:
+        claims = {**self.claims, claim.key: claim}
+        await self.store.kv_set(CLAIMS_KEY, claims_to_kv(claims))
+        self.claims = claims
 
     async def exclusions_changed(self) -> None:
         self.api_exclusions = await self.store.list_exclusions()
@@ -394,6 +405,7 @@ class Daemon:
         self.health.ready = False
         sdnotify.stopping()
         await self.scheduler.shutdown(grace=0.5)
+        await _finish_teardowns(timeout=3.0)
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -402,6 +414,16 @@ class Daemon:
             await self._runner.cleanup()
         await self.store.close()
         log.info("daemon_stopped", vantage=self.config.monitor.name)
+
+
+async def _finish_teardowns(timeout: float) -> None:
+    """Let cancelled test calls send their CANCEL or BYE: a probe must never leave a call up."""
+    from probes.sip.call import pending_teardowns
+
+    pending = pending_teardowns()
+    if pending:
+        log.info("waiting_for_call_teardowns", calls=len(pending))
+        await asyncio.wait(pending, timeout=timeout)
 
 
 def _evidence_row(vantage: str, result: ProbeResult) -> EvidenceRow:

@@ -180,7 +180,7 @@ class ProbeScheduler:
         for task in pending:
             task.cancel()
         if pending:
-            await asyncio.wait(pending, timeout=2.0)
+            await asyncio.wait(pending, timeout=1.0)
         self._scheduler.shutdown(wait=False)
         self.started = False
 

@@ -26,10 +26,10 @@ EXPECTED: dict[str, list[str]] = {
             "value out), got *login"
         ),
     ],
-    "bucket_not_dividing_hour.yaml": [
+    "bucket_not_dividing_quarter_hour.yaml": [
         (
-            "bucket_not_dividing_hour.yaml:14: slas[0].bucket: must divide an hour "
-            "exactly (such as 1m, 5m, 10m, 15m, 30m or 1h), got '7m'"
+            "bucket_not_dividing_quarter_hour.yaml:14: slas[0].bucket: must divide 15 minutes "
+            "exactly (such as 10s, 1m, 5m or 15m), got '7m'"
         ),
     ],
     "bucket_short_without_allow.yaml": [

@@ -294,8 +294,11 @@ class SlaConfig(StrictModel):
     @field_validator("bucket")
     @classmethod
     def _bucket(cls, value: float) -> float:
-        if value != int(value) or 3600 % int(value) != 0:
-            raise ValueError("must divide an hour exactly (such as 1m, 5m, 10m, 15m, 30m or 1h)")
+        # 15 minutes, not an hour: every time zone's offset is a whole number of quarter
+        # hours, so such buckets start on the same instants in every zone and the daemon can
+        # key them by epoch (a 1 h bucket would straddle hours in India's +05:30).
+        if value != int(value) or 900 % int(value) != 0:
+            raise ValueError("must divide 15 minutes exactly (such as 10s, 1m, 5m or 15m)")
         return value
 
     @model_validator(mode="after")
