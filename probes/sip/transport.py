@@ -44,6 +44,7 @@ from probes.sip.message import (
 log = structlog.get_logger(__name__)
 
 TransportName = Literal["udp", "tcp", "tls"]
+_IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux value
 
 
 class TransportError(Exception):
@@ -242,28 +243,47 @@ async def open_transport(target: Target, sink: TransportSink) -> Transport:
     ssl_context = target.ssl_context if target.transport == "tls" else None
     if target.transport == "tls" and ssl_context is None:
         raise TransportError("tls_handshake_failed", "TLS transport needs an SSL context")
+    where = f"{target.transport} to {target.host}:{target.port}"
+    try:
+        sock = await asyncio.wait_for(_connect_stream(target), target.connect_timeout)
+    except (OSError, TimeoutError) as exc:
+        raise TransportError(error_reason(exc), f"cannot connect {where}: {exc}") from exc
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
-                target.host,
-                target.port,
+                sock=sock,
                 ssl=ssl_context,
                 server_hostname=(target.server_hostname or target.host) if ssl_context else None,
-                local_addr=(target.bind_host, target.bind_port),
                 limit=MAX_MESSAGE_BYTES,
             ),
             target.connect_timeout,
         )
     except (OSError, ssl.SSLError, TimeoutError) as exc:
-        reason = error_reason(exc)
-        if target.transport == "tls" and reason in ("connection_reset", "send_failed"):
-            # The TCP connect succeeded (else it would be refused/timeout), so the peer hung up
-            # or spoke something else during the handshake.
-            reason = "tls_handshake_failed"
-        raise TransportError(
-            reason, f"cannot connect {target.transport} to {target.host}:{target.port}: {exc}"
-        ) from exc
+        sock.close()
+        # TCP is up, so whatever failed now failed in the TLS handshake.
+        raise TransportError("tls_handshake_failed", f"TLS handshake {where}: {exc!r}") from exc
     return StreamTransport(target.transport, reader, writer, sink)
+
+
+async def _connect_stream(target: Target) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(
+        target.host, target.port, family=_family(target.host), type=socket.SOCK_STREAM
+    )
+    family, _, proto, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM, proto)
+    try:
+        sock.setblocking(False)
+        if target.bind_port == 0 and family == socket.AF_INET:
+            # Defer the ephemeral port choice to connect(): bind(port 0) scans for a port
+            # free for *any* peer and costs milliseconds once TIME_WAIT sockets pile up.
+            sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind((target.bind_host, target.bind_port))
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _family(host: str) -> int:
