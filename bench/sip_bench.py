@@ -8,7 +8,12 @@ used. Levels go up until a call fails or loss reaches 1 %.
 
     .venv/bin/python bench/sip_bench.py calls [--levels 1,10,25,50,100] [--duration 3]
 
-(The OPTIONS benchmark lives in this file too; the signalling work adds it as a sub-command.)
+``options``: how many ``sip_options`` probes per second one event loop sustains against
+Kamailio, the way the daemon runs them (each probe a full run: socket, OPTIONS, 200, close),
+at rising concurrency, per transport; with the CPU milliseconds one probe costs this process
+and Kamailio, latency percentiles, and failures.
+
+    .venv/bin/python bench/sip_bench.py options [--levels 1,4,16,64] [--seconds 3]
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from probes.result import ProbeContext, ProbeResult
 from probes.sip_call import SipCallOptions, probe
-from tests.sip_peers import start_baresip, stop_process
+from probes.sip_options import SipOptionsOptions
+from probes.sip_options import probe as options_probe
+from tests.peers import require_binary
+from tests.sip_peers import start_baresip, start_kamailio, stop_process
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -122,13 +130,109 @@ def calls_main(levels: list[int], duration: float) -> int:
     return 0
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU of ``pid`` and its direct children (Kamailio's workers)."""
+    total = _cpu_seconds(pid)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                total += (int(fields[11]) + int(fields[12])) / _TICK
+    return total
+
+
+@dataclass(frozen=True)
+class OptionsLevel:
+    transport: str
+    concurrency: int
+    probes: int
+    up: int
+    per_second: float
+    probe_cpu_ms: float
+    peer_cpu_ms: float
+    p50_ms: float
+    p99_ms: float
+    reasons: str
+
+
+async def _options_level(
+    uri: str, transport: str, concurrency: int, seconds: float, peer_pid: int
+) -> OptionsLevel:
+    options = SipOptionsOptions.model_validate({"uri": uri, "transport": transport})
+    results: list[ProbeResult] = []
+    stop_at = time.monotonic() + seconds
+
+    async def worker() -> None:
+        # Back to back, like a daemon whose targets are all due: each run is a whole probe.
+        while time.monotonic() < stop_at:
+            results.append(await options_probe(options, ProbeContext.starting_now("bench", 5)))
+
+    cpu0, peer0, wall0 = time.process_time(), _tree_cpu_seconds(peer_pid), time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.monotonic() - wall0
+    cpu, peer = time.process_time() - cpu0, _tree_cpu_seconds(peer_pid) - peer0
+    latencies = sorted(r.phases.get("response", 0.0) for r in results if r.ok) or [0.0]
+    reasons: dict[str, int] = {}
+    for r in results:
+        if not r.ok:
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    return OptionsLevel(
+        transport=transport,
+        concurrency=concurrency,
+        probes=len(results),
+        up=sum(r.ok for r in results),
+        per_second=len(results) / wall,
+        probe_cpu_ms=1000 * cpu / len(results),
+        peer_cpu_ms=1000 * peer / len(results),
+        p50_ms=1000 * latencies[len(latencies) // 2],
+        p99_ms=1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        reasons=",".join(f"{k}:{v}" for k, v in sorted(reasons.items())) or "-",
+    )
+
+
+def options_main(levels: list[int], seconds: float, transports: list[str]) -> int:
+    work = Path(tempfile.mkdtemp(prefix="sip-bench-kamailio-"))
+    proc, peer = start_kamailio(require_binary("kamailio"), work)
+    print(f"kamailio {peer.uri()} pid {peer.pid}; {seconds:g} s per level; CPU ms per probe")
+    print(
+        f"{'transport':>9} {'conc':>4} {'probes':>7} {'up':>7} {'probes/s':>9} "
+        f"{'CPU ms':>7} {'peer ms':>7} {'p50 ms':>7} {'p99 ms':>7}  failures"
+    )
+    try:
+        for transport in transports:
+            for concurrency in levels:
+                level = asyncio.run(
+                    _options_level(peer.uri(), transport, concurrency, seconds, peer.pid)
+                )
+                print(
+                    f"{level.transport:>9} {level.concurrency:>4} {level.probes:>7} "
+                    f"{level.up:>7} {level.per_second:>9.0f} {level.probe_cpu_ms:>7.3f} "
+                    f"{level.peer_cpu_ms:>7.3f} {level.p50_ms:>7.2f} {level.p99_ms:>7.2f}  "
+                    f"{level.reasons}",
+                    flush=True,
+                )
+    finally:
+        stop_process(proc)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     calls = sub.add_parser("calls", help="concurrent test calls against the baresip echo peer")
     calls.add_argument("--levels", default="1,10,25,50,100,150,200")
     calls.add_argument("--duration", type=float, default=3.0)
+    opts = sub.add_parser("options", help="sip_options probes per second against Kamailio")
+    opts.add_argument("--levels", default="1,4,16,64")
+    opts.add_argument("--seconds", type=float, default=3.0)
+    opts.add_argument("--transports", default="udp,tcp")
     args = parser.parse_args(argv)
+    if args.command == "options":
+        levels = [int(n) for n in args.levels.split(",")]
+        return options_main(levels, args.seconds, args.transports.split(","))
     if args.command == "calls":
         return calls_main([int(n) for n in args.levels.split(",")], args.duration)
     return 2

@@ -72,13 +72,18 @@ def _options_answered(host: str, port: int) -> bool:
         return data.startswith(b"SIP/2.0 200")
 
 
-@pytest.fixture(scope="session")
-def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioPeer]:
-    """Kamailio from tests/peers/kamailio/kamailio.cfg on a free port, for the whole session."""
-    binary = require_binary("kamailio")
-    work = tmp_path_factory.mktemp("kamailio")
-    (work / "run").mkdir()
-    host = "127.0.0.1"
+class PeerStartError(RuntimeError):
+    """Raised by ``start_kamailio`` when the peer exits or never answers."""
+
+
+def start_kamailio(
+    binary: str, work: Path, host: str = "127.0.0.1"
+) -> tuple[subprocess.Popen[bytes], KamailioPeer]:
+    """Start Kamailio in ``work`` on a free port; returns once it answers OPTIONS over UDP.
+
+    Used by the session fixture and by bench/sip_bench.py; stop it with ``proc.terminate()``.
+    """
+    (work / "run").mkdir(exist_ok=True)
     port = free_udp_tcp_port(host)
     cfg = work / "kamailio.cfg"
     cfg.write_text(KAMAILIO_CFG.read_text().replace("@PORT@", str(port)))
@@ -90,25 +95,41 @@ def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioPeer]
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
+    deadline = time.monotonic() + 10
+    while not _options_answered(host, port):
+        if proc.poll() is not None:
+            tail = log_path.read_text()[-2000:]
+            raise PeerStartError(f"kamailio exited with {proc.returncode}: {tail}")
+        if time.monotonic() > deadline:
+            _stop_kamailio(proc)
+            raise PeerStartError(f"kamailio not answering on {host}:{port} after 10 s")
+        time.sleep(0.02)
+    return proc, KamailioPeer(host, port, proc.pid, log_path)
+
+
+def _stop_kamailio(proc: subprocess.Popen[bytes]) -> None:
+    # SIGTERM to the main process (-DD keeps it in the foreground) takes its workers down too.
+    proc.terminate()
     try:
-        deadline = time.monotonic() + 10
-        while not _options_answered(host, port):
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"kamailio exited with {proc.returncode}: {log_path.read_text()[-2000:]}"
-                )
-            if time.monotonic() > deadline:
-                pytest.fail(f"kamailio not answering on {host}:{port} after 10 s")
-            time.sleep(0.02)
-        yield KamailioPeer(host, port, proc.pid, log_path)
-    finally:
-        proc.terminate()
-        try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioPeer]:
+    """Kamailio from tests/peers/kamailio/kamailio.cfg on a free port, for the whole session."""
+    binary = require_binary("kamailio")
+    try:
+        proc, peer = start_kamailio(binary, tmp_path_factory.mktemp("kamailio"))
+    except PeerStartError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield peer
+    finally:
+        _stop_kamailio(proc)
 
 
 # --- baresip (owned by the media / sip_call work) ------------------------------------------
