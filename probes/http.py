@@ -27,6 +27,7 @@ from probes.tls import TlsOptions, client_context
 
 _HEAD_LIMIT = 64 * 1024
 _READ_SIZE = 64 * 1024
+_MAX_INTERIM = 8
 _USER_AGENT = "slawatch/0.1"
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _STATUS_LINE = re.compile(rb"^HTTP/(\d\.\d) (\d{3})(?: [^\r\n]*)?$")
@@ -357,7 +358,9 @@ async def _fetch(
         first = await reader.read(1)
         if not first:
             raise ProbeDown("empty_reply")
-        while True:
+        for interim in range(_MAX_INTERIM + 1):
+            if interim == _MAX_INTERIM:
+                raise ProbeDown("http_too_many_interim_responses")
             status, version, headers = await _read_head(reader, first)
             first = b""
             attempt.details["status_code"] = status

@@ -568,6 +568,12 @@ class TestMalformedResponses:
         result = await run({"url": f"http://127.0.0.1:{port}/"})
         assert (result.outcome, result.reason) == (Outcome.DOWN, "http_malformed_chunked_encoding")
 
+    async def test_endless_interim_answers(self, raw: Callable[[Handler], Awaitable[int]]) -> None:
+        """A server answering only 100 Continue forever: http_too_many_interim_responses."""
+        port = await raw(_answer(b"HTTP/1.1 100 Continue\r\n\r\n" * 50, then="hang"))
+        result = await run({"url": f"http://127.0.0.1:{port}/"})
+        assert (result.outcome, result.reason) == (Outcome.DOWN, "http_too_many_interim_responses")
+
     async def test_body_until_close_and_interim_answer(
         self, raw: Callable[[Handler], Awaitable[int]]
     ) -> None:
