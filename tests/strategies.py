@@ -311,3 +311,13 @@ dtmf_keys = _st.sampled_from("0123456789*#ABCD")
 
 dtmf_tone_packets = _st.integers(min_value=1, max_value=200)
 """How many 20 ms packet intervals a key is held (up to 4 s, within the 16-bit duration)."""
+
+
+sip_reply_scripts = _st.lists(
+    _st.one_of(
+        _st.sampled_from(["valid", "foreign_branch", "other_method", "provisional", "truncated"]),
+        _st.binary(max_size=300),
+    ),
+    max_size=6,
+)
+"""What a hostile SIP peer answers to one request: named reply kinds or raw garbage datagrams."""

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
+from hypothesis import given, settings
 
 from probes.sip.message import (
     SipMessage,
@@ -28,8 +29,13 @@ from probes.sip.message import (
 )
 from probes.sip.transaction import SipEndpoint, TransactionError, build_request
 from probes.sip.transport import Target
+from tests import sip_peers
+from tests.sip_peers import KamailioPeer
+from tests.strategies import sip_reply_scripts
 
 Behaviour = Callable[["UdpResponder", SipRequest], Sequence[bytes]]
+
+kamailio = sip_peers.kamailio
 
 
 def answer(request: SipRequest, status: int, reason: str, **kwargs: object) -> bytes:
@@ -436,3 +442,106 @@ class TestEndpointValidation:
         async with udp_responder(silent) as peer, await open_endpoint(peer.port) as ep:
             with pytest.raises(ValueError, match="use invite"):
                 await ep.request(invite_request(peer.port, ep))
+
+
+def _scripted(script: list[str | bytes]) -> Behaviour:
+    def behaviour(_: UdpResponder, request: SipRequest) -> Sequence[bytes]:
+        out: list[bytes] = []
+        for step in script:
+            if isinstance(step, bytes):
+                out.append(step)
+            elif step == "valid":
+                out.append(answer(request, 200, "OK"))
+            elif step == "provisional":
+                out.append(answer(request, 100, "Trying"))
+            elif step == "truncated":
+                out.append(answer(request, 200, "OK", body=b"0123456789")[:-4])
+            else:
+                header = ("Via", "SIP/2.0/UDP x;branch=z9hG4bKzz")
+                if step == "other_method":
+                    header = ("CSeq", "1 REGISTER")
+                other = request.with_headers(request.headers.with_replaced(*header))
+                out.append(answer(other, 200, "OK"))
+        return out
+
+    return behaviour
+
+
+class TestHostilePeers:
+    @settings(max_examples=25, deadline=None)
+    @given(sip_reply_scripts)
+    async def test_any_reply_script_ends_cleanly(self, script: list[str | bytes]) -> None:
+        """Whatever a peer sends, the request ends with its own 200 or a clear reason, quickly."""
+        script_peer = udp_responder(_scripted(script))
+        async with script_peer as peer, await open_endpoint(peer.port, t1=0.002) as ep:
+            pending = asyncio.wait_for(ep.request(options_request(peer.port)), 2)
+            if "valid" in script:
+                response = await pending
+                assert (response.status, response.reason) == (200, "OK")
+            else:
+                with pytest.raises(TransactionError) as info:
+                    await pending
+                assert info.value.reason in ("timeout", "malformed_response")
+
+    async def test_failing_request_handler_answers_500(self) -> None:
+        """A handler that raises gets the request answered 500; the endpoint keeps working."""
+
+        def broken(ep: SipEndpoint, request: SipRequest) -> None:
+            raise RuntimeError("handler bug")
+
+        peer_cm = udp_responder(_invite_peer(486))
+        async with peer_cm as peer, await open_endpoint(peer.port, on_request=broken) as ep:
+            tx = ep.invite(invite_request(peer.port, ep))
+            await asyncio.wait_for(tx.final_response(), 5)
+            bye = build_request(
+                "BYE", "sip:probe@127.0.0.1", from_uri="sip:ivr@127.0.0.1",
+                to_uri="sip:probe@127.0.0.1", call_id="x", cseq=2, from_tag="p",
+            )  # fmt: skip
+            via = "SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKb"
+            raw = bye.with_headers(bye.headers.prepend("Via", via)).encode()
+            peer.send(raw)
+            await asyncio.sleep(0.05)
+            peer.send(raw)  # the retransmission gets the same 500: the endpoint still works
+            await asyncio.sleep(0.05)
+        answers = [m for m in peer.messages() if isinstance(m, SipResponse)]
+        assert [(a.status, a.cseq[1]) for a in answers] == [(500, "BYE"), (500, "BYE")]
+
+    async def test_cancel_waits_for_a_late_provisional(self) -> None:
+        """CANCEL before any provisional waits for the 180, then goes out (RFC 3261 §9.1)."""
+
+        def late_ringing(peer: UdpResponder, request: SipRequest) -> Sequence[bytes]:
+            if request.method == "INVITE":
+                loop = asyncio.get_running_loop()
+                loop.call_later(0.1, peer.send, answer(request, 180, "Ringing"))
+                return []
+            return _invite_peer(0)(peer, request)
+
+        async with udp_responder(late_ringing) as peer, await open_endpoint(peer.port) as ep:
+            tx = ep.invite(invite_request(peer.port, ep))
+            started = time.monotonic()
+            cancelled = await asyncio.wait_for(tx.cancel(), 5)
+            waited = time.monotonic() - started
+            final = await asyncio.wait_for(tx.final_response(), 5)
+        assert cancelled is not None
+        assert cancelled.status == 200
+        assert waited >= 0.09
+        assert final.status == 487
+
+
+class TestAgainstKamailio:
+    @pytest.mark.parametrize("transport", ["udp", "tcp"])
+    async def test_busy_invite_is_486_and_options_200(
+        self, kamailio: KamailioPeer, transport: str
+    ) -> None:
+        """Kamailio's busy user: INVITE ends 486; an OPTIONS on the same endpoint gets 200."""
+        async with await open_endpoint(kamailio.port, transport) as ep:
+            invite = build_request(
+                "INVITE", kamailio.uri("busy"), from_uri="sip:probe@127.0.0.1",
+                to_uri=kamailio.uri("busy"), call_id=new_call_id("127.0.0.1"), cseq=1,
+                from_tag=new_tag(), contact=ep.contact("probe"),
+            )  # fmt: skip
+            final = await asyncio.wait_for(ep.invite(invite).final_response(), 5)
+            options = await asyncio.wait_for(ep.request(options_request(kamailio.port)), 5)
+        assert (final.status, final.reason) == (486, "Busy Here")
+        assert options.status == 200
+        assert ep.stats.stray_responses == 0

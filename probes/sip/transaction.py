@@ -130,6 +130,7 @@ class _ClientTransaction:
     on_provisional: ProvisionalCallback | None
     started: float
     provisional: list[SipResponse] = field(default_factory=list)
+    progressed: asyncio.Event = field(default_factory=asyncio.Event)
     ack_raw: bytes | None = None
     garbage: ParseError | None = None
 
@@ -142,7 +143,6 @@ class InviteTransaction:
         self._tx = tx
         self.request = tx.request
         self._task = asyncio.create_task(endpoint._drive(tx, invite=True), name="sip-invite")
-        self._first_response = asyncio.Event()
 
     @property
     def provisional(self) -> list[SipResponse]:
@@ -165,8 +165,13 @@ class InviteTransaction:
         final, or Timer B) first.
         """
         tx = self._tx
-        while not tx.provisional and not tx.final.done():
-            await asyncio.wait({tx.final}, timeout=self._endpoint.t1 / 4)
+        if not tx.provisional and not tx.final.done():
+            progressed: asyncio.Future[object] = asyncio.ensure_future(tx.progressed.wait())
+            waiters: set[asyncio.Future[object]] = {tx.final, progressed}  # type: ignore[arg-type]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                progressed.cancel()
         if tx.final.done():
             return None
         return await self._endpoint.request(build_cancel(tx.request))
@@ -414,8 +419,13 @@ class SipEndpoint:
         if response.status < 200:
             if not tx.final.done():
                 tx.provisional.append(response)
+                tx.progressed.set()
                 if tx.on_provisional is not None:
-                    tx.on_provisional(response)
+                    try:
+                        tx.on_provisional(response)
+                    except Exception:
+                        # The caller's bug must not kill the receive path of every transaction.
+                        log.exception("sip_provisional_callback_failed", status=response.status)
             return
         if key[1] == "INVITE":
             self._invite_final(tx, response)
@@ -451,7 +461,13 @@ class SipEndpoint:
             if request.method != "ACK":
                 self.respond(request, 501, "Not Implemented")
             return
-        outcome = self.on_request(self, request)
+        try:
+            outcome = self.on_request(self, request)
+        except Exception:
+            log.exception("sip_request_handler_failed", method=request.method)
+            if request.method != "ACK" and key is not None and self._server.get(key) is None:
+                self.respond(request, 500, "Server Internal Error")
+            return
         if outcome is not None:
             task = asyncio.ensure_future(outcome)
             self._handlers.add(task)
