@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from probes.fields import SecretRef
+from probes.fields import SecretRef, SecretUnavailable
 from probes.result import ProbeContext, ProbeResult
 from probes.tcp import Attempt, IpProtocol, ProbeDown, open_stream, run_guarded
 from probes.tls import TlsOptions, client_context
@@ -92,6 +92,8 @@ def _parse_url(text: str, error: type[Exception]) -> _Url:
         raise error(f"expected an absolute http:// or https:// URL, got {text!r}")
     if parts.username is not None or parts.password is not None:
         raise error(f"credentials in the URL are not allowed (use auth:), got {parts.hostname!r}")
+    if not text.isascii():
+        raise error(f"expected an ASCII URL (percent-encode other characters), got {text!r}")
     if any(c in text for c in " \r\n\t\0"):
         raise error(f"a URL cannot contain spaces or line breaks, got {text!r}")
     default = 443 if parts.scheme == "https" else 80
@@ -167,6 +169,8 @@ class HttpOptions(BaseModel):
                 raise ValueError(f"header {name!r} is set by the probe itself and cannot be given")
             if any(c in text for c in "\r\n\0"):
                 raise ValueError(f"header {name!r}: a value cannot contain a line break")
+            if not text.isascii():
+                raise ValueError(f"header {name!r}: expected an ASCII value, got {text!r}")
         return value
 
     @field_validator("valid_status_codes")
@@ -258,8 +262,8 @@ def _auth_header(auth: HttpAuth | None) -> str:
         return f"Authorization: Basic {base64.b64encode(pair).decode('ascii')}\r\n"
     assert auth.bearer is not None
     token = auth.bearer.read()
-    if any(c in token for c in "\r\n\0"):
-        raise ValueError(f"the bearer token in {auth.bearer.describe()} contains a line break")
+    if not token.isprintable():
+        raise SecretUnavailable(f"the bearer token in {auth.bearer.describe()} is not printable")
     return f"Authorization: Bearer {token}\r\n"
 
 

@@ -19,15 +19,23 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from probes.fields import SecretUnavailable
 from probes.result import DetailValue, Outcome, ProbeContext, ProbeResult
-from probes.tls import TlsOptions, client_context, peer_certificate_expiry, tls_version_name
+from probes.tls import (
+    TlsConfigError,
+    TlsOptions,
+    client_context,
+    peer_certificate_expiry,
+    tls_version_name,
+)
 
 IpProtocol = Literal["ip4", "ip6", "any"]
 
 _LINE_LIMIT = 64 * 1024
+_log = structlog.get_logger(__name__)
 _MAX_DETAIL_CHARS = 200
 
 
@@ -101,12 +109,17 @@ async def run_guarded(ctx: ProbeContext, body: Callable[[Attempt], Awaitable[Non
     except SecretUnavailable as exc:
         outcome, reason = Outcome.ERROR, "secret_unavailable"
         attempt.details["error"] = _short(str(exc))
+    except TlsConfigError as exc:
+        outcome, reason = Outcome.ERROR, "tls_config_invalid"
+        attempt.details["error"] = _short(str(exc))
     except OSError as exc:
         outcome, reason = Outcome.DOWN, os_error_reason(exc)
     except Exception as exc:
-        # A bug or a local resource problem, not evidence against the vendor.
+        # A bug or a local resource problem, not evidence against the vendor; the traceback
+        # is logged here because the result only carries the exception's type.
         outcome, reason = Outcome.ERROR, type(exc).__name__
         attempt.details["error"] = _short(str(exc))
+        _log.exception("probe_unexpected_exception", target=ctx.target, phase=attempt.phase)
     attempt.finish()
     return ctx.result(outcome, reason, phases=attempt.phases, details=attempt.details)
 

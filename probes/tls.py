@@ -71,22 +71,34 @@ class TlsOptions(BaseModel):
         return self
 
 
+class TlsConfigError(Exception):
+    """Raised by ``client_context`` when a configured CA, certificate or key file cannot be
+    loaded: a problem of the monitor's own set-up, never evidence against the vendor."""
+
+
 @functools.lru_cache(maxsize=1024)
 def client_context(options: TlsOptions) -> ssl.SSLContext:
-    """The (shared, cached) client context for ``options``; raises ``ssl.SSLError``/``OSError``
-    when a configured file cannot be loaded."""
-    context = ssl.create_default_context(
-        cafile=str(options.ca_file) if options.ca_file is not None else None
-    )
+    """The (shared, cached) client context for ``options``; raises ``TlsConfigError``."""
+    try:
+        context = ssl.create_default_context(
+            cafile=str(options.ca_file) if options.ca_file is not None else None
+        )
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsConfigError(f"cannot load ca_file {options.ca_file}: {exc}") from exc
     if not options.verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     context.minimum_version = _VERSIONS[options.min_version]
     if options.cert_file is not None:
-        context.load_cert_chain(
-            str(options.cert_file),
-            str(options.key_file) if options.key_file is not None else None,
-        )
+        try:
+            context.load_cert_chain(
+                str(options.cert_file),
+                str(options.key_file) if options.key_file is not None else None,
+            )
+        except (ssl.SSLError, OSError) as exc:
+            raise TlsConfigError(
+                f"cannot load cert_file {options.cert_file} / key_file {options.key_file}: {exc}"
+            ) from exc
     return context
 
 

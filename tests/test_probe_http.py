@@ -246,6 +246,8 @@ class TestHttpOptions:
             ("valid_status_codes", ["299-200"], "within 100-599"),
             ("headers", {"Content-Length": "3"}, "is set by the probe itself"),
             ("headers", {"X-A": "1\r\nX-B: 2"}, "cannot contain a line break"),
+            ("headers", {"X-A": "caf\u00e9"}, "expected an ASCII value"),
+            ("url", "http://example.com/caf\u00e9", "expected an ASCII URL"),
             ("fail_if_body_matches_regexp", ["(unclosed"], "expected a regular expression"),
             ("max_body_bytes", -1, "greater than or equal to 0"),
         ],
@@ -637,6 +639,17 @@ class TestTls:
         assert without.outcome is Outcome.DOWN
         assert without.reason in ("tls_error", "connection_reset", "empty_reply")
         assert with_cert.outcome is Outcome.UP, with_cert
+
+    async def test_unloadable_client_certificate_is_an_error(
+        self, pki: Pki, serve: Serve, tmp_path: Path
+    ) -> None:
+        """A cert_file that is not a certificate is the monitor's fault: error, not down."""
+        srv = await serve(tls=_server_context(pki))
+        junk = tmp_path / "junk.pem"
+        junk.write_text("not a certificate\n")
+        result = await run({"url": srv.url("/ok", "https"), "tls": {"cert_file": str(junk)}})
+        assert (result.outcome, result.reason) == (Outcome.ERROR, "tls_config_invalid")
+        assert "junk.pem" in str(result.details["error"])
 
     async def test_handshake_timeout(self, raw: Callable[[Handler], Awaitable[int]]) -> None:
         """A server that accepts TCP but never answers the ClientHello: timeout_tls."""

@@ -12,10 +12,11 @@ from typing import Any
 
 import pydantic
 import pytest
+from structlog.testing import capture_logs
 
 from probes.registry import PROBE_KINDS
 from probes.result import Outcome, ProbeContext, ProbeResult
-from probes.tcp import Attempt, TcpOptions, os_error_reason, probe
+from probes.tcp import Attempt, TcpOptions, os_error_reason, probe, run_guarded
 from tests.peers import require_binary
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -239,3 +240,35 @@ class TestAttempt:
     def test_os_error_reasons(self, exc: OSError, reason: str) -> None:
         """Socket errors map to short reason tokens."""
         assert os_error_reason(exc) == reason
+
+
+class TestRunGuarded:
+    async def test_unexpected_exception_is_error_and_logged(self) -> None:
+        """A bug inside a probe becomes an error result named by type, with a logged event."""
+
+        async def broken(attempt: Attempt) -> None:
+            attempt.enter("connect")
+            raise RuntimeError("boom")
+
+        with capture_logs() as logs:
+            result = await run_guarded(ProbeContext.starting_now("t", 1.0), broken)
+        assert (result.outcome, result.reason) == (Outcome.ERROR, "RuntimeError")
+        assert result.details["error"] == "boom"
+        assert [(e["event"], e["target"], e["phase"]) for e in logs] == [
+            ("probe_unexpected_exception", "t", "connect")
+        ]
+
+    async def test_cancellation_is_reraised(self) -> None:
+        """Cancellation from the runner propagates instead of becoming a result."""
+        started = asyncio.Event()
+
+        async def waits(attempt: Attempt) -> None:
+            started.set()
+            await asyncio.sleep(10)
+
+        task = asyncio.create_task(run_guarded(ProbeContext.starting_now("t", 5.0), waits))
+        async with asyncio.timeout(2):
+            await started.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
