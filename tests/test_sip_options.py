@@ -119,6 +119,14 @@ class TestFailures:
         assert (result.outcome, result.reason) == (Outcome.TIMEOUT, "timeout")
         assert time.monotonic() - started < 0.5
 
+    async def test_ipv6_loopback(self) -> None:
+        """An IPv6 target binds ::1 and writes a bracketed Via sent-by."""
+        async with udp_responder(lambda p, r: [answer(r, 200, "OK")], host="::1") as peer:
+            result = await run(uri=f"sip:ping@[::1]:{peer.port}")
+        assert result.outcome is Outcome.UP, result
+        [(_, raw)] = peer.received
+        assert b"Via: SIP/2.0/UDP [::1]:" in raw
+
     async def test_503_from_scripted_peer(self) -> None:
         """A 503 with a User-Agent header: down, and the agent is kept as evidence."""
 

@@ -13,6 +13,7 @@ from probes.result import Outcome, ProbeContext, ProbeResult
 from probes.sip.message import SipRequest, parse_name_addr
 from probes.sip_register import SipRegisterOptions, address_of_record, probe
 from tests import sip_peers
+from tests.peers import require_binary
 from tests.sip_peers import KAMAILIO_PASSWORD, KamailioPeer
 from tests.test_sip_transaction import UdpResponder, answer, udp_responder
 
@@ -46,6 +47,23 @@ class TestAgainstKamailio:
         assert result.details["expires_granted"] == 60
         assert 0 < result.phases["response"] < 1
         assert "unregister" in result.phases
+
+    async def test_agrees_with_sipsak(
+        self, kamailio: KamailioPeer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """sipsak's usrloc mode (exit 0 registered, 2 auth failed) agrees with the probe."""
+        sipsak = require_binary("sipsak")
+        for password, expected in ((KAMAILIO_PASSWORD, Outcome.UP), ("wrong", Outcome.DOWN)):
+            monkeypatch.setenv("SLAWATCH_TEST_SIP_PASSWORD", password)
+            ours = await run(uri=f"sip:{kamailio.host}:{kamailio.port}", auth=_auth())
+            done = await asyncio.create_subprocess_exec(
+                sipsak, "-U", "-C", "sip:alice@127.0.0.1:9", "-s", kamailio.uri("alice"),
+                "-a", password, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            returncode = await asyncio.wait_for(done.wait(), 10)
+            assert ours.outcome is expected
+            assert returncode == (0 if expected is Outcome.UP else 2)
 
     async def test_password_from_file(self, kamailio: KamailioPeer, tmp_path: Path) -> None:
         """The secret may live in a file (first line)."""

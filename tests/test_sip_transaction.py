@@ -78,11 +78,13 @@ class UdpResponder(asyncio.DatagramProtocol):
 
 
 @contextlib.asynccontextmanager
-async def udp_responder(behaviour: Behaviour) -> AsyncIterator[UdpResponder]:
-    """A running ``UdpResponder`` on 127.0.0.1, port picked by the kernel."""
+async def udp_responder(
+    behaviour: Behaviour, host: str = "127.0.0.1"
+) -> AsyncIterator[UdpResponder]:
+    """A running ``UdpResponder`` on ``host``, port picked by the kernel."""
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(
-        lambda: UdpResponder(behaviour), local_addr=("127.0.0.1", 0)
+        lambda: UdpResponder(behaviour), local_addr=(host, 0)
     )
     try:
         yield protocol
@@ -545,3 +547,10 @@ class TestAgainstKamailio:
         assert (final.status, final.reason) == (486, "Busy Here")
         assert options.status == 200
         assert ep.stats.stray_responses == 0
+
+    async def test_rport_is_filled_in_by_kamailio(self, kamailio: KamailioPeer) -> None:
+        """We ask for rport (RFC 3581); Kamailio's reply names our real source port."""
+        async with await open_endpoint(kamailio.port) as ep:
+            response = await asyncio.wait_for(ep.request(options_request(kamailio.port)), 5)
+        assert response.top_via.rport == ep.transport.local[1]
+        assert response.top_via.received == "127.0.0.1"
