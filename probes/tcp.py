@@ -110,7 +110,7 @@ async def run_guarded(ctx: ProbeContext, body: Callable[[Attempt], Awaitable[Non
         outcome, reason = Outcome.ERROR, "secret_unavailable"
         attempt.details["error"] = _short(str(exc))
     except TlsConfigError as exc:
-        outcome, reason = Outcome.ERROR, "tls_config_invalid"
+        outcome, reason = Outcome.ERROR, "tls_config_error"
         attempt.details["error"] = _short(str(exc))
     except OSError as exc:
         outcome, reason = Outcome.DOWN, os_error_reason(exc)

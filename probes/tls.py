@@ -71,9 +71,12 @@ class TlsOptions(BaseModel):
         return self
 
 
-class TlsConfigError(Exception):
+class TlsConfigError(OSError):
     """Raised by ``client_context`` when a configured CA, certificate or key file cannot be
-    loaded: a problem of the monitor's own set-up, never evidence against the vendor."""
+    loaded: a problem of the monitor's own set-up, never evidence against the vendor.
+
+    An ``OSError`` so that callers written against the ``ssl.SSLError``/``OSError`` that
+    loading used to raise keep catching it."""
 
 
 @functools.lru_cache(maxsize=1024)

@@ -648,7 +648,7 @@ class TestTls:
         junk = tmp_path / "junk.pem"
         junk.write_text("not a certificate\n")
         result = await run({"url": srv.url("/ok", "https"), "tls": {"cert_file": str(junk)}})
-        assert (result.outcome, result.reason) == (Outcome.ERROR, "tls_config_invalid")
+        assert (result.outcome, result.reason) == (Outcome.ERROR, "tls_config_error")
         assert "junk.pem" in str(result.details["error"])
 
     async def test_handshake_timeout(self, raw: Callable[[Handler], Awaitable[int]]) -> None:
