@@ -7,7 +7,7 @@ Starts an aiohttp target (``GET /`` -> ``200 ok``) in a separate process, then r
 probes are excluded. With ``--compare`` it also measures an aiohttp client with one shared
 session and a ``force_close`` connector (fresh connection per probe) on the same target.
 
-usage: .venv/bin/python bench/http_probe_bench.py [-n 2000] [-c 4] [--reps 3] [--compare]
+usage: .venv/bin/python bench/http_probe_bench.py [-n 2000] [-c 4] [--reps 3] [--compare] [--tls]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,7 +29,7 @@ from probes.http import HttpOptions, probe
 from probes.result import ProbeContext
 
 _TARGET = """
-import asyncio, sys
+import asyncio, ssl, sys
 from aiohttp import web
 
 async def ok(request):
@@ -39,7 +40,11 @@ async def main():
     app.router.add_get("/", ok)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    tls = None
+    if len(sys.argv) > 2:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(sys.argv[1], sys.argv[2])
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     print(runner.addresses[0][1], flush=True)
     await asyncio.Event().wait()
@@ -74,8 +79,8 @@ async def _measure(
     }
 
 
-async def _slawatch(url: str, n: int, concurrency: int) -> dict[str, float]:
-    options = HttpOptions(url=url)
+async def _slawatch(url: str, n: int, concurrency: int, ca: str | None) -> dict[str, float]:
+    options = HttpOptions.model_validate({"url": url, "tls": {"ca_file": ca} if ca else {}})
 
     async def one() -> bool:
         # The runner builds a context per probe, so its cost is counted too.
@@ -85,12 +90,15 @@ async def _slawatch(url: str, n: int, concurrency: int) -> dict[str, float]:
     return await _measure(one, n, concurrency)
 
 
-async def _aiohttp_shared(url: str, n: int, concurrency: int) -> dict[str, float]:
+async def _aiohttp_shared(url: str, n: int, concurrency: int, ca: str | None) -> dict[str, float]:
+    import ssl
+
     import aiohttp
 
     timeout = aiohttp.ClientTimeout(total=5)
+    context = ssl.create_default_context(cafile=ca) if ca else True
     async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(force_close=True), timeout=timeout
+        connector=aiohttp.TCPConnector(force_close=True, ssl=context), timeout=timeout
     ) as session:
 
         async def one() -> bool:
@@ -107,20 +115,39 @@ def main() -> None:
     parser.add_argument("-c", type=int, default=4, help="concurrent probes")
     parser.add_argument("--reps", type=int, default=3, help="repetitions (median reported)")
     parser.add_argument("--compare", action="store_true", help="also run an aiohttp client")
+    parser.add_argument("--tls", action="store_true", help="HTTPS (self-signed EC P-256 cert)")
     args = parser.parse_args()
 
-    target = subprocess.Popen([sys.executable, "-c", _TARGET], stdout=subprocess.PIPE, text=True)
+    with tempfile.TemporaryDirectory() as directory:
+        cert_args: list[str] = []
+        if args.tls:
+            cert, key = f"{directory}/cert.pem", f"{directory}/key.pem"
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                 "-days", "2", "-subj", "/CN=bench", "-addext", "subjectAltName=IP:127.0.0.1"],
+                check=True, capture_output=True, timeout=30,
+            )  # fmt: skip
+            cert_args = [cert, key]
+        _bench(args, cert_args)
+
+
+def _bench(args: argparse.Namespace, cert_args: list[str]) -> None:
+    target = subprocess.Popen(
+        [sys.executable, "-c", _TARGET, *cert_args], stdout=subprocess.PIPE, text=True
+    )
+    ca = cert_args[0] if cert_args else None
     try:
         assert target.stdout is not None
         port = int(target.stdout.readline())
-        url = f"http://127.0.0.1:{port}/"
-        variants: dict[str, Callable[[str, int, int], Awaitable[dict[str, float]]]] = {
+        url = f"{'https' if ca else 'http'}://127.0.0.1:{port}/"
+        variants: dict[str, Callable[[str, int, int, str | None], Awaitable[dict[str, float]]]] = {
             "slawatch_http": _slawatch
         }
         if args.compare:
             variants["aiohttp_shared_force_close"] = _aiohttp_shared
         for name, variant in variants.items():
-            runs = [asyncio.run(variant(url, args.n, args.c)) for _ in range(args.reps)]
+            runs = [asyncio.run(variant(url, args.n, args.c, ca)) for _ in range(args.reps)]
             if any(r["ok"] != args.n for r in runs):
                 raise SystemExit(f"{name}: some probes failed: {[r['ok'] for r in runs]}")
             cpu = [r["cpu_ms_per_probe"] for r in runs]
@@ -131,6 +158,7 @@ def main() -> None:
                         "variant": name,
                         "n": args.n,
                         "concurrency": args.c,
+                        "tls": bool(ca),
                         "cpu_ms_per_probe_median": round(statistics.median(cpu), 4),
                         "cpu_ms_per_probe_reps": [round(v, 4) for v in cpu],
                         "probes_per_s_median": round(statistics.median(rate)),
