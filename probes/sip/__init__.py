@@ -3,6 +3,8 @@
 Why our own: no maintained Python SIP library is both asyncio-native and a correct UAC with
 UDP retransmission timers (see docs/readme/probes-sip.md). Layers, bottom up:
 
+``headers`` -- pure: ``Headers``, ``Via``, ``NameAddr`` and their parsers (re-exported by
+  ``message``, so import everything from ``probes.sip.message``).
 ``message`` -- pure: parse/encode, framing, builders.
   ``parse_message(bytes) -> SipRequest | SipResponse`` (raises only ``ParseError``, whose
   ``.reason`` is ``malformed`` | ``too_large``; limit ``MAX_MESSAGE_BYTES`` = 64 KiB).
