@@ -5,9 +5,12 @@ Starts an aiohttp target (``GET /`` -> ``200 ok``) in a separate process, then r
 ``probes.http.probe`` at concurrency C in this process and reports this process's CPU time
 (``time.process_time()``, user + system, all threads) per probe and probes per second. Warm-up
 probes are excluded. With ``--compare`` it also measures an aiohttp client with one shared
-session and a ``force_close`` connector (fresh connection per probe) on the same target.
+session and a ``force_close`` connector (fresh connection per probe) on the same target; with
+``--blackbox`` the exporter's own CPU (from /proc) per ``/probe`` request of an ``http_2xx``
+module, the anchor the daemon's budget is set against.
 
-usage: .venv/bin/python bench/http_probe_bench.py [-n 2000] [-c 4] [--reps 3] [--compare] [--tls]
+usage: .venv/bin/python bench/http_probe_bench.py [-n 2000] [-c 4] [--reps 3]
+                                                  [--compare] [--blackbox] [--tls]
 """
 
 from __future__ import annotations
@@ -15,18 +18,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from probes.http import HttpOptions, probe
 from probes.result import ProbeContext
+
+Variant = Callable[[str, int, int, "str | None"], Coroutine[Any, Any, dict[str, float]]]
 
 _TARGET = """
 import asyncio, ssl, sys
@@ -54,7 +62,11 @@ asyncio.run(main())
 
 
 async def _measure(
-    one: Callable[[], Awaitable[bool]], n: int, concurrency: int, warmup: int = 50
+    one: Callable[[], Awaitable[bool]],
+    n: int,
+    concurrency: int,
+    warmup: int = 50,
+    cpu: Callable[[], float] = time.process_time,
 ) -> dict[str, float]:
     for _ in range(warmup):
         if not await one():
@@ -69,9 +81,9 @@ async def _measure(
             passed = await one()
             ok += passed
 
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0 = cpu(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    cpu1, wall1 = time.process_time(), time.perf_counter()
+    cpu1, wall1 = cpu(), time.perf_counter()
     return {
         "ok": ok,
         "cpu_ms_per_probe": (cpu1 - cpu0) * 1000 / n,
@@ -109,12 +121,65 @@ async def _aiohttp_shared(url: str, n: int, concurrency: int, ca: str | None) ->
         return await _measure(one, n, concurrency)
 
 
+def _process_cpu(pid: int) -> float:
+    """utime + stime of another process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_blackbox(directory: str, ca: str | None) -> tuple[subprocess.Popen[bytes], int]:
+    """prometheus-blackbox-exporter with one ``http_2xx`` module, on a free loopback port."""
+    tls = f"\n      tls_config: {{ca_file: {ca}}}" if ca else ""
+    config = Path(directory) / "blackbox.yml"
+    config.write_text(
+        "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n"
+        "      preferred_ip_protocol: ip4\n      ip_protocol_fallback: false\n"
+        f"      follow_redirects: false{tls}\n"
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    exporter = subprocess.Popen(
+        ["prometheus-blackbox-exporter", f"--config.file={config}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+    )  # fmt: skip
+    return exporter, port
+
+
+def _blackbox_variant(exporter: subprocess.Popen[bytes], port: int) -> Variant:
+    async def run(url: str, n: int, concurrency: int, ca: str | None) -> dict[str, float]:
+        """The exporter's own CPU per ``/probe`` (http_2xx: a fresh Go client per probe)."""
+        import aiohttp
+
+        probe_url = f"http://127.0.0.1:{port}/probe?module=http_2xx&target={url}"
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
+            for _ in range(100):
+                try:
+                    async with s.get(f"http://127.0.0.1:{port}/-/healthy") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+
+            async def one() -> bool:
+                async with s.get(probe_url) as response:
+                    return "\nprobe_success 1" in await response.text()
+
+            return await _measure(one, n, concurrency, cpu=lambda: _process_cpu(exporter.pid))
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=2000, help="probes per repetition")
     parser.add_argument("-c", type=int, default=4, help="concurrent probes")
     parser.add_argument("--reps", type=int, default=3, help="repetitions (median reported)")
     parser.add_argument("--compare", action="store_true", help="also run an aiohttp client")
+    parser.add_argument(
+        "--blackbox", action="store_true", help="also measure prometheus-blackbox-exporter"
+    )
     parser.add_argument("--tls", action="store_true", help="HTTPS (self-signed EC P-256 cert)")
     args = parser.parse_args()
 
@@ -129,23 +194,25 @@ def main() -> None:
                 check=True, capture_output=True, timeout=30,
             )  # fmt: skip
             cert_args = [cert, key]
-        _bench(args, cert_args)
+        _bench(args, cert_args, directory)
 
 
-def _bench(args: argparse.Namespace, cert_args: list[str]) -> None:
+def _bench(args: argparse.Namespace, cert_args: list[str], directory: str) -> None:
     target = subprocess.Popen(
         [sys.executable, "-c", _TARGET, *cert_args], stdout=subprocess.PIPE, text=True
     )
     ca = cert_args[0] if cert_args else None
+    exporter: subprocess.Popen[bytes] | None = None
     try:
         assert target.stdout is not None
         port = int(target.stdout.readline())
         url = f"{'https' if ca else 'http'}://127.0.0.1:{port}/"
-        variants: dict[str, Callable[[str, int, int, str | None], Awaitable[dict[str, float]]]] = {
-            "slawatch_http": _slawatch
-        }
+        variants: dict[str, Variant] = {"slawatch_http": _slawatch}
         if args.compare:
             variants["aiohttp_shared_force_close"] = _aiohttp_shared
+        if args.blackbox:
+            exporter, exporter_port = _start_blackbox(directory, ca)
+            variants["blackbox_exporter"] = _blackbox_variant(exporter, exporter_port)
         for name, variant in variants.items():
             runs = [asyncio.run(variant(url, args.n, args.c, ca)) for _ in range(args.reps)]
             if any(r["ok"] != args.n for r in runs):
@@ -166,8 +233,10 @@ def _bench(args: argparse.Namespace, cert_args: list[str]) -> None:
                 )
             )
     finally:
-        target.terminate()
-        target.wait(timeout=10)
+        for process in (target, exporter):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
 
 
 if __name__ == "__main__":
