@@ -19,7 +19,8 @@ Public API:
   SipRequest, SipResponse, SipMessage; parse_message(data) -> SipMessage
   StreamFramer (feed bytes from TCP/TLS, get complete messages)
   Via / parse_via; NameAddr / parse_name_addr; parse_cseq; split_list; header_params
-  new_branch, new_tag, new_call_id; make_response; build_non2xx_ack; build_2xx_ack; build_cancel
+  new_branch, new_tag, new_call_id; build_request; make_response; build_non2xx_ack;
+  build_2xx_ack; build_cancel
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ __all__ = [
     "build_2xx_ack",
     "build_cancel",
     "build_non2xx_ack",
+    "build_request",
     "canonical_name",
     "header_params",
     "make_response",
@@ -348,3 +350,37 @@ def build_cancel(invite: SipRequest) -> SipRequest:
         pairs.append((name, invite.headers.get(name) or ""))
     pairs.append(("CSeq", f"{number} CANCEL"))
     return SipRequest(headers=Headers.of(pairs), method="CANCEL", uri=invite.uri)
+
+
+def build_request(
+    method: str,
+    uri: str,
+    *,
+    from_uri: str,
+    to_uri: str,
+    call_id: str,
+    cseq: int,
+    from_tag: str,
+    to_tag: str | None = None,
+    contact: str | None = None,
+    user_agent: str | None = None,
+    extra: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> SipRequest:
+    """A request without Via (the endpoint adds it, with the branch, when sending)."""
+    pairs: list[tuple[str, str]] = [
+        ("Max-Forwards", "70"),
+        ("From", f"<{from_uri}>;tag={from_tag}"),
+        ("To", f"<{to_uri}>" + (f";tag={to_tag}" if to_tag else "")),
+        ("Call-ID", call_id),
+        ("CSeq", f"{cseq} {method}"),
+    ]
+    if contact:
+        pairs.append(("Contact", contact))
+    if user_agent:
+        pairs.append(("User-Agent", user_agent))
+    pairs.extend(extra)
+    if content_type:
+        pairs.append(("Content-Type", content_type))
+    return SipRequest(headers=Headers.of(pairs), body=body, method=method, uri=uri)

@@ -20,6 +20,7 @@ answers 501 itself.
 Public API:
   SipError(reason), TransactionError(reason)
   build_request(method, uri, *, from_uri, to_uri, call_id, cseq, from_tag, ...) -> SipRequest
+      (defined in message, re-exported here)
   SipEndpoint.open(target, *, t1=0.5, t2=4.0, on_request=None) -> SipEndpoint  (async ctx mgr)
     .request(req, *, on_provisional=None) -> SipResponse      non-INVITE, await the final
     .invite(req, *, on_provisional=None) -> InviteTransaction
@@ -44,7 +45,6 @@ from dataclasses import dataclass, field
 import structlog
 
 from probes.sip.message import (
-    Headers,
     ParseError,
     SipMessage,
     SipRequest,
@@ -55,6 +55,7 @@ from probes.sip.message import (
     new_branch,
     new_tag,
 )
+from probes.sip.message import build_request as build_request  # re-exported: part of this API
 from probes.sip.transport import Target, Transport, TransportError, open_transport
 
 log = structlog.get_logger(__name__)
@@ -85,40 +86,6 @@ class EndpointStats:
     stray_responses: int = 0
     garbage_received: int = 0
     requests_received: int = 0
-
-
-def build_request(
-    method: str,
-    uri: str,
-    *,
-    from_uri: str,
-    to_uri: str,
-    call_id: str,
-    cseq: int,
-    from_tag: str,
-    to_tag: str | None = None,
-    contact: str | None = None,
-    user_agent: str | None = None,
-    extra: Iterable[tuple[str, str]] = (),
-    body: bytes = b"",
-    content_type: str | None = None,
-) -> SipRequest:
-    """A request without Via (the endpoint adds it, with the branch, when sending)."""
-    pairs: list[tuple[str, str]] = [
-        ("Max-Forwards", "70"),
-        ("From", f"<{from_uri}>;tag={from_tag}"),
-        ("To", f"<{to_uri}>" + (f";tag={to_tag}" if to_tag else "")),
-        ("Call-ID", call_id),
-        ("CSeq", f"{cseq} {method}"),
-    ]
-    if contact:
-        pairs.append(("Contact", contact))
-    if user_agent:
-        pairs.append(("User-Agent", user_agent))
-    pairs.extend(extra)
-    if content_type:
-        pairs.append(("Content-Type", content_type))
-    return SipRequest(headers=Headers.of(pairs), body=body, method=method, uri=uri)
 
 
 @dataclass(eq=False)
