@@ -362,6 +362,36 @@ class TestInviteTransaction:
         assert cancel.top_via.branch == tx.request.top_via.branch
         assert len(peer.requests("ACK")) == 1
 
+    async def test_closing_the_endpoint_ends_a_pending_invite(self) -> None:
+        """close() fails a still-running INVITE with connection_closed instead of leaving it."""
+        async with udp_responder(silent) as peer:
+            ep = await open_endpoint(peer.port)
+            tx = ep.invite(invite_request(peer.port, ep))
+            await asyncio.sleep(0.01)
+            await ep.close()
+            with pytest.raises(TransactionError) as info:
+                await asyncio.wait_for(tx.final_response(), 1)
+        assert info.value.reason == "connection_closed"
+
+    async def test_provisional_turns_non_invite_retransmission_to_t2(self) -> None:
+        """After a 100 Trying a non-INVITE is resent every T2 until Timer F (RFC 3261 §17.1.2.2)."""
+        t1, t2 = 0.02, 0.16
+
+        def trying_once(peer: UdpResponder, request: SipRequest) -> Sequence[bytes]:
+            return [answer(request, 100, "Trying")] if len(peer.received) == 1 else []
+
+        async with (
+            udp_responder(trying_once) as peer,
+            await open_endpoint(peer.port, t1=t1, t2=t2) as ep,
+        ):
+            with pytest.raises(TransactionError):
+                await asyncio.wait_for(ep.request(options_request(peer.port)), 5)
+        times = [at for at, _ in peer.received]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        # Without the 100 the first gaps would be T1, 2T1, 4T1 (0.02, 0.04, 0.08).
+        assert all(gap >= t2 * 0.8 for gap in gaps[1:])
+        assert 5 <= len(times) <= 9
+
     async def test_cancel_after_final_is_a_no_op(self) -> None:
         """Once the final response is in, cancel() sends nothing and returns None."""
         async with udp_responder(_invite_peer(486)) as peer, await open_endpoint(peer.port) as ep:

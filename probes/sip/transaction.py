@@ -110,6 +110,9 @@ class InviteTransaction:
         self._tx = tx
         self.request = tx.request
         self._task = asyncio.create_task(endpoint._drive(tx, invite=True), name="sip-invite")
+        # A caller that gave up on the call (closed the endpoint, hit its deadline) never
+        # awaits the outcome; mark it retrieved so asyncio does not log it as lost.
+        self._task.add_done_callback(_mark_retrieved)
 
     @property
     def provisional(self) -> list[SipResponse]:
@@ -453,6 +456,11 @@ class SipEndpoint:
         for tx in self._clients.values():
             if not tx.final.done():
                 tx.final.set_exception(TransactionError(error.reason, str(error)))
+
+
+def _mark_retrieved(task: asyncio.Task[SipResponse]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _server_key(request: SipRequest) -> tuple[str, str] | None:
