@@ -99,6 +99,13 @@ class TestFailures:
         result = await run(uri=f"sip:ping@127.0.0.1:{_closed_port(1)};transport=tcp")
         assert (result.outcome, result.reason) == (Outcome.DOWN, "connection_refused")
 
+    @pytest.mark.parametrize("transport", ["udp", "tcp"])
+    async def test_unresolvable_host(self, transport: str) -> None:
+        """A name that does not resolve (.invalid, RFC 6761) -> down/resolve_failed."""
+        result = await run(uri="sip:ping@no-such-host.invalid", transport=transport)
+        assert (result.outcome, result.reason) == (Outcome.DOWN, "resolve_failed")
+        assert "no-such-host.invalid" in str(result.details["error"])
+
     async def test_silent_peer_times_out_after_timer_f(self) -> None:
         """A bound but silent UDP socket -> timeout once 64*T1 passed, with retransmissions."""
         async with udp_responder(lambda p, r: []) as peer:
