@@ -9,6 +9,7 @@ the answer" are different complaints to a vendor.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import functools
 import ipaddress
@@ -35,6 +36,7 @@ from probes.tls import (
 IpProtocol = Literal["ip4", "ip6", "any"]
 
 _LINE_LIMIT = 64 * 1024
+_RESOLVER_THREADS = 32
 _log = structlog.get_logger(__name__)
 _MAX_DETAIL_CHARS = 200
 
@@ -156,6 +158,17 @@ if hasattr(socket, "EAI_NODATA"):
     _GAI_REASONS[socket.EAI_NODATA] = "dns_no_address"
 
 
+@functools.cache
+def _resolver_pool() -> concurrent.futures.ThreadPoolExecutor:
+    # getaddrinfo blocks a thread for a whole lookup. asyncio's default pool has cores + 4
+    # threads, so 333 lookups/s at a few tens of milliseconds each would queue behind one
+    # another and behind whatever else uses that pool. A pool of our own keeps name lookups
+    # from delaying (or being delayed by) the store and the rest of the daemon.
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=_RESOLVER_THREADS, thread_name_prefix="slawatch-resolve"
+    )
+
+
 async def resolve(host: str, port: int, preferred: IpProtocol, fallback: bool) -> str:
     """One IP address for ``host``, honouring the family preference.
 
@@ -166,7 +179,10 @@ async def resolve(host: str, port: int, preferred: IpProtocol, fallback: bool) -
         return host
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await loop.run_in_executor(
+            _resolver_pool(),
+            functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM),
+        )
     except socket.gaierror as exc:
         raise ProbeDown(_GAI_REASONS.get(exc.errno or 0, "dns_error")) from exc
     addresses = [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
