@@ -35,6 +35,14 @@ DEADLINE_RESERVE_SECONDS = 0.05
 """Finish this much before the target's timeout so the verdict is ours, not a cancellation."""
 
 
+class LocalSetupError(Exception):
+    """Our side cannot set the probe up (a TLS file will not load): ``error``, not evidence."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class SipOptionsOptions(SipBaseOptions):
     """The ``sip_options`` block of a target (all fields are the shared SIP ones)."""
 
@@ -46,7 +54,10 @@ async def sip_session(
     """An endpoint to the target, open within the target's time budget; ``connect`` timed."""
     ssl_context: ssl.SSLContext | None = None
     if options.effective_transport() == "tls":
-        ssl_context = client_context(options.tls)
+        try:
+            ssl_context = client_context(options.tls)
+        except (ssl.SSLError, OSError) as exc:
+            raise LocalSetupError("tls_config_error", f"TLS set-up failed: {exc}") from exc
     started = time.monotonic()
     endpoint = await SipEndpoint.open(
         options.target(ssl_context, connect_timeout=max(0.001, ctx.remaining())), t1=options.t1
@@ -81,10 +92,9 @@ def failure_result(
     if isinstance(exc, SecretUnavailable):
         details["error"] = str(exc)
         return ctx.result(Outcome.ERROR, "secret_unavailable", phases=phases, details=details)
-    if isinstance(exc, ssl.SSLError | OSError):
-        # Raised while building the TLS context from configured files: our side, not theirs.
-        details["error"] = f"TLS set-up failed: {exc}"
-        return ctx.result(Outcome.ERROR, "tls_config_error", phases=phases, details=details)
+    if isinstance(exc, LocalSetupError):
+        details["error"] = str(exc)
+        return ctx.result(Outcome.ERROR, exc.reason, phases=phases, details=details)
     log.error("sip_probe_failed", target=ctx.target, exc_info=exc)
     details["error"] = f"{type(exc).__name__}: {exc}"
     return ctx.result(Outcome.ERROR, "probe_error", phases=phases, details=details)

@@ -225,6 +225,14 @@ class TestTls:
             )
         assert result.outcome is Outcome.UP, result
 
+    async def test_unloadable_ca_file_is_our_error(self, tmp_path: Path) -> None:
+        """A CA file that is not a certificate is a local error, never the vendor's downtime."""
+        bogus = tmp_path / "ca.pem"
+        bogus.write_text("not a certificate\n")
+        result = await run(uri="sips:ping@127.0.0.1:9", tls={"ca_file": str(bogus)})
+        assert (result.outcome, result.reason) == (Outcome.ERROR, "tls_config_error")
+        assert "TLS set-up failed" in str(result.details["error"])
+
     async def test_plain_tcp_peer_is_not_tls(self) -> None:
         """A TLS client against a plain listener fails as tls_handshake_failed, not a hang."""
 
