@@ -4,7 +4,8 @@ The registrar is the first thing a phone needs, so this probe does what a phone 
 REGISTER (``Expires: expires``), answer one 401/407 challenge with the configured
 credentials, and when registered remove the binding again (``Expires: 0``) so probing
 leaves nothing behind. A second challenge (or a 403) after credentials were sent means the
-credentials were refused: ``down`` with ``auth_failed``. Each step's code is kept in the
+credentials were refused: ``down`` with ``auth_failed``. A 423 Interval Too Brief is
+retried once with the registrar's Min-Expires (kept as ``min_expires``). Each step's code is kept in the
 details (``challenge_status``, ``register_status``, ``unregister_status``); ``sip_status``
 is the REGISTER's final code and ``response`` its time including the challenge round.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 from pydantic import Field
 
@@ -68,29 +70,53 @@ async def _exchange(
     return second
 
 
+@dataclass(frozen=True)
+class _Binding:
+    """What stays the same across every REGISTER of one probe run (RFC 3261 §10.2)."""
+
+    aor: str
+    call_id: str
+    from_tag: str
+
+
 def _register_request(
-    options: SipRegisterOptions,
-    endpoint: SipEndpoint,
-    *,
-    aor: str,
-    call_id: str,
-    from_tag: str,
-    cseq: int,
-    expires: int,
+    options: SipRegisterOptions, endpoint: SipEndpoint, binding: _Binding, cseq: int, expires: int
 ) -> SipRequest:
     uri = parse_sip_uri(options.uri)
     return build_request(
         "REGISTER",
         f"{uri.scheme}:{uri.host}" + (f":{uri.port}" if uri.port else ""),
-        from_uri=options.from_uri or aor,
-        to_uri=aor,
-        call_id=call_id,
+        from_uri=options.from_uri or binding.aor,
+        to_uri=binding.aor,
+        call_id=binding.call_id,
         cseq=cseq,
-        from_tag=from_tag,
+        from_tag=binding.from_tag,
         contact=endpoint.contact(options.contact_user),
         user_agent=options.user_agent,
         extra=[("Expires", str(expires))],
     )
+
+
+async def _register(
+    options: SipRegisterOptions,
+    endpoint: SipEndpoint,
+    binding: _Binding,
+    credentials: Credentials | None,
+    details: dict[str, DetailValue],
+    *,
+    cseq: int,
+    expires: int,
+    step: str,
+) -> SipResponse:
+    """One REGISTER step; a 423 Interval Too Brief is retried once with its Min-Expires."""
+    request = _register_request(options, endpoint, binding, cseq, expires)
+    response = await _exchange(endpoint, request, credentials, details, step)
+    minimum = (response.headers.get("Min-Expires") or "").strip()
+    if response.status != 423 or not minimum.isdigit():
+        return response
+    details["min_expires"] = int(minimum)
+    retry = _register_request(options, endpoint, binding, response.cseq[0] + 1, int(minimum))
+    return await _exchange(endpoint, retry, credentials, details, step)
 
 
 def granted_expiry(response: SipResponse, contact_user: str) -> int | None:
@@ -115,14 +141,13 @@ async def probe(options: SipRegisterOptions, ctx: ProbeContext) -> ProbeResult:
     try:
         credentials = options.credentials()
         async with asyncio.timeout(budget(ctx)), sip_session(options, ctx, phases) as endpoint:
-            aor = address_of_record(options)
-            call_id, from_tag = new_call_id(endpoint.transport.local[0]), new_tag()
+            local_host = endpoint.transport.local[0]
+            binding = _Binding(address_of_record(options), new_call_id(local_host), new_tag())
             started = time.monotonic()
-            request = _register_request(
-                options, endpoint, aor=aor, call_id=call_id, from_tag=from_tag, cseq=1,
-                expires=options.expires,
+            response = await _register(
+                options, endpoint, binding, credentials, details,
+                cseq=1, expires=options.expires, step="register",
             )  # fmt: skip
-            response = await _exchange(endpoint, request, credentials, details, "register")
             phases["response"] = time.monotonic() - started
             details.update(response_details(response))
             details["register_status"] = response.status
@@ -137,11 +162,10 @@ async def probe(options: SipRegisterOptions, ctx: ProbeContext) -> ProbeResult:
                 details["expires_granted"] = granted
             if options.unregister:
                 started = time.monotonic()
-                removal = _register_request(
-                    options, endpoint, aor=aor, call_id=call_id, from_tag=from_tag, cseq=3,
-                    expires=0,
+                final = await _register(
+                    options, endpoint, binding, credentials, details,
+                    cseq=response.cseq[0] + 1, expires=0, step="unregister",
                 )  # fmt: skip
-                final = await _exchange(endpoint, removal, credentials, details, "unregister")
                 phases["unregister"] = time.monotonic() - started
                 details["unregister_status"] = final.status
                 if not 200 <= final.status < 300:

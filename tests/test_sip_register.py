@@ -97,7 +97,9 @@ class TestAgainstKamailio:
         assert "SLAWATCH_TEST_UNSET_VARIABLE" in str(result.details["error"])
 
 
-def _registrar(*, after_auth: int = 200, unregister: int = 200) -> tuple[list[SipRequest], object]:
+def _registrar(
+    *, after_auth: int = 200, unregister: int = 200, min_expires: int = 0
+) -> tuple[list[SipRequest], object]:
     seen: list[SipRequest] = []
 
     def behaviour(_: UdpResponder, request: SipRequest) -> Sequence[bytes]:
@@ -112,6 +114,9 @@ def _registrar(*, after_auth: int = 200, unregister: int = 200) -> tuple[list[Si
             ]
             return [answer(request, 401, "Unauthorized", extra=challenges)]
         expires = request.headers.get("Expires") or ""
+        if expires != "0" and int(expires) < min_expires:
+            brief = [("Min-Expires", str(min_expires))]
+            return [answer(request, 423, "Interval Too Brief", extra=brief)]
         if expires == "0":
             return [answer(request, unregister, "Unregister")]
         contact = f"{request.headers.get('Contact')};expires={int(expires) // 2}"
@@ -171,6 +176,20 @@ class TestAgainstScriptedRegistrar:
             result = await run(uri=f"sip:127.0.0.1:{peer.port}", auth=_auth())
         assert (result.outcome, result.reason) == (Outcome.DOWN, "unregister_status_code_500")
         assert result.details["register_status"] == 200
+
+    async def test_interval_too_brief_is_retried_with_min_expires(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """423 + Min-Expires: 3600 -> one retry asking 3600 s; CSeq keeps rising throughout."""
+        monkeypatch.setenv("SLAWATCH_TEST_SIP_PASSWORD", "pw")
+        seen, behaviour = _registrar(min_expires=3600)
+        async with udp_responder(behaviour) as peer:  # type: ignore[arg-type]
+            result = await run(uri=f"sip:127.0.0.1:{peer.port}", auth=_auth(), expires=60)
+        assert result.outcome is Outcome.UP, result
+        assert result.details["min_expires"] == 3600
+        assert result.details["expires_granted"] == 1800
+        assert [r.headers.get("Expires") for r in seen] == ["60", "60", "3600", "3600", "0", "0"]
+        assert [r.cseq[0] for r in seen] == [1, 2, 3, 4, 5, 6]
 
     async def test_unregister_can_be_skipped(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """unregister: false leaves the binding to expire; only two REGISTERs are sent."""
