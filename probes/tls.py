@@ -125,7 +125,12 @@ def peer_certificate_expiry(ssl_object: ssl.SSLObject | None) -> float | None:
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         return None
-    return certificate_not_after(der)
+    try:
+        return certificate_not_after(der)
+    except CertificateParseError:
+        # OpenSSL accepted the handshake; an expiry we cannot read is missing evidence, not
+        # a reason to fail the probe.
+        return None
 
 
 class CertificateParseError(ValueError):
@@ -171,6 +176,8 @@ def _tlv(data: bytes, pos: int, expected_tag: int | None) -> tuple[int, int, int
 
 def _asn1_time(tag: int, raw: bytes) -> float:
     text = raw.decode("ascii", errors="replace")
+    if not text[:-1].isdigit() or not text[:-1].isascii():
+        raise CertificateParseError(f"unsupported certificate time {text!r}")
     if tag == 0x17 and len(text) == 13 and text.endswith("Z"):  # UTCTime YYMMDDHHMMSSZ
         year = int(text[:2])
         year += 1900 if year >= 50 else 2000
@@ -180,7 +187,7 @@ def _asn1_time(tag: int, raw: bytes) -> float:
         rest = text[4:14]
     else:
         raise CertificateParseError(f"unsupported certificate time {text!r} (tag 0x{tag:02x})")
-    if not rest.isdigit():
-        raise CertificateParseError(f"unsupported certificate time {text!r}")
     month, day, hour, minute, second = (int(rest[i : i + 2]) for i in range(0, 10, 2))
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        raise CertificateParseError(f"invalid certificate time {text!r}")
     return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))

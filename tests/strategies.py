@@ -321,3 +321,56 @@ sip_reply_scripts = _st.lists(
     max_size=6,
 )
 """What a hostile SIP peer answers to one request: named reply kinds or raw garbage datagrams."""
+
+
+# --- web probes (probes/http.py, probes/tls.py) ------------------------------------------
+
+
+@_st.composite
+def chunked_bodies(draw: _st.DrawFn) -> tuple[bytes, bytes]:
+    """A body and one valid chunked encoding of it: random chunk boundaries, upper- or
+    lower-case hex sizes, chunk extensions, and an optional trailer."""
+    body = draw(_st.binary(max_size=2000))
+    cuts = sorted(draw(_st.lists(_st.integers(min_value=0, max_value=len(body)), max_size=8)))
+    bounds = list(zip([0, *cuts], [*cuts, len(body)], strict=True))
+    wire = b""
+    for start, end in bounds:
+        if end == start:
+            continue
+        size = f"{end - start:x}".encode()
+        size = size.upper() if draw(_st.booleans()) else size
+        extension = draw(_st.sampled_from([b"", b";a=1", b'; name="v"']))
+        wire += size + extension + b"\r\n" + body[start:end] + b"\r\n"
+    trailer = draw(_st.sampled_from([b"", b"X-Checksum: 1\r\n"]))
+    return body, wire + b"0\r\n" + trailer + b"\r\n"
+
+
+_HTTP_FRAGMENTS = [
+    b"HTTP/1.1 200 OK\r\n",
+    b"HTTP/1.0 503 Service Unavailable\r\n",
+    b"HTTP/1.1 100 Continue\r\n",
+    b"HTTP/9 2000\r\n",
+    b"Content-Length: 5\r\n",
+    b"Content-Length: 99999999\r\n",
+    b"Content-Length: -1\r\n",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Transfer-Encoding: gzip\r\n",
+    b"Location: /x\r\n",
+    b"X-Bad header\r\n",
+    b" folded\r\n",
+    b"\r\n",
+    b"\n",
+    b"5\r\nhello\r\n",
+    b"0\r\n\r\n",
+    b"fffffffffffffffff\r\n",
+    b"zz\r\n",
+]
+
+http_response_noise = _st.one_of(
+    _st.binary(max_size=3000),
+    _st.lists(
+        _st.one_of(_st.sampled_from(_HTTP_FRAGMENTS), _st.binary(max_size=40)), max_size=14
+    ).map(b"".join),
+)
+"""Bytes a broken or hostile server might send back: noise, or HTTP-shaped fragments in any
+order."""

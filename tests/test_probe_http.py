@@ -4,6 +4,7 @@ asyncio servers for broken ones)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import struct
@@ -16,12 +17,16 @@ from typing import Any
 import pydantic
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
-from probes.http import HttpOptions, probe
+from probes.http import HttpOptions, _read_body, _read_chunked, _read_head, probe
 from probes.registry import PROBE_KINDS
 from probes.result import Outcome, ProbeContext, ProbeResult
-from probes.tls import certificate_not_after
+from probes.tcp import ProbeDown
+from probes.tls import CertificateParseError, certificate_not_after
 from tests.peers import require_binary
+from tests.strategies import chunked_bodies, http_response_noise
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -709,3 +714,66 @@ class TestCancellation:
         with pytest.raises(asyncio.CancelledError):
             async with asyncio.timeout(2):
                 await task
+
+
+def _reader(data: bytes) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=64 * 1024)
+    reader.feed_data(data)
+    reader.feed_eof()
+    return reader
+
+
+class TestParserProperties:
+    @given(chunked_bodies())
+    def test_chunked_round_trip(self, case: tuple[bytes, bytes]) -> None:
+        """Any valid chunked encoding decodes to the original body and its length."""
+        body, wire = case
+
+        async def decode() -> tuple[bytes, int]:
+            return await _read_chunked(_reader(wire), 1 << 20, keep=True)
+
+        assert asyncio.run(decode()) == (body, len(body))
+
+    @given(chunked_bodies())
+    def test_chunked_limit(self, case: tuple[bytes, bytes]) -> None:
+        """A chunked body one byte over the limit is refused as body_too_large."""
+        body, wire = case
+
+        async def decode() -> tuple[bytes, int]:
+            return await _read_chunked(_reader(wire), len(body) - 1, keep=False)
+
+        if body:
+            with pytest.raises(ProbeDown, match="body_too_large"):
+                asyncio.run(decode())
+
+    @given(http_response_noise)
+    def test_noise_ends_in_a_reason(self, noise: bytes) -> None:
+        """Whatever a server sends, parsing ends (EOF is fed) in a result or a ProbeDown."""
+        options = HttpOptions(url="http://a/", max_body_bytes=1000)
+
+        async def parse() -> None:
+            reader = _reader(noise)
+            _, _, headers = await _read_head(reader, b"")
+            await _read_body(reader, headers, options, keep=True)
+
+        reason = ""
+        try:
+            asyncio.run(parse())
+        except ProbeDown as down:
+            reason = down.reason
+        assert reason == "" or reason.startswith(("http_", "body_")), reason
+
+    @given(st.binary(max_size=400))
+    def test_certificate_parser_on_noise(self, noise: bytes) -> None:
+        """Random bytes give a time or CertificateParseError, never another exception."""
+        with contextlib.suppress(CertificateParseError):
+            certificate_not_after(noise)
+
+    @given(st.data())
+    def test_certificate_parser_on_mutations(self, pki: Pki, data: st.DataObject) -> None:
+        """A real certificate with one byte changed still parses or fails cleanly."""
+        der = bytearray(ssl.PEM_cert_to_DER_cert(pki.cert.read_text()))
+        index = data.draw(st.integers(min_value=0, max_value=len(der) - 1))
+        der[index] = data.draw(st.integers(min_value=0, max_value=255))
+        with contextlib.suppress(CertificateParseError):
+            certificate_not_after(bytes(der))
