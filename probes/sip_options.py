@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 
 import structlog
+from pydantic import Field
 
 from probes.fields import SecretUnavailable
 from probes.result import DetailValue, Outcome, ProbeContext, ProbeResult
@@ -44,7 +45,13 @@ class LocalSetupError(Exception):
 
 
 class SipOptionsOptions(SipBaseOptions):
-    """The ``sip_options`` block of a target (all fields are the shared SIP ones)."""
+    """The ``sip_options`` block of a target: the shared SIP fields plus ``max_forwards``.
+
+    ``max_forwards: 0`` asks the first hop itself to answer (RFC 3261 §11.1): a proxy then
+    replies 483 or 200 without forwarding, so the probe tests that hop and nothing behind it.
+    """
+
+    max_forwards: int = Field(default=70, ge=0, le=255)
 
 
 @contextlib.asynccontextmanager
@@ -135,6 +142,7 @@ async def probe(options: SipOptionsOptions, ctx: ProbeContext) -> ProbeResult:
                 contact=endpoint.contact(options.contact_user),
                 user_agent=options.user_agent,
                 extra=[("Accept", "application/sdp")],
+                max_forwards=options.max_forwards,
             )
             started = time.monotonic()
             try:

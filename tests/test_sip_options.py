@@ -73,6 +73,15 @@ class TestAgainstKamailio:
         result = await run(uri=kamailio.uri("down"), expected_codes=[200, "5xx"])
         assert result.outcome is Outcome.UP
 
+    async def test_max_forwards_zero_is_answered_by_the_first_hop(
+        self, kamailio: KamailioPeer
+    ) -> None:
+        """Max-Forwards: 0 gets Kamailio's own 483, which proves liveness when accepted."""
+        refused = await run(uri=kamailio.uri(), max_forwards=0)
+        assert (refused.outcome, refused.reason) == (Outcome.DOWN, "status_code_483")
+        accepted = await run(uri=kamailio.uri(), max_forwards=0, expected_codes=[200, 483])
+        assert accepted.outcome is Outcome.UP
+
     async def test_agrees_with_sipsak(self, kamailio: KamailioPeer) -> None:
         """sipsak (exit 0 on 200) and the probe agree on the up and the 503 user."""
         sipsak = require_binary("sipsak")

@@ -367,10 +367,11 @@ def build_request(
     extra: Iterable[tuple[str, str]] = (),
     body: bytes = b"",
     content_type: str | None = None,
+    max_forwards: int = 70,
 ) -> SipRequest:
     """A request without Via (the endpoint adds it, with the branch, when sending)."""
     pairs: list[tuple[str, str]] = [
-        ("Max-Forwards", "70"),
+        ("Max-Forwards", str(max_forwards)),
         ("From", f"<{from_uri}>;tag={from_tag}"),
         ("To", f"<{to_uri}>" + (f";tag={to_tag}" if to_tag else "")),
         ("Call-ID", call_id),
