@@ -193,6 +193,19 @@ class TestStreamFramer:
             out = framer.feed(stream[:cut]) + framer.feed(stream[cut:])
             assert [parse_message(m).body for m in out] == [b"one", b"second"]
 
+    @given(st.lists(sip_messages(), min_size=1, max_size=4), st.lists(st.integers(0, 3000)))
+    def test_any_split_of_a_stream_gives_the_same_messages(
+        self, messages: list[SipRequest | SipResponse], cuts: list[int]
+    ) -> None:
+        """However a stream of messages is cut into reads, the framer returns them whole."""
+        stream = b"".join(m.encode() for m in messages)
+        points = sorted({c % (len(stream) + 1) for c in cuts})
+        framer = StreamFramer()
+        out: list[bytes] = []
+        for start, end in zip([0, *points], [*points, len(stream)], strict=True):
+            out += framer.feed(stream[start:end])
+        assert out == [m.encode() for m in messages]
+
     def test_header_section_without_end_beyond_limit(self) -> None:
         """An endless header section fails instead of buffering forever."""
         framer = StreamFramer(limit=1000)
