@@ -642,7 +642,7 @@ class TestTls:
             }
         )
         assert without.outcome is Outcome.DOWN
-        assert without.reason in ("tls_error", "connection_reset", "empty_reply")
+        assert without.reason in ("tls_error", "connection_reset", "empty_reply"), without
         assert with_cert.outcome is Outcome.UP, with_cert
 
     async def test_unloadable_client_certificate_is_an_error(
