@@ -67,6 +67,10 @@ async def _redirect(request: web.Request) -> web.Response:
     raise web.HTTPFound(target)
 
 
+async def _to(request: web.Request) -> web.Response:
+    raise web.HTTPFound(request.query["u"])
+
+
 async def _echo(request: web.Request) -> web.Response:
     body = await request.read()
     lines = [f"{request.method} {request.path_qs}", f"body={body.decode()}"]
@@ -92,6 +96,7 @@ def _app() -> web.Application:
     app.router.add_get("/big", _big)
     app.router.add_get("/redirect/{n}", _redirect)
     app.router.add_route("*", "/echo", _echo)
+    app.router.add_get("/to", _to)
     app.router.add_get("/auth", _auth)
     return app
 
@@ -439,6 +444,36 @@ class TestRedirects:
             }
         )
         assert result.outcome is Outcome.UP
+
+    async def test_credentials_stay_with_their_origin(
+        self, server: Server, serve: Serve, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Authorization goes to the configured origin only, never to a redirect elsewhere."""
+        monkeypatch.setenv("SLAWATCH_TEST_TOKEN", "t0ken")
+        other = await serve()
+        same = await run(
+            {
+                "url": server.url(f"/to?u={server.url('/echo')}"),
+                "auth": {"bearer": {"env": "SLAWATCH_TEST_TOKEN"}},
+                "fail_if_body_not_matches_regexp": ["\nauthorization=Bearer t0ken"],
+            }
+        )
+        elsewhere = await run(
+            {
+                "url": server.url(f"/to?u={other.url('/echo')}"),
+                "auth": {"bearer": {"env": "SLAWATCH_TEST_TOKEN"}},
+                "fail_if_body_matches_regexp": ["(?i)authorization"],
+            }
+        )
+        assert same.outcome is Outcome.UP, same
+        assert elsewhere.outcome is Outcome.UP, elsewhere
+        assert elsewhere.details["redirects"] == 1
+
+    async def test_invalid_location(self, raw: Callable[[Handler], Awaitable[int]]) -> None:
+        """A redirect to a non-HTTP scheme: redirect_location_invalid."""
+        port = await raw(_answer(b"HTTP/1.1 302 Found\r\nLocation: ftp://x/\r\n\r\n"))
+        result = await run({"url": f"http://127.0.0.1:{port}/"})
+        assert (result.outcome, result.reason) == (Outcome.DOWN, "redirect_location_invalid")
 
     async def test_post_becomes_get_after_303(self, server: Server) -> None:
         """A 303 answer to a POST is followed with a GET, as browsers do."""
