@@ -90,7 +90,11 @@ def failure_result(
 ) -> ProbeResult:
     """The result for an exception raised while probing (CancelledError is never passed here)."""
     if isinstance(exc, TimeoutError):
-        details["error"] = f"no final response within the target timeout ({ctx.timeout_seconds:g}s)"
+        limit = f"within the target timeout ({ctx.timeout_seconds:g}s)"
+        if details.get("transport") != "udp" and "connect" not in phases:
+            details["error"] = f"connection not established {limit}"
+        else:
+            details["error"] = f"no final response {limit}"
         return ctx.result(Outcome.TIMEOUT, "timeout", phases=phases, details=details)
     if isinstance(exc, SipError):
         details["error"] = str(exc)

@@ -127,6 +127,25 @@ class TestFailures:
         assert int(result.details["retransmissions"]) >= 5  # type: ignore[arg-type]
         assert len(peer.received) == int(result.details["retransmissions"]) + 1  # type: ignore[arg-type]
 
+    async def test_tcp_connect_that_never_completes(self) -> None:
+        """A listener whose backlog is full drops our SYN: timeout, saying the connect hung."""
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(0)
+            port = listener.getsockname()[1]
+            fillers = [socket.socket() for _ in range(3)]
+            for filler in fillers:
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+            try:
+                result = await run(budget=0.5, uri=f"sip:ping@127.0.0.1:{port};transport=tcp")
+            finally:
+                for filler in fillers:
+                    filler.close()
+        assert (result.outcome, result.reason) == (Outcome.TIMEOUT, "timeout")
+        assert "connection not established" in str(result.details["error"])
+
     async def test_target_timeout_shorter_than_timer_f(self) -> None:
         """The probe ends itself before the target's timeout, reporting timeout."""
         async with udp_responder(lambda p, r: []) as peer:
