@@ -37,6 +37,7 @@ class AuthServer:
     """Answers from ZONE; a few names misbehave on purpose."""
 
     port: int = 0
+    host: str = "127.0.0.1"
     queries: list[str] = field(default_factory=list)
 
     def answer(self, wire: bytes, max_size: int | None) -> bytes | None:
@@ -81,10 +82,11 @@ class _Udp(asyncio.DatagramProtocol):
             self.transport.sendto(reply, addr)
 
 
-@pytest.fixture
-async def auth() -> AsyncIterator[AuthServer]:
-    """The server on one port number, UDP and TCP both."""
-    server = AuthServer()
+@pytest.fixture(params=["127.0.0.1"])
+async def auth(request: pytest.FixtureRequest) -> AsyncIterator[AuthServer]:
+    """The server on one port number, UDP and TCP both, on the address given as param."""
+    host: str = request.param
+    server = AuthServer(host=host)
     loop = asyncio.get_running_loop()
 
     async def tcp_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -101,10 +103,11 @@ async def auth() -> AsyncIterator[AuthServer]:
         finally:
             writer.transport.abort()
 
-    tcp = await asyncio.start_server(tcp_client, "127.0.0.1", 0)
+    tcp = await asyncio.start_server(tcp_client, host, 0)
     server.port = tcp.sockets[0].getsockname()[1]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     udp_transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Udp(server), local_addr=("127.0.0.1", server.port), family=socket.AF_INET
+        lambda: _Udp(server), local_addr=(host, server.port), family=family
     )
     yield server
     udp_transport.close()
@@ -113,7 +116,8 @@ async def auth() -> AsyncIterator[AuthServer]:
 
 async def run(auth: AuthServer, timeout: float = 2.0, **options: Any) -> ProbeResult:  # noqa: ASYNC109
     """One probe against ``auth``, bounded by a test-side timeout."""
-    parsed = DnsOptions.model_validate({"resolver": f"127.0.0.1:{auth.port}", **options})
+    shown = f"[{auth.host}]" if ":" in auth.host else auth.host
+    parsed = DnsOptions.model_validate({"resolver": f"{shown}:{auth.port}", **options})
     async with asyncio.timeout(timeout + 3):
         return await probe(parsed, ProbeContext.starting_now("dns", timeout))
 
@@ -171,6 +175,14 @@ class TestDnsProbe:
         assert "192.0.2.1" in str(result.details["answer"])
         assert set(result.phases) == {"resolve"}
         assert auth.queries == ["up.example. A"]
+
+    @pytest.mark.parametrize("auth", ["::1"], indirect=True)
+    @pytest.mark.parametrize("transport", ["udp", "tcp"])
+    async def test_ipv6_resolver(self, auth: AuthServer, transport: str) -> None:
+        """A resolver on [::1] is asked over UDP and TCP."""
+        result = await run(auth, query_name="up.example", transport=transport)
+        assert result.outcome is Outcome.UP, result
+        assert result.details["transport"] == transport
 
     @pytest.mark.parametrize("qtype", ["AAAA", "MX", "TXT", "CNAME"])
     async def test_types(self, auth: AuthServer, qtype: str) -> None:
