@@ -76,8 +76,6 @@ class Attempt:
         self._close(time.monotonic())
         self.phase = "done"
 
-    finish = stop
-
     def _close(self, now: float) -> None:
         if self.phase not in ("setup", "done"):
             self.phases[self.phase] = self.phases.get(self.phase, 0.0) + (now - self._mark)
@@ -115,14 +113,17 @@ async def run_guarded(ctx: ProbeContext, body: Callable[[Attempt], Awaitable[Non
         outcome, reason = Outcome.ERROR, "tls_config_error"
         attempt.details["error"] = _short(str(exc))
     except OSError as exc:
-        outcome, reason = Outcome.DOWN, os_error_reason(exc)
+        reason = os_error_reason(exc)
+        # Out of descriptors, buffers or local ports: the monitor's host failed, not the vendor.
+        outcome = Outcome.ERROR if reason.startswith("local_") else Outcome.DOWN
+        attempt.details["error"] = _short(str(exc))
     except Exception as exc:
         # A bug or a local resource problem, not evidence against the vendor; the traceback
         # is logged here because the result only carries the exception's type.
         outcome, reason = Outcome.ERROR, type(exc).__name__
         attempt.details["error"] = _short(str(exc))
         _log.exception("probe_unexpected_exception", target=ctx.target, phase=attempt.phase)
-    attempt.finish()
+    attempt.stop()
     return ctx.result(outcome, reason, phases=attempt.phases, details=attempt.details)
 
 
@@ -137,15 +138,28 @@ _ERRNO_REASONS = {
     errno.EPIPE: "connection_reset",
     errno.ENETUNREACH: "network_unreachable",
     errno.EHOSTUNREACH: "host_unreachable",
-    errno.EADDRNOTAVAIL: "address_not_available",
 }
+_LOCAL_ERRNOS = frozenset(
+    {
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOBUFS,
+        errno.ENOMEM,
+        errno.EADDRNOTAVAIL,  # on connect: no free local port
+        errno.EADDRINUSE,
+        errno.EACCES,  # a local firewall or policy refused the socket
+        errno.EPERM,
+    }
+)
 
 
 def os_error_reason(exc: OSError) -> str:
-    """Reason token for a socket-level failure."""
+    """Reason token for a socket-level failure; ``local_*`` for a failure of this host."""
     if exc.errno in _ERRNO_REASONS:
         return _ERRNO_REASONS[exc.errno]
     name = errno.errorcode.get(exc.errno or 0)
+    if exc.errno in _LOCAL_ERRNOS and name:
+        return f"local_{name.lower()}"
     return f"socket_{name.lower()}" if name else "socket_error"
 
 

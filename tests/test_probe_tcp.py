@@ -233,7 +233,9 @@ class TestAttempt:
             (ConnectionRefusedError(111, "refused"), "connection_refused"),
             (ConnectionResetError(104, "reset"), "connection_reset"),
             (OSError(101, "unreachable"), "network_unreachable"),
-            (OSError(24, "too many files"), "socket_emfile"),
+            (OSError(24, "too many files"), "local_emfile"),
+            (OSError(99, "cannot assign requested address"), "local_eaddrnotavail"),
+            (OSError(110, "timed out"), "socket_etimedout"),
             (OSError("no errno"), "socket_error"),
         ],
     )
@@ -257,6 +259,16 @@ class TestRunGuarded:
         assert [(e["event"], e["target"], e["phase"]) for e in logs] == [
             ("probe_unexpected_exception", "t", "connect")
         ]
+
+    async def test_local_failure_is_error(self) -> None:
+        """Out of file descriptors is this host's failure: error, never down."""
+
+        async def exhausted(attempt: Attempt) -> None:
+            attempt.enter("connect")
+            raise OSError(24, "Too many open files")
+
+        result = await run_guarded(ProbeContext.starting_now("t", 1.0), exhausted)
+        assert (result.outcome, result.reason) == (Outcome.ERROR, "local_emfile")
 
     async def test_cancellation_is_reraised(self) -> None:
         """Cancellation from the runner propagates instead of becoming a result."""
