@@ -5,9 +5,10 @@ REGISTER (``Expires: expires``), answer one 401/407 challenge with the configure
 credentials, and when registered remove the binding again (``Expires: 0``) so probing
 leaves nothing behind. A second challenge (or a 403) after credentials were sent means the
 credentials were refused: ``down`` with ``auth_failed``. A 423 Interval Too Brief is
-retried once with the registrar's Min-Expires (kept as ``min_expires``). Each step's code is kept in the
-details (``challenge_status``, ``register_status``, ``unregister_status``); ``sip_status``
-is the REGISTER's final code and ``response`` its time including the challenge round.
+retried once with the registrar's Min-Expires (kept as ``min_expires``). Each step's code
+is kept in the details (``register_challenge_status``, ``register_status``,
+``unregister_status``); ``sip_status`` is the REGISTER's final code and ``response`` its
+time including the challenge round.
 """
 
 from __future__ import annotations
