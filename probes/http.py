@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from probes.fields import SecretRef, SecretUnavailable
 from probes.result import ProbeContext, ProbeResult
-from probes.tcp import Attempt, IpProtocol, ProbeDown, open_stream, run_guarded
+from probes.tcp import Attempt, IpProtocol, ProbeDown, drop, open_stream, run_guarded
 from probes.tls import TlsOptions, client_context
 
 _HEAD_LIMIT = 64 * 1024
@@ -380,7 +380,7 @@ async def _fetch(
         attempt.stop()
         return _Response(status, version, headers, body, size)
     finally:
-        writer.transport.abort()
+        drop(writer)
 
 
 async def _read_head(reader: asyncio.StreamReader, first: bytes) -> tuple[int, str, dict[str, str]]:

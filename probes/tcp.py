@@ -213,6 +213,26 @@ async def resolve(host: str, port: int, preferred: IpProtocol, fallback: bool) -
     raise ProbeDown(f"dns_no_{preferred}_address")
 
 
+def drop(writer: asyncio.StreamWriter) -> None:
+    """Close the connection at once (no lingering close handshake) and keep asyncio quiet.
+
+    When a connection dies with an error, asyncio stores that error in the stream protocol's
+    private close future. If the error's traceback ties that future into a reference cycle,
+    the garbage collector may free the future first and asyncio then logs "Future exception
+    was never retrieved" for a failure the probe has already reported. Observing the future
+    stops that. It is private API, so a missing attribute is simply skipped.
+    """
+    writer.transport.abort()
+    closed = getattr(getattr(writer, "_protocol", None), "_closed", None)
+    if isinstance(closed, asyncio.Future):
+        closed.add_done_callback(_observe)
+
+
+def _observe(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 async def open_stream(
     attempt: Attempt,
     host: str,
@@ -236,7 +256,7 @@ async def open_stream(
     try:
         await writer.start_tls(tls, server_hostname=server_name)
     except BaseException:
-        writer.transport.abort()
+        drop(writer)
         raise
     ssl_object = writer.get_extra_info("ssl_object")
     attempt.details["tls_version"] = tls_version_name(ssl_object)
@@ -339,7 +359,7 @@ async def probe(options: TcpOptions, ctx: ProbeContext) -> ProbeResult:
                 attempt.enter("query_response")
                 await _dialogue(reader_writer[0], writer, options, attempt)
         finally:
-            writer.transport.abort()
+            drop(writer)
 
     return await run_guarded(ctx, body)
 
