@@ -114,23 +114,50 @@ def tls_version_name(ssl_object: ssl.SSLObject | None) -> str:
 
 
 def peer_certificate_expiry(ssl_object: ssl.SSLObject | None) -> float | None:
-    """notAfter of the peer's certificate as epoch seconds, or None without one.
+    """The earliest notAfter, as epoch seconds, of the peer's certificate chain, or None
+    without a certificate.
 
-    Read from the DER bytes because ``getpeercert()`` returns an empty dict when verification
-    is off, and an expiring certificate is worth knowing about exactly then. Python 3.11 only
-    exposes the leaf, so this is the leaf's expiry, not the earliest in the chain.
+    Like blackbox's ``probe_ssl_earliest_cert_expiry``: over the verified chain when
+    verification is on (so an intermediate or root that expires first is what counts), over
+    the chain the peer sent when it is off. Python 3.11 exposes the chains only through the
+    private ``_sslobj`` (public from 3.13); where that is missing, the leaf alone is read.
+    Read from DER bytes because ``getpeercert()`` returns an empty dict when verification is
+    off, and an expiring certificate is worth knowing about exactly then.
     """
     if ssl_object is None:
         return None
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der:
-        return None
-    try:
-        return certificate_not_after(der)
-    except CertificateParseError:
-        # OpenSSL accepted the handshake; an expiry we cannot read is missing evidence, not
-        # a reason to fail the probe.
-        return None
+    ders = _chain_ders(ssl_object)
+    if not ders:
+        leaf = ssl_object.getpeercert(binary_form=True)
+        ders = [leaf] if leaf else []
+    expiries = []
+    for der in ders:
+        try:
+            expiries.append(certificate_not_after(der))
+        except CertificateParseError:
+            # OpenSSL accepted the handshake; an expiry we cannot read is missing evidence,
+            # not a reason to fail the probe.
+            continue
+    return min(expiries) if expiries else None
+
+
+def _chain_ders(ssl_object: ssl.SSLObject) -> list[bytes]:
+    inner = getattr(ssl_object, "_sslobj", None)
+    for name in ("get_verified_chain", "get_unverified_chain"):
+        getter = getattr(inner, name, None)
+        if getter is None:
+            continue
+        try:
+            chain = getter()
+            ders = [cert.public_bytes(_ENCODING_DER) for cert in chain or ()]
+        except (ssl.SSLError, AttributeError, TypeError, ValueError):
+            continue
+        if ders and all(isinstance(der, bytes) for der in ders):
+            return ders
+    return []
+
+
+_ENCODING_DER = 2  # _ssl.ENCODING_DER, private like the chain getters
 
 
 class CertificateParseError(ValueError):

@@ -212,6 +212,38 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return Pki(cert, key, client_cert, client_key, ssl.cert_time_to_seconds(end.split("=", 1)[1]))
 
 
+def _not_after(cert: Path) -> float:
+    end = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-enddate"],
+        check=True, capture_output=True, text=True, timeout=20,
+    ).stdout.strip()  # fmt: skip
+    return ssl.cert_time_to_seconds(end.split("=", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def short_lived_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A CA valid 3 days that signed a 30-day leaf: (CA cert, leaf+CA chain, leaf key)."""
+    openssl = require_binary("openssl")
+    d = tmp_path_factory.mktemp("chain")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for command in (
+        [openssl, "req", "-x509", *ec, "-keyout", d / "ca.key", "-out", d / "ca.pem",
+         "-days", "3", "-subj", "/CN=slawatch-test-ca",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        [openssl, "req", "-new", *ec, "-keyout", d / "leaf.key", "-out", d / "leaf.csr",
+         "-subj", "/CN=localhost"],
+        [openssl, "x509", "-req", "-in", d / "leaf.csr", "-CA", d / "ca.pem",
+         "-CAkey", d / "ca.key", "-CAcreateserial", "-out", d / "leaf.pem", "-days", "30",
+         "-extfile", d / "ext.cnf"],
+    ):  # fmt: skip
+        subprocess.run([str(part) for part in command], check=True, capture_output=True, timeout=20)
+    chain = d / "chain.pem"
+    chain.write_text((d / "leaf.pem").read_text() + (d / "ca.pem").read_text())
+    return d / "ca.pem", chain, d / "leaf.key"
+
+
 def _server_context(pki: Pki, require_client: bool = False) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(pki.cert, pki.key)
@@ -650,6 +682,22 @@ class TestTls:
         result = await run({"url": srv.url("/ok", "https"), "tls": {"verify": False}})
         assert result.outcome is Outcome.UP, result
         assert result.details["certificate_expiry_timestamp"] == pki.not_after
+
+    @pytest.mark.parametrize("verify", [True, False])
+    async def test_earliest_expiry_in_chain(
+        self, short_lived_ca: tuple[Path, Path, Path], serve: Serve, verify: bool
+    ) -> None:
+        """A CA expiring before its leaf is the expiry reported, verified or not."""
+        ca, chain, key = short_lived_ca
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(chain, key)
+        srv = await serve(tls=context)
+        result = await run(
+            {"url": srv.url("/ok", "https"), "tls": {"ca_file": str(ca), "verify": verify}}
+        )
+        assert result.outcome is Outcome.UP, result
+        assert result.details["certificate_expiry_timestamp"] == _not_after(ca)
+        assert _not_after(ca) < _not_after(chain)
 
     async def test_wrong_server_name(self, pki: Pki, serve: Serve) -> None:
         """A server_name the certificate does not cover: tls_certificate_invalid."""
