@@ -53,6 +53,22 @@ def free_udp_tcp_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError("no port free for both UDP and TCP on loopback after 50 tries")
 
 
+def free_sip_port_for_baresip(host: str = "127.0.0.1") -> int:
+    """A port free for UDP and TCP whose next port is free for TCP too: baresip 1.0 always
+    opens SIP over TLS on ``sip_listen`` + 1 and cannot be told not to."""
+    for _ in range(100):
+        port = free_udp_tcp_port(host)
+        if port >= 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tls:
+            try:
+                tls.bind((host, port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no port pair free for baresip on loopback after 100 tries")
+
+
 def _options_answered(host: str, port: int) -> bool:
     request = (
         f"OPTIONS sip:ping@{host}:{port} SIP/2.0\r\n"
@@ -264,7 +280,7 @@ def start_baresip(variant_name: str, work: Path) -> tuple[subprocess.Popen[bytes
     """Start one baresip variant in ``work`` and wait for its ctrl_tcp port."""
     binary = require_binary("baresip")
     variant = BARESIP_VARIANTS[variant_name]
-    sip_port = free_udp_tcp_port()
+    sip_port = free_sip_port_for_baresip()
     ctrl_port = free_udp_tcp_port()
     cons_port = free_udp_tcp_port()
     rtp_low, rtp_high = _free_rtp_range(max(100, 4 * variant.max_calls))
