@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.accounting import utc_now
 from monitor.claims import claim_from_json
-from monitor.metrics import build_registry, outage_open, provisional_bucket_state
+from monitor.metrics import MetricsExposition, outage_open, provisional_bucket_state
 from monitor.sla.calendar import Month, month_containing
 from monitor.sla.policy import ExclusionKind, ExclusionWindow
 from monitor.store.base import ExclusionExistsError
@@ -153,7 +153,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[DAEMON] = daemon
-    registry = build_registry(daemon)
+    exposition = MetricsExposition(daemon)
 
     async def index(request: web.Request) -> web.Response:
         links = [
@@ -169,7 +169,7 @@ def build_app(daemon: Daemon) -> web.Application:
         return web.Response(text=body)
 
     async def metrics(request: web.Request) -> web.Response:
-        payload = generate_latest(registry)
+        payload = exposition.render()
         return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(request: web.Request) -> web.Response:
@@ -226,7 +226,7 @@ def build_app(daemon: Daemon) -> web.Application:
     def _month_arg(request: web.Request, tz: str) -> Month:
         text = request.query.get("month")
         if not text:
-                return month_containing(utc_now(time.time()), tz)
+            return month_containing(utc_now(time.time()), tz)
         return Month.parse(text)
 
     async def report(request: web.Request) -> web.Response:

@@ -405,7 +405,7 @@ class Daemon:
         self.health.ready = False
         sdnotify.stopping()
         await self.scheduler.shutdown(grace=0.5)
-        await _finish_teardowns(timeout=3.0)
+        await _finish_teardowns(within=3.0)
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -416,14 +416,14 @@ class Daemon:
         log.info("daemon_stopped", vantage=self.config.monitor.name)
 
 
-async def _finish_teardowns(timeout: float) -> None:
+async def _finish_teardowns(within: float) -> None:
     """Let cancelled test calls send their CANCEL or BYE: a probe must never leave a call up."""
     from probes.sip.call import pending_teardowns
 
     pending = pending_teardowns()
     if pending:
         log.info("waiting_for_call_teardowns", calls=len(pending))
-        await asyncio.wait(pending, timeout=timeout)
+        await asyncio.wait(pending, timeout=within)
 
 
 def _evidence_row(vantage: str, result: ProbeResult) -> EvidenceRow:

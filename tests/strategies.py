@@ -206,9 +206,7 @@ def store_tally_rows(draw: _st.DrawFn) -> "_TallyRow":
 # --- configuration (tests/test_config.py): durations as whole milliseconds, in seconds ---
 
 
-def config_durations(
-    min_ms: int = 0, max_ms: int = 70 * 86_400_000
-) -> _st.SearchStrategy[float]:
+def config_durations(min_ms: int = 0, max_ms: int = 70 * 86_400_000) -> _st.SearchStrategy[float]:
     """Durations in whole milliseconds (default 0 to ten weeks), in seconds, as the config
     file can write them."""
     return _st.integers(min_value=min_ms, max_value=max_ms).map(lambda ms: ms / 1000)
