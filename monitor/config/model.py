@@ -62,6 +62,7 @@ from monitor.sla.policy import (
     SlaPolicy,
     UnknownPolicy,
 )
+from monitor.support.config import MaintenanceNoticeConfig, SupportConfig
 from probes.fields import parse_duration
 
 if TYPE_CHECKING:
@@ -283,6 +284,7 @@ class SlaConfig(StrictModel):
     credit_tiers: tuple[CreditTierConfig, ...] = ()
     credit_cap: Amount | None = None
     claim_window_days: StrictInt = Field(default=30, ge=1)
+    maintenance_notice: MaintenanceNoticeConfig | None = None
 
     @field_validator("objective")
     @classmethod
@@ -358,6 +360,7 @@ class Config(StrictModel):
     recurring: tuple[RecurringExclusionConfig, ...] = Field(
         default=(), alias="recurring_exclusions"
     )
+    support: SupportConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
