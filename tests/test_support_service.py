@@ -14,7 +14,7 @@ from monitor.store.sqlite import SqliteStore
 from monitor.support.alertmanager import AlertRouting, parse_webhook, plan
 from monitor.support.contract import SupportContract
 from monitor.support.faults import EventKind, FaultError, Level, Severity
-from monitor.support.service import AlertAction, FaultNotFoundError, FaultService
+from monitor.support.service import AlertAction, FaultNotFoundError, FaultService, load_summaries
 from tests.test_support_alertmanager import am_alert, am_payload
 
 RECEIVED = datetime(2026, 11, 23, 10, tzinfo=UTC)
@@ -146,3 +146,19 @@ class TestAlertOperations:
         resolved = am_alert("resolved", ends="2026-11-23T12:30:00Z")
         assert await deliver(service, resolved) == [AlertAction.UNCHANGED]
         assert (await service.get(fault.id)).recorded(Level.RESTORE) == operator_time
+
+
+class TestLoadSummaries:
+    """``load_summaries``: the report's and metrics' view of the store."""
+
+    async def test_from_store(self, service: FaultService, tmp_path: Path) -> None:
+        """Faults stored through the service come back summarized per contract."""
+        await service.open("uma", "IVR down", Severity.BUSINESS_CRITICAL, RECEIVED, fault_id="F-1")
+        store = SqliteStore(tmp_path / "slawatch.db", "test", read_only=True)
+        await store.open()
+        try:
+            (summary,) = await load_summaries(store, CONTRACTS, RECEIVED + timedelta(days=7))
+        finally:
+            await store.close()
+        assert [f.fault.id for f in summary.faults] == ["F-1"]
+        assert summary.month.days == 4  # Thu 26, Fri 27, Sat 28, Sun 29 Nov from 10:00

@@ -20,9 +20,10 @@ from typing import Any
 
 import structlog
 
+from monitor.sla.calendar import Month
 from monitor.store.base import FaultRecord, Store
 from monitor.support.alertmanager import AlertFaultOp, PayloadError, parse_time
-from monitor.support.contract import SupportContract
+from monitor.support.contract import ContractSummary, SupportContract, summarize_all
 from monitor.support.faults import (
     LEVEL_EVENTS,
     EventKind,
@@ -373,3 +374,15 @@ def log_notice_violations(sla: str, violations: Sequence[Violation]) -> None:
             rejected=violation.rejected,
             detail=violation.message,
         )
+
+
+async def load_summaries(
+    store: Store,
+    contracts: Mapping[str, SupportContract],
+    now: datetime,
+    *,
+    month: Month | None = None,
+) -> list[ContractSummary]:
+    """Every contract's summary from the faults in ``store`` (for the report and metrics)."""
+    faults = [fault_from_record(rec) for rec in await store.load_faults()]
+    return summarize_all(contracts, faults, now, month=month)
