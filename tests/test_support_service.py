@@ -137,6 +137,17 @@ class TestAlertOperations:
         assert await deliver(service, third) == [AlertAction.CREATED]
         assert len(await service.list()) == 2
 
+    async def test_absorbed_occurrence_stays_with_its_fault(self, service: FaultService) -> None:
+        """Occurrence 2 arrives while 1's fault is open (1's resolution lost); 2 resolves it,
+        and a late firing of 2 opens nothing new."""
+        await deliver(service, am_alert())
+        second = "2026-11-23T11:00:00Z"
+        resolved = am_alert("resolved", starts=second, ends="2026-11-23T11:30:00Z")
+        assert await deliver(service, resolved) == [AlertAction.RESOLVED]
+        assert await deliver(service, am_alert(starts=second)) == [AlertAction.UNCHANGED]
+        assert await deliver(service, resolved) == [AlertAction.UNCHANGED]
+        assert len(await service.list()) == 1
+
     async def test_operator_record_wins(self, service: FaultService) -> None:
         """A restoration the operator recorded is not overwritten by the alert's endsAt."""
         await deliver(service, am_alert())

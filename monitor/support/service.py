@@ -40,6 +40,8 @@ from monitor.support.notice import Violation
 log = structlog.get_logger(__name__)
 
 DOC_VERSION = 1
+ABSORBED_KEY = "support.alert_absorbed:"
+"""kv prefix: alert key -> id of the already-open fault that took over that occurrence."""
 
 
 class FaultNotFoundError(LookupError):
@@ -297,12 +299,19 @@ class FaultService:
         """Apply one alert operation idempotently (see ``monitor.support.alertmanager``)."""
         async with self._lock:
             fault_id = await self._store.fault_id_for_alert(op.alert_key)
+            if fault_id is None:
+                absorbed = await self._store.kv_get(ABSORBED_KEY + op.alert_key)
+                fault_id = absorbed if isinstance(absorbed, str) else None
             created = False
             if fault_id is None:
                 open_same = await self._alert_open(op)
-                if open_same is not None and op.resolved_at is None:
-                    return AlertOutcome(op.alert_key, open_same.id, AlertAction.ALREADY_OPEN)
                 if open_same is not None:
+                    # A new occurrence of an alert whose fault is still open: it belongs to
+                    # that fault from now on, so its later deliveries (in any order) map there
+                    # instead of opening a second fault.
+                    await self._store.kv_set(ABSORBED_KEY + op.alert_key, open_same.id)
+                    if op.resolved_at is None:
+                        return AlertOutcome(op.alert_key, open_same.id, AlertAction.ALREADY_OPEN)
                     fault_id = open_same.id
                 else:
                     fault = open_fault(
