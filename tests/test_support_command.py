@@ -12,6 +12,8 @@ import pytest
 
 from monitor.support.command import register, run
 
+pytestmark = pytest.mark.timeout(30)
+
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 CONFIG = """\
 monitor: {{name: test, state_dir: "{state}"}}

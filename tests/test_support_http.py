@@ -19,6 +19,8 @@ from monitor.support.config import SupportConfig
 from monitor.support.http import fault_routes
 from tests.test_support_alertmanager import am_alert, am_payload
 
+pytestmark = pytest.mark.timeout(30)
+
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)

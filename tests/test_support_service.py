@@ -17,6 +17,8 @@ from monitor.support.faults import EventKind, FaultError, Level, Severity
 from monitor.support.service import AlertAction, FaultNotFoundError, FaultService, load_summaries
 from tests.test_support_alertmanager import am_alert, am_payload
 
+pytestmark = pytest.mark.timeout(30)
+
 RECEIVED = datetime(2026, 11, 23, 10, tzinfo=UTC)
 CONTRACTS = {"uma": SupportContract("uma", Decimal("120000"), "GBP")}
 
