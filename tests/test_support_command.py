@@ -104,3 +104,22 @@ class TestFaultCommand:
         status, _, err = fault(config, "ack", "F-1", "--at", "2026-11-30 12:00")
         assert status == 2
         assert "--at: expected an RFC 3339 time with offset, got '2026-11-30 12:00'" in err
+
+    def test_list_open_keeps_credit_totals(self, config: Path) -> None:
+        """``list --open`` hides solved faults but the month's credit still counts them."""
+        fault(
+            config,
+            "open",
+            "--id",
+            "F-1",
+            "--title",
+            "IVR down",
+            "--severity",
+            "business_critical",
+            "--received-at",
+            "2026-11-23T10:00:00Z",
+        )
+        fault(config, "solve", "F-1", "--at", "2026-11-28T12:00:00Z")
+        status, out, _ = fault(config, "list", "--open", "--format", "json")
+        (contract,) = json.loads(out)["contracts"]
+        assert (status, contract["faults"], contract["credit_month_percent"]) == (0, [], "15")

@@ -190,3 +190,20 @@ class TestLogNoticeViolations:
                 "detail": "overlaps",
             }
         ]
+
+
+class TestContractOpen:
+    """``FaultSummary.open`` follows the contract's Solution level per severity."""
+
+    def test_minor_closed_by_its_level_2_correction(self) -> None:
+        """A minor error with its correction recorded (Level 2) is closed; a critical fault
+        with only a restoration is still open."""
+        minor = open_fault("F-3", "uma", "Typo", Severity.MINOR, local(2026, 11, 30, 9))
+        minor = record(minor, FaultEvent(EventKind.RESTORED, local(2026, 12, 1, 9)))
+        critical = open_fault("F-4", "uma", "Down", Severity.BUSINESS_CRITICAL, local(2026, 12, 1))
+        critical = record(critical, FaultEvent(EventKind.RESTORED, local(2026, 12, 1, 12)))
+        summary = summarize(CONTRACT, [minor, critical], local(2026, 12, 15))
+        assert [(f.fault.id, f.open) for f in summary.faults] == [("F-3", False), ("F-4", True)]
+        names = {(s.name, s.labels[1]) for s in support_samples([summary])}
+        assert ("slawatch_fault_open", "F-3") not in names
+        assert ("slawatch_fault_open", "F-4") in names

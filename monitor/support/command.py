@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
@@ -116,9 +117,14 @@ async def _run(args: argparse.Namespace, config: Config, now: datetime) -> str:
         service = FaultService(store, contracts, clock=lambda: now)
         if args.action == "list":
             as_of = parse_when(args.as_of, "--as-of", now)
-            faults = await service.list(contract=args.contract, open_only=args.open)
+            # Credit totals need every fault; --open only narrows the listing.
+            faults = await service.list(contract=args.contract)
             chosen = [c for name, c in sorted(contracts.items()) if args.contract in (None, name)]
             summaries = [summarize(c, faults, as_of) for c in chosen]
+            if args.open:
+                summaries = [
+                    replace(s, faults=tuple(f for f in s.faults if f.open)) for s in summaries
+                ]
             if args.fmt == "json":
                 return json.dumps(support_json(summaries), indent=2) + "\n"
             if args.fmt == "csv":

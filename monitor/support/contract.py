@@ -60,6 +60,9 @@ class FaultSummary:
     """Everything the outputs show about one fault, as of ``now``."""
 
     fault: Fault
+    open: bool
+    """No Solution yet under the current severity's rule (a minor error's Level 2 correction
+    closes it; a business-critical fault needs Level 3)."""
     levels: tuple[LevelStatus, ...]
     solution_due: datetime
     late_days: tuple[LateDay, ...]
@@ -89,8 +92,10 @@ def summarize_fault(contract: SupportContract, fault: Fault, now: datetime) -> F
     """Deadlines, lateness and the credit one fault has earned as of ``now``."""
     days = credit_days(fault, contract.deadlines, contract.credits, contract.hours, now)
     percent = sum((d.percent for d in days), Decimal(0))
+    solution_level = contract.deadlines[fault.severity].solution_level
     return FaultSummary(
         fault=fault,
+        open=fault.met_at(solution_level) is None,
         levels=level_statuses(fault, contract.deadlines, contract.hours, now),
         solution_due=solution_deadline(fault, fault.severity, contract.deadlines, contract.hours),
         late_days=days,

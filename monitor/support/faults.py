@@ -179,7 +179,9 @@ class Fault:
 
     @property
     def is_open(self) -> bool:
-        """Open until a permanent correction (Level 3) is recorded."""
+        """Open until a permanent correction (Level 3) is recorded. This is the store's
+        coarse flag; whether a Solution is still due under the contract's table is
+        ``FaultSummary.open`` (a minor error is closed by its Level 2 correction)."""
         return self.recorded(Level.SOLVE) is None
 
 

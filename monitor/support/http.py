@@ -133,8 +133,12 @@ class _FaultApi:
         contract = request.query.get("contract")
         open_only = request.query.get("open", "false").lower() in ("1", "true", "yes")
         now = self.clock()
+        # The store's open flag is a superset of "no Solution yet under the contract".
         faults = await self.service.list(contract=contract, open_only=open_only)
-        return web.json_response({"faults": [self.view(f, now) for f in faults]})
+        views = [self.view(f, now) for f in faults]
+        if open_only:
+            views = [v for v in views if v.get("open", True)]
+        return web.json_response({"faults": views})
 
     async def get_fault(self, request: web.Request) -> web.Response:
         fault = await self.service.get(request.match_info["id"])

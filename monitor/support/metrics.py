@@ -1,7 +1,7 @@
 """The support SLA's metric samples as plain data, for the daemon's collector to export.
 
 Names and labels are the ones fixed in docs/architecture.md. Deadline series exist only for
-open faults (not yet solved), so a solved fault's series disappear instead of piling up;
+open faults (no Solution yet), so a solved fault's series disappear instead of piling up;
 the report keeps the full history.
 """
 
@@ -65,7 +65,7 @@ def support_samples(
         name = s.contract.name
         for item in s.faults:
             fault = item.fault
-            if not fault.is_open:
+            if not item.open:
                 continue
             base = (name, fault.id, fault.severity.value)
             samples.append(Sample("slawatch_fault_open", base, 1.0))

@@ -73,7 +73,7 @@ def fault_json(item: FaultSummary) -> dict[str, Any]:
             {"from": _iso(at), "severity": sev.value} for at, sev in fault.severity_history()
         ],
         "received_at": _iso(fault.received_at),
-        "open": fault.is_open,
+        "open": item.open,
         "alert_key": fault.alert_key,
         "levels": [
             {
@@ -198,7 +198,7 @@ def support_text(
             f"{s.month.amount} {c.currency} ({s.month.days} late day(s))",
             f"  credit {s.year_label}      {s.year.percent}% = {s.year.amount} {c.currency} "
             f"({s.year.days} late day(s))",
-            f"  faults           {len(s.faults)} ({sum(f.fault.is_open for f in s.faults)} open)",
+            f"  faults           {len(s.faults)} ({sum(f.open for f in s.faults)} open)",
         ]
         for item in s.faults:
             f = item.fault
