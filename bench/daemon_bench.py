@@ -14,11 +14,19 @@ SLAs, so bucketing and the SLA engine run too), starts `slawatch run` and measur
 - CPU per 1,000     the daemon process's utime+stime (/proc) per 1,000 probes: scheduling,
                     probing, bucketing, SLA engine, SQLite writes and scrapes all included
 - peak RSS          VmHWM of the daemon process
-- scrape            time to GET /metrics (median of 5)
+- scrape            time to GET /metrics: median and worst of the scrapes made every
+                    ``--scrape-interval`` seconds during the measurement, as Prometheus would
+                    (their CPU and the probes they delay are part of the figures above)
+- daemon lag p99    the daemon's own slawatch_scheduler_lag_seconds histogram over the window
+                    (upper bound of the bucket holding the 99th percentile): a cross-check of
+                    the lag seen at the target
+- target CPU        the target server's share of one core: near 1.0 it is saturated and the
+                    lag it measures includes its own queueing
 
 If `prometheus-blackbox-exporter` is installed, the same targets are then probed through it at
 the same rate (a driver calls /probe?module=http_2xx for each target once per interval) and
-its process CPU per 1,000 probes is printed beside the daemon's, with the ratio.
+its process CPU per 1,000 probes is printed beside the daemon's, with the ratio, and the rate
+the driver reached (it must match the daemon's for the ratio to mean anything).
 """
 
 from __future__ import annotations
@@ -94,13 +102,40 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"not up: {url}")
 
 
-def probes_total(base: str) -> float:
-    body = urllib.request.urlopen(base + "/metrics", timeout=30).read().decode()
+def scrape(base: str) -> tuple[float, str]:
+    """One GET /metrics: (seconds it took, body)."""
+    start = time.perf_counter()
+    body = urllib.request.urlopen(base + "/metrics", timeout=60).read().decode()
+    return time.perf_counter() - start, body
+
+
+def probes_total(body: str) -> float:
     total = 0.0
     for line in body.splitlines():
         if line.startswith("slawatch_probes_total{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def lag_histogram(body: str) -> dict[float, float]:
+    """Cumulative counts of slawatch_scheduler_lag_seconds by upper bound."""
+    out: dict[float, float] = {}
+    for line in body.splitlines():
+        if line.startswith("slawatch_scheduler_lag_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def histogram_quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float:
+    """Upper bound of the bucket holding quantile ``q`` of the observations between two scrapes."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if total and count >= q * total:
+            return bound
+    return float("nan")
 
 
 def write_config(directory: Path, n: int, target_port: int, port: int) -> Path:
@@ -189,7 +224,15 @@ async def drive_blackbox(bb_port: int, target_port: int, n: int, seconds: float)
     return ok
 
 
-def run(n: int, measure: float, keep: bool) -> dict[str, float]:
+def dump(target_port: int) -> None:
+    """Make the target server write the arrivals it saw so far, and forget them."""
+    urllib.request.urlopen(
+        urllib.request.Request(f"http://127.0.0.1:{target_port}/dump", method="POST"),
+        timeout=30,
+    ).read()
+
+
+def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix=f"slawatch-bench-{n}-"))
     target_port, port = free_port(), free_port()
     arrivals_log = work / "arrivals.json"
@@ -211,33 +254,42 @@ def run(n: int, measure: float, keep: bool) -> dict[str, float]:
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/readyz", timeout=120)
         time.sleep(INTERVAL)  # warm-up: every target has run once
-        urllib.request.urlopen(
-            urllib.request.Request(f"http://127.0.0.1:{target_port}/dump", method="POST"),
-            timeout=30,
-        ).read()
-        c0, p0, t0 = cpu_seconds(daemon.pid), probes_total(base), time.time()
-        time.sleep(measure)
-        c1, p1, t1 = cpu_seconds(daemon.pid), probes_total(base), time.time()
-        urllib.request.urlopen(
-            urllib.request.Request(f"http://127.0.0.1:{target_port}/dump", method="POST"),
-            timeout=30,
-        ).read()
+        out["load_before"] = os.getloadavg()[0]
+        dump(target_port)
+        # The window opens and closes on a scrape, and is scraped every scrape_every seconds
+        # in between: the scrapes are part of the daemon's work, as in production.
+        _, body0 = scrape(base)
+        c0, g0, t0 = cpu_seconds(daemon.pid), cpu_seconds(server.pid), time.time()
+        p0, h0 = probes_total(body0), lag_histogram(body0)
+        scrapes: list[float] = []
+        while True:
+            left = t0 + measure - time.time()
+            if left <= 0:
+                break
+            time.sleep(min(scrape_every, left))
+            if time.time() < t0 + measure - 1:
+                scrapes.append(scrape(base)[0])
+        c1, g1, t1 = cpu_seconds(daemon.pid), cpu_seconds(server.pid), time.time()
+        took, body1 = scrape(base)
+        scrapes.append(took)
+        p1, h1 = probes_total(body1), lag_histogram(body1)
+        dump(target_port)
         arrivals = json.loads(arrivals_log.read_text())
         p50, p99, samples = lag_percentiles([(a, b) for a, b in arrivals])
-        scrapes = []
-        for _ in range(5):
-            s0 = time.perf_counter()
-            urllib.request.urlopen(base + "/metrics", timeout=30).read()
-            scrapes.append(time.perf_counter() - s0)
         probes = p1 - p0
         out.update(
             probes_per_s=probes / (t1 - t0),
             lag_p50_ms=p50 * 1000,
             lag_p99_ms=p99 * 1000,
+            daemon_lag_p99_le_ms=histogram_quantile(0.99, h0, h1) * 1000,
             lag_samples=samples,
             cpu_s_per_1000=(c1 - c0) * 1000 / max(probes, 1),
             peak_rss_mb=peak_rss_mb(daemon.pid),
             scrape_s=statistics.median(scrapes),
+            scrape_max_s=max(scrapes),
+            scrapes=len(scrapes),
+            target_cpu_share=(g1 - g0) / (t1 - t0),
+            load_after=os.getloadavg()[0],
         )
         daemon.terminate()
         daemon.wait(30)
@@ -258,10 +310,13 @@ def run(n: int, measure: float, keep: bool) -> dict[str, float]:
             )
             procs.append(exporter)
             wait_http(f"http://127.0.0.1:{bb_port}/-/healthy")
-            b0 = cpu_seconds(exporter.pid)
+            b0, w0 = cpu_seconds(exporter.pid), time.time()
             ok = asyncio.run(drive_blackbox(bb_port, target_port, n, measure))
-            b1 = cpu_seconds(exporter.pid)
+            b1, w1 = cpu_seconds(exporter.pid), time.time()
             out["blackbox_probes_ok"] = ok
+            # Probes are due over [0, measure); the last ones finish a moment later.
+            out["blackbox_probes_per_s"] = ok / measure
+            out["blackbox_wall_s"] = w1 - w0
             out["blackbox_cpu_s_per_1000"] = (b1 - b0) * 1000 / max(ok, 1)
             out["daemon_to_blackbox_cpu_ratio"] = (
                 out["cpu_s_per_1000"] / out["blackbox_cpu_s_per_1000"]
@@ -284,19 +339,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--measure", type=float, default=90.0, help="seconds measured per N")
+    parser.add_argument(
+        "--scrape-interval", type=float, default=15.0, help="seconds between /metrics scrapes"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
-    rows = [run(n, args.measure, args.keep) for n in args.targets]
+    rows = [run(n, args.measure, args.scrape_interval, args.keep) for n in args.targets]
+    print(json.dumps(rows), file=sys.stderr)
     keys = [
         "targets",
         "probes_per_s",
         "lag_p50_ms",
         "lag_p99_ms",
+        "daemon_lag_p99_le_ms",
         "cpu_s_per_1000",
         "peak_rss_mb",
         "scrape_s",
+        "scrape_max_s",
+        "target_cpu_share",
+        "blackbox_probes_per_s",
         "blackbox_cpu_s_per_1000",
         "daemon_to_blackbox_cpu_ratio",
+        "load_before",
+        "load_after",
     ]
     print(" | ".join(keys))
     for row in rows:

@@ -1,10 +1,18 @@
-"""Fixed-interval probing on APScheduler 3 (asyncio).
+"""Fixed-interval probing, driven by APScheduler 3 (asyncio).
 
 Each target runs on its own interval grid: ``phase + k * interval`` in epoch seconds, where the
 phase comes from a hash of the target's name. The grid never drifts by the probe's duration (the
 weak monitors' ``while True: probe(); sleep()`` does), spreads 10,000 targets across the
 interval instead of firing them in one millisecond, and stays the same across restarts and
 reloads, so a target is probed at the same offsets in every bucket.
+
+APScheduler does not run one job per target: at 10,000 targets every 30 s that is 333 job runs a
+second, and each run costs APScheduler a trigger computation, a job-store update and a wakeup.
+Instead there is one APScheduler job per distinct interval, firing every slice (a second at
+most); each firing puts the runs of that interval's targets falling due in the next two slices
+on the event loop's own timers, each at its target's exact grid time. A late slice job
+therefore delays nothing unless it is more than a slice late, and a late run is still measured
+against its grid time.
 
 The runner owns the timeout: a probe still running at its target's timeout is cancelled and
 recorded as ``timeout``. A slow target holds only its own task.
@@ -16,7 +24,8 @@ import asyncio
 import math
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,10 +63,6 @@ def next_run_after(now: float, interval: float, phase: float) -> float:
     return phase + (math.floor((now - phase) / interval) + 1) * interval
 
 
-def grid_time_at_or_before(now: float, interval: float, phase: float) -> float:
-    return phase + math.floor((now - phase) / interval) * interval
-
-
 ResultSink = Callable[[ScheduledTarget, ProbeResult], None]
 LagObserver = Callable[[float], None]
 
@@ -77,18 +82,73 @@ async def run_probe(target: ScheduledTarget) -> ProbeResult:
         return ctx.result(Outcome.ERROR, type(exc).__name__)
 
 
+SLICE_SECONDS = 1.0
+"""How often each interval's APScheduler job plans the runs falling due next."""
+
+_EPS = 1e-6
+"""Slack on phase lookups; membership of a window is then decided exactly by next_run_after."""
+
+
+def slice_of(interval: float) -> float:
+    """The planning period for ``interval``: a quarter of it at most, so that two slices of
+    look-ahead stay well within one interval and a target has at most one planned run."""
+    return min(SLICE_SECONDS, interval / 4)
+
+
+@dataclass
+class _IntervalGroup:
+    """The targets sharing one interval, sorted by phase, and how far they are planned."""
+
+    interval: float
+    phases: list[float]
+    names: list[str]
+    planned_until: float
+    """Every grid time up to this epoch has a timer (or has run)."""
+
+    def due_between(self, start: float, end: float) -> Iterator[tuple[str, float]]:
+        """(target, grid time) for every grid time in ``(start, end]``; at most one per target
+        since the window is never longer than the interval."""
+        interval, phases = self.interval, self.phases
+        width = end - start
+        if width >= interval - 2 * _EPS:
+            ranges: tuple[tuple[int, int], ...] = ((0, len(phases)),)
+        else:
+            lo = start % interval - _EPS
+            hi = lo + width + 2 * _EPS
+            if lo < 0:
+                ranges = (
+                    (0, bisect_right(phases, hi)),
+                    (bisect_left(phases, lo + interval), len(phases)),
+                )
+            elif hi > interval:
+                ranges = (
+                    (bisect_left(phases, lo), len(phases)),
+                    (0, bisect_right(phases, hi - interval)),
+                )
+            else:
+                ranges = ((bisect_left(phases, lo), bisect_right(phases, hi)),)
+        for first, last in ranges:
+            for index in range(first, last):
+                due = next_run_after(start, interval, phases[index])
+                if due <= end:
+                    yield self.names[index], due
+
+
 class ProbeScheduler:
-    """Keeps one APScheduler job per target and reports every result to ``sink``."""
+    """Runs every target on its grid and reports every result to ``sink``."""
 
     def __init__(self, sink: ResultSink, lag_observer: LagObserver | None = None) -> None:
         self._sink = sink
         self._lag_observer = lag_observer
         self._targets: dict[str, ScheduledTarget] = {}
+        self._groups: dict[float, _IntervalGroup] = {}
+        self._timers: dict[tuple[str, float], asyncio.TimerHandle] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={
-                # A late run still runs (and its lag is measured) rather than vanishing.
+                # A late slice still plans its runs (they start at once, their lag measured).
                 "misfire_grace_time": None,
                 "coalesce": True,
                 "max_instances": 1,
@@ -108,50 +168,114 @@ class ProbeScheduler:
     def start(self) -> None:
         self._scheduler.start()
         self.started = True
+        now = time.time()
+        for group in self._groups.values():
+            self._plan(group, now)
 
     def apply(self, targets: Iterable[ScheduledTarget], now: float | None = None) -> None:
-        """Make the schedule match ``targets``: add, replace or remove jobs as needed.
+        """Make the schedule match ``targets``.
 
-        A target whose interval is unchanged keeps its job (and so its next run); its new
-        options take effect at that run.
+        A target whose interval is unchanged keeps its grid and its planned next run; its new
+        options take effect at that run. A new target (or one whose interval changed) first
+        runs at its first grid time after ``now``.
         """
         wanted = {t.name: t for t in targets}
         current = self._targets
         self._targets = wanted
         moment = time.time() if now is None else now
-        for name in set(current) - set(wanted):
-            self._scheduler.remove_job(_job_id(name))
+        moved = {
+            name
+            for name, old in current.items()
+            if name not in wanted or wanted[name].interval != old.interval
+        }
+        if moved:
+            for key in [key for key in self._timers if key[0] in moved]:
+                self._timers.pop(key).cancel()
+        by_interval: dict[float, list[tuple[float, str]]] = {}
         for name, target in wanted.items():
-            old = current.get(name)
-            if old is not None and old.interval == target.interval:
-                continue
-            if old is not None:
-                self._scheduler.remove_job(_job_id(name))
-            phase = phase_of(name, target.interval)
-            first = next_run_after(moment, target.interval, phase)
-            self._scheduler.add_job(
-                self._fire,
-                IntervalTrigger(
-                    seconds=target.interval,
-                    start_date=datetime.fromtimestamp(first, tz=UTC),
-                    timezone=UTC,
-                ),
-                args=(name,),
-                id=_job_id(name),
-                name=name,
+            by_interval.setdefault(target.interval, []).append(
+                (phase_of(name, target.interval), name)
             )
+        for interval in set(self._groups) - set(by_interval):
+            del self._groups[interval]
+            self._scheduler.remove_job(_job_id(interval))
+        for interval, members in by_interval.items():
+            members.sort()
+            group = self._groups.get(interval)
+            if group is None:
+                group = self._groups[interval] = _IntervalGroup(
+                    interval, [], [], planned_until=moment
+                )
+                period = slice_of(interval)
+                self._scheduler.add_job(
+                    self._plan_slice,
+                    IntervalTrigger(
+                        seconds=period,
+                        start_date=datetime.fromtimestamp(
+                            (math.floor(moment / period) + 1) * period, tz=UTC
+                        ),
+                        timezone=UTC,
+                    ),
+                    args=(interval,),
+                    id=_job_id(interval),
+                    name=f"plan every {interval:g}s",
+                )
+            group.phases = [phase for phase, _ in members]
+            group.names = [name for _, name in members]
+            if not self.started:
+                continue
+            # Targets new to this interval whose first grid time is already inside the planned
+            # window would otherwise wait a whole interval.
+            for phase, name in members:
+                old = current.get(name)
+                if old is not None and old.interval == interval:
+                    continue
+                first = next_run_after(moment, interval, phase)
+                if first <= group.planned_until:
+                    self._arm(name, first)
+            self._plan(group, moment)
 
-    async def _fire(self, name: str) -> None:
+    async def _plan_slice(self, interval: float) -> None:
+        group = self._groups.get(interval)
+        if group is not None and not self._stopping:
+            self._plan(group, time.time())
+
+    def _plan(self, group: _IntervalGroup, now: float) -> None:
+        """Put the runs due up to two slices ahead on timers."""
+        end = now + 2 * slice_of(group.interval)
+        # After a stall longer than an interval each target runs once, not once per missed
+        # grid time (what APScheduler's coalescing did).
+        start = max(group.planned_until, end - group.interval)
+        if end <= start:
+            return
+        for name, due in group.due_between(start, end):
+            self._arm(name, due)
+        group.planned_until = end
+
+    def _arm(self, name: str, due: float) -> None:
+        loop = asyncio.get_running_loop()
+        key = (name, due)
+        self._timers[key] = loop.call_later(due - time.time(), self._launch, key)
+
+    def _launch(self, key: tuple[str, float]) -> None:
+        self._timers.pop(key, None)
+        name, due = key
         target = self._targets.get(name)
-        if target is None:
+        if target is None or self._stopping:
             return
         now = time.time()
         if self._lag_observer is not None:
-            due = grid_time_at_or_before(now, target.interval, phase_of(name, target.interval))
             self._lag_observer(now - due)
-        task = asyncio.current_task()
-        assert task is not None
+        if name in self._running:
+            # Cannot happen while timeouts are shorter than intervals; never run one target twice.
+            log.warning("probe_skipped_still_running", target=name)
+            return
+        task = asyncio.create_task(self._run(target))
+        self._running[name] = task
         self._tasks.add(task)
+
+    async def _run(self, target: ScheduledTarget) -> None:
+        task = asyncio.current_task()
         try:
             result = await run_probe(target)
         except asyncio.CancelledError:
@@ -160,8 +284,13 @@ class ProbeScheduler:
                 return
             raise
         finally:
-            self._tasks.discard(task)
-        self._sink(target, result)
+            self._running.pop(target.name, None)
+            if task is not None:
+                self._tasks.discard(task)
+        try:
+            self._sink(target, result)
+        except Exception:
+            log.exception("probe_result_not_recorded", target=target.name)
 
     async def shutdown(self, grace: float = 0.5) -> None:
         """Stop starting probes, give running ones ``grace`` seconds, then cancel the rest.
@@ -170,10 +299,12 @@ class ProbeScheduler:
         """
         if not self.started:
             return
-        # Pause first: shutting APScheduler's asyncio executor down cancels running jobs at once.
         self._scheduler.pause()
         self._stopping = True
-        await asyncio.sleep(0)  # jobs submitted just now start and register themselves
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        await asyncio.sleep(0)  # tasks created just now start and register themselves
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
         pending = {task for task in self._tasks if not task.done()}
@@ -185,5 +316,5 @@ class ProbeScheduler:
         self.started = False
 
 
-def _job_id(name: str) -> str:
-    return f"probe:{name}"
+def _job_id(interval: float) -> str:
+    return f"plan:{interval!r}"
