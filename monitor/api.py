@@ -169,7 +169,7 @@ def build_app(daemon: Daemon) -> web.Application:
         return web.Response(text=body)
 
     async def metrics(request: web.Request) -> web.Response:
-        payload = exposition.render()
+        payload = await exposition.render()
         return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(request: web.Request) -> web.Response:

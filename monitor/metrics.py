@@ -8,6 +8,7 @@ deploy/ (rules, dashboard) depends on them: ``METRIC_NAMES`` lists every one.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -314,7 +315,8 @@ class TargetFamilies:
     the event loop (and so delaying probes). A target's lines change only when it reports a
     new result, and a scrape every 15 s sees only half the targets of a 30 s interval change,
     so each target's lines are cached until its last result (or its labels) change. The text
-    is byte for byte what ``generate_latest`` wrote for the same families.
+    is byte for byte what ``generate_latest`` wrote for the same families. A sample reflects
+    the target's state when its chunk was rendered: no later than the scrape's end.
     """
 
     def __init__(self, daemon: Daemon) -> None:
@@ -322,23 +324,29 @@ class TargetFamilies:
         # target -> (last result the lines were built from, (kind, role), one line block per family)
         self._cache: dict[str, tuple[ProbeResult | None, tuple[str, str], tuple[str, ...]]] = {}
 
-    def render(self) -> str:
+    async def render(self) -> str:
+        """The text of every per-target family, yielding to the event loop every
+        ``RENDER_CHUNK`` targets so that probes due meanwhile start on time."""
         d = self._daemon
         cache = self._cache
+        targets = d.config.targets
         blocks: list[tuple[str, ...]] = []
-        for target in d.config.targets:
-            status = d.state.targets.get(target.name)
-            last = status.last if status is not None else None
-            labels = (target.kind, target.role)
-            entry = cache.get(target.name)
-            # Recording a result replaces ``last`` and bumps the outcome counts together, so
-            # the identity of ``last`` says whether the counts moved too.
-            if entry is None or entry[0] is not last or entry[1] != labels:
-                entry = (last, labels, _target_blocks(target.name, *labels, status))
-                cache[target.name] = entry
-            blocks.append(entry[2])
+        for offset in range(0, len(targets), RENDER_CHUNK):
+            if offset:
+                await asyncio.sleep(0)
+            for target in targets[offset : offset + RENDER_CHUNK]:
+                status = d.state.targets.get(target.name)
+                last = status.last if status is not None else None
+                labels = (target.kind, target.role)
+                entry = cache.get(target.name)
+                # Recording a result replaces ``last`` and bumps the outcome counts together,
+                # so the identity of ``last`` says whether the counts moved too.
+                if entry is None or entry[0] is not last or entry[1] != labels:
+                    entry = (last, labels, _target_blocks(target.name, *labels, status))
+                    cache[target.name] = entry
+                blocks.append(entry[2])
         if len(cache) > len(blocks):
-            keep = {t.name for t in d.config.targets}
+            keep = {t.name for t in targets}
             for name in [n for n in cache if n not in keep]:
                 del cache[name]
         parts: list[str] = []
@@ -352,6 +360,9 @@ def _header(name: str, help_text: str, kind: str) -> str:
     escaped = help_text.replace("\\", r"\\").replace("\n", r"\n")
     return f"# HELP {name} {escaped}\n# TYPE {name} {kind}\n"
 
+
+RENDER_CHUNK = 500
+"""Targets rendered between two yields to the event loop (~5 ms of work at most)."""
 
 _TARGET_HEADERS: tuple[str, ...] = (
     _header("slawatch_probe_success", HELP_PROBE_SUCCESS, "gauge"),
@@ -426,8 +437,9 @@ class MetricsExposition:
         self.registry = build_registry(daemon, extra)
         self._targets = TargetFamilies(daemon)
 
-    def render(self) -> bytes:
-        return self._targets.render().encode("utf-8") + generate_latest(self.registry)
+    async def render(self) -> bytes:
+        targets = await self._targets.render()
+        return targets.encode("utf-8") + generate_latest(self.registry)
 
 
 def instant_service_state(daemon: Daemon, service: ServiceDef, now: float) -> BucketState:
