@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 
 from monitor.support.calendar import (
     OpeningInterval,
@@ -127,6 +127,17 @@ class TestAddSupportHours:
         if amount > timedelta(0):
             # The earliest such instant: a moment earlier, less support time had elapsed.
             assert support_time_between(start, deadline - timedelta(microseconds=1), NIR) < amount
+
+    @given(support_spans())
+    def test_deadline_is_inside_support_hours_or_at_closing(
+        self, span: tuple[datetime, timedelta]
+    ) -> None:
+        """A positive amount ends while support is open or exactly at a closing time."""
+        start, amount = span
+        assume(amount > timedelta(0))
+        deadline = add_support_hours(start, amount, NIR)
+        closing = deadline.astimezone(LONDON).time() == time(17)
+        assert is_open(deadline, NIR) or closing
 
 
 class TestAddBusinessDays:
