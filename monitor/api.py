@@ -21,9 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from monitor.accounting import utc_now
 from monitor.claims import claim_from_json
 from monitor.metrics import MetricsExposition, outage_open, provisional_bucket_state
+from monitor.metrics_contract import ContractCollector
 from monitor.sla.calendar import Month, month_containing
 from monitor.sla.policy import ExclusionKind, ExclusionWindow
 from monitor.store.base import ExclusionExistsError
+from monitor.support.http import fault_routes
 from probes.fields import SecretUnavailable
 
 if TYPE_CHECKING:
@@ -153,7 +155,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[DAEMON] = daemon
-    exposition = MetricsExposition(daemon)
+    exposition = MetricsExposition(daemon, extra=[ContractCollector(daemon)])
 
     async def index(request: web.Request) -> web.Response:
         links = [
@@ -332,6 +334,13 @@ def build_app(daemon: Daemon) -> web.Application:
         log.info("claim_recorded", **claim.to_json())
         return web.json_response(claim.to_json(), status=201)
 
+    app.router.add_routes(
+        fault_routes(
+            daemon.store,
+            lambda: daemon.config.support,
+            lambda request: require_token(daemon, request),
+        )
+    )
     app.router.add_get("/", index)
     app.router.add_get("/api/v1/claims", list_claims)
     app.router.add_post("/api/v1/claims", add_claim)

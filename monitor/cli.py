@@ -19,6 +19,7 @@ COMMANDS: Mapping[str, str] = {
     "demo": "monitor.demo",
     "report": "monitor.reporting",
     "check-config": "monitor.config.command",
+    "fault": "monitor.support.command",
 }
 
 

@@ -43,12 +43,16 @@ from monitor.store.base import (
     record_downtime,
 )
 from monitor.store.sqlite import SqliteStore
+from monitor.support.metrics import Sample
+from monitor.support.notice import NoticeRule
+from monitor.support_link import SupportFigures, notice_rules, window_filter
 from probes.registry import PROBE_KINDS
 from probes.result import ProbeResult
 
 log = structlog.get_logger(__name__)
 
 FLUSH_INTERVAL = 1.0
+SUPPORT_REFRESH_FLUSHES = 5
 MAX_VERDICTS_PER_FLUSH = 20_000
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 MAINTENANCE_INTERVAL = 3600.0
@@ -88,6 +92,8 @@ class Daemon:
         self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag)
         self.api_exclusions: list[ExclusionWindow] = []
         self.claims: dict[str, Claim] = {}
+        self.support = SupportFigures()
+        self._notice_rules: dict[str, NoticeRule] = {}
         self.gaps: list[tuple[datetime, datetime]] = []
         self.accounting = Accounting(self._inputs(), self._tallies_for)
         self._stop = asyncio.Event()
@@ -102,6 +108,7 @@ class Daemon:
     # -- configuration -------------------------------------------------------------------------
     def _inputs(self) -> AccountingInputs:
         cfg = self.config
+        self._notice_rules = notice_rules(cfg)
         return AccountingInputs(
             policies=cfg.sla_policies(),
             services=cfg.service_defs(),
@@ -109,6 +116,7 @@ class Daemon:
             recurring=cfg.recurring_exclusions(),
             canaries=cfg.canaries(),
             gaps=tuple(self.gaps),
+            window_filter=window_filter(self._notice_rules),
         )
 
     def _schedule(self) -> list[ScheduledTarget]:
@@ -286,10 +294,34 @@ class Daemon:
         return min(upto, (min(starts) - start_epoch) // policy.bucket_seconds)
 
     async def _flush_loop(self) -> None:
+        flushes = 0
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=FLUSH_INTERVAL)
             await self.flush()
+            if flushes % SUPPORT_REFRESH_FLUSHES == 0:
+                await self.refresh_support()
+            flushes += 1
+
+    def support_samples(self) -> list[Sample]:
+        return self.support.samples
+
+    async def refresh_support(self) -> None:
+        """Recompute the support figures and notice violations (never fails the daemon)."""
+        moment = utc_now(time.time())
+        all_windows = (*self.config.exclusion_windows(), *self.api_exclusions)
+        windows_by_sla: dict[str, list[ExclusionWindow]] = {}
+        for policy in self.accounting.inputs.policies:
+            start, end = month_bounds(month_containing(moment, policy.timezone), policy.timezone)
+            windows_by_sla[policy.name] = [
+                w
+                for w in all_windows
+                if w.covers(policy.service) and w.end > start and w.start < end
+            ]
+        try:
+            await self.support.refresh(self.config, self.store, moment, windows_by_sla)
+        except Exception:
+            log.exception("support_refresh_failed")
 
     async def _maintenance_loop(self) -> None:
         """Hourly: prune old evidence, forget tallies of months no longer computed live."""

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from monitor.accounting import utc_now
+from monitor.metrics_contract import CONTRACT_METRIC_NAMES
 from monitor.sla.buckets import service_verdict, target_verdict
 from monitor.sla.calendar import month_containing
 from monitor.sla.month import MonthResult
@@ -149,6 +150,8 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "slawatch_build_info",
     }
 )
+# The contract families (target info, claims, support SLA) come from monitor.metrics_contract.
+METRIC_NAMES = METRIC_NAMES | CONTRACT_METRIC_NAMES
 
 
 def _ratio(percent: object) -> float | None:

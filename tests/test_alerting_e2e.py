@@ -39,7 +39,7 @@ from tests.test_deploy_contract import (
     running_alertmanager,
     wait_http_ok,
 )
-from tests.test_deploy_grafana import NOT_YET_EXPORTED, dashboard, queries
+from tests.test_deploy_grafana import SUPPORT_FAMILIES, dashboard, queries
 from tests.web_target import WebTarget, web_target
 
 pytestmark = [pytest.mark.peers, pytest.mark.slow, pytest.mark.timeout(150)]
@@ -213,8 +213,8 @@ class TestAlertingEndToEnd:
             for expr in queries(dashboard())
             for n in metric_names_in(expr)
         }
-        # Families that need what this HTTP-only, canary-less set-up lacks, or a reload.
-        conditional = NOT_YET_EXPORTED | {
+        # Families that need what this HTTP-only, canary-less, support-less set-up lacks.
+        conditional = SUPPORT_FAMILIES | {
             n
             for n in wanted
             if n.startswith(("slawatch_probe_sip_", "slawatch_probe_rtp_"))

@@ -491,8 +491,8 @@ EXPECTED: dict[str, list[str]] = {
     "unknown_top_level_key.yaml": [
         (
             "unknown_top_level_key.yaml:5: service: unknown key, expected one of: "
-            "monitor, targets, services, slas, exclusions, recurring_exclusions (did you "
-            "mean 'services'?)"
+            "monitor, targets, services, slas, exclusions, recurring_exclusions, support "
+            "(did you mean 'services'?)"
         ),
     ],
     "yaml_syntax_error.yaml": [

@@ -36,10 +36,6 @@ DASHBOARD = DEPLOY / "grafana" / "slawatch.json"
 DEPLOY_DOC = ROOT / "docs" / "readme" / "deploy.md"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
-# Series the rules read that the contract does not list yet, each asked for in the issue-6
-# report. Kept explicit so a typo elsewhere still fails.
-REQUESTED_METRICS = frozenset({"slawatch_claim_filed"})
-
 # Suffixes the exposition format adds to a family's name.
 _SUFFIXES = ("_bucket", "_count", "_sum", "_created", "_total", "_info")
 _NAME = re.compile(r"\b(slawatch_[a-z0-9_]+)")

@@ -12,7 +12,6 @@ from tests.peers import require_binary
 from tests.test_deploy_contract import (
     DEPLOY_DOC,
     PROMETHEUS_DIR,
-    REQUESTED_METRICS,
     RULE_TESTS,
     RULES,
     alerts,
@@ -157,7 +156,7 @@ class TestAlertConventions:
 class TestMetricNames:
     def test_rules_read_only_contract_metrics(self) -> None:
         """Every slawatch_* series in the rules is in the architecture contract (or requested)."""
-        known = contract_metric_names() | REQUESTED_METRICS
+        known = contract_metric_names()
         unknown = {
             name
             for rule in rules()

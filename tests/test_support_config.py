@@ -207,12 +207,15 @@ class TestMaintenanceNotice:
         assert parse("").slas[0].maintenance_notice is None
 
     def test_unknown_contract(self) -> None:
-        """A reference to a missing contract is named, with the known ones."""
-        config = parse("", self.NOTICE)
-        notice = config.slas[0].maintenance_notice
-        assert notice is not None
-        with pytest.raises(ValueError, match="must name a support contract \\(none configured\\)"):
-            notice.to_rule(config.support)
+        """A reference to a missing contract is refused when the file loads, at its line and
+        key; the raw-data check names the same path."""
+        with pytest.raises(
+            ConfigError,
+            match=r"s\.yaml:\d+: slas\[0\]\.maintenance_notice\."
+            r"outside_support_hours_of: must name a contract in support\.contracts "
+            r"\(none configured\), got 'uma'",
+        ):
+            parse("", self.NOTICE)
         raw = {"slas": [{"maintenance_notice": {"outside_support_hours_of": "uma"}}]}
         (problem,) = notice_reference_issues(raw)
         assert problem.path == ("slas", 0, "maintenance_notice", "outside_support_hours_of")

@@ -1,0 +1,280 @@
+"""The support SLA in the real daemon: Alertmanager webhooks, faults, claims and notice rules.
+
+Payloads are in Alertmanager's webhook format (version 4) exactly as it sends them; the daemon
+runs as `slawatch run` and is reached only over HTTP with a real aiohttp client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.daemon_harness import DaemonProcess, free_port, running_daemon, wait_until
+from tests.test_daemon import TOKEN, http_target, sla, write_config
+from tests.web_target import WebTarget, web_target
+
+pytestmark = pytest.mark.timeout(120)
+
+SUPPORT = {
+    "contracts": [
+        {
+            "name": "uma",
+            "annual_fee": "24000.00",
+            "currency": "GBP",
+            "support_hours": {
+                "timezone": "Europe/London",
+                "holidays": {"country": "GB", "subdivision": "NIR"},
+            },
+        }
+    ],
+    "alertmanager": {"severity_label": "sla_fault_severity", "default_contract": "uma"},
+}
+
+
+def alert(
+    status: str, fingerprint: str, starts: str, ends: str = "0001-01-01T00:00:00Z"
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "labels": {
+            "alertname": "SlawatchServiceUnavailable",
+            "service": "web",
+            "severity": "page",
+            "sla_fault_severity": "business_critical",
+        },
+        "annotations": {"summary": "web unavailable"},
+        "startsAt": starts,
+        "endsAt": ends,
+        "generatorURL": "http://127.0.0.1:19090/graph?g0.expr=slawatch_service_up+%3D%3D+0",
+        "fingerprint": fingerprint,
+    }
+
+
+def payload(status: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "receiver": "slawatch-faults",
+        "status": status,
+        "alerts": alerts,
+        "groupLabels": {"service": "web"},
+        "commonLabels": alerts[0]["labels"],
+        "commonAnnotations": alerts[0]["annotations"],
+        "externalURL": "http://127.0.0.1:19093",
+        "version": "4",
+        "groupKey": '{}:{service="web"}',
+        "truncatedAlerts": 0,
+    }
+
+
+def support_config(tmp_path: Path, port: int, target: WebTarget, **sla_extra: Any) -> Path:
+    path = write_config(
+        tmp_path,
+        port,
+        [http_target("api", target.url("svc"))],
+        [{"name": "web", "targets": ["api"]}],
+        [{**sla("web-sla", "web"), **sla_extra}],
+    )
+    data = json.loads(path.read_text())
+    data["support"] = SUPPORT
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+async def post(session: aiohttp.ClientSession, daemon: DaemonProcess, body: Any) -> int:
+    async with session.post(
+        daemon.base + "/api/v1/alertmanager",
+        json=body,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as reply:
+        await reply.read()
+        return reply.status
+
+
+async def faults(session: aiohttp.ClientSession, daemon: DaemonProcess) -> list[dict[str, Any]]:
+    async with session.get(daemon.base + "/api/v1/faults") as reply:
+        assert reply.status == 200
+        data = await reply.json()
+        return list(data["faults"])
+
+
+class TestAlertmanagerWebhook:
+    async def test_duplicates_races_and_resolved_before_firing_never_duplicate_or_lose(
+        self, tmp_path: Path
+    ) -> None:
+        """Firing, its duplicate and five concurrent copies make one fault; the resolution
+        records Level 2; a resolution arriving before its firing makes one fault, opened and
+        restored, and the late firing adds nothing."""
+        with web_target() as target:
+            port = free_port()
+            config = support_config(tmp_path, port, target)
+            with running_daemon(config, port) as daemon:
+                async with aiohttp.ClientSession() as session:
+                    firing = payload("firing", [alert("firing", "a1b2c3", "2026-11-23T10:00:00Z")])
+                    assert await post(session, daemon, firing) == 200
+                    assert await post(session, daemon, firing) == 200
+                    statuses = await asyncio.gather(
+                        *(post(session, daemon, firing) for _ in range(5))
+                    )
+                    assert set(statuses) == {200}
+                    listed = await faults(session, daemon)
+                    assert len(listed) == 1
+                    assert listed[0]["severity"] == "business_critical"
+                    resolved = payload(
+                        "resolved",
+                        [
+                            alert(
+                                "resolved", "a1b2c3", "2026-11-23T10:00:00Z", "2026-11-23T10:20:00Z"
+                            )
+                        ],
+                    )
+                    assert await post(session, daemon, resolved) == 200
+                    assert await post(session, daemon, resolved) == 200
+                    listed = await faults(session, daemon)
+                    assert len(listed) == 1
+                    assert "2026-11-23T10:20:00" in json.dumps(listed[0])
+
+                    early = payload(
+                        "resolved",
+                        [
+                            alert(
+                                "resolved", "d4e5f6", "2026-11-23T11:00:00Z", "2026-11-23T11:05:00Z"
+                            )
+                        ],
+                    )
+                    late = payload("firing", [alert("firing", "d4e5f6", "2026-11-23T11:00:00Z")])
+                    assert await post(session, daemon, early) == 200
+                    assert await post(session, daemon, late) == 200
+                    listed = await faults(session, daemon)
+                    assert len(listed) == 2
+                    second = [f for f in listed if "2026-11-23T11:00:00" in json.dumps(f)]
+                    assert len(second) == 1
+                    assert "2026-11-23T11:05:00" in json.dumps(second[0])
+
+    async def test_a_malformed_payload_is_refused_with_the_field_named(
+        self, tmp_path: Path
+    ) -> None:
+        """A payload that is not Alertmanager's format is a 400 naming what is wrong, and
+        nothing is recorded; without the token the webhook is refused."""
+        with web_target() as target:
+            port = free_port()
+            config = support_config(tmp_path, port, target)
+            with running_daemon(config, port) as daemon:
+                async with aiohttp.ClientSession() as session:
+                    bad = payload("firing", [alert("firing", "x", "not a time")])
+                    async with session.post(
+                        daemon.base + "/api/v1/alertmanager",
+                        json=bad,
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                    ) as reply:
+                        assert reply.status == 400
+                        assert "startsAt" in (await reply.json())["error"]
+                    async with session.post(
+                        daemon.base + "/api/v1/alertmanager", json=bad
+                    ) as reply:
+                        assert reply.status == 401
+                    assert await faults(session, daemon) == []
+
+
+class TestSupportMetrics:
+    async def test_open_fault_deadlines_and_credits_are_exported(self, tmp_path: Path) -> None:
+        """An open business-critical fault shows slawatch_fault_open and a deadline per level;
+        the contract's credits are exported for the month and the year."""
+        with web_target() as target:
+            port = free_port()
+            config = support_config(tmp_path, port, target)
+            with running_daemon(config, port) as daemon:
+                async with aiohttp.ClientSession() as session:
+                    firing = payload("firing", [alert("firing", "f00d", "2026-11-02T10:00:00Z")])
+                    assert await post(session, daemon, firing) == 200
+                wait_until(
+                    lambda: daemon.metric("slawatch_fault_open", contract="uma") == 1.0,
+                    15,
+                    "slawatch_fault_open",
+                )
+                levels = {
+                    dict(labels)["level"]
+                    for (name, labels) in daemon.metrics()
+                    if name == "slawatch_fault_deadline_timestamp_seconds"
+                }
+                assert levels == {"1", "2", "3"}
+                # Received Mon 2 Nov 2026 10:00 London; 3 Business Days later (5 Nov 10:00) the
+                # Solution was due, and none is recorded: breached, and every 24 hours since
+                # earned 5% of the annual fee.
+                breached = daemon.metric(
+                    "slawatch_fault_deadline_breached", contract="uma", level="3"
+                )
+                assert breached == 1.0
+                month_ratio = daemon.metric(
+                    "slawatch_support_credit_ratio", contract="uma", period="month"
+                )
+                assert month_ratio is not None
+                assert month_ratio >= 0.05
+
+
+class TestClaimsAndNotice:
+    def test_a_recorded_claim_sets_claim_filed(self, tmp_path: Path) -> None:
+        """POST /api/v1/claims for last month's SLA sets slawatch_claim_filed; bad input is a
+        400 naming the field."""
+        from tests.daemon_harness import request
+
+        with web_target() as target:
+            port = free_port()
+            config = support_config(tmp_path, port, target)
+            with running_daemon(config, port) as daemon:
+                assert daemon.metric("slawatch_claim_filed", sla="web-sla") == 0.0
+                today = time.gmtime()
+                year = today.tm_year - (today.tm_mon == 1)
+                previous = f"{year:04d}-{(today.tm_mon - 2) % 12 + 1:02d}"
+                url = daemon.base + "/api/v1/claims"
+                status, body = request("POST", url, {"sla": "nope", "month": previous}, token=TOKEN)
+                assert status == 400
+                assert "sla: expected one of web-sla" in body
+                status, body = request(
+                    "POST",
+                    url,
+                    {"sla": "web-sla", "month": previous, "reference": "TICKET-4711"},
+                    token=TOKEN,
+                )
+                assert status == 201, body
+                assert daemon.metric("slawatch_claim_filed", sla="web-sla") == 1.0
+                assert daemon.json("/api/v1/claims")["claims"][0]["reference"] == "TICKET-4711"
+
+    def test_short_notice_maintenance_is_flagged_and_with_reject_not_honoured(
+        self, tmp_path: Path
+    ) -> None:
+        """A maintenance window announced 10 minutes ahead breaks a 1 h notice rule: the metric
+        counts it, the log names it, and under policy reject its buckets are not excluded."""
+        with web_target() as target:
+            port = free_port()
+            start = time.time() - 60
+            window = {
+                "id": "mw-short-notice",
+                "kind": "scheduled_maintenance",
+                "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
+                "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + 600)),
+                "announced_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start - 600)),
+                "reason": "switch upgrade",
+            }
+            config = support_config(
+                tmp_path, port, target, maintenance_notice={"min_notice": "1h", "policy": "reject"}
+            )
+            data = json.loads(config.read_text())
+            data["exclusions"] = [window]
+            config.write_text(json.dumps(data))
+            with running_daemon(config, port) as daemon:
+                wait_until(
+                    lambda: (
+                        daemon.metric("slawatch_maintenance_notice_violations", sla="web-sla")
+                        == 1.0
+                    ),
+                    15,
+                    "the notice violation metric",
+                )
+                assert "maintenance_notice_violation" in daemon.log()
+                status = daemon.json("/api/v1/status")["slas"][0]
+                assert status["current_bucket_state"] != "excluded"
