@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor.accounting import Accounting, AccountingInputs, utc_now
+from monitor.full_report import compose, has_support, support_parts
 from monitor.reporting import ReportConfig, select_policies
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import ExclusionWindow, SlaPolicy
-from monitor.sla.render import FORMATS, render
+from monitor.sla.render import FORMATS
 from monitor.store.base import Store
 
 if TYPE_CHECKING:
@@ -93,4 +94,11 @@ async def daemon_report(
                 )
             )
     meta: dict[str, Any] = {"source": "store", "vantage": daemon.config.monitor.name}
-    return render(results, fmt, meta), CONTENT_TYPES[fmt]
+    support = None
+    if has_support(daemon.config):
+        zone = policies[0].timezone if policies else "UTC"
+        chosen = Month.parse(month) if month else month_containing(now, zone)
+        support = await support_parts(
+            daemon.config, daemon.store, chosen, now, daemon.api_exclusions
+        )
+    return compose(results, fmt, meta, support), CONTENT_TYPES[fmt]

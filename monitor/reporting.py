@@ -26,10 +26,12 @@ from monitor.sla.policy import (
     SlaPolicy,
     Tally,
 )
-from monitor.sla.render import FORMATS, render
+from monitor.sla.render import FORMATS
 
 if TYPE_CHECKING:
     from monitor.config import Config
+    from monitor.support.contract import ContractSummary
+    from monitor.support.notice import Violation
 
 Tallies = Mapping[str, Mapping[int, Tally]]
 TallySource = Tallies | Callable[[BucketGrid], Tallies]
@@ -154,6 +156,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run ``slawatch report``; 0 on success, 2 on bad input (named on stderr)."""
     from monitor.config import ConfigError, load_config
+    from monitor.full_report import compose, has_support
     from monitor.store.base import StoreError
 
     stdout = sys.stdout if out is None else out
@@ -173,11 +176,30 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             meta = _input_meta(results, config)
             for note in _notes(results, meta):
                 print(f"slawatch report: {note}", file=stderr)
+        support = asyncio.run(_support(config, month, now)) if has_support(config) else None
     except (ConfigError, StoreError, ValueError, OSError) as exc:
         print(f"slawatch report: {exc}", file=stderr)
         return 2
-    stdout.write(render(reports, args.fmt, meta))
+    stdout.write(compose(reports, args.fmt, meta, support))
     return 0
+
+
+async def _support(
+    config: Config, month: Month, now: datetime
+) -> tuple[list[ContractSummary], dict[str, list[Violation]]]:
+    """The support section's data: faults come from the daemon's store when there is one."""
+    from monitor.full_report import support_parts
+    from monitor.store.sqlite import SqliteStore
+
+    path = _database(config)
+    if not path.exists():
+        return await support_parts(config, None, month, now)
+    store = SqliteStore(path, vantage=config.monitor.name, read_only=True, integrity_check=False)
+    await store.open()
+    try:
+        return await support_parts(config, store, month, now, await store.list_exclusions())
+    finally:
+        await store.close()
 
 
 def _database(config: Config) -> Path:

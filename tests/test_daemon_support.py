@@ -214,6 +214,20 @@ class TestSupportMetrics:
                 )
                 assert month_ratio is not None
                 assert month_ratio >= 0.05
+                # The report carries the support section in every format; the claim lists the
+                # late fault with its times.
+                month = time.strftime("%Y-%m", time.gmtime())
+                report = daemon.json(f"/api/v1/report?format=json&month={month}")
+                faults_in_report = report["support"]["contracts"][0]["faults"]
+                assert len(faults_in_report) == 1
+                status, claim = daemon.get(f"/api/v1/report?format=claim&month={month}")
+                assert status == 200
+                assert "No service credit is due" in claim  # the web target never failed
+                assert "Service Credit claim (Schedule 1, clause 5.1)" in claim
+                assert '"web unavailable" (business_critical)' in claim
+                status, text = daemon.get(f"/api/v1/report?format=text&month={month}")
+                assert status == 200
+                assert "uma" in text
 
 
 class TestClaimsAndNotice:

@@ -1,0 +1,77 @@
+"""The whole report: the availability months and, when the configuration has them, the support
+SLA (faults, deadlines, credits) and broken maintenance notice rules, in one document.
+
+Used by `slawatch report` and by the daemon's `/api/v1/report`, so both print the same thing.
+Faults live only in the store; a report from a results file reads them from the daemon's
+database when it exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from monitor.config import Config
+from monitor.sla.calendar import Month, month_bounds
+from monitor.sla.month import MonthResult
+from monitor.sla.policy import ExclusionWindow
+from monitor.sla.render import render
+from monitor.store.base import Store
+from monitor.support.contract import ContractSummary, summarize_all
+from monitor.support.notice import Violation
+from monitor.support.report import render_support
+from monitor.support.service import load_summaries
+from monitor.support_link import notice_rules, violations
+
+
+def has_support(config: Config) -> bool:
+    return bool(config.support and config.support.contracts) or any(
+        sla.maintenance_notice is not None for sla in config.slas
+    )
+
+
+async def support_parts(
+    config: Config,
+    store: Store | None,
+    month: Month,
+    now: datetime,
+    api_exclusions: Sequence[ExclusionWindow] = (),
+) -> tuple[list[ContractSummary], dict[str, list[Violation]]]:
+    """The support summaries for ``month`` (faults from ``store``; none without one) and the
+    notice rules broken by the month's scheduled maintenance, per SLA."""
+    summaries: list[ContractSummary] = []
+    if config.support is not None and config.support.contracts:
+        contracts = config.support.support_contracts()
+        if store is None:
+            summaries = summarize_all(contracts, [], now, month=month)
+        else:
+            summaries = await load_summaries(store, contracts, now, month=month)
+    windows = (*config.exclusion_windows(), *api_exclusions)
+    by_sla: dict[str, list[ExclusionWindow]] = {}
+    for policy in config.sla_policies():
+        start, end = month_bounds(month, policy.timezone)
+        by_sla[policy.name] = [
+            w for w in windows if w.covers(policy.service) and w.end > start and w.start < end
+        ]
+    return summaries, violations(notice_rules(config), by_sla)
+
+
+def compose(
+    reports: Sequence[MonthResult],
+    fmt: str,
+    meta: Mapping[str, Any] | None,
+    support: tuple[list[ContractSummary], Mapping[str, Sequence[Violation]]] | None,
+) -> str:
+    """The report text in ``fmt``; ``support`` ``None`` leaves the support section out."""
+    if support is None:
+        return render(reports, fmt, meta)
+    summaries, notices = support
+    section = render_support(summaries, fmt, notices)
+    if fmt == "json":
+        document = json.loads(render(reports, "json", meta))
+        document["support"] = section
+        return json.dumps(document, indent=2) + "\n"
+    assert isinstance(section, str)
+    return render(reports, fmt, meta).rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
