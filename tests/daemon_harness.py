@@ -33,13 +33,20 @@ def free_port() -> int:
 class DaemonProcess:
     """A running `slawatch run --config FILE`."""
 
-    def __init__(self, config: Path, port: int, log_path: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        config: Path,
+        port: int,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        command: str = "run",
+    ):
         self.config = config
         self.port = port
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "monitor.cli", command, "--config", str(config)],
             cwd=str(config.parent),
             stdin=subprocess.DEVNULL,
             stdout=self._log,

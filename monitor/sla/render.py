@@ -136,11 +136,18 @@ def _local(moment: datetime | None, tz: str) -> str:
     return moment.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def period_words(seconds: int) -> str:
+    """``300`` -> ``5-minute``; ``10`` -> ``10-second`` (short buckets are for demos/tests)."""
+    if seconds % 60 == 0:
+        return f"{seconds // 60}-minute"
+    return f"{seconds}-second"
+
+
 def _period(outage: Outage, tz: str) -> str:
     """``local start to local end (UTC times), buckets, minutes``; UTC only when it differs."""
     start = outage.start.astimezone(zone(tz))
     end = outage.end.astimezone(zone(tz))
-    minutes = (outage.end - outage.start).total_seconds() / 60
+    minutes = round((outage.end - outage.start).total_seconds() / 60, 2)
     text = f"{_span(start, end, '%Z')}"
     if start.utcoffset() or end.utcoffset():
         text += f" ({_span(outage.start.astimezone(UTC), outage.end.astimezone(UTC), 'UTC')})"
@@ -178,7 +185,7 @@ def method_sentence(r: MonthResult) -> str:
     rule = _BUCKET_RULE_WORDS.get(str(rules["bucket_rule"]), str(rules["bucket_rule"]))
     targets = list(rules["service_targets"])
     return (
-        f"A {r.bucket_seconds // 60}-minute period counts as Unavailable Time when "
+        f"A {period_words(r.bucket_seconds)} period counts as Unavailable Time when "
         f"{rule.format(fraction=fraction)} (with at least {rules['min_probes']} probe(s) per "
         f"target) for at least {rules['quorum']} of the {len(targets)} monitored target(s) "
         f"({', '.join(targets)})."
@@ -242,7 +249,7 @@ def _claim(r: MonthResult) -> str:
         "",
         f"The Monthly Uptime Percentage for {month_name} was {percent(r.uptime_percent, 4)}, "
         f"below the committed {r.objective_percent}%.",
-        f"It counts the continuous {r.bucket_seconds // 60}-minute periods of the calendar month "
+        f"It counts the continuous {period_words(r.bucket_seconds)} periods of the calendar month "
         f"({r.timezone}): {r.buckets_total} in total, {r.buckets_excluded} under Exclusions "
         f"({excluded}), {r.buckets_unavailable} in Unavailable Time "
         f"({_ratio(r)} available).",
