@@ -376,7 +376,7 @@ class Config(StrictModel):
     @property
     def content_hash(self) -> str:
         """SHA-256 of the validated content (comments and key order do not change it)."""
-        dumped = self.model_dump(mode="json", fallback=repr)
+        dumped = self.model_dump(mode="json", fallback=repr, warnings=False)
         canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"), default=repr)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
