@@ -343,9 +343,19 @@ def main() -> None:
         "--scrape-interval", type=float, default=15.0, help="seconds between /metrics scrapes"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per N; the table shows their medians"
+    )
     args = parser.parse_args()
-    rows = [run(n, args.measure, args.scrape_interval, args.keep) for n in args.targets]
-    print(json.dumps(rows), file=sys.stderr)
+    runs = [
+        [run(n, args.measure, args.scrape_interval, args.keep) for _ in range(args.repeat)]
+        for n in args.targets
+    ]
+    print(json.dumps(runs), file=sys.stderr)
+    rows = [
+        {key: statistics.median(r[key] for r in reps) for key in reps[0] if key in reps[-1]}
+        for reps in runs
+    ]
     keys = [
         "targets",
         "probes_per_s",
@@ -363,6 +373,8 @@ def main() -> None:
         "load_before",
         "load_after",
     ]
+    if args.repeat > 1:
+        print(f"medians of {args.repeat} runs per N")
     print(" | ".join(keys))
     for row in rows:
         print(
