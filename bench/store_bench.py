@@ -1,4 +1,4 @@
-"""Store benchmark: the figures quoted in docs/readme/store.md.
+"""Store benchmark: the figures quoted in README.md ("Durable state").
 
 1. Flush cost at 10,000 targets probed every 30 s (333 results/s): every second one
    ``write_batch`` with ~333 tally upserts (absolute counts), the failures' evidence

@@ -33,7 +33,7 @@ RULE_TESTS = (
 )
 ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 DASHBOARD = DEPLOY / "grafana" / "slawatch.json"
-DEPLOY_DOC = ROOT / "docs" / "readme" / "deploy.md"
+DEPLOY_DOC = ROOT / "README.md"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 # Suffixes the exposition format adds to a family's name.

@@ -132,11 +132,11 @@ class TestAlertConventions:
                 assert labels.get("severity") in SEVERITIES, name
 
     def test_runbook_links_resolve(self) -> None:
-        """runbook_url points at the alert's own section of docs/readme/deploy.md, which exists."""
+        """runbook_url points at the alert's own section of README.md, which exists."""
         anchors = {github_slug(h) for h in re.findall(r"(?m)^#+ (.+)$", DEPLOY_DOC.read_text())}
         for rule in alerts():
             anchor = f"runbook-{rule['alert'].lower()}"
-            assert rule["annotations"]["runbook_url"].endswith(f"docs/readme/deploy.md#{anchor}")
+            assert rule["annotations"]["runbook_url"].endswith(f"README.md#{anchor}")
             assert anchor in anchors, f"deploy.md has no section {anchor}"
 
     def test_github_slug(self) -> None:

@@ -111,7 +111,7 @@ class MonthResult:
         return self.buckets_pending == 0
 
     def to_json(self) -> dict[str, Any]:
-        """The report's JSON object (see docs/readme/engine.md for each key)."""
+        """The report's JSON object (see README.md, "slawatch report", for each key)."""
         return {
             "sla": self.sla,
             "service": self.service,

@@ -1,7 +1,7 @@
 """slawatch's own asyncio SIP stack (RFC 3261 UAC side), shared by the voice probes.
 
 Why our own: no maintained Python SIP library is both asyncio-native and a correct UAC with
-UDP retransmission timers (see docs/readme/probes-sip.md). Layers, bottom up:
+UDP retransmission timers (see README.md, "Voice probes"). Layers, bottom up:
 
 ``headers`` -- pure: ``Headers``, ``Via``, ``NameAddr`` and their parsers (re-exported by
   ``message``, so import everything from ``probes.sip.message``).
