@@ -79,6 +79,14 @@ async def read_json(request: web.Request) -> dict[str, Any] | web.Response:
     return body
 
 
+async def authorized_json(daemon: Daemon, request: web.Request) -> dict[str, Any] | web.Response:
+    """A write request's JSON object, or the response refusing it (token first, then body)."""
+    denied = require_token(daemon, request)
+    if denied is not None:
+        return denied
+    return await read_json(request)
+
+
 def parse_instant(value: Any, field: str) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"{field}: expected an RFC 3339 timestamp with offset, got {value!r}")
@@ -277,10 +285,7 @@ def build_app(daemon: Daemon) -> web.Application:
         return web.json_response({"exclusions": [window_json(w) for w in windows]})
 
     async def add_exclusion(request: web.Request) -> web.Response:
-        denied = require_token(daemon, request)
-        if denied is not None:
-            return denied
-        body = await read_json(request)
+        body = await authorized_json(daemon, request)
         if isinstance(body, web.Response):
             return body
         try:
@@ -319,10 +324,7 @@ def build_app(daemon: Daemon) -> web.Application:
         return web.json_response({"claims": [c.to_json() for c in claims]})
 
     async def add_claim(request: web.Request) -> web.Response:
-        denied = require_token(daemon, request)
-        if denied is not None:
-            return denied
-        body = await read_json(request)
+        body = await authorized_json(daemon, request)
         if isinstance(body, web.Response):
             return body
         slas = {p.name for p in daemon.accounting.inputs.policies}

@@ -35,11 +35,11 @@ from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
 from monitor.state import LiveState
 from monitor.store.base import (
-    EvidenceRow,
     ServiceBucketRow,
     Store,
     TallyRow,
     WriteBatch,
+    evidence_from_result,
     record_downtime,
 )
 from monitor.store.sqlite import SqliteStore
@@ -226,7 +226,7 @@ class Daemon:
                     TallyRow(vantage, target, start, seconds, t.ok, t.failed, t.reasons)
                     for (seconds, target, start), t in dirty
                 ],
-                evidence=[_evidence_row(vantage, r) for r in evidence],
+                evidence=[evidence_from_result(vantage, r) for r in evidence],
                 service_buckets=verdicts,
                 heartbeat=now,
             )
@@ -436,6 +436,13 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=every)
 
+    def handle_signals(self) -> None:
+        """SIGTERM and SIGINT stop the daemon (flushing first); SIGHUP reloads the file."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -469,29 +476,10 @@ async def _finish_teardowns(within: float) -> None:
         await asyncio.wait(pending, timeout=within)
 
 
-def _evidence_row(vantage: str, result: ProbeResult) -> EvidenceRow:
-    return EvidenceRow(
-        vantage=vantage,
-        ts=result.started_at,
-        target=result.target,
-        outcome=result.outcome,
-        reason=result.reason or result.outcome.value,
-        duration=result.duration_seconds,
-        details={k: v for k, v in result.details.items() if not _bad_float(v)},
-    )
-
-
-def _bad_float(value: object) -> bool:
-    return isinstance(value, float) and (value != value or value in (float("inf"), float("-inf")))
-
-
 async def run_daemon(config: Config, config_path: Path) -> int:
     """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit status."""
     daemon = Daemon(config, config_path)
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
-    loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
-    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    daemon.handle_signals()
     try:
         await daemon.start()
     except BaseException:

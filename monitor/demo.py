@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
-import signal
 import sys
 import time
 from pathlib import Path
@@ -128,10 +127,7 @@ async def run_demo(config_path: Path) -> int:
         token_ref.file.chmod(0o600)
     runner, sip = await start_demo_targets()
     daemon = Daemon(config, config_path)
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
-    loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
-    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    daemon.handle_signals()
     try:
         await daemon.start()
         host, port = daemon.listen_address or config.monitor.listen_address

@@ -280,15 +280,23 @@ class FaultRecord:
 
 
 def evidence_from_result(vantage: str, result: ProbeResult) -> EvidenceRow:
-    """The evidence row for one probe result (the caller decides which results are evidence)."""
+    """The evidence row for one probe result (the caller decides which results are evidence).
+
+    A failure without a reason token gets its outcome as reason, and non-finite numbers are
+    left out of the details: one NaN from a probe must not make a whole batch unwritable.
+    """
     return EvidenceRow(
         vantage=vantage,
         ts=result.started_at,
         target=result.target,
         outcome=result.outcome,
-        reason=result.reason,
+        reason=result.reason or result.outcome.value,
         duration=result.duration_seconds,
-        details=result.details,
+        details={
+            key: value
+            for key, value in result.details.items()
+            if not (isinstance(value, float) and not math.isfinite(value))
+        },
     )
 
 
