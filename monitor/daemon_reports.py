@@ -78,7 +78,7 @@ async def daemon_report(
     """The report text and its content type, as `slawatch report` would print it."""
     _check_format(fmt)
     now = utc_now(time.time())
-    policies = select_policies(daemon.config, service)
+    policies = select_policies(daemon.config, service, field="service")
     results: list[MonthResult] = []
     for policy in policies:
         chosen = Month.parse(month) if month else month_containing(now, policy.timezone)

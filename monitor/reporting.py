@@ -49,7 +49,9 @@ class ReportConfig(Protocol):
     def canaries(self) -> tuple[str, ...]: ...
 
 
-def select_policies(config: ReportConfig, service: str | None) -> list[SlaPolicy]:
+def select_policies(
+    config: ReportConfig, service: str | None, field: str = "--service"
+) -> list[SlaPolicy]:
     """The SLAs to report: all, or those over ``service`` (an error names the known ones)."""
     policies = list(config.sla_policies())
     if service is None:
@@ -57,7 +59,7 @@ def select_policies(config: ReportConfig, service: str | None) -> list[SlaPolicy
     chosen = [p for p in policies if service in (p.service, p.name)]
     if not chosen:
         known = sorted({p.service for p in policies})
-        raise ValueError(f"--service: expected one of {', '.join(known)}, got {service!r}")
+        raise ValueError(f"{field}: expected one of {', '.join(known)}, got {service!r}")
     return chosen
 
 
