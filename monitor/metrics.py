@@ -28,7 +28,7 @@ from monitor.metrics_contract import CONTRACT_METRIC_NAMES
 from monitor.sla.buckets import service_verdict, target_verdict
 from monitor.sla.calendar import month_containing
 from monitor.sla.month import MonthResult
-from monitor.sla.policy import BucketRule, BucketState, ServiceDef, SlaPolicy
+from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy
 from monitor.state import TargetStatus, bucket_floor
 from probes.result import Outcome, ProbeResult
 
@@ -479,7 +479,7 @@ def provisional_bucket_state(
     tallies = daemon.state.tallies(policy.bucket_seconds)
     canaries = daemon.accounting.inputs.canaries
     if canaries and all(
-        target_verdict(tallies.get(c, {}).get(start), BucketRule()) is BucketState.UNAVAILABLE
+        target_verdict(tallies.get(c, {}).get(start), policy.bucket_rule) is BucketState.UNAVAILABLE
         for c in canaries
     ):
         return BucketState.EXCLUDED

@@ -332,11 +332,18 @@ def _canary_windows(
     if not canaries:
         return []
     columns = [tallies.get(name, _NO_TALLIES) for name in canaries]
-    down = [
+    # Only a bucket where every canary has a tally can have every canary unavailable, so the
+    # shortest canary's keys bound the search instead of every elapsed bucket of the month.
+    shortest = min(columns, key=len)
+    down = sorted(
         index
-        for index, epoch in enumerate(grid.starts()[:elapsed])
-        if all(target_verdict(c.get(epoch), policy.bucket_rule) is _U for c in columns)
-    ]
+        for epoch in shortest
+        for index in [grid.index_of(epoch)]
+        if index is not None
+        and index < elapsed
+        and grid.bucket_start(index) == epoch
+        and all(target_verdict(c.get(epoch), policy.bucket_rule) is _U for c in columns)
+    )
     windows: list[ExclusionWindow] = []
     for first, last in _runs(down):
         start = datetime.fromtimestamp(grid.bucket_start(first), UTC)
