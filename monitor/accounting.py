@@ -8,7 +8,7 @@ fresh). Everything time-dependent takes ``now``; nothing here reads the clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -58,9 +58,6 @@ class Accounting:
         self._inputs = inputs
         self._cache.clear()
 
-    def invalidate(self) -> None:
-        self._cache.clear()
-
     def policy(self, name: str) -> SlaPolicy:
         for policy in self._inputs.policies:
             if policy.name == name:
@@ -106,15 +103,6 @@ class Accounting:
         self._cache[key] = (epoch, bucket_index, result)
         return result
 
-    def all_current(self, now: datetime) -> list[tuple[SlaPolicy, MonthResult]]:
-        return [(p, self.month_result(p, now)) for p in self._inputs.policies]
-
 
 def utc_now(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
-
-
-def policies_measuring(
-    policies: Sequence[SlaPolicy], services: Mapping[str, ServiceDef], target: str
-) -> list[SlaPolicy]:
-    return [p for p in policies if target in services[p.service].targets]

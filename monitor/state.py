@@ -88,9 +88,6 @@ class LiveState:
     def tallies(self, bucket_seconds: int) -> Mapping[str, Mapping[int, Tally]]:
         return self._tallies.get(bucket_seconds, {})
 
-    def bucket_tally(self, bucket_seconds: int, target: str, start: int) -> Tally | None:
-        return self._tallies.get(bucket_seconds, {}).get(target, {}).get(start)
-
     # -- flushing ----------------------------------------------------------------------------
     def take_dirty(self) -> list[tuple[TallyKey, Tally]]:
         """The rows changed since the last call; call ``return_dirty`` if writing them failed."""
