@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.scheduler import phase_of  # noqa: E402
+from monitor.runtime.scheduler import phase_of  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 INTERVAL = 30.0

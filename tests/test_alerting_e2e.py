@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.metrics import METRIC_NAMES
+from monitor.metrics.collector import METRIC_NAMES
 from tests.daemon_harness import DaemonProcess, running_daemon
 from tests.peers import require_binary
 from tests.test_deploy_contract import (

@@ -15,6 +15,8 @@ import pytest
 from hypothesis import given
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from monitor.cli.check_config import register
+from monitor.cli.check_config import run as check_config
 from monitor.config import (
     Config,
     ConfigError,
@@ -27,8 +29,6 @@ from monitor.config import (
     load_config,
     parse_config_text,
 )
-from monitor.config.command import register
-from monitor.config.command import run as check_config
 from monitor.config.errors import YamlFloat
 from monitor.config.fieldtypes import format_duration
 from monitor.config.loader import read_yaml

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from monitor.metrics import METRIC_NAMES
+from monitor.metrics.collector import METRIC_NAMES
 from tests.peers import require_binary
 from tests.test_deploy_contract import DASHBOARD, family_of, metric_names_in
 

@@ -133,7 +133,7 @@ class TestUnitDirectives:
         import tomllib
 
         scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-        assert scripts["slawatch"] == "monitor.cli:main"
+        assert scripts["slawatch"] == "monitor.cli.main:main"
         proc = subprocess.run(
             [sys.executable, "-m", "monitor.cli", _one("ExecStart").split()[1], "--help"],
             capture_output=True,

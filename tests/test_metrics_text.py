@@ -12,8 +12,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from monitor import metrics
-from monitor.state import LiveState
+from monitor.metrics import collector as metrics
+from monitor.runtime.state import LiveState
 from probes.result import Outcome, ProbeResult
 
 pytestmark = pytest.mark.timeout(60)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from monitor.metrics import METRIC_NAMES
+from monitor.metrics.collector import METRIC_NAMES
 from probes.registry import PROBE_KINDS
 from tests.test_deploy_prometheus import github_slug
 

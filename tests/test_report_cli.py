@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor import cli, reporting
+from monitor.cli import main as cli
+from monitor.reports import build as reporting
 from monitor.sla.calendar import Month
 
 SAMPLES = Path(__file__).resolve().parent.parent / "config" / "samples"
@@ -122,7 +123,7 @@ class TestBuildReports:
     def test_a_past_month_is_complete(self) -> None:
         """now=None: no pending buckets; the days without results are unknown, not available."""
         from monitor.config import load_config
-        from monitor.results import read_results
+        from monitor.reports.results import read_results
 
         config = load_config(CONFIG)
         results = reporting.build_reports(
@@ -137,7 +138,7 @@ class TestBuildReports:
     def test_slas_with_different_buckets_each_get_their_grid(self) -> None:
         """A 5-minute and a 15-minute SLA over one results file: tallied once per grid."""
         from monitor.config import parse_config_text
-        from monitor.results import parse_lines
+        from monitor.reports.results import parse_lines
 
         text = CONFIG.read_text(encoding="utf-8").replace(
             "  - name: web-portal\n    service: web\n",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.results import (
+from monitor.reports.results import (
     UNSPECIFIED_REASON,
     ResultsError,
     parse_lines,

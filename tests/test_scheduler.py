@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from monitor.scheduler import (
+from monitor.runtime.scheduler import (
     ProbeScheduler,
     ScheduledTarget,
     _IntervalGroup,

@@ -1,4 +1,4 @@
-"""monitor.sdnotify against a real AF_UNIX datagram socket standing in for systemd."""
+"""monitor.host.sdnotify against a real AF_UNIX datagram socket standing in for systemd."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import sdnotify
+from monitor.host import sdnotify
 
 
 class _Listener:

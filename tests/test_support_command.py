@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.support.command import register, run
+from monitor.cli.fault import register, run
 
 pytestmark = pytest.mark.timeout(30)
 

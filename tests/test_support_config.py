@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from monitor.config import Config, ConfigError, parse_config_text
+from monitor.config.support import notice_outcomes, notice_reference_issues
 from monitor.sla.policy import ExclusionKind, ExclusionWindow
 from monitor.support.calendar import OpeningInterval
-from monitor.support.config import notice_outcomes, notice_reference_issues
 from monitor.support.faults import CONTRACT_DEADLINES, Level, Severity
 from monitor.support.notice import NoticePolicy
 from tests.test_config import KINDS

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from monitor.config.support import SupportConfig
+from monitor.http.faults import fault_routes
 from monitor.store.sqlite import SqliteStore
-from monitor.support.config import SupportConfig
-from monitor.support.http import fault_routes
 from tests.test_support_alertmanager import am_alert, am_payload
 
 pytestmark = pytest.mark.timeout(30)

@@ -110,8 +110,8 @@ def cross_checks(data: Any) -> list[Issue]:
                 )
     issues += _short_buckets(data)
     issues += _probes_per_bucket(data)
-    # Imported here: monitor.support.config itself builds on this package.
-    from monitor.support.config import notice_reference_issues
+    # Imported here: monitor.config.support itself builds on this package.
+    from monitor.config.support import notice_reference_issues
 
     issues += notice_reference_issues(data)
     return issues

@@ -51,6 +51,7 @@ from monitor.config.sections import (
     StrictModel,
     tier_overlaps,
 )
+from monitor.config.support import MaintenanceNoticeConfig, SupportConfig
 from monitor.config.translate import translate_errors
 from monitor.sla.policy import (
     BucketRuleKind,
@@ -62,7 +63,6 @@ from monitor.sla.policy import (
     SlaPolicy,
     UnknownPolicy,
 )
-from monitor.support.config import MaintenanceNoticeConfig, SupportConfig
 from probes.fields import parse_duration
 
 if TYPE_CHECKING:

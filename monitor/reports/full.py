@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.config import Config
+from monitor.runtime.support_link import notice_rules, violations
 from monitor.sla.calendar import Month, month_bounds
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import ExclusionWindow
@@ -23,7 +24,6 @@ from monitor.support.contract import ContractSummary, summarize_all
 from monitor.support.notice import Violation
 from monitor.support.report import render_support
 from monitor.support.service import load_summaries
-from monitor.support_link import notice_rules, violations
 
 
 def has_support(config: Config) -> bool:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from monitor.results import ResultSet, read_results, tally_results
+from monitor.reports.results import ResultSet, read_results, tally_results
 from monitor.sla.calendar import BucketGrid, Month, month_bounds, month_grid
 from monitor.sla.exclusions import expand_recurring
 from monitor.sla.month import MonthResult, compute_month
@@ -158,7 +158,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run ``slawatch report``; 0 on success, 2 on bad input (named on stderr)."""
     from monitor.config import ConfigError, load_config
-    from monitor.full_report import compose, has_support
+    from monitor.reports.full import compose, has_support
     from monitor.store.base import StoreError
 
     stdout = sys.stdout if out is None else out
@@ -190,7 +190,7 @@ async def _support(
     config: Config, month: Month, now: datetime
 ) -> tuple[list[ContractSummary], dict[str, list[Violation]]]:
     """The support section's data: faults come from the daemon's store when there is one."""
-    from monitor.full_report import support_parts
+    from monitor.reports.full import support_parts
     from monitor.store.sqlite import SqliteStore
 
     path = _database(config)
@@ -212,7 +212,7 @@ async def _from_store(
     config: Config, policies: Sequence[SlaPolicy], month: Month, now: datetime
 ) -> list[MonthResult]:
     """The month from the daemon's store, opened read-only (a running daemon may hold it)."""
-    from monitor.daemon_reports import store_month_results
+    from monitor.reports.stored import store_month_results
     from monitor.store.sqlite import SqliteStore
 
     path = _database(config)

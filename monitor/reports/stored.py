@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor.accounting import Accounting, AccountingInputs, utc_now
-from monitor.full_report import compose, has_support, support_parts
-from monitor.reporting import ReportConfig, select_policies
+from monitor.reports.build import ReportConfig, select_policies
+from monitor.reports.full import compose, has_support, support_parts
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import ExclusionWindow, SlaPolicy
@@ -23,7 +23,7 @@ from monitor.sla.render import FORMATS
 from monitor.store.base import Store
 
 if TYPE_CHECKING:
-    from monitor.daemon import Daemon
+    from monitor.runtime.daemon import Daemon
 
 CONTENT_TYPES = {
     "json": "application/json",

@@ -24,16 +24,16 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from monitor.accounting import utc_now
-from monitor.metrics_contract import CONTRACT_METRIC_NAMES
+from monitor.metrics.contract import CONTRACT_METRIC_NAMES
+from monitor.runtime.state import TargetStatus, bucket_floor
 from monitor.sla.buckets import service_verdict, target_verdict
 from monitor.sla.calendar import month_containing
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy
-from monitor.state import TargetStatus, bucket_floor
 from probes.result import Outcome, ProbeResult
 
 if TYPE_CHECKING:
-    from monitor.daemon import Daemon
+    from monitor.runtime.daemon import Daemon
 
 VERSION = "0.1.0"
 

@@ -43,7 +43,7 @@ class Claim:
 
 def claim_from_json(body: dict[str, Any], slas: set[str], now: datetime) -> Claim:
     """Validate a request body; errors name the field and what was expected."""
-    from monitor.api import parse_instant
+    from monitor.http.api import parse_instant
 
     allowed = {"sla", "month", "filed_at", "reference"}
     unknown = sorted(set(body) - allowed)

@@ -111,8 +111,8 @@ def _command(args: argparse.Namespace) -> int:
 
 async def run_demo(config_path: Path) -> int:
     from monitor.config import ConfigError, load_config
-    from monitor.daemon import Daemon
-    from monitor.logs import configure_logging
+    from monitor.host.logs import configure_logging
+    from monitor.runtime.daemon import Daemon
 
     try:
         config = load_config(config_path)

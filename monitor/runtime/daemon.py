@@ -24,16 +24,17 @@ import structlog
 from aiohttp import web
 from prometheus_client import Histogram
 
-from monitor import sdnotify
 from monitor.accounting import Accounting, AccountingInputs, utc_now
-from monitor.claims import KV_KEY as CLAIMS_KEY
-from monitor.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.config import Config, ConfigError, load_config
-from monitor.scheduler import ProbeScheduler, ScheduledTarget
-from monitor.secrets import check_secrets
+from monitor.config.secrets import check_secrets
+from monitor.host import sdnotify
+from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
+from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
+from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
+from monitor.runtime.state import LiveState
+from monitor.runtime.support_link import SupportFigures, notice_rules, window_filter
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
-from monitor.state import LiveState
 from monitor.store.base import (
     ServiceBucketRow,
     Store,
@@ -45,7 +46,6 @@ from monitor.store.base import (
 from monitor.store.sqlite import SqliteStore
 from monitor.support.metrics import Sample
 from monitor.support.notice import NoticeRule
-from monitor.support_link import SupportFigures, notice_rules, window_filter
 from probes.registry import PROBE_KINDS
 from probes.result import ProbeResult
 
@@ -386,7 +386,7 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
-        from monitor.api import build_app
+        from monitor.http.api import build_app
 
         await self.store.open()
         now = time.time()
@@ -502,7 +502,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from monitor.logs import configure_logging
+    from monitor.host.logs import configure_logging
 
     try:
         config = load_config(args.config)

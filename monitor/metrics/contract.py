@@ -1,8 +1,8 @@
 """Metric families about the contract beside the month figures: which targets make up which
 service, claims filed, and the support SLA (faults, deadlines, credits, notice violations).
 
-Kept apart from ``monitor.metrics`` (the per-probe and per-month families) so each collector
-stays small; both are registered on the daemon's own registry.
+Kept apart from ``monitor.metrics.collector`` (the per-probe and per-month families) so each
+collector stays small; both are registered on the daemon's own registry.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from monitor.support.metrics import HELP as SUPPORT_HELP
 from monitor.support.metrics import LABELS as SUPPORT_LABELS
 
 if TYPE_CHECKING:
-    from monitor.daemon import Daemon
+    from monitor.runtime.daemon import Daemon
 
 HELP_TARGET_INFO = "1 for each target of each service that an SLA measures (for grouping alerts)."
 HELP_CLAIM_FILED = "1 once the claim for the previous month's credit has been recorded as filed."

@@ -15,11 +15,11 @@ from importlib import import_module
 from types import ModuleType
 
 COMMANDS: Mapping[str, str] = {
-    "run": "monitor.daemon",
-    "demo": "monitor.demo",
-    "report": "monitor.reporting",
-    "check-config": "monitor.config.command",
-    "fault": "monitor.support.command",
+    "run": "monitor.runtime.daemon",
+    "demo": "monitor.cli.demo",
+    "report": "monitor.reports.build",
+    "check-config": "monitor.cli.check_config",
+    "fault": "monitor.cli.fault",
 }
 
 

@@ -19,17 +19,17 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.accounting import utc_now
-from monitor.claims import claim_from_json
-from monitor.metrics import MetricsExposition, outage_open, provisional_bucket_state
-from monitor.metrics_contract import ContractCollector
+from monitor.http.faults import fault_routes
+from monitor.metrics.collector import MetricsExposition, outage_open, provisional_bucket_state
+from monitor.metrics.contract import ContractCollector
+from monitor.runtime.claims import claim_from_json
 from monitor.sla.calendar import Month, month_containing
 from monitor.sla.policy import ExclusionKind, ExclusionWindow
 from monitor.store.base import ExclusionExistsError
-from monitor.support.http import fault_routes
 from probes.fields import SecretUnavailable
 
 if TYPE_CHECKING:
-    from monitor.daemon import Daemon
+    from monitor.runtime.daemon import Daemon
 
 log = structlog.get_logger(__name__)
 
@@ -240,7 +240,7 @@ def build_app(daemon: Daemon) -> web.Application:
         return Month.parse(text)
 
     async def report(request: web.Request) -> web.Response:
-        from monitor.daemon_reports import daemon_report
+        from monitor.reports.stored import daemon_report
 
         try:
             text, content_type = await daemon_report(

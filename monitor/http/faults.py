@@ -17,9 +17,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from monitor.config.support import SupportConfig
 from monitor.store.base import Store
 from monitor.support.alertmanager import PayloadError, parse_webhook, plan
-from monitor.support.config import SupportConfig
 from monitor.support.contract import summarize_fault
 from monitor.support.faults import Fault, FaultError, Level, Severity
 from monitor.support.report import fault_json

@@ -1,0 +1,1 @@
+"""The command line: ``main`` dispatches to one module per sub-command."""

@@ -1,0 +1,1 @@
+"""The Prometheus side: collectors over the daemon's state, the contract figures, exposition."""
