@@ -75,7 +75,7 @@ class TestParseTime:
 
     def test_rejects_naive_and_garbage(self) -> None:
         """Times without an offset are refused, naming the path."""
-        with pytest.raises(PayloadError, match=r"x\.startsAt: expected an RFC 3339 time"):
+        with pytest.raises(PayloadError, match=r"x\.startsAt: expected a UTC offset"):
             parse_time("2026-11-23T10:00:00", "x.startsAt")
         with pytest.raises(PayloadError, match="got 'yesterday'"):
             parse_time("yesterday", "x")

@@ -103,7 +103,10 @@ class TestFaultCommand:
         assert (status, err) == (2, "slawatch fault ack: fault 'F-9' does not exist\n")
         status, _, err = fault(config, "ack", "F-1", "--at", "2026-11-30 12:00")
         assert status == 2
-        assert "--at: expected an RFC 3339 time with offset, got '2026-11-30 12:00'" in err
+        assert (
+            "--at: expected an RFC 3339 timestamp with offset such as 2026-11-10T02:00:00Z "
+            "or 'now', got '2026-11-30 12:00'" in err
+        )
 
     def test_list_open_keeps_credit_totals(self, config: Path) -> None:
         """``list --open`` hides solved faults but the month's credit still counts them."""

@@ -130,7 +130,8 @@ class TestFaultEndpoints:
         assert status == 400
         assert (
             (body["error"])
-            == "at: expected an RFC 3339 time with offset, got 'yesterday'; or 'now'"
+            == "at: expected an RFC 3339 timestamp with offset such as 2026-11-10T02:00:00Z "
+            "or 'now', got 'yesterday'"
         )
         await api.call("POST", "/api/v1/faults/F-1/ack", {"at": "2026-11-30T12:00:00Z"})
         status, body = await api.call(

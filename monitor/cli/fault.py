@@ -96,10 +96,11 @@ def run(
 
 
 async def _run(args: argparse.Namespace, config: Config, now: datetime) -> str:
+    from monitor.instants import parse_instant
     from monitor.store.sqlite import SqliteStore
     from monitor.support.contract import summarize
     from monitor.support.report import support_csv, support_json, support_text
-    from monitor.support.service import FaultService, parse_when
+    from monitor.support.service import FaultService
 
     support = config.support
     if support is None or not support.contracts:
@@ -116,7 +117,7 @@ async def _run(args: argparse.Namespace, config: Config, now: datetime) -> str:
     try:
         service = FaultService(store, contracts, clock=lambda: now)
         if args.action == "list":
-            as_of = parse_when(args.as_of, "--as-of", now)
+            as_of = parse_instant(args.as_of, "--as-of", now=now)
             # Credit totals need every fault; --open only narrows the listing.
             faults = await service.list(contract=args.contract)
             chosen = [c for name, c in sorted(contracts.items()) if args.contract in (None, name)]
@@ -138,7 +139,7 @@ async def _run(args: argparse.Namespace, config: Config, now: datetime) -> str:
                 args.contract or names[0],
                 args.title,
                 Severity(args.severity),
-                parse_when(args.received_at, "--received-at", now),
+                parse_instant(args.received_at, "--received-at", now=now),
                 fault_id=args.fault_id,
                 source="cli",
                 note=args.note,
@@ -148,7 +149,7 @@ async def _run(args: argparse.Namespace, config: Config, now: datetime) -> str:
             fault = await service.reassess(
                 args.fault_id,
                 Severity(args.severity),
-                parse_when(args.at, "--at", now),
+                parse_instant(args.at, "--at", now=now),
                 source="cli",
                 note=args.note,
             )
@@ -157,7 +158,7 @@ async def _run(args: argparse.Namespace, config: Config, now: datetime) -> str:
             fault = await service.record_level(
                 args.fault_id,
                 _LEVELS[args.action],
-                parse_when(args.at, "--at", now),
+                parse_instant(args.at, "--at", now=now),
                 source="cli",
                 note=args.note,
             )

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, StrictStr
 
 from monitor.config.errors import YamlFloat, did_you_mean
+from monitor.instants import InstantError, parse_instant
 from probes.fields import SecretRef, parse_duration
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
@@ -177,10 +178,16 @@ def _parse_time(value: Any) -> datetime:
 
 
 def aware_time(value: Any) -> datetime:
-    parsed = _parse_time(value)
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError("must carry a UTC offset: add Z or +01:00")
-    return parsed
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("must carry a UTC offset: add Z or +01:00")
+        return value
+    try:
+        return parse_instant(value, "")
+    except InstantError as exc:
+        if exc.naive:
+            raise ValueError("must carry a UTC offset: add Z or +01:00") from None
+        raise ValueError("must be a date and time such as 2026-11-10T02:00:00Z") from None
 
 
 AwareTime = Annotated[datetime, BeforeValidator(aware_time)]

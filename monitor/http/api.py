@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
-import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -20,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.accounting import utc_now
 from monitor.http.faults import fault_routes
+from monitor.instants import parse_instant
 from monitor.metrics.collector import MetricsExposition, outage_open, provisional_bucket_state
 from monitor.metrics.contract import ContractCollector
 from monitor.runtime.claims import claim_from_json
@@ -85,21 +84,6 @@ async def authorized_json(daemon: Daemon, request: web.Request) -> dict[str, Any
     if denied is not None:
         return denied
     return await read_json(request)
-
-
-def parse_instant(value: Any, field: str) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"{field}: expected an RFC 3339 timestamp with offset, got {value!r}")
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    except ValueError:
-        raise ValueError(
-            f"{field}: expected an RFC 3339 timestamp such as 2026-11-10T02:00:00Z, got {value!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{field}: the time has no offset: add Z or +01:00, got {value!r}")
-    return parsed
 
 
 def window_json(window: ExclusionWindow) -> dict[str, Any]:
@@ -191,7 +175,7 @@ def build_app(daemon: Daemon) -> web.Application:
         return web.Response(status=503, text="not ready\n")
 
     async def status(request: web.Request) -> web.Response:
-        now = time.time()
+        now = daemon.clock()
         moment = utc_now(now)
         slas = []
         for policy in daemon.accounting.inputs.policies:
@@ -236,7 +220,7 @@ def build_app(daemon: Daemon) -> web.Application:
     def _month_arg(request: web.Request, tz: str) -> Month:
         text = request.query.get("month")
         if not text:
-            return month_containing(utc_now(time.time()), tz)
+            return month_containing(utc_now(daemon.clock()), tz)
         return Month.parse(text)
 
     async def report(request: web.Request) -> web.Response:
@@ -267,7 +251,7 @@ def build_app(daemon: Daemon) -> web.Application:
                 month = _month_arg(request, policy.timezone)
             except ValueError as exc:
                 return json_error(400, str(exc))
-            result = daemon.accounting.month_result(policy, utc_now(time.time()), month)
+            result = daemon.accounting.month_result(policy, utc_now(daemon.clock()), month)
             out.append(
                 {
                     "sla": policy.name,
@@ -329,7 +313,7 @@ def build_app(daemon: Daemon) -> web.Application:
             return body
         slas = {p.name for p in daemon.accounting.inputs.policies}
         try:
-            claim = claim_from_json(body, slas, utc_now(time.time()))
+            claim = claim_from_json(body, slas, utc_now(daemon.clock()))
         except ValueError as exc:
             return json_error(400, str(exc))
         await daemon.record_claim(claim)

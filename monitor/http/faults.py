@@ -18,12 +18,13 @@ import structlog
 from aiohttp import web
 
 from monitor.config.support import SupportConfig
+from monitor.instants import parse_instant
 from monitor.store.base import Store
 from monitor.support.alertmanager import PayloadError, parse_webhook, plan
 from monitor.support.contract import summarize_fault
 from monitor.support.faults import Fault, FaultError, Level, Severity
 from monitor.support.report import fault_json
-from monitor.support.service import FaultNotFoundError, FaultService, parse_when
+from monitor.support.service import FaultNotFoundError, FaultService
 
 log = structlog.get_logger(__name__)
 
@@ -157,7 +158,7 @@ class _FaultApi:
             _text(body, "contract", default),
             _text(body, "title"),
             _severity(body.get("severity")),
-            parse_when(body.get("received_at", "now"), "received_at", now),
+            parse_instant(body.get("received_at", "now"), "received_at", now=now),
             fault_id=_text(body, "id") if "id" in body else None,
             source="api",
             note=_text(body, "note", ""),
@@ -171,7 +172,7 @@ class _FaultApi:
         fault = await self.service.record_level(
             request.match_info["id"],
             _LEVEL_ACTIONS[action],
-            parse_when(body.get("at", "now"), "at", now),
+            parse_instant(body.get("at", "now"), "at", now=now),
             source="api",
             note=_text(body, "note", ""),
         )
@@ -183,7 +184,7 @@ class _FaultApi:
         fault = await self.service.reassess(
             request.match_info["id"],
             _severity(body.get("severity")),
-            parse_when(body.get("at", "now"), "at", now),
+            parse_instant(body.get("at", "now"), "at", now=now),
             source="api",
             note=_text(body, "note", ""),
         )

@@ -9,7 +9,6 @@ deploy/ (rules, dashboard) depends on them: ``METRIC_NAMES`` lists every one.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -171,7 +170,7 @@ class DaemonCollector(Collector):
         self._daemon = daemon
 
     def collect(self) -> Iterable[Metric]:
-        now = time.time()
+        now = self._daemon.clock()
         yield from self._slas(now)
         yield from self._monitor()
 

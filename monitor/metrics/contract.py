@@ -7,7 +7,6 @@ collector stays small; both are registered on the daemon's own registry.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -47,7 +46,7 @@ class ContractCollector(Collector):
         filed = GaugeMetricFamily(
             "slawatch_claim_filed", HELP_CLAIM_FILED, labels=["sla", "service"]
         )
-        moment = utc_now(time.time())
+        moment = utc_now(d.clock())
         for policy in d.accounting.inputs.policies:
             previous = month_containing(moment, policy.timezone).previous()
             claim = d.claims.get(f"{policy.name}|{previous}")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from monitor.clock import system_clock
+from monitor.instants import parse_instant
 from monitor.reports.results import ResultSet, read_results, tally_results
 from monitor.sla.calendar import BucketGrid, Month, month_bounds, month_grid
 from monitor.sla.exclusions import expand_recurring
@@ -232,14 +233,8 @@ async def _from_store(
 
 def _as_of(text: str | None) -> datetime:
     if text is None:
-        return datetime.fromtimestamp(time.time(), UTC)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--as-of: expected an RFC 3339 timestamp, got {text!r}") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"--as-of: expected a UTC offset or Z, got naive {text!r}")
-    return moment
+        return datetime.fromtimestamp(system_clock(), UTC)
+    return parse_instant(text, "--as-of")
 
 
 def _now_within(now: datetime, month: Month, policies: Sequence[SlaPolicy]) -> datetime | None:

@@ -8,7 +8,6 @@ reproducible from stored evidence alone.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -77,7 +76,7 @@ async def daemon_report(
 ) -> tuple[str, str]:
     """The report text and its content type, as `slawatch report` would print it."""
     _check_format(fmt)
-    now = utc_now(time.time())
+    now = utc_now(daemon.clock())
     policies = select_policies(daemon.config, service, field="service")
     results: list[MonthResult] = []
     for policy in policies:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from monitor.instants import parse_instant
 from monitor.sla.calendar import Month
 
 KV_KEY = "claims_filed"
@@ -43,8 +44,6 @@ class Claim:
 
 def claim_from_json(body: dict[str, Any], slas: set[str], now: datetime) -> Claim:
     """Validate a request body; errors name the field and what was expected."""
-    from monitor.http.api import parse_instant
-
     allowed = {"sla", "month", "filed_at", "reference"}
     unknown = sorted(set(body) - allowed)
     if unknown:

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import signal
 import sys
-import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from aiohttp import web
 from prometheus_client import Histogram
 
 from monitor.accounting import Accounting, AccountingInputs, utc_now
+from monitor.clock import Clock, system_clock
 from monitor.config import Config, ConfigError, load_config
 from monitor.config.secrets import check_secrets
 from monitor.host import sdnotify
@@ -83,13 +83,16 @@ class Health:
 class Daemon:
     """One vantage point: scheduler, live state, store, accounting and the HTTP interface."""
 
-    def __init__(self, config: Config, config_path: Path | None = None) -> None:
+    def __init__(
+        self, config: Config, config_path: Path | None = None, *, clock: Clock = system_clock
+    ) -> None:
         self.config = config
+        self.clock = clock
         self.config_path = config_path
         self.health = Health()
         self.state = LiveState()
         self.store: Store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
-        self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag)
+        self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag, clock=clock)
         self.api_exclusions: list[ExclusionWindow] = []
         self.claims: dict[str, Claim] = {}
         self.support = SupportFigures()
@@ -103,7 +106,7 @@ class Daemon:
         self._bucket_lengths: dict[str, tuple[int, ...]] = {}
         self._verdicts_written: dict[str, tuple[Month, int]] = {}
         self._settle: tuple[Config, float] | None = None
-        self.started_at = time.time()
+        self.started_at = self.clock()
         self.listen_address: tuple[str, int] | None = None
 
     # -- configuration -------------------------------------------------------------------------
@@ -157,7 +160,7 @@ class Daemon:
 
     def reload(self) -> bool:
         """Re-read the configuration file; apply it only if it is entirely valid."""
-        now = time.time()
+        now = self.clock()
         self.health.last_reload_attempt = now
         if self.config_path is None:
             return False
@@ -216,7 +219,7 @@ class Daemon:
     async def flush(self) -> None:
         """Write what changed since the last flush, with a heartbeat; keep it on failure."""
         async with self._flush_lock:
-            now = time.time()
+            now = self.clock()
             dirty = self.state.take_dirty()
             evidence = self.state.take_evidence()
             vantage = self.config.monitor.name
@@ -319,7 +322,7 @@ class Daemon:
 
     async def refresh_support(self) -> None:
         """Recompute the support figures and notice violations (never fails the daemon)."""
-        moment = utc_now(time.time())
+        moment = utc_now(self.clock())
         all_windows = (*self.config.exclusion_windows(), *self.api_exclusions)
         windows_by_sla: dict[str, list[ExclusionWindow]] = {}
         for policy in self.accounting.inputs.policies:
@@ -337,7 +340,7 @@ class Daemon:
     async def _maintenance_loop(self) -> None:
         """Hourly: prune old evidence, forget tallies of months no longer computed live."""
         while not self._stop.is_set():
-            now = time.time()
+            now = self.clock()
             retention = self.config.monitor.evidence_retention
             try:
                 pruned = await self.store.prune_evidence(now - retention)
@@ -389,7 +392,7 @@ class Daemon:
         from monitor.http.api import build_app
 
         await self.store.open()
-        now = time.time()
+        now = self.clock()
         gap = await record_downtime(self.store, now)
         if gap is not None:
             log.warning(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 import zlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +33,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.clock import Clock, system_clock
 from probes.registry import ProbeKind
 from probes.result import Outcome, ProbeContext, ProbeResult
 
@@ -137,8 +137,15 @@ class _IntervalGroup:
 class ProbeScheduler:
     """Runs every target on its grid and reports every result to ``sink``."""
 
-    def __init__(self, sink: ResultSink, lag_observer: LagObserver | None = None) -> None:
+    def __init__(
+        self,
+        sink: ResultSink,
+        lag_observer: LagObserver | None = None,
+        *,
+        clock: Clock = system_clock,
+    ) -> None:
         self._sink = sink
+        self._clock = clock
         self._lag_observer = lag_observer
         self._targets: dict[str, ScheduledTarget] = {}
         self._groups: dict[float, _IntervalGroup] = {}
@@ -168,7 +175,7 @@ class ProbeScheduler:
     def start(self) -> None:
         self._scheduler.start()
         self.started = True
-        now = time.time()
+        now = self._clock()
         for group in self._groups.values():
             self._plan(group, now)
 
@@ -182,7 +189,7 @@ class ProbeScheduler:
         wanted = {t.name: t for t in targets}
         current = self._targets
         self._targets = wanted
-        moment = time.time() if now is None else now
+        moment = self._clock() if now is None else now
         moved = {
             name
             for name, old in current.items()
@@ -238,7 +245,7 @@ class ProbeScheduler:
     async def _plan_slice(self, interval: float) -> None:
         group = self._groups.get(interval)
         if group is not None and not self._stopping:
-            self._plan(group, time.time())
+            self._plan(group, self._clock())
 
     def _plan(self, group: _IntervalGroup, now: float) -> None:
         """Put the runs due up to two slices ahead on timers."""
@@ -255,7 +262,7 @@ class ProbeScheduler:
     def _arm(self, name: str, due: float) -> None:
         loop = asyncio.get_running_loop()
         key = (name, due)
-        self._timers[key] = loop.call_later(due - time.time(), self._launch, key)
+        self._timers[key] = loop.call_later(due - self._clock(), self._launch, key)
 
     def _launch(self, key: tuple[str, float]) -> None:
         self._timers.pop(key, None)
@@ -263,7 +270,7 @@ class ProbeScheduler:
         target = self._targets.get(name)
         if target is None or self._stopping:
             return
-        now = time.time()
+        now = self._clock()
         if self._lag_observer is not None:
             self._lag_observer(now - due)
         if name in self._running:

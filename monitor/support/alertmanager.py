@@ -20,19 +20,16 @@ errors naming the JSON path.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from monitor.instants import InstantError, parse_instant
 from monitor.support.faults import Level, Severity
 
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
-)
 _GO_ZERO_TIME_YEAR = 1
 """Alertmanager sends ``0001-01-01T00:00:00Z`` for "no end" (Go's zero time)."""
 
@@ -77,23 +74,12 @@ class WebhookPayload:
 
 
 def parse_time(text: object, where: str) -> datetime:
-    """An RFC 3339 time as Go writes it (nanoseconds are truncated to microseconds)."""
-    match = _RFC3339.match(text) if isinstance(text, str) else None
-    if match is None:
-        raise PayloadError(f"{where}: expected an RFC 3339 time with offset, got {text!r}")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    fraction, offset = match.group(7) or "", match.group(8)
-    micro = int((fraction + "000000")[:6])
-    zone: tzinfo
-    if offset in ("Z", "z"):
-        zone = UTC
-    else:
-        sign = -1 if offset[0] == "-" else 1
-        zone = timezone(timedelta(minutes=sign * (int(offset[1:3]) * 60 + int(offset[4:6]))))
+    """An RFC 3339 time as Go writes it (nanoseconds are truncated to microseconds); the
+    grammar is :func:`monitor.instants.parse_instant`'s, refused as a payload error."""
     try:
-        return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
-    except ValueError as exc:
-        raise PayloadError(f"{where}: expected an RFC 3339 time, got {text!r} ({exc})") from exc
+        return parse_instant(text, where)
+    except InstantError as exc:
+        raise PayloadError(str(exc)) from None
 
 
 def _object(value: object, where: str) -> Mapping[str, Any]:

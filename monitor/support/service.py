@@ -20,9 +20,10 @@ from typing import Any
 
 import structlog
 
+from monitor.instants import parse_instant
 from monitor.sla.calendar import Month
 from monitor.store.base import FaultRecord, Store
-from monitor.support.alertmanager import AlertFaultOp, PayloadError, parse_time
+from monitor.support.alertmanager import AlertFaultOp
 from monitor.support.contract import ContractSummary, SupportContract, summarize_all
 from monitor.support.faults import (
     LEVEL_EVENTS,
@@ -53,12 +54,7 @@ def _iso(value: datetime) -> str:
 
 
 def _time(value: object, where: str) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"{where}: expected an ISO 8601 time, got {value!r}")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError(f"{where}: expected a time with offset, got {value!r}")
-    return parsed
+    return parse_instant(value, where)
 
 
 def fault_doc(fault: Fault) -> dict[str, Any]:
@@ -360,16 +356,6 @@ class FaultService:
             else:
                 action = AlertAction.RESOLVED
             return AlertOutcome(op.alert_key, fault_id, action)
-
-
-def parse_when(value: object, field: str, now: datetime) -> datetime:
-    """An instant given on the CLI or API: RFC 3339 with an offset, or ``now``."""
-    if isinstance(value, str) and value.strip().lower() == "now":
-        return now
-    try:
-        return parse_time(value.strip() if isinstance(value, str) else value, field)
-    except PayloadError as exc:
-        raise ValueError(f"{exc}; or 'now'") from None
 
 
 def log_notice_violations(sla: str, violations: Sequence[Violation]) -> None:
