@@ -1,17 +1,39 @@
-"""The daemon's view of each SLA's month: the pure engine fed from live state and the store.
+"""The one path from a month's inputs to its figures: every month slawatch shows goes through
+:func:`month_result`.
 
-``compute_month`` is pure and cheap enough for a few services, but a scrape every few seconds
-should not redo it: results are cached per (SLA, month) and recomputed when a bucket closes,
-when exclusions change, or after ``max_age`` seconds (so the running bucket's verdict stays
-fresh). Everything time-dependent takes ``now``; nothing here reads the clock.
+The daemon (``/metrics``, ``/api/v1/buckets``, the current and previous months of
+``/api/v1/report``), ``slawatch report`` from a results file, ``slawatch report`` from the
+store and the API's older months all build their :class:`AccountingInputs` with
+:func:`inputs_from_config` and compute with :func:`month_result`. The contract logic a month
+needs beyond the pure engine lives here once:
+
+- the exclusion windows are the configuration's fixed windows plus those added through the API,
+  and each recurring exclusion expanded over the SLA's month (:func:`month_windows`);
+- each SLA's maintenance notice rule is applied to those windows: a window breaking it is a
+  violation, and under ``policy: reject`` it is also not honoured. A refused window is always
+  among the violations, on every path, because both come from the same call;
+- an occurrence of a recurring exclusion is announced by its schedule: the configuration (the
+  contract's or the vendor's published calendar) holds it before it starts, so the minimum
+  notice rule is met by every occurrence. The support-hours rule still applies to each one.
+  (Refusing every occurrence for lacking ``announced_at`` would count the vendor's agreed
+  maintenance as downtime on evidence we do not have.)
+- the month is judged "as of now" only while it runs in the SLA's zone; a month that has ended
+  is computed as complete (``now`` ``None``).
+
+:class:`Accounting` caches results for the daemon, whose scrapes come every few seconds. Nothing
+here reads the clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
+from monitor.instants import utc_from_epoch
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.exclusions import expand_recurring
 from monitor.sla.month import MonthResult, compute_month
@@ -22,27 +44,159 @@ from monitor.sla.policy import (
     SlaPolicy,
     Tally,
 )
+from monitor.support.notice import NoticePolicy, NoticeRule, Violation, check_notice
 
-TallySource = Callable[[int, Month, SlaPolicy], Mapping[str, Mapping[int, Tally]]]
+if TYPE_CHECKING:
+    from monitor.config import Config
+
+Tallies = Mapping[str, Mapping[int, Tally]]
+"""target -> bucket start epoch -> tally."""
+TallySource = Callable[[int, Month, SlaPolicy], Tallies]
 """(bucket_seconds, month, policy) -> target -> bucket start -> tally."""
+
+RECURRING_SOURCE = "recurring:"
+"""The ``source`` prefix :func:`monitor.sla.exclusions.expand_recurring` gives occurrences."""
 
 
 @dataclass(frozen=True)
 class AccountingInputs:
-    """Everything but the tallies: the configuration's part and the store's part."""
+    """Everything a month needs but the tallies: the configuration's part and the store's."""
 
     policies: tuple[SlaPolicy, ...]
     services: Mapping[str, ServiceDef]
     windows: tuple[ExclusionWindow, ...]
+    """Fixed windows: the configuration's, then those added through the API."""
     recurring: tuple[RecurringExclusion, ...]
     canaries: tuple[str, ...]
     gaps: tuple[tuple[datetime, datetime], ...]
-    window_filter: Callable[[SlaPolicy, ExclusionWindow], bool] | None = None
-    """Returns False for a window the SLA does not honour (e.g. maintenance notice broken)."""
+    notice_rules: Mapping[str, NoticeRule] = field(default_factory=lambda: MappingProxyType({}))
+    """SLA name -> its maintenance notice rule (SLAs without one honour every window)."""
+
+    def policy(self, name: str) -> SlaPolicy:
+        for policy in self.policies:
+            if policy.name == name:
+                return policy
+        raise KeyError(name)
+
+
+def notice_rules(config: Config) -> dict[str, NoticeRule]:
+    """SLA name -> its maintenance notice rule, for the SLAs that set one."""
+    rules: dict[str, NoticeRule] = {}
+    for sla in config.slas:
+        if sla.maintenance_notice is not None:
+            rules[sla.name] = sla.maintenance_notice.to_rule(config.support)
+    return rules
+
+
+def inputs_from_config(
+    config: Config,
+    *,
+    api_windows: Sequence[ExclusionWindow] = (),
+    gaps: Sequence[tuple[datetime, datetime]] = (),
+) -> AccountingInputs:
+    """The month inputs of ``config``, with the windows added through the API and the gaps
+    (time the monitor was not running) the store holds."""
+    return AccountingInputs(
+        policies=config.sla_policies(),
+        services=MappingProxyType(config.service_defs()),
+        windows=(*config.exclusion_windows(), *api_windows),
+        recurring=config.recurring_exclusions(),
+        canaries=config.canaries(),
+        gaps=tuple(gaps),
+        notice_rules=MappingProxyType(notice_rules(config)),
+    )
+
+
+@dataclass(frozen=True)
+class MonthWindows:
+    """An SLA's exclusion windows for a month: those honoured, and every notice rule broken
+    (a refused window is always among the violations)."""
+
+    honoured: tuple[ExclusionWindow, ...]
+    violations: tuple[Violation, ...]
+
+
+def _rule_for(window: ExclusionWindow, rule: NoticeRule) -> NoticeRule:
+    if window.source.startswith(RECURRING_SOURCE) and rule.min_notice is not None:
+        return dataclasses.replace(rule, min_notice=None)
+    return rule
+
+
+def month_windows(inputs: AccountingInputs, policy: SlaPolicy, month: Month) -> MonthWindows:
+    """The windows touching ``month`` for ``policy``'s service, recurring ones expanded over
+    the month in the SLA's zone, after the SLA's notice rule."""
+    start, end = month_bounds(month, policy.timezone)
+    candidates = [w for w in inputs.windows if w.end > start and w.start < end]
+    for rec in inputs.recurring:
+        candidates.extend(expand_recurring(rec, start, end))
+    candidates = [w for w in candidates if w.covers(policy.service)]
+    rule = inputs.notice_rules.get(policy.name)
+    if rule is None:
+        return MonthWindows(tuple(candidates), ())
+    honoured: list[ExclusionWindow] = []
+    violations: list[Violation] = []
+    for window in candidates:
+        found = check_notice(window, _rule_for(window, rule))
+        violations.extend(found)
+        if not (found and rule.policy is NoticePolicy.REJECT):
+            honoured.append(window)
+    return MonthWindows(tuple(honoured), tuple(violations))
+
+
+def month_violations(
+    inputs: AccountingInputs, month_of: Callable[[SlaPolicy], Month]
+) -> dict[str, list[Violation]]:
+    """SLA name -> the notice rules broken in its month ``month_of(policy)``, for every SLA
+    with a rule."""
+    return {
+        policy.name: list(month_windows(inputs, policy, month_of(policy)).violations)
+        for policy in inputs.policies
+        if policy.name in inputs.notice_rules
+    }
+
+
+def as_of(policy: SlaPolicy, month: Month, now: datetime) -> datetime | None:
+    """``now`` while ``month`` runs in the SLA's zone; ``None`` (complete) once it has ended."""
+    return now if now < month_bounds(month, policy.timezone)[1] else None
+
+
+def month_result(
+    inputs: AccountingInputs,
+    policy: SlaPolicy,
+    month: Month,
+    tallies: Tallies,
+    now: datetime,
+) -> MonthResult:
+    """``policy``'s ``month`` from ``tallies`` as of ``now``: the one month assembly."""
+    start, _ = month_bounds(month, policy.timezone)
+    if start > now:
+        raise ValueError(f"month: {month} has not started yet in {policy.timezone}")
+    service = inputs.services.get(policy.service)
+    if service is None:
+        raise ValueError(
+            f"sla {policy.name}: service: expected one of {sorted(inputs.services)}, "
+            f"got {policy.service!r}"
+        )
+    return compute_month(
+        policy,
+        service,
+        month,
+        tallies,
+        month_windows(inputs, policy, month).honoured,
+        canaries=inputs.canaries,
+        gaps=inputs.gaps,
+        now=as_of(policy, month, now),
+    )
 
 
 class Accounting:
-    """Cached month results per SLA."""
+    """The daemon's month results per SLA, cached.
+
+    ``compute_month`` is pure and cheap enough for a few services, but a scrape every few seconds
+    should not redo it: results are cached per (SLA, month) and recomputed when a bucket closes,
+    when the inputs change, or after ``max_age`` seconds (so the running bucket's verdict stays
+    fresh). A month that has ended is computed once.
+    """
 
     def __init__(self, inputs: AccountingInputs, tallies: TallySource, max_age: float = 5.0):
         self._inputs = inputs
@@ -59,21 +213,11 @@ class Accounting:
         self._cache.clear()
 
     def policy(self, name: str) -> SlaPolicy:
-        for policy in self._inputs.policies:
-            if policy.name == name:
-                return policy
-        raise KeyError(name)
+        return self._inputs.policy(name)
 
-    def windows_for(self, policy: SlaPolicy, month: Month) -> list[ExclusionWindow]:
-        """Concrete windows touching ``month`` for ``policy``'s service, recurring ones expanded."""
-        start, end = month_bounds(month, policy.timezone)
-        windows = [w for w in self._inputs.windows if w.end > start and w.start < end]
-        for rec in self._inputs.recurring:
-            windows.extend(expand_recurring(rec, start, end))
-        keep = self._inputs.window_filter
-        return [
-            w for w in windows if w.covers(policy.service) and (keep is None or keep(policy, w))
-        ]
+    def windows_for(self, policy: SlaPolicy, month: Month) -> tuple[ExclusionWindow, ...]:
+        """The windows ``policy`` honours in ``month`` (see :func:`month_windows`)."""
+        return month_windows(self._inputs, policy, month).honoured
 
     def month_result(
         self, policy: SlaPolicy, now: datetime, month: Month | None = None
@@ -90,19 +234,17 @@ class Accounting:
             fresh = epoch - computed_at < self._max_age and computed_bucket == bucket_index
             if fresh or month < current:
                 return result
-        result = compute_month(
+        result = month_result(
+            self._inputs,
             policy,
-            self._inputs.services[policy.service],
             month,
             self._tallies(policy.bucket_seconds, month, policy),
-            self.windows_for(policy, month),
-            canaries=self._inputs.canaries,
-            gaps=self._inputs.gaps,
-            now=now if month >= current else None,
+            now,
         )
         self._cache[key] = (epoch, bucket_index, result)
         return result
 
 
 def utc_now(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=UTC)
+    """Kept for the callers that still say it: :func:`monitor.instants.utc_from_epoch`."""
+    return utc_from_epoch(epoch)

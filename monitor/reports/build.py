@@ -12,18 +12,16 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from monitor.accounting import inputs_from_config, month_result
 from monitor.clock import system_clock
 from monitor.instants import parse_instant
 from monitor.reports.results import ResultSet, read_results, tally_results
 from monitor.sla.calendar import BucketGrid, Month, month_bounds, month_grid
-from monitor.sla.exclusions import expand_recurring
-from monitor.sla.month import MonthResult, compute_month
+from monitor.sla.month import MonthResult
 from monitor.sla.policy import (
     ExclusionWindow,
-    RecurringExclusion,
-    ServiceDef,
     SlaPolicy,
     Tally,
 )
@@ -40,18 +38,8 @@ TallySource = Tallies | Callable[[BucketGrid], Tallies]
 (needed when SLAs differ in bucket length or zone alignment)."""
 
 
-class ReportConfig(Protocol):
-    """What a report needs from the configuration (``monitor.config.Config`` provides it)."""
-
-    def sla_policies(self) -> tuple[SlaPolicy, ...]: ...
-    def service_defs(self) -> dict[str, ServiceDef]: ...
-    def exclusion_windows(self) -> tuple[ExclusionWindow, ...]: ...
-    def recurring_exclusions(self) -> tuple[RecurringExclusion, ...]: ...
-    def canaries(self) -> tuple[str, ...]: ...
-
-
 def select_policies(
-    config: ReportConfig, service: str | None, field: str = "--service"
+    config: Config, service: str | None, field: str = "--service"
 ) -> list[SlaPolicy]:
     """The SLAs to report: all, or those over ``service`` (an error names the known ones)."""
     policies = list(config.sla_policies())
@@ -65,7 +53,7 @@ def select_policies(
 
 
 def build_reports(
-    config: ReportConfig,
+    config: Config,
     tallies: TallySource,
     month: Month,
     service: str | None = None,
@@ -73,44 +61,22 @@ def build_reports(
     extra_exclusions: Sequence[ExclusionWindow] = (),
     gaps: Sequence[tuple[datetime, datetime]] = (),
 ) -> list[MonthResult]:
-    """One :class:`MonthResult` per selected SLA for ``month``.
+    """One :class:`MonthResult` per selected SLA for ``month``, through the one month
+    assembly (:func:`monitor.accounting.month_result`).
 
-    Recurring exclusions are expanded over each SLA's month; ``extra_exclusions`` (e.g. added
-    through the API) join the configured windows. ``now`` ``None`` means the month is over.
+    ``extra_exclusions`` (e.g. added through the API) join the configured windows. ``now``
+    ``None`` means the month is over.
     """
-    services = config.service_defs()
-    fixed = (*config.exclusion_windows(), *extra_exclusions)
-    recurring = config.recurring_exclusions()
-    canaries = config.canaries()
+    inputs = inputs_from_config(config, api_windows=extra_exclusions, gaps=gaps)
     results = []
     for policy in select_policies(config, service):
-        definition = services.get(policy.service)
-        if definition is None:
-            raise ValueError(
-                f"sla {policy.name}: service: expected one of {sorted(services)}, "
-                f"got {policy.service!r}"
-            )
-        start, end = month_bounds(month, policy.timezone)
-        windows = list(fixed)
-        for rec in recurring:
-            windows.extend(expand_recurring(rec, start, end))
+        moment = month_bounds(month, policy.timezone)[1] if now is None else now
         grid_tallies = (
             tallies(month_grid(month, policy.timezone, policy.bucket_seconds))
             if callable(tallies)
             else tallies
         )
-        results.append(
-            compute_month(
-                policy,
-                definition,
-                month,
-                grid_tallies,
-                windows,
-                canaries=canaries,
-                gaps=gaps,
-                now=now,
-            )
-        )
+        results.append(month_result(inputs, policy, month, grid_tallies, moment))
     return results
 
 
@@ -174,8 +140,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             meta: dict[str, Any] = {"source": "store", "database": str(_database(config))}
         else:
             results = read_results(args.results, skip_invalid=args.skip_invalid)
-            as_of = _now_within(now, month, policies)
-            reports = build_reports(config, grid_tallies(results), month, args.service, now=as_of)
+            reports = build_reports(config, grid_tallies(results), month, args.service, now=now)
             meta = _input_meta(results, config)
             for note in _notes(results, meta):
                 print(f"slawatch report: {note}", file=stderr)
@@ -237,15 +202,7 @@ def _as_of(text: str | None) -> datetime:
     return parse_instant(text, "--as-of")
 
 
-def _now_within(now: datetime, month: Month, policies: Sequence[SlaPolicy]) -> datetime | None:
-    """``now`` if the month has not ended in some SLA's zone yet, else ``None`` (month over)."""
-    for policy in policies:
-        if now < month_bounds(month, policy.timezone)[1]:
-            return now
-    return None
-
-
-def _input_meta(results: ResultSet, config: ReportConfig) -> dict[str, Any]:
+def _input_meta(results: ResultSet, config: Config) -> dict[str, Any]:
     known: set[str] = set(config.canaries())
     for definition in config.service_defs().values():
         known.update(definition.targets)

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from monitor.accounting import inputs_from_config, month_violations
 from monitor.config import Config
-from monitor.runtime.support_link import notice_rules, violations
-from monitor.sla.calendar import Month, month_bounds
+from monitor.sla.calendar import Month
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import ExclusionWindow
 from monitor.sla.render import render
@@ -48,14 +48,8 @@ async def support_parts(
             summaries = summarize_all(contracts, [], now, month=month)
         else:
             summaries = await load_summaries(store, contracts, now, month=month)
-    windows = (*config.exclusion_windows(), *api_exclusions)
-    by_sla: dict[str, list[ExclusionWindow]] = {}
-    for policy in config.sla_policies():
-        start, end = month_bounds(month, policy.timezone)
-        by_sla[policy.name] = [
-            w for w in windows if w.covers(policy.service) and w.end > start and w.start < end
-        ]
-    return summaries, violations(notice_rules(config), by_sla)
+    inputs = inputs_from_config(config, api_windows=api_exclusions)
+    return summaries, month_violations(inputs, lambda _: month)
 
 
 def compose(

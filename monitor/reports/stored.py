@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from monitor.accounting import Accounting, AccountingInputs, utc_now
-from monitor.reports.build import ReportConfig, select_policies
+from monitor.accounting import inputs_from_config, month_result, utc_now
+from monitor.config import Config
+from monitor.reports.build import select_policies
 from monitor.reports.full import compose, has_support, support_parts
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.month import MonthResult
@@ -38,7 +39,7 @@ def _check_format(fmt: str) -> None:
 
 
 async def store_month_results(
-    config: ReportConfig,
+    config: Config,
     store: Store,
     policies: Sequence[SlaPolicy],
     month: Month,
@@ -58,16 +59,8 @@ async def store_month_results(
             (utc_now(g.start), utc_now(g.end))
             for g in await store.load_gaps(start.timestamp(), end.timestamp())
         )
-        inputs = AccountingInputs(
-            policies=(policy,),
-            services=config.service_defs(),
-            windows=(*config.exclusion_windows(), *extra_exclusions),
-            recurring=config.recurring_exclusions(),
-            canaries=config.canaries(),
-            gaps=gaps,
-        )
-        accounting = Accounting(inputs, lambda *_, loaded=tallies: loaded)
-        results.append(accounting.month_result(policy, now, month))
+        inputs = inputs_from_config(config, api_windows=extra_exclusions, gaps=gaps)
+        results.append(month_result(inputs, policy, month, tallies, now))
     return results
 
 

@@ -23,7 +23,13 @@ import structlog
 from aiohttp import web
 from prometheus_client import Histogram
 
-from monitor.accounting import Accounting, AccountingInputs, utc_now
+from monitor.accounting import (
+    Accounting,
+    AccountingInputs,
+    inputs_from_config,
+    month_violations,
+    utc_now,
+)
 from monitor.clock import Clock, system_clock
 from monitor.config import Config, ConfigError, load_config
 from monitor.config.secrets import check_secrets
@@ -32,7 +38,7 @@ from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
 from monitor.runtime.state import LiveState
-from monitor.runtime.support_link import SupportFigures, notice_rules, window_filter
+from monitor.runtime.support_link import SupportFigures
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
 from monitor.store.base import (
@@ -45,7 +51,6 @@ from monitor.store.base import (
 )
 from monitor.store.sqlite import SqliteStore
 from monitor.support.metrics import Sample
-from monitor.support.notice import NoticeRule
 from probes.registry import PROBE_KINDS
 from probes.result import ProbeResult
 
@@ -96,7 +101,6 @@ class Daemon:
         self.api_exclusions: list[ExclusionWindow] = []
         self.claims: dict[str, Claim] = {}
         self.support = SupportFigures()
-        self._notice_rules: dict[str, NoticeRule] = {}
         self.gaps: list[tuple[datetime, datetime]] = []
         self.accounting = Accounting(self._inputs(), self._tallies_for)
         self._stop = asyncio.Event()
@@ -111,17 +115,7 @@ class Daemon:
 
     # -- configuration -------------------------------------------------------------------------
     def _inputs(self) -> AccountingInputs:
-        cfg = self.config
-        self._notice_rules = notice_rules(cfg)
-        return AccountingInputs(
-            policies=cfg.sla_policies(),
-            services=cfg.service_defs(),
-            windows=(*cfg.exclusion_windows(), *self.api_exclusions),
-            recurring=cfg.recurring_exclusions(),
-            canaries=cfg.canaries(),
-            gaps=tuple(self.gaps),
-            window_filter=window_filter(self._notice_rules),
-        )
+        return inputs_from_config(self.config, api_windows=self.api_exclusions, gaps=self.gaps)
 
     def _schedule(self) -> list[ScheduledTarget]:
         """Targets as the scheduler wants them, each with the bucket lengths measuring it."""
@@ -323,17 +317,11 @@ class Daemon:
     async def refresh_support(self) -> None:
         """Recompute the support figures and notice violations (never fails the daemon)."""
         moment = utc_now(self.clock())
-        all_windows = (*self.config.exclusion_windows(), *self.api_exclusions)
-        windows_by_sla: dict[str, list[ExclusionWindow]] = {}
-        for policy in self.accounting.inputs.policies:
-            start, end = month_bounds(month_containing(moment, policy.timezone), policy.timezone)
-            windows_by_sla[policy.name] = [
-                w
-                for w in all_windows
-                if w.covers(policy.service) and w.end > start and w.start < end
-            ]
+        broken = month_violations(
+            self.accounting.inputs, lambda p: month_containing(moment, p.timezone)
+        )
         try:
-            await self.support.refresh(self.config, self.store, moment, windows_by_sla)
+            await self.support.refresh(self.config, self.store, moment, broken)
         except Exception:
             log.exception("support_refresh_failed")
 

@@ -1,61 +1,20 @@
-"""Where the support SLA meets the running daemon: maintenance notice rules as a filter on the
-exclusion windows each availability SLA honours, and the support figures the metrics show.
+"""Where the support SLA meets the running daemon: the support figures the metrics show, and
+the log line for each broken maintenance notice rule.
 
-The rules themselves are pure (``monitor.support``); this module only feeds them the
-configuration, the month's windows and the faults in the store.
+The notice rules are applied to the month's windows in ``monitor.accounting`` (the one month
+assembly); this module only logs what it found and reads the faults in the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from monitor.config import Config
-from monitor.sla.policy import ExclusionKind, ExclusionWindow, SlaPolicy
 from monitor.store.base import Store
 from monitor.support.metrics import Sample, support_samples
-from monitor.support.notice import NoticePolicy, NoticeRule, Violation, check_notice
+from monitor.support.notice import Violation
 from monitor.support.service import load_summaries, log_notice_violations
-
-WindowFilter = Callable[[SlaPolicy, ExclusionWindow], bool]
-
-
-def notice_rules(config: Config) -> dict[str, NoticeRule]:
-    """SLA name -> its maintenance notice rule, for the SLAs that set one."""
-    rules: dict[str, NoticeRule] = {}
-    for sla in config.slas:
-        if sla.maintenance_notice is not None:
-            rules[sla.name] = sla.maintenance_notice.to_rule(config.support)
-    return rules
-
-
-def window_filter(rules: Mapping[str, NoticeRule]) -> WindowFilter | None:
-    """A window breaking its SLA's notice rule under ``policy: reject`` is not honoured."""
-    rejecting = {name: rule for name, rule in rules.items() if rule.policy is NoticePolicy.REJECT}
-    if not rejecting:
-        return None
-
-    def honoured(policy: SlaPolicy, window: ExclusionWindow) -> bool:
-        rule = rejecting.get(policy.name)
-        return rule is None or not check_notice(window, rule)
-
-    return honoured
-
-
-def violations(
-    rules: Mapping[str, NoticeRule],
-    windows_by_sla: Mapping[str, Iterable[ExclusionWindow]],
-) -> dict[str, list[Violation]]:
-    """Every broken notice rule, per SLA, among the scheduled maintenance windows given."""
-    found: dict[str, list[Violation]] = {}
-    for sla, rule in rules.items():
-        found[sla] = [
-            v
-            for w in windows_by_sla.get(sla, ())
-            if w.kind is ExclusionKind.SCHEDULED_MAINTENANCE
-            for v in check_notice(w, rule)
-        ]
-    return found
 
 
 class SupportFigures:
@@ -74,10 +33,10 @@ class SupportFigures:
         config: Config,
         store: Store,
         now: datetime,
-        windows_by_sla: Mapping[str, Iterable[ExclusionWindow]],
+        broken: Mapping[str, Sequence[Violation]],
     ) -> None:
-        rules = notice_rules(config)
-        broken = violations(rules, windows_by_sla)
+        """``broken``: SLA name -> the notice rules broken this month
+        (:func:`monitor.accounting.month_violations`)."""
         for sla, items in broken.items():
             fresh = [v for v in items if (sla, v.window_id, v.kind.value) not in self._logged]
             log_notice_violations(sla, fresh)
