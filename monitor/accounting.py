@@ -107,6 +107,20 @@ def inputs_from_config(
     )
 
 
+def select_policies(
+    config: Config, service: str | None, field: str = "--service"
+) -> list[SlaPolicy]:
+    """The SLAs to report: all, or those over ``service`` (an error names the known ones)."""
+    policies = list(config.sla_policies())
+    if service is None:
+        return policies
+    chosen = [p for p in policies if service in (p.service, p.name)]
+    if not chosen:
+        known = sorted({p.service for p in policies})
+        raise ValueError(f"{field}: expected one of {', '.join(known)}, got {service!r}")
+    return chosen
+
+
 @dataclass(frozen=True)
 class MonthWindows:
     """An SLA's exclusion windows for a month: those honoured, and every notice rule broken

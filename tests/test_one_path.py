@@ -24,8 +24,8 @@ import yaml
 from monitor.cli import main as cli
 from monitor.clock import FixedClock
 from monitor.config import load_config
+from monitor.http.reports import daemon_report
 from monitor.reports.results import read_results, tally_results
-from monitor.reports.stored import daemon_report
 from monitor.runtime.daemon import Daemon
 from monitor.sla.calendar import Month, month_grid
 from monitor.store.base import TallyRow, WriteBatch

@@ -110,6 +110,7 @@ def _command(args: argparse.Namespace) -> int:
 
 
 async def run_demo(config_path: Path) -> int:
+    from monitor.cli.run import start_daemon
     from monitor.config import ConfigError, load_config
     from monitor.host.logs import configure_logging
     from monitor.runtime.daemon import Daemon
@@ -129,7 +130,7 @@ async def run_demo(config_path: Path) -> int:
     daemon = Daemon(config, config_path)
     daemon.handle_signals()
     try:
-        await daemon.start()
+        await start_daemon(daemon)
         host, port = daemon.listen_address or config.monitor.listen_address
         base = f"http://{host}:{port}"
         print(

@@ -15,7 +15,7 @@ from importlib import import_module
 from types import ModuleType
 
 COMMANDS: Mapping[str, str] = {
-    "run": "monitor.runtime.daemon",
+    "run": "monitor.cli.run",
     "demo": "monitor.cli.demo",
     "report": "monitor.reports.build",
     "check-config": "monitor.cli.check_config",

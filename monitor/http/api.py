@@ -224,7 +224,7 @@ def build_app(daemon: Daemon) -> web.Application:
         return Month.parse(text)
 
     async def report(request: web.Request) -> web.Response:
-        from monitor.reports.stored import daemon_report
+        from monitor.http.reports import daemon_report
 
         try:
             text, content_type = await daemon_report(

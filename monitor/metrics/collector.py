@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.exposition import generate_latest
@@ -103,6 +104,7 @@ HELP_PREV_CREDIT = "Credit owed for the previous month (file the claim before th
 HELP_PREV_DEADLINE = "Claim deadline of the previous month (epoch seconds)."
 HELP_NETWORK_UP = "0 when every canary target fails: the monitor's own network is down."
 HELP_IN_FLIGHT = "Probes running now."
+HELP_SCHEDULER_LAG = "How late probes start after their scheduled time."
 HELP_RELOAD_OK = "1 if the last configuration reload succeeded."
 HELP_RELOAD_TIME = "When the configuration was last loaded successfully (epoch seconds)."
 HELP_STORE_ERRORS = "Failed writes to the store (the rows are kept and retried)."
@@ -280,6 +282,13 @@ class DaemonCollector(Collector):
                 network = GaugeMetricFamily("slawatch_monitor_network_up", HELP_NETWORK_UP)
                 network.add_metric([], 0.0 if all(not r.ok for r in known) else 1.0)
                 yield network
+        lag = h.scheduler_lag
+        yield HistogramMetricFamily(
+            "slawatch_scheduler_lag_seconds",
+            HELP_SCHEDULER_LAG,
+            buckets=[(bound, float(count)) for bound, count in lag.cumulative()],
+            sum_value=lag.total,
+        )
         yield GaugeMetricFamily(
             "slawatch_probes_in_flight", HELP_IN_FLIGHT, value=d.scheduler.in_flight
         )
@@ -500,7 +509,6 @@ def outage_open(result: MonthResult, now: datetime) -> bool:
 def build_registry(daemon: Daemon, extra: Sequence[Collector] = ()) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DaemonCollector(daemon))
-    registry.register(daemon.health.scheduler_lag)
     for collector in extra:
         registry.register(collector)
     return registry

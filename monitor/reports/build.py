@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from monitor.accounting import inputs_from_config, month_result
+from monitor.accounting import inputs_from_config, month_result, select_policies
 from monitor.clock import system_clock
 from monitor.instants import parse_instant
 from monitor.reports.results import ResultSet, read_results, tally_results
@@ -36,20 +36,6 @@ Tallies = Mapping[str, Mapping[int, Tally]]
 TallySource = Tallies | Callable[[BucketGrid], Tallies]
 """Tallies keyed by bucket start epoch, or a function giving them for an SLA's bucket grid
 (needed when SLAs differ in bucket length or zone alignment)."""
-
-
-def select_policies(
-    config: Config, service: str | None, field: str = "--service"
-) -> list[SlaPolicy]:
-    """The SLAs to report: all, or those over ``service`` (an error names the known ones)."""
-    policies = list(config.sla_policies())
-    if service is None:
-        return policies
-    chosen = [p for p in policies if service in (p.service, p.name)]
-    if not chosen:
-        known = sorted({p.service for p in policies})
-        raise ValueError(f"{field}: expected one of {', '.join(known)}, got {service!r}")
-    return chosen
 
 
 def build_reports(

@@ -1,41 +1,22 @@
-"""Reports computed from the store: the daemon's `/api/v1/report`, and `slawatch report`
-without `--results` (reading the SQLite file the daemon writes).
+"""Months computed from the store: `slawatch report` without `--results` (reading the SQLite
+file the daemon writes) and the daemon's `/api/v1/report` for months it no longer holds.
 
-The running daemon answers the current and previous months from memory (what `/metrics`
-shows); older months, and the CLI, read tallies and gaps back from the store, so a report is
-reproducible from stored evidence alone.
+Tallies and gaps are read back from the store, so a report is reproducible from stored
+evidence alone; the month itself is computed by :func:`monitor.accounting.month_result`, as
+everywhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
 from monitor.accounting import inputs_from_config, month_result, utc_now
 from monitor.config import Config
-from monitor.reports.build import select_policies
-from monitor.reports.full import compose, has_support, support_parts
-from monitor.sla.calendar import Month, month_bounds, month_containing
+from monitor.sla.calendar import Month, month_bounds
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import ExclusionWindow, SlaPolicy
-from monitor.sla.render import FORMATS
 from monitor.store.base import Store
-
-if TYPE_CHECKING:
-    from monitor.runtime.daemon import Daemon
-
-CONTENT_TYPES = {
-    "json": "application/json",
-    "csv": "text/csv",
-    "text": "text/plain",
-    "claim": "text/plain",
-}
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
 async def store_month_results(
@@ -62,35 +43,3 @@ async def store_month_results(
         inputs = inputs_from_config(config, api_windows=extra_exclusions, gaps=gaps)
         results.append(month_result(inputs, policy, month, tallies, now))
     return results
-
-
-async def daemon_report(
-    daemon: Daemon, service: str | None, month: str | None, fmt: str
-) -> tuple[str, str]:
-    """The report text and its content type, as `slawatch report` would print it."""
-    _check_format(fmt)
-    now = utc_now(daemon.clock())
-    policies = select_policies(daemon.config, service, field="service")
-    results: list[MonthResult] = []
-    for policy in policies:
-        chosen = Month.parse(month) if month else month_containing(now, policy.timezone)
-        current = month_containing(now, policy.timezone)
-        if chosen > current:
-            raise ValueError(f"month: {chosen} has not started yet in {policy.timezone}")
-        if chosen >= current.previous():
-            results.append(daemon.accounting.month_result(policy, now, chosen))
-        else:
-            results.extend(
-                await store_month_results(
-                    daemon.config, daemon.store, [policy], chosen, now, daemon.api_exclusions
-                )
-            )
-    meta: dict[str, Any] = {"source": "store", "vantage": daemon.config.monitor.name}
-    support = None
-    if has_support(daemon.config):
-        zone = policies[0].timezone if policies else "UTC"
-        chosen = Month.parse(month) if month else month_containing(now, zone)
-        support = await support_parts(
-            daemon.config, daemon.store, chosen, now, daemon.api_exclusions
-        )
-    return compose(results, fmt, meta, support), CONTENT_TYPES[fmt]

@@ -10,18 +10,14 @@ the gap from the last heartbeat.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import signal
-import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
 import structlog
-from aiohttp import web
-from prometheus_client import Histogram
 
 from monitor.accounting import (
     Accounting,
@@ -36,6 +32,7 @@ from monitor.config.secrets import check_secrets
 from monitor.host import sdnotify
 from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
+from monitor.runtime.health import Health
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
 from monitor.runtime.state import LiveState
 from monitor.runtime.support_link import SupportFigures
@@ -59,30 +56,7 @@ log = structlog.get_logger(__name__)
 FLUSH_INTERVAL = 1.0
 SUPPORT_REFRESH_FLUSHES = 5
 MAX_VERDICTS_PER_FLUSH = 20_000
-LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 MAINTENANCE_INTERVAL = 3600.0
-
-
-class Health:
-    """The daemon's own figures for ``/metrics`` and ``/readyz``."""
-
-    def __init__(self) -> None:
-        self.ready = False
-        self.reload_successful = True
-        self.last_reload_success: float | None = None
-        self.last_reload_attempt: float | None = None
-        self.store_write_errors = 0
-        self.last_flush: float | None = None
-        # Registered on the daemon's own registry by monitor.metrics.build_registry.
-        self.scheduler_lag = Histogram(
-            "slawatch_scheduler_lag_seconds",
-            "How late probes start after their scheduled time.",
-            buckets=LAG_BUCKETS,
-            registry=None,
-        )
-
-    def observe_lag(self, seconds: float) -> None:
-        self.scheduler_lag.observe(max(0.0, seconds))
 
 
 class Daemon:
@@ -104,7 +78,7 @@ class Daemon:
         self.gaps: list[tuple[datetime, datetime]] = []
         self.accounting = Accounting(self._inputs(), self._tallies_for)
         self._stop = asyncio.Event()
-        self._runner: web.AppRunner | None = None
+        self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._flush_lock = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
         self._bucket_lengths: dict[str, tuple[int, ...]] = {}
@@ -377,8 +351,9 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
-        from monitor.http.api import build_app
-
+        """Open the store, record the downtime gap, read the history back, start probing and
+        the background loops. The caller then starts the adapters (HTTP) and calls
+        :meth:`serving`."""
         await self.store.open()
         now = self.clock()
         gap = await record_downtime(self.store, now)
@@ -392,26 +367,21 @@ class Daemon:
         await self._load_history(now)
         self.scheduler.apply(self._schedule(), now=now)
         self.scheduler.start()
-        app = build_app(self)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        host, port = self.config.monitor.listen_address
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or ()
-        if sockets:
-            sockname = sockets[0].getsockname()
-            self.listen_address = (sockname[0], sockname[1])
         self._background = [
             asyncio.create_task(self._flush_loop(), name="flush"),
             asyncio.create_task(self._maintenance_loop(), name="maintenance"),
         ]
+
+    def serving(self, listen_address: tuple[str, int] | None) -> None:
+        """The adapters are up: ready for systemd and ``/readyz``; the watchdog pings
+        follow READY."""
+        self.listen_address = listen_address
+        self.health.ready = True
+        self.health.last_reload_success = self.clock()
+        sdnotify.ready()
         watchdog = sdnotify.watchdog_interval()
         if watchdog:
             self._background.append(asyncio.create_task(self._watchdog_loop(watchdog / 2)))
-        self.health.ready = True
-        self.health.last_reload_success = now
-        sdnotify.ready()
         log.info(
             "daemon_started",
             vantage=self.config.monitor.name,
@@ -420,6 +390,11 @@ class Daemon:
             listen=self.listen_address,
             database=str(self.config.monitor.database_path),
         )
+
+    def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` when stopping, after the last flush and before the store closes (the
+        HTTP server's clean-up: a request may still read the store until then)."""
+        self._stop_hooks.append(hook)
 
     async def _watchdog_loop(self, every: float) -> None:
         while not self._stop.is_set():
@@ -451,8 +426,8 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.flush()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for hook in self._stop_hooks:
+            await hook()
         await self.store.close()
         log.info("daemon_stopped", vantage=self.config.monitor.name)
 
@@ -465,41 +440,3 @@ async def _finish_teardowns(within: float) -> None:
     if pending:
         log.info("waiting_for_call_teardowns", calls=len(pending))
         await asyncio.wait(pending, timeout=within)
-
-
-async def run_daemon(config: Config, config_path: Path) -> int:
-    """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit status."""
-    daemon = Daemon(config, config_path)
-    daemon.handle_signals()
-    try:
-        await daemon.start()
-    except BaseException:
-        await daemon.store.close()
-        raise
-    await daemon.wait()
-    await daemon.stop()
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "run",
-        help="run the monitoring daemon",
-        description="Probe the configured targets, keep buckets in the store, serve /metrics "
-        "and the API. SIGHUP reloads the configuration; SIGTERM flushes and exits.",
-    )
-    parser.add_argument("--config", type=Path, required=True, help="the YAML configuration file")
-    parser.set_defaults(func=_run_command)
-
-
-def _run_command(args: argparse.Namespace) -> int:
-    from monitor.host.logs import configure_logging
-
-    try:
-        config = load_config(args.config)
-        check_secrets(config, args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    configure_logging(config.monitor.log_level)
-    return asyncio.run(run_daemon(config, args.config))

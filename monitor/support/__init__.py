@@ -1,7 +1,6 @@
 """The support SLA (licence Schedule 1): support-hours clock, faults, deadlines, credits,
-maintenance notice rules, and their CLI, HTTP and Alertmanager front ends."""
+maintenance notice rules, Alertmanager payloads, and the fault service over the store.
 
-# monitor.config.model imports monitor.config.support, which imports monitor.config's field
-# types: loading the config package first, whichever module is imported first, keeps that
-# cycle from meeting a half-initialised monitor.support.config.
-import monitor.config  # noqa: F401
+Its ``support:`` configuration section is ``monitor.config.support``; its command line is
+``monitor.cli.fault``; its HTTP routes are ``monitor.http.faults``.
+"""

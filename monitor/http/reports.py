@@ -1,0 +1,63 @@
+"""``/api/v1/report``: the report `slawatch report` would print, from the running daemon.
+
+The current and previous months come from the daemon's memory (what ``/metrics`` shows); older
+months are read back from the store. Both are computed by :func:`monitor.accounting.month_result`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from monitor.accounting import select_policies, utc_now
+from monitor.reports.full import compose, has_support, support_parts
+from monitor.reports.stored import store_month_results
+from monitor.sla.calendar import Month, month_containing
+from monitor.sla.month import MonthResult
+from monitor.sla.render import FORMATS
+
+if TYPE_CHECKING:
+    from monitor.runtime.daemon import Daemon
+
+CONTENT_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "text": "text/plain",
+    "claim": "text/plain",
+}
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+async def daemon_report(
+    daemon: Daemon, service: str | None, month: str | None, fmt: str
+) -> tuple[str, str]:
+    """The report text and its content type, as `slawatch report` would print it."""
+    _check_format(fmt)
+    now = utc_now(daemon.clock())
+    policies = select_policies(daemon.config, service, field="service")
+    results: list[MonthResult] = []
+    for policy in policies:
+        chosen = Month.parse(month) if month else month_containing(now, policy.timezone)
+        current = month_containing(now, policy.timezone)
+        if chosen > current:
+            raise ValueError(f"month: {chosen} has not started yet in {policy.timezone}")
+        if chosen >= current.previous():
+            results.append(daemon.accounting.month_result(policy, now, chosen))
+        else:
+            results.extend(
+                await store_month_results(
+                    daemon.config, daemon.store, [policy], chosen, now, daemon.api_exclusions
+                )
+            )
+    meta: dict[str, Any] = {"source": "store", "vantage": daemon.config.monitor.name}
+    support = None
+    if has_support(daemon.config):
+        zone = policies[0].timezone if policies else "UTC"
+        chosen = Month.parse(month) if month else month_containing(now, zone)
+        support = await support_parts(
+            daemon.config, daemon.store, chosen, now, daemon.api_exclusions
+        )
+    return compose(results, fmt, meta, support), CONTENT_TYPES[fmt]

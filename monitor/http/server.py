@@ -1,0 +1,28 @@
+"""Start the daemon's HTTP interface: the aiohttp runner bound to ``monitor.listen``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from monitor.http.api import build_app
+
+if TYPE_CHECKING:
+    from monitor.runtime.daemon import Daemon
+
+
+async def serve(daemon: Daemon) -> tuple[str, int] | None:
+    """Serve ``/metrics`` and the API for ``daemon``; the server stops with the daemon (after
+    its last flush). Returns the address bound (port 0 in the configuration picks one)."""
+    runner = web.AppRunner(build_app(daemon), access_log=None, handle_signals=False)
+    await runner.setup()
+    daemon.on_stop(runner.cleanup)
+    host, port = daemon.config.monitor.listen_address
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    for address in runner.addresses:
+        # IPv4 (host, port) or IPv6 (host, port, flowinfo, scope_id): the first two.
+        if isinstance(address, tuple) and len(address) >= 2:
+            return str(address[0]), int(address[1])
+    return None
