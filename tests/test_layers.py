@@ -182,3 +182,16 @@ class TestTheCheckItself:
             "monitor.http.api",
         ]
         assert "monitor.runtime.daemon" not in [m for _, m in imports(source, typing_only=False)]
+
+
+class TestAdaptersSeeTheView:
+    def test_http_and_metrics_never_import_the_daemon(self) -> None:
+        """The HTTP routes and the collectors see the daemon through runtime/view.py only."""
+        found = [
+            f"{module_name(path)} line {line}: {target}"
+            for path in SOURCES
+            if module_name(path).startswith(("monitor.http", "monitor.metrics"))
+            for line, target in imports(path)
+            if target.startswith("monitor.runtime.daemon")
+        ]
+        assert found == []

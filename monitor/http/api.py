@@ -28,11 +28,11 @@ from monitor.store.base import ExclusionExistsError
 from probes.fields import SecretUnavailable
 
 if TYPE_CHECKING:
-    from monitor.runtime.daemon import Daemon
+    from monitor.runtime.view import DaemonView
 
 log = structlog.get_logger(__name__)
 
-DAEMON: web.AppKey[Daemon] = web.AppKey("daemon", object)  # type: ignore[arg-type]
+DAEMON: web.AppKey[DaemonView] = web.AppKey("daemon", object)  # type: ignore[arg-type]
 MAX_BODY = 64 * 1024
 
 
@@ -40,7 +40,7 @@ def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def require_token(daemon: Daemon, request: web.Request) -> web.Response | None:
+def require_token(daemon: DaemonView, request: web.Request) -> web.Response | None:
     """None when the request carries the configured bearer token, else the error response."""
     ref = daemon.config.monitor.api_token
     if ref is None:
@@ -78,7 +78,9 @@ async def read_json(request: web.Request) -> dict[str, Any] | web.Response:
     return body
 
 
-async def authorized_json(daemon: Daemon, request: web.Request) -> dict[str, Any] | web.Response:
+async def authorized_json(
+    daemon: DaemonView, request: web.Request
+) -> dict[str, Any] | web.Response:
     """A write request's JSON object, or the response refusing it (token first, then body)."""
     denied = require_token(daemon, request)
     if denied is not None:
@@ -144,7 +146,7 @@ def exclusion_from_json(body: dict[str, Any], services: set[str]) -> ExclusionWi
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_app(daemon: Daemon) -> web.Application:
+def build_app(daemon: DaemonView) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[DAEMON] = daemon
     exposition = MetricsExposition(daemon, extra=[ContractCollector(daemon)])
@@ -279,10 +281,9 @@ def build_app(daemon: Daemon) -> web.Application:
         if window.id and window.id in {w.id for w in daemon.config.exclusion_windows()}:
             return json_error(409, f"id: {window.id!r} is already defined in the config file")
         try:
-            stored = await daemon.store.add_exclusion(window)
+            stored = await daemon.add_exclusion(window)
         except ExclusionExistsError as exc:
             return json_error(409, str(exc))
-        await daemon.exclusions_changed()
         log.info(
             "exclusion_added",
             **{k: v for k, v in window_json(stored).items() if k != "services"},
@@ -297,9 +298,8 @@ def build_app(daemon: Daemon) -> web.Application:
         ident = request.match_info["id"]
         if ident in {w.id for w in daemon.config.exclusion_windows()}:
             return json_error(409, f"{ident!r} is defined in the config file: remove it there")
-        if not await daemon.store.delete_exclusion(ident):
+        if not await daemon.delete_exclusion(ident):
             return json_error(404, f"no exclusion with id {ident!r}")
-        await daemon.exclusions_changed()
         log.info("exclusion_deleted", id=ident)
         return web.json_response({"deleted": ident})
 

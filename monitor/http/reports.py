@@ -16,7 +16,7 @@ from monitor.sla.month import MonthResult
 from monitor.sla.render import FORMATS
 
 if TYPE_CHECKING:
-    from monitor.runtime.daemon import Daemon
+    from monitor.runtime.view import DaemonView
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -32,7 +32,7 @@ def _check_format(fmt: str) -> None:
 
 
 async def daemon_report(
-    daemon: Daemon, service: str | None, month: str | None, fmt: str
+    daemon: DaemonView, service: str | None, month: str | None, fmt: str
 ) -> tuple[str, str]:
     """The report text and its content type, as `slawatch report` would print it."""
     _check_format(fmt)

@@ -9,10 +9,10 @@ from aiohttp import web
 from monitor.http.api import build_app
 
 if TYPE_CHECKING:
-    from monitor.runtime.daemon import Daemon
+    from monitor.runtime.view import DaemonView
 
 
-async def serve(daemon: Daemon) -> tuple[str, int] | None:
+async def serve(daemon: DaemonView) -> tuple[str, int] | None:
     """Serve ``/metrics`` and the API for ``daemon``; the server stops with the daemon (after
     its last flush). Returns the address bound (port 0 in the configuration picks one)."""
     runner = web.AppRunner(build_app(daemon), access_log=None, handle_signals=False)

@@ -33,7 +33,7 @@ from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy
 from probes.result import Outcome, ProbeResult
 
 if TYPE_CHECKING:
-    from monitor.runtime.daemon import Daemon
+    from monitor.runtime.view import DaemonView
 
 VERSION = "0.1.0"
 
@@ -168,7 +168,7 @@ class DaemonCollector(Collector):
     """Reads the daemon at scrape time: the per-SLA and monitor families (the per-target ones
     are written by ``TargetFamilies``)."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonView) -> None:
         self._daemon = daemon
 
     def collect(self) -> Iterable[Metric]:
@@ -330,7 +330,7 @@ class TargetFamilies:
     the target's state when its chunk was rendered: no later than the scrape's end.
     """
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonView) -> None:
         self._daemon = daemon
         # target -> (last result the lines were built from, (kind, role), one line block per family)
         self._cache: dict[str, tuple[ProbeResult | None, tuple[str, str], tuple[str, ...]]] = {}
@@ -444,7 +444,7 @@ _go_float: Callable[[float], str] = floatToGoString
 class MetricsExposition:
     """The ``/metrics`` body: the per-target families as cached text, then the registry."""
 
-    def __init__(self, daemon: Daemon, extra: Sequence[Collector] = ()) -> None:
+    def __init__(self, daemon: DaemonView, extra: Sequence[Collector] = ()) -> None:
         self.registry = build_registry(daemon, extra)
         self._targets = TargetFamilies(daemon)
 
@@ -453,7 +453,7 @@ class MetricsExposition:
         return targets.encode("utf-8") + generate_latest(self.registry)
 
 
-def instant_service_state(daemon: Daemon, service: ServiceDef, now: float) -> BucketState:
+def instant_service_state(daemon: DaemonView, service: ServiceDef, now: float) -> BucketState:
     """The service by its rule over its targets' latest results; a result older than two
     intervals (or none yet) is unknown, so a stalled monitor never reads as available."""
     states: list[BucketState] = []
@@ -474,7 +474,7 @@ def instant_service_state(daemon: Daemon, service: ServiceDef, now: float) -> Bu
 
 
 def provisional_bucket_state(
-    daemon: Daemon, policy: SlaPolicy, service: ServiceDef, now: float
+    daemon: DaemonView, policy: SlaPolicy, service: ServiceDef, now: float
 ) -> BucketState:
     """The running bucket's verdict so far, by the same rules the month will apply once it
     closes (the engine itself reports a running bucket as pending)."""
@@ -506,7 +506,7 @@ def outage_open(result: MonthResult, now: datetime) -> bool:
     return (now - last_end).total_seconds() < result.bucket_seconds
 
 
-def build_registry(daemon: Daemon, extra: Sequence[Collector] = ()) -> CollectorRegistry:
+def build_registry(daemon: DaemonView, extra: Sequence[Collector] = ()) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DaemonCollector(daemon))
     for collector in extra:

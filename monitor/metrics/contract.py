@@ -19,7 +19,7 @@ from monitor.support.metrics import HELP as SUPPORT_HELP
 from monitor.support.metrics import LABELS as SUPPORT_LABELS
 
 if TYPE_CHECKING:
-    from monitor.runtime.daemon import Daemon
+    from monitor.runtime.view import DaemonView
 
 HELP_TARGET_INFO = "1 for each target of each service that an SLA measures (for grouping alerts)."
 HELP_CLAIM_FILED = "1 once the claim for the previous month's credit has been recorded as filed."
@@ -30,7 +30,7 @@ CONTRACT_METRIC_NAMES: frozenset[str] = frozenset(
 
 
 class ContractCollector(Collector):
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonView) -> None:
         self._daemon = daemon
 
     def collect(self) -> Iterable[Metric]:

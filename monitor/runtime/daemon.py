@@ -344,7 +344,21 @@ class Daemon:
         await self.store.kv_set(CLAIMS_KEY, claims_to_kv(claims))
         self.claims = claims
 
+    async def add_exclusion(self, window: ExclusionWindow) -> ExclusionWindow:
+        """Store an API window and apply it to the months (raises ExclusionExistsError)."""
+        stored = await self.store.add_exclusion(window)
+        await self.exclusions_changed()
+        return stored
+
+    async def delete_exclusion(self, ident: str) -> bool:
+        """Forget the API window ``ident``; False when the store holds none."""
+        if not await self.store.delete_exclusion(ident):
+            return False
+        await self.exclusions_changed()
+        return True
+
     async def exclusions_changed(self) -> None:
+        """Re-read the API windows; the month inputs change and verdicts are rewritten."""
         self.api_exclusions = await self.store.list_exclusions()
         self.accounting.replace_inputs(self._inputs())
         self._verdicts_written.clear()
