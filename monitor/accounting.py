@@ -143,7 +143,12 @@ def month_windows(inputs: AccountingInputs, policy: SlaPolicy, month: Month) -> 
     candidates = [w for w in inputs.windows if w.end > start and w.start < end]
     for rec in inputs.recurring:
         candidates.extend(expand_recurring(rec, start, end))
-    candidates = [w for w in candidates if w.covers(policy.service)]
+    # In time order, whatever order the sources listed them in (the store lists its windows
+    # by start, the configuration as written): the report's list must not depend on the path.
+    candidates = sorted(
+        (w for w in candidates if w.covers(policy.service)),
+        key=lambda w: (w.start, w.end, w.id),
+    )
     rule = inputs.notice_rules.get(policy.name)
     if rule is None:
         return MonthWindows(tuple(candidates), ())

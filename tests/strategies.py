@@ -372,3 +372,127 @@ http_response_noise = _st.one_of(
 )
 """Bytes a broken or hostile server might send back: noise, or HTTP-shaped fragments in any
 order."""
+
+
+# -- month scenarios for the agreement test (tests/test_agreement.py) -----------------------
+_SCENARIO_DAY = _datetime(2026, 11, 2, tzinfo=_UTC)
+SCENARIO_BUCKETS = 72
+"""Six hours of 5-minute buckets, from 2 November 2026 00:00 UTC."""
+
+
+def _scenario_window(ident: str, *, kinds: tuple[str, ...]) -> _st.SearchStrategy[dict[str, _Any]]:
+    def build(
+        first: int, length: int, notice: int | None, kind: str, all_services: bool
+    ) -> dict[str, _Any]:
+        start = _SCENARIO_DAY + _timedelta(minutes=5 * first)
+        window: dict[str, _Any] = {
+            "id": ident,
+            "kind": kind,
+            "start": start.isoformat(),
+            "end": (start + _timedelta(minutes=5 * length)).isoformat(),
+        }
+        if not all_services:
+            window["services"] = ["svc"]
+        if notice is not None:
+            window["announced_at"] = (start - _timedelta(minutes=notice)).isoformat()
+        return window
+
+    return _st.builds(
+        build,
+        _st.integers(0, SCENARIO_BUCKETS - 1),
+        _st.integers(1, 8),
+        _st.one_of(_st.none(), _st.sampled_from([5, 30, 59, 60, 120, 1440])),
+        _st.sampled_from(kinds),
+        _st.booleans(),
+    )
+
+
+@_st.composite
+def month_scenarios(draw: _st.DrawFn) -> dict[str, _Any]:
+    """A configuration (as YAML data), probe outcomes per target and bucket ('u' up, 'f'
+    failed, '-' none), API windows, gaps and an as-of instant: every input a month takes."""
+    kinds = ("scheduled_maintenance", "force_majeure")
+    down_when = draw(_st.sampled_from(["any", "all", "quorum"]))
+    service: dict[str, _Any] = {"name": "svc", "targets": ["a", "b"], "down_when": down_when}
+    if down_when == "quorum":
+        service["quorum"] = draw(_st.integers(1, 2))
+    sla: dict[str, _Any] = {
+        "name": "svc-sla",
+        "service": "svc",
+        "objective": "99.9",
+        "timezone": draw(_st.sampled_from(["UTC", "Europe/London", "Asia/Kolkata"])),
+        "unknown_buckets": draw(_st.sampled_from(["exclude", "unavailable"])),
+        "monthly_fee": "1000.00",
+        "currency": "EUR",
+        "credit_tiers": [
+            {"below": "99.9", "at_least": "99.0", "credit_percent": 10},
+            {"below": "99.0", "credit_percent": 25},
+        ],
+    }
+    notice = draw(
+        _st.one_of(
+            _st.none(),
+            _st.fixed_dictionaries(
+                {
+                    "min_notice": _st.sampled_from(["10m", "1h", "1d"]),
+                    "policy": _st.sampled_from(["flag", "reject"]),
+                }
+            ),
+        )
+    )
+    if notice is not None:
+        sla["maintenance_notice"] = notice
+    fixed = [
+        draw(_scenario_window(f"cfg-{i}", kinds=kinds)) for i in range(draw(_st.integers(0, 2)))
+    ]
+    api = [draw(_scenario_window(f"api-{i}", kinds=kinds)) for i in range(draw(_st.integers(0, 2)))]
+    config: dict[str, _Any] = {
+        "monitor": {"name": "agree"},
+        "targets": [
+            {"name": name, "kind": "tcp", "tcp": {"host": "127.0.0.1", "port": 9}}
+            for name in ("a", "b")
+        ],
+        "services": [service],
+        "slas": [sla],
+        "exclusions": fixed,
+    }
+    if draw(_st.booleans()):
+        config["targets"].append(
+            {"name": "c", "kind": "tcp", "role": "canary", "tcp": {"host": "127.0.0.1", "port": 9}}
+        )
+    if draw(_st.booleans()):
+        config["recurring_exclusions"] = [
+            {
+                "id": "nightly",
+                "kind": "scheduled_maintenance",
+                "rrule": f"FREQ=DAILY;BYHOUR={draw(_st.integers(0, 5))};BYMINUTE=0;BYSECOND=0",
+                "dtstart": "2026-10-01T00:00:00",
+                "timezone": "UTC",
+                "duration": "20m",
+            }
+        ]
+    outcome = _st.text("uuuuf-", min_size=SCENARIO_BUCKETS, max_size=SCENARIO_BUCKETS)
+    probes = {t["name"]: draw(outcome) for t in config["targets"]}
+    gaps = draw(
+        _st.lists(_st.tuples(_st.integers(0, SCENARIO_BUCKETS - 1), _st.integers(1, 6)), max_size=2)
+    )
+    # As of: during the six hours, later in November, or once November is over.
+    now = _SCENARIO_DAY + _timedelta(
+        minutes=draw(
+            _st.sampled_from([5 * SCENARIO_BUCKETS, 5 * SCENARIO_BUCKETS + 7, 20 * 1440, 31 * 1440])
+        )
+    )
+    return {
+        "config": config,
+        "probes": probes,
+        "api": api,
+        "gaps": [
+            (
+                _SCENARIO_DAY + _timedelta(minutes=5 * g),
+                _SCENARIO_DAY + _timedelta(minutes=5 * (g + n)),
+            )
+            for g, n in gaps
+        ],
+        "day": _SCENARIO_DAY,
+        "now": now,
+    }
