@@ -17,7 +17,7 @@ from types import ModuleType
 COMMANDS: Mapping[str, str] = {
     "run": "monitor.cli.run",
     "demo": "monitor.cli.demo",
-    "report": "monitor.reports.build",
+    "report": "monitor.cli.report",
     "check-config": "monitor.cli.check_config",
     "fault": "monitor.cli.fault",
 }
