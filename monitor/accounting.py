@@ -44,7 +44,7 @@ from monitor.sla.policy import (
     SlaPolicy,
     Tally,
 )
-from monitor.support.notice import NoticePolicy, NoticeRule, Violation, check_notice
+from monitor.support.notice import NoticeRule, Violation, apply_notice_rule
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -53,9 +53,6 @@ Tallies = Mapping[str, Mapping[int, Tally]]
 """target -> bucket start epoch -> tally."""
 TallySource = Callable[[int, Month, SlaPolicy], Tallies]
 """(bucket_seconds, month, policy) -> target -> bucket start -> tally."""
-
-RECURRING_SOURCE = "recurring:"
-"""The ``source`` prefix :func:`monitor.sla.exclusions.expand_recurring` gives occurrences."""
 
 
 @dataclass(frozen=True)
@@ -130,35 +127,30 @@ class MonthWindows:
     violations: tuple[Violation, ...]
 
 
-def _rule_for(window: ExclusionWindow, rule: NoticeRule) -> NoticeRule:
-    if window.source.startswith(RECURRING_SOURCE) and rule.min_notice is not None:
-        return dataclasses.replace(rule, min_notice=None)
-    return rule
+def _announced_by_schedule(rule: NoticeRule) -> NoticeRule:
+    """The rule for a recurring occurrence: its schedule is its notice (no minimum to check)."""
+    return dataclasses.replace(rule, min_notice=None)
 
 
 def month_windows(inputs: AccountingInputs, policy: SlaPolicy, month: Month) -> MonthWindows:
     """The windows touching ``month`` for ``policy``'s service, recurring ones expanded over
     the month in the SLA's zone, after the SLA's notice rule."""
     start, end = month_bounds(month, policy.timezone)
-    candidates = [w for w in inputs.windows if w.end > start and w.start < end]
-    for rec in inputs.recurring:
-        candidates.extend(expand_recurring(rec, start, end))
-    # In time order, whatever order the sources listed them in (the store lists its windows
-    # by start, the configuration as written): the report's list must not depend on the path.
-    candidates = sorted(
-        (w for w in candidates if w.covers(policy.service)),
-        key=lambda w: (w.start, w.end, w.id),
-    )
+    fixed = [w for w in inputs.windows if w.end > start and w.start < end]
+    occurrences = [w for rec in inputs.recurring for w in expand_recurring(rec, start, end)]
+    fixed = [w for w in fixed if w.covers(policy.service)]
+    occurrences = [w for w in occurrences if w.covers(policy.service)]
     rule = inputs.notice_rules.get(policy.name)
     if rule is None:
-        return MonthWindows(tuple(candidates), ())
-    honoured: list[ExclusionWindow] = []
-    violations: list[Violation] = []
-    for window in candidates:
-        found = check_notice(window, _rule_for(window, rule))
-        violations.extend(found)
-        if not (found and rule.policy is NoticePolicy.REJECT):
-            honoured.append(window)
+        honoured, violations = [*fixed, *occurrences], []
+    else:
+        written = apply_notice_rule(fixed, rule)
+        scheduled = apply_notice_rule(occurrences, _announced_by_schedule(rule))
+        honoured = [*written.honoured, *scheduled.honoured]
+        violations = [*written.violations, *scheduled.violations]
+    # In time order, whatever order the sources listed them in (the store lists its windows
+    # by start, the configuration as written): the report's list must not depend on the path.
+    honoured.sort(key=lambda w: (w.start, w.end, w.id))
     return MonthWindows(tuple(honoured), tuple(violations))
 
 

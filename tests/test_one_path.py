@@ -184,3 +184,60 @@ class TestRecurringWindowUnderNoticeRule:
         assert len({json.dumps(r, sort_keys=True) for r in reports}) == 1
         for document in (*documents, api):
             assert document["support"]["maintenance_notice_violations"] == []
+
+
+class TestMonthWindows:
+    """``accounting.month_windows``: the notice rule, decided once for every path."""
+
+    def config(self, tmp_path: Path) -> Path:
+        data = yaml.safe_load((SAMPLES / "report.yaml").read_text(encoding="utf-8"))
+        data["monitor"]["state_dir"] = str(tmp_path)
+        data["support"] = {"contracts": [{"name": "uma", "annual_fee": 10, "currency": "GBP"}]}
+        for sla in data["slas"]:
+            sla["maintenance_notice"] = {"outside_support_hours_of": "uma", "policy": "reject"}
+        # Tuesday 10 November 2026, 10:00-11:00 UTC: Support Hours, and never announced.
+        data["exclusions"] = [
+            {
+                "id": "mw-day",
+                "kind": "scheduled_maintenance",
+                "start": "2026-11-10T10:00:00Z",
+                "end": "2026-11-10T11:00:00Z",
+                "services": ["web"],
+            }
+        ]
+        data["recurring_exclusions"][0]["rrule"] = "FREQ=WEEKLY;BYDAY=TU;BYHOUR=16;BYMINUTE=30"
+        path = tmp_path / "notice.yaml"
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        return path
+
+    def test_refused_windows_are_violations(self, tmp_path: Path) -> None:
+        """An unannounced daytime window is refused under reject, with both rules it broke;
+        a recurring occurrence needs no announcement but must still avoid Support Hours."""
+        from monitor.accounting import inputs_from_config, month_windows
+
+        inputs = inputs_from_config(load_config(self.config(tmp_path)))
+        found = month_windows(inputs, inputs.policy("web-portal"), MONTH)
+        assert "mw-day" not in {w.id for w in found.honoured}
+        by_window: dict[str, list[str]] = {}
+        for violation in found.violations:
+            by_window.setdefault(violation.window_id, []).append(violation.kind.value)
+        assert by_window.pop("mw-day") == ["no_notice", "during_support_hours"]
+        # 16:30-17:00 on Tuesdays overlaps Support Hours (to 17:00): refused, for that only.
+        assert by_window
+        assert all(kinds == ["during_support_hours"] for kinds in by_window.values())
+        assert not any(w.source.startswith("recurring:") for w in found.honoured)
+        assert all(v.rejected for v in found.violations)
+
+    def test_without_a_rule_every_window_is_honoured(self, tmp_path: Path) -> None:
+        """No maintenance_notice: every window is honoured and nothing is reported."""
+        from monitor.accounting import inputs_from_config, month_windows
+
+        data = yaml.safe_load(self.config(tmp_path).read_text(encoding="utf-8"))
+        for sla in data["slas"]:
+            del sla["maintenance_notice"]
+        path = tmp_path / "plain.yaml"
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        inputs = inputs_from_config(load_config(path))
+        found = month_windows(inputs, inputs.policy("web-portal"), MONTH)
+        assert found.violations == ()
+        assert "mw-day" in {w.id for w in found.honoured}

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 
 import pytest
 
 from monitor.config import Config, ConfigError, parse_config_text
-from monitor.config.support import notice_outcomes, notice_reference_issues
-from monitor.sla.policy import ExclusionKind, ExclusionWindow
+from monitor.config.support import notice_reference_issues
 from monitor.support.calendar import OpeningInterval
 from monitor.support.faults import CONTRACT_DEADLINES, Level, Severity
 from monitor.support.notice import NoticePolicy
@@ -219,21 +218,3 @@ class TestMaintenanceNotice:
         raw = {"slas": [{"maintenance_notice": {"outside_support_hours_of": "uma"}}]}
         (problem,) = notice_reference_issues(raw)
         assert problem.path == ("slas", 0, "maintenance_notice", "outside_support_hours_of")
-
-    def test_notice_outcomes_per_sla(self) -> None:
-        """A daytime, unannounced window is dropped under reject; the default SLA keeps it."""
-        window = ExclusionWindow(
-            "mw-1",
-            datetime(2026, 11, 10, 10, tzinfo=UTC),
-            datetime(2026, 11, 10, 11, tzinfo=UTC),
-            ExclusionKind.SCHEDULED_MAINTENANCE,
-        )
-        config = parse(
-            "support:\n  contracts:\n    - {name: uma, annual_fee: 10, currency: GBP}\n",
-            self.NOTICE,
-        )
-        outcome = notice_outcomes(config.slas, config.support, [window])["web-sla"]
-        assert outcome.honoured == ()
-        assert [v.kind.value for v in outcome.violations] == ["no_notice", "during_support_hours"]
-        plain = parse("")
-        assert notice_outcomes(plain.slas, None, [window])["web-sla"].honoured == (window,)

@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, time, timedelta
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 import holidays
 from pydantic import (
@@ -53,12 +53,11 @@ from pydantic import (
 
 from monitor.config.errors import FieldProblems, Issue, issue
 from monitor.config.fieldtypes import Amount, Currency, Name, Percent, Timezone, duration_field
-from monitor.sla.policy import ExclusionWindow
 from monitor.support.alertmanager import AlertRouting
 from monitor.support.calendar import WEEKDAY_NAMES, OpeningInterval, SupportHours
 from monitor.support.contract import SupportContract
 from monitor.support.faults import CreditTable, DeadlineRule, Level, Severity
-from monitor.support.notice import NoticeOutcome, NoticePolicy, NoticeRule, apply_notice_rule
+from monitor.support.notice import NoticePolicy, NoticeRule
 
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _MONTH_DAY = re.compile(r"^(\d{2})-(\d{2})$")
@@ -382,32 +381,3 @@ def notice_reference_issues(data: Any) -> list[Issue]:
                 )
             )
     return problems
-
-
-class _SlaWithNotice(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def service(self) -> str: ...
-
-    @property
-    def maintenance_notice(self) -> MaintenanceNoticeConfig | None: ...
-
-
-def notice_outcomes(
-    slas: Sequence[_SlaWithNotice],
-    support: SupportConfig | None,
-    windows: Sequence[ExclusionWindow],
-) -> dict[str, NoticeOutcome]:
-    """Per SLA name: the windows covering its service to honour, and the violations found.
-
-    Feed ``honoured`` to ``compute_month`` instead of the raw windows; an SLA without a
-    ``maintenance_notice`` rule honours every window (no violations).
-    """
-    result = {}
-    for sla in slas:
-        rule = None if sla.maintenance_notice is None else sla.maintenance_notice.to_rule(support)
-        mine = [w for w in windows if w.covers(sla.service)]
-        result[sla.name] = apply_notice_rule(mine, rule)
-    return result

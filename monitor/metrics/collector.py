@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
@@ -35,7 +36,16 @@ from probes.result import Outcome, ProbeResult
 if TYPE_CHECKING:
     from monitor.runtime.view import DaemonView
 
-VERSION = "0.1.0"
+
+def _version() -> str:
+    """The installed package's version (``slawatch_build_info``), from its metadata."""
+    try:
+        return metadata.version("slawatch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+VERSION = _version()
 
 # (metric name, ProbeResult.details key, help)
 DETAIL_GAUGES: tuple[tuple[str, str, str], ...] = (
@@ -108,6 +118,9 @@ HELP_SCHEDULER_LAG = "How late probes start after their scheduled time."
 HELP_RELOAD_OK = "1 if the last configuration reload succeeded."
 HELP_RELOAD_TIME = "When the configuration was last loaded successfully (epoch seconds)."
 HELP_STORE_ERRORS = "Failed writes to the store (the rows are kept and retried)."
+HELP_EVIDENCE_DROPPED = (
+    "Failure evidence dropped because too much was waiting for the store (the tallies are kept)."
+)
 HELP_LAST_FLUSH = "When the store last committed a flush (epoch seconds)."
 HELP_PENDING_ROWS = "Rows waiting to be written to the store."
 HELP_BUILD = "slawatch build information."
@@ -146,6 +159,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "slawatch_config_last_reload_successful",
         "slawatch_config_last_reload_success_timestamp_seconds",
         "slawatch_store_write_errors_total",
+        "slawatch_evidence_dropped_total",
         "slawatch_store_last_flush_timestamp_seconds",
         "slawatch_store_pending_rows",
         "slawatch_build_info",
@@ -305,6 +319,9 @@ class DaemonCollector(Collector):
             )
         yield CounterMetricFamily(
             "slawatch_store_write_errors", HELP_STORE_ERRORS, value=h.store_write_errors
+        )
+        yield CounterMetricFamily(
+            "slawatch_evidence_dropped", HELP_EVIDENCE_DROPPED, value=d.state.evidence_dropped
         )
         if h.last_flush is not None:
             yield GaugeMetricFamily(
