@@ -271,7 +271,7 @@ class TestAlertingEndToEnd:
         stack.target.set("home", "up")
         resolved = stack.sink.wait_for(_page("resolved"), 40, "resolution of the page")
         assert resolved.at > fired.at
-        # Shown with -s: the figures README.md quotes.
+        # Shown with -s: the figures docs/deployment.md quotes.
         print(f"page {fired.at - down_at:.2f} s, resolved {resolved.at - up_at:.2f} s")
         [done] = resolved.alerts("resolved")
         assert done["labels"] == labels

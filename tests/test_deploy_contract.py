@@ -33,7 +33,8 @@ RULE_TESTS = (
 )
 ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 DASHBOARD = DEPLOY / "grafana" / "slawatch.json"
-DEPLOY_DOC = ROOT / "README.md"
+DEPLOY_DOC = ROOT / "docs" / "deployment.md"
+RUNBOOK_DOC = ROOT / "docs" / "runbooks.md"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 # Suffixes the exposition format adds to a family's name.

@@ -10,7 +10,7 @@ import pytest
 
 from tests.peers import require_binary
 from tests.test_deploy_contract import (
-    DEPLOY_DOC,
+    RUNBOOK_DOC,
     PROMETHEUS_DIR,
     RULE_TESTS,
     RULES,
@@ -132,12 +132,12 @@ class TestAlertConventions:
                 assert labels.get("severity") in SEVERITIES, name
 
     def test_runbook_links_resolve(self) -> None:
-        """runbook_url points at the alert's own section of README.md, which exists."""
-        anchors = {github_slug(h) for h in re.findall(r"(?m)^#+ (.+)$", DEPLOY_DOC.read_text())}
+        """runbook_url points at the alert's own section of docs/runbooks.md, which exists."""
+        anchors = {github_slug(h) for h in re.findall(r"(?m)^#+ (.+)$", RUNBOOK_DOC.read_text())}
         for rule in alerts():
             anchor = f"runbook-{rule['alert'].lower()}"
-            assert rule["annotations"]["runbook_url"].endswith(f"README.md#{anchor}")
-            assert anchor in anchors, f"deploy.md has no section {anchor}"
+            assert rule["annotations"]["runbook_url"].endswith(f"docs/runbooks.md#{anchor}")
+            assert anchor in anchors, f"docs/runbooks.md has no section {anchor}"
 
     def test_github_slug(self) -> None:
         """The slug helper produces the anchors the runbook links use."""

@@ -28,7 +28,7 @@ from tests.web_target import web_target
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "systemd" / "slawatch.service"
-DEPLOY_DOC = ROOT / "README.md"
+DEPLOY_DOC = ROOT / "docs" / "deployment.md"
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
 # A regression past this is a hardening option lost, not noise: the score is deterministic.
 MAX_EXPOSURE = 2.0
@@ -211,7 +211,7 @@ class TestSystemdAnalyzeSecurity:
         assert score <= MAX_EXPOSURE, report
 
     def test_recorded_score_matches(self) -> None:
-        """README.md states the score the shipped unit really gets."""
+        """docs/deployment.md states the score the shipped unit really gets."""
         score, _ = exposure(UNIT)
         match = re.search(r"exposure level[^\n]*?\*\*(\d+\.\d)", DEPLOY_DOC.read_text())
         assert match, "deploy.md does not record the exposure level in bold"
