@@ -8,7 +8,6 @@ fresh install cannot be written to by anyone who reaches the port.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +16,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.accounting import utc_now
+from monitor.http.claims import claim_from_json
+from monitor.http.common import MAX_BODY, BodyError, json_body, json_error, only_fields
 from monitor.http.faults import fault_routes
 from monitor.instants import parse_instant
 from monitor.metrics.collector import MetricsExposition, outage_open, provisional_bucket_state
 from monitor.metrics.contract import ContractCollector
-from monitor.runtime.claims import claim_from_json
 from monitor.sla.calendar import Month, month_containing
 from monitor.sla.policy import ExclusionKind, ExclusionWindow
 from monitor.store.base import ExclusionExistsError
@@ -33,11 +33,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 DAEMON: web.AppKey[DaemonView] = web.AppKey("daemon", object)  # type: ignore[arg-type]
-MAX_BODY = 64 * 1024
-
-
-def json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def require_token(daemon: DaemonView, request: web.Request) -> web.Response | None:
@@ -64,15 +59,11 @@ def require_token(daemon: DaemonView, request: web.Request) -> web.Response | No
 
 
 async def read_json(request: web.Request) -> dict[str, Any] | web.Response:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return json_error(413, f"body larger than {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        return json_error(413, f"body larger than {MAX_BODY} bytes")
+    """The body as a JSON object, or the response refusing it."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return json_error(400, f"body: expected a JSON object: {exc}")
+        body = await json_body(request)
+    except BodyError as exc:
+        return exc.response()
     if not isinstance(body, dict):
         return json_error(400, f"body: expected a JSON object, got {type(body).__name__}")
     return body
@@ -102,12 +93,7 @@ def window_json(window: ExclusionWindow) -> dict[str, Any]:
 
 
 def exclusion_from_json(body: dict[str, Any], services: set[str]) -> ExclusionWindow:
-    allowed = {"id", "kind", "start", "end", "reason", "services", "announced_at"}
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ValueError(
-            f"unknown field(s) {', '.join(unknown)}; expected some of {sorted(allowed)}"
-        )
+    only_fields(body, {"id", "kind", "start", "end", "reason", "services", "announced_at"})
     kind_text = body.get("kind")
     kinds = [k.value for k in ExclusionKind]
     if kind_text not in kinds:

@@ -9,7 +9,6 @@ too large.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from monitor.config.support import SupportConfig
+from monitor.http.common import MAX_WEBHOOK_BODY, BodyError, json_body, json_error, only_fields
 from monitor.instants import parse_instant
 from monitor.store.base import Store
 from monitor.support.alertmanager import PayloadError, parse_webhook, plan
@@ -28,40 +28,14 @@ from monitor.support.service import FaultNotFoundError, FaultService
 
 log = structlog.get_logger(__name__)
 
-MAX_BODY = 1024 * 1024
-"""Alertmanager groups can be large (up to its max_alerts); faults are small."""
-
 TokenCheck = Callable[[web.Request], web.Response | None]
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 _LEVEL_ACTIONS = {"ack": Level.ACKNOWLEDGE, "restore": Level.RESTORE, "solve": Level.SOLVE}
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 async def _body(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"body: expected JSON: {exc}") from None
-
-
-def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ValueError(f"body: expected a JSON object, got {type(body).__name__}")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ValueError(
-            f"unknown field(s) {', '.join(unknown)}; expected some of {sorted(allowed)}"
-        )
-    return body
+    return await json_body(request, limit=MAX_WEBHOOK_BODY)
 
 
 def _text(body: dict[str, Any], key: str, default: str | None = None) -> str:
@@ -122,11 +96,13 @@ class _FaultApi:
             try:
                 return await handler(request)
             except FaultNotFoundError as exc:
-                return _error(404, str(exc))
+                return json_error(404, str(exc))
             except FaultError as exc:
-                return _error(409, str(exc))
+                return json_error(409, str(exc))
+            except BodyError as exc:
+                return exc.response()
             except ValueError as exc:
-                return _error(400, str(exc))
+                return json_error(400, str(exc))
 
         return run
 
@@ -146,7 +122,7 @@ class _FaultApi:
         return web.json_response(self.view(fault, self.clock()))
 
     async def open_fault(self, request: web.Request) -> web.Response:
-        body = _object(
+        body = only_fields(
             await _body(request), {"id", "contract", "title", "severity", "received_at", "note"}
         )
         now = self.clock()
@@ -167,7 +143,7 @@ class _FaultApi:
 
     async def level(self, request: web.Request) -> web.Response:
         action = request.match_info["action"]
-        body = _object(await _body(request) if request.can_read_body else {}, {"at", "note"})
+        body = only_fields(await _body(request) if request.can_read_body else {}, {"at", "note"})
         now = self.clock()
         fault = await self.service.record_level(
             request.match_info["id"],
@@ -179,7 +155,7 @@ class _FaultApi:
         return web.json_response(self.view(fault, now))
 
     async def reassess(self, request: web.Request) -> web.Response:
-        body = _object(await _body(request), {"severity", "at", "note"})
+        body = only_fields(await _body(request), {"severity", "at", "note"})
         now = self.clock()
         fault = await self.service.reassess(
             request.match_info["id"],
@@ -196,7 +172,7 @@ class _FaultApi:
             payload = parse_webhook(await _body(request))
         except PayloadError as exc:
             log.warning("alertmanager_payload_refused", problem=str(exc))
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         ops, skipped = plan(payload, support.routing(), frozenset(self.service.contracts))
         outcomes = [await self.service.apply_alert(op) for op in ops]
         for item in skipped:
