@@ -266,13 +266,17 @@ class SupportContractConfig(_Model):
         )
 
 
+_RESOLVED_LEVELS = {"restore": Level.RESTORE, "solve": Level.SOLVE, "none": None}
+"""What an alert's resolution counts as (``none``: only the symptom clearing is recorded)."""
+
+
 class AlertmanagerConfig(_Model):
     """How webhook alerts become faults."""
 
     severity_label: StrictStr = "sla_fault_severity"
     contract_label: StrictStr = "sla_contract"
     default_contract: Name | None = None
-    resolved_records: Literal["restore", "solve"] = "restore"
+    resolved_records: Literal["restore", "solve", "none"] = "restore"
     title_annotation: StrictStr = "summary"
 
     @field_validator("severity_label", "contract_label")
@@ -287,7 +291,7 @@ class AlertmanagerConfig(_Model):
             severity_label=self.severity_label,
             contract_label=self.contract_label,
             default_contract=self.default_contract,
-            resolved_level=Level.RESTORE if self.resolved_records == "restore" else Level.SOLVE,
+            resolved_level=_RESOLVED_LEVELS[self.resolved_records],
             title_annotation=self.title_annotation,
         )
 
