@@ -20,6 +20,8 @@ COMMANDS: Mapping[str, str] = {
     "report": "monitor.reporting",
     "check-config": "monitor.config.command",
     "fault": "monitor.support.command",
+    "evidence": "monitor.evidence_export",
+    "claim": "monitor.claim_command",
 }
 
 

@@ -30,6 +30,7 @@ CONTENT_TYPES = {
     "csv": "text/csv",
     "text": "text/plain",
     "claim": "text/plain",
+    "faults-csv": "text/csv",
 }
 
 
@@ -101,4 +102,10 @@ async def daemon_report(
         support = await support_parts(
             daemon.config, daemon.store, chosen, now, daemon.api_exclusions
         )
-    return compose(results, fmt, meta, support), CONTENT_TYPES[fmt]
+    claim = None
+    if fmt == "claim":  # issue 12: the claim cites the stored evidence's digests
+        from monitor.claim_pack import context_for
+        from monitor.evidence_export import store_claim_evidence
+
+        claim = context_for(daemon.config, await store_claim_evidence(results, daemon.store))
+    return compose(results, fmt, meta, support, claim), CONTENT_TYPES[fmt]

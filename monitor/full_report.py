@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from monitor.claim_pack import SEPARATE_FORMATS, ClaimContext, render_separate
 from monitor.config import Config
 from monitor.sla.calendar import Month, month_bounds
 from monitor.sla.month import MonthResult
@@ -63,8 +64,11 @@ def compose(
     fmt: str,
     meta: Mapping[str, Any] | None,
     support: tuple[list[ContractSummary], Mapping[str, Sequence[Violation]]] | None,
+    claim: ClaimContext | None = None,
 ) -> str:
     """The report text in ``fmt``; ``support`` ``None`` leaves the support section out."""
+    if fmt in SEPARATE_FORMATS:  # issue 12: one claim pack; one table per CSV
+        return render_separate(reports, fmt, None if support is None else support[0], claim)
     if support is None:
         return render(reports, fmt, meta)
     summaries, notices = support

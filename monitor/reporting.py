@@ -179,10 +179,15 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             for note in _notes(results, meta):
                 print(f"slawatch report: {note}", file=stderr)
         support = asyncio.run(_support(config, month, now)) if has_support(config) else None
+        claim = None
+        if args.fmt == "claim":  # issue 12: parties and evidence digests in the claim
+            from monitor.evidence_export import claim_context
+
+            claim = claim_context(config, reports, args, None if args.results is None else results)
     except (ConfigError, StoreError, ValueError, OSError) as exc:
         print(f"slawatch report: {exc}", file=stderr)
         return 2
-    stdout.write(compose(reports, args.fmt, meta, support))
+    stdout.write(compose(reports, args.fmt, meta, support, claim))
     return 0
 
 

@@ -51,6 +51,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.config.claim import ClaimConfig
 from monitor.config.errors import FieldProblems, Issue, issue
 from monitor.config.fieldtypes import Amount, Currency, Name, Percent, Timezone, duration_field
 from monitor.sla.policy import ExclusionWindow
@@ -252,6 +253,7 @@ class SupportContractConfig(_Model):
     business_day: Annotated[float, duration_field(above=True)] = 8 * 3600.0
     deadlines: DeadlinesConfig = Field(default_factory=DeadlinesConfig)
     credits: CreditsConfig = Field(default_factory=CreditsConfig)
+    claim: ClaimConfig | None = None  # contract identifiers for the claim (issue 12)
 
     def to_contract(self) -> SupportContract:
         return SupportContract(
