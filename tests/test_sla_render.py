@@ -116,5 +116,7 @@ class TestRender:
 
     def test_unknown_format_is_named(self) -> None:
         """An unknown format names the choices."""
-        with pytest.raises(ValueError, match="expected one of json, text, csv, claim, faults-csv, got 'pdf'"):
+        with pytest.raises(
+            ValueError, match="expected one of json, text, csv, claim, faults-csv, got 'pdf'"
+        ):
             render([], "pdf")
