@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -177,7 +178,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _query(base: str, expr: str) -> list[dict[str, Any]]:
-    url = f"{base}/api/v1/query?query={urllib.request.quote(expr)}"
+    url = f"{base}/api/v1/query?query={urllib.parse.quote(expr)}"
     with urllib.request.urlopen(url, timeout=5) as reply:
         body: dict[str, Any] = json.loads(reply.read())
     result: list[dict[str, Any]] = body["data"]["result"]
