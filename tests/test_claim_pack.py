@@ -10,6 +10,7 @@ import importlib.util
 import io
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 
@@ -140,6 +141,39 @@ class TestSamplePack:
         """docs/claim-pack.md shows exactly what the command prints today."""
         docs = (ROOT / "docs" / "claim-pack.md").read_text(encoding="utf-8")
         assert pack[1] in docs
+
+
+class TestConsecutiveMonths:
+    """Claims for October, November, December and January through the real CLI."""
+
+    def test_support_credit_claimed_once(
+        self,
+        pack: tuple[Path, str],
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """UMA-5521's 7 late days: 5 claimed in November, 2 in December, none in October or
+        January; the claims add up to its whole credit (the bug: every month claimed all 7)."""
+        monkeypatch.chdir(pack[0])
+        totals = {}
+        for month in ("2026-10", "2026-11", "2026-12", "2027-01"):
+            argv = ["report", "--config", "slawatch.yaml", "--results", "results.jsonl"]
+            argv += ["--month", month, "--as-of", "2027-02-01T00:00:00Z", "--format", "claim"]
+            assert cli.main(argv) == 0
+            text = capsys.readouterr().out
+            found = re.findall(r"Total support credit requested for \S+: .* = (\S+) GBP", text)
+            totals[month] = sum(Decimal(x) for x in found)
+        assert totals == {
+            "2026-10": 0,
+            "2026-11": Decimal("105000.00"),
+            "2026-12": Decimal("42000.00"),
+            "2027-01": 0,
+        }
+        assert cli.main(["fault", "list", "--config", "slawatch.yaml", "--format", "json",
+                         "--as-of", "2027-02-01T00:00:00Z"]) == 0  # fmt: skip
+        listed = json.loads(capsys.readouterr().out)
+        whole = Decimal(listed["contracts"][0]["faults"][0]["credit_amount"])
+        assert sum(totals.values()) == whole == Decimal("147000.00")
 
 
 class TestCsvIsOneTable:

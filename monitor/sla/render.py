@@ -339,7 +339,7 @@ def availability_claim_body(
     ]
     if not r.complete:
         lines.insert(
-            1,
+            0,
             f"NOTE: {r.month} has not ended (as of {_local(r.now, r.timezone)}); "
             "figures are provisional.",
         )
