@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from monitor.claim_pack import DOCUMENT_SEPARATOR
-from tests.daemon_harness import running_daemon, wait_until
-from tests.test_daemon import BUCKET, free_port, http_target, write_config
+from tests.daemon_harness import free_port, running_daemon, wait_until
+from tests.test_daemon import BUCKET, http_target, write_config
 from tests.web_target import web_target
 
 pytestmark = pytest.mark.timeout(120)
