@@ -24,6 +24,7 @@ import csv
 import hashlib
 import io
 import json
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -280,6 +281,11 @@ def add_month_arguments(parser: argparse.ArgumentParser) -> None:
         "the configuration names is read (read-only)",
     )
     parser.add_argument("--as-of", help="RFC 3339 instant treated as now (default: now)")
+    parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip invalid lines of the results file (as slawatch report does)",
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -293,7 +299,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         config = load_config(args.config)
         month = Month.parse(args.month)
         now = as_of(args.as_of)
-        evidence = asyncio.run(month_evidence(config, month, args.sla, args.results, now))
+        evidence = asyncio.run(
+            month_evidence(config, month, args.sla, args.results, now, args.skip_invalid)
+        )
         written = write_export(evidence, Path(args.out))
     except (ConfigError, StoreError, ValueError, OSError) as exc:
         print(f"slawatch evidence export: {exc}", file=stderr)
@@ -325,7 +333,12 @@ def as_of(text: str | None) -> datetime:
 
 
 async def month_evidence(
-    config: Config, month: Month, sla: str | None, results_path: str | None, now: datetime
+    config: Config,
+    month: Month,
+    sla: str | None,
+    results_path: str | None,
+    now: datetime,
+    skip_invalid: bool = False,
 ) -> list[SlaEvidence]:
     """The evidence of every selected SLA's outages, computed as ``slawatch report`` does."""
     from monitor.reporting import build_reports, grid_tallies, select_policies
@@ -334,7 +347,7 @@ async def month_evidence(
     if results_path is not None:
         from monitor.results import read_results
 
-        results = read_results(results_path)
+        results = read_results(results_path, skip_invalid=skip_invalid)
         ended = all(now >= month_end(month, p.timezone) for p in policies)
         reports = build_reports(
             config, grid_tallies(results), month, sla, now=None if ended else now
@@ -371,14 +384,22 @@ async def _store_evidence(
         await store.close()
 
 
-def export_hint(config_path: str, month: Month, results: str | None, as_of_text: str | None) -> str:
+def export_hint(
+    config_path: str,
+    month: Month,
+    results: str | None,
+    as_of_text: str | None,
+    skip_invalid: bool = False,
+) -> str:
     """The ``slawatch evidence export`` command a claim cites (``{sla}`` left to fill in)."""
-    words = ["slawatch evidence export", f"--config {config_path}", f"--month {month}"]
-    words.append("--sla {sla}")
+    words = ["slawatch evidence export", f"--config {shlex.quote(config_path)}"]
+    words += [f"--month {month}", "--sla {sla}"]
     if results is not None:
-        words.append(f"--results {results}")
+        words.append(f"--results {shlex.quote(results)}")
     if as_of_text is not None:
-        words.append(f"--as-of {as_of_text}")
+        words.append(f"--as-of {shlex.quote(as_of_text)}")
+    if skip_invalid:
+        words.append("--skip-invalid")
     return " ".join(words)
 
 
@@ -417,7 +438,9 @@ def claim_context(
     from monitor.claim_pack import context_for
 
     month = Month.parse(args.month)
-    hint = export_hint(args.config, month, args.results, args.as_of)
+    hint = export_hint(
+        args.config, month, args.results, args.as_of, bool(getattr(args, "skip_invalid", False))
+    )
     if results is not None:
         evidence = [from_results(r, results) for r in reports if r.credit_amount > 0]
     else:
