@@ -13,6 +13,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -310,3 +311,75 @@ class TestEvidenceProperties:
                 assert item.first_failure is not None
                 assert item.first_failure.timestamp() == min(failed)
         assert sum(len(o.failures) for o in evidence.outages) <= len(failures)
+
+
+PACK_CONFIG = """
+targets:
+  - {name: t0, kind: tcp, tcp: {host: 127.0.0.1, port: 9}}
+  - {name: t1, kind: tcp, tcp: {host: 127.0.0.1, port: 9}}
+  - {name: t2, kind: tcp, tcp: {host: 127.0.0.1, port: 9}}
+services:
+  - {name: s0, targets: [t0]}
+  - {name: s1, targets: [t1]}
+  - {name: s2, targets: [t2]}
+slas:
+"""
+
+
+class TestPackProperties:
+    """Whatever SLAs owe and however they share contracts, the pack adds up."""
+
+    @settings(max_examples=25, deadline=None)
+    @given(
+        failing=st.lists(st.sets(st.integers(0, 23), max_size=4), min_size=3, max_size=3),
+        references=st.lists(st.sampled_from(["", "A", "B"]), min_size=3, max_size=3),
+        currencies=st.lists(st.sampled_from(["USD", "EUR"]), min_size=3, max_size=3),
+    )
+    def test_documents_and_grand_total(
+        self, failing: list[set[int]], references: list[str], currencies: list[str]
+    ) -> None:
+        """One document per contract reference (or per SLA without one), one Subject each,
+        and the grand total is the sum of every SLA's credit, per currency."""
+        from monitor.claim_pack import claim_documents, context_for
+
+        text = PACK_CONFIG
+        for n in range(3):
+            claim = f"    claim: {{contract_reference: {references[n]}}}\n" if references[n] else ""
+            text += (
+                f"  - name: sla{n}\n    service: s{n}\n    objective: 99.9\n"
+                f'    monthly_fee: "100"\n    currency: {currencies[n]}\n'
+                "    credit_tiers: [{below: 99.9, credit_percent: 10}]\n" + claim
+            )
+        config = parse_config_text(text)
+        base = 1793491200  # 2026-11-01T00:00:00Z, hourly probes for a day
+        lines = [
+            json.dumps({"ts": base + hour * 3600, "target": f"t{n}", "ok": hour not in failing[n]})
+            for n in range(3)
+            for hour in range(24)
+        ]
+        results = parse_lines(lines)
+        reports = build_reports(config, grid_tallies(results), Month(2026, 11))
+        context = context_for(config, [from_results(r, results) for r in reports])
+        docs = claim_documents(reports, (), context)
+        owing = [(r, references[int(r.sla[-1])]) for r in reports if r.credit_amount > 0]
+        keys = {ref or f"sla {r.sla}" for r, ref in owing}
+        assert len(docs) == len(keys)
+        pack = render_claim_pack_text(reports, context)
+        parts = pack.split(DOCUMENT_SEPARATOR)
+        if not owing:
+            assert parts[0].startswith("No service credit is due")
+            return
+        for doc in parts[:-1]:
+            assert len(re.findall(r"^Subject:", doc, re.M)) == 1
+        expected: dict[str, Decimal] = {}
+        for r, _ in owing:
+            expected[r.currency] = expected.get(r.currency, Decimal(0)) + r.credit_amount
+        grand = " + ".join(f"{v} {c}" for c, v in sorted(expected.items()))
+        assert parts[-1].rstrip().endswith(f"Grand total: {grand}.")
+
+
+def render_claim_pack_text(reports: list[Any], context: Any) -> str:
+    """The pack's text for availability SLAs only."""
+    from monitor.claim_pack import render_claim_pack
+
+    return render_claim_pack(reports, (), context)
