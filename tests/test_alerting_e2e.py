@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from tests.peers import require_binary
 from tests.test_deploy_contract import (
     PROMETHEUS_DIR,
     RULES,
+    TEST_API_TOKEN,
     Notification,
     WebhookSink,
     alertmanager_for_tests,
@@ -65,14 +67,25 @@ def compressed_rules(text: str) -> str:
     return re.sub(r"\[(\d+[smhd])\]", lambda m: f"[{scaled(m.group(1))}]", text)
 
 
+SUPPORT_CONTRACT = "web-support"
+
+
 def daemon_config(directory: Path, port: int, url: str) -> Path:
-    """One HTTP target probed every second, one service, one 99.999 % SLA on 10 s buckets."""
+    """One HTTP target probed every second, one service, one 99.999 % SLA on 10 s buckets,
+    and a support contract that the shipped fault alert opens faults under."""
+    token = directory / "api-token"
+    token.write_text(TEST_API_TOKEN + "\n")
     config = {
         "monitor": {
             "name": "e2e",
             "state_dir": str(directory / "state"),
             "listen": f"127.0.0.1:{port}",
             "allow_short_buckets": True,
+            "api_token": {"file": str(token)},
+        },
+        "support": {
+            "contracts": [{"name": SUPPORT_CONTRACT, "annual_fee": "12000.00", "currency": "EUR"}],
+            "alertmanager": {"default_contract": SUPPORT_CONTRACT},
         },
         "targets": [
             {
@@ -134,11 +147,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prometheus = require_binary("prometheus")
     require_binary("prometheus-alertmanager")
     work = tmp_path_factory.mktemp("e2e")
+    daemon_port = free_port()
     with WebhookSink() as sink:
         am_config = alertmanager_for_tests(sink, group_interval="200ms")
+        # The shipped slawatch-faults receiver posts to this daemon, as in production.
+        for receiver in am_config["receivers"]:
+            if receiver["name"] == "slawatch-faults":
+                receiver["webhook_configs"][0]["url"] = (
+                    f"http://127.0.0.1:{daemon_port}/api/v1/alertmanager"
+                )
         with running_alertmanager(work / "am", am_config) as (_, am_base), web_target() as target:
             target.set("home", "up")
-            daemon_port = free_port()
             config = daemon_config(work, daemon_port, target.url("home"))
             with running_daemon(config, daemon_port) as daemon:
                 prom_port = free_port()
@@ -159,7 +178,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _query(base: str, expr: str) -> list[dict[str, Any]]:
-    url = f"{base}/api/v1/query?query={urllib.request.quote(expr)}"
+    url = f"{base}/api/v1/query?query={urllib.parse.quote(expr)}"
     with urllib.request.urlopen(url, timeout=5) as reply:
         body: dict[str, Any] = json.loads(reply.read())
     result: list[dict[str, Any]] = body["data"]["result"]
@@ -275,6 +294,49 @@ class TestAlertingEndToEnd:
         print(f"page {fired.at - down_at:.2f} s, resolved {resolved.at - up_at:.2f} s")
         [done] = resolved.alerts("resolved")
         assert done["labels"] == labels
+
+    def test_fault_alert_opens_a_fault_and_resolution_clears_it(self, stack: Stack) -> None:
+        """The shipped SlawatchVendorFault (sla_fault_severity) goes through the shipped
+        slawatch-faults receiver to the daemon, which opens a business-critical fault at the
+        alert's start; the recovery's resolution records the symptom clearing and a
+        restoration (resolved_records: restore), and Level 1 stays unacknowledged."""
+        wait_for_query(stack.prometheus, 'slawatch_service_up{sla="web-sla"} == 1', 40)
+        stack.target.set("home", "status")
+        fault = wait_for_fault(stack.daemon, lambda f: True, 60, "fault opened")
+        assert fault["contract"] == SUPPORT_CONTRACT
+        assert fault["severity"] == "business_critical"
+        assert fault["title"] == f"{SERVICE} down for 10 minutes: support fault opened (SLA {SLA})"
+        assert [e["kind"] for e in fault["events"]] == ["opened"]
+        stack.target.set("home", "up")
+        cleared = wait_for_fault(
+            stack.daemon,
+            lambda f: any(e["kind"] == "cleared" for e in f["events"]),
+            60,
+            "resolution recorded",
+        )
+        kinds = [(e["kind"], e["source"]) for e in cleared["events"]]
+        assert kinds == [
+            ("opened", "alertmanager"),
+            ("cleared", "alertmanager"),
+            ("restored", "alertmanager"),
+        ]
+        levels = {lv["level"]: lv for lv in cleared["levels"]}
+        assert levels[1]["met_at"] is None
+        assert levels[2]["met_at"] == cleared["events"][1]["at"]
+        assert levels[3]["met_at"] is None
+
+
+def wait_for_fault(daemon: DaemonProcess, match: Any, timeout: float, what: str) -> dict[str, Any]:
+    """Poll the daemon's fault list until one fault matches."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with urllib.request.urlopen(daemon.base + "/api/v1/faults", timeout=5) as reply:
+            faults: list[dict[str, Any]] = json.loads(reply.read())["faults"]
+        found = [f for f in faults if match(f)]
+        if found:
+            return found[0]
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: no matching fault within {timeout}s")
 
 
 def wait_for_query(base: str, expr: str, timeout: float) -> list[dict[str, Any]]:

@@ -59,11 +59,25 @@ class TestAmtool:
             (("severity=ticket", "service=voice"), "tickets"),
             (("severity=info", "service=slawatch"), "tickets"),
             (("alertname=Other",), "tickets"),
+            # A fault alert opens a support fault in slawatch and still reaches its queue.
+            (
+                ("sla_fault_severity=business_critical", "severity=ticket", "service=voice"),
+                "slawatch-faults,tickets",
+            ),
         ],
     )
     def test_routing(self, labels: tuple[str, ...], receiver: str) -> None:
         """Pages go to on-call; tickets, info and anything unlabelled to the ticket queue."""
         assert route_of(*labels) == receiver
+
+    def test_faults_receiver_posts_to_the_daemon(self) -> None:
+        """The slawatch-faults receiver posts to the daemon's webhook with its bearer token and
+        sends resolutions (they record the symptom clearing)."""
+        receivers = {r["name"]: r for r in load_yaml(ALERTMANAGER)["receivers"]}
+        [hook] = receivers["slawatch-faults"]["webhook_configs"]
+        assert hook["url"] == "http://127.0.0.1:9180/api/v1/alertmanager"
+        assert hook["send_resolved"] is True
+        assert hook["http_config"]["authorization"]["type"] == "Bearer"
 
     def test_grouped_by_service(self) -> None:
         """Notifications are grouped per service."""
@@ -107,6 +121,28 @@ def _for_service(service: str, path: str) -> Any:
 
 
 class TestAlertmanagerLive:
+    def test_fault_alert_reaches_the_fault_webhook(
+        self, alertmanager: tuple[str, WebhookSink]
+    ) -> None:
+        """An alert carrying sla_fault_severity is delivered to the daemon's webhook path, even
+        while the same service pages (the page mutes the service's other vendor tickets, which
+        would hold the fault back for the whole outage)."""
+        base, sink = alertmanager
+        service = f"svc-{uuid.uuid4().hex[:8]}"
+        post_alerts(base, [_unavailable("v1:9180", service)])
+        sink.wait_for(_for_service(service, "/alerts/oncall"), 10, "page")
+        fault = _alert(
+            "SlawatchVendorFault",
+            severity="ticket",
+            scope="vendor",
+            service=service,
+            sla_fault_severity="business_critical",
+        )
+        post_alerts(base, [fault])
+        got = sink.wait_for(_for_service(service, "/api/v1/alertmanager"), 15, "fault webhook")
+        [alert] = got.alerts("firing")
+        assert alert["labels"]["sla_fault_severity"] == "business_critical"
+
     def test_page_reaches_oncall(self, alertmanager: tuple[str, WebhookSink]) -> None:
         """A page is delivered to the on-call webhook, grouped by its service."""
         base, sink = alertmanager

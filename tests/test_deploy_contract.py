@@ -232,7 +232,16 @@ def alertmanager_for_tests(sink: WebhookSink, group_interval: str = "100ms") -> 
     for receiver in config["receivers"]:
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = sink.url(urllib.parse.urlsplit(hook["url"]).path)
+            auth = hook.get("http_config", {}).get("authorization")
+            if auth is not None and "credentials_file" in auth:
+                # The shipped token file lives under /etc; tests pass the token inline.
+                del auth["credentials_file"]
+                auth["credentials"] = TEST_API_TOKEN
     return config
+
+
+TEST_API_TOKEN = "test-token-for-the-slawatch-faults-receiver"
+"""The bearer token ``alertmanager_for_tests`` gives the ``slawatch-faults`` receiver."""
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 import pytest
 
+from monitor.reports.full import compose
 from monitor.sla.calendar import Month, month_grid
 from monitor.sla.month import MonthResult, compute_month
 from monitor.sla.policy import ExclusionKind, ExclusionWindow, ServiceDef, SlaPolicy, Tally
@@ -87,7 +88,7 @@ class TestRender:
 
     def test_claim_has_the_contract_parts(self) -> None:
         """Subject "SLA Claim", the month, dates and times, uptime, credit, evidence."""
-        claim = render([_result()], "claim")
+        claim = compose([_result()], "claim", None, None)
         assert claim.startswith("Subject: SLA Claim\n")
         assert "March 2026" in claim
         assert "99.9775%" in claim
@@ -106,15 +107,17 @@ class TestRender:
         for index in (10, 11, 12):
             del tallies["ivr"][GRID.bucket_start(index)]
         result = compute_month(POLICY, SERVICE, Month(2026, 3), tallies, [])
-        claim = render([result], "claim")
+        claim = compose([result], "claim", None, None)
         assert "3 period(s) without enough monitoring evidence are left out" in claim
         assert "would give 99.9439%." in claim
 
     def test_claim_when_nothing_is_owed(self) -> None:
         """A month without credit produces no claim, and says so."""
-        assert "nothing to claim" in render([_result(())], "claim")
+        assert "nothing to claim" in compose([_result(())], "claim", None, None)
 
     def test_unknown_format_is_named(self) -> None:
         """An unknown format names the choices."""
-        with pytest.raises(ValueError, match="expected one of json, text, csv, claim, got 'pdf'"):
+        with pytest.raises(
+            ValueError, match="expected one of json, text, csv, got 'pdf'"
+        ):
             render([], "pdf")

@@ -164,7 +164,7 @@ class TestSupportErrors:
                     "s.yaml:20: support.contracts[0].support_hours.weekdays: must open on at "
                     "least one day, got {}",
                     "s.yaml:21: support.contracts[0].color: unknown key, expected one of: name, "
-                    "annual_fee, currency, support_hours, business_day, deadlines, credits",
+                    "annual_fee, currency, support_hours, business_day, deadlines, credits, claim",
                 ],
             ),
             (

@@ -170,7 +170,7 @@ class TestAlertmanagerWebhook:
         )
         _, listing = await api.call("GET", "/api/v1/faults", auth=False)
         (fault,) = listing["faults"]
-        assert [e["kind"] for e in fault["events"]] == ["opened", "restored"]
+        assert [e["kind"] for e in fault["events"]] == ["opened", "cleared", "restored"]
 
     async def test_refusals(self, api: Api) -> None:
         """Wrong version is 400 naming the field; no token is 401; unlabelled alerts skip."""

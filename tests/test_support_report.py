@@ -126,14 +126,17 @@ class TestSupportClaim:
         claim = support_claim([november()])
         assert 'F-1 "IVR down" (defect_with_workaround)' in claim
         assert "Solution due 2026-11-26 10:00 GMT; provided 2026-12-01 12:00 GMT." in claim
-        assert "Credit: 14% of the annual Licence fee = 16800.00 GBP." in claim
+        # 13% of the fault's 14% began in November; its last late day began in December.
+        assert "Credit: 13% of the annual Licence fee = 15600.00 GBP." in claim
+        assert "The other 1 late day(s) of this fault began in other months" in claim
         assert "F-2" not in claim
+        assert claim.count("Subject:") == 1
 
     def test_nothing_late(self) -> None:
         """Without late faults the claim says so."""
         empty = summarize(CONTRACT, [], local(2026, 12, 15))
         assert support_claim([empty]) == (
-            "No support Service Credit is due (uma): no Solution was late.\n"
+            "No support Service Credit is due (uma): no Solution was late in 2026-12.\n"
         )
 
 

@@ -117,14 +117,22 @@ class TestAlertOperations:
         assert await deliver(service, am_alert()) == [AlertAction.UNCHANGED]
         assert await deliver(service, resolved) == [AlertAction.UNCHANGED]
         (fault,) = await service.list()
-        assert [e.kind for e in fault.events] == [EventKind.OPENED, EventKind.RESTORED]
+        assert [e.kind for e in fault.events] == [
+            EventKind.OPENED,
+            EventKind.CLEARED,
+            EventKind.RESTORED,
+        ]
 
     async def test_concurrent_duplicate_deliveries(self, service: FaultService) -> None:
         """Ten simultaneous deliveries of both notifications yield one fault, one restore."""
         resolved = am_alert("resolved", ends="2026-11-23T12:30:00Z")
         await asyncio.gather(*(deliver(service, a) for a in [am_alert(), resolved] * 5))
         (fault,) = await service.list()
-        assert [e.kind for e in fault.events] == [EventKind.OPENED, EventKind.RESTORED]
+        assert [e.kind for e in fault.events] == [
+            EventKind.OPENED,
+            EventKind.CLEARED,
+            EventKind.RESTORED,
+        ]
 
     async def test_open_fingerprint_absorbs_a_new_occurrence(self, service: FaultService) -> None:
         """A new startsAt while the fingerprint's fault is still open opens nothing; its
@@ -157,8 +165,12 @@ class TestAlertOperations:
         operator_time = datetime(2026, 11, 23, 12, tzinfo=UTC)
         await service.record_level(fault.id, Level.RESTORE, operator_time)
         resolved = am_alert("resolved", ends="2026-11-23T12:30:00Z")
+        # The symptom clearing is recorded; the operator's restoration time stands.
+        assert await deliver(service, resolved) == [AlertAction.RESOLVED]
         assert await deliver(service, resolved) == [AlertAction.UNCHANGED]
-        assert (await service.get(fault.id)).recorded(Level.RESTORE) == operator_time
+        after = await service.get(fault.id)
+        assert after.recorded(Level.RESTORE) == operator_time
+        assert after.cleared_at == datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 
 
 class TestLoadSummaries:

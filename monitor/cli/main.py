@@ -20,6 +20,8 @@ COMMANDS: Mapping[str, str] = {
     "report": "monitor.cli.report",
     "check-config": "monitor.cli.check_config",
     "fault": "monitor.cli.fault",
+    "evidence": "monitor.cli.evidence",
+    "claim": "monitor.cli.claim",
 }
 
 

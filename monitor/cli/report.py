@@ -20,11 +20,11 @@ from monitor.accounting import select_policies
 from monitor.clock import system_clock
 from monitor.instants import parse_instant
 from monitor.reports.build import build_reports, grid_tallies
+from monitor.reports.full import REPORT_FORMATS as FORMATS
 from monitor.reports.results import ResultSet, read_results
 from monitor.sla.calendar import Month
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import SlaPolicy
-from monitor.sla.render import FORMATS
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -84,10 +84,15 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             for note in _notes(results, meta):
                 print(f"slawatch report: {note}", file=stderr)
         support = asyncio.run(_support(config, month, now)) if has_support(config) else None
+        claim = None
+        if args.fmt == "claim":  # issue 12: parties and evidence digests in the claim
+            from monitor.cli.evidence import claim_context
+
+            claim = claim_context(config, reports, args, None if args.results is None else results)
     except (ConfigError, StoreError, ValueError, OSError) as exc:
         print(f"slawatch report: {exc}", file=stderr)
         return 2
-    stdout.write(compose(reports, args.fmt, meta, support))
+    stdout.write(compose(reports, args.fmt, meta, support, claim))
     return 0
 
 

@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from monitor.config import convert
+from monitor.config.claim import ClaimConfig
 from monitor.config.errors import FieldProblems, Issue, did_you_mean, issue
 from monitor.config.fieldtypes import (
     Amount,
@@ -285,6 +286,7 @@ class SlaConfig(StrictModel):
     credit_cap: Amount | None = None
     claim_window_days: StrictInt = Field(default=30, ge=1)
     maintenance_notice: MaintenanceNoticeConfig | None = None
+    claim: ClaimConfig | None = None  # contract identifiers for the claim (issue 12)
 
     @field_validator("objective")
     @classmethod

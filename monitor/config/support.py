@@ -51,6 +51,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.config.claim import ClaimConfig
 from monitor.config.errors import FieldProblems, Issue, issue
 from monitor.config.fieldtypes import Amount, Currency, Name, Percent, Timezone, duration_field
 from monitor.support.alertmanager import AlertRouting
@@ -251,6 +252,7 @@ class SupportContractConfig(_Model):
     business_day: Annotated[float, duration_field(above=True)] = 8 * 3600.0
     deadlines: DeadlinesConfig = Field(default_factory=DeadlinesConfig)
     credits: CreditsConfig = Field(default_factory=CreditsConfig)
+    claim: ClaimConfig | None = None  # contract identifiers for the claim (issue 12)
 
     def to_contract(self) -> SupportContract:
         return SupportContract(
@@ -265,13 +267,17 @@ class SupportContractConfig(_Model):
         )
 
 
+_RESOLVED_LEVELS = {"restore": Level.RESTORE, "solve": Level.SOLVE, "none": None}
+"""What an alert's resolution counts as (``none``: only the symptom clearing is recorded)."""
+
+
 class AlertmanagerConfig(_Model):
     """How webhook alerts become faults."""
 
     severity_label: StrictStr = "sla_fault_severity"
     contract_label: StrictStr = "sla_contract"
     default_contract: Name | None = None
-    resolved_records: Literal["restore", "solve"] = "restore"
+    resolved_records: Literal["restore", "solve", "none"] = "restore"
     title_annotation: StrictStr = "summary"
 
     @field_validator("severity_label", "contract_label")
@@ -286,7 +292,7 @@ class AlertmanagerConfig(_Model):
             severity_label=self.severity_label,
             contract_label=self.contract_label,
             default_contract=self.default_contract,
-            resolved_level=Level.RESTORE if self.resolved_records == "restore" else Level.SOLVE,
+            resolved_level=_RESOLVED_LEVELS[self.resolved_records],
             title_annotation=self.title_annotation,
         )
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from monitor.accounting import select_policies, utc_now
+from monitor.reports.full import REPORT_FORMATS as FORMATS
 from monitor.reports.full import compose, has_support, support_parts
 from monitor.reports.stored import store_month_results
 from monitor.sla.calendar import Month, month_containing
 from monitor.sla.month import MonthResult
-from monitor.sla.render import FORMATS
 
 if TYPE_CHECKING:
     from monitor.runtime.view import DaemonView
@@ -23,6 +23,7 @@ CONTENT_TYPES = {
     "csv": "text/csv",
     "text": "text/plain",
     "claim": "text/plain",
+    "faults-csv": "text/csv",
 }
 
 
@@ -60,4 +61,10 @@ async def daemon_report(
         support = await support_parts(
             daemon.config, daemon.store, chosen, now, daemon.api_exclusions
         )
-    return compose(results, fmt, meta, support), CONTENT_TYPES[fmt]
+    claim = None
+    if fmt == "claim":  # the claim cites the stored evidence's digests
+        from monitor.reports.claim_pack import context_for
+        from monitor.reports.evidence import store_claim_evidence
+
+        claim = context_for(daemon.config, await store_claim_evidence(results, daemon.store))
+    return compose(results, fmt, meta, support, claim), CONTENT_TYPES[fmt]

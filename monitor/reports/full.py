@@ -15,10 +15,11 @@ from typing import Any
 
 from monitor.accounting import inputs_from_config, month_violations
 from monitor.config import Config
+from monitor.reports.claim_pack import SEPARATE_FORMATS, ClaimContext, render_separate
 from monitor.sla.calendar import Month
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import ExclusionWindow
-from monitor.sla.render import render
+from monitor.sla.render import FORMATS, render
 from monitor.store.base import Store
 from monitor.support.contract import ContractSummary, summarize_all
 from monitor.support.notice import Violation
@@ -52,13 +53,20 @@ async def support_parts(
     return summaries, month_violations(inputs, lambda _: month)
 
 
+REPORT_FORMATS = (*FORMATS, "claim", "faults-csv")
+"""Every format of `slawatch report` and ``/api/v1/report``."""
+
+
 def compose(
     reports: Sequence[MonthResult],
     fmt: str,
     meta: Mapping[str, Any] | None,
     support: tuple[list[ContractSummary], Mapping[str, Sequence[Violation]]] | None,
+    claim: ClaimContext | None = None,
 ) -> str:
     """The report text in ``fmt``; ``support`` ``None`` leaves the support section out."""
+    if fmt in SEPARATE_FORMATS:  # issue 12: one claim pack; one table per CSV
+        return render_separate(reports, fmt, None if support is None else support[0], claim)
     if support is None:
         return render(reports, fmt, meta)
     summaries, notices = support

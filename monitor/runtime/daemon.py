@@ -340,7 +340,9 @@ class Daemon:
         self.accounting.replace_inputs(self._inputs())
 
     async def record_claim(self, claim: Claim) -> None:
-        claims = {**self.claims, claim.key: claim}
+        # Merge what the store holds: `slawatch claim record` may have added claims since.
+        stored = claims_from_kv(await self.store.kv_get(CLAIMS_KEY))
+        claims = {**stored, **self.claims, claim.key: claim}
         await self.store.kv_set(CLAIMS_KEY, claims_to_kv(claims))
         self.claims = claims
 

@@ -8,12 +8,18 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.sla.calendar import zone
 from monitor.sla.month import MonthResult, Outage
 
-FORMATS = ("json", "text", "csv", "claim")
+if TYPE_CHECKING:
+    from monitor.sla.evidence import OutageEvidence, SlaEvidence
+
+FORMATS = ("json", "text", "csv")
+"""The SLA month formats; the claim pack and the fault table are composed above the engine
+(:data:`monitor.reports.full.REPORT_FORMATS`)."""
+"""``faults-csv``: the support faults as their own CSV table (``csv`` is the SLAs' table)."""
 
 CSV_COLUMNS = (
     "sla",
@@ -53,8 +59,6 @@ def render(results: Sequence[MonthResult], fmt: str, meta: Mapping[str, Any] | N
         return render_text(results)
     if fmt == "csv":
         return render_csv(results)
-    if fmt == "claim":
-        return render_claim(results)
     raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
@@ -192,16 +196,6 @@ def method_sentence(r: MonthResult) -> str:
     )
 
 
-def render_claim(results: Sequence[MonthResult]) -> str:
-    """A ready-to-send claim per SLA that owes a credit, in the contract's required form."""
-    claims = [_claim(r) for r in results if r.credit_amount > 0]
-    if not claims:
-        months = ", ".join(sorted({str(r.month) for r in results}))
-        names = ", ".join(r.sla for r in results)
-        return f"No service credit is due for {months} ({names}): nothing to claim.\n"
-    return "\n\n----------------------------------------\n\n".join(claims) + "\n"
-
-
 _UNKNOWN_TREATMENT = {
     "exclude": "left out of the calculation, as neither proven available nor unavailable",
     "unavailable": "counted as Unavailable Time",
@@ -233,18 +227,78 @@ def _excluded_lines(r: MonthResult) -> list[str]:
     return lines
 
 
-def _claim(r: MonthResult) -> str:
+# --- The claim pack's availability section (issue 12; monitor.claim_pack assembles it) ------
+
+
+def claim_coverage(r: MonthResult) -> tuple[int, int]:
+    """``(measured, eligible)`` buckets: measured = judged available or unavailable; eligible =
+    the month's buckets less excluded and not yet elapsed ones.
+
+    Computed here from the bucket counts until ``MonthResult`` carries its own coverage
+    figure; then this is the one line to switch.
+    """
+    measured = r.buckets_available + r.buckets_unavailable
+    eligible = r.buckets_total - r.buckets_excluded - r.buckets_pending
+    return measured, eligible
+
+
+def coverage_words(r: MonthResult) -> str:
+    """``8640 of 8640 eligible 5-minute periods measured (100.00%)``."""
+    measured, eligible = claim_coverage(r)
+    share = "n/a" if eligible <= 0 else f"{100 * measured / eligible:.2f}%"
+    return (
+        f"{measured} of {eligible} eligible {period_words(r.bucket_seconds)} periods measured "
+        f"({share}; eligible: the month's periods less exclusions"
+        + ("" if r.complete else " and periods not yet elapsed")
+        + ")"
+    )
+
+
+def _instant(moment: datetime, tz: str) -> str:
+    """``2026-11-14 13:54:02 GMT (13:54:02 UTC)``: local and UTC, to the second."""
+    local = moment.astimezone(zone(tz))
+    utc = moment.astimezone(UTC)
+    same_day = utc.date() == local.date()
+    return (
+        f"{local:%Y-%m-%d %H:%M:%S} {local.strftime('%Z')} "
+        f"({utc.strftime('%H:%M:%S' if same_day else '%Y-%m-%d %H:%M:%S')} UTC)"
+    )
+
+
+def outage_claim_lines(
+    number: int, outage: Outage, tz: str, evidence: OutageEvidence | None
+) -> list[str]:
+    """One outage of a claim: its bucket bounds, and the first and last failed probe seen in
+    it (from the exported evidence), so a short failure is not read as the whole bucket."""
+    lines = [f"  {number}. {_period(outage, tz)}"]
+    if evidence is None:
+        return lines
+    first, last = evidence.first_failure, evidence.last_failure
+    if first is None or last is None:
+        lines.append("     no individual failed probe kept for this period (see the counts)")
+    else:
+        lines.append(f"     first failure {_instant(first, tz)}, last failure {_instant(last, tz)}")
+    return lines
+
+
+def availability_claim_body(
+    r: MonthResult, evidence: SlaEvidence | None, export_hint: str = ""
+) -> list[str]:
+    """The availability section of a claim document (no Subject: the document has one)."""
     month_name = datetime(r.month.year, r.month.month, 1).strftime("%B %Y")
-    periods = [f"  {n}. {_period(o, r.timezone)}" for n, o in enumerate(r.outages, start=1)]
-    evidence = [f"  {n}. {_evidence(o)}" for n, o in enumerate(r.outages, start=1)]
+    by_number = {o.number: o for o in evidence.outages} if evidence is not None else {}
+    periods = [
+        line
+        for n, o in enumerate(r.outages, start=1)
+        for line in outage_claim_lines(n, o, r.timezone, by_number.get(n))
+    ]
+    counts = [f"  {n}. {_evidence(o)}" for n, o in enumerate(r.outages, start=1)]
     excluded = (
         "; ".join(f"{k}: {n} bucket(s)" for k, n in r.excluded_by_kind.items())
         if r.excluded_by_kind
         else "none"
     )
     lines = [
-        "Subject: SLA Claim",
-        "",
         f"Service Credit claim for {month_name} ({r.service}, SLA {r.sla}).",
         "",
         f"The Monthly Uptime Percentage for {month_name} was {percent(r.uptime_percent, 4)}, "
@@ -253,27 +307,51 @@ def _claim(r: MonthResult) -> str:
         f"({r.timezone}): {r.buckets_total} in total, {r.buckets_excluded} under Exclusions "
         f"({excluded}), {r.buckets_unavailable} in Unavailable Time "
         f"({_ratio(r)} available).",
+        f"Monitoring coverage: {coverage_words(r)}.",
         *_unknown_lines(r),
         "",
-        "Dates and times of the Unavailable Time:",
+        "Dates and times of the Unavailable Time (period bounds; first and last failed probe):",
         *(periods or ["  (none)"]),
         "",
         f"Credit requested: {r.credit_percent}% of the month's fees, "
         f"{r.credit_amount} {r.currency}.",
         "",
         "Evidence (failed probes of each period, by reason and by probe target):",
-        *(evidence or ["  (none)"]),
+        *(counts or ["  (none)"]),
         method_sentence(r),
-        "Excluded periods, not claimed:",
+        "Exclusions applied (not claimed):",
         *(_excluded_lines(r) or ["  (none)"]),
-        "Per-probe records (timestamps, outcomes, error details) are available on request.",
+        *_evidence_file_lines(evidence, export_hint),
         "This claim is made within the claim window, which ends "
         f"{_local(r.claim_deadline, r.timezone)}.",
     ]
     if not r.complete:
         lines.insert(
-            2,
+            0,
             f"NOTE: {r.month} has not ended (as of {_local(r.now, r.timezone)}); "
             "figures are provisional.",
         )
-    return "\n".join(lines)
+    return lines
+
+
+def _evidence_file_lines(evidence: SlaEvidence | None, export_hint: str) -> list[str]:
+    if evidence is None:
+        return [
+            "Per-probe records: export them with `slawatch evidence export` for this month "
+            "and SLA (CSV and JSON Lines, with SHA-256 digests)."
+        ]
+    records = sum(len(o.records) for o in evidence.outages)
+    failed = sum(len(o.failures) for o in evidence.outages)
+    what = (
+        "every probe result (successful and failed)"
+        if evidence.complete
+        else "every failed probe run kept (successful probes are stored as per-period counts)"
+    )
+    lines = [
+        f"Per-probe records: {what} of the service's targets in these periods, {records} "
+        f"record(s), {failed} failed, from {evidence.source}"
+        + (f", exported with `{export_hint}`" if export_hint else "")
+        + ". SHA-256 of the exported files:"
+    ]
+    lines += [f"  {digest}  {name}" for name, digest in sorted(evidence.digests().items())]
+    return lines

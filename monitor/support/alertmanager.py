@@ -8,10 +8,13 @@ operations: a firing alert opens a fault at startsAt unless one is open for the 
 resolved alert records its ``endsAt`` on the fault, creating it first (opened and resolved,
 exactly once) when the firing notification never arrived or arrives later.
 
-A resolved alert records Level 2 (restoration) by default, not Level 3: the alert clearing
-shows the symptom is gone, which is a restoration, not evidence of a permanent correction
-(the Solution the credits turn on). Recording a Solution from a metric would stop the credit
-clock on the vendor's behalf; the operator records ``solve`` when the correction is delivered.
+A resolved alert is recorded as the symptom clearing (a ``cleared`` event at ``endsAt``). It
+counts as a response level only where ``resolved_records`` says so: Level 2 (restoration) by
+default, Level 3 when configured, none with ``none``. Never Level 3 by default: the symptom
+being gone is not evidence of a permanent correction (the Solution the credits turn on), and
+recording a Solution from a metric would stop the credit clock on the vendor's behalf. A
+level recorded from an alert is an observation: it never implies the lower levels (an
+acknowledgement nobody gave); see ``Fault.met_at``.
 
 Unknown keys are ignored (Alertmanager adds fields over time); missing or mistyped ones are
 errors naming the JSON path.
@@ -175,7 +178,8 @@ class AlertRouting:
     severity_label: str = "sla_fault_severity"
     contract_label: str = "sla_contract"
     default_contract: str | None = None
-    resolved_level: Level = Level.RESTORE
+    resolved_level: Level | None = Level.RESTORE
+    """The level a resolution counts as; ``None``: only the symptom clearing is recorded."""
     title_annotation: str = "summary"
 
     def __post_init__(self) -> None:
@@ -195,7 +199,7 @@ class AlertFaultOp:
     title: str
     received_at: datetime
     resolved_at: datetime | None
-    resolved_level: Level
+    resolved_level: Level | None
 
 
 @dataclass(frozen=True)

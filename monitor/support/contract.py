@@ -68,6 +68,15 @@ class FaultSummary:
     late_days: tuple[LateDay, ...]
     credit_percent: Decimal
     credit_amount: Decimal
+    month_late_days: tuple[LateDay, ...] = ()
+    """The late days that began in the summary's month (in the Support Hours zone): what a
+    claim for that month asks for. A fault late across a month end is claimed partly in each
+    month, so consecutive months' claims add up to ``late_days`` with nothing twice."""
+    month_credit_percent: Decimal = Decimal(0)
+    month_credit_amount: Decimal = Decimal(0)
+    in_month: bool = True
+    """Relevant to the summary's month: open at some time during it (received before its end,
+    no Solution before its start) or with late days that began in it."""
 
 
 @dataclass(frozen=True)
@@ -88,20 +97,43 @@ def year_bounds(year: int, tz: str) -> tuple[datetime, datetime]:
     return month_bounds(Month(year, 1), tz)[0], month_bounds(Month(year + 1, 1), tz)[0]
 
 
-def summarize_fault(contract: SupportContract, fault: Fault, now: datetime) -> FaultSummary:
-    """Deadlines, lateness and the credit one fault has earned as of ``now``."""
+def summarize_fault(
+    contract: SupportContract,
+    fault: Fault,
+    now: datetime,
+    period: tuple[datetime, datetime] | None = None,
+) -> FaultSummary:
+    """Deadlines, lateness and the credit one fault has earned as of ``now``; with
+    ``period`` (``[start, end)``, a month), also the part of it that belongs to that period."""
     days = credit_days(fault, contract.deadlines, contract.credits, contract.hours, now)
     percent = sum((d.percent for d in days), Decimal(0))
     solution_level = contract.deadlines[fault.severity].solution_level
+    solved = fault.met_at(solution_level)
+    if period is None:
+        in_period, relevant = days, True
+    else:
+        start, end = period
+        in_period = tuple(d for d in days if start <= d.start < end)
+        open_during = fault.received_at < end and (solved is None or solved >= start)
+        relevant = open_during or bool(in_period)
+    period_percent = sum((d.percent for d in in_period), Decimal(0))
     return FaultSummary(
         fault=fault,
-        open=fault.met_at(solution_level) is None,
+        open=solved is None,
         levels=level_statuses(fault, contract.deadlines, contract.hours, now),
         solution_due=solution_deadline(fault, fault.severity, contract.deadlines, contract.hours),
         late_days=days,
         credit_percent=percent,
-        credit_amount=money(contract.annual_fee * percent / Decimal(100), contract.annual_fee),
+        credit_amount=_amount(contract, percent),
+        month_late_days=in_period,
+        month_credit_percent=period_percent,
+        month_credit_amount=_amount(contract, period_percent),
+        in_month=relevant,
     )
+
+
+def _amount(contract: SupportContract, percent: Decimal) -> Decimal:
+    return money(contract.annual_fee * percent / Decimal(100), contract.annual_fee)
 
 
 def summarize(
@@ -128,7 +160,7 @@ def summarize(
     return ContractSummary(
         contract=contract,
         now=now.astimezone(UTC),
-        faults=tuple(summarize_fault(contract, f, now) for f in mine),
+        faults=tuple(summarize_fault(contract, f, now, (month_start, month_end)) for f in mine),
         month=credit_total(mine, *args, month_start, month_end, now),
         year=credit_total(mine, *args, year_start, year_end, now),
         month_label=str(period),

@@ -73,6 +73,15 @@ class EventKind(StrEnum):
     RESTORED = "restored"
     SOLVED = "solved"
     REASSESSED = "reassessed"
+    CLEARED = "cleared"
+    """The symptom cleared (an alert resolved): an observation, not a response level; it
+    counts as a level only through a separate level event (``resolved_records``)."""
+
+
+OBSERVED_SOURCES = frozenset({"alertmanager"})
+"""Sources that record what a monitor saw, not what the vendor delivered. A level recorded by
+such a source counts for that level only: a restoration observed when an alert cleared says
+nothing about an acknowledgement nobody gave."""
 
 
 LEVEL_EVENTS: Mapping[Level, EventKind] = MappingProxyType(
@@ -173,9 +182,28 @@ class Fault:
         return next((e.at for e in self.events if e.kind is kind), None)
 
     def met_at(self, level: Level) -> datetime | None:
-        """When ``level`` was met: the earliest time recorded at it or any higher level."""
-        times = [t for lv in Level if lv >= level and (t := self.recorded(lv)) is not None]
+        """When ``level`` was met: the earliest time recorded at it, or at a higher level the
+        vendor delivered (a permanent correction also restores and acknowledges). A higher
+        level only observed (``OBSERVED_SOURCES``, an alert clearing) implies nothing below
+        it."""
+        times = [
+            e.at
+            for lv in Level
+            if lv >= level
+            for e in self._first(lv)
+            if lv is level or e.source not in OBSERVED_SOURCES
+        ]
         return min(times) if times else None
+
+    def _first(self, level: Level) -> tuple[FaultEvent, ...]:
+        kind = LEVEL_EVENTS[level]
+        return next(((e,) for e in self.events if e.kind is kind), ())
+
+    @property
+    def cleared_at(self) -> datetime | None:
+        """When the symptom last cleared (the latest ``cleared`` event), or ``None``."""
+        times = [e.at for e in self.events if e.kind is EventKind.CLEARED]
+        return max(times) if times else None
 
     @property
     def is_open(self) -> bool:
@@ -216,6 +244,9 @@ def record(fault: Fault, event: FaultEvent) -> Fault:
             f"fault {fault.id}: {event.kind.value} at {event.at.isoformat()} is before "
             f"receipt at {fault.received_at.isoformat()}"
         )
+    if event.kind is EventKind.CLEARED:
+        same = any(e.kind is EventKind.CLEARED and e.at == event.at for e in fault.events)
+        return fault if same else replace(fault, events=(*fault.events, event))
     if event.kind is EventKind.REASSESSED:
         if fault.severity_at(event.at) is event.severity and all(
             since <= event.at for since, _ in fault.severity_history()

@@ -7,7 +7,6 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from monitor.support.contract import ContractSummary, FaultSummary
@@ -34,6 +33,10 @@ CSV_COLUMNS = (
     "credit_days",
     "credit_percent",
     "credit_amount",
+    "month",
+    "month_credit_days",
+    "month_credit_percent",
+    "month_credit_amount",
     "currency",
 )
 
@@ -98,6 +101,10 @@ def fault_json(item: FaultSummary) -> dict[str, Any]:
         ],
         "credit_percent": str(item.credit_percent),
         "credit_amount": str(item.credit_amount),
+        "in_month": item.in_month,
+        "month_late_days": [d.number for d in item.month_late_days],
+        "month_credit_percent": str(item.month_credit_percent),
+        "month_credit_amount": str(item.month_credit_amount),
         "events": [
             {
                 "kind": e.kind.value,
@@ -192,15 +199,19 @@ def support_text(
     blocks = []
     for s in summaries:
         c = s.contract
+        # Only the faults open during the month or with late days in it: a fault solved in
+        # an earlier month belongs to that month's report.
+        shown = [f for f in s.faults if f.in_month]
         lines = [
             f"support contract {c.name} [{c.hours.timezone}], as of {_local(s.now, s)}",
             f"  credit {s.month_label}   {s.month.percent}% of the annual fee = "
             f"{s.month.amount} {c.currency} ({s.month.days} late day(s))",
             f"  credit {s.year_label}      {s.year.percent}% = {s.year.amount} {c.currency} "
             f"({s.year.days} late day(s))",
-            f"  faults           {len(s.faults)} ({sum(f.open for f in s.faults)} open)",
+            f"  faults           {len(shown)} relevant to {s.month_label} "
+            f"({sum(f.open for f in shown)} open now)",
         ]
-        for item in s.faults:
+        for item in shown:
             f = item.fault
             lines.append(
                 f"    {f.id} {f.severity.value} received {_local(f.received_at, s)}: {f.title}"
@@ -216,6 +227,9 @@ def support_text(
                 lines.append(
                     f"      credit {item.credit_percent}% = {item.credit_amount} {c.currency} "
                     f"for {len(item.late_days)} late day(s) from {_local(item.solution_due, s)}"
+                    f"; in {s.month_label}: {item.month_credit_percent}% = "
+                    f"{item.month_credit_amount} {c.currency} "
+                    f"({len(item.month_late_days)} day(s))"
                 )
         lines.append("  " + _method(s))
         blocks.append("\n".join(lines))
@@ -249,58 +263,94 @@ def support_csv(summaries: Sequence[ContractSummary]) -> str:
                         "credit_days": len(item.late_days),
                         "credit_percent": item.credit_percent,
                         "credit_amount": item.credit_amount,
+                        "month": s.month_label,
+                        "month_credit_days": len(item.month_late_days),
+                        "month_credit_percent": item.month_credit_percent,
+                        "month_credit_amount": item.month_credit_amount,
                         "currency": s.contract.currency,
                     }
                 )
     return out.getvalue()
 
 
+SUPPORT_CLAIM_SUBJECT = "Service Credit claim (Schedule 1, clause 5.1)"
+
+
+def _month_name(label: str) -> str:
+    year, month = (int(part) for part in label.split("-"))
+    return datetime(year, month, 1).strftime("%B %Y")
+
+
+def support_claim_body(s: ContractSummary) -> list[str] | None:
+    """The body (no Subject line) of one contract's claim for its summary's month, or
+    ``None`` when no late day began in that month.
+
+    Only the late days that began in the month are claimed (in the Support Hours zone): a
+    fault late across a month end is claimed partly in each month, never twice.
+    """
+    late = [f for f in s.faults if f.month_credit_percent > 0]
+    if not late:
+        return None
+    c = s.contract
+    lines = [
+        f"Contract {c.name}: Service Credits for Operational Faults whose Solution was not "
+        f"provided within the Service Level response time, for the late days that began in "
+        f"{_month_name(s.month_label)} ({c.hours.timezone}), as of {_local(s.now, s)}.",
+        "",
+    ]
+    for n, item in enumerate(late, start=1):
+        f = item.fault
+        solved = f.met_at(c.deadlines[f.severity].solution_level)
+        days = item.month_late_days
+        lines += [
+            f'  {n}. {f.id} "{f.title}" ({f.severity.value}), Support Request received '
+            f"{_local(f.received_at, s)}.",
+            f"     Solution due {_local(item.solution_due, s)}; "
+            + (f"provided {_local(solved, s)}." if solved else "not yet provided."),
+            f"     {len(days)} day(s) or part-day(s) late in {s.month_label} (late days "
+            f"{days[0].number}-{days[-1].number} of {len(item.late_days)}): "
+            + ", ".join(f"{d.percent}% from {_local(d.start, s)}" for d in days),
+            f"     Credit: {item.month_credit_percent}% of the annual Licence fee = "
+            f"{item.month_credit_amount} {c.currency}.",
+        ]
+        others = len(item.late_days) - len(days)
+        if others:
+            lines.append(
+                f"     The other {others} late day(s) of this fault began in other months and "
+                "are claimed in those months' claims."
+            )
+        changes = f.severity_history()[1:]
+        if changes:
+            lines.append(
+                "     Severity reassessed: "
+                + ", ".join(f"{sev.value} from {_local(at, s)}" for at, sev in changes)
+                + "."
+            )
+    lines += [
+        "",
+        f"Total support credit requested for {s.month_label}: {s.month.percent}% of the annual "
+        f"Licence fee = {s.month.amount} {c.currency} (annual Licence fee {c.annual_fee} "
+        f"{c.currency}).",
+        _method(s),
+    ]
+    return lines
+
+
 def support_claim(summaries: Sequence[ContractSummary]) -> str:
-    """A Service Credit claim per contract with late faults (Schedule 1 clause 5.1)."""
+    """A Service Credit claim per contract with late days in the month (clause 5.1), each
+    with one Subject line."""
     claims = []
     for s in summaries:
-        late = [f for f in s.faults if f.credit_percent > 0]
-        if not late:
-            continue
-        c = s.contract
-        lines = [
-            "Subject: Service Credit claim (Schedule 1, clause 5.1)",
-            "",
-            f"Contract {c.name}: Service Credits for Operational Faults whose Solution was not "
-            f"provided within the Service Level response time, as of {_local(s.now, s)}.",
-            "",
-        ]
-        for n, item in enumerate(late, start=1):
-            f = item.fault
-            solved = f.met_at(c.deadlines[f.severity].solution_level)
-            lines += [
-                f'  {n}. {f.id} "{f.title}" ({f.severity.value}), Support Request received '
-                f"{_local(f.received_at, s)}.",
-                f"     Solution due {_local(item.solution_due, s)}; "
-                + (f"provided {_local(solved, s)}." if solved else "not yet provided."),
-                f"     {len(item.late_days)} day(s) or part-day(s) late: "
-                + ", ".join(f"{d.percent}% from {_local(d.start, s)}" for d in item.late_days),
-                f"     Credit: {item.credit_percent}% of the annual Licence fee = "
-                f"{item.credit_amount} {c.currency}.",
-            ]
-            changes = f.severity_history()[1:]
-            if changes:
-                lines.append(
-                    "     Severity reassessed: "
-                    + ", ".join(f"{sev.value} from {_local(at, s)}" for at, sev in changes)
-                    + "."
-                )
-        total = sum((f.credit_amount for f in late), start=Decimal(0))
-        lines += [
-            "",
-            f"Total credit requested: {total} {c.currency} "
-            f"(annual Licence fee {c.annual_fee} {c.currency}).",
-            _method(s),
-        ]
-        claims.append("\n".join(lines))
+        body = support_claim_body(s)
+        if body is not None:
+            claims.append("\n".join([f"Subject: {SUPPORT_CLAIM_SUBJECT}", "", *body]))
     if not claims:
         names = ", ".join(s.contract.name for s in summaries) or "no contracts"
-        return f"No support Service Credit is due ({names}): no Solution was late.\n"
+        months = ", ".join(sorted({s.month_label for s in summaries}))
+        return (
+            f"No support Service Credit is due ({names}): no Solution was late in "
+            f"{months or 'the month'}.\n"
+        )
     return "\n\n----------------------------------------\n\n".join(claims) + "\n"
 
 

@@ -287,7 +287,8 @@ class FaultService:
             if rec.doc.get("fingerprint") != op.fingerprint:
                 continue
             fault = fault_from_record(rec)
-            if fault.met_at(op.resolved_level) is None:
+            level = op.resolved_level
+            if fault.cleared_at is None and (level is None or fault.met_at(level) is None):
                 return fault
         return None
 
@@ -337,18 +338,23 @@ class FaultService:
                 action = AlertAction.CREATED if created else AlertAction.UNCHANGED
                 return AlertOutcome(op.alert_key, fault_id, action)
             fault = await self.get(fault_id)
-            event = FaultEvent(
-                LEVEL_EVENTS[op.resolved_level],
-                op.resolved_at,
-                source="alertmanager",
-                note=f"alert {op.alert_key} resolved",
+            note = f"alert {op.alert_key} resolved"
+            updated = await self._append(
+                fault,
+                FaultEvent(EventKind.CLEARED, op.resolved_at, source="alertmanager", note=note),
             )
-            try:
-                updated = await self._append(fault, event)
-            except FaultError as exc:
-                # Someone (usually an operator) recorded this level already: theirs stands.
-                log.info("alert_resolution_ignored", fault=fault_id, reason=str(exc))
-                updated = fault
+            if op.resolved_level is not None:
+                level_event = FaultEvent(
+                    LEVEL_EVENTS[op.resolved_level],
+                    op.resolved_at,
+                    source="alertmanager",
+                    note=note,
+                )
+                try:
+                    updated = await self._append(updated, level_event)
+                except FaultError as exc:
+                    # Someone (usually an operator) recorded this level already: theirs stands.
+                    log.info("alert_resolution_ignored", fault=fault_id, reason=str(exc))
             if created:
                 action = AlertAction.CREATED_RESOLVED
             elif updated is fault:
