@@ -223,7 +223,7 @@ class Daemon:
             verdicts, marks = self._closed_verdicts(now)
             batch = WriteBatch(
                 tallies=[
-                    TallyRow(vantage, target, start, seconds, t.ok, t.failed, t.reasons)
+                    TallyRow.of(vantage, target, start, seconds, t)
                     for (seconds, target, start), t in dirty
                 ],
                 evidence=[evidence_from_result(vantage, r) for r in evidence],

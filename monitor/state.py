@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from monitor.sla.policy import Tally
+from probes.reasons import Side, side_of
 from probes.result import Outcome, ProbeResult
 
 TallyKey = tuple[int, str, int]
@@ -126,23 +127,50 @@ class LiveState:
                 del self.targets[name]
 
 
-def add_result(tally: Tally | None, result: ProbeResult) -> Tally:
-    """The tally with one more probe counted (a new frozen value)."""
+def add_result(tally: Tally | None, result: ProbeResult, *, excused: bool = False) -> Tally:
+    """The tally with one more probe counted (a new frozen value).
+
+    A failure on the monitor's side (``probes.reasons``) is counted in ``errors``, never in
+    ``failed``; ``excused`` marks a vendor failure that a canary failure covers.
+    """
     if tally is None:
         tally = _EMPTY
     if result.ok:
-        return Tally(ok=tally.ok + 1, failed=tally.failed, reasons=tally.reasons)
+        return replace(tally, ok=tally.ok + 1)
     reason = result.reason or result.outcome.value
-    reasons = dict(tally.reasons)
-    reasons[reason] = reasons.get(reason, 0) + 1
-    return Tally(ok=tally.ok, failed=tally.failed + 1, reasons=MappingProxyType(reasons))
+    if side_of(result.outcome, reason) is Side.MONITOR:
+        return replace(
+            tally, errors=tally.errors + 1, error_reasons=_plus(tally.error_reasons, reason, 1)
+        )
+    return replace(
+        tally,
+        failed=tally.failed + 1,
+        reasons=_plus(tally.reasons, reason, 1),
+        excused=tally.excused + (1 if excused else 0),
+    )
 
 
 def merge(a: Tally, b: Tally) -> Tally:
     reasons = dict(a.reasons)
     for reason, count in b.reasons.items():
         reasons[reason] = reasons.get(reason, 0) + count
-    return Tally(ok=a.ok + b.ok, failed=a.failed + b.failed, reasons=MappingProxyType(reasons))
+    error_reasons = dict(a.error_reasons)
+    for reason, count in b.error_reasons.items():
+        error_reasons[reason] = error_reasons.get(reason, 0) + count
+    return Tally(
+        ok=a.ok + b.ok,
+        failed=a.failed + b.failed,
+        reasons=MappingProxyType(reasons),
+        errors=a.errors + b.errors,
+        error_reasons=MappingProxyType(error_reasons),
+        excused=a.excused + b.excused,
+    )
+
+
+def _plus(counts: Mapping[str, int], key: str, n: int) -> Mapping[str, int]:
+    out = dict(counts)
+    out[key] = out.get(key, 0) + n
+    return MappingProxyType(out)
 
 
 _EMPTY = Tally()

@@ -20,24 +20,43 @@ _UNKNOWN = BucketState.UNKNOWN
 
 
 def target_verdict(tally: Tally | None, rule: BucketRule) -> BucketState:
-    """One target's bucket: unknown with fewer than ``min_probes`` probes, else by the rule."""
+    """One target's bucket, from what its probes prove.
+
+    Unknown with fewer than ``min_probes`` probes that measured the vendor (monitor errors and
+    canary-excused failures measured nothing). Otherwise the rule is applied twice, reading
+    every unproven probe (``Tally.unproven``) once as available and once as failed: the bucket
+    is unavailable or available only when both readings agree, else unknown. So a bucket whose
+    only failures are the monitor's own (or excused by a canary) is never unavailable, and an
+    unproven probe never turns a bucket unavailable.
+    """
     if tally is None:
         return _UNKNOWN
-    probes = tally.ok + tally.failed
-    if probes < rule.min_probes:
+    unproven = tally.unproven
+    failed = tally.failed - tally.excused
+    measured = tally.ok + failed
+    if measured < rule.min_probes:
         return _UNKNOWN
-    failed = tally.failed
+    if not unproven:
+        return _UNAVAILABLE if _down(failed, measured, rule) else _AVAILABLE
+    lenient = _down(failed, measured + unproven, rule)
+    strict = _down(failed + unproven, measured + unproven, rule)
+    if lenient and strict:
+        return _UNAVAILABLE
+    if not lenient and not strict:
+        return _AVAILABLE
+    return _UNKNOWN
+
+
+def _down(failed: int, probes: int, rule: BucketRule) -> bool:
     kind = rule.kind
     if kind is BucketRuleKind.ANY_FAILED:
-        down = failed > 0
-    elif kind is BucketRuleKind.ALL_FAILED:
-        down = failed == probes
-    else:
-        threshold = rule.failed_fraction
-        if threshold is None:  # BucketRule.__post_init__ forbids it; kept for the type checker.
-            raise ValueError("bucket rule failed_fraction: expected a threshold, got None")
-        down = Fraction(failed, probes) >= threshold
-    return _UNAVAILABLE if down else _AVAILABLE
+        return failed > 0
+    if kind is BucketRuleKind.ALL_FAILED:
+        return failed == probes
+    threshold = rule.failed_fraction
+    if threshold is None:  # BucketRule.__post_init__ forbids it; kept for the type checker.
+        raise ValueError("bucket rule failed_fraction: expected a threshold, got None")
+    return Fraction(failed, probes) >= threshold
 
 
 def quorum_of(rule: ServiceRule, targets: int) -> int:
