@@ -88,6 +88,7 @@ class Daemon:
         self.config_path = config_path
         self.health = Health()
         self.state = LiveState()
+        self.state.set_canaries(config.canary_intervals())  # canaries excuse instants (issue 12)
         self.store: Store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
         self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag)
         self.api_exclusions: list[ExclusionWindow] = []
@@ -182,6 +183,7 @@ class Daemon:
         self.scheduler.apply(self._schedule())
         self.accounting.replace_inputs(self._inputs())
         self.state.forget_targets({t.name for t in new.targets})
+        self.state.set_canaries(new.canary_intervals())
         self.health.reload_successful = True
         self.health.last_reload_success = now
         sdnotify.ready()

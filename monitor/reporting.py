@@ -113,14 +113,16 @@ def build_reports(
     return results
 
 
-def grid_tallies(results: ResultSet) -> Callable[[BucketGrid], Tallies]:
-    """Tally ``results`` once per distinct grid asked for."""
+def grid_tallies(
+    results: ResultSet, canaries: Mapping[str, float] | None = None
+) -> Callable[[BucketGrid], Tallies]:
+    """Tally ``results`` once per distinct grid asked for; ``canaries``: name -> interval."""
     cache: dict[tuple[int, int, int], Tallies] = {}
 
     def for_grid(grid: BucketGrid) -> Tallies:
         key = (grid.start_epoch, grid.end_epoch, grid.bucket_seconds)
         if key not in cache:
-            cache[key] = tally_results(results, grid)
+            cache[key] = tally_results(results, grid, canaries=canaries)
         return cache[key]
 
     return for_grid
@@ -174,7 +176,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         else:
             results = read_results(args.results, skip_invalid=args.skip_invalid)
             as_of = _now_within(now, month, policies)
-            reports = build_reports(config, grid_tallies(results), month, args.service, now=as_of)
+            reports = build_reports(
+                config,
+                grid_tallies(results, config.canary_intervals()),
+                month,
+                args.service,
+                now=as_of,
+            )
             meta = _input_meta(results, config)
             for note in _notes(results, meta):
                 print(f"slawatch report: {note}", file=stderr)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from monitor.sla.canary import CanaryTimeline, Span, canary_cover, covered
 from monitor.sla.policy import Tally
 from probes.reasons import Side, side_of
 from probes.result import Outcome, ProbeResult
@@ -21,6 +22,20 @@ TallyKey = tuple[int, str, int]
 """(bucket_seconds, target, bucket_start epoch)."""
 
 MAX_PENDING_EVIDENCE = 200_000
+MAX_RECENT_FAILURES = 200_000
+_HORIZON_INTERVALS = 4
+"""Canary probes and vendor failures are kept this many canary intervals back: a failure is
+re-judged while a canary result could still change whether it is excused."""
+
+
+@dataclass(slots=True)
+class _Failure:
+    """A recent vendor failure, the bucket lengths it was counted in, and whether excused."""
+
+    epoch: float
+    target: str
+    lengths: tuple[int, ...]
+    excused: bool
 
 
 def bucket_floor(epoch: float, bucket_seconds: int) -> int:
@@ -51,6 +66,19 @@ class LiveState:
         self._evidence: deque[ProbeResult] = deque(maxlen=MAX_PENDING_EVIDENCE)
         self.evidence_dropped = 0
         self.targets: dict[str, TargetStatus] = {}
+        # Canaries excuse instants (monitor.sla.canary): each canary's recent probes, the
+        # instants every canary was failing, and the recent vendor failures they may excuse
+        # (a canary's failure can arrive after the vendor failure it covers).
+        self._canaries: dict[str, float] = {}
+        self._canary_runs: dict[str, deque[tuple[float, bool]]] = {}
+        self._cover: tuple[Span, ...] = ()
+        self._recent: deque[_Failure] = deque(maxlen=MAX_RECENT_FAILURES)
+
+    def set_canaries(self, intervals: Mapping[str, float]) -> None:
+        """The canary targets and their intervals (the tolerance around a failed probe)."""
+        self._canaries = dict(intervals)
+        self._canary_runs = {name: self._canary_runs.get(name, deque()) for name in self._canaries}
+        self._update_cover()
 
     # -- recording -------------------------------------------------------------------------
     def record(self, result: ProbeResult, bucket_lengths: Iterable[int]) -> None:
@@ -60,15 +88,63 @@ class LiveState:
             status = self.targets[result.target] = TargetStatus()
         status.last = result
         status.outcomes[result.outcome] += 1
-        for seconds in bucket_lengths:
+        lengths = tuple(bucket_lengths)
+        vendor_failure = not result.ok and (
+            side_of(result.outcome, result.reason or result.outcome.value) is Side.VENDOR
+        )
+        is_canary = result.target in self._canaries
+        excused = vendor_failure and not is_canary and covered(self._cover, result.started_at)
+        for seconds in lengths:
             start = bucket_floor(result.started_at, seconds)
             by_target = self._tallies.setdefault(seconds, {}).setdefault(result.target, {})
-            by_target[start] = add_result(by_target.get(start), result)
+            by_target[start] = add_result(by_target.get(start), result, excused=excused)
             self._dirty.add((seconds, result.target, start))
+        if is_canary and (result.ok or vendor_failure):
+            # A canary's own monitor error says nothing about our network either way.
+            self._canary_seen(result.target, result.started_at, result.ok)
+        elif vendor_failure and self._canaries:
+            self._recent.append(_Failure(result.started_at, result.target, lengths, excused))
         if not result.ok:
             if len(self._evidence) == self._evidence.maxlen:
                 self.evidence_dropped += 1
             self._evidence.append(result)
+
+    def _canary_seen(self, name: str, epoch: float, ok: bool) -> None:
+        runs = self._canary_runs.setdefault(name, deque())
+        runs.append((epoch, ok))
+        horizon = epoch - _HORIZON_INTERVALS * self._canaries[name]
+        while runs and runs[0][0] < horizon:
+            runs.popleft()
+        self._update_cover()
+        # Re-judge the recent vendor failures: a canary failure covers instants before it,
+        # and a canary success ends the cover of an earlier failure.
+        widest = max(self._canaries.values(), default=0.0)
+        while self._recent and self._recent[0].epoch < epoch - _HORIZON_INTERVALS * widest:
+            self._recent.popleft()
+        for failure in self._recent:
+            now = covered(self._cover, failure.epoch)
+            if now != failure.excused:
+                failure.excused = now
+                self._adjust_excused(failure, 1 if now else -1)
+
+    def _update_cover(self) -> None:
+        self._cover = canary_cover(
+            {
+                name: CanaryTimeline(tuple(self._canary_runs.get(name, ())), interval)
+                for name, interval in self._canaries.items()
+            }
+        )
+
+    def _adjust_excused(self, failure: _Failure, step: int) -> None:
+        for seconds in failure.lengths:
+            start = bucket_floor(failure.epoch, seconds)
+            buckets = self._tallies.get(seconds, {}).get(failure.target)
+            tally = None if buckets is None else buckets.get(start)
+            if buckets is None or tally is None:
+                continue
+            excused = min(tally.failed, max(0, tally.excused + step))
+            buckets[start] = replace(tally, excused=excused)
+            self._dirty.add((seconds, failure.target, start))
 
     def load(self, bucket_seconds: int, tallies: Mapping[str, Mapping[int, Tally]]) -> None:
         """Adopt tallies read back from the store (after a restart), without marking them dirty.

@@ -89,6 +89,8 @@ VENDOR_REASONS: frozenset[str] = frozenset(
         "auth_failed",
         "auth_unsupported",
         "auth_realm_mismatch",
+        "malformed_response",
+        "message_too_large",
         "no_answer",
         "remote_hangup",
         "bad_sdp",

@@ -29,20 +29,22 @@ class TestReportCommand:
         assert reporting in cli.COMMAND_MODULES
 
     def test_json_for_the_sample(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """The sample day: a 3-bucket voice outage, ivr maintenance excluded, a canary blip."""
+        """The sample day: a 3-bucket voice outage, ivr maintenance excluded, a canary blip
+        that excuses web's simultaneous failure (only web had a failure at that instant)."""
         status, out, err = report(capsys, "--format", "json")
         assert (status, err) == (0, "")
         reports = {r["service"]: r for r in json.loads(out)["reports"]}
         voice = reports["voice"]
         assert voice["buckets_unavailable"] == 3
         assert voice["buckets_pending"] == 8640 - 288
-        assert voice["excluded_by_kind"] == {"customer_network": 1}
+        assert voice["excluded_by_kind"] == {}
         assert voice["outages"][0]["start"] == "2026-11-01T10:05:00Z"
         assert voice["outages"][0]["end"] == "2026-11-01T10:20:00Z"
         assert voice["credit_amount"] == "1000.00"
-        assert reports["ivr"]["excluded_by_kind"] == {
+        assert reports["ivr"]["excluded_by_kind"] == {"scheduled_maintenance": 6}
+        assert reports["web"]["excluded_by_kind"] == {
             "customer_network": 1,
-            "scheduled_maintenance": 6,
+            "scheduled_maintenance": 30,
         }
         assert reports["ivr"]["buckets_unknown"] == 2
         assert reports["web"]["buckets_excluded"] == 31

@@ -400,3 +400,8 @@ class Config(StrictModel):
 
     def canaries(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.targets if t.role == "canary")
+
+    def canary_intervals(self) -> dict[str, float]:
+        """Canary -> its interval in seconds: how far around a failed canary probe the
+        network counts as failing (``monitor.sla.canary``)."""
+        return {t.name: float(t.interval) for t in self.targets if t.role == "canary"}
