@@ -17,6 +17,9 @@ import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+_INSTANT = 1e-6
+"""One microsecond: the resolution at which a probe's start is an instant."""
+
 Span = tuple[float, float]
 """``[start, end)`` in epoch seconds."""
 
@@ -50,10 +53,11 @@ def failing_spans(timeline: CanaryTimeline) -> list[Span]:
             previous_ok = epoch
             continue
         next_ok = next_oks[index]
-        lo = epoch - tol if previous_ok is None else max(previous_ok, epoch - tol)
+        # Spans are half-open [lo, hi): the successful probe before is not covered either.
+        lo = epoch - tol if previous_ok is None else max(previous_ok + _INSTANT, epoch - tol)
         hi = epoch + tol if next_ok is None else min(next_ok, epoch + tol)
         # A probe that failed at the very instant another succeeded still covers itself.
-        hi = max(hi, epoch + 1e-9)
+        hi = max(hi, epoch + _INSTANT)
         lo = min(lo, epoch)
         if spans and lo <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
