@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import replace
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -153,7 +154,7 @@ class TestProperties:
             assert after.uptime_percent >= before.uptime_percent
 
 
-_HALF = __import__("fractions").Fraction(1, 2)
+_HALF = Fraction(1, 2)
 
 
 def _compute(scenario: dict[str, Any], tallies: Any = None) -> MonthResult:

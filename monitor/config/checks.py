@@ -8,11 +8,16 @@ fields are malformed are skipped here: the models report those.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.config.errors import Issue, KeyPath, did_you_mean, issue
 from monitor.config.fieldtypes import format_duration
+from monitor.sla.credits import month_bucket_counts, tier_reachable
+from monitor.sla.policy import CreditTier
 from probes.fields import parse_duration
+
+if TYPE_CHECKING:
+    from monitor.config.model import Config
 
 MIN_BUCKET_SECONDS = 300
 
@@ -183,3 +188,34 @@ def _short_buckets(data: dict[str, Any]) -> list[Issue]:
                 )
             )
     return issues
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but probably not what the contract means, one line each.
+
+    A credit tier that no uptime can fall in at the SLA's bucket length (in any month of 28 to
+    31 days, with or without a DST day) never pays: with 5-minute buckets one bad bucket in
+    8,928 is already 99.9888%, so a band "below 99.999% and at least 99.99%" is empty.
+    """
+    found: list[str] = []
+    for index, sla in enumerate(config.slas):
+        counts = month_bucket_counts(sla.bucket_seconds)
+        for position, tier_config in enumerate(sla.credit_tiers):
+            tier = tier_config.to_tier()
+            if tier.credit_percent > 0 and not tier_reachable(tier, counts):
+                found.append(
+                    f"slas[{index}].credit_tiers[{position}]: no uptime at "
+                    f"{format_duration(sla.bucket)} buckets falls in this band "
+                    f"({_band(tier)}) in a month of {counts[0]} to {counts[-1]} buckets: "
+                    "its credit can never apply; check the band's edges or use shorter buckets"
+                )
+    return found
+
+
+def _band(tier: CreditTier) -> str:
+    parts = []
+    if tier.upper is not None:
+        parts.append(f"{'at most' if tier.upper_inclusive else 'below'} {tier.upper}%")
+    if tier.lower is not None:
+        parts.append(f"{'at least' if tier.lower_inclusive else 'above'} {tier.lower}%")
+    return " and ".join(parts) or "any uptime"

@@ -45,6 +45,7 @@ def sla_policy(sla: SlaConfig) -> SlaPolicy:
         unknown_policy=sla.unknown_buckets,
         partial_exclusion=sla.partial_exclusion,
         claim_window_days=sla.claim_window_days,
+        min_coverage=Fraction(sla.min_coverage) / 100,
     )
 
 
@@ -80,4 +81,5 @@ def recurring_exclusion(recurring: RecurringExclusionConfig) -> RecurringExclusi
         dtstart=recurring.dtstart,
         reason=recurring.reason,
         services=frozenset(recurring.services),
+        cron_day_rule=recurring.cron_day_rule,
     )

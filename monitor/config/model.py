@@ -266,6 +266,12 @@ def _check_failed_fraction(value: Decimal) -> Decimal:
     return value
 
 
+def _check_percent(value: Decimal) -> Decimal:
+    if not Decimal(0) <= value <= Decimal(100):
+        raise ValueError("must be a percentage from 0 to 100")
+    return value
+
+
 class SlaConfig(StrictModel):
     """One availability SLA over one service, with its credit table."""
 
@@ -284,6 +290,8 @@ class SlaConfig(StrictModel):
     credit_tiers: tuple[CreditTierConfig, ...] = ()
     credit_cap: Amount | None = None
     claim_window_days: StrictInt = Field(default=30, ge=1)
+    min_coverage: Annotated[ExactDecimal, AfterValidator(_check_percent)] = Decimal(90)
+    """Percent of the eligible buckets that must be measured before reports stop warning."""
     maintenance_notice: MaintenanceNoticeConfig | None = None
 
     @field_validator("objective")

@@ -166,6 +166,8 @@ class RecurringExclusion:
     dtstart: datetime | None = None
     reason: str = ""
     services: frozenset[str] = frozenset()
+    cron_day_rule: str | None = None
+    """``"or"`` accepts a cron line restricting both day fields with cron's OR meaning."""
 
     def __post_init__(self) -> None:
         if (self.rrule is None) == (self.cron is None):
