@@ -138,7 +138,7 @@ class Daemon:
                         {
                             p.bucket_seconds
                             for p in policies
-                            if target.name in services[p.service].targets
+                            if target.name in services[p.service].all_targets
                         }
                     )
                 )
@@ -301,7 +301,9 @@ class Daemon:
         """Index of the month's first bucket holding a probe of the SLA's targets (or upto)."""
         service = self.accounting.inputs.services[policy.service]
         tallies = self.state.tallies(policy.bucket_seconds)
-        starts = [s for name in service.targets for s in tallies.get(name, {}) if s >= start_epoch]
+        starts = [
+            s for name in service.all_targets for s in tallies.get(name, {}) if s >= start_epoch
+        ]
         if not starts:
             return upto
         return min(upto, (min(starts) - start_epoch) // policy.bucket_seconds)

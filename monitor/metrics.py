@@ -25,9 +25,9 @@ from prometheus_client.utils import floatToGoString
 
 from monitor.accounting import utc_now
 from monitor.metrics_contract import CONTRACT_METRIC_NAMES
-from monitor.sla.buckets import service_verdict, target_verdict
+from monitor.sla.buckets import nested_verdict, target_verdict
 from monitor.sla.calendar import month_containing
-from monitor.sla.month import MonthResult
+from monitor.sla.month import MonthResult, all_failures_excused
 from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy
 from monitor.state import TargetStatus, bucket_floor
 from probes.result import Outcome, ProbeResult
@@ -448,9 +448,9 @@ class MetricsExposition:
 def instant_service_state(daemon: Daemon, service: ServiceDef, now: float) -> BucketState:
     """The service by its rule over its targets' latest results; a result older than two
     intervals (or none yet) is unknown, so a stalled monitor never reads as available."""
-    states: list[BucketState] = []
+    states: dict[str, BucketState] = {}
     scheduled = daemon.scheduler.targets
-    for name in service.targets:
+    for name in service.all_targets:
         status = daemon.state.targets.get(name)
         target = scheduled.get(name)
         last = status.last if status else None
@@ -459,10 +459,10 @@ def instant_service_state(daemon: Daemon, service: ServiceDef, now: float) -> Bu
             or target is None
             or now - last.started_at > 2 * target.interval + target.timeout
         ):
-            states.append(BucketState.UNKNOWN)
+            states[name] = BucketState.UNKNOWN
         else:
-            states.append(BucketState.AVAILABLE if last.ok else BucketState.UNAVAILABLE)
-    return service_verdict(states, service.rule)
+            states[name] = BucketState.AVAILABLE if last.ok else BucketState.UNAVAILABLE
+    return nested_verdict(service, states)
 
 
 def provisional_bucket_state(
@@ -477,17 +477,20 @@ def provisional_bucket_state(
         if window.start.timestamp() < end and window.end.timestamp() > start:
             return BucketState.EXCLUDED
     tallies = daemon.state.tallies(policy.bucket_seconds)
-    canaries = daemon.accounting.inputs.canaries
-    if canaries and all(
-        target_verdict(tallies.get(c, {}).get(start), policy.bucket_rule) is BucketState.UNAVAILABLE
-        for c in canaries
+    cells = [tallies.get(name, {}).get(start) for name in service.all_targets]
+    states = {
+        name: target_verdict(cell, policy.bucket_rule)
+        for name, cell in zip(service.all_targets, cells, strict=True)
+    }
+    state = nested_verdict(service, states)
+    # As the month judges it: excluded only when every failure was excused by the canaries.
+    if (
+        daemon.accounting.inputs.canaries
+        and state is not BucketState.AVAILABLE
+        and all_failures_excused(cells)
     ):
         return BucketState.EXCLUDED
-    states = [
-        target_verdict(tallies.get(name, {}).get(start), policy.bucket_rule)
-        for name in service.targets
-    ]
-    return service_verdict(states, service.rule)
+    return state
 
 
 def outage_open(result: MonthResult, now: datetime) -> bool:

@@ -261,7 +261,7 @@ def _now_within(now: datetime, month: Month, policies: Sequence[SlaPolicy]) -> d
 def _input_meta(results: ResultSet, config: ReportConfig) -> dict[str, Any]:
     known: set[str] = set(config.canaries())
     for definition in config.service_defs().values():
-        known.update(definition.targets)
+        known.update(definition.all_targets)
     seen = set(results.targets)
     return {
         "results_file": results.source,

@@ -271,7 +271,7 @@ class TestComputeMonth:
         with pytest.raises(ValueError, match="expected service 'voice', got 'web'"):
             run({}, service=ServiceDef("web", ("w",)))
         impossible = ServiceDef("voice", ("a",), ServiceRule(ServiceRuleKind.QUORUM, 2))
-        with pytest.raises(ValueError, match="quorum 2 exceeds its 1 targets"):
+        with pytest.raises(ValueError, match="quorum 2 exceeds its 1 members"):
             run({}, service=impossible)
         with pytest.raises(ValueError, match="now: expected a timezone-aware"):
             run({}, now=datetime(2026, 11, 5))

@@ -93,6 +93,8 @@ def cross_checks(data: Any) -> list[Issue]:
     targets = {name for _, name in _names(data, "targets", "name")}
     services = {name for _, name in _names(data, "services", "name")}
     issues += _references(data, "services", "targets", targets, "target")
+    issues += _references(data, "services", "services", services, "service")
+    issues += _service_cycles(data)
     issues += _references(data, "slas", "service", services, "service")
     issues += _references(data, "exclusions", "services", services, "service")
     issues += _references(data, "recurring_exclusions", "services", services, "service")
@@ -119,6 +121,52 @@ def cross_checks(data: Any) -> list[Issue]:
     from monitor.support.config import notice_reference_issues
 
     issues += notice_reference_issues(data)
+    return issues
+
+
+def _service_cycles(data: dict[str, Any]) -> list[Issue]:
+    """A service containing itself, directly or through others, has no verdict: one line per
+    cycle, naming its services in order."""
+    children: dict[str, list[str]] = {}
+    where: dict[str, int] = {}
+    for index, item in _items(data, "services"):
+        name = item.get("name")
+        members = item.get("services")
+        if isinstance(name, str) and isinstance(members, list):
+            children[name] = [m for m in members if isinstance(m, str)]
+            where.setdefault(name, index)
+    issues: list[Issue] = []
+    reported: set[frozenset[str]] = set()
+    for start in children:
+        path = [start]
+        stack = [(start, iter(children.get(start, ())))]
+        on_path = {start}
+        while stack:
+            node, rest = stack[-1]
+            child = next(rest, None)
+            if child is None:
+                stack.pop()
+                on_path.discard(node)
+                path.pop()
+                continue
+            if child == start:
+                cycle = frozenset(path)
+                if cycle not in reported:
+                    reported.add(cycle)
+                    loop = " -> ".join([*path, start])
+                    issues.append(
+                        issue(
+                            ("services", where[start], "services"),
+                            f"services form a cycle ({loop}): a service cannot contain itself",
+                            children[start],
+                        )
+                    )
+                continue
+            if child in on_path or child not in children:
+                continue
+            path.append(child)
+            on_path.add(child)
+            stack.append((child, iter(children[child])))
     return issues
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
 from monitor.sla.policy import (
     BucketRule,
     BucketRuleKind,
     BucketState,
+    ServiceDef,
     ServiceRule,
     ServiceRuleKind,
     Tally,
@@ -92,3 +93,11 @@ def service_verdict(states: Sequence[BucketState], rule: ServiceRule) -> BucketS
     if down + unknown >= quorum:
         return _UNKNOWN
     return _AVAILABLE
+
+
+def nested_verdict(service: ServiceDef, targets: Mapping[str, BucketState]) -> BucketState:
+    """The service's verdict from its targets' (``targets``: name -> verdict, a missing one
+    unknown) and, recursively, its nested services' verdicts, each under its own rule."""
+    states = [targets.get(name, _UNKNOWN) for name in service.targets]
+    states.extend(nested_verdict(child, targets) for child in service.services)
+    return service_verdict(states, service.rule)

@@ -11,7 +11,7 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
-from monitor.sla.buckets import quorum_of, service_verdict, target_verdict
+from monitor.sla.buckets import nested_verdict, quorum_of, service_verdict, target_verdict
 from monitor.sla.calendar import BucketGrid, Month, claim_deadline, month_grid, require_aware
 from monitor.sla.credits import (
     buckets_to_next_tier,
@@ -246,20 +246,22 @@ def compute_month(
         raise ValueError(
             f"sla {policy.name}: expected service {policy.service!r}, got {service.name!r}"
         )
-    if not service.targets:
-        raise ValueError(f"service {service.name}: expected at least one target, got none")
-    quorum = quorum_of(service.rule, len(service.targets))
-    if quorum > len(service.targets):
+    if not service.members:
+        raise ValueError(f"service {service.name}: expected at least one member, got none")
+    quorum = quorum_of(service.rule, service.members)
+    if quorum > service.members:
         raise ValueError(
-            f"service {service.name}: quorum {quorum} exceeds its {len(service.targets)} targets"
+            f"service {service.name}: quorum {quorum} exceeds its {service.members} members"
         )
+    leaves = service.all_targets
     grid = month_grid(month, policy.timezone, policy.bucket_seconds)
     count = grid.count
     elapsed = count if now is None else _elapsed(grid, require_aware(now, "now"))
     gap_buckets = _gap_buckets(grid, gaps)
 
     rule = policy.bucket_rule
-    columns = [tallies.get(name, _NO_TALLIES) for name in service.targets]
+    columns = [tallies.get(name, _NO_TALLIES) for name in leaves]
+    nested = bool(service.services)
     start_epoch = grid.start_epoch
     size = grid.bucket_seconds
     # An elapsed bucket without a single probe of any target is unknown whatever the rules, so
@@ -278,8 +280,12 @@ def compute_month(
         verdicts = [target_verdict(cell, rule) for cell in cells]
         if index in gap_buckets:
             verdicts = [v if v is _U else _Q for v in verdicts]
-        states[index] = service_verdict(verdicts, service.rule)
-        if canaries and states[index] is not _A and _all_failures_excused(cells):
+        states[index] = (
+            nested_verdict(service, dict(zip(leaves, verdicts, strict=True)))
+            if nested
+            else service_verdict(verdicts, service.rule)
+        )
+        if canaries and states[index] is not _A and all_failures_excused(cells):
             excused_only.append(index)
 
     # Exclusion (iii) by canary: only a bucket every failure of which fell at an instant when
@@ -321,7 +327,7 @@ def compute_month(
     tier = credit_tier(uptime, policy.credit)
     estimate_tier = credit_tier(estimate, policy.credit)
     applied_ids = {id(w) for w in _windows_used(grid, windows, excluded, service.name)}
-    by_target = dict(zip(service.targets, columns, strict=True))
+    by_target = dict(zip(leaves, columns, strict=True))
     monitor_errors, error_buckets = _monitor_errors(grid, states, by_target)
     return MonthResult(
         sla=policy.name,
@@ -376,7 +382,7 @@ def compute_month(
     )
 
 
-def _all_failures_excused(cells: Sequence[Tally | None]) -> bool:
+def all_failures_excused(cells: Sequence[Tally | None]) -> bool:
     """Some vendor failure in the bucket, and every one of them excused by the canaries."""
     failed = sum(cell.failed for cell in cells if cell is not None)
     return failed > 0 and failed == sum(cell.excused for cell in cells if cell is not None)
@@ -542,7 +548,8 @@ def _rules(
         "bucket_rule": str(rule.kind),
         "min_probes": rule.min_probes,
         "failed_fraction": None if rule.failed_fraction is None else str(rule.failed_fraction),
-        "service_targets": list(service.targets),
+        "service_targets": list(service.all_targets),
+        "service_members": _members_json(service),
         "service_rule": str(service.rule.kind),
         "quorum": quorum,
         "unknown_policy": str(policy.unknown_policy),
@@ -560,6 +567,17 @@ def _rules(
         "credit_cap": str(credit.effective_cap),
         "credit_tiers": [_tier_json(t) for t in credit.tiers],
         "claim_window_days": policy.claim_window_days,
+    }
+
+
+def _members_json(service: ServiceDef) -> dict[str, Any]:
+    """The service's tree of members and rules, as the report shows how it was judged."""
+    return {
+        "service": service.name,
+        "rule": str(service.rule.kind),
+        "quorum": quorum_of(service.rule, service.members),
+        "targets": list(service.targets),
+        "services": [_members_json(child) for child in service.services],
     }
 
 

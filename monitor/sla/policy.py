@@ -79,11 +79,29 @@ class ServiceRule:
 
 @dataclass(frozen=True)
 class ServiceDef:
-    """A service as the contract measures it: the targets that make it up, and its rule."""
+    """A service as the contract measures it: its members and its rule.
+
+    Members are ``targets`` and nested ``services`` (each with its own rule), so "both SBCs
+    down, or the IVR call fails" is ``any`` over [the IVR target, a service ``all`` over the
+    two SBCs]. The rule counts every member, target or service, once.
+    """
 
     name: str
     targets: tuple[str, ...]
     rule: ServiceRule = field(default_factory=ServiceRule)
+    services: tuple[ServiceDef, ...] = ()
+
+    @property
+    def members(self) -> int:
+        return len(self.targets) + len(self.services)
+
+    @property
+    def all_targets(self) -> tuple[str, ...]:
+        """Every target the service depends on, directly or through nested services, once."""
+        seen: dict[str, None] = dict.fromkeys(self.targets)
+        for child in self.services:
+            seen.update(dict.fromkeys(child.all_targets))
+        return tuple(seen)
 
 
 class UnknownPolicy(StrEnum):

@@ -244,12 +244,30 @@ def method_sentence(r: MonthResult) -> str:
     fraction = rules.get("failed_fraction")
     rule = _BUCKET_RULE_WORDS.get(str(rules["bucket_rule"]), str(rules["bucket_rule"]))
     targets = list(rules["service_targets"])
+    members = rules.get("service_members")
+    if isinstance(members, dict) and members.get("services"):
+        # Nested services (issue 12): say the whole rule, each level with its own quorum.
+        return (
+            f"A {period_words(r.bucket_seconds)} period counts as Unavailable Time when "
+            f"{rule.format(fraction=fraction)} (with at least {rules['min_probes']} probe(s) "
+            f"per target) for {members_words(members)}."
+        )
     return (
         f"A {period_words(r.bucket_seconds)} period counts as Unavailable Time when "
         f"{rule.format(fraction=fraction)} (with at least {rules['min_probes']} probe(s) per "
         f"target) for at least {rules['quorum']} of the {len(targets)} monitored target(s) "
         f"({', '.join(targets)})."
     )
+
+
+def members_words(members: Mapping[str, Any]) -> str:
+    """``at least 1 of: ivr-call, service sbc-pair (at least 2 of: sbc-a, sbc-b)``."""
+    parts = [str(t) for t in members.get("targets", [])]
+    parts.extend(
+        f"service {child['service']} ({members_words(child)})"
+        for child in members.get("services", [])
+    )
+    return f"at least {members['quorum']} of: {', '.join(parts)}"
 
 
 def render_claim(results: Sequence[MonthResult]) -> str:
