@@ -110,6 +110,9 @@ HELP_STORE_ERRORS = "Failed writes to the store (the rows are kept and retried).
 HELP_LAST_FLUSH = "When the store last committed a flush (epoch seconds)."
 HELP_PENDING_ROWS = "Rows waiting to be written to the store."
 HELP_BUILD = "slawatch build information."
+HELP_COVERAGE = "Measured / eligible buckets of the month so far (below min_coverage: warn)."
+HELP_UPTIME_ESTIMATE = "The month's uptime under the unknown_buckets policy (not claimable)."
+HELP_MONITOR_ERROR_BUCKETS = "Unknown buckets of the month holding the monitor's own errors."
 
 _TARGET_LABELS = ["target", "kind", "role"]
 _SLA_LABELS = ["sla", "service"]
@@ -128,6 +131,9 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "slawatch_month_uptime_ratio",
         "slawatch_month_uptime_worst_case_ratio",
         "slawatch_month_to_date_uptime_ratio",
+        "slawatch_month_coverage_ratio",
+        "slawatch_month_uptime_estimate_ratio",
+        "slawatch_month_monitor_error_buckets",
         "slawatch_sla_objective_ratio",
         "slawatch_sla_breached",
         "slawatch_error_budget_buckets",
@@ -191,6 +197,9 @@ class DaemonCollector(Collector):
                 ("slawatch_month_uptime_ratio", HELP_UPTIME),
                 ("slawatch_month_uptime_worst_case_ratio", HELP_UPTIME_WORST),
                 ("slawatch_month_to_date_uptime_ratio", HELP_UPTIME_MTD),
+                ("slawatch_month_coverage_ratio", HELP_COVERAGE),
+                ("slawatch_month_uptime_estimate_ratio", HELP_UPTIME_ESTIMATE),
+                ("slawatch_month_monitor_error_buckets", HELP_MONITOR_ERROR_BUCKETS),
                 ("slawatch_sla_objective_ratio", HELP_OBJECTIVE),
                 ("slawatch_sla_breached", HELP_BREACHED),
                 ("slawatch_error_budget_buckets", HELP_BUDGET),
@@ -243,6 +252,15 @@ class DaemonCollector(Collector):
                 (
                     "slawatch_month_to_date_uptime_ratio",
                     _ratio(result.month_to_date_uptime_percent),
+                ),
+                (
+                    "slawatch_month_coverage_ratio",
+                    None if result.coverage is None else float(result.coverage),
+                ),
+                ("slawatch_month_uptime_estimate_ratio", _ratio(result.uptime_percent_estimate)),
+                (
+                    "slawatch_month_monitor_error_buckets",
+                    float(result.buckets_unknown_monitor_error),
                 ),
                 ("slawatch_sla_objective_ratio", float(policy.objective_percent) / 100),
                 ("slawatch_sla_breached", 1.0 if result.breached else 0.0),
