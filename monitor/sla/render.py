@@ -117,7 +117,9 @@ def render_text(results: Sequence[MonthResult]) -> str:
             f"  uptime           {percent(r.uptime_percent)}  ({_ratio(r)})"
             + ("" if r.complete else "  if every remaining bucket is available"),
             f"  estimate         {percent(r.uptime_percent_estimate)}  "
-            f"(unknown buckets: {r.rules.get('unknown_policy', 'exclude')}; not claimable)",
+            f"(unknown buckets: {r.rules.get('unknown_policy', 'exclude')}; credit "
+            f"{r.credit_percent_estimate}% = {r.credit_amount_estimate} {r.currency}; "
+            "not claimable)",
             f"  worst case       {percent(r.uptime_percent_worst_case)}  (unknown as unavailable)",
             f"  coverage         {coverage_words(r)}",
             f"  month to date    {percent(r.month_to_date_uptime_percent)}",
