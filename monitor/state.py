@@ -121,7 +121,12 @@ class LiveState:
         widest = max(self._canaries.values(), default=0.0)
         while self._recent and self._recent[0].epoch < epoch - _HORIZON_INTERVALS * widest:
             self._recent.popleft()
+        # Only failures within one (widest) canary interval of this probe can change: a
+        # probe's own span and the spans it cuts short lie within its interval of it, and the
+        # probes kept reach far enough back to judge them exactly as the whole timeline would.
         for failure in self._recent:
+            if failure.epoch < epoch - widest:
+                continue
             now = covered(self._cover, failure.epoch)
             if now != failure.excused:
                 failure.excused = now

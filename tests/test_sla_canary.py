@@ -124,3 +124,46 @@ class TestThe1405Case:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+class TestOnePath:
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(0, 1200),
+                st.sampled_from(["sip", "net", "net2"]),
+                st.booleans(),
+            ),
+            max_size=60,
+        ),
+        st.booleans(),
+    )
+    def test_the_daemon_and_a_results_file_excuse_the_same_failures(
+        self, events: list[tuple[int, str, bool]], two_canaries: bool
+    ) -> None:
+        """The same results, arriving in time order at the daemon or read from a file, give
+        the same tallies, excused counts included (one path from results to money)."""
+        canaries = {"net": 30.0, "net2": 45.0} if two_canaries else {"net": 30.0}
+        base = t("14:00:00")
+        ordered = sorted(events)
+        state = LiveState()
+        state.set_canaries(canaries)
+        for offset, target, ok in ordered:
+            outcome = Outcome.UP if ok else Outcome.TIMEOUT
+            state.record(
+                ProbeResult(target, outcome, base + offset, 0.01, "" if ok else "timeout"), (300,)
+            )
+        lines = [
+            json.dumps(
+                {
+                    "ts": _iso(base + offset),
+                    "target": target,
+                    "ok": ok,
+                    "error": None if ok else "timeout",
+                }
+            )
+            for offset, target, ok in ordered
+        ]
+        from_file = tally_results(parse_lines(lines), GRID, canaries=canaries)
+        live = state.tallies(300)
+        assert dict(live.get("sip", {})) == dict(from_file.get("sip", {}))
