@@ -114,8 +114,8 @@ def render_text(results: Sequence[MonthResult]) -> str:
             f"{r.sla} ({r.service}) {r.month} [{r.timezone}]"
             + ("" if r.complete else f", as of {_local(r.now, r.timezone)}"),
             f"  objective        {r.objective_percent}%",
-            f"  uptime           {percent(r.uptime_percent)}  ({_ratio(r)})"
-            + ("" if r.complete else "  if every remaining bucket is available"),
+            f"  uptime           {percent(r.uptime_percent)}  ({_ratio(r)} not proven unavailable; "
+            "the claim)" + ("" if r.complete else "  if every remaining bucket is available"),
             f"  estimate         {percent(r.uptime_percent_estimate)}  "
             f"(unknown buckets: {r.rules.get('unknown_policy', 'exclude')}; credit "
             f"{r.credit_percent_estimate}% = {r.credit_amount_estimate} {r.currency}; "
