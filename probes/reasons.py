@@ -13,9 +13,12 @@ with outcome ``error`` is on the monitor's side.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from probes.result import Outcome
+
+_EXCEPTION_NAME = re.compile(r"[A-Z][A-Za-z0-9_]*")
 
 
 class Side(StrEnum):
@@ -125,11 +128,11 @@ def classify(reason: str) -> Side | None:
     """The side of ``reason`` from the table alone; ``None`` if the table does not know it.
 
     An exception's class name (``RuntimeError``; the reason a probe gives when it raised
-    unexpectedly) starts with a capital letter and is the monitor's side.
+    unexpectedly: one identifier starting with a capital letter) is the monitor's side.
     """
     if reason in MONITOR_REASONS or reason.startswith(MONITOR_PREFIXES):
         return Side.MONITOR
-    if reason[:1].isupper():
+    if _EXCEPTION_NAME.fullmatch(reason):
         return Side.MONITOR
     if reason in VENDOR_REASONS or reason.startswith(VENDOR_PREFIXES):
         return Side.VENDOR

@@ -150,6 +150,8 @@ class TestReasonsTable:
             (Outcome.DOWN, "status_code_503", Side.VENDOR),
             (Outcome.TIMEOUT, "timeout_connect", Side.VENDOR),
             (Outcome.DOWN, "something_new", Side.VENDOR),
+            (Outcome.DOWN, "HTTP 503", Side.VENDOR),
+            (Outcome.DOWN, "ConnectionResetError", Side.MONITOR),
         ],
     )
     def test_side_of(self, outcome: Outcome, reason: str, side: Side) -> None:

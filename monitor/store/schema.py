@@ -28,8 +28,11 @@ def _move_monitor_errors() -> str:
     ``failed``/``reasons`` to ``errors``/``error_reasons``."""
     exact = ", ".join(f"'{r}'" for r in sorted(MONITOR_REASONS))
     prefixes = " OR ".join(f"key GLOB '{p}*'" for p in MONITOR_PREFIXES)
-    # An exception's class name (the reason of an unexpected error) starts with a capital.
-    mine = f"(key IN ({exact}) OR {prefixes} OR key GLOB '[A-Z]*')"
+    # An exception's class name (the reason of an unexpected error): one capitalised identifier.
+    mine = (
+        f"(key IN ({exact}) OR {prefixes} "
+        "OR (key GLOB '[A-Z]*' AND key NOT GLOB '*[^A-Za-z0-9_]*'))"
+    )
     moved = f"SELECT coalesce(sum(value), 0) FROM json_each(tallies.reasons) WHERE {mine}"
     return f"""UPDATE tallies SET
         errors = errors + ({moved}),
