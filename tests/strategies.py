@@ -496,3 +496,34 @@ def month_scenarios(draw: _st.DrawFn) -> dict[str, _Any]:
         "day": _SCENARIO_DAY,
         "now": now,
     }
+
+
+# --- the monitor's own errors and canary-excused failures (issues 11 and 12) ---------------
+@_st.composite
+def unproven_tallies(draw: _st.DrawFn) -> _policy.Tally:
+    """A tally mixing ok probes, vendor failures (some excused by a canary) and the monitor's
+    own errors, in small counts so that every bucket rule's edges are reached."""
+    failed = draw(_st.integers(0, 4))
+    errors = draw(_st.integers(0, 3))
+    return _policy.Tally(
+        ok=draw(_st.integers(0, 4)),
+        failed=failed,
+        reasons=_MappingProxyType({"timeout": failed} if failed else {}),
+        errors=errors,
+        error_reasons=_MappingProxyType({"secret_unavailable": errors} if errors else {}),
+        excused=draw(_st.integers(0, failed)),
+    )
+
+
+@_st.composite
+def unproven_scenarios(draw: _st.DrawFn) -> dict[str, _Any]:
+    """``engine_scenarios`` with some buckets' tallies replaced by ``unproven_tallies``."""
+    scenario = draw(engine_scenarios())
+    grid = scenario["grid"]
+    tallies = {name: dict(column) for name, column in scenario["tallies"].items()}
+    for _ in range(draw(_st.integers(0, 6))):
+        name = draw(_st.sampled_from(sorted(tallies)))
+        index = draw(_st.integers(0, grid.count - 1))
+        tallies[name][grid.bucket_start(index)] = draw(unproven_tallies())
+    scenario["tallies"] = tallies
+    return scenario

@@ -87,12 +87,14 @@ async def store_and_daemon_paths(
     now: datetime = scenario["now"]
     (policy,) = config.sla_policies()
     grid = month_grid(MONTH, policy.timezone, policy.bucket_seconds)
-    tallies = tally_results(parse_lines(lines), grid)
+    # The daemon judges canary cover as results arrive and stores the excused counts; a
+    # results file is tallied with the same cover.
+    tallies = tally_results(parse_lines(lines), grid, canaries=config.canary_intervals())
     store = SqliteStore(config.monitor.database_path, vantage="agree")
     await store.open()
     try:
         rows = [
-            TallyRow("agree", target, start, policy.bucket_seconds, t.ok, t.failed, dict(t.reasons))
+            TallyRow.of("agree", target, start, policy.bucket_seconds, t)
             for target, buckets in tallies.items()
             for start, t in buckets.items()
         ]
@@ -133,10 +135,11 @@ class TestFourPathsAgree:
             config_path = root / "slawatch.yaml"
             config_path.write_text(yaml.safe_dump(scenario["config"]), encoding="utf-8")
             lines = result_lines(scenario)
+            config = load_config(config_path)
             from_results = reports_json(
                 build_reports(
-                    load_config(config_path),
-                    grid_tallies(parse_lines(lines)),
+                    config,
+                    grid_tallies(parse_lines(lines), config.canary_intervals()),
                     MONTH,
                     now=scenario["now"],
                     extra_exclusions=api_windows(scenario),

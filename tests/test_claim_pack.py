@@ -93,7 +93,7 @@ class TestSamplePack:
         """The maintenance window is listed as applied; coverage is stated per SLA."""
         text = pack[1]
         assert "scheduled_maintenance (mw-2026-11-08, SBC software upgrade)" in text
-        assert "Monitoring coverage: 8640 of 8640 eligible 5-minute periods measured" in text
+        assert "Monitoring coverage: 100.00% (8640 of 8640 eligible buckets measured)" in text
 
     def test_digests_match_the_export(self, pack: tuple[Path, str]) -> None:
         """Every digest the claim cites is the SHA-256 of an exported file, and SHA256SUMS
@@ -299,7 +299,9 @@ class TestEvidenceProperties:
             for name, t in failures
         ]
         results = parse_lines(lines)
-        (report,) = build_reports(config, grid_tallies(results), Month(2026, 11))
+        (report,) = build_reports(
+            config, grid_tallies(results, config.canary_intervals()), Month(2026, 11)
+        )
         evidence = from_results(report, results)
         for item in evidence.outages:
             lo, hi = item.outage.start.timestamp(), item.outage.end.timestamp()
@@ -358,7 +360,9 @@ class TestPackProperties:
             for hour in range(24)
         ]
         results = parse_lines(lines)
-        reports = build_reports(config, grid_tallies(results), Month(2026, 11))
+        reports = build_reports(
+            config, grid_tallies(results, config.canary_intervals()), Month(2026, 11)
+        )
         context = context_for(config, [from_results(r, results) for r in reports])
         docs = claim_documents(reports, (), context)
         owing = [(r, references[int(r.sla[-1])]) for r in reports if r.credit_amount > 0]

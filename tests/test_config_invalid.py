@@ -310,7 +310,7 @@ EXPECTED: dict[str, list[str]] = {
     "quorum_out_of_range.yaml": [
         (
             "quorum_out_of_range.yaml:9: services[0].quorum: must be between 1 and the "
-            "number of targets (1), got 2"
+            "number of members (1), got 2"
         ),
     ],
     "quorum_without_quorum_mode.yaml": [

@@ -163,15 +163,22 @@ class TestOutageBucketsMetricsReport:
         self, tmp_path: Path, target: WebTarget
     ) -> None:
         """A target answering 500 for two buckets shows up as unavailable buckets, an outage
-        with its reason in the report, month metrics and a projected credit."""
+        with its reason in the report, month metrics and a projected credit.
+
+        The credit counts proven unavailable buckets over the whole month (the claimable
+        reading), so two 5-second buckets reach a credit only under a 100% objective."""
         target.set("svc", "up")
         port = free_port()
+        strict = sla("web-sla", "web") | {
+            "objective": 100,
+            "credit_tiers": [{"below": 100, "at_least": 99.0, "credit_percent": 10}],
+        }
         config = write_config(
             tmp_path,
             port,
             [http_target("api", target.url("svc"))],
             [{"name": "web", "targets": ["api"]}],
-            [sla("web-sla", "web")],
+            [strict],
         )
         with running_daemon(config, port) as daemon:
             wait_until(

@@ -31,20 +31,22 @@ class TestReportCommand:
         assert report_command in cli.COMMAND_MODULES
 
     def test_json_for_the_sample(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """The sample day: a 3-bucket voice outage, ivr maintenance excluded, a canary blip."""
+        """The sample day: a 3-bucket voice outage, ivr maintenance excluded, a canary blip
+        that excuses web's simultaneous failure (only web had a failure at that instant)."""
         status, out, err = report(capsys, "--format", "json")
         assert (status, err) == (0, "")
         reports = {r["service"]: r for r in json.loads(out)["reports"]}
         voice = reports["voice"]
         assert voice["buckets_unavailable"] == 3
         assert voice["buckets_pending"] == 8640 - 288
-        assert voice["excluded_by_kind"] == {"customer_network": 1}
+        assert voice["excluded_by_kind"] == {}
         assert voice["outages"][0]["start"] == "2026-11-01T10:05:00Z"
         assert voice["outages"][0]["end"] == "2026-11-01T10:20:00Z"
         assert voice["credit_amount"] == "1000.00"
-        assert reports["ivr"]["excluded_by_kind"] == {
+        assert reports["ivr"]["excluded_by_kind"] == {"scheduled_maintenance": 6}
+        assert reports["web"]["excluded_by_kind"] == {
             "customer_network": 1,
-            "scheduled_maintenance": 6,
+            "scheduled_maintenance": 30,
         }
         assert reports["ivr"]["buckets_unknown"] == 2
         assert reports["web"]["buckets_excluded"] == 31
@@ -128,7 +130,10 @@ class TestBuildReports:
 
         config = load_config(CONFIG)
         results = reporting.build_reports(
-            config, reporting.grid_tallies(read_results(RESULTS)), Month(2026, 11), "voice"
+            config,
+            reporting.grid_tallies(read_results(RESULTS), config.canary_intervals()),
+            Month(2026, 11),
+            "voice",
         )
         (voice,) = results
         assert voice.buckets_pending == 0
@@ -155,7 +160,7 @@ class TestBuildReports:
             json.dumps({"ts": start + 60 * i, "target": "sip-edge", "ok": i != 20})
             for i in range(60)
         ]
-        source = reporting.grid_tallies(parse_lines(lines))
+        source = reporting.grid_tallies(parse_lines(lines), config.canary_intervals())
         reports = reporting.build_reports(config, source, Month(2026, 11))
         by_service = {r.service: r for r in reports}
         assert by_service["web"].bucket_seconds == 900

@@ -128,26 +128,26 @@ class TestComputeMonth:
         assert [w.id for w in result.exclusions_applied] == ["mw"]
 
     @pytest.mark.parametrize(
-        ("unknown_policy", "uptime", "budget_used"),
+        ("unknown_policy", "estimate"),
         [
-            (UnknownPolicy.EXCLUDE, 100 * (1 - Fraction(1, 8638)), 1),
-            (UnknownPolicy.UNAVAILABLE, 100 * (1 - Fraction(3, 8640)), 3),
-            (UnknownPolicy.AVAILABLE, 100 * (1 - Fraction(1, 8640)), 1),
+            (UnknownPolicy.EXCLUDE, 100 * (1 - Fraction(1, 8638))),
+            (UnknownPolicy.UNAVAILABLE, 100 * (1 - Fraction(3, 8640))),
+            (UnknownPolicy.AVAILABLE, 100 * (1 - Fraction(1, 8640))),
         ],
     )
-    def test_unknown_policies(
-        self, unknown_policy: UnknownPolicy, uptime: Fraction, budget_used: int
-    ) -> None:
-        """Two unknown buckets and one unavailable under each unknown policy; worst case fixed."""
+    def test_unknown_policies(self, unknown_policy: UnknownPolicy, estimate: Fraction) -> None:
+        """Two unknown buckets and one unavailable: the policy moves only the estimate; the
+        claimable uptime (and its budget) counts the proven unavailable bucket alone."""
         tallies = all_ok("sip", "ivr")
         del tallies["sip"][at(0)]
         tallies["ivr"][at(1)] = Tally()
         tallies["sip"][at(2)] = fail()
         result = run(tallies, sla=policy(unknown_policy=unknown_policy))
         assert result.buckets_unknown == 2
-        assert result.uptime_percent == uptime
+        assert result.uptime_percent_estimate == estimate
+        assert result.uptime_percent == 100 * (1 - Fraction(1, 8640))
         assert result.uptime_percent_worst_case == 100 * (1 - Fraction(3, 8640))
-        assert result.error_budget_used == budget_used
+        assert result.error_budget_used == 1
 
     def test_min_probes(self) -> None:
         """A bucket with fewer probes than min_probes is unknown, even with a failure in it."""
@@ -171,13 +171,16 @@ class TestComputeMonth:
             BucketState.AVAILABLE,
         )
 
-    def test_canaries_all_down_exclude_as_customer_network(self) -> None:
-        """Every canary down: our network, excluded; one canary down: the failure counts."""
+    def test_canaries_exclude_only_buckets_whose_every_failure_is_excused(self) -> None:
+        """Every failure excused by the canaries: our network, excluded; one failure not
+        excused (the vendor failed while the canaries were fine): the bucket counts."""
         tallies = all_ok("sip", "ivr", "c1", "c2")
-        for index in (20, 21):
-            tallies["sip"][at(index)] = fail()
-            tallies["c1"][at(index)] = fail("network_unreachable")
-        tallies["c2"][at(20)] = fail("network_unreachable")
+        tallies["sip"][at(20)] = Tally(
+            failed=2, reasons=MappingProxyType({"timeout": 2}), excused=2
+        )
+        tallies["sip"][at(21)] = Tally(
+            failed=10, reasons=MappingProxyType({"timeout": 10}), excused=2
+        )
         result = run(tallies, canaries=("c1", "c2"))
         assert result.states[20] is BucketState.EXCLUDED
         assert result.states[21] is BucketState.UNAVAILABLE
@@ -268,7 +271,7 @@ class TestComputeMonth:
         with pytest.raises(ValueError, match="expected service 'voice', got 'web'"):
             run({}, service=ServiceDef("web", ("w",)))
         impossible = ServiceDef("voice", ("a",), ServiceRule(ServiceRuleKind.QUORUM, 2))
-        with pytest.raises(ValueError, match="quorum 2 exceeds its 1 targets"):
+        with pytest.raises(ValueError, match="quorum 2 exceeds its 1 members"):
             run({}, service=impossible)
         with pytest.raises(ValueError, match="now: expected a timezone-aware"):
             run({}, now=datetime(2026, 11, 5))
@@ -319,16 +322,27 @@ class TestMonthProperties:
         assert (result.error_budget_remaining < 0) == result.breached
 
     @given(engine_scenarios())
-    def test_unknown_never_counts_as_available_unless_asked(self, scenario: dict[str, Any]) -> None:
-        """The uptime numerator holds available buckets only, except under policy available."""
+    def test_unknown_never_counts_as_unavailable_in_the_claim(
+        self, scenario: dict[str, Any]
+    ) -> None:
+        """The claimable uptime counts proven unavailable buckets only, over the month less
+        exclusions; the estimate counts unknown as available only under policy available;
+        the worst case counts every unknown bucket unavailable."""
         result = _compute(scenario)
         if result.uptime_percent is None:
             return
+        eligible = result.buckets_total - result.buckets_excluded
+        assert result.denominator == eligible
+        assert result.uptime_percent == 100 * (1 - Fraction(result.buckets_unavailable, eligible))
+        assert 0 <= result.uptime_percent <= 100
         available = result.buckets_available + result.buckets_pending
-        if scenario["policy"].unknown_policy is not UnknownPolicy.AVAILABLE:
-            assert result.uptime_percent == 100 * Fraction(available, result.denominator)
-        worst_denominator = result.buckets_total - result.buckets_excluded
-        assert result.uptime_percent_worst_case == 100 * Fraction(available, worst_denominator)
+        unknown_policy = scenario["policy"].unknown_policy
+        if unknown_policy is UnknownPolicy.UNAVAILABLE:
+            assert result.uptime_percent_estimate == 100 * Fraction(available, eligible)
+        elif unknown_policy is UnknownPolicy.EXCLUDE and eligible > result.buckets_unknown:
+            measured = eligible - result.buckets_unknown
+            assert result.uptime_percent_estimate == 100 * Fraction(available, measured)
+        assert result.uptime_percent_worst_case == 100 * Fraction(available, eligible)
 
     @given(engine_scenarios(min_probes_one=True), st.data())
     def test_adding_a_failure_never_raises_uptime(

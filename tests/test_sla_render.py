@@ -98,7 +98,8 @@ class TestRender:
         assert "ends 2026-05-01 00:00 BST" in claim
 
     def test_claim_states_how_unknown_periods_were_treated(self) -> None:
-        """Unknown periods are declared in the claim with the worst-case figure."""
+        """Unknown periods are declared in the claim, not claimed, with the worst-case figure
+        and the coverage."""
         tallies = {name: dict.fromkeys(GRID.starts(), Tally(ok=10)) for name in ("sip", "ivr")}
         for index in (4000, 4001):
             tallies["sip"][GRID.bucket_start(index)] = Tally(
@@ -108,8 +109,9 @@ class TestRender:
             del tallies["ivr"][GRID.bucket_start(index)]
         result = compute_month(POLICY, SERVICE, Month(2026, 3), tallies, [])
         claim = compose([result], "claim", None, None)
-        assert "3 period(s) without enough monitoring evidence are left out" in claim
+        assert "3 period(s) without enough monitoring evidence are not claimed" in claim
         assert "would give 99.9439%." in claim
+        assert "Monitoring coverage: 99.96% (8913 of 8916 eligible buckets measured)." in claim
 
     def test_claim_when_nothing_is_owed(self) -> None:
         """A month without credit produces no claim, and says so."""
@@ -117,7 +119,5 @@ class TestRender:
 
     def test_unknown_format_is_named(self) -> None:
         """An unknown format names the choices."""
-        with pytest.raises(
-            ValueError, match="expected one of json, text, csv, got 'pdf'"
-        ):
+        with pytest.raises(ValueError, match="expected one of json, text, csv, got 'pdf'"):
             render([], "pdf")

@@ -384,7 +384,7 @@ class TestReadOnly:
         schema.migrate(conn, path, 0, target=1)
         conn.close()
         store = SqliteStore(path, "v1", read_only=True)
-        with pytest.raises(StoreOpenError, match="schema version 1, this build reads 2"):
+        with pytest.raises(StoreOpenError, match="schema version 1, this build reads 3"):
             await store.open()
 
 

@@ -11,6 +11,7 @@ import sys
 from typing import TextIO
 
 from monitor.config import Config, ConfigError, load_config
+from monitor.config.checks import config_warnings
 
 
 def summary(config: Config) -> str:
@@ -39,11 +40,17 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     stderr = sys.stderr if err is None else err
     try:
         config = load_config(args.config)
+        # The secrets `run` reads before it starts (issue 12): a missing one is a problem here.
+        from monitor.config.secrets import check_secrets
+
+        check_secrets(config, args.config)
     except ConfigError as exc:
         for line in exc.lines():
             print(line, file=stderr)
         count = len(exc.problems)
         print(f"{count} problem{'s' if count != 1 else ''} in {args.config}", file=stderr)
         return 1
+    for warning in config_warnings(config):
+        print(f"{args.config}: warning: {warning}", file=stderr)
     print(summary(config), file=stdout)
     return 0

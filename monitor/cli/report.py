@@ -79,7 +79,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             meta: dict[str, Any] = {"source": "store", "database": str(_database(config))}
         else:
             results = read_results(args.results, skip_invalid=args.skip_invalid)
-            reports = build_reports(config, grid_tallies(results), month, args.service, now=now)
+            reports = build_reports(
+                config,
+                grid_tallies(results, config.canary_intervals()),
+                month,
+                args.service,
+                now=now,
+            )
             meta = _input_meta(results, config)
             for note in _notes(results, meta):
                 print(f"slawatch report: {note}", file=stderr)
@@ -149,7 +155,7 @@ def _as_of(text: str | None) -> datetime:
 def _input_meta(results: ResultSet, config: Config) -> dict[str, Any]:
     known: set[str] = set(config.canaries())
     for definition in config.service_defs().values():
-        known.update(definition.targets)
+        known.update(definition.all_targets)
     seen = set(results.targets)
     return {
         "results_file": results.source,

@@ -8,11 +8,16 @@ fields are malformed are skipped here: the models report those.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.config.errors import Issue, KeyPath, did_you_mean, issue
 from monitor.config.fieldtypes import format_duration
+from monitor.sla.credits import month_bucket_counts, tier_reachable
+from monitor.sla.policy import CreditTier
 from probes.fields import parse_duration
+
+if TYPE_CHECKING:
+    from monitor.config.model import Config
 
 MIN_BUCKET_SECONDS = 300
 
@@ -88,6 +93,8 @@ def cross_checks(data: Any) -> list[Issue]:
     targets = {name for _, name in _names(data, "targets", "name")}
     services = {name for _, name in _names(data, "services", "name")}
     issues += _references(data, "services", "targets", targets, "target")
+    issues += _references(data, "services", "services", services, "service")
+    issues += _service_cycles(data)
     issues += _references(data, "slas", "service", services, "service")
     issues += _references(data, "exclusions", "services", services, "service")
     issues += _references(data, "recurring_exclusions", "services", services, "service")
@@ -114,6 +121,52 @@ def cross_checks(data: Any) -> list[Issue]:
     from monitor.config.support import notice_reference_issues
 
     issues += notice_reference_issues(data)
+    return issues
+
+
+def _service_cycles(data: dict[str, Any]) -> list[Issue]:
+    """A service containing itself, directly or through others, has no verdict: one line per
+    cycle, naming its services in order."""
+    children: dict[str, list[str]] = {}
+    where: dict[str, int] = {}
+    for index, item in _items(data, "services"):
+        name = item.get("name")
+        members = item.get("services")
+        if isinstance(name, str) and isinstance(members, list):
+            children[name] = [m for m in members if isinstance(m, str)]
+            where.setdefault(name, index)
+    issues: list[Issue] = []
+    reported: set[frozenset[str]] = set()
+    for start in children:
+        path = [start]
+        stack = [(start, iter(children.get(start, ())))]
+        on_path = {start}
+        while stack:
+            node, rest = stack[-1]
+            child = next(rest, None)
+            if child is None:
+                stack.pop()
+                on_path.discard(node)
+                path.pop()
+                continue
+            if child == start:
+                cycle = frozenset(path)
+                if cycle not in reported:
+                    reported.add(cycle)
+                    loop = " -> ".join([*path, start])
+                    issues.append(
+                        issue(
+                            ("services", where[start], "services"),
+                            f"services form a cycle ({loop}): a service cannot contain itself",
+                            children[start],
+                        )
+                    )
+                continue
+            if child in on_path or child not in children:
+                continue
+            path.append(child)
+            on_path.add(child)
+            stack.append((child, iter(children[child])))
     return issues
 
 
@@ -183,3 +236,34 @@ def _short_buckets(data: dict[str, Any]) -> list[Issue]:
                 )
             )
     return issues
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but probably not what the contract means, one line each.
+
+    A credit tier that no uptime can fall in at the SLA's bucket length (in any month of 28 to
+    31 days, with or without a DST day) never pays: with 5-minute buckets one bad bucket in
+    8,928 is already 99.9888%, so a band "below 99.999% and at least 99.99%" is empty.
+    """
+    found: list[str] = []
+    for index, sla in enumerate(config.slas):
+        counts = month_bucket_counts(sla.bucket_seconds)
+        for position, tier_config in enumerate(sla.credit_tiers):
+            tier = tier_config.to_tier()
+            if tier.credit_percent > 0 and not tier_reachable(tier, counts):
+                found.append(
+                    f"slas[{index}].credit_tiers[{position}]: no uptime at "
+                    f"{format_duration(sla.bucket)} buckets falls in this band "
+                    f"({_band(tier)}) in a month of {counts[0]} to {counts[-1]} buckets: "
+                    "its credit can never apply; check the band's edges or use shorter buckets"
+                )
+    return found
+
+
+def _band(tier: CreditTier) -> str:
+    parts = []
+    if tier.upper is not None:
+        parts.append(f"{'at most' if tier.upper_inclusive else 'below'} {tier.upper}%")
+    if tier.lower is not None:
+        parts.append(f"{'at least' if tier.lower_inclusive else 'above'} {tier.lower}%")
+    return " and ".join(parts) or "any uptime"

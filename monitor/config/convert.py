@@ -6,6 +6,7 @@ renaming, and the engine's own ``__post_init__`` checks are a second line, not t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -45,15 +46,32 @@ def sla_policy(sla: SlaConfig) -> SlaPolicy:
         unknown_policy=sla.unknown_buckets,
         partial_exclusion=sla.partial_exclusion,
         claim_window_days=sla.claim_window_days,
+        min_coverage=Fraction(sla.min_coverage) / 100,
     )
 
 
-def service_def(service: ServiceConfig) -> ServiceDef:
-    return ServiceDef(
+def service_def(
+    service: ServiceConfig,
+    configs: Mapping[str, ServiceConfig] | None = None,
+    built: dict[str, ServiceDef] | None = None,
+) -> ServiceDef:
+    """``service`` with its nested services (looked up in ``configs``) built first; ``built``
+    memoises, so a service shared by two parents is one object."""
+    built = {} if built is None else built
+    done = built.get(service.name)
+    if done is not None:
+        return done
+    children = tuple(
+        service_def((configs or {})[name], configs, built) for name in service.services
+    )
+    definition = ServiceDef(
         name=service.name,
         targets=service.targets,
         rule=ServiceRule(kind=service.down_when, min_down=service.quorum),
+        services=children,
     )
+    built[service.name] = definition
+    return definition
 
 
 def exclusion_window(exclusion: ExclusionConfig) -> ExclusionWindow:
@@ -80,4 +98,5 @@ def recurring_exclusion(recurring: RecurringExclusionConfig) -> RecurringExclusi
         dtstart=recurring.dtstart,
         reason=recurring.reason,
         services=frozenset(recurring.services),
+        cron_day_rule=recurring.cron_day_rule,
     )

@@ -226,36 +226,42 @@ def _default_timeout(interval: Any) -> Any:
 
 
 class ServiceConfig(StrictModel):
-    """A service the contract measures: its targets and when it counts as down."""
+    """A service the contract measures: its members (targets, and other services, each with
+    its own rule) and when it counts as down."""
 
     name: Name
-    targets: tuple[Name, ...]
+    targets: tuple[Name, ...] = ()
+    services: tuple[Name, ...] = ()
     down_when: ServiceRuleKind = ServiceRuleKind.ANY
     quorum: StrictInt | None = None
 
     @model_validator(mode="after")
     def _quorum(self) -> ServiceConfig:
         issues: list[Issue] = []
-        if not self.targets:
-            issues.append(issue(("targets",), "must list at least one target", []))
+        members = len(self.targets) + len(self.services)
+        if not members:
+            issues.append(issue(("targets",), "must list at least one target or service", []))
         if self.down_when is ServiceRuleKind.QUORUM:
             if self.quorum is None:
                 issues.append(issue(("quorum",), "is required with down_when: quorum"))
-            elif not 1 <= self.quorum <= len(self.targets):
+            elif not 1 <= self.quorum <= max(members, 1):
                 issues.append(
                     issue(
                         ("quorum",),
-                        f"must be between 1 and the number of targets ({len(self.targets)})",
+                        f"must be between 1 and the number of members ({members})",
                         self.quorum,
                     )
                 )
         elif self.quorum is not None:
             issues.append(issue(("quorum",), "is only allowed with down_when: quorum", self.quorum))
-        seen: set[str] = set()
-        for index, target in enumerate(self.targets):
-            if target in seen:
-                issues.append(issue(("targets", index), "is listed twice", target))
-            seen.add(target)
+        for key, names in (("targets", self.targets), ("services", self.services)):
+            seen: set[str] = set()
+            for index, name in enumerate(names):
+                if name in seen:
+                    issues.append(issue((key, index), "is listed twice", name))
+                if key == "services" and name == self.name:
+                    issues.append(issue((key, index), "is this service itself", name))
+                seen.add(name)
         if issues:
             raise FieldProblems(issues)
         return self
@@ -264,6 +270,12 @@ class ServiceConfig(StrictModel):
 def _check_failed_fraction(value: Decimal) -> Decimal:
     if not Decimal(0) < value <= Decimal(1):
         raise ValueError("must be more than 0 and at most 1")
+    return value
+
+
+def _check_percent(value: Decimal) -> Decimal:
+    if not Decimal(0) <= value <= Decimal(100):
+        raise ValueError("must be a percentage from 0 to 100")
     return value
 
 
@@ -285,6 +297,8 @@ class SlaConfig(StrictModel):
     credit_tiers: tuple[CreditTierConfig, ...] = ()
     credit_cap: Amount | None = None
     claim_window_days: StrictInt = Field(default=30, ge=1)
+    min_coverage: Annotated[ExactDecimal, AfterValidator(_check_percent)] = Decimal(90)
+    """Percent of the eligible buckets that must be measured before reports stop warning."""
     maintenance_notice: MaintenanceNoticeConfig | None = None
     claim: ClaimConfig | None = None  # contract identifiers for the claim (issue 12)
 
@@ -392,7 +406,12 @@ class Config(StrictModel):
         return tuple(convert.sla_policy(sla) for sla in self.slas)
 
     def service_defs(self) -> dict[str, ServiceDef]:
-        return {service.name: convert.service_def(service) for service in self.services}
+        """Every service, each with its nested services resolved (the checks refuse cycles)."""
+        configs = {service.name: service for service in self.services}
+        built: dict[str, ServiceDef] = {}
+        for name in configs:
+            convert.service_def(configs[name], configs, built)
+        return built
 
     def exclusion_windows(self) -> tuple[ExclusionWindow, ...]:
         return tuple(convert.exclusion_window(e) for e in self.exclusions)
@@ -402,3 +421,8 @@ class Config(StrictModel):
 
     def canaries(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.targets if t.role == "canary")
+
+    def canary_intervals(self) -> dict[str, float]:
+        """Canary -> its interval in seconds: how far around a failed canary probe the
+        network counts as failing (``monitor.sla.canary``)."""
+        return {t.name: float(t.interval) for t in self.targets if t.role == "canary"}

@@ -36,6 +36,7 @@ from monitor.config.fieldtypes import (
     Timezone,
     duration_field,
 )
+from monitor.sla.exclusions import cron_days_ored, cron_or_message
 from monitor.sla.policy import CreditTier, ExclusionKind
 
 SEVEN_DAYS = 7 * 86400.0
@@ -233,6 +234,9 @@ class RecurringExclusionConfig(StrictModel):
     duration: Annotated[float, duration_field(above=True, maximum=SEVEN_DAYS)]
     reason: StrictStr = ""
     services: tuple[Name, ...] = ()
+    cron_day_rule: Literal["or"] | None = None
+    """``or``: accept a cron line restricting both day-of-month and day-of-week, knowing that
+    cron fires on days matching *either* (refused without it)."""
 
     @model_validator(mode="after")
     def _rule(self) -> RecurringExclusionConfig:
@@ -265,6 +269,10 @@ class RecurringExclusionConfig(StrictModel):
                         self.cron,
                     )
                 )
+            elif self.cron_day_rule is None and cron_days_ored(self.cron):
+                issues.append(issue(("cron",), cron_or_message(self.cron), self.cron))
+        elif self.cron_day_rule is not None:
+            issues.append(issue(("cron_day_rule",), "is only used with cron", self.cron_day_rule))
         if issues:
             raise FieldProblems(issues)
         return self

@@ -27,9 +27,9 @@ from prometheus_client.utils import floatToGoString
 from monitor.accounting import utc_now
 from monitor.metrics.contract import CONTRACT_METRIC_NAMES
 from monitor.runtime.state import TargetStatus, bucket_floor
-from monitor.sla.buckets import service_verdict, target_verdict
+from monitor.sla.buckets import nested_verdict, target_verdict
 from monitor.sla.calendar import month_containing
-from monitor.sla.month import MonthResult
+from monitor.sla.month import MonthResult, all_failures_excused
 from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy
 from probes.result import Outcome, ProbeResult
 
@@ -124,6 +124,9 @@ HELP_EVIDENCE_DROPPED = (
 HELP_LAST_FLUSH = "When the store last committed a flush (epoch seconds)."
 HELP_PENDING_ROWS = "Rows waiting to be written to the store."
 HELP_BUILD = "slawatch build information."
+HELP_COVERAGE = "Measured / eligible buckets of the month so far (below min_coverage: warn)."
+HELP_UPTIME_ESTIMATE = "The month's uptime under the unknown_buckets policy (not claimable)."
+HELP_MONITOR_ERROR_BUCKETS = "Unknown buckets of the month holding the monitor's own errors."
 
 _TARGET_LABELS = ["target", "kind", "role"]
 _SLA_LABELS = ["sla", "service"]
@@ -142,6 +145,9 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "slawatch_month_uptime_ratio",
         "slawatch_month_uptime_worst_case_ratio",
         "slawatch_month_to_date_uptime_ratio",
+        "slawatch_month_coverage_ratio",
+        "slawatch_month_uptime_estimate_ratio",
+        "slawatch_month_monitor_error_buckets",
         "slawatch_sla_objective_ratio",
         "slawatch_sla_breached",
         "slawatch_error_budget_buckets",
@@ -206,6 +212,9 @@ class DaemonCollector(Collector):
                 ("slawatch_month_uptime_ratio", HELP_UPTIME),
                 ("slawatch_month_uptime_worst_case_ratio", HELP_UPTIME_WORST),
                 ("slawatch_month_to_date_uptime_ratio", HELP_UPTIME_MTD),
+                ("slawatch_month_coverage_ratio", HELP_COVERAGE),
+                ("slawatch_month_uptime_estimate_ratio", HELP_UPTIME_ESTIMATE),
+                ("slawatch_month_monitor_error_buckets", HELP_MONITOR_ERROR_BUCKETS),
                 ("slawatch_sla_objective_ratio", HELP_OBJECTIVE),
                 ("slawatch_sla_breached", HELP_BREACHED),
                 ("slawatch_error_budget_buckets", HELP_BUDGET),
@@ -258,6 +267,15 @@ class DaemonCollector(Collector):
                 (
                     "slawatch_month_to_date_uptime_ratio",
                     _ratio(result.month_to_date_uptime_percent),
+                ),
+                (
+                    "slawatch_month_coverage_ratio",
+                    None if result.coverage is None else float(result.coverage),
+                ),
+                ("slawatch_month_uptime_estimate_ratio", _ratio(result.uptime_percent_estimate)),
+                (
+                    "slawatch_month_monitor_error_buckets",
+                    float(result.buckets_unknown_monitor_error),
                 ),
                 ("slawatch_sla_objective_ratio", float(policy.objective_percent) / 100),
                 ("slawatch_sla_breached", 1.0 if result.breached else 0.0),
@@ -473,9 +491,9 @@ class MetricsExposition:
 def instant_service_state(daemon: DaemonView, service: ServiceDef, now: float) -> BucketState:
     """The service by its rule over its targets' latest results; a result older than two
     intervals (or none yet) is unknown, so a stalled monitor never reads as available."""
-    states: list[BucketState] = []
+    states: dict[str, BucketState] = {}
     scheduled = daemon.scheduler.targets
-    for name in service.targets:
+    for name in service.all_targets:
         status = daemon.state.targets.get(name)
         target = scheduled.get(name)
         last = status.last if status else None
@@ -484,10 +502,10 @@ def instant_service_state(daemon: DaemonView, service: ServiceDef, now: float) -
             or target is None
             or now - last.started_at > 2 * target.interval + target.timeout
         ):
-            states.append(BucketState.UNKNOWN)
+            states[name] = BucketState.UNKNOWN
         else:
-            states.append(BucketState.AVAILABLE if last.ok else BucketState.UNAVAILABLE)
-    return service_verdict(states, service.rule)
+            states[name] = BucketState.AVAILABLE if last.ok else BucketState.UNAVAILABLE
+    return nested_verdict(service, states)
 
 
 def provisional_bucket_state(
@@ -502,17 +520,20 @@ def provisional_bucket_state(
         if window.start.timestamp() < end and window.end.timestamp() > start:
             return BucketState.EXCLUDED
     tallies = daemon.state.tallies(policy.bucket_seconds)
-    canaries = daemon.accounting.inputs.canaries
-    if canaries and all(
-        target_verdict(tallies.get(c, {}).get(start), policy.bucket_rule) is BucketState.UNAVAILABLE
-        for c in canaries
+    cells = [tallies.get(name, {}).get(start) for name in service.all_targets]
+    states = {
+        name: target_verdict(cell, policy.bucket_rule)
+        for name, cell in zip(service.all_targets, cells, strict=True)
+    }
+    state = nested_verdict(service, states)
+    # As the month judges it: excluded only when every failure was excused by the canaries.
+    if (
+        daemon.accounting.inputs.canaries
+        and state is not BucketState.AVAILABLE
+        and all_failures_excused(cells)
     ):
         return BucketState.EXCLUDED
-    states = [
-        target_verdict(tallies.get(name, {}).get(start), policy.bucket_rule)
-        for name in service.targets
-    ]
-    return service_verdict(states, service.rule)
+    return state
 
 
 def outage_open(result: MonthResult, now: datetime) -> bool:

@@ -40,7 +40,7 @@ class ContractCollector(Collector):
         )
         kinds = {t.name: t.kind for t in d.config.targets}
         for service in d.accounting.inputs.services.values():
-            for target in service.targets:
+            for target in service.all_targets:
                 info.add_metric([target, service.name, kinds.get(target, "")], 1.0)
         yield info
         filed = GaugeMetricFamily(

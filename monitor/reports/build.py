@@ -51,14 +51,18 @@ def build_reports(
     return results
 
 
-def grid_tallies(results: ResultSet) -> Callable[[BucketGrid], Tallies]:
-    """Tally ``results`` once per distinct grid asked for."""
+def grid_tallies(
+    results: ResultSet, canaries: Mapping[str, float]
+) -> Callable[[BucketGrid], Tallies]:
+    """Tally ``results`` once per distinct grid asked for. ``canaries`` (canary target -> its
+    interval, the configuration's ``canary_intervals()``) is required so that no path tallies a
+    results file without the canaries' excuse of the instants they cover."""
     cache: dict[tuple[int, int, int], Tallies] = {}
 
     def for_grid(grid: BucketGrid) -> Tallies:
         key = (grid.start_epoch, grid.end_epoch, grid.bucket_seconds)
         if key not in cache:
-            cache[key] = tally_results(results, grid)
+            cache[key] = tally_results(results, grid, canaries=canaries)
         return cache[key]
 
     return for_grid

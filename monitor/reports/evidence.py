@@ -145,7 +145,11 @@ async def month_evidence(
         results = read_results(results_path, skip_invalid=skip_invalid)
         ended = all(now >= month_end(month, p.timezone) for p in policies)
         reports = build_reports(
-            config, grid_tallies(results), month, sla, now=None if ended else now
+            config,
+            grid_tallies(results, config.canary_intervals()),
+            month,
+            sla,
+            now=None if ended else now,
         )
         return [from_results(r, results) for r in reports]
     return await _store_evidence(config, month, policies, now)

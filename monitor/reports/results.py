@@ -20,7 +20,9 @@ from typing import Any, cast
 
 from monitor.instants import instant_seconds
 from monitor.sla.calendar import BucketGrid
+from monitor.sla.canary import CanaryTimeline, canary_cover, covered
 from monitor.sla.policy import Tally
+from probes.reasons import Side, side_of_reason
 
 _INF = math.inf
 UNSPECIFIED_REASON = "unspecified"
@@ -202,13 +204,28 @@ def read_results(path: str | Path, *, skip_invalid: bool = False) -> ResultSet:
     return results
 
 
-def tally_results(results: ResultSet, grid: BucketGrid) -> dict[str, Mapping[int, Tally]]:
-    """Target -> bucket start epoch -> :class:`Tally`, for the results inside ``grid``."""
+def tally_results(
+    results: ResultSet,
+    grid: BucketGrid,
+    *,
+    canaries: Mapping[str, float] | None = None,
+) -> dict[str, Mapping[int, Tally]]:
+    """Target -> bucket start epoch -> :class:`Tally`, for the results inside ``grid``.
+
+    A failure whose reason is the monitor's own (``probes.reasons``) counts in ``errors``.
+    ``canaries`` (canary target -> its interval in seconds, the tolerance) marks as excused
+    each failure at an instant when every canary was failing (``monitor.sla.canary``).
+    """
+    canary_names = frozenset(canaries or {})
+    cover = canary_cover(_canary_timelines(results, canaries)) if canaries else ()
     origin = grid.start_epoch
     size = grid.bucket_seconds
     span = grid.end_epoch - origin
+    # cell: [ok, failed, excused, errors]; lists, not Tally values, because this loop runs
+    # once per result line (hundreds of thousands).
     counts: dict[str, dict[int, list[int]]] = {}
     reasons: dict[tuple[str, int], dict[str, int]] = {}
+    error_reasons: dict[tuple[str, int], dict[str, int]] = {}
     for target, epoch, ok, error in zip(
         results.targets, results.epochs, results.oks, results.errors, strict=True
     ):
@@ -221,14 +238,20 @@ def tally_results(results: ResultSet, grid: BucketGrid) -> dict[str, Mapping[int
             per_target = counts[target] = {}
         cell = per_target.get(key)
         if cell is None:
-            cell = per_target[key] = [0, 0]
+            cell = per_target[key] = [0, 0, 0, 0]
         if ok:
             cell[0] += 1
+            continue
+        reason = error or UNSPECIFIED_REASON
+        if side_of_reason(reason) is Side.MONITOR:
+            cell[3] += 1
+            why = error_reasons.setdefault((target, key), {})
         else:
             cell[1] += 1
+            if cover and target not in canary_names and covered(cover, epoch):
+                cell[2] += 1
             why = reasons.setdefault((target, key), {})
-            reason = error or UNSPECIFIED_REASON
-            why[reason] = why.get(reason, 0) + 1
+        why[reason] = why.get(reason, 0) + 1
     empty: Mapping[str, int] = MappingProxyType({})
     out: dict[str, Mapping[int, Tally]] = {}
     for target, cells in counts.items():
@@ -237,7 +260,27 @@ def tally_results(results: ResultSet, grid: BucketGrid) -> dict[str, Mapping[int
                 ok=ok_n,
                 failed=failed_n,
                 reasons=MappingProxyType(reasons[(target, key)]) if failed_n else empty,
+                errors=errors_n,
+                error_reasons=MappingProxyType(error_reasons[(target, key)]) if errors_n else empty,
+                excused=excused_n,
             )
-            for key, (ok_n, failed_n) in cells.items()
+            for key, (ok_n, failed_n, excused_n, errors_n) in cells.items()
         }
     return out
+
+
+def _canary_timelines(
+    results: ResultSet, canaries: Mapping[str, float] | None
+) -> dict[str, CanaryTimeline]:
+    probes: dict[str, list[tuple[float, bool]]] = {name: [] for name in canaries or {}}
+    for target, epoch, ok, error in zip(
+        results.targets, results.epochs, results.oks, results.errors, strict=True
+    ):
+        runs = probes.get(target)
+        # A canary's own monitor error says nothing about our network either way.
+        if runs is not None and (ok or side_of_reason(error) is Side.VENDOR):
+            runs.append((epoch, ok))
+    return {
+        name: CanaryTimeline(tuple(sorted(runs)), (canaries or {})[name])
+        for name, runs in probes.items()
+    }

@@ -70,6 +70,7 @@ class Daemon:
         self.config_path = config_path
         self.health = Health()
         self.state = LiveState()
+        self.state.set_canaries(config.canary_intervals())  # canaries excuse instants (issue 12)
         self.store: Store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
         self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag, clock=clock)
         self.api_exclusions: list[ExclusionWindow] = []
@@ -108,7 +109,7 @@ class Daemon:
                         {
                             p.bucket_seconds
                             for p in policies
-                            if target.name in services[p.service].targets
+                            if target.name in services[p.service].all_targets
                         }
                     )
                 )
@@ -153,6 +154,7 @@ class Daemon:
         self.scheduler.apply(self._schedule())
         self.accounting.replace_inputs(self._inputs())
         self.state.forget_targets({t.name for t in new.targets})
+        self.state.set_canaries(new.canary_intervals())
         self.health.reload_successful = True
         self.health.last_reload_success = now
         sdnotify.ready()
@@ -194,7 +196,7 @@ class Daemon:
             verdicts, marks = self._closed_verdicts(now)
             batch = WriteBatch(
                 tallies=[
-                    TallyRow(vantage, target, start, seconds, t.ok, t.failed, t.reasons)
+                    TallyRow.of(vantage, target, start, seconds, t)
                     for (seconds, target, start), t in dirty
                 ],
                 evidence=[evidence_from_result(vantage, r) for r in evidence],
@@ -270,7 +272,9 @@ class Daemon:
         """Index of the month's first bucket holding a probe of the SLA's targets (or upto)."""
         service = self.accounting.inputs.services[policy.service]
         tallies = self.state.tallies(policy.bucket_seconds)
-        starts = [s for name in service.targets for s in tallies.get(name, {}) if s >= start_epoch]
+        starts = [
+            s for name in service.all_targets for s in tallies.get(name, {}) if s >= start_epoch
+        ]
         if not starts:
             return upto
         return min(upto, (min(starts) - start_epoch) // policy.bucket_seconds)

@@ -10,16 +10,32 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from monitor.sla.canary import CanaryTimeline, Span, canary_cover, covered
 from monitor.sla.policy import Tally
+from probes.reasons import Side, side_of
 from probes.result import Outcome, ProbeResult
 
 TallyKey = tuple[int, str, int]
 """(bucket_seconds, target, bucket_start epoch)."""
 
 MAX_PENDING_EVIDENCE = 200_000
+MAX_RECENT_FAILURES = 200_000
+_HORIZON_INTERVALS = 4
+"""Canary probes and vendor failures are kept this many canary intervals back: a failure is
+re-judged while a canary result could still change whether it is excused."""
+
+
+@dataclass(slots=True)
+class _Failure:
+    """A recent vendor failure, the bucket lengths it was counted in, and whether excused."""
+
+    epoch: float
+    target: str
+    lengths: tuple[int, ...]
+    excused: bool
 
 
 def bucket_floor(epoch: float, bucket_seconds: int) -> int:
@@ -50,6 +66,19 @@ class LiveState:
         self._evidence: deque[ProbeResult] = deque(maxlen=MAX_PENDING_EVIDENCE)
         self.evidence_dropped = 0
         self.targets: dict[str, TargetStatus] = {}
+        # Canaries excuse instants (monitor.sla.canary): each canary's recent probes, the
+        # instants every canary was failing, and the recent vendor failures they may excuse
+        # (a canary's failure can arrive after the vendor failure it covers).
+        self._canaries: dict[str, float] = {}
+        self._canary_runs: dict[str, deque[tuple[float, bool]]] = {}
+        self._cover: tuple[Span, ...] = ()
+        self._recent: deque[_Failure] = deque(maxlen=MAX_RECENT_FAILURES)
+
+    def set_canaries(self, intervals: Mapping[str, float]) -> None:
+        """The canary targets and their intervals (the tolerance around a failed probe)."""
+        self._canaries = dict(intervals)
+        self._canary_runs = {name: self._canary_runs.get(name, deque()) for name in self._canaries}
+        self._update_cover()
 
     # -- recording -------------------------------------------------------------------------
     def record(self, result: ProbeResult, bucket_lengths: Iterable[int]) -> None:
@@ -59,15 +88,68 @@ class LiveState:
             status = self.targets[result.target] = TargetStatus()
         status.last = result
         status.outcomes[result.outcome] += 1
-        for seconds in bucket_lengths:
+        lengths = tuple(bucket_lengths)
+        vendor_failure = not result.ok and (
+            side_of(result.outcome, result.reason or result.outcome.value) is Side.VENDOR
+        )
+        is_canary = result.target in self._canaries
+        excused = vendor_failure and not is_canary and covered(self._cover, result.started_at)
+        for seconds in lengths:
             start = bucket_floor(result.started_at, seconds)
             by_target = self._tallies.setdefault(seconds, {}).setdefault(result.target, {})
-            by_target[start] = add_result(by_target.get(start), result)
+            by_target[start] = add_result(by_target.get(start), result, excused=excused)
             self._dirty.add((seconds, result.target, start))
+        if is_canary and (result.ok or vendor_failure):
+            # A canary's own monitor error says nothing about our network either way.
+            self._canary_seen(result.target, result.started_at, result.ok)
+        elif vendor_failure and self._canaries:
+            self._recent.append(_Failure(result.started_at, result.target, lengths, excused))
         if not result.ok:
             if len(self._evidence) == self._evidence.maxlen:
                 self.evidence_dropped += 1
             self._evidence.append(result)
+
+    def _canary_seen(self, name: str, epoch: float, ok: bool) -> None:
+        runs = self._canary_runs.setdefault(name, deque())
+        runs.append((epoch, ok))
+        horizon = epoch - _HORIZON_INTERVALS * self._canaries[name]
+        while runs and runs[0][0] < horizon:
+            runs.popleft()
+        self._update_cover()
+        # Re-judge the recent vendor failures: a canary failure covers instants before it,
+        # and a canary success ends the cover of an earlier failure.
+        widest = max(self._canaries.values(), default=0.0)
+        while self._recent and self._recent[0].epoch < epoch - _HORIZON_INTERVALS * widest:
+            self._recent.popleft()
+        # Only failures within one (widest) canary interval of this probe can change: a
+        # probe's own span and the spans it cuts short lie within its interval of it, and the
+        # probes kept reach far enough back to judge them exactly as the whole timeline would.
+        for failure in self._recent:
+            if failure.epoch < epoch - widest:
+                continue
+            now = covered(self._cover, failure.epoch)
+            if now != failure.excused:
+                failure.excused = now
+                self._adjust_excused(failure, 1 if now else -1)
+
+    def _update_cover(self) -> None:
+        self._cover = canary_cover(
+            {
+                name: CanaryTimeline(tuple(self._canary_runs.get(name, ())), interval)
+                for name, interval in self._canaries.items()
+            }
+        )
+
+    def _adjust_excused(self, failure: _Failure, step: int) -> None:
+        for seconds in failure.lengths:
+            start = bucket_floor(failure.epoch, seconds)
+            buckets = self._tallies.get(seconds, {}).get(failure.target)
+            tally = None if buckets is None else buckets.get(start)
+            if buckets is None or tally is None:
+                continue
+            excused = min(tally.failed, max(0, tally.excused + step))
+            buckets[start] = replace(tally, excused=excused)
+            self._dirty.add((seconds, failure.target, start))
 
     def load(self, bucket_seconds: int, tallies: Mapping[str, Mapping[int, Tally]]) -> None:
         """Adopt tallies read back from the store (after a restart), without marking them dirty.
@@ -126,23 +208,50 @@ class LiveState:
                 del self.targets[name]
 
 
-def add_result(tally: Tally | None, result: ProbeResult) -> Tally:
-    """The tally with one more probe counted (a new frozen value)."""
+def add_result(tally: Tally | None, result: ProbeResult, *, excused: bool = False) -> Tally:
+    """The tally with one more probe counted (a new frozen value).
+
+    A failure on the monitor's side (``probes.reasons``) is counted in ``errors``, never in
+    ``failed``; ``excused`` marks a vendor failure that a canary failure covers.
+    """
     if tally is None:
         tally = _EMPTY
     if result.ok:
-        return Tally(ok=tally.ok + 1, failed=tally.failed, reasons=tally.reasons)
+        return replace(tally, ok=tally.ok + 1)
     reason = result.reason or result.outcome.value
-    reasons = dict(tally.reasons)
-    reasons[reason] = reasons.get(reason, 0) + 1
-    return Tally(ok=tally.ok, failed=tally.failed + 1, reasons=MappingProxyType(reasons))
+    if side_of(result.outcome, reason) is Side.MONITOR:
+        return replace(
+            tally, errors=tally.errors + 1, error_reasons=_plus(tally.error_reasons, reason, 1)
+        )
+    return replace(
+        tally,
+        failed=tally.failed + 1,
+        reasons=_plus(tally.reasons, reason, 1),
+        excused=tally.excused + (1 if excused else 0),
+    )
 
 
 def merge(a: Tally, b: Tally) -> Tally:
     reasons = dict(a.reasons)
     for reason, count in b.reasons.items():
         reasons[reason] = reasons.get(reason, 0) + count
-    return Tally(ok=a.ok + b.ok, failed=a.failed + b.failed, reasons=MappingProxyType(reasons))
+    error_reasons = dict(a.error_reasons)
+    for reason, count in b.error_reasons.items():
+        error_reasons[reason] = error_reasons.get(reason, 0) + count
+    return Tally(
+        ok=a.ok + b.ok,
+        failed=a.failed + b.failed,
+        reasons=MappingProxyType(reasons),
+        errors=a.errors + b.errors,
+        error_reasons=MappingProxyType(error_reasons),
+        excused=a.excused + b.excused,
+    )
+
+
+def _plus(counts: Mapping[str, int], key: str, n: int) -> Mapping[str, int]:
+    out = dict(counts)
+    out[key] = out.get(key, 0) + n
+    return MappingProxyType(out)
 
 
 _EMPTY = Tally()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
 from monitor.sla.policy import (
     BucketRule,
     BucketRuleKind,
     BucketState,
+    ServiceDef,
     ServiceRule,
     ServiceRuleKind,
     Tally,
@@ -20,24 +21,43 @@ _UNKNOWN = BucketState.UNKNOWN
 
 
 def target_verdict(tally: Tally | None, rule: BucketRule) -> BucketState:
-    """One target's bucket: unknown with fewer than ``min_probes`` probes, else by the rule."""
+    """One target's bucket, from what its probes prove.
+
+    Unknown with fewer than ``min_probes`` probes that measured the vendor (monitor errors and
+    canary-excused failures measured nothing). Otherwise the rule is applied twice, reading
+    every unproven probe (``Tally.unproven``) once as available and once as failed: the bucket
+    is unavailable or available only when both readings agree, else unknown. So a bucket whose
+    only failures are the monitor's own (or excused by a canary) is never unavailable, and an
+    unproven probe never turns a bucket unavailable.
+    """
     if tally is None:
         return _UNKNOWN
-    probes = tally.ok + tally.failed
-    if probes < rule.min_probes:
+    unproven = tally.unproven
+    failed = tally.failed - tally.excused
+    measured = tally.ok + failed
+    if measured < rule.min_probes:
         return _UNKNOWN
-    failed = tally.failed
+    if not unproven:
+        return _UNAVAILABLE if _down(failed, measured, rule) else _AVAILABLE
+    lenient = _down(failed, measured + unproven, rule)
+    strict = _down(failed + unproven, measured + unproven, rule)
+    if lenient and strict:
+        return _UNAVAILABLE
+    if not lenient and not strict:
+        return _AVAILABLE
+    return _UNKNOWN
+
+
+def _down(failed: int, probes: int, rule: BucketRule) -> bool:
     kind = rule.kind
     if kind is BucketRuleKind.ANY_FAILED:
-        down = failed > 0
-    elif kind is BucketRuleKind.ALL_FAILED:
-        down = failed == probes
-    else:
-        threshold = rule.failed_fraction
-        if threshold is None:  # BucketRule.__post_init__ forbids it; kept for the type checker.
-            raise ValueError("bucket rule failed_fraction: expected a threshold, got None")
-        down = Fraction(failed, probes) >= threshold
-    return _UNAVAILABLE if down else _AVAILABLE
+        return failed > 0
+    if kind is BucketRuleKind.ALL_FAILED:
+        return failed == probes
+    threshold = rule.failed_fraction
+    if threshold is None:  # BucketRule.__post_init__ forbids it; kept for the type checker.
+        raise ValueError("bucket rule failed_fraction: expected a threshold, got None")
+    return Fraction(failed, probes) >= threshold
 
 
 def quorum_of(rule: ServiceRule, targets: int) -> int:
@@ -73,3 +93,11 @@ def service_verdict(states: Sequence[BucketState], rule: ServiceRule) -> BucketS
     if down + unknown >= quorum:
         return _UNKNOWN
     return _AVAILABLE
+
+
+def nested_verdict(service: ServiceDef, targets: Mapping[str, BucketState]) -> BucketState:
+    """The service's verdict from its targets' (``targets``: name -> verdict, a missing one
+    unknown) and, recursively, its nested services' verdicts, each under its own rule."""
+    states = [targets.get(name, _UNKNOWN) for name in service.targets]
+    states.extend(nested_verdict(child, targets) for child in service.services)
+    return service_verdict(states, service.rule)

@@ -100,3 +100,32 @@ def _first_count_in(tier: CreditTier, denominator: int) -> int:
     if not tier.upper_inclusive and count == threshold:
         count += 1
     return count
+
+
+def month_bucket_counts(bucket_seconds: int) -> tuple[int, ...]:
+    """Every number of buckets a calendar month can hold: 28 to 31 days, each possibly with
+    a DST day an hour short or long (a bucket length divides an hour)."""
+    per_day = 86_400 // bucket_seconds
+    per_hour = 3_600 // bucket_seconds
+    return tuple(
+        sorted(
+            {days * per_day + shift for days in range(28, 32) for shift in (-per_hour, 0, per_hour)}
+        )
+    )
+
+
+def tier_reachable(tier: CreditTier, denominators: tuple[int, ...]) -> bool:
+    """Whether some whole count of unavailable buckets, out of one of ``denominators``, gives
+    an uptime inside ``tier``.
+
+    The counts inside a band form a run of integers, so only the first count at or past the
+    band's upper edge (and the one after it, for an exclusive edge) needs checking.
+    """
+    for denominator in denominators:
+        first = _first_count_in(tier, denominator)
+        for count in (first, first + 1):
+            if 0 <= count <= denominator and tier.contains(
+                uptime_percent(count, denominator) or Fraction(0)
+            ):
+                return True
+    return False

@@ -64,6 +64,65 @@ def expand_recurring(
     return windows
 
 
+_DAY_NAMES = ("SU", "MO", "TU", "WE", "TH", "FR", "SA")
+_DAY_WORDS = {name: number for number, name in enumerate(_DAY_NAMES)}
+_DAY_WORDS.update({"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6})
+
+
+def cron_days_ored(cron: str) -> bool:
+    """True when a 5-field cron line restricts both day-of-month and day-of-week: cron then
+    fires on a day matching *either* field (``0 2 1-7 * SUN`` is days 1-7 and every Sunday)."""
+    fields = cron.split()
+    if len(fields) != 5:
+        return False
+    return fields[2] not in ("*", "?") and fields[4] not in ("*", "?")
+
+
+def cron_or_message(cron: str) -> str:
+    """Why ``cron`` is refused, and the RRULE that means what it probably says."""
+    minute, hour, dom, _, dow = cron.split()
+    return (
+        f"restricts both day-of-month ({dom}) and day-of-week ({dow}); cron fires on a day "
+        f"matching EITHER field, not both (days {dom} of the month and also every {dow}). "
+        "For both at once write an rrule, e.g. "
+        f'rrule: "{_and_rrule(minute, hour, dom, dow)}" with dtstart; to mean cron\'s OR, '
+        "add cron_day_rule: or"
+    )
+
+
+def _and_rrule(minute: str, hour: str, dom: str, dow: str) -> str:
+    """The RRULE for "day-of-month AND day-of-week" (``1-7`` + ``SUN`` -> ``BYDAY=1SU``)."""
+    days = [_day_code(part) for part in dow.upper().split(",")]
+    nth = {"1-7": 1, "8-14": 2, "15-21": 3, "22-28": 4}.get(dom)
+    if nth is not None and all(days):
+        by_day = f"BYDAY={','.join(f'{nth}{d}' for d in days)}"
+    else:
+        by_day = f"BYMONTHDAY={_expand(dom)};BYDAY={','.join(d or '?' for d in days)}"
+    time = ";".join(
+        f"{key}={value}"
+        for key, value in (("BYHOUR", hour), ("BYMINUTE", minute))
+        if value.isdigit()
+    )
+    return f"FREQ=MONTHLY;{by_day}" + (f";{time}" if time else "") + ";BYSECOND=0"
+
+
+def _day_code(part: str) -> str | None:
+    if part.isdigit():
+        return _DAY_NAMES[int(part) % 7]
+    return _DAY_NAMES[_DAY_WORDS[part]] if part in _DAY_WORDS else None
+
+
+def _expand(dom: str) -> str:
+    out: list[str] = []
+    for part in dom.split(","):
+        lo, _, hi = part.partition("-")
+        if lo.isdigit() and hi.isdigit():
+            out.extend(str(n) for n in range(int(lo), int(hi) + 1))
+        else:
+            out.append(part)
+    return ",".join(out)
+
+
 def _local_occurrences(
     rec: RecurringExclusion, lo_local: datetime, hi_local: datetime
 ) -> Iterable[datetime]:
@@ -87,6 +146,8 @@ def _local_occurrences(
             f"recurring exclusion {rec.id}: cron: expected a 5-field cron expression, "
             f"got {rec.cron!r}"
         )
+    if rec.cron_day_rule != "or" and cron_days_ored(rec.cron):
+        raise ValueError(f"recurring exclusion {rec.id}: cron: {cron_or_message(rec.cron)}")
     found: list[datetime] = []
     # croniter over naive datetimes walks the wall clock, which is what the rule means.
     walker = croniter(rec.cron, lo_local - timedelta(seconds=1))

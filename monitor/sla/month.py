@@ -11,7 +11,7 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
-from monitor.sla.buckets import quorum_of, service_verdict, target_verdict
+from monitor.sla.buckets import nested_verdict, quorum_of, service_verdict, target_verdict
 from monitor.sla.calendar import BucketGrid, Month, claim_deadline, month_grid, require_aware
 from monitor.sla.credits import (
     buckets_to_next_tier,
@@ -59,12 +59,17 @@ class Outage:
 
 @dataclass(frozen=True)
 class MonthResult:
-    """Every figure of one SLA's month. Uptimes are exact; ``None`` when nothing was measured.
+    """Every figure of one SLA's month. Uptimes are exact; ``None`` when the month less its
+    exclusions is empty.
 
-    ``uptime_percent`` treats pending buckets as available (so, before the month ends, it is
-    the best the month can still finish at); ``month_to_date_uptime_percent`` covers elapsed
-    buckets only. ``counted_unavailable`` / ``denominator`` are the integers behind
-    ``uptime_percent`` after the unknown policy.
+    ``uptime_percent`` is the claimable figure, the contract's formula: proven unavailable
+    buckets over the month less exclusions, so unknown and pending buckets are not counted
+    against the vendor (before the month ends it is the best the month can still finish at).
+    The credit, the error budget and ``breached`` follow it. ``uptime_percent_estimate``
+    applies the ``unknown_buckets`` policy, ``uptime_percent_worst_case`` counts every unknown
+    bucket unavailable, and ``coverage`` says how much of the month was measured.
+    ``month_to_date_uptime_percent`` covers elapsed buckets only, under the policy.
+    ``counted_unavailable`` / ``denominator`` are the integers behind ``uptime_percent``.
     """
 
     sla: str
@@ -104,6 +109,26 @@ class MonthResult:
     """Bucket index -> the exclusion kind that excluded it (for each excluded bucket)."""
     exclusions_applied: tuple[ExclusionWindow, ...]
     rules: Mapping[str, Any]
+    buckets_eligible: int
+    """Elapsed buckets not excluded: the buckets that could have been measured."""
+    coverage: Fraction | None
+    """Measured (available or unavailable) / eligible buckets; ``None`` when none elapsed."""
+    min_coverage: Fraction
+    uptime_percent_estimate: Fraction | None
+    """The uptime under the ``unknown_buckets`` policy: an estimate, never the claim."""
+    credit_percent_estimate: Decimal
+    credit_amount_estimate: Decimal
+    buckets_unknown_monitor_error: int
+    """Unknown buckets holding monitor errors (the monitor's own failures)."""
+    monitor_errors: Mapping[str, int]
+    """The monitor's own failures in the month's judged buckets: reason -> probes."""
+    recurring_occurrences: tuple[ExclusionWindow, ...]
+    """Every concrete occurrence of a recurring exclusion in the month."""
+
+    @property
+    def coverage_low(self) -> bool:
+        """True when less than ``min_coverage`` of the eligible buckets was measured."""
+        return self.coverage is not None and self.coverage < self.min_coverage
 
     @property
     def complete(self) -> bool:
@@ -170,11 +195,35 @@ class MonthResult:
                 for w in self.exclusions_applied
             ],
             "rules": dict(self.rules),
+            "buckets_eligible": self.buckets_eligible,
+            "buckets_measured": self.buckets_available + self.buckets_unavailable,
+            "coverage": _ratio(self.coverage),
+            "min_coverage": float(self.min_coverage),
+            "coverage_low": self.coverage_low,
+            "uptime_percent_estimate": _pct(self.uptime_percent_estimate),
+            "credit_percent_estimate": float(self.credit_percent_estimate),
+            "credit_amount_estimate": str(self.credit_amount_estimate),
+            "buckets_unknown_monitor_error": self.buckets_unknown_monitor_error,
+            "monitor_errors": dict(self.monitor_errors),
+            "recurring_occurrences": [
+                {
+                    "id": w.id,
+                    "kind": str(w.kind),
+                    "start": _iso(w.start),
+                    "end": _iso(w.end),
+                    "source": w.source,
+                }
+                for w in self.recurring_occurrences
+            ],
         }
 
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _ratio(value: Fraction | None) -> float | None:
+    return None if value is None else round(float(value), 6)
 
 
 def _pct(value: Fraction | None) -> float | None:
@@ -197,25 +246,22 @@ def compute_month(
         raise ValueError(
             f"sla {policy.name}: expected service {policy.service!r}, got {service.name!r}"
         )
-    if not service.targets:
-        raise ValueError(f"service {service.name}: expected at least one target, got none")
-    quorum = quorum_of(service.rule, len(service.targets))
-    if quorum > len(service.targets):
+    if not service.members:
+        raise ValueError(f"service {service.name}: expected at least one member, got none")
+    quorum = quorum_of(service.rule, service.members)
+    if quorum > service.members:
         raise ValueError(
-            f"service {service.name}: quorum {quorum} exceeds its {len(service.targets)} targets"
+            f"service {service.name}: quorum {quorum} exceeds its {service.members} members"
         )
+    leaves = service.all_targets
     grid = month_grid(month, policy.timezone, policy.bucket_seconds)
     count = grid.count
     elapsed = count if now is None else _elapsed(grid, require_aware(now, "now"))
     gap_buckets = _gap_buckets(grid, gaps)
 
-    # A canary proven down inside a gap is still proof of our own outage, so gaps do not apply.
-    canary_windows = _canary_windows(policy, grid, tallies, canaries, elapsed)
-    windows = [*exclusions, *canary_windows]
-    excluded = excluded_buckets(grid, windows, service.name, policy.partial_exclusion)
-
     rule = policy.bucket_rule
-    columns = [tallies.get(name, _NO_TALLIES) for name in service.targets]
+    columns = [tallies.get(name, _NO_TALLIES) for name in leaves]
+    nested = bool(service.services)
     start_epoch = grid.start_epoch
     size = grid.bucket_seconds
     # An elapsed bucket without a single probe of any target is unknown whatever the rules, so
@@ -227,34 +273,62 @@ def compute_month(
             offset = epoch - start_epoch
             if offset >= 0 and offset % size == 0 and offset // size < elapsed:
                 measured.add(offset // size)
+    excused_only: list[int] = []
     for index in measured:
         epoch = start_epoch + index * size
-        verdicts = [target_verdict(column.get(epoch), rule) for column in columns]
+        cells = [column.get(epoch) for column in columns]
+        verdicts = [target_verdict(cell, rule) for cell in cells]
         if index in gap_buckets:
             verdicts = [v if v is _U else _Q for v in verdicts]
-        states[index] = service_verdict(verdicts, service.rule)
+        states[index] = (
+            nested_verdict(service, dict(zip(leaves, verdicts, strict=True)))
+            if nested
+            else service_verdict(verdicts, service.rule)
+        )
+        if canaries and states[index] is not _A and all_failures_excused(cells):
+            excused_only.append(index)
+
+    # Exclusion (iii) by canary: only a bucket every failure of which fell at an instant when
+    # every canary was failing too (monitor.sla.canary); a canary proven down inside a gap is
+    # still proof of our own outage, so gaps do not apply.
+    canary_windows = _canary_windows(grid, sorted(excused_only), canaries)
+    windows = [*exclusions, *canary_windows]
+    excluded = excluded_buckets(grid, windows, service.name, policy.partial_exclusion)
     for index in excluded:
         states[index] = _X
 
     tally = Counter(states)
     available, unavailable = tally[_A], tally[_U]
     excluded_n, unknown, pending = tally[_X], tally[_Q], tally[_P]
-    counted = unavailable + (unknown if policy.unknown_policy is UnknownPolicy.UNAVAILABLE else 0)
+    # The claimable reading (the contract's formula): the month less exclusions is the
+    # denominator, and only periods proven unavailable count against the vendor; unknown and
+    # pending periods are not proven unavailable.
     denominator = count - excluded_n
-    if policy.unknown_policy is UnknownPolicy.EXCLUDE:
-        denominator -= unknown
-    uptime = uptime_percent(counted, denominator)
-    worst = uptime_percent(unavailable + unknown, count - excluded_n)
+    uptime = uptime_percent(unavailable, denominator)
+    worst = uptime_percent(unavailable + unknown, denominator)
+    # The estimate, under the configured unknown_buckets policy.
+    estimate_counted = unavailable + (
+        unknown if policy.unknown_policy is UnknownPolicy.UNAVAILABLE else 0
+    )
+    estimate_denominator = denominator - (
+        unknown if policy.unknown_policy is UnknownPolicy.EXCLUDE else 0
+    )
+    estimate = uptime_percent(estimate_counted, estimate_denominator)
 
     elapsed_states = Counter(states[:elapsed])
     mtd_denominator = elapsed - elapsed_states[_X]
     if policy.unknown_policy is UnknownPolicy.EXCLUDE:
         mtd_denominator -= elapsed_states[_Q]
-    mtd = uptime_percent(counted, mtd_denominator)
+    mtd = uptime_percent(estimate_counted, mtd_denominator)
+    eligible = elapsed - elapsed_states[_X]
+    coverage = None if eligible <= 0 else Fraction(available + unavailable, eligible)
 
     budget = error_budget(denominator, policy.objective_percent)
     tier = credit_tier(uptime, policy.credit)
+    estimate_tier = credit_tier(estimate, policy.credit)
     applied_ids = {id(w) for w in _windows_used(grid, windows, excluded, service.name)}
+    by_target = dict(zip(leaves, columns, strict=True))
+    monitor_errors, error_buckets = _monitor_errors(grid, states, by_target)
     return MonthResult(
         sla=policy.name,
         service=service.name,
@@ -272,28 +346,85 @@ def compute_month(
         buckets_excluded=excluded_n,
         buckets_unknown=unknown,
         buckets_pending=pending,
-        counted_unavailable=counted,
+        counted_unavailable=unavailable,
         denominator=denominator,
         uptime_percent=uptime,
         uptime_percent_worst_case=worst,
         month_to_date_uptime_percent=mtd,
         error_budget_buckets=budget,
-        error_budget_used=counted,
-        error_budget_remaining=budget - counted,
+        error_budget_used=unavailable,
+        error_budget_remaining=budget - unavailable,
         breached=uptime is not None and uptime < Fraction(policy.objective_percent),
         credit_tier=tier,
         credit_percent=Decimal(0) if tier is None else tier.credit_percent,
         credit_amount=credit_amount(tier, policy.credit),
         currency=policy.credit.currency,
-        buckets_to_next_tier=buckets_to_next_tier(counted, denominator, policy.credit),
+        buckets_to_next_tier=buckets_to_next_tier(unavailable, denominator, policy.credit),
         claim_deadline=claim_deadline(month, policy.timezone, policy.claim_window_days),
-        outages=_outages(grid, states, dict(zip(service.targets, columns, strict=True))),
+        outages=_outages(grid, states, by_target),
         excluded_by_kind=MappingProxyType(
             dict(sorted(Counter(excluded.values()).items(), key=lambda kv: str(kv[0])))
         ),
         excluded_kinds=MappingProxyType(dict(excluded)),
         exclusions_applied=tuple(w for w in windows if id(w) in applied_ids),
         rules=MappingProxyType(_rules(policy, service, quorum, canaries)),
+        buckets_eligible=eligible,
+        coverage=coverage,
+        min_coverage=policy.min_coverage,
+        uptime_percent_estimate=estimate,
+        credit_percent_estimate=(
+            Decimal(0) if estimate_tier is None else estimate_tier.credit_percent
+        ),
+        credit_amount_estimate=credit_amount(estimate_tier, policy.credit),
+        buckets_unknown_monitor_error=error_buckets,
+        monitor_errors=monitor_errors,
+        recurring_occurrences=_occurrences(grid, exclusions, service.name),
+    )
+
+
+def all_failures_excused(cells: Sequence[Tally | None]) -> bool:
+    """Some vendor failure in the bucket, and every one of them excused by the canaries."""
+    failed = sum(cell.failed for cell in cells if cell is not None)
+    return failed > 0 and failed == sum(cell.excused for cell in cells if cell is not None)
+
+
+def _monitor_errors(
+    grid: BucketGrid, states: Sequence[BucketState], columns: Mapping[str, Mapping[int, Tally]]
+) -> tuple[Mapping[str, int], int]:
+    """The monitor's own failures in the month's judged buckets (reason -> probes), and how
+    many unknown buckets hold any (shown as unknown for "monitor error")."""
+    reasons: Counter[str] = Counter()
+    buckets: set[int] = set()
+    for column in columns.values():
+        for epoch, tally in column.items():
+            if not tally.errors:
+                continue
+            index = grid.index_of(epoch)
+            if index is None or states[index] in (_X, _P):
+                continue
+            reasons.update(tally.error_reasons)
+            if states[index] is _Q:
+                buckets.add(index)
+    return MappingProxyType(dict(reasons.most_common())), len(buckets)
+
+
+def _occurrences(
+    grid: BucketGrid, windows: Sequence[ExclusionWindow], service: str
+) -> tuple[ExclusionWindow, ...]:
+    """Every concrete occurrence of a recurring exclusion that overlaps the month."""
+    lo, hi = grid.start, grid.end
+    return tuple(
+        sorted(
+            (
+                w
+                for w in windows
+                if w.source.startswith("recurring:")
+                and w.covers(service)
+                and w.end > lo
+                and w.start < hi
+            ),
+            key=lambda w: (w.start, w.id),
+        )
     )
 
 
@@ -322,30 +453,11 @@ def _gap_buckets(grid: BucketGrid, gaps: Sequence[tuple[datetime, datetime]]) ->
 
 
 def _canary_windows(
-    policy: SlaPolicy,
-    grid: BucketGrid,
-    tallies: Mapping[str, Mapping[int, Tally]],
-    canaries: Sequence[str],
-    elapsed: int,
+    grid: BucketGrid, indices: Sequence[int], canaries: Sequence[str]
 ) -> list[ExclusionWindow]:
-    """Runs of buckets in which every canary was unavailable, as customer_network windows."""
-    if not canaries:
-        return []
-    columns = [tallies.get(name, _NO_TALLIES) for name in canaries]
-    # Only a bucket where every canary has a tally can have every canary unavailable, so the
-    # shortest canary's keys bound the search instead of every elapsed bucket of the month.
-    shortest = min(columns, key=len)
-    down = sorted(
-        index
-        for epoch in shortest
-        for index in [grid.index_of(epoch)]
-        if index is not None
-        and index < elapsed
-        and grid.bucket_start(index) == epoch
-        and all(target_verdict(c.get(epoch), policy.bucket_rule) is _U for c in columns)
-    )
+    """Runs of buckets whose every failure a canary failure excused, as customer_network."""
     windows: list[ExclusionWindow] = []
-    for first, last in _runs(down):
+    for first, last in _runs(indices):
         start = datetime.fromtimestamp(grid.bucket_start(first), UTC)
         end = datetime.fromtimestamp(grid.bucket_start(last) + grid.bucket_seconds, UTC)
         windows.append(
@@ -354,7 +466,9 @@ def _canary_windows(
                 start=start,
                 end=end,
                 kind=ExclusionKind.CUSTOMER_NETWORK,
-                reason=f"every canary ({', '.join(canaries)}) unavailable",
+                reason=(
+                    f"every failure fell while every canary ({', '.join(canaries)}) was failing too"
+                ),
                 source=CANARY_SOURCE,
             )
         )
@@ -434,12 +548,18 @@ def _rules(
         "bucket_rule": str(rule.kind),
         "min_probes": rule.min_probes,
         "failed_fraction": None if rule.failed_fraction is None else str(rule.failed_fraction),
-        "service_targets": list(service.targets),
+        "service_targets": list(service.all_targets),
+        "service_members": _members_json(service),
         "service_rule": str(service.rule.kind),
         "quorum": quorum,
         "unknown_policy": str(policy.unknown_policy),
+        "claim": "proven unavailable buckets only: unknown and pending count as available",
+        "min_coverage": str(policy.min_coverage),
+        "monitor_errors": "the monitor's own failures never count against the vendor",
         "partial_exclusion": str(policy.partial_exclusion),
         "canaries": list(canaries),
+        "canary_rule": "a failure is excused when every canary failed within its interval of "
+        "it; a bucket is customer_network only if every failure in it is excused",
         "gaps": "unknown unless probes prove the bucket unavailable",
         "pending": "counted as available in uptime_percent and credit; not in month-to-date",
         "error_budget": "floor(denominator * (100 - objective) / 100), same denominator as uptime",
@@ -447,6 +567,17 @@ def _rules(
         "credit_cap": str(credit.effective_cap),
         "credit_tiers": [_tier_json(t) for t in credit.tiers],
         "claim_window_days": policy.claim_window_days,
+    }
+
+
+def _members_json(service: ServiceDef) -> dict[str, Any]:
+    """The service's tree of members and rules, as the report shows how it was judged."""
+    return {
+        "service": service.name,
+        "rule": str(service.rule.kind),
+        "quorum": quorum_of(service.rule, service.members),
+        "targets": list(service.targets),
+        "services": [_members_json(child) for child in service.services],
     }
 
 

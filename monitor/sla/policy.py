@@ -79,15 +79,37 @@ class ServiceRule:
 
 @dataclass(frozen=True)
 class ServiceDef:
-    """A service as the contract measures it: the targets that make it up, and its rule."""
+    """A service as the contract measures it: its members and its rule.
+
+    Members are ``targets`` and nested ``services`` (each with its own rule), so "both SBCs
+    down, or the IVR call fails" is ``any`` over [the IVR target, a service ``all`` over the
+    two SBCs]. The rule counts every member, target or service, once.
+    """
 
     name: str
     targets: tuple[str, ...]
     rule: ServiceRule = field(default_factory=ServiceRule)
+    services: tuple[ServiceDef, ...] = ()
+
+    @property
+    def members(self) -> int:
+        return len(self.targets) + len(self.services)
+
+    @property
+    def all_targets(self) -> tuple[str, ...]:
+        """Every target the service depends on, directly or through nested services, once."""
+        seen: dict[str, None] = dict.fromkeys(self.targets)
+        for child in self.services:
+            seen.update(dict.fromkeys(child.all_targets))
+        return tuple(seen)
 
 
 class UnknownPolicy(StrEnum):
-    """How unknown buckets enter the Monthly Uptime Percentage."""
+    """How unknown buckets enter the *estimate* (``uptime_percent_estimate``).
+
+    The claim and the credit never use it: they take the contract's reading, in which a period
+    not proven unavailable is not Unavailable Time (unknown counts as available there).
+    """
 
     EXCLUDE = "exclude"
     """Left out of the denominator, like an exclusion (default): neither proven up nor down."""
@@ -162,6 +184,8 @@ class RecurringExclusion:
     dtstart: datetime | None = None
     reason: str = ""
     services: frozenset[str] = frozenset()
+    cron_day_rule: str | None = None
+    """``"or"`` accepts a cron line restricting both day fields with cron's OR meaning."""
 
     def __post_init__(self) -> None:
         if (self.rrule is None) == (self.cron is None):
@@ -224,8 +248,13 @@ class SlaPolicy:
     unknown_policy: UnknownPolicy = UnknownPolicy.EXCLUDE
     partial_exclusion: PartialExclusion = PartialExclusion.ANY_OVERLAP
     claim_window_days: int = 30
+    min_coverage: Fraction = Fraction(9, 10)
+    """Below this share of measured buckets, every report warns that the figures rest on
+    little evidence."""
 
     def __post_init__(self) -> None:
+        if not 0 <= self.min_coverage <= 1:
+            raise ValueError("min_coverage must be in [0, 1]")
         if not Decimal(0) < self.objective_percent <= Decimal(100):
             raise ValueError("objective_percent must be in (0, 100]")
         if self.bucket_seconds <= 0 or 3600 % self.bucket_seconds != 0:
@@ -234,12 +263,34 @@ class SlaPolicy:
 
 @dataclass(frozen=True)
 class Tally:
-    """The probes of one target in one bucket: counts, and failure reasons with their counts."""
+    """The probes of one target in one bucket.
+
+    ``ok`` and ``failed`` count the probes that measured the vendor; ``reasons`` maps each
+    vendor failure reason to its count. ``errors`` counts the monitor's own failures (outcome
+    ``error`` or a monitor-side reason, see ``probes.reasons``) with their reasons in
+    ``error_reasons``: they measured nothing and never count against the vendor.
+    ``excused`` counts the failures among ``failed`` that fell at an instant when every canary
+    was failing too (our own network, exclusion iii): not proof against the vendor either.
+    """
 
     ok: int = 0
     failed: int = 0
     reasons: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    errors: int = 0
+    error_reasons: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    excused: int = 0
 
     @property
     def probes(self) -> int:
+        """Probes that measured the vendor (monitor errors excluded)."""
         return self.ok + self.failed
+
+    @property
+    def proven_failed(self) -> int:
+        """Failures that prove something against the vendor: not excused by a canary."""
+        return self.failed - self.excused
+
+    @property
+    def unproven(self) -> int:
+        """Probes whose result proves nothing either way: monitor errors and excused failures."""
+        return self.errors + self.excused

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -48,6 +49,19 @@ CSV_COLUMNS = (
     "claim_deadline",
     "outages",
     "outage_buckets",
+    # Coverage and the monitor's own errors (issues 11, 12): how much of the claim rests on
+    # evidence; appended so that existing columns keep their positions.
+    "buckets_eligible",
+    "buckets_measured",
+    "coverage",
+    "min_coverage",
+    "coverage_low",
+    "uptime_percent_estimate",
+    "credit_percent_estimate",
+    "credit_amount_estimate",
+    "buckets_unknown_monitor_error",
+    "monitor_errors",
+    "recurring_occurrences",
 )
 
 
@@ -78,6 +92,8 @@ def render_csv(results: Sequence[MonthResult]) -> str:
         row = result.to_json()
         row["outages"] = len(result.outages)
         row["outage_buckets"] = sum(o.buckets for o in result.outages)
+        row["monitor_errors"] = sum(result.monitor_errors.values())
+        row["recurring_occurrences"] = len(result.recurring_occurrences)
         writer.writerow({key: _csv_cell(row[key]) for key in CSV_COLUMNS})
     return out.getvalue()
 
@@ -102,9 +118,14 @@ def render_text(results: Sequence[MonthResult]) -> str:
             f"{r.sla} ({r.service}) {r.month} [{r.timezone}]"
             + ("" if r.complete else f", as of {_local(r.now, r.timezone)}"),
             f"  objective        {r.objective_percent}%",
-            f"  uptime           {percent(r.uptime_percent)}  ({_ratio(r)})"
-            + ("" if r.complete else "  if every remaining bucket is available"),
+            f"  uptime           {percent(r.uptime_percent)}  ({_ratio(r)} not proven unavailable; "
+            "the claim)" + ("" if r.complete else "  if every remaining bucket is available"),
+            f"  estimate         {percent(r.uptime_percent_estimate)}  "
+            f"(unknown buckets: {r.rules.get('unknown_policy', 'exclude')}; credit "
+            f"{r.credit_percent_estimate}% = {r.credit_amount_estimate} {r.currency}; "
+            "not claimable)",
             f"  worst case       {percent(r.uptime_percent_worst_case)}  (unknown as unavailable)",
+            f"  coverage         {coverage_words(r)}",
             f"  month to date    {percent(r.month_to_date_uptime_percent)}",
             f"  buckets          {r.buckets_total} total: {r.buckets_available} available, "
             f"{r.buckets_unavailable} unavailable, {r.buckets_excluded} excluded, "
@@ -122,10 +143,51 @@ def render_text(results: Sequence[MonthResult]) -> str:
         if r.excluded_by_kind:
             kinds = ", ".join(f"{k}: {n}" for k, n in r.excluded_by_kind.items())
             lines.append(f"  excluded         {kinds}")
+        lines.extend(_monitor_error_lines(r))
+        lines.extend(_occurrence_lines(r))
         lines.append(f"  outages          {len(r.outages)}")
         lines.extend(f"    {_period(o, r.timezone)}  {_evidence(o)}" for o in r.outages)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+def coverage_words(r: MonthResult) -> str:
+    """``97.2% (8,681 of 8,928 eligible buckets measured)``, with a warning when low."""
+    measured = r.buckets_available + r.buckets_unavailable
+    if r.coverage is None:
+        return "n/a (no eligible bucket has elapsed)"
+    # Rounded down: 8,913 of 8,916 must not read as 100%.
+    shown = math.floor(r.coverage * 10_000) / 100
+    text = f"{shown:.2f}% ({measured} of {r.buckets_eligible} eligible buckets measured)"
+    if r.coverage_low:
+        text += (
+            f"  WARNING: below {float(r.min_coverage) * 100:g}%: unmeasured time is not "
+            "claimable, so the figures understate what may be owed"
+        )
+    return text
+
+
+def _monitor_error_lines(r: MonthResult) -> list[str]:
+    """The monitor's own failures: never vendor downtime, shown apart."""
+    if not r.monitor_errors:
+        return []
+    reasons = ", ".join(f"{reason} x{count}" for reason, count in r.monitor_errors.items())
+    return [
+        f"  monitor errors   {reasons} (the monitor's own failures, not counted against the "
+        f"vendor; {r.buckets_unknown_monitor_error} bucket(s) unknown for monitor error)"
+    ]
+
+
+def _occurrence_lines(r: MonthResult) -> list[str]:
+    """Every concrete occurrence of a recurring exclusion in the month."""
+    if not r.recurring_occurrences:
+        return []
+    lines = [f"  recurring        {len(r.recurring_occurrences)} occurrence(s)"]
+    lines.extend(
+        f"    {_local(w.start, r.timezone)} to {_local(w.end, r.timezone)}  {w.kind} ({w.source})"
+        for w in r.recurring_occurrences
+    )
+    return lines
 
 
 def _ratio(r: MonthResult) -> str:
@@ -188,6 +250,14 @@ def method_sentence(r: MonthResult) -> str:
     fraction = rules.get("failed_fraction")
     rule = _BUCKET_RULE_WORDS.get(str(rules["bucket_rule"]), str(rules["bucket_rule"]))
     targets = list(rules["service_targets"])
+    members = rules.get("service_members")
+    if isinstance(members, dict) and members.get("services"):
+        # Nested services (issue 12): say the whole rule, each level with its own quorum.
+        return (
+            f"A {period_words(r.bucket_seconds)} period counts as Unavailable Time when "
+            f"{rule.format(fraction=fraction)} (with at least {rules['min_probes']} probe(s) "
+            f"per target) for {members_words(members)}."
+        )
     return (
         f"A {period_words(r.bucket_seconds)} period counts as Unavailable Time when "
         f"{rule.format(fraction=fraction)} (with at least {rules['min_probes']} probe(s) per "
@@ -203,15 +273,31 @@ _UNKNOWN_TREATMENT = {
 }
 
 
+def members_words(members: Mapping[str, Any]) -> str:
+    """``at least 1 of: ivr-call, service sbc-pair (at least 2 of: sbc-a, sbc-b)``."""
+    parts = [str(t) for t in members.get("targets", [])]
+    parts.extend(
+        f"service {child['service']} ({members_words(child)})"
+        for child in members.get("services", [])
+    )
+    return f"at least {members['quorum']} of: {', '.join(parts)}"
+
+
 def _unknown_lines(r: MonthResult) -> list[str]:
-    if not r.buckets_unknown:
-        return []
-    policy = str(r.rules.get("unknown_policy", "exclude"))
-    return [
-        f"{r.buckets_unknown} period(s) without enough monitoring evidence are "
-        f"{_UNKNOWN_TREATMENT.get(policy, policy)}; counting them all as Unavailable Time "
-        f"would give {percent(r.uptime_percent_worst_case, 4)}."
-    ]
+    """Coverage, and what the unmeasured periods are taken as (never Unavailable Time)."""
+    lines = [f"Monitoring coverage: {coverage_words(r)}."]
+    if r.buckets_unknown:
+        lines.append(
+            f"{r.buckets_unknown} period(s) without enough monitoring evidence are not claimed "
+            "as Unavailable Time (counted as available); counting them all as Unavailable "
+            f"Time would give {percent(r.uptime_percent_worst_case, 4)}."
+        )
+    if r.monitor_errors:
+        lines.append(
+            f"{sum(r.monitor_errors.values())} probe(s) failed on the monitor's own side and "
+            "are not counted against the vendor."
+        )
+    return lines
 
 
 def _excluded_lines(r: MonthResult) -> list[str]:
@@ -228,30 +314,6 @@ def _excluded_lines(r: MonthResult) -> list[str]:
 
 
 # --- The claim pack's availability section (issue 12; monitor.claim_pack assembles it) ------
-
-
-def claim_coverage(r: MonthResult) -> tuple[int, int]:
-    """``(measured, eligible)`` buckets: measured = judged available or unavailable; eligible =
-    the month's buckets less excluded and not yet elapsed ones.
-
-    Computed here from the bucket counts until ``MonthResult`` carries its own coverage
-    figure; then this is the one line to switch.
-    """
-    measured = r.buckets_available + r.buckets_unavailable
-    eligible = r.buckets_total - r.buckets_excluded - r.buckets_pending
-    return measured, eligible
-
-
-def coverage_words(r: MonthResult) -> str:
-    """``8640 of 8640 eligible 5-minute periods measured (100.00%)``."""
-    measured, eligible = claim_coverage(r)
-    share = "n/a" if eligible <= 0 else f"{100 * measured / eligible:.2f}%"
-    return (
-        f"{measured} of {eligible} eligible {period_words(r.bucket_seconds)} periods measured "
-        f"({share}; eligible: the month's periods less exclusions"
-        + ("" if r.complete else " and periods not yet elapsed")
-        + ")"
-    )
 
 
 def _instant(moment: datetime, tz: str) -> str:
@@ -307,7 +369,6 @@ def availability_claim_body(
         f"({r.timezone}): {r.buckets_total} in total, {r.buckets_excluded} under Exclusions "
         f"({excluded}), {r.buckets_unavailable} in Unavailable Time "
         f"({_ratio(r)} available).",
-        f"Monitoring coverage: {coverage_words(r)}.",
         *_unknown_lines(r),
         "",
         "Dates and times of the Unavailable Time (period bounds; first and last failed probe):",

@@ -111,7 +111,8 @@ class TallyRow:
     """The absolute probe counts of one target in one bucket, as one vantage point saw them.
 
     ``reasons`` maps failure reason -> count; its counts add up to at most ``failed`` (a probe
-    failing without a reason token is still a failure).
+    failing without a reason token is still a failure). ``errors``/``error_reasons`` are the
+    monitor's own failures, ``excused`` the failures a canary covers (see ``Tally``).
     """
 
     vantage: str
@@ -121,6 +122,9 @@ class TallyRow:
     ok: int
     failed: int
     reasons: Mapping[str, int] = field(default_factory=lambda: _EMPTY_REASONS)
+    errors: int = 0
+    error_reasons: Mapping[str, int] = field(default_factory=lambda: _EMPTY_REASONS)
+    excused: int = 0
 
     def __post_init__(self) -> None:
         where = f"tally {self.target}@{self.bucket_start}"
@@ -146,9 +150,50 @@ class TallyRow:
             )
         if not isinstance(self.reasons, MappingProxyType):
             object.__setattr__(self, "reasons", MappingProxyType(dict(self.reasons)))
+        _check_count(f"{where}: errors", self.errors)
+        _check_count(f"{where}: excused", self.excused)
+        if self.excused > self.failed:
+            raise ValueError(
+                f"{where}: excused: expected at most failed={self.failed}, got {self.excused}"
+            )
+        for reason, count in self.error_reasons.items():
+            _check_name(f"{where}: error_reasons key", reason)
+            _check_count(f"{where}: error_reasons[{reason!r}]", count)
+        if sum(self.error_reasons.values()) > self.errors:
+            raise ValueError(
+                f"{where}: error_reasons: counts add up to {sum(self.error_reasons.values())}, "
+                f"more than errors={self.errors}"
+            )
+        if not isinstance(self.error_reasons, MappingProxyType):
+            object.__setattr__(self, "error_reasons", MappingProxyType(dict(self.error_reasons)))
+
+    @classmethod
+    def of(
+        cls, vantage: str, target: str, bucket_start: int, bucket_seconds: int, tally: Tally
+    ) -> TallyRow:
+        """The row holding ``tally``."""
+        return cls(
+            vantage,
+            target,
+            bucket_start,
+            bucket_seconds,
+            tally.ok,
+            tally.failed,
+            tally.reasons,
+            tally.errors,
+            tally.error_reasons,
+            tally.excused,
+        )
 
     def tally(self) -> Tally:
-        return Tally(ok=self.ok, failed=self.failed, reasons=self.reasons)
+        return Tally(
+            ok=self.ok,
+            failed=self.failed,
+            reasons=self.reasons,
+            errors=self.errors,
+            error_reasons=self.error_reasons,
+            excused=self.excused,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from probes.reasons import MONITOR_PREFIXES, MONITOR_REASONS
+
 APPLICATION_ID = 0x534C4157  # "SLAW"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _STATES = "'available','unavailable','excluded','unknown','pending'"
 _OUTCOMES = "'up','down','timeout','error'"
+
+
+def _move_monitor_errors() -> str:
+    """SQL moving the monitor-side reasons (``probes.reasons``) of every stored tally from
+    ``failed``/``reasons`` to ``errors``/``error_reasons``."""
+    exact = ", ".join(f"'{r}'" for r in sorted(MONITOR_REASONS))
+    prefixes = " OR ".join(f"key GLOB '{p}*'" for p in MONITOR_PREFIXES)
+    # An exception's class name (the reason of an unexpected error): one capitalised identifier.
+    mine = (
+        f"(key IN ({exact}) OR {prefixes} "
+        "OR (key GLOB '[A-Z]*' AND key NOT GLOB '*[^A-Za-z0-9_]*'))"
+    )
+    moved = f"SELECT coalesce(sum(value), 0) FROM json_each(tallies.reasons) WHERE {mine}"
+    return f"""UPDATE tallies SET
+        errors = errors + ({moved}),
+        failed = failed - ({moved}),
+        error_reasons = (SELECT json_group_object(key, value) FROM json_each(tallies.reasons)
+            WHERE {mine}),
+        reasons = (SELECT json_group_object(key, value) FROM json_each(tallies.reasons)
+            WHERE NOT {mine})
+        WHERE EXISTS (SELECT 1 FROM json_each(tallies.reasons) WHERE {mine})"""
+
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: availability evidence (issue 3).
@@ -106,6 +130,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             event TEXT NOT NULL,
             PRIMARY KEY (fault_id, seq)
         ) STRICT, WITHOUT ROWID""",
+    ),
+    # 3: the monitor's own failures apart from the vendor's, and canary-excused failures
+    # (issues 11 and 12). Existing rows counted monitor errors as failures: move them.
+    (
+        "ALTER TABLE tallies ADD COLUMN errors INTEGER NOT NULL DEFAULT 0 CHECK (errors >= 0)",
+        "ALTER TABLE tallies ADD COLUMN error_reasons TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE tallies ADD COLUMN excused INTEGER NOT NULL DEFAULT 0 CHECK (excused >= 0)",
+        _move_monitor_errors(),
     ),
 )
 

@@ -28,10 +28,12 @@ PRUNE_CHUNK = 5000
 """Evidence rows deleted per transaction: other writers get the lock between chunks."""
 
 _SQL_TALLY = """
-INSERT INTO tallies (vantage, target, bucket_seconds, bucket_start, ok, failed, reasons)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO tallies (vantage, target, bucket_seconds, bucket_start, ok, failed, reasons,
+    errors, error_reasons, excused)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (vantage, bucket_start, target, bucket_seconds)
-DO UPDATE SET ok = excluded.ok, failed = excluded.failed, reasons = excluded.reasons
+DO UPDATE SET ok = excluded.ok, failed = excluded.failed, reasons = excluded.reasons,
+    errors = excluded.errors, error_reasons = excluded.error_reasons, excused = excluded.excused
 """
 _SQL_EVIDENCE = """
 INSERT INTO evidence (vantage, ts, target, outcome, reason, duration, details)
@@ -62,6 +64,9 @@ def write_batch(conn: sqlite3.Connection, vantage: str, batch: WriteBatch) -> No
             r.ok,
             r.failed,
             encode_json(f"tally {r.target}@{r.bucket_start}: reasons", dict(r.reasons)),
+            r.errors,
+            encode_json(f"tally {r.target}@{r.bucket_start}: error_reasons", dict(r.error_reasons)),
+            r.excused,
         )
         for r in batch.tallies
     ]
@@ -94,6 +99,11 @@ def write_batch(conn: sqlite3.Connection, vantage: str, batch: WriteBatch) -> No
         conn.executemany(_SQL_SERVICE_BUCKET, verdicts)
         if batch.heartbeat is not None:
             conn.execute(_SQL_HEARTBEAT, (vantage, batch.heartbeat))
+
+
+_TALLY_COLUMNS = (
+    "target, bucket_start, bucket_seconds, ok, failed, reasons, errors, error_reasons, excused"
+)
 
 
 def _tally_query(
@@ -131,7 +141,7 @@ def tally_rows(
     out: list[TallyRow] = []
     for vantage in vantages(conn):
         sql, params = _tally_query(
-            "target, bucket_start, bucket_seconds, ok, failed, reasons",
+            _TALLY_COLUMNS,
             vantage,
             start,
             end,
@@ -141,8 +151,21 @@ def tally_rows(
         cursor = conn.execute(sql + " ORDER BY target, bucket_start, bucket_seconds", params)
         cursor.row_factory = None
         out.extend(
-            TallyRow(vantage, target, bucket, seconds, ok, failed, json.loads(reasons))
-            for target, bucket, seconds, ok, failed, reasons in cursor
+            TallyRow(
+                vantage,
+                target,
+                bucket,
+                seconds,
+                ok,
+                failed,
+                json.loads(reasons),
+                errors,
+                json.loads(error_reasons),
+                excused,
+            )
+            for target, bucket, seconds, ok, failed, reasons, errors, error_reasons, excused in (
+                cursor
+            )
         )
     return out
 
@@ -160,7 +183,7 @@ def tallies_by_target(
     if targets is not None and not targets:
         return {}
     sql, params = _tally_query(
-        "target, bucket_start, bucket_seconds, ok, failed, reasons",
+        _TALLY_COLUMNS,
         vantage,
         start,
         end,
@@ -171,7 +194,7 @@ def tallies_by_target(
     cursor.row_factory = None
     out: dict[str, dict[int, Tally]] = {}
     lengths: dict[tuple[str, int], int] = {}
-    for target, bucket, seconds, ok, failed, reasons in cursor:
+    for target, bucket, seconds, ok, failed, reasons, errors, error_reasons, excused in cursor:
         by_bucket = out.setdefault(target, {})
         if bucket in by_bucket:
             raise StoreError(
@@ -183,6 +206,13 @@ def tallies_by_target(
             ok=ok,
             failed=failed,
             reasons=_NO_REASONS if reasons == "{}" else MappingProxyType(json.loads(reasons)),
+            errors=errors,
+            error_reasons=(
+                _NO_REASONS
+                if error_reasons == "{}"
+                else MappingProxyType(json.loads(error_reasons))
+            ),
+            excused=excused,
         )
     return out
 
