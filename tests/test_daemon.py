@@ -198,6 +198,7 @@ class TestFailureModes:
 
 
 class TestOutageBucketsMetricsReport:
+    @pytest.mark.calendar
     def test_outage_becomes_unavailable_buckets_in_api_metrics_and_report(
         self, tmp_path: Path, target: WebTarget
     ) -> None:
@@ -255,6 +256,7 @@ class TestOutageBucketsMetricsReport:
 
 
 class TestDurability:
+    @pytest.mark.calendar
     def test_sigkill_loses_nothing_written_and_the_gap_is_unknown(
         self, tmp_path: Path, target: WebTarget
     ) -> None:
@@ -394,6 +396,7 @@ class TestReload:
 
 
 class TestExclusionsApi:
+    @pytest.mark.calendar
     def test_exclusion_recorded_after_the_fact_excludes_past_buckets_at_once(
         self, tmp_path: Path, target: WebTarget
     ) -> None:
@@ -478,6 +481,7 @@ class TestExclusionsApi:
 
 
 class TestCanary:
+    @pytest.mark.calendar
     def test_buckets_where_every_canary_fails_are_excluded_as_customer_network(
         self, tmp_path: Path, target: WebTarget
     ) -> None:
