@@ -22,13 +22,14 @@ if [ -z "$LIB" ] || [ ! -r "$LIB" ]; then
     exit 1
 fi
 
-# quick: the tests whose figures follow the calendar (support deadlines and credits, the demo's
-# month, the report CLI, the metrics text): seconds, run at every instant.
+# The tests marked "calendar": those that read the wall clock's month, day or hour.
+# quick: support deadlines and credits in the daemon, the demo's month, the report CLI, the
+# metrics text; about 40 s, run at every instant.
 QUICK=(tests/test_daemon_support.py tests/test_demo.py tests/test_report_cli.py
     tests/test_metrics_text.py)
-# full: quick plus the daemon tests that read buckets and month figures (marker "calendar"),
-# about 90 s, run at the instants that cross a month, a year or a DST change.
-FULL=("${QUICK[@]}" tests/test_daemon.py -m calendar)
+# full: quick plus the daemon's bucket and month tests, about 90 s more, run at the instants
+# that cross a month, a year or a DST change.
+FULL=("${QUICK[@]}" tests/test_daemon.py)
 
 # instant (UTC) | host zone | set | why
 INSTANTS=(
@@ -59,7 +60,7 @@ run_at() {
     local started=$SECONDS
     # -p no:cacheprovider: the fake clock must not leave its mark on .pytest_cache.
     TZ=$zone LD_PRELOAD="$LIB${LD_PRELOAD:+:$LD_PRELOAD}" FAKETIME="+${offset}s" \
-        .venv/bin/pytest -q -p no:cacheprovider "${tests[@]}"
+        .venv/bin/pytest -q -p no:cacheprovider -m calendar "${tests[@]}"
     echo "   ($((SECONDS - started)) s)"
 }
 

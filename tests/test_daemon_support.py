@@ -23,7 +23,7 @@ from tests.daemon_harness import DaemonProcess, free_port, running_daemon, wait_
 from tests.test_daemon import TOKEN, http_target, sla, write_config
 from tests.web_target import WebTarget, web_target
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.calendar]
 
 SUPPORT = {
     "contracts": [

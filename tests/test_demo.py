@@ -18,7 +18,7 @@ import pytest
 
 from tests.daemon_harness import ROOT, DaemonProcess, wait_until
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.calendar]
 
 
 def _port_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:

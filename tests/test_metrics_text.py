@@ -16,7 +16,7 @@ from monitor import metrics
 from monitor.state import LiveState
 from probes.result import Outcome, ProbeResult
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.calendar]
 
 LABELS = ["target", "kind", "role"]
 

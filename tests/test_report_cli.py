@@ -15,6 +15,8 @@ CONFIG = SAMPLES / "report.yaml"
 RESULTS = SAMPLES / "results-2026-11-01.jsonl"
 AS_OF = "2026-11-02T00:00:00Z"
 
+pytestmark = pytest.mark.calendar
+
 
 def report(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
     argv = ["report", "--config", str(CONFIG), "--results", str(RESULTS), "--month", "2026-11"]
