@@ -57,20 +57,26 @@ run_at() {
     local -a tests
     if [ "$set" = full ]; then tests=("${FULL[@]}"); else tests=("${QUICK[@]}"); fi
     echo "== pytest at $instant UTC, TZ=$zone ($set)"
-    local started=$SECONDS
+    local started=$SECONDS status=0
     # -p no:cacheprovider: the fake clock must not leave its mark on .pytest_cache.
     TZ=$zone LD_PRELOAD="$LIB${LD_PRELOAD:+:$LD_PRELOAD}" FAKETIME="+${offset}s" \
-        .venv/bin/pytest -q -p no:cacheprovider -m calendar "${tests[@]}"
+        .venv/bin/pytest -q -p no:cacheprovider -m calendar "${tests[@]}" || status=$?
     echo "   ($((SECONDS - started)) s)"
+    return "$status"
 }
 
 if [ $# -gt 0 ]; then
     run_at "$1" "${2:-UTC}" "${3:-full}"
-    exit 0
+    exit
 fi
 total=$SECONDS
+failed=()
 for row in "${INSTANTS[@]}"; do
     IFS='|' read -r instant zone set _why <<<"$row"
-    run_at "$instant" "$zone" "$set"
+    run_at "$instant" "$zone" "$set" || failed+=("$instant UTC (TZ=$zone)")
 done
+if [ ${#failed[@]} -gt 0 ]; then
+    printf 'slawatch: date-sensitive tests failed at %s\n' "${failed[@]}" >&2
+    exit 1
+fi
 echo "== date-sensitive tests passed at ${#INSTANTS[@]} instants in $((SECONDS - total)) s"
