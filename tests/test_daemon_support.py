@@ -229,7 +229,9 @@ class TestSupportMetrics:
                     "slawatch_fault_deadline_timestamp_seconds", contract="uma", level="3"
                 )
                 assert due is not None
-                assert received + 3 * DAY <= due <= received + 10 * DAY
+                # 3 Business Days of Support Hours: after it was received, within 10 days even
+                # across Christmas and a weekend.
+                assert received < due <= received + 10 * DAY
                 # No Solution is recorded: breached, and every 24 hours since the deadline
                 # earned 5% of the annual fee, up to 20 periods.
                 breached = daemon.metric(
