@@ -2,7 +2,7 @@
 
 Import the fixtures in a test module with ``from tests.sip_peers import kamailio  # noqa: F401``
 or through a conftest. Every peer listens on 127.0.0.1 on a port picked free at start-up and
-is stopped by its own PID.
+runs in its own process group, ended as a group by tests.procs.stop_group.
 """
 
 from __future__ import annotations
