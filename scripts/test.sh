@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the real peers (Kamailio, baresip, SIPp, sipsak,
-# Prometheus, Alertmanager, blackbox exporter) and the Python test extras, then ruff, mypy, pytest.
+# Prometheus, Alertmanager, blackbox exporter) and the Python test extras, then ruff, mypy, pytest;
+# without arguments, then the date-sensitive tests at fixed fake instants (scripts/test-dates.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bootstrap.sh
@@ -13,4 +14,14 @@ else
 fi
 echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy --strict" && .venv/bin/mypy
-echo "== pytest" && exec .venv/bin/pytest "$@"
+echo "== pytest" && .venv/bin/pytest "$@"
+# A whole-suite run also runs the date-sensitive tests at fixed fake instants (docs/testing.md).
+if [ $# -eq 0 ]; then
+    if apt_install faketime; then
+        echo "== date-sensitive tests under faketime" && exec scripts/test-dates.sh
+    elif [ "${SLAWATCH_REQUIRE_PEERS:-}" = 1 ]; then
+        exit 1
+    else
+        echo "slawatch: faketime missing: the date-sensitive runs are skipped" >&2
+    fi
+fi

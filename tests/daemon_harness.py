@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -20,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.procs import spawn_peer, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,12 +45,10 @@ class DaemonProcess:
         self.port = port
         self.log_path = log_path
         self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
+        self.proc = spawn_peer(
             [sys.executable, "-m", "monitor.cli", command, "--config", str(config)],
+            log=self._log,
             cwd=str(config.parent),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         )
 
@@ -101,16 +99,12 @@ class DaemonProcess:
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
 
-    def stop(self, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM the daemon's process group, SIGKILL after ``timeout``; reaped either way."""
+        try:
+            return stop_group(self.proc, grace=timeout)
+        finally:
+            self._log.close()
 
 
 def request(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, str]:

@@ -2,12 +2,11 @@
 
 Import the fixtures in a test module with ``from tests.sip_peers import kamailio  # noqa: F401``
 or through a conftest. Every peer listens on 127.0.0.1 on a port picked free at start-up and
-is stopped by its own PID.
+runs in its own process group, ended as a group by tests.procs.stop_group.
 """
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import subprocess
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.peers import require_binary
+from tests.procs import spawn_peer, stop_group
 
 KAMAILIO_CFG = Path(__file__).parent / "peers" / "kamailio" / "kamailio.cfg"
 KAMAILIO_PASSWORD = "secret"
@@ -97,41 +97,36 @@ def start_kamailio(
 ) -> tuple[subprocess.Popen[bytes], KamailioPeer]:
     """Start Kamailio in ``work`` on a free port; returns once it answers OPTIONS over UDP.
 
-    Used by the session fixture and by bench/sip_bench.py; stop it with ``proc.terminate()``.
+    Used by the session fixture and by bench/sip_bench.py; stop it with ``stop_group(proc)``.
     """
     (work / "run").mkdir(exist_ok=True)
     port = free_udp_tcp_port(host)
     cfg = work / "kamailio.cfg"
     cfg.write_text(KAMAILIO_CFG.read_text().replace("@PORT@", str(port)))
     log_path = work / "kamailio.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [binary, "-f", str(cfg), "-DD", "-E", "-Y", str(work / "run"), "-w", str(work)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 10
-    while not _options_answered(host, port):
-        if proc.poll() is not None:
-            tail = log_path.read_text()[-2000:]
-            raise PeerStartError(f"kamailio exited with {proc.returncode}: {tail}")
-        if time.monotonic() > deadline:
-            _stop_kamailio(proc)
-            raise PeerStartError(f"kamailio not answering on {host}:{port} after 10 s")
-        time.sleep(0.02)
+    log_path.write_bytes(b"")
+    # Its own process group: Kamailio forks a dozen workers, and stop_group ends them all.
+    proc = spawn_peer(
+        [binary, "-f", str(cfg), "-DD", "-E", "-Y", str(work / "run"), "-w", str(work)],
+        log=log_path,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _options_answered(host, port):
+            if proc.poll() is not None:
+                tail = log_path.read_text()[-2000:]
+                raise PeerStartError(f"kamailio exited with {proc.returncode}: {tail}")
+            if time.monotonic() > deadline:
+                raise PeerStartError(f"kamailio not answering on {host}:{port} after 10 s")
+            time.sleep(0.02)
+    except BaseException:
+        stop_group(proc)
+        raise
     return proc, KamailioPeer(host, port, proc.pid, log_path)
 
 
 def _stop_kamailio(proc: subprocess.Popen[bytes]) -> None:
-    # SIGTERM to the main process (-DD keeps it in the foreground) takes its workers down too.
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
+    stop_group(proc)
 
 
 @pytest.fixture(scope="session")
@@ -310,23 +305,22 @@ def start_baresip(variant_name: str, work: Path) -> tuple[subprocess.Popen[bytes
         (work / name).write_text(text)
     (work / "contacts").write_text("")
     log_path = work / "baresip.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [binary, "-f", str(work)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            events = BaresipEvents(ctrl_port)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                stop_process(proc)
-                pytest.fail(f"baresip {variant_name} did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.02)
+    log_path.write_bytes(b"")
+    proc = spawn_peer([binary, "-f", str(work)], log=log_path)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                events = BaresipEvents(ctrl_port)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = log_path.read_text()[-2000:]
+                    pytest.fail(f"baresip {variant_name} did not start: {tail}")
+                time.sleep(0.02)
+    except BaseException:
+        stop_group(proc)
+        raise
     peer = BaresipPeer(
         variant_name, variant.user, sip_port, (rtp_low, rtp_high), proc.pid, log_path, events
     )
@@ -334,15 +328,8 @@ def start_baresip(variant_name: str, work: Path) -> tuple[subprocess.Popen[bytes
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process we started (by its PID), then SIGKILL if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
+    """End the peer's process group (tests.procs.stop_group; kept for bench/sip_bench.py)."""
+    stop_group(proc)
 
 
 def _baresip_fixture(variant_name: str) -> Any:
@@ -402,27 +389,24 @@ def _sipp_fixture(scenario: str) -> Any:
         work = tmp_path_factory.mktemp(f"sipp-{scenario}")
         port = free_udp_tcp_port()
         log_path = work / "sipp.log"
-        with log_path.open("wb") as log_file:
-            proc = subprocess.Popen(
-                [
-                    binary,
-                    "-sf",
-                    str(SIPP_DIR / f"{scenario}.xml"),
-                    "-i",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "-m",
-                    "10000",
-                    "-nostdin",
-                    "-timeout",
-                    "600s",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                cwd=work,
-            )
+        proc = spawn_peer(
+            [
+                binary,
+                "-sf",
+                str(SIPP_DIR / f"{scenario}.xml"),
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-m",
+                "10000",
+                "-nostdin",
+                "-timeout",
+                "600s",
+            ],
+            log=log_path,
+            cwd=work,
+        )
         try:
             deadline = time.monotonic() + 10
             while not _udp_port_taken(port):

@@ -143,7 +143,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Sink, Alertmanager, target, daemon and Prometheus, started in that order and stopped
-    in reverse, each by its own PID."""
+    in reverse, each as its own process group (tests.procs)."""
     prometheus = require_binary("prometheus")
     require_binary("prometheus-alertmanager")
     work = tmp_path_factory.mktemp("e2e")

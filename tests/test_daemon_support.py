@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -19,7 +23,7 @@ from tests.daemon_harness import DaemonProcess, free_port, running_daemon, wait_
 from tests.test_daemon import TOKEN, http_target, sla, write_config
 from tests.web_target import WebTarget, web_target
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.calendar]
 
 SUPPORT = {
     "contracts": [
@@ -180,16 +184,35 @@ class TestAlertmanagerWebhook:
                     assert await faults(session, daemon) == []
 
 
+LONDON = ZoneInfo("Europe/London")
+DAY = 86_400
+
+
+def london_month(epoch: float) -> str:
+    """The contract's calendar month (Support Hours zone) holding ``epoch``, as YYYY-MM."""
+    return datetime.fromtimestamp(epoch, LONDON).strftime("%Y-%m")
+
+
+def utc_text(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
 class TestSupportMetrics:
     async def test_open_fault_deadlines_and_credits_are_exported(self, tmp_path: Path) -> None:
         """An open business-critical fault shows slawatch_fault_open and a deadline per level;
-        the contract's credits are exported for the month and the year."""
+        its 20 late days (5% of the annual fee each, from the Solution deadline) are exported
+        for the month and the year each begins in, and each such month's report carries them."""
+        # Received 40 days ago: the Solution (3 Business Days) was due within 10 days, and all
+        # 20 credited late days have begun since, so the credits no longer grow while the test
+        # runs. Which month and year they fall in is computed here from the deadline, never
+        # assumed from today's date.
+        received = int(time.time() // 3600 * 3600) - 40 * DAY
         with web_target() as target:
             port = free_port()
             config = support_config(tmp_path, port, target)
             with running_daemon(config, port) as daemon:
                 async with aiohttp.ClientSession() as session:
-                    firing = payload("firing", [alert("firing", "f00d", "2026-11-02T10:00:00Z")])
+                    firing = payload("firing", [alert("firing", "f00d", utc_text(received))])
                     assert await post(session, daemon, firing) == 200
                 wait_until(
                     lambda: daemon.metric("slawatch_fault_open", contract="uma") == 1.0,
@@ -202,30 +225,53 @@ class TestSupportMetrics:
                     if name == "slawatch_fault_deadline_timestamp_seconds"
                 }
                 assert levels == {"1", "2", "3"}
-                # Received Mon 2 Nov 2026 10:00 London; 3 Business Days later (5 Nov 10:00) the
-                # Solution was due, and none is recorded: breached, and every 24 hours since
-                # earned 5% of the annual fee.
+                due = daemon.metric(
+                    "slawatch_fault_deadline_timestamp_seconds", contract="uma", level="3"
+                )
+                assert due is not None
+                # 3 Business Days of Support Hours: after it was received, within 10 days even
+                # across Christmas and a weekend.
+                assert received < due <= received + 10 * DAY
+                # No Solution is recorded: breached, and every 24 hours since the deadline
+                # earned 5% of the annual fee, up to 20 periods.
                 breached = daemon.metric(
                     "slawatch_fault_deadline_breached", contract="uma", level="3"
                 )
                 assert breached == 1.0
-                month_ratio = daemon.metric(
-                    "slawatch_support_credit_ratio", contract="uma", period="month"
-                )
-                assert month_ratio is not None
-                assert month_ratio >= 0.05
-                # The report carries the support section in every format; the claim lists the
-                # late fault with its times.
-                month = time.strftime("%Y-%m", time.gmtime())
-                report = daemon.json(f"/api/v1/report?format=json&month={month}")
-                faults_in_report = report["support"]["contracts"][0]["faults"]
-                assert len(faults_in_report) == 1
-                status, claim = daemon.get(f"/api/v1/report?format=claim&month={month}")
+                late_days = [due + k * DAY for k in range(20)]
+                assert late_days[-1] < time.time()
+                by_month = Counter(london_month(start) for start in late_days)
+
+                def scrape() -> tuple[str, dict[Any, float]] | None:
+                    # The metrics are for the month the daemon is in: read them within one.
+                    before = london_month(time.time())
+                    samples = daemon.metrics()
+                    return (before, samples) if london_month(time.time()) == before else None
+
+                month, samples = wait_until(scrape, 10, "a scrape within one calendar month")
+                ratios = {
+                    dict(labels)["period"]: value
+                    for (name, labels), value in samples.items()
+                    if name == "slawatch_support_credit_ratio" and dict(labels)["contract"] == "uma"
+                }
+                in_year = sum(n for m, n in by_month.items() if m[:4] == month[:4])
+                assert ratios == {
+                    "month": pytest.approx(0.05 * by_month[month]),
+                    "year": pytest.approx(0.05 * in_year),
+                }
+                # Each month the late days began in: its report carries them (20 in all).
+                for late_month, days in by_month.items():
+                    report = daemon.json(f"/api/v1/report?format=json&month={late_month}")
+                    (contract,) = report["support"]["contracts"]
+                    assert len(contract["faults"]) == 1
+                    assert Decimal(contract["credit_month_percent"]) == 5 * days
+                # The claim lists the late fault with its times.
+                status, claim = daemon.get("/api/v1/report?format=claim")
                 assert status == 200
                 assert "No service credit is due" in claim  # the web target never failed
                 assert "Service Credit claim (Schedule 1, clause 5.1)" in claim
                 assert '"web unavailable" (business_critical)' in claim
-                status, text = daemon.get(f"/api/v1/report?format=text&month={month}")
+                status, text = daemon.get("/api/v1/report?format=text")
                 assert status == 200
                 assert "uma" in text
 
@@ -241,9 +287,12 @@ class TestClaimsAndNotice:
             config = support_config(tmp_path, port, target)
             with running_daemon(config, port) as daemon:
                 assert daemon.metric("slawatch_claim_filed", sla="web-sla") == 0.0
-                today = time.gmtime()
-                year = today.tm_year - (today.tm_mon == 1)
-                previous = f"{year:04d}-{(today.tm_mon - 2) % 12 + 1:02d}"
+                # The month before the one the SLA is in, in the SLA's zone (a midday zone, so
+                # the daemon cannot be in another month by the time it reads the claim).
+                zone = ZoneInfo(json.loads(config.read_text())["slas"][0]["timezone"])
+                today = datetime.now(zone)
+                year = today.year - (today.month == 1)
+                previous = f"{year:04d}-{(today.month - 2) % 12 + 1:02d}"
                 url = daemon.base + "/api/v1/claims"
                 status, body = request("POST", url, {"sla": "nope", "month": previous}, token=TOKEN)
                 assert status == 400
@@ -262,7 +311,10 @@ class TestClaimsAndNotice:
         self, tmp_path: Path
     ) -> None:
         """A maintenance window announced 10 minutes ahead breaks a 1 h notice rule: the metric
-        counts it, the log names it, and under policy reject its buckets are not excluded."""
+        counts it, the log names it, and under policy reject its buckets are not excluded.
+
+        The window holds now, and the SLA's midday zone keeps the month's ends 11 hours away,
+        so the window lies in the month whose violations are counted."""
         with web_target() as target:
             port = free_port()
             start = time.time() - 60

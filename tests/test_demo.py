@@ -10,13 +10,15 @@ from __future__ import annotations
 import shutil
 import signal
 import socket
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.daemon_harness import ROOT, DaemonProcess, wait_until
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.calendar]
 
 
 def _port_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
@@ -28,6 +30,16 @@ def _port_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
         except OSError:
             return False
         return True
+
+
+def month_buckets(at: float, bucket: int = 10) -> tuple[int, int]:
+    """The demo SLA's (10-second buckets, UTC) bucket count in the month holding ``at``, and
+    how many of them have not ended by ``at`` (the bucket in progress is still pending)."""
+    moment = datetime.fromtimestamp(at, UTC)
+    start = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    end = datetime(moment.year + moment.month // 12, moment.month % 12 + 1, 1, tzinfo=UTC)
+    count = int((end - start).total_seconds()) // bucket
+    return count, count - int(at - start.timestamp()) // bucket
 
 
 class TestDemo:
@@ -48,7 +60,21 @@ class TestDemo:
                     15,
                     f"{target} up",
                 )
-            assert daemon.metric("slawatch_month_buckets", sla="web-availability", state="pending")
+            # The month's buckets, derived from when they were read (never "there are pending
+            # buckets", which a month's last bucket would make a coin toss): every 10-second
+            # bucket of the UTC month is counted once, and those not yet ended are pending.
+            before = time.time()
+            buckets = {
+                dict(labels)["state"]: value
+                for (name, labels), value in daemon.metrics().items()
+                if name == "slawatch_month_buckets" and dict(labels)["sla"] == "web-availability"
+            }
+            after = time.time()
+            assert set(buckets) == {"available", "unavailable", "excluded", "unknown", "pending"}
+            pending = {month_buckets(at)[1] for at in (before, after)}
+            totals = {month_buckets(at)[0] for at in (before, after)}
+            assert sum(buckets.values()) in totals
+            assert min(pending) <= buckets["pending"] <= max(pending)
             status, claim = daemon.get("/api/v1/report?format=claim")
             assert status == 200
             assert "10-second" in claim or "No service credit is due" in claim

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from tests.procs import running_peer
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
@@ -203,18 +205,10 @@ def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen[bytes] | None 
 
 @contextmanager
 def running(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a peer with its output in ``log``; SIGTERM it (SIGKILL after 5 s) on the way out."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+    """Run a peer in its own process group with its output in ``log``; the group gets SIGTERM
+    (SIGKILL after 5 s) on the way out, however the block ends (tests.procs)."""
+    with running_peer(args, log) as proc:
+        yield proc
 
 
 def alertmanager_for_tests(sink: WebhookSink, group_interval: str = "100ms") -> dict[str, Any]:

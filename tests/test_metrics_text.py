@@ -16,7 +16,7 @@ from monitor.metrics import collector as metrics
 from monitor.runtime.state import LiveState
 from probes.result import Outcome, ProbeResult
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.calendar]
 
 LABELS = ["target", "kind", "role"]
 

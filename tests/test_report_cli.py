@@ -17,6 +17,8 @@ CONFIG = SAMPLES / "report.yaml"
 RESULTS = SAMPLES / "results-2026-11-01.jsonl"
 AS_OF = "2026-11-02T00:00:00Z"
 
+pytestmark = pytest.mark.calendar
+
 
 def report(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
     argv = ["report", "--config", str(CONFIG), "--results", str(RESULTS), "--month", "2026-11"]
@@ -90,7 +92,7 @@ class TestReportCommand:
         results = tmp_path / "r.jsonl"
         results.write_text('{"ts": 1793491200, "target": "old-probe", "ok": false}\n', "utf-8")
         argv = ["report", "--config", str(CONFIG), "--results", str(results), "--month", "2026-11"]
-        assert cli.main([*argv, "--format", "csv"]) == 0
+        assert cli.main([*argv, "--as-of", AS_OF, "--format", "csv"]) == 0
         assert "targets not in the config: old-probe" in capsys.readouterr().err
 
     @pytest.mark.parametrize(
@@ -228,5 +230,6 @@ class TestReportFromStore:
             "monitor:\n  name: sample\n", f"monitor:\n  name: sample\n  state_dir: {tmp_path}\n"
         )
         config.write_text(text, encoding="utf-8")
-        assert cli.main(["report", "--config", str(config), "--month", "2026-11"]) == 2
+        argv = ["report", "--config", str(config), "--month", "2026-11", "--as-of", AS_OF]
+        assert cli.main(argv) == 2
         assert f"no store at {tmp_path / 'slawatch.db'}" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from probes.sip.digest import (
 )
 from probes.sip.message import Headers, SipRequest, SipResponse, parse_message
 from tests.peers import require_binary
+from tests.procs import run_client
 
 
 class TestDigestResponse:
@@ -109,12 +110,11 @@ class TestDigestResponse:
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
-            proc = await asyncio.create_subprocess_exec(
+            _, out = await run_client(
                 curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--digest",
                 "-u", "alice:pa ss:word", f"http://127.0.0.1:{port}/sip/x",
-                stdout=asyncio.subprocess.PIPE,
+                seconds=10, stdout=asyncio.subprocess.PIPE,
             )  # fmt: skip
-            out, _ = await asyncio.wait_for(proc.communicate(), 10)
         assert out == b"200"
         line = next(ln for ln in heads[-1].decode().split("\r\n") if ln.startswith("Authorization"))
         sent = parse_challenge(line.split(":", 1)[1].strip())

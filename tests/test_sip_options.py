@@ -25,6 +25,7 @@ from probes.sip.options import parse_codes
 from probes.sip_options import SipOptionsOptions, probe
 from tests import sip_peers
 from tests.peers import require_binary
+from tests.procs import run_client
 from tests.sip_peers import KamailioPeer
 from tests.test_sip_transaction import UdpResponder, answer, udp_responder
 
@@ -86,10 +87,9 @@ class TestAgainstKamailio:
         """sipsak (exit 0 on 200) and the probe agree on the up and the 503 user."""
         sipsak = require_binary("sipsak")
         for user, expected in (("ping", Outcome.UP), ("down", Outcome.DOWN)):
-            done = await asyncio.create_subprocess_exec(
-                sipsak, "-s", kamailio.uri(user), stdout=asyncio.subprocess.DEVNULL
+            returncode, _ = await run_client(
+                sipsak, "-s", kamailio.uri(user), seconds=10, stdout=asyncio.subprocess.DEVNULL
             )
-            returncode = await asyncio.wait_for(done.wait(), 10)
             ours = await run(uri=kamailio.uri(user))
             assert ours.outcome is expected
             assert (returncode == 0) == (expected is Outcome.UP)

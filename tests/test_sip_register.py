@@ -14,6 +14,7 @@ from probes.sip.message import SipRequest, parse_name_addr
 from probes.sip_register import SipRegisterOptions, address_of_record, probe
 from tests import sip_peers
 from tests.peers import require_binary
+from tests.procs import run_client
 from tests.sip_peers import KAMAILIO_PASSWORD, KamailioPeer
 from tests.test_sip_transaction import UdpResponder, answer, udp_responder
 
@@ -56,12 +57,11 @@ class TestAgainstKamailio:
         for password, expected in ((KAMAILIO_PASSWORD, Outcome.UP), ("wrong", Outcome.DOWN)):
             monkeypatch.setenv("SLAWATCH_TEST_SIP_PASSWORD", password)
             ours = await run(uri=f"sip:{kamailio.host}:{kamailio.port}", auth=_auth())
-            done = await asyncio.create_subprocess_exec(
+            returncode, _ = await run_client(
                 sipsak, "-U", "-C", "sip:alice@127.0.0.1:9", "-s", kamailio.uri("alice"),
-                "-a", password, stdout=asyncio.subprocess.DEVNULL,
+                "-a", password, seconds=10, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
-            returncode = await asyncio.wait_for(done.wait(), 10)
             assert ours.outcome is expected
             assert returncode == (0 if expected is Outcome.UP else 2)
 

@@ -28,6 +28,7 @@ from monitor.store.base import (
 from monitor.store.sqlite import SqliteStore
 from monitor.store.sqlite_availability import PRUNE_CHUNK
 from probes.result import Outcome
+from tests.procs import spawn_peer, stop_group
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -214,23 +215,27 @@ class TestCrash:
         restart turns the time since the last heartbeat into a gap."""
         path = tmp_path / "slawatch.db"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
-        child = subprocess.Popen(
+        child = spawn_peer(
             [sys.executable, "-c", WRITER, str(path)],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
             cwd=ROOT,
         )
-        assert child.stdout is not None
-        reported = -1
-        while reported < 150:
-            line = child.stdout.readline()
-            assert line, f"writer exited early with {child.wait()}"
-            reported = int(line)
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=5)
-        reported = max([reported, *(int(line) for line in child.stdout.read().split())])
-        child.stdout.close()
+        try:
+            assert child.stdout is not None
+            reported = -1
+            while reported < 150:
+                line = child.stdout.readline()
+                assert line, f"writer exited early with {child.wait()}"
+                reported = int(line)
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=5)
+            reported = max([reported, *(int(line) for line in child.stdout.read().split())])
+        finally:
+            stop_group(child)  # a failed assertion above must not leave the writer running
+            if child.stdout is not None:
+                child.stdout.close()
         assert Path(f"{path}-wal").exists()
 
         async def check() -> None:
