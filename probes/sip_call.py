@@ -25,6 +25,7 @@ from probes.sip.media import MIN_VOICED_FRAMES
 from probes.sip.mos import estimate_mos
 from probes.sip.options import SipBaseOptions
 from probes.sip.ports import DEFAULT_RANGE, PortRange
+from probes.sip_servers import over_servers
 from probes.tls import client_context
 
 log = structlog.get_logger(__name__)
@@ -99,7 +100,9 @@ class SipCallOptions(SipBaseOptions):
         )
         return self.answer_timeout + max(self.duration, steps) + TEARDOWN_RESERVE_SECONDS
 
-    def plan(self, connect_timeout: float = 5.0) -> CallPlan:
+    def plan(
+        self, connect_timeout: float = 5.0, first_response_timeout: float | None = None
+    ) -> CallPlan:
         """The call to place; reads the password (``SecretUnavailable`` if it is missing) and
         the TLS files (``ssl.SSLError``/``OSError`` if they cannot be loaded)."""
         tls = client_context(self.tls) if self.effective_transport() == "tls" else None
@@ -124,6 +127,7 @@ class SipCallOptions(SipBaseOptions):
             t1=self.t1,
             contact_user=self.contact_user,
             user_agent=self.user_agent,
+            first_response_timeout=first_response_timeout,
         )
 
 
@@ -231,9 +235,21 @@ def _media_verdict(record: CallRecord, options: SipCallOptions, mos: float | Non
 
 
 async def probe(options: SipCallOptions, ctx: ProbeContext) -> ProbeResult:
-    """Place one test call and judge it."""
+    """Place one test call (through the first located server that takes it) and judge it."""
+    return await over_servers(options, ctx, probe_server, keep_deadline=True)
+
+
+async def probe_server(options: SipCallOptions, ctx: ProbeContext) -> ProbeResult:
+    """Place one test call through one server and judge it.
+
+    ``ctx.timeout_seconds`` bounds the wait for the server's first response (its share when
+    several servers were located); ``ctx.deadline`` bounds the whole call.
+    """
     try:
-        plan = options.plan(connect_timeout=max(0.001, ctx.remaining()))
+        plan = options.plan(
+            connect_timeout=max(0.001, min(ctx.remaining(), ctx.timeout_seconds)),
+            first_response_timeout=ctx.timeout_seconds,
+        )
     except SecretUnavailable as exc:
         return ctx.result(Outcome.ERROR, "secret_unavailable", details={"error": str(exc)})
     except (ssl.SSLError, OSError) as exc:

@@ -77,6 +77,9 @@ class CallPlan:
     t1: float = 0.5
     contact_user: str = "slawatch"
     user_agent: str = "slawatch"
+    first_response_timeout: float | None = None
+    """How long a silent server may take to send anything (even 100 Trying) before the call
+    fails with ``timeout``, so that the next located server can be tried."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +215,8 @@ class _Call:
             self.tx = self.endpoint.invite(request, on_provisional=self._on_provisional)
             wait = min(answer_by, self.deadline) - time.monotonic()
             try:
+                await self._await_first_response(self.tx)
+                wait = min(answer_by, self.deadline) - time.monotonic()
                 final = await asyncio.wait_for(self.tx.final_response(), max(0.0, wait))
             except TimeoutError:
                 ringing = bool(self.tx.provisional)
@@ -238,6 +243,24 @@ class _Call:
             except DigestError as exc:
                 raise _Failed(exc.reason, str(exc)) from exc
             self.cseq += 1
+
+    async def _await_first_response(self, tx: InviteTransaction) -> None:
+        """Within ``first_response_timeout``, some response (provisional or final) must come."""
+        limit = self.plan.first_response_timeout
+        if limit is None or limit >= self.remaining():
+            return
+        final = asyncio.ensure_future(tx.final_response())
+        try:
+            ends = time.monotonic() + limit
+            while not tx.provisional and not final.done() and time.monotonic() < ends:
+                await asyncio.wait({final}, timeout=min(0.01, max(0.0, ends - time.monotonic())))
+        finally:
+            if final.done() and not final.cancelled():
+                final.exception()  # retrieved here; the caller awaits the outcome again
+            else:
+                final.cancel()
+        if not tx.provisional and not final.done():
+            raise TimeoutError
 
     def _on_provisional(self, response: SipResponse) -> None:
         if 180 <= response.status < 190 and "post_dial_delay" not in self.record:
