@@ -171,6 +171,24 @@ def judge(
         details["redirect_contact"] = record.redirect_contact
     if record.auth_rounds:
         details["auth_rounds"] = record.auth_rounds
+    details["early_media"] = record.early_media
+    if record.early_media:
+        details["early_media_seconds"] = record.early_media_seconds
+        voiced = record.early_media_voiced_frames or 0
+        details["early_media_voiced_frames"] = voiced
+        details["prompt_in_early_media"] = voiced >= MIN_VOICED_FRAMES
+    if record.first_audio_seconds is not None:
+        phases["first_audio"] = details["first_audio_seconds"] = record.first_audio_seconds
+    if record.in_dialog_requests:
+        details["in_dialog_requests"] = record.in_dialog_requests
+    if record.session_expires is not None:
+        details["session_expires"] = record.session_expires
+    if record.session_refreshes_sent:
+        details["session_refreshes_sent"] = record.session_refreshes_sent
+    if record.tls_version is not None:
+        details["tls_version"] = record.tls_version
+    if record.certificate_expiry is not None:
+        details["certificate_expiry_timestamp"] = record.certificate_expiry
     if record.detail:
         details["error"] = record.detail[:300]
     media = record.media

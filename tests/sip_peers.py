@@ -431,12 +431,27 @@ def _udp_port_taken(port: int) -> bool:
         return False
 
 
-def _sipp_fixture(scenario: str) -> Any:
+def _tcp_port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def _sipp_fixture(
+    scenario: str, extra: tuple[str, ...] = (), prepare: Any = None, transport: str = "u1"
+) -> Any:
     @pytest.fixture(scope="session")
     def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SippPeer]:
         binary = require_binary("sipp", "sip-tester")
         work = tmp_path_factory.mktemp(f"sipp-{scenario}")
+        if prepare is not None:
+            prepare(work)
         port = free_udp_tcp_port()
+        # Every SIPp binds a media port (6000 by default): each its own, so they never clash.
+        media = ("-mp", str(free_udp_tcp_port())) if "-mp" not in extra else ()
         log_path = work / "sipp.log"
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen(
@@ -453,6 +468,10 @@ def _sipp_fixture(scenario: str) -> Any:
                     "-nostdin",
                     "-timeout",
                     "600s",
+                    "-t",
+                    transport,
+                    *media,
+                    *extra,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
@@ -461,7 +480,9 @@ def _sipp_fixture(scenario: str) -> Any:
             )
         try:
             deadline = time.monotonic() + 10
-            while not _udp_port_taken(port):
+            while not (
+                _tcp_port_taken(port) if transport.startswith("t") else _udp_port_taken(port)
+            ):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"sipp {scenario} did not start: {log_path.read_text()[-2000:]}")
                 time.sleep(0.02)
@@ -616,3 +637,20 @@ def make_test_ca(
         work / "client.pem",
         work / "client.key",
     )
+
+
+def _write_prompt(work: Path) -> None:
+    """prompt.ulaw: 60 s of a 440 Hz tone as raw PCMU, what SIPp's rtp_stream plays."""
+    from probes.sip.audio import Codec, encode, tone
+
+    (work / "prompt.ulaw").write_bytes(encode(tone(440, 8000, 8000), Codec.PCMU) * 60)
+
+
+sipp_early_media = _sipp_fixture("uas_early_media", prepare=_write_prompt)
+"""Answers with a 183 + SDP, plays a tone as early media for 1.5 s, then 200 OK."""
+sipp_reinvite = _sipp_fixture("uas_reinvite", extra=("-rtp_echo", "-base_cseq", "100"))
+"""Echoes RTP; mid-call sends a re-INVITE (session refresh), UPDATE, OPTIONS and INFO."""
+sipp_timer_uac = _sipp_fixture("uas_timer_uac", extra=("-rtp_echo",))
+"""Makes us the session refresher (2 s) and answers our refresh re-INVITEs."""
+sipp_timer_lapse = _sipp_fixture("uas_timer_lapse", extra=("-rtp_echo",))
+"""Takes the refresher role for a 2 s session and never refreshes."""

@@ -16,7 +16,7 @@ import functools
 import random
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from probes.sip import audio, dtmf, rtp
@@ -81,6 +81,8 @@ class MediaSession(asyncio.DatagramProtocol):
         self._voiced_at: collections.deque[float] = collections.deque(maxlen=MIN_VOICED_FRAMES)
         self._voice_event = asyncio.Event()
         self._first_packet: float | None = None
+        self.first_voice_at: float | None = None
+        """When (monotonic) the first voiced frame arrived: the post-dial delay to audio."""
         self._digits_in = dtmf.ReceivedDigits()
         self._digits_out = ""
         self._seq = random.getrandbits(16)
@@ -130,6 +132,8 @@ class MediaSession(asyncio.DatagramProtocol):
             stats = rtp.update_jitter(stats, packet.timestamp, (now - self._origin) * 8000)
             level = audio.payload_dbov(packet.payload, plan.codec)
             if not audio.is_silence(level, plan.silence_threshold_dbov):
+                if self.first_voice_at is None:
+                    self.first_voice_at = now
                 self._voiced += 1
                 self._voiced_at.append(now)
                 if len(self._voiced_at) == MIN_VOICED_FRAMES:
@@ -140,6 +144,28 @@ class MediaSession(asyncio.DatagramProtocol):
             except ValueError:
                 self._malformed += 1
         self._sources[packet.ssrc] = stats
+
+    @property
+    def voiced_frames(self) -> int:
+        """Voiced frames received so far (early media counts them before the answer)."""
+        return self._voiced
+
+    def retarget(
+        self,
+        remote: tuple[str, int],
+        codec: Codec,
+        payload_type: int,
+        telephone_event_pt: int | None,
+    ) -> None:
+        """Follow a new SDP answer (the 200 after early media, a re-INVITE): send to and accept
+        from ``remote`` with the payload types it settled; the counters carry on."""
+        self.plan = replace(
+            self.plan,
+            remote=remote,
+            codec=codec,
+            payload_type=payload_type,
+            telephone_event_pt=telephone_event_pt,
+        )
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable for our RTP: the peer's media port is closed. The missing

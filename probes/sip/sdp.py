@@ -81,8 +81,12 @@ def build_offer(
     session_id: int,
     telephone_event_pt: int = DEFAULT_TELEPHONE_EVENT_PT,
     ptime_ms: int = 20,
+    version: int | None = None,
 ) -> str:
-    """An SDP offer for one sendrecv audio stream (CRLF line ends, as SIP bodies use)."""
+    """An SDP offer for one sendrecv audio stream (CRLF line ends, as SIP bodies use).
+
+    Also the answer to a callee's re-offer, with the one codec settled and ``version`` (the
+    o= line's, RFC 3264 §8) raised when the description changed."""
     if not codecs:
         raise ValueError("codecs: expected at least one of PCMU, PCMA, got none")
     if len(set(codecs)) != len(codecs):
@@ -95,7 +99,7 @@ def build_offer(
     pts = [str(c.payload_type) for c in codecs] + [str(telephone_event_pt)]
     lines = [
         "v=0",
-        f"o=slawatch {session_id} {session_id} IN {family} {address}",
+        f"o=slawatch {session_id} {version or session_id} IN {family} {address}",
         "s=slawatch",
         f"c=IN {family} {address}",
         "t=0 0",
