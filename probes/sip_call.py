@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+from typing import Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -25,6 +26,7 @@ from probes.sip.media import MIN_VOICED_FRAMES
 from probes.sip.mos import estimate_mos
 from probes.sip.options import SipBaseOptions
 from probes.sip.ports import DEFAULT_RANGE, PortRange
+from probes.sip.srtp import DEFAULT_SUITES, SUITES
 from probes.sip_servers import over_servers
 from probes.tls import client_context
 
@@ -75,6 +77,18 @@ class SipCallOptions(SipBaseOptions):
     silence_threshold_dbov: float = Field(default=-50.0, le=0.0)
     send_tone_hz: int | None = Field(default=None, ge=20, le=3400)
     rtp_ports: str = f"{DEFAULT_RANGE[0]}-{DEFAULT_RANGE[1]}"
+    srtp: Literal["off", "optional", "mandatory"] = "off"
+    srtp_suites: tuple[str, ...] = DEFAULT_SUITES
+
+    @field_validator("srtp_suites")
+    @classmethod
+    def _suites(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [s for s in value if s not in SUITES]
+        if not value or unknown or len(set(value)) != len(value):
+            raise ValueError(
+                f"expected SRTP suites from {sorted(SUITES)}, each once, got {list(value)}"
+            )
+        return value
 
     @field_validator("codecs")
     @classmethod
@@ -128,6 +142,8 @@ class SipCallOptions(SipBaseOptions):
             contact_user=self.contact_user,
             user_agent=self.user_agent,
             first_response_timeout=first_response_timeout,
+            srtp=self.srtp,
+            srtp_suites=self.srtp_suites,
         )
 
 
@@ -185,6 +201,9 @@ def judge(
         details["session_expires"] = record.session_expires
     if record.session_refreshes_sent:
         details["session_refreshes_sent"] = record.session_refreshes_sent
+    details["srtp"] = record.srtp_suite is not None
+    if record.srtp_suite is not None:
+        details["srtp_suite"] = record.srtp_suite
     if record.tls_version is not None:
         details["tls_version"] = record.tls_version
     if record.certificate_expiry is not None:
@@ -208,6 +227,8 @@ def judge(
             dtmf_sent=media.digits_sent,
             dtmf_received=media.digits_received,
         )
+        if media.srtp_failures:
+            details["srtp_failures"] = media.srtp_failures
         if summary.received:
             mos = estimate_mos(
                 summary.loss_ratio, record.codec or "PCMU", jitter_seconds=summary.jitter_seconds
@@ -230,12 +251,19 @@ def judge(
     if status >= 300:
         return Outcome.UP, "", phases, details
     reason = _media_verdict(record, options, mos)
+    if reason == "srtp_auth_failed" and media is not None:
+        details["error"] = (
+            f"all {media.srtp_failures} media packets from the callee failed SRTP "
+            "authentication: the callee does not use the key its SDP answer announced"
+        )
     return (Outcome.DOWN if reason else Outcome.UP), reason, phases, details
 
 
 def _media_verdict(record: CallRecord, options: SipCallOptions, mos: float | None) -> str:
     media = record.media
     limits = options.media
+    if media is not None and media.srtp_failures and not media.summary.received:
+        return "srtp_auth_failed"
     if media is None or media.summary.received < max(1, limits.min_packets):
         return "no_rtp"
     summary = media.summary

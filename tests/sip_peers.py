@@ -209,6 +209,8 @@ class BaresipVariant:
     answermode: str = "auto"
     max_calls: int = 8
     rtp_timeout: int = 10
+    account_params: str = ""
+    """Appended to the account line, e.g. ``;mediaenc=srtp-mand`` (needs module srtp.so)."""
 
 
 BARESIP_VARIANTS: dict[str, BaresipVariant] = {
@@ -223,6 +225,16 @@ BARESIP_VARIANTS: dict[str, BaresipVariant] = {
     "manual": BaresipVariant("callee", "menu.so", "ausine,440", 48000, 2, answermode="manual"),
     # Hangs up after 1 s without incoming RTP: proves the probe keeps sending.
     "strict": BaresipVariant("callee", "menu.so", "ausine,440", 48000, 2, rtp_timeout=1),
+    # Mandatory SDES-SRTP (RFC 4568): start with extra_config loading srtp.so (and a TLS
+    # certificate for SIP over TLS on sip_port + 1).
+    "srtp_echo": BaresipVariant(
+        "echo",
+        "echo.so",
+        "aubridge,nil",
+        answermode="manual",
+        max_calls=400,
+        account_params=";mediaenc=srtp-mand",
+    ),
 }
 
 
@@ -312,8 +324,11 @@ def _free_rtp_range(size: int) -> tuple[int, int]:
     return low, low + size - 1
 
 
-def start_baresip(variant_name: str, work: Path) -> tuple[subprocess.Popen[bytes], BaresipPeer]:
-    """Start one baresip variant in ``work`` and wait for its ctrl_tcp port."""
+def start_baresip(
+    variant_name: str, work: Path, extra_config: str = ""
+) -> tuple[subprocess.Popen[bytes], BaresipPeer]:
+    """Start one baresip variant in ``work`` and wait for its ctrl_tcp port; ``extra_config``
+    lines are appended to its config (modules, ``sip_certificate``)."""
     binary = require_binary("baresip")
     variant = BARESIP_VARIANTS[variant_name]
     sip_port = free_sip_port_for_baresip()
@@ -338,6 +353,8 @@ def start_baresip(variant_name: str, work: Path) -> tuple[subprocess.Popen[bytes
         "RTP_TIMEOUT": variant.rtp_timeout,
         "USER": variant.user,
         "ANSWERMODE": variant.answermode,
+        "ACCOUNT_PARAMS": variant.account_params,
+        "EXTRA_CONFIG": extra_config,
     }
     for name in ("config", "accounts"):
         text = (BARESIP_DIR / f"{name}.template").read_text()
@@ -654,3 +671,5 @@ sipp_timer_uac = _sipp_fixture("uas_timer_uac", extra=("-rtp_echo",))
 """Makes us the session refresher (2 s) and answers our refresh re-INVITEs."""
 sipp_timer_lapse = _sipp_fixture("uas_timer_lapse", extra=("-rtp_echo",))
 """Takes the refresher role for a 2 s session and never refreshes."""
+sipp_srtp_wrong_key = _sipp_fixture("uas_srtp_wrong_key", extra=("-rtp_echo",))
+"""Announces one SRTP key and echoes packets protected with ours: keys never match."""

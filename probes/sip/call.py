@@ -41,6 +41,14 @@ from probes.sip.sdp import (
     negotiate,
     parse_sdp,
 )
+from probes.sip.srtp import (
+    DEFAULT_SUITES,
+    CryptoAttribute,
+    SrtpContext,
+    SrtpError,
+    new_key,
+    parse_crypto,
+)
 from probes.sip.transaction import InviteTransaction, SipEndpoint, SipError, build_request
 from probes.sip.transport import Target, TransportError, tls_details
 
@@ -90,6 +98,10 @@ class CallPlan:
     contact_user: str = "slawatch"
     user_agent: str = "slawatch"
     first_response_timeout: float | None = None
+    srtp: str = "off"
+    """``off``, ``optional`` (offer keys in RTP/AVP, use SRTP if answered) or ``mandatory``
+    (offer RTP/SAVP; an answer without usable keys fails the call)."""
+    srtp_suites: tuple[str, ...] = DEFAULT_SUITES
     """How long a silent server may take to send anything (even 100 Trying) before the call
     fails with ``timeout``, so that the next located server can be tried."""
 
@@ -125,6 +137,7 @@ class CallRecord:
     session_refreshes_sent: int = 0
     tls_version: str | None = None
     certificate_expiry: float | None = None
+    srtp_suite: str | None = None
 
 
 class _Failed(Exception):
@@ -166,6 +179,17 @@ class _Call:
         self.last_refresh = 0.0
         self.refresh_txs: list[InviteTransaction] = []
         self.side_tasks: set[asyncio.Task[None]] = set()
+        self.srtp_key = new_key() if plan.srtp != "off" else b""
+        self.local_crypto: dict[int, CryptoAttribute] = (
+            {
+                tag: CryptoAttribute(tag, suite, self.srtp_key)
+                for tag, suite in enumerate(plan.srtp_suites, start=1)
+            }
+            if plan.srtp != "off"
+            else {}
+        )
+        self.srtp_tag: int | None = None
+        self.srtp: SrtpContext | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -215,6 +239,8 @@ class _Call:
             port=rtp_port,
             codecs=plan.codecs,
             session_id=self.session_id,
+            profile="RTP/SAVP" if plan.srtp == "mandatory" else "RTP/AVP",
+            crypto=[c.format() for c in self.local_crypto.values()],
         ).encode()
         request = build_request(
             "INVITE",
@@ -331,6 +357,7 @@ class _Call:
                     answer.codec,
                     answer.payload_type,
                     answer.telephone_event_pt,
+                    self.srtp,
                 )
                 return
             self.media = await MediaSession.start(
@@ -343,6 +370,7 @@ class _Call:
                     packet_seconds=answer.ptime_ms / 1000.0,
                     tone_hz=self.plan.tone_hz,
                     silence_threshold_dbov=self.plan.silence_threshold_dbov,
+                    srtp=self.srtp,
                 ),
             )
 
@@ -351,8 +379,38 @@ class _Call:
             answer = negotiate(parse_sdp(final.body.decode("utf-8", "replace")), self.plan.codecs)
         except SdpError as exc:
             raise _Failed("bad_sdp", str(exc)) from exc
+        self._settle_srtp(answer.crypto)
         self.record["codec"] = answer.codec.value
         return answer
+
+    def _settle_srtp(self, crypto: Sequence[str]) -> None:
+        """Key the media from the answer's ``a=crypto`` (RFC 4568 §6): it must accept one of
+        our tags with its suite; ``mandatory`` fails the call without one."""
+        if self.plan.srtp == "off":
+            return
+        chosen: CryptoAttribute | None = None
+        problems: list[str] = []
+        for value in crypto:
+            try:
+                attribute = parse_crypto(value)
+            except SrtpError as exc:
+                problems.append(str(exc))
+                continue
+            ours = self.local_crypto.get(attribute.tag)
+            if ours is None or ours.suite != attribute.suite:
+                problems.append(f"tag {attribute.tag} {attribute.suite} was not offered")
+                continue
+            chosen = attribute
+            break
+        if chosen is None:
+            if self.plan.srtp == "mandatory" or crypto:
+                why = "; ".join(problems) or "the answer carries no a=crypto line"
+                raise _Failed("srtp_not_negotiated", f"no usable SRTP key in the answer: {why}")
+            return
+        if self.srtp is None or self.srtp.remote_key != chosen.key or self.srtp_tag != chosen.tag:
+            self.srtp = SrtpContext(chosen.suite, self.srtp_key, chosen.key)
+        self.srtp_tag = chosen.tag
+        self.record["srtp_suite"] = chosen.suite
 
     async def _media_phase(self, answer: NegotiatedAudio) -> None:
         plan = self.plan
@@ -581,7 +639,8 @@ class _Call:
         """Point the media at a new SDP from the callee; our answer, or None if unusable."""
         try:
             offer = negotiate(parse_sdp(body.decode("utf-8", "replace")), self.plan.codecs)
-        except SdpError as exc:
+            self._settle_srtp(offer.crypto)
+        except (SdpError, _Failed) as exc:
             log.info("sip_call_unusable_reoffer", call_id=self.call_id, error=str(exc))
             return None
         if self.media is not None:
@@ -590,6 +649,7 @@ class _Call:
                 offer.codec,
                 offer.payload_type,
                 offer.telephone_event_pt,
+                self.srtp,
             )
         self.answer = offer
         if not answer_expected:
@@ -612,6 +672,12 @@ class _Call:
                 answer.telephone_event_pt
                 if answer is not None and answer.telephone_event_pt is not None
                 else DEFAULT_TELEPHONE_EVENT_PT
+            ),
+            profile="RTP/SAVP" if self.plan.srtp == "mandatory" else "RTP/AVP",
+            crypto=(
+                [self.local_crypto[self.srtp_tag].format()]
+                if self.srtp_tag is not None
+                else [c.format() for c in self.local_crypto.values()]
             ),
         ).encode()
 

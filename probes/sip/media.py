@@ -22,6 +22,7 @@ from typing import cast
 from probes.sip import audio, dtmf, rtp
 from probes.sip.audio import Codec
 from probes.sip.rtp import ReceiveStats, RtpError, RtpPacket
+from probes.sip.srtp import SrtpContext, SrtpError
 
 MIN_VOICED_FRAMES = 5
 """Frames above the silence threshold that make "audio heard" (100 ms at 20 ms): a click or
@@ -40,6 +41,8 @@ class MediaPlan:
     tone_hz: float | None = None
     tone_amplitude: int = 8000
     silence_threshold_dbov: float = audio.DEFAULT_SILENCE_THRESHOLD_DBOV
+    srtp: SrtpContext | None = None
+    """With SRTP (RFC 4568 keys from the SDP) every packet is protected and checked."""
 
     @property
     def samples_per_packet(self) -> int:
@@ -58,6 +61,8 @@ class MediaReport:
     first_packet_seconds: float | None
     digits_sent: str
     digits_received: str
+    srtp_failures: int = 0
+    """Packets from the peer's address that failed SRTP authentication (wrong keys)."""
 
 
 @functools.lru_cache(maxsize=16)
@@ -77,6 +82,7 @@ class MediaSession(asyncio.DatagramProtocol):
         self._origin = time.monotonic()
         self._stray = 0
         self._malformed = 0
+        self._srtp_failures = 0
         self._voiced = 0
         self._voiced_at: collections.deque[float] = collections.deque(maxlen=MIN_VOICED_FRAMES)
         self._voice_event = asyncio.Event()
@@ -112,6 +118,12 @@ class MediaSession(asyncio.DatagramProtocol):
         if (addr[0], addr[1]) != self.plan.remote:
             self._stray += 1
             return
+        if self.plan.srtp is not None:
+            try:
+                data = self.plan.srtp.unprotect(data)
+            except SrtpError:
+                self._srtp_failures += 1
+                return
         try:
             packet = rtp.parse_rtp(data)
         except RtpError:
@@ -156,6 +168,7 @@ class MediaSession(asyncio.DatagramProtocol):
         codec: Codec,
         payload_type: int,
         telephone_event_pt: int | None,
+        srtp: SrtpContext | None = None,
     ) -> None:
         """Follow a new SDP answer (the 200 after early media, a re-INVITE): send to and accept
         from ``remote`` with the payload types it settled; the counters carry on."""
@@ -165,6 +178,7 @@ class MediaSession(asyncio.DatagramProtocol):
             codec=codec,
             payload_type=payload_type,
             telephone_event_pt=telephone_event_pt,
+            srtp=srtp if srtp is not None else self.plan.srtp,
         )
 
     def error_received(self, exc: Exception) -> None:
@@ -278,6 +292,8 @@ class MediaSession(asyncio.DatagramProtocol):
             )
         )
         self._seq = (self._seq + 1) % rtp.SEQ_MOD
+        if self.plan.srtp is not None:
+            wire = self.plan.srtp.protect(wire)
         transport.sendto(wire, self.plan.remote)
         self._sent += 1
 
@@ -293,6 +309,7 @@ class MediaSession(asyncio.DatagramProtocol):
             first_packet_seconds=self._first_packet,
             digits_sent=self._digits_out,
             digits_received=self._digits_in.digits,
+            srtp_failures=self._srtp_failures,
         )
 
     async def stop(self) -> MediaReport:

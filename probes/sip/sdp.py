@@ -44,6 +44,8 @@ class MediaDescription:
     fmtps: dict[int, str] = field(default_factory=dict)
     direction: str = "sendrecv"
     ptime_ms: int | None = None
+    crypto: tuple[str, ...] = ()
+    """The ``a=crypto`` values (RFC 4568), unparsed: the SRTP layer judges them."""
 
     @property
     def rejected(self) -> bool:
@@ -71,6 +73,8 @@ class NegotiatedAudio:
     telephone_event_pt: int | None
     direction: str
     ptime_ms: int
+    proto: str = "RTP/AVP"
+    crypto: tuple[str, ...] = ()
 
 
 def build_offer(
@@ -82,6 +86,8 @@ def build_offer(
     telephone_event_pt: int = DEFAULT_TELEPHONE_EVENT_PT,
     ptime_ms: int = 20,
     version: int | None = None,
+    profile: str = "RTP/AVP",
+    crypto: Sequence[str] = (),
 ) -> str:
     """An SDP offer for one sendrecv audio stream (CRLF line ends, as SIP bodies use).
 
@@ -103,12 +109,13 @@ def build_offer(
         "s=slawatch",
         f"c=IN {family} {address}",
         "t=0 0",
-        f"m=audio {port} RTP/AVP {' '.join(pts)}",
+        f"m=audio {port} {profile} {' '.join(pts)}",
         *(f"a=rtpmap:{c.payload_type} {c.value}/8000" for c in codecs),
         f"a=rtpmap:{telephone_event_pt} telephone-event/8000",
         f"a=fmtp:{telephone_event_pt} 0-15",
         f"a=ptime:{ptime_ms}",
         "a=sendrecv",
+        *(f"a=crypto:{value}" for value in crypto),
     ]
     return "\r\n".join(lines) + "\r\n"
 
@@ -161,6 +168,7 @@ class _MediaBuilder:
         self.fmtps: dict[int, str] = {}
         self.direction: str | None = None
         self.ptime: int | None = None
+        self.crypto: list[str] = []
 
     def build(self, session_address: str | None, session_direction: str) -> MediaDescription:
         return MediaDescription(
@@ -173,6 +181,7 @@ class _MediaBuilder:
             fmtps=self.fmtps,
             direction=self.direction or session_direction,
             ptime_ms=self.ptime,
+            crypto=tuple(self.crypto),
         )
 
 
@@ -219,6 +228,8 @@ def parse_sdp(text: str) -> SessionDescription:
             elif name == "fmtp":
                 pt_text, _, params = attr.partition(" ")
                 current.fmtps[_int(pt_text, line_no, "fmtp payload type", 0, 127)] = params
+            elif name == "crypto":
+                current.crypto.append(attr)
             elif name == "ptime":
                 current.ptime = _int(attr.strip(), line_no, "ptime", 1, 1000)
     return SessionDescription(
@@ -290,4 +301,6 @@ def negotiate(answer: SessionDescription, offered: Sequence[Codec]) -> Negotiate
         telephone_event_pt=te_pt,
         direction=stream.direction,
         ptime_ms=stream.ptime_ms or 20,
+        proto=stream.proto,
+        crypto=stream.crypto,
     )
