@@ -21,6 +21,8 @@ from pydantic import ValidationError
 
 from probes.result import Outcome, ProbeContext, ProbeResult
 from probes.sip.locate import LocateError, locate, naptr_choices, order_srv, parse_nameserver
+from probes.sip_call import SipCallOptions
+from probes.sip_call import probe as call_probe
 from probes.sip_options import SipOptionsOptions
 from probes.sip_options import probe as options_probe
 from probes.sip_register import SipRegisterOptions
@@ -32,6 +34,7 @@ from tests.sip_peers import KamailioPeer, LoopbackDns, start_kamailio, stop_proc
 
 pytestmark = pytest.mark.timeout(60)
 loopback_dns = sip_peers.loopback_dns
+baresip_sine = sip_peers.baresip_sine
 DOMAIN = "voice.example.test"
 
 
@@ -353,3 +356,32 @@ class TestShouldFailOver:
             ctx.result(Outcome.TIMEOUT, "timeout", details={"answer_seconds": 0.1})
         )
         assert not should_fail_over(ctx.result(Outcome.UP))
+
+
+class TestCallFailover:
+    async def test_call_goes_through_the_second_server(
+        self, loopback_dns: LoopbackDns, baresip_sine: sip_peers.BaresipPeer
+    ) -> None:
+        """sip_call: the first SRV target refuses (nothing listens), the call is placed
+        through baresip, the second; the result names both."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe_port:
+            probe_port.bind(("127.0.0.1", 0))
+            dead_port = probe_port.getsockname()[1]
+        _publish(loopback_dns, [(10, 0, dead_port), (20, 0, baresip_sine.sip_port)])
+        options = SipCallOptions.model_validate(
+            {
+                "uri": f"sip:callee@{DOMAIN}",
+                "resolver": [loopback_dns.nameserver],
+                "bind": "127.0.0.1",
+                "duration": "1s",
+                "answer_timeout": "2s",
+            }
+        )
+        result = await asyncio.wait_for(
+            call_probe(options, ProbeContext.starting_now("call-failover", 6.0)), 8
+        )
+        assert result.outcome is Outcome.UP, result
+        assert result.details["server"] == f"udp:127.0.0.1:{baresip_sine.sip_port} (sip1.{DOMAIN})"
+        assert result.details["servers_failed"] == (
+            f"udp:127.0.0.1:{dead_port} (sip0.{DOMAIN}) connection_refused"
+        )
