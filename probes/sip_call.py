@@ -229,11 +229,29 @@ def judge(
         )
         if media.srtp_failures:
             details["srtp_failures"] = media.srtp_failures
+        figures = media.rtcp
+        rtt = figures.rtt_mean if figures is not None else None
+        if figures is not None:
+            details["rtcp_reports_sent"] = figures.sent
+            details["rtcp_reports_received"] = figures.received
+            if figures.malformed:
+                details["rtcp_malformed"] = figures.malformed
+            if rtt is not None:
+                details["rtt_seconds"] = rtt
+                details["rtt_max_seconds"] = max(figures.rtt_seconds)
+            if figures.remote_fraction_lost is not None:
+                details["remote_loss_fraction"] = figures.remote_fraction_lost
+                details["remote_cumulative_lost"] = figures.remote_cumulative_lost
+                details["remote_jitter_seconds"] = figures.remote_jitter_seconds
         if summary.received:
             mos = estimate_mos(
-                summary.loss_ratio, record.codec or "PCMU", jitter_seconds=summary.jitter_seconds
+                summary.loss_ratio,
+                record.codec or "PCMU",
+                jitter_seconds=summary.jitter_seconds,
+                round_trip_seconds=rtt,
             )
             details["mos"] = round(mos, 3)
+            details["mos_delay"] = "rtcp_rtt" if rtt is not None else "local_estimate"
     if record.step_voice:
         details["audio_steps"] = ",".join(
             "-" if v is None else ("ok" if v else "silent") for v in record.step_voice

@@ -159,6 +159,7 @@ class _Call:
         self.from_uri = plan.from_uri or ""
         self.endpoint: SipEndpoint | None = None
         self.sock: socket.socket | None = None
+        self.rtcp_sock: socket.socket | None = None
         self.tx: InviteTransaction | None = None
         self.ok: SipResponse | None = None
         self.answer: NegotiatedAudio | None = None
@@ -234,6 +235,7 @@ class _Call:
         except PortsExhausted as exc:
             raise _Failed("rtp_ports_exhausted", str(exc)) from exc
         rtp_host, rtp_port = self.sock.getsockname()[:2]
+        self.rtcp_sock = _bind_rtcp(rtp_host, rtp_port + 1)
         offer = build_offer(
             address=rtp_host,
             port=rtp_port,
@@ -372,6 +374,7 @@ class _Call:
                     silence_threshold_dbov=self.plan.silence_threshold_dbov,
                     srtp=self.srtp,
                 ),
+                self.rtcp_sock,
             )
 
     def _negotiate(self, final: SipResponse) -> NegotiatedAudio:
@@ -742,6 +745,8 @@ class _Call:
                 await self.endpoint.close()
             if self.sock is not None:
                 self.ports.release(self.sock)
+            if self.rtcp_sock is not None:
+                self.rtcp_sock.close()
 
     async def _end_dialog(self, tx: InviteTransaction) -> None:
         if self.ok is None and self.record.get("status") is None:
@@ -775,6 +780,20 @@ class _Call:
             log.warning("sip_call_bye_unanswered", call_id=self.call_id, error=str(exc))
             return
         self.record["bye_status"] = response.status
+
+
+def _bind_rtcp(host: str, port: int) -> socket.socket | None:
+    """The RTCP socket on the odd port above RTP (the allocator never hands odd ports out);
+    None when another process holds it: the call then goes on without RTCP figures."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        return None
+    sock.setblocking(False)
+    return sock
 
 
 async def place_call(

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import cast
 
-from probes.sip import audio, dtmf, rtp
+from probes.sip import audio, dtmf, rtcp, rtp
 from probes.sip.audio import Codec
 from probes.sip.rtp import ReceiveStats, RtpError, RtpPacket
 from probes.sip.srtp import SrtpContext, SrtpError
@@ -43,6 +43,9 @@ class MediaPlan:
     silence_threshold_dbov: float = audio.DEFAULT_SILENCE_THRESHOLD_DBOV
     srtp: SrtpContext | None = None
     """With SRTP (RFC 4568 keys from the SDP) every packet is protected and checked."""
+    rtcp_interval: float = 2.0
+    """Seconds between our reports. RFC 3550's 5 s minimum suits long sessions; a probe's
+    call lasts seconds and needs a report early to get the peer's LSR/DLSR back in time."""
 
     @property
     def samples_per_packet(self) -> int:
@@ -63,6 +66,36 @@ class MediaReport:
     digits_received: str
     srtp_failures: int = 0
     """Packets from the peer's address that failed SRTP authentication (wrong keys)."""
+    rtcp: RtcpFigures | None = None
+    """What RTCP showed (None when no RTCP port could be bound)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RtcpFigures:
+    """Our RTCP exchange: reports each way, round-trip times, the peer's view of our stream."""
+
+    sent: int
+    received: int
+    malformed: int
+    rtt_seconds: tuple[float, ...]
+    remote_fraction_lost: float | None
+    remote_cumulative_lost: int | None
+    remote_jitter_seconds: float | None
+
+    @property
+    def rtt_mean(self) -> float | None:
+        return sum(self.rtt_seconds) / len(self.rtt_seconds) if self.rtt_seconds else None
+
+
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, session: MediaSession) -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.session._rtcp_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        return None  # the peer's RTCP port is closed: no reports, which the figures show
 
 
 @functools.lru_cache(maxsize=16)
@@ -99,15 +132,123 @@ class MediaSession(asyncio.DatagramProtocol):
             collections.deque()
         )
         self._sender: asyncio.Task[None] | None = None
+        self._octets = 0
+        self._rtcp_transport: asyncio.DatagramTransport | None = None
+        self._rtcp_task: asyncio.Task[None] | None = None
+        self._rtcp_sent = 0
+        self._rtcp_in = 0
+        self._rtcp_malformed = 0
+        self._rtt: list[float] = []
+        self._peer_sr: dict[int, tuple[int, float]] = {}  # ssrc -> (LSR, monotonic arrival)
+        self._prior: dict[int, tuple[int, int]] = {}  # ssrc -> (expected, received) last report
+        self._remote_block: rtcp.ReportBlock | None = None
 
     @classmethod
-    async def start(cls, sock: socket.socket, plan: MediaPlan) -> MediaSession:
-        """Attach to the bound socket and start sending."""
+    async def start(
+        cls, sock: socket.socket, plan: MediaPlan, rtcp_sock: socket.socket | None = None
+    ) -> MediaSession:
+        """Attach to the bound socket(s) and start sending RTP (and RTCP on ``rtcp_sock``)."""
         loop = asyncio.get_running_loop()
         session = cls(plan)
         await loop.create_datagram_endpoint(lambda: session, sock=sock)
         session._sender = asyncio.create_task(session._send_loop(), name="rtp-sender")
+        if rtcp_sock is not None:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _RtcpProtocol(session), sock=rtcp_sock
+            )
+            session._rtcp_transport = transport
+            session._rtcp_task = asyncio.create_task(session._rtcp_loop(), name="rtcp-sender")
         return session
+
+    # -- RTCP --------------------------------------------------------------------------------
+
+    @property
+    def rtcp_remote(self) -> tuple[str, int]:
+        """The peer's RTCP address: its RTP port + 1 (RFC 3550 §11; no a=rtcp-mux offered)."""
+        host, port = self.plan.remote
+        return host, port + 1
+
+    def _rtcp_datagram(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        if addr[0] != self.plan.remote[0]:
+            return
+        try:
+            if self.plan.srtp is not None:
+                data = self.plan.srtp.unprotect_rtcp(data)
+            reports = rtcp.parse_compound(data)
+        except (SrtpError, rtcp.RtcpError):
+            self._rtcp_malformed += 1
+            return
+        self._rtcp_in += 1
+        arrival = rtcp.ntp_middle(rtcp.ntp_from_unix(time.time()))
+        for report in reports:
+            if report.sender is not None:
+                self._peer_sr[report.ssrc] = (rtcp.ntp_middle(report.sender.ntp), time.monotonic())
+            for block in report.blocks:
+                if block.ssrc != self._ssrc:
+                    continue
+                self._remote_block = block
+                rtt = rtcp.round_trip(arrival, block)
+                if rtt is not None and rtt < 60.0:
+                    self._rtt.append(rtt)
+
+    def _report_now(self) -> bytes:
+        blocks = []
+        main = max(self._sources.items(), key=lambda item: item[1].received, default=None)
+        if main is not None:
+            source, stats = main
+            expected_prior, received_prior = self._prior.get(source, (0, 0))
+            expected_interval = stats.expected - expected_prior
+            lost_interval = expected_interval - (stats.received - received_prior)
+            fraction = (
+                0 if expected_interval <= 0 or lost_interval <= 0
+                else (lost_interval << 8) // expected_interval
+            )  # fmt: skip
+            self._prior[source] = (stats.expected, stats.received)
+            lsr, held_since = self._peer_sr.get(source, (0, 0.0))
+            dlsr = int((time.monotonic() - held_since) * 65536) if lsr else 0
+            blocks.append(
+                rtcp.ReportBlock(
+                    source, fraction, stats.lost, stats.extended_max, int(stats.jitter), lsr, dlsr
+                )
+            )
+        step = self.plan.samples_per_packet
+        sender = rtcp.SenderInfo(
+            ntp=rtcp.ntp_from_unix(time.time()),
+            rtp_timestamp=(self._timestamp + self._sent * step) % rtp.TS_MOD,
+            packets=self._sent,
+            octets=self._octets,
+        )
+        packet = rtcp.build_report(self._ssrc, sender, tuple(blocks), "slawatch@probe")
+        return self.plan.srtp.protect_rtcp(packet) if self.plan.srtp is not None else packet
+
+    def _send_report(self) -> None:
+        transport = self._rtcp_transport
+        if transport is None or transport.is_closing():
+            return
+        transport.sendto(self._report_now(), self.rtcp_remote)
+        self._rtcp_sent += 1
+
+    async def _rtcp_loop(self) -> None:
+        # The first report early (after a few packets went out) so that the peer's next
+        # report can carry our LSR; then at the plan's interval.
+        await asyncio.sleep(min(0.5, self.plan.rtcp_interval))
+        while True:
+            self._send_report()
+            await asyncio.sleep(self.plan.rtcp_interval * random.uniform(0.5, 1.5))
+
+    def rtcp_figures(self) -> RtcpFigures | None:
+        if self._rtcp_transport is None:
+            return None
+        block = self._remote_block
+        return RtcpFigures(
+            sent=self._rtcp_sent,
+            received=self._rtcp_in,
+            malformed=self._rtcp_malformed,
+            rtt_seconds=tuple(self._rtt),
+            remote_fraction_lost=None if block is None else block.fraction_lost / 256.0,
+            remote_cumulative_lost=None if block is None else block.cumulative_lost,
+            remote_jitter_seconds=None if block is None else block.jitter / 8000.0,
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
@@ -296,6 +437,7 @@ class MediaSession(asyncio.DatagramProtocol):
             wire = self.plan.srtp.protect(wire)
         transport.sendto(wire, self.plan.remote)
         self._sent += 1
+        self._octets += len(packet.payload)
 
     # -- end ---------------------------------------------------------------------------------
 
@@ -310,6 +452,7 @@ class MediaSession(asyncio.DatagramProtocol):
             digits_sent=self._digits_out,
             digits_received=self._digits_in.digits,
             srtp_failures=self._srtp_failures,
+            rtcp=self.rtcp_figures(),
         )
 
     async def stop(self) -> MediaReport:
@@ -322,6 +465,13 @@ class MediaSession(asyncio.DatagramProtocol):
         for _, done in self._pending:
             if not done.done():
                 done.cancel()
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
+            await asyncio.wait({self._rtcp_task})
+            self._send_report()  # a last report, so the peer's figures are complete too
         if self._transport is not None:
             self._transport.close()
-        return self.report()
+        report = self.report()
+        if self._rtcp_transport is not None:
+            self._rtcp_transport.close()
+        return report
