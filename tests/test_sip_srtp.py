@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import given
@@ -21,7 +21,14 @@ from pydantic import ValidationError
 from probes.result import Outcome, ProbeContext, ProbeResult
 from probes.sip.audio import Codec
 from probes.sip.sdp import build_offer, parse_sdp
-from probes.sip.srtp import CryptoAttribute, SrtpContext, SrtpError, new_key, parse_crypto
+from probes.sip.srtp import (
+    CryptoAttribute,
+    SrtpContext,
+    SrtpError,
+    new_key,
+    parse_crypto,
+    select_crypto,
+)
 from probes.sip_call import SipCallOptions, probe
 from tests import sip_peers
 from tests.sip_peers import BaresipPeer, CaFiles, SippPeer, make_test_ca
@@ -198,6 +205,37 @@ class TestCryptoAttribute:
         with pytest.raises(SrtpError) as caught:
             stranger.unprotect(caller.protect(packet[:2] + b"\x00\x02" + packet[4:]))
         assert caught.value.reason == "srtp_auth_failed"
+
+
+_KEY = new_key()
+
+
+class TestSelectCrypto:
+    OURS: ClassVar[dict[int, CryptoAttribute]] = {
+        1: CryptoAttribute(1, "AES_CM_128_HMAC_SHA1_80", _KEY),
+        2: CryptoAttribute(2, "AES_CM_128_HMAC_SHA1_32", _KEY),
+    }
+    SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
+
+    def test_answer_must_use_our_tag_and_suite(self) -> None:
+        """An answer's line must name one of our tags with that tag's suite."""
+        theirs = CryptoAttribute(2, "AES_CM_128_HMAC_SHA1_32", new_key())
+        wrong = CryptoAttribute(1, "AES_CM_128_HMAC_SHA1_32", new_key())
+        chosen, problems = select_crypto([wrong.format(), theirs.format()], self.SUITES, self.OURS)
+        assert chosen == theirs
+        assert problems == ["tag 1 AES_CM_128_HMAC_SHA1_32 was not offered"]
+
+    def test_callee_offer_may_use_its_own_tags(self) -> None:
+        """A re-INVITE offer's tag 7 is fine when its suite is one of ours."""
+        offer = CryptoAttribute(7, "AES_CM_128_HMAC_SHA1_80", new_key())
+        chosen, _ = select_crypto([offer.format()], self.SUITES, None)
+        assert chosen == offer
+
+    def test_nothing_usable(self) -> None:
+        """No usable line: None with every problem named."""
+        chosen, problems = select_crypto(["1 NULL inline:x", "junk"], self.SUITES, None)
+        assert chosen is None
+        assert len(problems) == 2
 
 
 class TestOptions:

@@ -45,9 +45,8 @@ from probes.sip.srtp import (
     DEFAULT_SUITES,
     CryptoAttribute,
     SrtpContext,
-    SrtpError,
     new_key,
-    parse_crypto,
+    select_crypto,
 )
 from probes.sip.transaction import InviteTransaction, SipEndpoint, SipError, build_request
 from probes.sip.transport import Target, TransportError, tls_details
@@ -386,25 +385,15 @@ class _Call:
         self.record["codec"] = answer.codec.value
         return answer
 
-    def _settle_srtp(self, crypto: Sequence[str]) -> None:
-        """Key the media from the answer's ``a=crypto`` (RFC 4568 §6): it must accept one of
-        our tags with its suite; ``mandatory`` fails the call without one."""
+    def _settle_srtp(self, crypto: Sequence[str], *, their_offer: bool = False) -> None:
+        """Key the media from an SDP's ``a=crypto`` (RFC 4568): an answer must accept one of
+        our tags with its suite; a callee's re-offer may use its own tags. ``mandatory``
+        fails the call without a usable line."""
         if self.plan.srtp == "off":
             return
-        chosen: CryptoAttribute | None = None
-        problems: list[str] = []
-        for value in crypto:
-            try:
-                attribute = parse_crypto(value)
-            except SrtpError as exc:
-                problems.append(str(exc))
-                continue
-            ours = self.local_crypto.get(attribute.tag)
-            if ours is None or ours.suite != attribute.suite:
-                problems.append(f"tag {attribute.tag} {attribute.suite} was not offered")
-                continue
-            chosen = attribute
-            break
+        chosen, problems = select_crypto(
+            crypto, self.plan.srtp_suites, None if their_offer else self.local_crypto
+        )
         if chosen is None:
             if self.plan.srtp == "mandatory" or crypto:
                 why = "; ".join(problems) or "the answer carries no a=crypto line"
@@ -413,6 +402,8 @@ class _Call:
         if self.srtp is None or self.srtp.remote_key != chosen.key or self.srtp_tag != chosen.tag:
             self.srtp = SrtpContext(chosen.suite, self.srtp_key, chosen.key)
         self.srtp_tag = chosen.tag
+        # Our line for that tag: the same key, the suite the other side chose.
+        self.local_crypto[chosen.tag] = CryptoAttribute(chosen.tag, chosen.suite, self.srtp_key)
         self.record["srtp_suite"] = chosen.suite
 
     async def _media_phase(self, answer: NegotiatedAudio) -> None:
@@ -642,7 +633,7 @@ class _Call:
         """Point the media at a new SDP from the callee; our answer, or None if unusable."""
         try:
             offer = negotiate(parse_sdp(body.decode("utf-8", "replace")), self.plan.codecs)
-            self._settle_srtp(offer.crypto)
+            self._settle_srtp(offer.crypto, their_offer=True)
         except (SdpError, _Failed) as exc:
             log.info("sip_call_unusable_reoffer", call_id=self.call_id, error=str(exc))
             return None

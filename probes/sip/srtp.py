@@ -8,6 +8,7 @@ checked by libsrtp (the maintained C library, via ``pylibsrtp``), never by code 
 Public API:
   SUITES (suite name -> libsrtp profile), DEFAULT_SUITES
   CryptoAttribute (tag, suite, key) / parse_crypto(value) / .format()
+  select_crypto(values, suites, offered) -> (CryptoAttribute | None, problems)
   new_key() -> 30 bytes (128-bit master key + 112-bit salt)
   SrtpError(reason); SrtpContext(suite, local_key, remote_key): protect, unprotect,
       protect_rtcp, unprotect_rtcp
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pylibsrtp
@@ -126,3 +128,31 @@ class SrtpContext:
             return bytes(self._in.unprotect_rtcp(packet))
         except pylibsrtp.Error as exc:
             raise SrtpError("srtp_auth_failed", f"SRTCP packet rejected: {exc}") from exc
+
+
+def select_crypto(
+    values: Sequence[str], suites: Sequence[str], offered: Mapping[int, CryptoAttribute] | None
+) -> tuple[CryptoAttribute | None, list[str]]:
+    """The ``a=crypto`` line to key the media with, and why the others were skipped.
+
+    In an answer to our offer (``offered`` = what we sent) it must name one of our tags with
+    that tag's suite (RFC 4568 §6.1). In a callee's offer (``offered`` None: a re-INVITE) any
+    line with a suite of ours will do; we answer with its tag (§7.1.1).
+    """
+    problems: list[str] = []
+    for value in values:
+        try:
+            attribute = parse_crypto(value)
+        except SrtpError as exc:
+            problems.append(str(exc))
+            continue
+        if offered is not None:
+            ours = offered.get(attribute.tag)
+            if ours is None or ours.suite != attribute.suite:
+                problems.append(f"tag {attribute.tag} {attribute.suite} was not offered")
+                continue
+        elif attribute.suite not in suites:
+            problems.append(f"suite {attribute.suite} is not one of ours")
+            continue
+        return attribute, problems
+    return None, problems
