@@ -174,3 +174,31 @@ class TestSipsDomainUri:
         assert result.outcome is Outcome.UP, result
         assert result.details["server"] == f"tls:127.0.0.1:{kamailio_tls.tls_port} (edge1.{DOMAIN})"
         assert result.details["tls_version"] == "TLS1.3"
+
+    async def test_tls_failover_from_a_hung_handshake(
+        self, kamailio_tls: KamailioPeer, test_ca: CaFiles, loopback_dns: LoopbackDns
+    ) -> None:
+        """The first SRV target accepts TCP but never speaks TLS: after its server_timeout the
+        probe moves to Kamailio; both are named."""
+        hung = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        hung_port = hung.sockets[0].getsockname()[1]
+        loopback_dns.set(
+            f"_sips._tcp.{DOMAIN}",
+            "SRV",
+            f"10 0 {hung_port} edge0.{DOMAIN}.",
+            f"20 0 {kamailio_tls.tls_port} edge1.{DOMAIN}.",
+        )
+        loopback_dns.set(f"edge0.{DOMAIN}", "A", "127.0.0.1")
+        loopback_dns.set(f"edge1.{DOMAIN}", "A", "127.0.0.1")
+        async with hung:
+            result = await _options(
+                uri=f"sips:ping@{DOMAIN}",
+                resolver=(loopback_dns.nameserver,),
+                server_timeout="700ms",
+                tls={"ca_file": str(test_ca.ca_cert)},
+            )
+        assert result.outcome is Outcome.UP, result
+        assert result.details["server"] == f"tls:127.0.0.1:{kamailio_tls.tls_port} (edge1.{DOMAIN})"
+        assert result.details["servers_failed"] == (
+            f"tls:127.0.0.1:{hung_port} (edge0.{DOMAIN}) timeout"
+        )
