@@ -15,7 +15,7 @@ import contextlib
 import random
 import socket
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -418,10 +418,8 @@ class _Call:
         script = asyncio.create_task(self._script(self.media), name="sip-call-script")
         hangup = asyncio.create_task(self.remote_bye.wait(), name="sip-call-remote-bye")
         refresh_failed = asyncio.create_task(self.refresh_failed.wait(), name="sip-refresh-fail")
-        tasks = {script, hangup, refresh_failed}
-        refresher = self._session_refresher()
-        if refresher is not None:
-            tasks.add(asyncio.create_task(refresher, name="sip-session-refresher"))
+        keeper = asyncio.create_task(self._keep_session(), name="sip-session-timer")
+        tasks = {script, hangup, refresh_failed, keeper}
         try:
             done, _ = await asyncio.wait(
                 tasks,
@@ -437,7 +435,9 @@ class _Call:
         elif hangup in done:
             self.record["remote_hangup"] = True
             raise _Failed("remote_hangup", "the callee sent BYE during the call")
-        elif refresh_failed in done:
+        elif self.refresh_failed.is_set() or keeper in done:
+            if keeper in done and not keeper.cancelled() and keeper.exception() is not None:
+                keeper.result()  # a bug in the session timer: let the probe report it
             raise _Failed(self.refresh_reason, self.refresh_error)
         else:
             raise _Failed("timeout", "the call outlasted the probe's deadline", timed_out=True)
@@ -474,30 +474,50 @@ class _Call:
         self.session_timer = timer
         self.last_refresh = time.monotonic()
 
-    def _session_refresher(self) -> Coroutine[object, object, None] | None:
-        timer = self.session_timer
-        if timer is None or timer.seconds <= 0:
-            return None
-        if timer.refresher == "uac":
-            return self._refresh_loop(timer.seconds)
-        return self._expiry_watch(timer.seconds)
-
-    async def _refresh_loop(self, seconds: int) -> None:
-        """We are the refresher: a re-INVITE (same SDP) every half interval (RFC 4028 §10)."""
+    async def _keep_session(self) -> None:
+        """RFC 4028 for the whole call, following role changes made by later refreshes: as
+        refresher a re-INVITE (same SDP) every half interval; otherwise watch that the callee
+        refreshes before ``N - min(32, N/3)`` (§10) or the session has expired."""
         while True:
-            await asyncio.sleep(seconds / 2)
-            for _ in range(3):  # 491 Request Pending: the callee's own re-INVITE crossed ours
-                status = await self._send_refresh(seconds)
-                if status != 491:
-                    break
-                await asyncio.sleep(random.uniform(0.0, 2.0))
-            if not 200 <= status < 300:
-                self.refresh_error = f"session refresh re-INVITE answered {status}"
-                self.refresh_failed.set()
-                return
-            self.record["session_refreshes_sent"] = (
-                int(self.record.get("session_refreshes_sent", 0)) + 1  # type: ignore[call-overload]
-            )
+            timer = self.session_timer
+            now = time.monotonic()
+            if timer is None or timer.seconds <= 0:
+                await asyncio.sleep(1.0)
+                continue
+            if timer.refresher == "uac":
+                due = self.last_refresh + timer.seconds / 2
+                if now >= due:
+                    if not await self._refresh(timer.seconds):
+                        return
+                    continue
+            else:
+                due = self.last_refresh + timer.seconds - min(32.0, timer.seconds / 3)
+                if now >= due:
+                    self.refresh_error = (
+                        f"no session refresh from the callee within {timer.seconds} s"
+                    )
+                    self.refresh_reason = "session_expired"
+                    self.refresh_failed.set()
+                    return
+            await asyncio.sleep(min(1.0, max(0.0, due - now)))
+
+    async def _refresh(self, seconds: int) -> bool:
+        """One refresh (retried on 491); False, with the call failing, when it is refused."""
+        status = 0
+        for _ in range(3):  # 491 Request Pending: the callee's own re-INVITE crossed ours
+            status = await self._send_refresh(seconds)
+            if status != 491:
+                break
+            await asyncio.sleep(random.uniform(0.0, 2.0))
+        if not 200 <= status < 300:
+            self.refresh_error = f"session refresh re-INVITE answered {status}"
+            self.refresh_failed.set()
+            return False
+        self.last_refresh = time.monotonic()
+        self.record["session_refreshes_sent"] = (
+            int(self.record.get("session_refreshes_sent", 0)) + 1  # type: ignore[call-overload]
+        )
+        return True
 
     async def _send_refresh(self, seconds: int) -> int:
         assert self.endpoint is not None
@@ -518,19 +538,9 @@ class _Call:
             return 408
         if 200 <= final.status < 300:
             tx.ack(build_2xx_ack(tx.request, final))
+            with contextlib.suppress(_Failed):
+                self._note_session_timer(final)  # the callee may change the interval or role
         return final.status
-
-    async def _expiry_watch(self, seconds: int) -> None:
-        """The callee refreshes: without a refresh before the interval ends, the session has
-        expired (RFC 4028 §10: the non-refresher ends it about then)."""
-        while True:
-            ends = self.last_refresh + seconds - min(32.0, seconds / 3)
-            if time.monotonic() >= ends:
-                self.refresh_error = f"no session refresh from the callee within {seconds} s"
-                self.refresh_reason = "session_expired"
-                self.refresh_failed.set()
-                return
-            await asyncio.sleep(min(1.0, ends - time.monotonic()))
 
     # -- requests from the callee ------------------------------------------------------------
 
@@ -591,6 +601,9 @@ class _Call:
                 timer.seconds, "uas" if refresher == "uac" else "uac"
             )
         self.last_refresh = time.monotonic()
+        if request.method == "INVITE" and not endpoint.transport.reliable:
+            # Registered before answering so that no ACK can slip past the resender.
+            self.acks.setdefault(request.cseq[0], asyncio.Event())
         body = b""
         if request.body:
             answer = self._follow_offer(request.body, answer_expected=True)
