@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from probes.result import Outcome, ProbeContext, ProbeResult
+from probes.sip.audio import Codec
 from probes.sip.mos import estimate_mos
 from probes.sip.rtcp import (
     ReportBlock,
@@ -24,6 +25,7 @@ from probes.sip.rtcp import (
     parse_compound,
     round_trip,
 )
+from probes.sip.sdp import SdpError, negotiate, parse_sdp
 from probes.sip_call import SipCallOptions, probe
 from tests import sip_peers
 from tests.sip_peers import BaresipPeer
@@ -147,3 +149,24 @@ class TestAgainstBaresip:
         assert result.details["rtcp_reports_received"] == 0
         assert int(result.details["rtcp_reports_sent"]) >= 1  # type: ignore[arg-type]
         assert result.details["mos_delay"] == "local_estimate"
+
+
+class TestRtcpAttribute:
+    SDP = (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio 4000 RTP/AVP 0\r\n{line}"
+    )
+
+    @pytest.mark.parametrize(
+        ("line", "port"),
+        [("", None), ("a=rtcp:4005\r\n", 4005), ("a=rtcp:53020 IN IP4 127.0.0.1\r\n", 53020)],
+    )
+    def test_port_read(self, line: str, port: int | None) -> None:
+        """a=rtcp (RFC 3605) names the callee's RTCP port; without it RTP port + 1 is used."""
+        answer = negotiate(parse_sdp(self.SDP.format(line=line)), (Codec.PCMU,))
+        assert answer.rtcp_port == port
+
+    def test_bad_port(self) -> None:
+        """A non-numeric a=rtcp port is an SdpError naming the line."""
+        with pytest.raises(SdpError, match="rtcp port"):
+            parse_sdp(self.SDP.format(line="a=rtcp:soon\r\n"))

@@ -359,6 +359,7 @@ class _Call:
                     answer.payload_type,
                     answer.telephone_event_pt,
                     self.srtp,
+                    answer.rtcp_port,
                 )
                 return
             self.media = await MediaSession.start(
@@ -372,6 +373,7 @@ class _Call:
                     tone_hz=self.plan.tone_hz,
                     silence_threshold_dbov=self.plan.silence_threshold_dbov,
                     srtp=self.srtp,
+                    rtcp_port=answer.rtcp_port,
                 ),
                 self.rtcp_sock,
             )
@@ -657,6 +659,7 @@ class _Call:
                 offer.payload_type,
                 offer.telephone_event_pt,
                 self.srtp,
+                offer.rtcp_port,
             )
         self.answer = offer
         if not answer_expected:

@@ -43,6 +43,8 @@ class MediaPlan:
     silence_threshold_dbov: float = audio.DEFAULT_SILENCE_THRESHOLD_DBOV
     srtp: SrtpContext | None = None
     """With SRTP (RFC 4568 keys from the SDP) every packet is protected and checked."""
+    rtcp_port: int | None = None
+    """The peer's RTCP port from ``a=rtcp`` (RFC 3605); None: its RTP port + 1."""
     rtcp_interval: float = 2.0
     """Seconds between our reports. RFC 3550's 5 s minimum suits long sessions; a probe's
     call lasts seconds and needs a report early to get the peer's LSR/DLSR back in time."""
@@ -164,9 +166,10 @@ class MediaSession(asyncio.DatagramProtocol):
 
     @property
     def rtcp_remote(self) -> tuple[str, int]:
-        """The peer's RTCP address: its RTP port + 1 (RFC 3550 §11; no a=rtcp-mux offered)."""
+        """The peer's RTCP address: ``a=rtcp``'s port, else its RTP port + 1 (RFC 3550 §11;
+        no a=rtcp-mux is offered)."""
         host, port = self.plan.remote
-        return host, port + 1
+        return host, self.plan.rtcp_port or port + 1
 
     def _rtcp_datagram(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         if addr[0] != self.plan.remote[0]:
@@ -310,6 +313,7 @@ class MediaSession(asyncio.DatagramProtocol):
         payload_type: int,
         telephone_event_pt: int | None,
         srtp: SrtpContext | None = None,
+        rtcp_port: int | None = None,
     ) -> None:
         """Follow a new SDP answer (the 200 after early media, a re-INVITE): send to and accept
         from ``remote`` with the payload types it settled; the counters carry on."""
@@ -320,6 +324,7 @@ class MediaSession(asyncio.DatagramProtocol):
             payload_type=payload_type,
             telephone_event_pt=telephone_event_pt,
             srtp=srtp if srtp is not None else self.plan.srtp,
+            rtcp_port=rtcp_port,
         )
 
     def error_received(self, exc: Exception) -> None:

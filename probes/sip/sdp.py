@@ -46,6 +46,8 @@ class MediaDescription:
     ptime_ms: int | None = None
     crypto: tuple[str, ...] = ()
     """The ``a=crypto`` values (RFC 4568), unparsed: the SRTP layer judges them."""
+    rtcp_port: int | None = None
+    """``a=rtcp:<port>`` (RFC 3605): where RTCP goes when it is not RTP port + 1."""
 
     @property
     def rejected(self) -> bool:
@@ -75,6 +77,7 @@ class NegotiatedAudio:
     ptime_ms: int
     proto: str = "RTP/AVP"
     crypto: tuple[str, ...] = ()
+    rtcp_port: int | None = None
 
 
 def build_offer(
@@ -169,6 +172,7 @@ class _MediaBuilder:
         self.direction: str | None = None
         self.ptime: int | None = None
         self.crypto: list[str] = []
+        self.rtcp_port: int | None = None
 
     def build(self, session_address: str | None, session_direction: str) -> MediaDescription:
         return MediaDescription(
@@ -182,6 +186,7 @@ class _MediaBuilder:
             direction=self.direction or session_direction,
             ptime_ms=self.ptime,
             crypto=tuple(self.crypto),
+            rtcp_port=self.rtcp_port,
         )
 
 
@@ -230,6 +235,10 @@ def parse_sdp(text: str) -> SessionDescription:
                 current.fmtps[_int(pt_text, line_no, "fmtp payload type", 0, 127)] = params
             elif name == "crypto":
                 current.crypto.append(attr)
+            elif name == "rtcp":
+                current.rtcp_port = _int(
+                    attr.split()[0] if attr.split() else "", line_no, "rtcp port", 1, 65535
+                )
             elif name == "ptime":
                 current.ptime = _int(attr.strip(), line_no, "ptime", 1, 1000)
     return SessionDescription(
@@ -303,4 +312,5 @@ def negotiate(answer: SessionDescription, offered: Sequence[Codec]) -> Negotiate
         ptime_ms=stream.ptime_ms or 20,
         proto=stream.proto,
         crypto=stream.crypto,
+        rtcp_port=stream.rtcp_port,
     )
