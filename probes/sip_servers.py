@@ -22,6 +22,9 @@ from probes.result import DetailValue, Outcome, ProbeContext, ProbeResult
 from probes.sip.locate import LocateError, ServerAddress, locate
 from probes.sip.options import SipBaseOptions
 
+MIN_ATTEMPT_SECONDS = 0.1
+"""Less time than this left: the remaining servers are recorded as ``not_tried``."""
+
 OptionsT = TypeVar("OptionsT", bound=SipBaseOptions)
 Attempt = Callable[[OptionsT, ProbeContext], Awaitable[ProbeResult]]
 
@@ -94,7 +97,7 @@ async def over_servers(
     servers = location.servers
     for index, server in enumerate(servers):
         left = ctx.remaining()
-        if left <= 0.05:
+        if left < MIN_ATTEMPT_SECONDS:
             failed.extend(f"{s.label} not_tried" for s in servers[index:])
             break
         share = left / (len(servers) - index)
@@ -116,7 +119,9 @@ async def over_servers(
     if len(servers) == 1 and result is not None:
         return _with_walk(ctx, result, result.outcome, result.reason, None, failed, 1,
                           location.path, resolve_seconds)  # fmt: skip
-    outcome = Outcome.TIMEOUT if timeouts == len(servers) else Outcome.DOWN
+    # Servers left untried for lack of time make the verdict a timeout, not "down".
+    untried = any(entry.endswith(" not_tried") for entry in failed)
+    outcome = Outcome.TIMEOUT if untried or timeouts == len(servers) else Outcome.DOWN
     last = result or ctx.result(outcome, "all_servers_failed")
     return _with_walk(ctx, last, outcome, "all_servers_failed", None, failed, len(servers),
                       location.path, resolve_seconds)  # fmt: skip

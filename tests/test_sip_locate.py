@@ -320,6 +320,30 @@ class TestFailoverAgainstKamailio:
         )
         assert result.duration_seconds < 2.0
 
+    async def test_out_of_time_leaves_servers_untried(self, loopback_dns: LoopbackDns) -> None:
+        """A silent first server allowed the whole budget: the second is not_tried and the
+        verdict is a timeout (we ran out of time), not down."""
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as one,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as two,
+        ):
+            one.bind(("127.0.0.1", 0))
+            two.bind(("127.0.0.1", 0))
+            ports = [one.getsockname()[1], two.getsockname()[1]]
+            _publish(loopback_dns, [(10, 0, ports[0]), (20, 0, ports[1])])
+            result = await _run_options(
+                budget=1.0,
+                uri=f"sip:ping@{DOMAIN}",
+                resolver=(loopback_dns.nameserver,),
+                server_timeout="5s",
+                t1="100ms",
+            )
+        assert (result.outcome, result.reason) == (Outcome.TIMEOUT, "all_servers_failed")
+        assert result.details["servers_failed"] == (
+            f"udp:127.0.0.1:{ports[0]} (sip0.{DOMAIN}) timeout; "
+            f"udp:127.0.0.1:{ports[1]} (sip1.{DOMAIN}) not_tried"
+        )
+
     async def test_503_fails_over(
         self, loopback_dns: LoopbackDns, kamailio_pair: list[tuple[object, KamailioPeer]]
     ) -> None:
