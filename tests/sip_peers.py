@@ -673,3 +673,5 @@ sipp_timer_lapse = _sipp_fixture("uas_timer_lapse", extra=("-rtp_echo",))
 """Takes the refresher role for a 2 s session and never refreshes."""
 sipp_srtp_wrong_key = _sipp_fixture("uas_srtp_wrong_key", extra=("-rtp_echo",))
 """Announces one SRTP key and echoes packets protected with ours: keys never match."""
+sipp_timer_switch = _sipp_fixture("uas_timer_switch", extra=("-rtp_echo",))
+"""Refreshes once, handing the refresher role to us, then expects our refreshes."""

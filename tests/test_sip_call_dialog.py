@@ -23,6 +23,7 @@ sipp_early_media = sip_peers.sipp_early_media
 sipp_reinvite = sip_peers.sipp_reinvite
 sipp_timer_uac = sip_peers.sipp_timer_uac
 sipp_timer_lapse = sip_peers.sipp_timer_lapse
+sipp_timer_switch = sip_peers.sipp_timer_switch
 baresip_sine = sip_peers.baresip_sine
 
 
@@ -98,6 +99,17 @@ class TestSessionTimers:
         assert result.outcome is Outcome.UP, result
         assert result.details["session_expires"] == 2
         assert int(result.details["session_refreshes_sent"]) >= 2  # type: ignore[arg-type]
+
+    async def test_refresher_role_handed_to_us(self, sipp_timer_switch: SippPeer) -> None:
+        """The callee refreshes once and hands the role over (refresher=uas in its own
+        re-INVITE): we confirm it and refresh from then on, so a 3 s call with a 2 s
+        interval stays up."""
+        result = await _call(
+            sipp_timer_switch.uri(), duration="3s", media={"min_packets": 10, "min_mos": None}
+        )
+        assert result.outcome is Outcome.UP, result
+        assert result.details["in_dialog_requests"] == "INVITE:1"
+        assert int(result.details["session_refreshes_sent"]) >= 1  # type: ignore[arg-type]
 
     async def test_callee_that_stops_refreshing(self, sipp_timer_lapse: SippPeer) -> None:
         """The callee is the refresher of a 2 s session and never refreshes: the session
