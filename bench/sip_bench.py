@@ -14,6 +14,17 @@ at rising concurrency, per transport; with the CPU milliseconds one probe costs 
 and Kamailio, latency percentiles, and failures.
 
     .venv/bin/python bench/sip_bench.py options [--levels 1,4,16,64] [--seconds 3]
+
+``options-tls``: OPTIONS over TLS 1.3 against Kamailio's tls module (certificate from a test
+CA, verified): ``fresh`` opens a new TLS connection per probe (what ``sip_options`` does),
+``kept`` sends every OPTIONS over one connection per worker; probes/s and CPU ms per probe.
+
+    .venv/bin/python bench/sip_bench.py options-tls [--levels 1,4,16] [--seconds 3]
+
+``srtp-calls``: ``calls`` with ``srtp: mandatory`` over TLS signalling against baresip with
+its srtp module (``mediaenc=srtp-mand``).
+
+    .venv/bin/python bench/sip_bench.py srtp-calls [--levels 1,10,25,50] [--duration 3]
 """
 
 from __future__ import annotations
@@ -30,11 +41,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from probes.result import ProbeContext, ProbeResult
+from probes.sip.message import new_call_id, new_tag
+from probes.sip.transaction import SipEndpoint, SipError, build_request
 from probes.sip_call import SipCallOptions, probe
 from probes.sip_options import SipOptionsOptions
 from probes.sip_options import probe as options_probe
+from probes.tls import client_context
 from tests.peers import require_binary
-from tests.sip_peers import start_baresip, start_kamailio, stop_process
+from tests.sip_peers import (
+    KamailioTls,
+    make_test_ca,
+    start_baresip,
+    start_kamailio,
+    stop_process,
+)
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -63,7 +83,9 @@ def _float(result: ProbeResult, key: str, default: float) -> float:
     return float(value) if isinstance(value, int | float) else default
 
 
-async def _run_level(uri: str, calls: int, duration: float, peer_pid: int) -> Level:
+async def _run_level(
+    uri: str, calls: int, duration: float, peer_pid: int, extra: dict[str, object] | None = None
+) -> Level:
     options = SipCallOptions.model_validate(
         {
             "uri": uri,
@@ -71,6 +93,7 @@ async def _run_level(uri: str, calls: int, duration: float, peer_pid: int) -> Le
             "duration": duration,
             "answer_timeout": "5s",
             "send_tone_hz": 1000,
+            **(extra or {}),
         }
     )
 
@@ -101,10 +124,25 @@ async def _run_level(uri: str, calls: int, duration: float, peer_pid: int) -> Le
     )
 
 
-def calls_main(levels: list[int], duration: float) -> int:
+def calls_main(levels: list[int], duration: float, srtp: bool = False) -> int:
     work = Path(tempfile.mkdtemp(prefix="sip-bench-"))
-    proc, peer = start_baresip("echo", work)
-    print(f"echo peer {peer.uri} pid {peer.pid}; {duration:g} s calls, PCMU 20 ms, tone both ways")
+    extra: dict[str, object] = {}
+    if srtp:
+        ca = make_test_ca(work, (TLS_NAME,))
+        pem = work / "sip-cert.pem"
+        pem.write_text(ca.server_cert.read_text() + ca.server_key.read_text())
+        proc, peer = start_baresip(
+            "srtp_echo", work, extra_config=f"module srtp.so\nsip_certificate {pem}\n"
+        )
+        uri = f"sips:{peer.user}@127.0.0.1:{peer.sip_port + 1}"
+        extra = {"srtp": "mandatory", "tls": {"ca_file": str(ca.ca_cert), "server_name": TLS_NAME}}
+    else:
+        proc, peer = start_baresip("echo", work)
+        uri = peer.uri
+    mode = "SRTP AES_CM_128_HMAC_SHA1_80 over TLS 1.3 signalling" if srtp else "plain RTP, UDP"
+    print(
+        f"echo peer {uri} pid {peer.pid}; {duration:g} s calls, PCMU 20 ms, tone both ways, {mode}"
+    )
     print(
         f"{'calls':>5} {'up':>5} {'loss max':>9} {'loss mean':>9} {'jitter ms':>9} "
         f"{'MOS min':>7} {'probe CPU%':>10} {'peer CPU%':>9} {'wall s':>6}  failures"
@@ -112,7 +150,7 @@ def calls_main(levels: list[int], duration: float) -> int:
     sustained = 0
     try:
         for calls in levels:
-            level = asyncio.run(_run_level(peer.uri, calls, duration, peer.pid))
+            level = asyncio.run(_run_level(uri, calls, duration, peer.pid, extra))
             print(
                 f"{level.calls:>5} {level.up:>5} {level.worst_loss:>9.4f} {level.mean_loss:>9.4f} "
                 f"{level.worst_jitter_ms:>9.2f} {level.min_mos:>7.2f} "
@@ -219,6 +257,111 @@ def options_main(levels: list[int], seconds: float, transports: list[str]) -> in
     return 0
 
 
+TLS_NAME = "sip.bench.test"
+
+
+async def _options_tls_level(
+    port: int, ca_file: Path, mode: str, concurrency: int, seconds: float, peer_pid: int
+) -> OptionsLevel:
+    uri = f"sips:ping@127.0.0.1:{port}"
+    options = SipOptionsOptions.model_validate(
+        {"uri": uri, "tls": {"ca_file": str(ca_file), "server_name": TLS_NAME}}
+    )
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+    count = 0
+    stop_at = time.monotonic() + seconds
+
+    async def fresh() -> None:
+        nonlocal count
+        while time.monotonic() < stop_at:
+            result = await options_probe(options, ProbeContext.starting_now("bench", 5))
+            count += 1
+            if result.ok:
+                latencies.append(result.phases.get("connect", 0) + result.phases["response"])
+            else:
+                failures[result.reason] = failures.get(result.reason, 0) + 1
+
+    async def kept() -> None:
+        nonlocal count
+        target = options.target(client_context(options.tls))
+        try:
+            endpoint = await SipEndpoint.open(target)
+        except SipError as exc:
+            failures[exc.reason] = failures.get(exc.reason, 0) + 1
+            count += 1
+            return
+        async with endpoint:
+            while time.monotonic() < stop_at:
+                request = build_request(
+                    "OPTIONS", uri, from_uri="sips:bench@127.0.0.1", to_uri=uri,
+                    call_id=new_call_id("bench"), cseq=1, from_tag=new_tag(),
+                )  # fmt: skip
+                started = time.monotonic()
+                try:
+                    response = await endpoint.request(request)
+                except SipError as exc:
+                    failures[exc.reason] = failures.get(exc.reason, 0) + 1
+                    count += 1
+                    continue
+                count += 1
+                if response.status == 200:
+                    latencies.append(time.monotonic() - started)
+                else:
+                    failures[str(response.status)] = failures.get(str(response.status), 0) + 1
+
+    worker = fresh if mode == "fresh" else kept
+    cpu0, peer0, wall0 = time.process_time(), _tree_cpu_seconds(peer_pid), time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.monotonic() - wall0
+    cpu, peer = time.process_time() - cpu0, _tree_cpu_seconds(peer_pid) - peer0
+    latencies.sort()
+    latencies = latencies or [0.0]
+    return OptionsLevel(
+        transport=f"tls-{mode}",
+        concurrency=concurrency,
+        probes=count,
+        up=count - sum(failures.values()),
+        per_second=count / wall,
+        probe_cpu_ms=1000 * cpu / max(1, count),
+        peer_cpu_ms=1000 * peer / max(1, count),
+        p50_ms=1000 * latencies[len(latencies) // 2],
+        p99_ms=1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        reasons=",".join(f"{k}:{v}" for k, v in sorted(failures.items())) or "-",
+    )
+
+
+def options_tls_main(levels: list[int], seconds: float) -> int:
+    work = Path(tempfile.mkdtemp(prefix="sip-bench-kamailio-tls-"))
+    ca = make_test_ca(work, (TLS_NAME,))
+    tls = KamailioTls(ca.server_cert, ca.server_key, ca.ca_cert)
+    proc, peer = start_kamailio(require_binary("kamailio"), work, tls=tls)
+    assert peer.tls_port is not None
+    print(f"kamailio TLS 127.0.0.1:{peer.tls_port} pid {peer.pid}; {seconds:g} s per level")
+    print(
+        f"{'mode':>9} {'conc':>4} {'probes':>7} {'up':>7} {'probes/s':>9} "
+        f"{'CPU ms':>7} {'peer ms':>7} {'p50 ms':>7} {'p99 ms':>7}  failures"
+    )
+    try:
+        for mode in ("fresh", "kept"):
+            for concurrency in levels:
+                level = asyncio.run(
+                    _options_tls_level(
+                        peer.tls_port, ca.ca_cert, mode, concurrency, seconds, peer.pid
+                    )
+                )
+                print(
+                    f"{level.transport:>9} {level.concurrency:>4} {level.probes:>7} "
+                    f"{level.up:>7} {level.per_second:>9.0f} {level.probe_cpu_ms:>7.3f} "
+                    f"{level.peer_cpu_ms:>7.3f} {level.p50_ms:>7.2f} {level.p99_ms:>7.2f}  "
+                    f"{level.reasons}",
+                    flush=True,
+                )
+    finally:
+        stop_process(proc)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,7 +372,17 @@ def main(argv: list[str] | None = None) -> int:
     opts.add_argument("--levels", default="1,4,16,64")
     opts.add_argument("--seconds", type=float, default=3.0)
     opts.add_argument("--transports", default="udp,tcp")
+    tls = sub.add_parser("options-tls", help="OPTIONS over TLS: fresh vs kept connection")
+    tls.add_argument("--levels", default="1,4,16")
+    tls.add_argument("--seconds", type=float, default=3.0)
+    srtp = sub.add_parser("srtp-calls", help="concurrent SRTP calls over TLS against baresip")
+    srtp.add_argument("--levels", default="1,10,25,50,100")
+    srtp.add_argument("--duration", type=float, default=3.0)
     args = parser.parse_args(argv)
+    if args.command == "options-tls":
+        return options_tls_main([int(n) for n in args.levels.split(",")], args.seconds)
+    if args.command == "srtp-calls":
+        return calls_main([int(n) for n in args.levels.split(",")], args.duration, srtp=True)
     if args.command == "options":
         levels = [int(n) for n in args.levels.split(",")]
         return options_main(levels, args.seconds, args.transports.split(","))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+from typing import Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -25,6 +26,8 @@ from probes.sip.media import MIN_VOICED_FRAMES
 from probes.sip.mos import estimate_mos
 from probes.sip.options import SipBaseOptions
 from probes.sip.ports import DEFAULT_RANGE, PortRange
+from probes.sip.srtp import DEFAULT_SUITES, SUITES
+from probes.sip_servers import over_servers
 from probes.tls import client_context
 
 log = structlog.get_logger(__name__)
@@ -74,6 +77,18 @@ class SipCallOptions(SipBaseOptions):
     silence_threshold_dbov: float = Field(default=-50.0, le=0.0)
     send_tone_hz: int | None = Field(default=None, ge=20, le=3400)
     rtp_ports: str = f"{DEFAULT_RANGE[0]}-{DEFAULT_RANGE[1]}"
+    srtp: Literal["off", "optional", "mandatory"] = "off"
+    srtp_suites: tuple[str, ...] = DEFAULT_SUITES
+
+    @field_validator("srtp_suites")
+    @classmethod
+    def _suites(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [s for s in value if s not in SUITES]
+        if not value or unknown or len(set(value)) != len(value):
+            raise ValueError(
+                f"expected SRTP suites from {sorted(SUITES)}, each once, got {list(value)}"
+            )
+        return value
 
     @field_validator("codecs")
     @classmethod
@@ -99,7 +114,9 @@ class SipCallOptions(SipBaseOptions):
         )
         return self.answer_timeout + max(self.duration, steps) + TEARDOWN_RESERVE_SECONDS
 
-    def plan(self, connect_timeout: float = 5.0) -> CallPlan:
+    def plan(
+        self, connect_timeout: float = 5.0, first_response_timeout: float | None = None
+    ) -> CallPlan:
         """The call to place; reads the password (``SecretUnavailable`` if it is missing) and
         the TLS files (``ssl.SSLError``/``OSError`` if they cannot be loaded)."""
         tls = client_context(self.tls) if self.effective_transport() == "tls" else None
@@ -124,6 +141,9 @@ class SipCallOptions(SipBaseOptions):
             t1=self.t1,
             contact_user=self.contact_user,
             user_agent=self.user_agent,
+            first_response_timeout=first_response_timeout,
+            srtp=self.srtp,
+            srtp_suites=self.srtp_suites,
         )
 
 
@@ -167,6 +187,27 @@ def judge(
         details["redirect_contact"] = record.redirect_contact
     if record.auth_rounds:
         details["auth_rounds"] = record.auth_rounds
+    details["early_media"] = record.early_media
+    if record.early_media:
+        details["early_media_seconds"] = record.early_media_seconds
+        voiced = record.early_media_voiced_frames or 0
+        details["early_media_voiced_frames"] = voiced
+        details["prompt_in_early_media"] = voiced >= MIN_VOICED_FRAMES
+    if record.first_audio_seconds is not None:
+        phases["first_audio"] = details["first_audio_seconds"] = record.first_audio_seconds
+    if record.in_dialog_requests:
+        details["in_dialog_requests"] = record.in_dialog_requests
+    if record.session_expires is not None:
+        details["session_expires"] = record.session_expires
+    if record.session_refreshes_sent:
+        details["session_refreshes_sent"] = record.session_refreshes_sent
+    details["srtp"] = record.srtp_suite is not None
+    if record.srtp_suite is not None:
+        details["srtp_suite"] = record.srtp_suite
+    if record.tls_version is not None:
+        details["tls_version"] = record.tls_version
+    if record.certificate_expiry is not None:
+        details["certificate_expiry_timestamp"] = record.certificate_expiry
     if record.detail:
         details["error"] = record.detail[:300]
     media = record.media
@@ -186,11 +227,31 @@ def judge(
             dtmf_sent=media.digits_sent,
             dtmf_received=media.digits_received,
         )
+        if media.srtp_failures:
+            details["srtp_failures"] = media.srtp_failures
+        figures = media.rtcp
+        rtt = figures.rtt_mean if figures is not None else None
+        if figures is not None:
+            details["rtcp_reports_sent"] = figures.sent
+            details["rtcp_reports_received"] = figures.received
+            if figures.malformed:
+                details["rtcp_malformed"] = figures.malformed
+            if rtt is not None:
+                details["rtt_seconds"] = rtt
+                details["rtt_max_seconds"] = max(figures.rtt_seconds)
+            if figures.remote_fraction_lost is not None:
+                details["remote_loss_fraction"] = figures.remote_fraction_lost
+                details["remote_cumulative_lost"] = figures.remote_cumulative_lost
+                details["remote_jitter_seconds"] = figures.remote_jitter_seconds
         if summary.received:
             mos = estimate_mos(
-                summary.loss_ratio, record.codec or "PCMU", jitter_seconds=summary.jitter_seconds
+                summary.loss_ratio,
+                record.codec or "PCMU",
+                jitter_seconds=summary.jitter_seconds,
+                round_trip_seconds=rtt,
             )
             details["mos"] = round(mos, 3)
+            details["mos_delay"] = "rtcp_rtt" if rtt is not None else "local_estimate"
     if record.step_voice:
         details["audio_steps"] = ",".join(
             "-" if v is None else ("ok" if v else "silent") for v in record.step_voice
@@ -208,12 +269,19 @@ def judge(
     if status >= 300:
         return Outcome.UP, "", phases, details
     reason = _media_verdict(record, options, mos)
+    if reason == "srtp_auth_failed" and media is not None:
+        details["error"] = (
+            f"all {media.srtp_failures} media packets from the callee failed SRTP "
+            "authentication: the callee does not use the key its SDP answer announced"
+        )
     return (Outcome.DOWN if reason else Outcome.UP), reason, phases, details
 
 
 def _media_verdict(record: CallRecord, options: SipCallOptions, mos: float | None) -> str:
     media = record.media
     limits = options.media
+    if media is not None and media.srtp_failures and not media.summary.received:
+        return "srtp_auth_failed"
     if media is None or media.summary.received < max(1, limits.min_packets):
         return "no_rtp"
     summary = media.summary
@@ -231,9 +299,21 @@ def _media_verdict(record: CallRecord, options: SipCallOptions, mos: float | Non
 
 
 async def probe(options: SipCallOptions, ctx: ProbeContext) -> ProbeResult:
-    """Place one test call and judge it."""
+    """Place one test call (through the first located server that takes it) and judge it."""
+    return await over_servers(options, ctx, probe_server, keep_deadline=True)
+
+
+async def probe_server(options: SipCallOptions, ctx: ProbeContext) -> ProbeResult:
+    """Place one test call through one server and judge it.
+
+    ``ctx.timeout_seconds`` bounds the wait for the server's first response (its share when
+    several servers were located); ``ctx.deadline`` bounds the whole call.
+    """
     try:
-        plan = options.plan(connect_timeout=max(0.001, ctx.remaining()))
+        plan = options.plan(
+            connect_timeout=max(0.001, min(ctx.remaining(), ctx.timeout_seconds)),
+            first_response_timeout=ctx.timeout_seconds,
+        )
     except SecretUnavailable as exc:
         return ctx.result(Outcome.ERROR, "secret_unavailable", details={"error": str(exc)})
     except (ssl.SSLError, OSError) as exc:

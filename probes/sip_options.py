@@ -28,6 +28,8 @@ from probes.result import DetailValue, Outcome, ProbeContext, ProbeResult
 from probes.sip.message import SipResponse, new_call_id, new_tag
 from probes.sip.options import SipBaseOptions
 from probes.sip.transaction import SipEndpoint, SipError, build_request
+from probes.sip.transport import tls_details
+from probes.sip_servers import over_servers
 from probes.tls import client_context
 
 log = structlog.get_logger(__name__)
@@ -56,9 +58,13 @@ class SipOptionsOptions(SipBaseOptions):
 
 @contextlib.asynccontextmanager
 async def sip_session(
-    options: SipBaseOptions, ctx: ProbeContext, phases: dict[str, float]
+    options: SipBaseOptions,
+    ctx: ProbeContext,
+    phases: dict[str, float],
+    details: dict[str, DetailValue],
 ) -> AsyncIterator[SipEndpoint]:
-    """An endpoint to the target, open within the target's time budget; ``connect`` timed."""
+    """An endpoint to the target, open within the target's time budget; ``connect`` timed,
+    the TLS version and certificate expiry put in ``details``."""
     ssl_context: ssl.SSLContext | None = None
     if options.effective_transport() == "tls":
         try:
@@ -71,6 +77,7 @@ async def sip_session(
     )
     if endpoint.transport.reliable:
         phases["connect"] = time.monotonic() - started
+    details.update(tls_details(endpoint.transport))
     try:
         yield endpoint
     finally:
@@ -130,11 +137,19 @@ def local_from_uri(options: SipBaseOptions, endpoint: SipEndpoint) -> str:
 
 
 async def probe(options: SipOptionsOptions, ctx: ProbeContext) -> ProbeResult:
-    """Send one OPTIONS and judge the final response."""
+    """Send one OPTIONS to the target's server (each located server in turn) and judge it."""
+    return await over_servers(options, ctx, probe_server)
+
+
+async def probe_server(options: SipOptionsOptions, ctx: ProbeContext) -> ProbeResult:
+    """Send one OPTIONS to one server and judge the final response."""
     phases: dict[str, float] = {}
     details: dict[str, DetailValue] = {"transport": options.effective_transport()}
     try:
-        async with asyncio.timeout(budget(ctx)), sip_session(options, ctx, phases) as endpoint:
+        async with (
+            asyncio.timeout(budget(ctx)),
+            sip_session(options, ctx, phases, details) as endpoint,
+        ):
             request = build_request(
                 "OPTIONS",
                 options.uri,

@@ -25,6 +25,7 @@ from probes.sip.message import SipRequest, SipResponse, new_call_id, new_tag, pa
 from probes.sip.options import SipBaseOptions, parse_sip_uri
 from probes.sip.transaction import SipEndpoint, build_request
 from probes.sip_options import budget, failure_result, response_details, sip_session
+from probes.sip_servers import over_servers
 
 _CHALLENGES = (401, 407)
 
@@ -136,12 +137,20 @@ def granted_expiry(response: SipResponse, contact_user: str) -> int | None:
 
 
 async def probe(options: SipRegisterOptions, ctx: ProbeContext) -> ProbeResult:
-    """REGISTER (with digest auth), then un-REGISTER."""
+    """REGISTER (with digest auth), then un-REGISTER, at each located server in turn."""
+    return await over_servers(options, ctx, probe_server)
+
+
+async def probe_server(options: SipRegisterOptions, ctx: ProbeContext) -> ProbeResult:
+    """REGISTER (with digest auth), then un-REGISTER, at one server."""
     phases: dict[str, float] = {}
     details: dict[str, DetailValue] = {"transport": options.effective_transport()}
     try:
         credentials = options.credentials()
-        async with asyncio.timeout(budget(ctx)), sip_session(options, ctx, phases) as endpoint:
+        async with (
+            asyncio.timeout(budget(ctx)),
+            sip_session(options, ctx, phases, details) as endpoint,
+        ):
             local_host = endpoint.transport.local[0]
             binding = _Binding(address_of_record(options), new_call_id(local_host), new_tag())
             started = time.monotonic()

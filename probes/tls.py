@@ -47,6 +47,9 @@ class TlsOptions(BaseModel):
     key_file: Path | None = None
     server_name: str | None = None
     min_version: TlsVersion = "TLS1.2"
+    max_version: TlsVersion | None = None
+    """Highest version offered (None: what OpenSSL allows); pin ``TLS1.2`` to prove a
+    vendor still serves it."""
 
     @field_validator("ca_file", "cert_file", "key_file")
     @classmethod
@@ -67,6 +70,17 @@ class TlsOptions(BaseModel):
         if self.key_file is not None and self.cert_file is None:
             raise ValueError(
                 "key_file is set but cert_file is not: give both for a client certificate"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _version_range(self) -> TlsOptions:
+        if (
+            self.max_version is not None
+            and _VERSIONS[self.max_version] < _VERSIONS[self.min_version]
+        ):
+            raise ValueError(
+                f"max_version {self.max_version} is below min_version {self.min_version}"
             )
         return self
 
@@ -92,6 +106,8 @@ def client_context(options: TlsOptions) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     context.minimum_version = _VERSIONS[options.min_version]
+    if options.max_version is not None:
+        context.maximum_version = _VERSIONS[options.max_version]
     if options.cert_file is not None:
         try:
             context.load_cert_chain(

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bootstrap.sh
 bootstrap_venv test
-if apt_install kamailio sipsak baresip sip-tester prometheus prometheus-alertmanager \
+if apt_install kamailio kamailio-tls-modules sipsak baresip sip-tester prometheus prometheus-alertmanager \
         prometheus-blackbox-exporter systemd; then
     export SLAWATCH_REQUIRE_PEERS=1
 else

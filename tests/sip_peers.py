@@ -32,6 +32,7 @@ class KamailioPeer:
     port: int
     pid: int
     log_path: Path
+    tls_port: int | None = None
 
     def uri(self, user: str = "ping", transport: str | None = None) -> str:
         param = f";transport={transport}" if transport else ""
@@ -92,22 +93,46 @@ class PeerStartError(RuntimeError):
     """Raised by ``start_kamailio`` when the peer exits or never answers."""
 
 
+@dataclass(frozen=True)
+class KamailioTls:
+    """Files for Kamailio's tls module: its certificate and key, and the CA it verifies
+    client certificates against (a client certificate is asked for, not required)."""
+
+    certificate: Path
+    private_key: Path
+    ca_list: Path
+
+
 def start_kamailio(
-    binary: str, work: Path, host: str = "127.0.0.1"
+    binary: str, work: Path, host: str = "127.0.0.1", tls: KamailioTls | None = None
 ) -> tuple[subprocess.Popen[bytes], KamailioPeer]:
     """Start Kamailio in ``work`` on a free port; returns once it answers OPTIONS over UDP.
 
+    With ``tls`` it also listens for SIP over TLS on ``peer.tls_port``.
     Used by the session fixture and by bench/sip_bench.py; stop it with ``stop_group(proc)``.
     """
     (work / "run").mkdir(exist_ok=True)
     port = free_udp_tcp_port(host)
     cfg = work / "kamailio.cfg"
-    cfg.write_text(KAMAILIO_CFG.read_text().replace("@PORT@", str(port)))
+    text = KAMAILIO_CFG.read_text().replace("@PORT@", str(port))
+    defines: list[str] = []
+    tls_port: int | None = None
+    if tls is not None:
+        tls_port = free_udp_tcp_port(host)
+        tls_cfg = work / "tls.cfg"
+        tls_cfg.write_text(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = yes\n"
+            f"require_certificate = no\nprivate_key = {tls.private_key}\n"
+            f"certificate = {tls.certificate}\nca_list = {tls.ca_list}\n"
+        )
+        text = text.replace("@TLS_PORT@", str(tls_port)).replace("@TLS_CFG@", str(tls_cfg))
+        defines = ["-A", "WITH_TLS"]
+    cfg.write_text(text)
     log_path = work / "kamailio.log"
     log_path.write_bytes(b"")
     # Its own process group: Kamailio forks a dozen workers, and stop_group ends them all.
     proc = spawn_peer(
-        [binary, "-f", str(cfg), "-DD", "-E", "-Y", str(work / "run"), "-w", str(work)],
+        [binary, "-f", str(cfg), "-DD", "-E", "-Y", str(work / "run"), "-w", str(work), *defines],
         log=log_path,
     )
     try:
@@ -122,7 +147,7 @@ def start_kamailio(
     except BaseException:
         stop_group(proc)
         raise
-    return proc, KamailioPeer(host, port, proc.pid, log_path)
+    return proc, KamailioPeer(host, port, proc.pid, log_path, tls_port)
 
 
 def _stop_kamailio(proc: subprocess.Popen[bytes]) -> None:
@@ -168,6 +193,8 @@ class BaresipVariant:
     answermode: str = "auto"
     max_calls: int = 8
     rtp_timeout: int = 10
+    account_params: str = ""
+    """Appended to the account line, e.g. ``;mediaenc=srtp-mand`` (needs module srtp.so)."""
 
 
 BARESIP_VARIANTS: dict[str, BaresipVariant] = {
@@ -182,6 +209,16 @@ BARESIP_VARIANTS: dict[str, BaresipVariant] = {
     "manual": BaresipVariant("callee", "menu.so", "ausine,440", 48000, 2, answermode="manual"),
     # Hangs up after 1 s without incoming RTP: proves the probe keeps sending.
     "strict": BaresipVariant("callee", "menu.so", "ausine,440", 48000, 2, rtp_timeout=1),
+    # Mandatory SDES-SRTP (RFC 4568): start with extra_config loading srtp.so (and a TLS
+    # certificate for SIP over TLS on sip_port + 1).
+    "srtp_echo": BaresipVariant(
+        "echo",
+        "echo.so",
+        "aubridge,nil",
+        answermode="manual",
+        max_calls=400,
+        account_params=";mediaenc=srtp-mand",
+    ),
 }
 
 
@@ -271,8 +308,11 @@ def _free_rtp_range(size: int) -> tuple[int, int]:
     return low, low + size - 1
 
 
-def start_baresip(variant_name: str, work: Path) -> tuple[subprocess.Popen[bytes], BaresipPeer]:
-    """Start one baresip variant in ``work`` and wait for its ctrl_tcp port."""
+def start_baresip(
+    variant_name: str, work: Path, extra_config: str = ""
+) -> tuple[subprocess.Popen[bytes], BaresipPeer]:
+    """Start one baresip variant in ``work`` and wait for its ctrl_tcp port; ``extra_config``
+    lines are appended to its config (modules, ``sip_certificate``)."""
     binary = require_binary("baresip")
     variant = BARESIP_VARIANTS[variant_name]
     sip_port = free_sip_port_for_baresip()
@@ -297,6 +337,8 @@ def start_baresip(variant_name: str, work: Path) -> tuple[subprocess.Popen[bytes
         "RTP_TIMEOUT": variant.rtp_timeout,
         "USER": variant.user,
         "ANSWERMODE": variant.answermode,
+        "ACCOUNT_PARAMS": variant.account_params,
+        "EXTRA_CONFIG": extra_config,
     }
     for name in ("config", "accounts"):
         text = (BARESIP_DIR / f"{name}.template").read_text()
@@ -382,12 +424,27 @@ def _udp_port_taken(port: int) -> bool:
         return False
 
 
-def _sipp_fixture(scenario: str) -> Any:
+def _tcp_port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def _sipp_fixture(
+    scenario: str, extra: tuple[str, ...] = (), prepare: Any = None, transport: str = "u1"
+) -> Any:
     @pytest.fixture(scope="session")
     def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SippPeer]:
         binary = require_binary("sipp", "sip-tester")
         work = tmp_path_factory.mktemp(f"sipp-{scenario}")
+        if prepare is not None:
+            prepare(work)
         port = free_udp_tcp_port()
+        # Every SIPp binds a media port (6000 by default): each its own, so they never clash.
+        media = ("-mp", str(free_udp_tcp_port())) if "-mp" not in extra else ()
         log_path = work / "sipp.log"
         proc = spawn_peer(
             [
@@ -403,13 +460,19 @@ def _sipp_fixture(scenario: str) -> Any:
                 "-nostdin",
                 "-timeout",
                 "600s",
+                "-t",
+                transport,
+                *media,
+                *extra,
             ],
             log=log_path,
             cwd=work,
         )
         try:
             deadline = time.monotonic() + 10
-            while not _udp_port_taken(port):
+            while not (
+                _tcp_port_taken(port) if transport.startswith("t") else _udp_port_taken(port)
+            ):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"sipp {scenario} did not start: {log_path.read_text()[-2000:]}")
                 time.sleep(0.02)
@@ -426,3 +489,162 @@ sipp_redirect = _sipp_fixture("uas_redirect")
 sipp_no_media = _sipp_fixture("uas_no_media")
 sipp_bad_sdp = _sipp_fixture("uas_bad_sdp")
 sipp_hangup = _sipp_fixture("uas_hangup")
+
+
+# --- RFC 3263 and TLS peers: a loopback DNS server and a test CA ----------------------------
+import dns.flags  # noqa: E402
+import dns.message  # noqa: E402
+import dns.name  # noqa: E402
+import dns.rcode  # noqa: E402
+import dns.rdataclass  # noqa: E402
+import dns.rdatatype  # noqa: E402
+import dns.rrset  # noqa: E402
+
+
+class LoopbackDns:
+    """An authoritative DNS server on 127.0.0.1 (UDP, a free port) built on dnspython, answering
+    from records a test sets; names it knows nothing of get NXDOMAIN. ``raw_reply`` replaces
+    every answer with those bytes (the fuzz tests' hostile server); ``silent`` drops queries."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)
+        self.port = int(self._sock.getsockname()[1])
+        self._records: dict[tuple[str, str], list[str]] = {}
+        self._lock = threading.Lock()
+        self.raw_reply: bytes | None = None
+        self.silent = False
+        self.queries: list[tuple[str, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="loopback-dns", daemon=True)
+        self._thread.start()
+
+    @property
+    def nameserver(self) -> str:
+        """The ``resolver:`` entry naming this server."""
+        return f"127.0.0.1:{self.port}"
+
+    def set(self, name: str, rdtype: str, *rdatas: str) -> None:
+        """Publish ``rdatas`` (zone-file text) as the ``rdtype`` records of ``name``."""
+        with self._lock:
+            self._records[(name.lower().rstrip("."), rdtype.upper())] = list(rdatas)
+
+    def _answer(self, query: dns.message.Message) -> bytes:
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        question = query.question[0]
+        name = question.name.to_text().lower().rstrip(".")
+        rdtype = dns.rdatatype.to_text(question.rdtype)
+        with self._lock:
+            self.queries.append((name, rdtype))
+            rdatas = self._records.get((name, rdtype))
+            known = any(key[0] == name for key in self._records)
+        if rdatas:
+            response.answer.append(
+                dns.rrset.from_text_list(question.name, 60, dns.rdataclass.IN, rdtype, rdatas)
+            )
+        elif not known:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        return response.to_wire()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self._sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self.silent:
+                continue
+            try:
+                query = dns.message.from_wire(data)
+                reply = self.raw_reply if self.raw_reply is not None else self._answer(query)
+                if self.raw_reply is not None:
+                    # Keep the query id so the resolver reads the garbage as its answer.
+                    reply = data[:2] + reply[2:] if len(reply) >= 2 else reply
+            except Exception:  # a test server: a query it cannot parse goes unanswered
+                continue
+            with contextlib.suppress(OSError):
+                self._sock.sendto(reply, addr)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+
+@pytest.fixture
+def loopback_dns() -> Iterator[LoopbackDns]:
+    """A fresh LoopbackDns for one test."""
+    server = LoopbackDns()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@dataclass(frozen=True)
+class CaFiles:
+    """A CA made by ``make_test_ca`` and what it signed: a server certificate for the names
+    given, and a client certificate (CN ``slawatch-probe``)."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_test_ca(
+    work: Path, names: tuple[str, ...], ips: tuple[str, ...] = ("127.0.0.1",)
+) -> CaFiles:
+    """A throw-away CA and the certificates it signed, made with the openssl CLI."""
+    openssl = require_binary("openssl")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=work, timeout=30)
+
+    ca_ext = ("-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=keyCertSign")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "30", "-subj", "/CN=slawatch test CA", *ca_ext)  # fmt: skip
+    san = ",".join([f"DNS:{n}" for n in names] + [f"IP:{ip}" for ip in ips])
+    for who, subject, ext in (
+        ("server", f"/CN={names[0]}", f"subjectAltName={san}"),
+        ("client", "/CN=slawatch-probe", "extendedKeyUsage=clientAuth"),
+    ):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}.key", "-out", f"{who}.csr",
+            "-subj", subject)  # fmt: skip
+        (work / f"{who}.ext").write_text(ext + "\n")
+        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{who}.pem", "-days", "20",
+            "-extfile", f"{who}.ext")  # fmt: skip
+    return CaFiles(
+        work / "ca.pem",
+        work / "server.pem",
+        work / "server.key",
+        work / "client.pem",
+        work / "client.key",
+    )
+
+
+def _write_prompt(work: Path) -> None:
+    """prompt.ulaw: 60 s of a 440 Hz tone as raw PCMU, what SIPp's rtp_stream plays."""
+    from probes.sip.audio import Codec, encode, tone
+
+    (work / "prompt.ulaw").write_bytes(encode(tone(440, 8000, 8000), Codec.PCMU) * 60)
+
+
+sipp_early_media = _sipp_fixture("uas_early_media", prepare=_write_prompt)
+"""Answers with a 183 + SDP, plays a tone as early media for 1.5 s, then 200 OK."""
+sipp_reinvite = _sipp_fixture("uas_reinvite", extra=("-rtp_echo", "-base_cseq", "100"))
+"""Echoes RTP; mid-call sends a re-INVITE (session refresh), UPDATE, OPTIONS and INFO."""
+sipp_timer_uac = _sipp_fixture("uas_timer_uac", extra=("-rtp_echo",))
+"""Makes us the session refresher (2 s) and answers our refresh re-INVITEs."""
+sipp_timer_lapse = _sipp_fixture("uas_timer_lapse", extra=("-rtp_echo",))
+"""Takes the refresher role for a 2 s session and never refreshes."""
+sipp_srtp_wrong_key = _sipp_fixture("uas_srtp_wrong_key", extra=("-rtp_echo",))
+"""Announces one SRTP key and echoes packets protected with ours: keys never match."""
+sipp_timer_switch = _sipp_fixture("uas_timer_switch", extra=("-rtp_echo",))
+"""Refreshes once, handing the refresher role to us, then expects our refreshes."""

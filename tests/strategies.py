@@ -527,3 +527,35 @@ def unproven_scenarios(draw: _st.DrawFn) -> dict[str, _Any]:
         tallies[name][grid.bucket_start(index)] = draw(unproven_tallies())
     scenario["tallies"] = tallies
     return scenario
+
+
+# --- carrier-grade SIP (probes/sip/locate.py, srtp.py, headers.py) ---------------------------
+_DNS_NAMES = _st.sampled_from(
+    [".", "a.example.test.", "_sip._udp.example.test.", "_sips._tcp.example.test.", "x."]
+)
+naptr_rdata_texts = _st.builds(
+    lambda order, pref, flags, service, name: f'{order} {pref} "{flags}" "{service}" "" {name}',
+    _st.integers(0, 65535),
+    _st.integers(0, 65535),
+    _st.sampled_from(["s", "S", "a", "u", "", "sa"]),
+    _st.sampled_from(["SIP+D2U", "SIP+D2T", "SIPS+D2T", "SIP+D2S", "E2U+sip", "sip+d2u", "x"]),
+    _DNS_NAMES,
+)
+"""NAPTR records as zone text: any order/preference, flags and services we do and do not use."""
+srv_rdata_texts = _st.builds(
+    lambda priority, weight, port, name: f"{priority} {weight} {port} {name}",
+    _st.integers(0, 65535),
+    _st.integers(0, 65535),
+    _st.integers(0, 65535),
+    _DNS_NAMES,
+)
+"""SRV records as zone text, including weight 0, port 0 and the '.' target."""
+session_expires_values = _st.one_of(
+    _st.text(max_size=40),
+    _st.builds(
+        lambda n, params: f"{n}{params}",
+        _st.integers(-5, 10**12),
+        _st.sampled_from(["", ";refresher=uac", ";refresher=UAS", ";refresher=", ";x", ";;"]),
+    ),
+)
+"""Session-Expires values a hostile or broken callee might send."""

@@ -277,3 +277,31 @@ def parse_cseq(value: str) -> tuple[int, str]:
     if not _TOKEN.match(parts[1]):
         raise ParseError(f"CSeq: method {parts[1]!r:.30} is not a token")
     return number, parts[1].upper()
+
+
+MIN_SESSION_EXPIRES = 90
+"""RFC 4028 §4: the smallest session interval a UA must accept (Min-SE default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpires:
+    """A ``Session-Expires`` value (RFC 4028 §4): the interval and who refreshes."""
+
+    seconds: int
+    refresher: str | None  # "uac", "uas" or None (not yet chosen)
+
+
+def parse_session_expires(value: str) -> SessionExpires:
+    """``1800;refresher=uac`` -> SessionExpires(1800, "uac"); ``ParseError`` otherwise."""
+    head, _, rest = value.strip().partition(";")
+    head = head.strip()
+    if not head.isascii() or not head.isdigit() or len(head) > 10:
+        raise ParseError(f"Session-Expires: expected delta-seconds, got {value[:80]!r}")
+    refresher: str | None = None
+    for name, param in header_params(rest):
+        if name == "refresher":
+            lowered = (param or "").lower()
+            if lowered not in ("uac", "uas"):
+                raise ParseError(f"Session-Expires: refresher must be uac or uas, got {param!r}")
+            refresher = lowered
+    return SessionExpires(int(head), refresher)

@@ -16,12 +16,13 @@ import functools
 import random
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
-from probes.sip import audio, dtmf, rtp
+from probes.sip import audio, dtmf, rtcp, rtp
 from probes.sip.audio import Codec
 from probes.sip.rtp import ReceiveStats, RtpError, RtpPacket
+from probes.sip.srtp import SrtpContext, SrtpError
 
 MIN_VOICED_FRAMES = 5
 """Frames above the silence threshold that make "audio heard" (100 ms at 20 ms): a click or
@@ -40,6 +41,13 @@ class MediaPlan:
     tone_hz: float | None = None
     tone_amplitude: int = 8000
     silence_threshold_dbov: float = audio.DEFAULT_SILENCE_THRESHOLD_DBOV
+    srtp: SrtpContext | None = None
+    """With SRTP (RFC 4568 keys from the SDP) every packet is protected and checked."""
+    rtcp_port: int | None = None
+    """The peer's RTCP port from ``a=rtcp`` (RFC 3605); None: its RTP port + 1."""
+    rtcp_interval: float = 2.0
+    """Seconds between our reports. RFC 3550's 5 s minimum suits long sessions; a probe's
+    call lasts seconds and needs a report early to get the peer's LSR/DLSR back in time."""
 
     @property
     def samples_per_packet(self) -> int:
@@ -58,6 +66,38 @@ class MediaReport:
     first_packet_seconds: float | None
     digits_sent: str
     digits_received: str
+    srtp_failures: int = 0
+    """Packets from the peer's address that failed SRTP authentication (wrong keys)."""
+    rtcp: RtcpFigures | None = None
+    """What RTCP showed (None when no RTCP port could be bound)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RtcpFigures:
+    """Our RTCP exchange: reports each way, round-trip times, the peer's view of our stream."""
+
+    sent: int
+    received: int
+    malformed: int
+    rtt_seconds: tuple[float, ...]
+    remote_fraction_lost: float | None
+    remote_cumulative_lost: int | None
+    remote_jitter_seconds: float | None
+
+    @property
+    def rtt_mean(self) -> float | None:
+        return sum(self.rtt_seconds) / len(self.rtt_seconds) if self.rtt_seconds else None
+
+
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, session: MediaSession) -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.session._rtcp_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        return None  # the peer's RTCP port is closed: no reports, which the figures show
 
 
 @functools.lru_cache(maxsize=16)
@@ -77,10 +117,13 @@ class MediaSession(asyncio.DatagramProtocol):
         self._origin = time.monotonic()
         self._stray = 0
         self._malformed = 0
+        self._srtp_failures = 0
         self._voiced = 0
         self._voiced_at: collections.deque[float] = collections.deque(maxlen=MIN_VOICED_FRAMES)
         self._voice_event = asyncio.Event()
         self._first_packet: float | None = None
+        self.first_voice_at: float | None = None
+        """When (monotonic) the first voiced frame arrived: the post-dial delay to audio."""
         self._digits_in = dtmf.ReceivedDigits()
         self._digits_out = ""
         self._seq = random.getrandbits(16)
@@ -91,15 +134,124 @@ class MediaSession(asyncio.DatagramProtocol):
             collections.deque()
         )
         self._sender: asyncio.Task[None] | None = None
+        self._octets = 0
+        self._rtcp_transport: asyncio.DatagramTransport | None = None
+        self._rtcp_task: asyncio.Task[None] | None = None
+        self._rtcp_sent = 0
+        self._rtcp_in = 0
+        self._rtcp_malformed = 0
+        self._rtt: list[float] = []
+        self._peer_sr: dict[int, tuple[int, float]] = {}  # ssrc -> (LSR, monotonic arrival)
+        self._prior: dict[int, tuple[int, int]] = {}  # ssrc -> (expected, received) last report
+        self._remote_block: rtcp.ReportBlock | None = None
 
     @classmethod
-    async def start(cls, sock: socket.socket, plan: MediaPlan) -> MediaSession:
-        """Attach to the bound socket and start sending."""
+    async def start(
+        cls, sock: socket.socket, plan: MediaPlan, rtcp_sock: socket.socket | None = None
+    ) -> MediaSession:
+        """Attach to the bound socket(s) and start sending RTP (and RTCP on ``rtcp_sock``)."""
         loop = asyncio.get_running_loop()
         session = cls(plan)
         await loop.create_datagram_endpoint(lambda: session, sock=sock)
         session._sender = asyncio.create_task(session._send_loop(), name="rtp-sender")
+        if rtcp_sock is not None:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _RtcpProtocol(session), sock=rtcp_sock
+            )
+            session._rtcp_transport = transport
+            session._rtcp_task = asyncio.create_task(session._rtcp_loop(), name="rtcp-sender")
         return session
+
+    # -- RTCP --------------------------------------------------------------------------------
+
+    @property
+    def rtcp_remote(self) -> tuple[str, int]:
+        """The peer's RTCP address: ``a=rtcp``'s port, else its RTP port + 1 (RFC 3550 §11;
+        no a=rtcp-mux is offered)."""
+        host, port = self.plan.remote
+        return host, self.plan.rtcp_port or port + 1
+
+    def _rtcp_datagram(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        if addr[0] != self.plan.remote[0]:
+            return
+        try:
+            if self.plan.srtp is not None:
+                data = self.plan.srtp.unprotect_rtcp(data)
+            reports = rtcp.parse_compound(data)
+        except (SrtpError, rtcp.RtcpError):
+            self._rtcp_malformed += 1
+            return
+        self._rtcp_in += 1
+        arrival = rtcp.ntp_middle(rtcp.ntp_from_unix(time.time()))
+        for report in reports:
+            if report.sender is not None:
+                self._peer_sr[report.ssrc] = (rtcp.ntp_middle(report.sender.ntp), time.monotonic())
+            for block in report.blocks:
+                if block.ssrc != self._ssrc:
+                    continue
+                self._remote_block = block
+                rtt = rtcp.round_trip(arrival, block)
+                if rtt is not None and rtt < 60.0:
+                    self._rtt.append(rtt)
+
+    def _report_now(self) -> bytes:
+        blocks = []
+        main = max(self._sources.items(), key=lambda item: item[1].received, default=None)
+        if main is not None:
+            source, stats = main
+            expected_prior, received_prior = self._prior.get(source, (0, 0))
+            expected_interval = stats.expected - expected_prior
+            lost_interval = expected_interval - (stats.received - received_prior)
+            fraction = (
+                0 if expected_interval <= 0 or lost_interval <= 0
+                else (lost_interval << 8) // expected_interval
+            )  # fmt: skip
+            self._prior[source] = (stats.expected, stats.received)
+            lsr, held_since = self._peer_sr.get(source, (0, 0.0))
+            dlsr = int((time.monotonic() - held_since) * 65536) if lsr else 0
+            blocks.append(
+                rtcp.ReportBlock(
+                    source, fraction, stats.lost, stats.extended_max, int(stats.jitter), lsr, dlsr
+                )
+            )
+        step = self.plan.samples_per_packet
+        sender = rtcp.SenderInfo(
+            ntp=rtcp.ntp_from_unix(time.time()),
+            rtp_timestamp=(self._timestamp + self._sent * step) % rtp.TS_MOD,
+            packets=self._sent,
+            octets=self._octets,
+        )
+        packet = rtcp.build_report(self._ssrc, sender, tuple(blocks), "slawatch@probe")
+        return self.plan.srtp.protect_rtcp(packet) if self.plan.srtp is not None else packet
+
+    def _send_report(self) -> None:
+        transport = self._rtcp_transport
+        if transport is None or transport.is_closing():
+            return
+        transport.sendto(self._report_now(), self.rtcp_remote)
+        self._rtcp_sent += 1
+
+    async def _rtcp_loop(self) -> None:
+        # The first report early (after a few packets went out) so that the peer's next
+        # report can carry our LSR; then at the plan's interval.
+        await asyncio.sleep(min(0.5, self.plan.rtcp_interval))
+        while True:
+            self._send_report()
+            await asyncio.sleep(self.plan.rtcp_interval * random.uniform(0.5, 1.5))
+
+    def rtcp_figures(self) -> RtcpFigures | None:
+        if self._rtcp_transport is None:
+            return None
+        block = self._remote_block
+        return RtcpFigures(
+            sent=self._rtcp_sent,
+            received=self._rtcp_in,
+            malformed=self._rtcp_malformed,
+            rtt_seconds=tuple(self._rtt),
+            remote_fraction_lost=None if block is None else block.fraction_lost / 256.0,
+            remote_cumulative_lost=None if block is None else block.cumulative_lost,
+            remote_jitter_seconds=None if block is None else block.jitter / 8000.0,
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
@@ -110,6 +262,12 @@ class MediaSession(asyncio.DatagramProtocol):
         if (addr[0], addr[1]) != self.plan.remote:
             self._stray += 1
             return
+        if self.plan.srtp is not None:
+            try:
+                data = self.plan.srtp.unprotect(data)
+            except SrtpError:
+                self._srtp_failures += 1
+                return
         try:
             packet = rtp.parse_rtp(data)
         except RtpError:
@@ -130,6 +288,8 @@ class MediaSession(asyncio.DatagramProtocol):
             stats = rtp.update_jitter(stats, packet.timestamp, (now - self._origin) * 8000)
             level = audio.payload_dbov(packet.payload, plan.codec)
             if not audio.is_silence(level, plan.silence_threshold_dbov):
+                if self.first_voice_at is None:
+                    self.first_voice_at = now
                 self._voiced += 1
                 self._voiced_at.append(now)
                 if len(self._voiced_at) == MIN_VOICED_FRAMES:
@@ -140,6 +300,32 @@ class MediaSession(asyncio.DatagramProtocol):
             except ValueError:
                 self._malformed += 1
         self._sources[packet.ssrc] = stats
+
+    @property
+    def voiced_frames(self) -> int:
+        """Voiced frames received so far (early media counts them before the answer)."""
+        return self._voiced
+
+    def retarget(
+        self,
+        remote: tuple[str, int],
+        codec: Codec,
+        payload_type: int,
+        telephone_event_pt: int | None,
+        srtp: SrtpContext | None = None,
+        rtcp_port: int | None = None,
+    ) -> None:
+        """Follow a new SDP answer (the 200 after early media, a re-INVITE): send to and accept
+        from ``remote`` with the payload types it settled; the counters carry on."""
+        self.plan = replace(
+            self.plan,
+            remote=remote,
+            codec=codec,
+            payload_type=payload_type,
+            telephone_event_pt=telephone_event_pt,
+            srtp=srtp if srtp is not None else self.plan.srtp,
+            rtcp_port=rtcp_port,
+        )
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable for our RTP: the peer's media port is closed. The missing
@@ -252,8 +438,11 @@ class MediaSession(asyncio.DatagramProtocol):
             )
         )
         self._seq = (self._seq + 1) % rtp.SEQ_MOD
+        if self.plan.srtp is not None:
+            wire = self.plan.srtp.protect(wire)
         transport.sendto(wire, self.plan.remote)
         self._sent += 1
+        self._octets += len(packet.payload)
 
     # -- end ---------------------------------------------------------------------------------
 
@@ -267,6 +456,8 @@ class MediaSession(asyncio.DatagramProtocol):
             first_packet_seconds=self._first_packet,
             digits_sent=self._digits_out,
             digits_received=self._digits_in.digits,
+            srtp_failures=self._srtp_failures,
+            rtcp=self.rtcp_figures(),
         )
 
     async def stop(self) -> MediaReport:
@@ -279,6 +470,13 @@ class MediaSession(asyncio.DatagramProtocol):
         for _, done in self._pending:
             if not done.done():
                 done.cancel()
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
+            await asyncio.wait({self._rtcp_task})
+            self._send_report()  # a last report, so the peer's figures are complete too
         if self._transport is not None:
             self._transport.close()
-        return self.report()
+        report = self.report()
+        if self._rtcp_transport is not None:
+            self._rtcp_transport.close()
+        return report

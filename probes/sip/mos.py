@@ -80,12 +80,15 @@ def estimate_mos(
     *,
     jitter_seconds: float = 0.0,
     packet_seconds: float = 0.02,
+    round_trip_seconds: float | None = None,
 ) -> float:
-    """The call's estimated MOS from its measured loss and jitter.
+    """The call's estimated MOS from its measured loss, jitter and (with RTCP) round trip.
 
-    One-way delay cannot be measured from one end without RTCP, so it is estimated as what a
-    receiver adds itself: one packet of packetisation plus a jitter buffer of twice the jitter.
-    On a healthy network this keeps Id near zero; heavy jitter lowers the score.
+    The one-way delay is what a receiver adds itself (one packet of packetisation plus a
+    jitter buffer of twice the jitter) plus the network's share: half the RTCP round-trip
+    time when it was measured (RFC 3550 LSR/DLSR), nothing otherwise (a one-ended
+    measurement cannot see it). On a healthy network Id stays near zero; heavy jitter or a
+    long round trip lowers the score.
     """
     impairment = CODEC_IMPAIRMENTS.get(codec)
     if impairment is None:
@@ -97,5 +100,8 @@ def estimate_mos(
             f"jitter_seconds and packet_seconds cannot be negative, got {jitter_seconds}, "
             f"{packet_seconds}"
         )
-    delay_ms = 1000.0 * (packet_seconds + 2.0 * jitter_seconds)
+    if round_trip_seconds is not None and round_trip_seconds < 0:
+        raise ValueError(f"round_trip_seconds cannot be negative, got {round_trip_seconds}")
+    network = (round_trip_seconds or 0.0) / 2.0
+    delay_ms = 1000.0 * (packet_seconds + 2.0 * jitter_seconds + network)
     return mos_from_r(r_factor(loss_ratio, impairment, one_way_delay_ms=delay_ms))

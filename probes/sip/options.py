@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from probes.fields import Duration, SecretRef
 from probes.sip.digest import Credentials
+from probes.sip.locate import parse_nameserver
 from probes.sip.transport import Target, TransportName
 from probes.tls import TlsOptions
 
@@ -130,6 +131,41 @@ class SipBaseOptions(BaseModel):
     t1: Duration = Field(default=0.5, gt=0, le=10)
     tls: TlsOptions = Field(default_factory=TlsOptions)
     user_agent: str = Field(default="slawatch", max_length=200)
+
+    # RFC 3263 server location (probes.sip.locate, probes.sip_servers): nameservers to ask
+    # ("192.0.2.53", "[2001:db8::53]:5353"), empty = the system's; the time one server may
+    # take before the next is tried (default: an equal share of what is left).
+    resolver: tuple[str, ...] = ()
+    server_timeout: Duration | None = Field(default=None, gt=0)
+
+    @field_validator("resolver")
+    @classmethod
+    def _nameservers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            parse_nameserver(text)
+        return value
+
+    def declared_transport(self) -> TransportName | None:
+        """The transport the target or URI names, None when DNS (NAPTR/SRV) may choose."""
+        if self.transport is not None:
+            return self.transport
+        uri = self.parsed_uri()
+        declared = (uri.param("transport") or "").lower()
+        if declared in ("udp", "tcp", "tls"):
+            return declared  # type: ignore[return-value]
+        return "tls" if uri.scheme == "sips" else None
+
+    def needs_location(self) -> bool:
+        """True when the URI names a domain to locate servers for (RFC 3263) and no ``host``
+        overrides it. Single-label names (``localhost``) stay with the system resolver."""
+        if self.host is not None:
+            return False
+        host = self.parsed_uri().bare_host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return "." in host.strip(".")
+        return False
 
     @field_validator("uri", "from_uri", "to_uri")
     @classmethod

@@ -44,6 +44,10 @@ class MediaDescription:
     fmtps: dict[int, str] = field(default_factory=dict)
     direction: str = "sendrecv"
     ptime_ms: int | None = None
+    crypto: tuple[str, ...] = ()
+    """The ``a=crypto`` values (RFC 4568), unparsed: the SRTP layer judges them."""
+    rtcp_port: int | None = None
+    """``a=rtcp:<port>`` (RFC 3605): where RTCP goes when it is not RTP port + 1."""
 
     @property
     def rejected(self) -> bool:
@@ -71,6 +75,9 @@ class NegotiatedAudio:
     telephone_event_pt: int | None
     direction: str
     ptime_ms: int
+    proto: str = "RTP/AVP"
+    crypto: tuple[str, ...] = ()
+    rtcp_port: int | None = None
 
 
 def build_offer(
@@ -81,8 +88,14 @@ def build_offer(
     session_id: int,
     telephone_event_pt: int = DEFAULT_TELEPHONE_EVENT_PT,
     ptime_ms: int = 20,
+    version: int | None = None,
+    profile: str = "RTP/AVP",
+    crypto: Sequence[str] = (),
 ) -> str:
-    """An SDP offer for one sendrecv audio stream (CRLF line ends, as SIP bodies use)."""
+    """An SDP offer for one sendrecv audio stream (CRLF line ends, as SIP bodies use).
+
+    Also the answer to a callee's re-offer, with the one codec settled and ``version`` (the
+    o= line's, RFC 3264 §8) raised when the description changed."""
     if not codecs:
         raise ValueError("codecs: expected at least one of PCMU, PCMA, got none")
     if len(set(codecs)) != len(codecs):
@@ -95,16 +108,17 @@ def build_offer(
     pts = [str(c.payload_type) for c in codecs] + [str(telephone_event_pt)]
     lines = [
         "v=0",
-        f"o=slawatch {session_id} {session_id} IN {family} {address}",
+        f"o=slawatch {session_id} {version or session_id} IN {family} {address}",
         "s=slawatch",
         f"c=IN {family} {address}",
         "t=0 0",
-        f"m=audio {port} RTP/AVP {' '.join(pts)}",
+        f"m=audio {port} {profile} {' '.join(pts)}",
         *(f"a=rtpmap:{c.payload_type} {c.value}/8000" for c in codecs),
         f"a=rtpmap:{telephone_event_pt} telephone-event/8000",
         f"a=fmtp:{telephone_event_pt} 0-15",
         f"a=ptime:{ptime_ms}",
         "a=sendrecv",
+        *(f"a=crypto:{value}" for value in crypto),
     ]
     return "\r\n".join(lines) + "\r\n"
 
@@ -157,6 +171,8 @@ class _MediaBuilder:
         self.fmtps: dict[int, str] = {}
         self.direction: str | None = None
         self.ptime: int | None = None
+        self.crypto: list[str] = []
+        self.rtcp_port: int | None = None
 
     def build(self, session_address: str | None, session_direction: str) -> MediaDescription:
         return MediaDescription(
@@ -169,6 +185,8 @@ class _MediaBuilder:
             fmtps=self.fmtps,
             direction=self.direction or session_direction,
             ptime_ms=self.ptime,
+            crypto=tuple(self.crypto),
+            rtcp_port=self.rtcp_port,
         )
 
 
@@ -215,6 +233,12 @@ def parse_sdp(text: str) -> SessionDescription:
             elif name == "fmtp":
                 pt_text, _, params = attr.partition(" ")
                 current.fmtps[_int(pt_text, line_no, "fmtp payload type", 0, 127)] = params
+            elif name == "crypto":
+                current.crypto.append(attr)
+            elif name == "rtcp":
+                current.rtcp_port = _int(
+                    attr.split()[0] if attr.split() else "", line_no, "rtcp port", 1, 65535
+                )
             elif name == "ptime":
                 current.ptime = _int(attr.strip(), line_no, "ptime", 1, 1000)
     return SessionDescription(
@@ -286,4 +310,7 @@ def negotiate(answer: SessionDescription, offered: Sequence[Codec]) -> Negotiate
         telephone_event_pt=te_pt,
         direction=stream.direction,
         ptime_ms=stream.ptime_ms or 20,
+        proto=stream.proto,
+        crypto=stream.crypto,
+        rtcp_port=stream.rtcp_port,
     )

@@ -18,7 +18,9 @@ Public API:
   TransportSink (protocol), Target (frozen: transport, host, port, bind_host, bind_port,
       ssl_context, server_hostname, connect_timeout)
   async open_transport(target, sink) -> Transport
-  Transport: name ("udp"|"tcp"|"tls"), reliable, local (host, port), remote, send(bytes), close()
+  Transport: name ("udp"|"tcp"|"tls"), reliable, local (host, port), remote, ssl_object,
+      send(bytes), close()
+  tls_details(transport) -> {tls_version, certificate_expiry_timestamp}
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from probes.sip.message import (
     StreamFramer,
     parse_message,
 )
+from probes.tls import peer_certificate_expiry, tls_version_name
 
 log = structlog.get_logger(__name__)
 
@@ -112,6 +115,8 @@ class Transport:
     local: tuple[str, int]
     remote: tuple[str, int]
 
+    ssl_object: ssl.SSLObject | None = None
+
     def send(self, data: bytes) -> None:
         raise TransportError("send_failed", f"{type(self).__name__} cannot send")
 
@@ -173,6 +178,7 @@ class StreamTransport(Transport):
         peername = writer.get_extra_info("peername")
         self.local = (str(sockname[0]), int(sockname[1]))
         self.remote = (str(peername[0]), int(peername[1]))
+        self.ssl_object = writer.get_extra_info("ssl_object")
         self._sink = sink
         self._closing = False
         self._task = asyncio.create_task(self._read(reader), name=f"sip-{name}-reader")
@@ -284,6 +290,18 @@ async def _connect_stream(target: Target) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def tls_details(transport: Transport) -> dict[str, str | float]:
+    """The negotiated TLS version and the peer chain's earliest expiry (as the tcp/http probes
+    report them); empty for UDP and TCP."""
+    if transport.ssl_object is None:
+        return {}
+    details: dict[str, str | float] = {"tls_version": tls_version_name(transport.ssl_object)}
+    expiry = peer_certificate_expiry(transport.ssl_object)
+    if expiry is not None:
+        details["certificate_expiry_timestamp"] = expiry
+    return details
 
 
 def _family(host: str) -> int:
