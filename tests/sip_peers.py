@@ -7,6 +7,7 @@ runs in its own process group, ended as a group by tests.procs.stop_group.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
