@@ -20,6 +20,7 @@ COMMANDS: Mapping[str, str] = {
     "report": "monitor.reporting",
     "check-config": "monitor.config.command",
     "fault": "monitor.support.command",
+    "import": "monitor.promsource.importer",
 }
 
 

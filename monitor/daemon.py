@@ -29,6 +29,7 @@ from monitor.accounting import Accounting, AccountingInputs, utc_now
 from monitor.claims import KV_KEY as CLAIMS_KEY
 from monitor.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.config import Config, ConfigError, load_config
+from monitor.promsource.live import start_live_filler
 from monitor.scheduler import ProbeScheduler, ScheduledTarget
 from monitor.secrets import check_secrets
 from monitor.sla.calendar import Month, month_bounds, month_containing
@@ -142,6 +143,8 @@ class Daemon:
                     )
                 )
             self._bucket_lengths[target.name] = lengths
+            if target.kind == "prometheus":  # read, not probed: monitor.promsource.live fills it
+                continue
             out.append(
                 ScheduledTarget(
                     name=target.name,
@@ -415,6 +418,8 @@ class Daemon:
             asyncio.create_task(self._flush_loop(), name="flush"),
             asyncio.create_task(self._maintenance_loop(), name="maintenance"),
         ]
+        # kind: prometheus targets: filled from Prometheus after each bucket closes.
+        self._background.append(start_live_filler(lambda: self.config, self.state, self._stop))
         watchdog = sdnotify.watchdog_interval()
         if watchdog:
             self._background.append(asyncio.create_task(self._watchdog_loop(watchdog / 2)))
