@@ -8,6 +8,7 @@ Every failure becomes :class:`PrometheusError` with a one-line message naming th
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 from collections.abc import Sequence
@@ -52,8 +53,8 @@ def _auth_headers(options: PrometheusOptions) -> dict[str, str]:
         if options.bearer_token is not None:
             return {"Authorization": f"Bearer {options.bearer_token.read()}"}
         if options.username is not None and options.password is not None:
-            auth = aiohttp.BasicAuth(options.username, options.password.read())
-            return {"Authorization": auth.encode()}
+            pair = f"{options.username}:{options.password.read()}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
     except SecretUnavailable as exc:
         raise PrometheusError(f"prometheus {options.url}: {exc}") from None
     return {}

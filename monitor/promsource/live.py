@@ -78,8 +78,12 @@ class LiveFiller:
             for task in self._workers.values():
                 task.cancel()
             await asyncio.gather(*self._workers.values(), return_exceptions=True)
-            for client in self._clients.values():
-                await client.close()
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP sessions (``run`` does it on the way out)."""
+        for client in self._clients.values():
+            await client.close()
 
     def _reconcile(self) -> None:
         config = self._config()
