@@ -148,7 +148,10 @@ async def build_rows(
         longest = max(target.rules, default=300)
         stop = min(end, int(now - options.lag) // longest * longest)
         margin = max(MARGIN_SECONDS, int(2 * (options.scrape_interval or 0)))
+        # A target no SLA measures has nothing to fill: not even asked for.
         pieces = chunks(start - margin, stop, int(options.chunk)) if stop > start else []
+        if not target.rules:
+            pieces = []
         plans.append((target, stop, pieces))
         total += len(pieces) * (2 if options.up else 1)
     done = 0
@@ -176,7 +179,9 @@ async def build_rows(
             )
         success, dropped = dedupe(success)
         counts["duplicates"] += dropped
-        counts["samples"] += sum(1 for ts, _ in success if start * 1000 <= ts < stop * 1000)
+        counts["samples"] += sum(
+            1 for ts, v in success if start * 1000 <= ts < stop * 1000 and v in (0.0, 1.0)
+        )
         interval = int(options.scrape_interval * 1000) if options.scrape_interval else None
         for seconds, rules in sorted(target.rules.items()):
             result = bucket_series(
