@@ -20,6 +20,7 @@ uptime 8052 / 8055 (unknown buckets excluded).
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import subprocess
@@ -31,7 +32,8 @@ from typing import Any
 
 import pytest
 
-from monitor.cli import main
+from monitor.cli import build_parser, main
+from monitor.promsource import importer
 from tests.peers import require_binary
 from tests.test_deploy_contract import free_port, running, wait_http_ok
 
@@ -58,12 +60,13 @@ STALE_AT, STALE_UNTIL = _epoch("2026-02-15T06:20:00"), _epoch("2026-02-15T06:41:
 RESTART = (_epoch("2026-02-20T12:00:00"), _epoch("2026-02-20T12:02:00"))
 
 
-def openmetrics() -> str:
-    """The synthetic month: probe_success, up, and an exporter counter that resets."""
+def openmetrics(lo: int, hi: int) -> str:
+    """The synthetic month's samples in [lo, hi): probe_success, up, and an exporter counter
+    that resets (its count restarts at each file; only the restart matters here)."""
     success, up, counter = [], [], []
     labels = f'{{job="blackbox",instance="{INSTANCE}"}}'
     count = 0
-    for ts in range(START, END + 1, 60):
+    for ts in range(max(lo, START), min(hi, END + 1), 60):
         if GAP[0] <= ts < GAP[1]:
             continue  # Prometheus was not scraping at all
         if RESTART[0] <= ts < RESTART[1]:
@@ -93,6 +96,11 @@ def openmetrics() -> str:
     )
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 @dataclass
 class Served:
     base: str
@@ -105,15 +113,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     prometheus = require_binary("prometheus")
     promtool = require_binary("promtool", "prometheus")
     work = tmp_path_factory.mktemp("prom-import")
-    source = work / "month.om"
-    source.write_text(openmetrics())
     data = work / "data"
-    subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(source), str(data)],
-        check=True,
-        timeout=180,
-        capture_output=True,
-    )
+    # promtool re-reads its whole input for every 2-hour block it cuts: one file per day.
+    for day in range(START // 86400 * 86400, END + 1, 86400):
+        source = work / "day.om"
+        source.write_text(openmetrics(day, day + 86400))
+        subprocess.run(
+            [promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(source), str(data)],
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
     (work / "prometheus.yml").write_text("global: {}\n")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -249,6 +259,21 @@ class TestImportFromRealPrometheus:
         assert main(["import", "--config", str(path), "--month", "2026-01"]) == 1
         assert tally_rows(database) == before
         assert "nothing was written" in capsys.readouterr().err
+
+    def test_progress_bar_on_a_terminal_only(self, served: Served, tmp_path: Path) -> None:
+        """A terminal on stderr gets a progress bar (one chunk per query); a pipe gets none."""
+        path = config(tmp_path, served.base)
+        argv = ["import", "--config", str(path), "--month", "2026-02"]
+        out, tty = io.StringIO(), _Terminal()
+        assert importer.run(build_parser("import").parse_args(argv), out, tty) == 0
+        frames = tty.getvalue().split("\r")[1:]
+        # 28 days + the margin chunk, for probe_success and for up.
+        assert frames[-1].startswith("importing [##############################] 58/58 queries")
+        assert len(frames) == 58
+        assert out.getvalue().startswith("slawatch import: 2026-02: 1 target(s), ")
+        piped_out, piped_err = io.StringIO(), io.StringIO()
+        assert importer.run(build_parser("import").parse_args(argv), piped_out, piped_err) == 0
+        assert piped_err.getvalue() == ""
 
     def test_bad_target_name_is_named(
         self, served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
