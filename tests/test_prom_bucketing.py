@@ -19,6 +19,7 @@ from monitor.promsource.bucketing import (
     infer_interval_ms,
     is_stale_marker,
 )
+from monitor.promsource.live import MIN_MARGIN_SECONDS
 from monitor.sla.buckets import target_verdict
 from monitor.sla.policy import BucketRule, BucketRuleKind, BucketState
 from tests.strategies import prom_series
@@ -209,3 +210,33 @@ class TestProperties:
             lo, hi = bucket * 1000, (bucket + SIZE) * 1000
             if lo < gap_end and hi > uncovered_from:
                 assert state is not BucketState.AVAILABLE
+
+    @settings(max_examples=150, deadline=None)
+    @given(prom_series(), st.sampled_from([ANY, ALL]))
+    def test_live_bucket_by_bucket_equals_the_import(
+        self, drawn: tuple[int, list[tuple[int, float]]], rule: BucketRule
+    ) -> None:
+        """The live filler asks for one bucket plus a margin; the import for the whole range:
+        every bucket comes out the same (tally, or unknown with the same reason)."""
+        interval, samples = drawn
+        whole = bucket_series(
+            samples,
+            start=START,
+            end=END,
+            bucket_seconds=SIZE,
+            scrape_interval_ms=interval,
+            rules=(rule,),
+        )
+        margin_ms = MIN_MARGIN_SECONDS * 1000
+        for bucket in range(START, END, SIZE):
+            lo, hi = bucket * 1000 - margin_ms, (bucket + SIZE) * 1000
+            one = bucket_series(
+                [(t, v) for t, v in samples if lo <= t < hi],
+                start=bucket,
+                end=bucket + SIZE,
+                bucket_seconds=SIZE,
+                scrape_interval_ms=interval,
+                rules=(rule,),
+            )
+            assert one.tallies.get(bucket) == whole.tallies.get(bucket)
+            assert one.unknown.get(bucket) == whole.unknown.get(bucket)
