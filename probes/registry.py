@@ -30,6 +30,7 @@ class ProbeKind:
 
 def _kinds() -> Mapping[str, ProbeKind]:
     # Imported here so that importing the registry's types never drags every probe in.
+    from monitor.promsource import options as prometheus
     from probes import dns, http, sip_call, sip_options, sip_register, tcp
 
     kinds: list[ProbeKind] = [
@@ -39,6 +40,8 @@ def _kinds() -> Mapping[str, ProbeKind]:
         ProbeKind("sip_options", sip_options.SipOptionsOptions, sip_options.probe, "SIP OPTIONS"),
         ProbeKind("sip_register", sip_register.SipRegisterOptions, sip_register.probe, "REGISTER"),
         ProbeKind("sip_call", sip_call.SipCallOptions, sip_call.probe, "SIP test call, media+DTMF"),
+        # Read, not probed: the daemon leaves it out of the schedule (monitor.promsource.live).
+        ProbeKind("prometheus", prometheus.PrometheusOptions, prometheus.not_a_probe, "0/1 series"),
     ]
     return {kind.name: kind for kind in kinds}
 

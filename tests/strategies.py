@@ -559,3 +559,24 @@ session_expires_values = _st.one_of(
     ),
 )
 """Session-Expires values a hostile or broken callee might send."""
+
+
+# -- prometheus samples (monitor.promsource.bucketing) ----------------------------------------
+@_st.composite
+def prom_series(draw: _st.DrawFn) -> tuple[int, list[tuple[int, float]]]:
+    """(scrape interval ms, samples): a 0/1 series with jitter, gaps, duplicates and NaNs,
+    starting before a range of 6 buckets of 10 s from epoch 1000 (so 1000..1060 s)."""
+    interval = draw(_st.sampled_from([1000, 2000, 3000, 5000]))
+    t = 990_000 - draw(_st.integers(0, interval))
+    samples: list[tuple[int, float]] = []
+    while t < 1_062_000:
+        roll = draw(_st.integers(0, 99))
+        if roll < 6:
+            t += draw(_st.integers(1, 8)) * interval  # a scrape gap
+            continue
+        value = 0.0 if roll < 20 else (float("nan") if roll < 23 else 1.0)
+        samples.append((t, value))
+        if roll % 17 == 0:
+            samples.append((t, value))  # a duplicate, as chunk edges give on Prometheus 2.x
+        t += interval + draw(_st.integers(-interval // 10, interval // 10))
+    return interval, samples

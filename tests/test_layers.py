@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("monitor.accounting",),
     ("monitor.reports",),
     ("monitor.runtime",),
-    ("monitor.metrics",),
+    ("monitor.metrics", "monitor.promsource"),
     ("monitor.http",),
     ("monitor.cli",),
 )

@@ -16,12 +16,18 @@ from monitor.clock import Clock, system_clock
 from monitor.config import Config, ConfigError, load_config
 from monitor.config.secrets import check_secrets
 from monitor.http.server import serve
+from monitor.promsource.live import start_live_filler
 from monitor.runtime.daemon import Daemon
 
 
 async def start_daemon(daemon: Daemon) -> None:
-    """Start the core, then the HTTP interface; ready once both are up."""
+    """Start the core, then the adapters: the HTTP interface and the filler of ``kind:
+    prometheus`` targets (which reads closed buckets from Prometheus into the daemon's live
+    state); ready once they are up."""
     await daemon.start()
+    daemon.run_in_background(
+        lambda stop: start_live_filler(lambda: daemon.config, daemon.state, stop)
+    )
     daemon.serving(await serve(daemon))
 
 

@@ -114,6 +114,8 @@ class Daemon:
                     )
                 )
             self._bucket_lengths[target.name] = lengths
+            if target.kind == "prometheus":  # read, not probed: monitor.promsource.live fills it
+                continue
             out.append(
                 ScheduledTarget(
                     name=target.name,
@@ -410,6 +412,15 @@ class Daemon:
             listen=self.listen_address,
             database=str(self.config.monitor.database_path),
         )
+
+    def run_in_background(
+        self, start: Callable[[asyncio.Event], asyncio.Task[None]]
+    ) -> asyncio.Task[None]:
+        """Start an adapter's task (``start`` receives the stop event), ended with the other
+        background loops before the last flush: what it put in the live state is flushed."""
+        task = start(self._stop)
+        self._background.append(task)
+        return task
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run ``hook`` when stopping, after the last flush and before the store closes (the

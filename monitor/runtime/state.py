@@ -166,6 +166,12 @@ class LiveState:
                 if current is not None:
                     self._dirty.add((bucket_seconds, target, start))
 
+    def put(self, bucket_seconds: int, target: str, start: int, tally: Tally) -> None:
+        """Set one bucket's tally outright (a kind: prometheus target's, filled after the
+        bucket closed) and mark it for the next flush."""
+        self._tallies.setdefault(bucket_seconds, {}).setdefault(target, {})[start] = tally
+        self._dirty.add((bucket_seconds, target, start))
+
     # -- reading -----------------------------------------------------------------------------
     def tallies(self, bucket_seconds: int) -> Mapping[str, Mapping[int, Tally]]:
         return self._tallies.get(bucket_seconds, {})
