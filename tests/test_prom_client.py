@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from monitor.state import LiveState
+from monitor.runtime.state import LiveState
 
 from monitor.promsource.client import PrometheusClient, PrometheusError, one_series
 from monitor.promsource.importer import Measured
