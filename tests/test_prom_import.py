@@ -15,7 +15,7 @@ The month holds, on purpose:
   bucket 12:00 unknown, never the vendor's failure.
 
 Hand-computed: 28 days x 288 = 8064 buckets; 3 unavailable, 9 unknown, 8052 available;
-uptime 8052 / 8055 (unknown buckets excluded).
+claimable uptime 8061 / 8064 (unknown buckets are not proven unavailable).
 """
 
 from __future__ import annotations
