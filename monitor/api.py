@@ -26,6 +26,8 @@ from monitor.sla.calendar import Month, month_containing
 from monitor.sla.policy import ExclusionKind, ExclusionWindow
 from monitor.store.base import ExclusionExistsError
 from monitor.support.http import fault_routes
+from monitor.web.adapter import DaemonWebSource
+from monitor.web.routes import web_routes
 from probes.fields import SecretUnavailable
 
 if TYPE_CHECKING:
@@ -164,19 +166,6 @@ def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[DAEMON] = daemon
     exposition = MetricsExposition(daemon, extra=[ContractCollector(daemon)])
-
-    async def index(request: web.Request) -> web.Response:
-        links = [
-            "/metrics",
-            "/healthz",
-            "/readyz",
-            "/api/v1/status",
-            "/api/v1/report",
-            "/api/v1/exclusions",
-            "/api/v1/buckets",
-        ]
-        body = "slawatch " + daemon.config.monitor.name + "\n\n" + "\n".join(links) + "\n"
-        return web.Response(text=body)
 
     async def metrics(request: web.Request) -> web.Response:
         payload = await exposition.render()
@@ -343,7 +332,7 @@ def build_app(daemon: Daemon) -> web.Application:
             lambda request: require_token(daemon, request),
         )
     )
-    app.router.add_get("/", index)
+    app.router.add_routes(web_routes(DaemonWebSource(daemon, daemon.recent)))  # web view, /
     app.router.add_get("/api/v1/claims", list_claims)
     app.router.add_post("/api/v1/claims", add_claim)
     app.router.add_get("/metrics", metrics)

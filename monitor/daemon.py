@@ -46,6 +46,7 @@ from monitor.store.sqlite import SqliteStore
 from monitor.support.metrics import Sample
 from monitor.support.notice import NoticeRule
 from monitor.support_link import SupportFigures, notice_rules, window_filter
+from monitor.web.recent import RecentResults
 from probes.registry import PROBE_KINDS
 from probes.result import ProbeResult
 
@@ -93,6 +94,7 @@ class Daemon:
         self.api_exclusions: list[ExclusionWindow] = []
         self.claims: dict[str, Claim] = {}
         self.support = SupportFigures()
+        self.recent = RecentResults()  # the web view's last day per target
         self._notice_rules: dict[str, NoticeRule] = {}
         self.gaps: list[tuple[datetime, datetime]] = []
         self.accounting = Accounting(self._inputs(), self._tallies_for)
@@ -182,6 +184,7 @@ class Daemon:
         self.scheduler.apply(self._schedule())
         self.accounting.replace_inputs(self._inputs())
         self.state.forget_targets({t.name for t in new.targets})
+        self.recent.forget_targets({t.name for t in new.targets})
         self.health.reload_successful = True
         self.health.last_reload_success = now
         sdnotify.ready()
@@ -197,6 +200,7 @@ class Daemon:
     def _on_result(self, target: ScheduledTarget, result: ProbeResult) -> None:
         lengths = self._bucket_lengths.get(target.name, target.bucket_lengths)
         self.state.record(result, lengths)
+        self.recent.record(result)
         if not result.ok:
             log.info(
                 "probe_failed",

@@ -79,6 +79,23 @@ async def daemon_report(
     _check_format(fmt)
     now = utc_now(time.time())
     policies = select_policies(daemon.config, service, field="service")
+    results = await daemon_month_results(daemon, policies, month, now)
+    meta: dict[str, Any] = {"source": "store", "vantage": daemon.config.monitor.name}
+    support = None
+    if has_support(daemon.config):
+        zone = policies[0].timezone if policies else "UTC"
+        chosen = Month.parse(month) if month else month_containing(now, zone)
+        support = await support_parts(
+            daemon.config, daemon.store, chosen, now, daemon.api_exclusions
+        )
+    return compose(results, fmt, meta, support), CONTENT_TYPES[fmt]
+
+
+async def daemon_month_results(
+    daemon: Daemon, policies: Sequence[SlaPolicy], month: str | None, now: datetime
+) -> list[MonthResult]:
+    """Each policy's month as the daemon reports it (``month`` ``None``: the current one):
+    from memory for the current and previous months, from the store before that."""
     results: list[MonthResult] = []
     for policy in policies:
         chosen = Month.parse(month) if month else month_containing(now, policy.timezone)
@@ -93,12 +110,4 @@ async def daemon_report(
                     daemon.config, daemon.store, [policy], chosen, now, daemon.api_exclusions
                 )
             )
-    meta: dict[str, Any] = {"source": "store", "vantage": daemon.config.monitor.name}
-    support = None
-    if has_support(daemon.config):
-        zone = policies[0].timezone if policies else "UTC"
-        chosen = Month.parse(month) if month else month_containing(now, zone)
-        support = await support_parts(
-            daemon.config, daemon.store, chosen, now, daemon.api_exclusions
-        )
-    return compose(results, fmt, meta, support), CONTENT_TYPES[fmt]
+    return results

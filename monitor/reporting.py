@@ -141,7 +141,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--month", required=True, help="calendar month, YYYY-MM")
     parser.add_argument("--service", help="report only this service (or SLA name)")
-    parser.add_argument("--format", choices=FORMATS, default="text", dest="fmt")
+    parser.add_argument("--format", choices=(*FORMATS, "html"), default="text", dest="fmt")
     parser.add_argument(
         "--skip-invalid",
         action="store_true",
@@ -182,6 +182,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except (ConfigError, StoreError, ValueError, OSError) as exc:
         print(f"slawatch report: {exc}", file=stderr)
         return 2
+    if args.fmt == "html":  # the web view's SLA month page, as one self-contained file
+        from monitor.web.report import report_html
+
+        claim = lambda r: compose([r], "claim", meta, support)  # noqa: E731
+        stdout.write(report_html(reports, policies, claim, config.monitor.name))
+        return 0
     stdout.write(compose(reports, args.fmt, meta, support))
     return 0
 
