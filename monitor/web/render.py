@@ -328,13 +328,21 @@ def render_overview(
         results=results,
         summaries=[_contract_row(s) for s in summaries],
         month=month,
-        months=[str(m) for m in months_before(latest, 13)],
+        months=_month_choices(month, latest),
         selected=str(month) if month else "",
         now=now,
         vantage=vantage,
         nav=Nav(),
         standalone=False,
     )
+
+
+def _month_choices(month: Month | None, latest: Month) -> list[str]:
+    """The last 13 months, and the shown month with its neighbours when it is older."""
+    choices = set(months_before(latest, 13))
+    if month is not None:
+        choices.update(m for m in (month.previous(), month, month.next()) if m <= latest)
+    return [str(m) for m in sorted(choices, reverse=True)]
 
 
 def _contract_row(summary: ContractSummary) -> dict[str, Any]:
@@ -405,7 +413,8 @@ def _timeline(item: FaultSummary, summary: ContractSummary) -> str:
     """Received → each deadline and when it was met, over shaded support hours."""
     hours = summary.contract.hours
     start = item.fault.received_at.astimezone(UTC)
-    marks: list[datetime] = [start, summary.now]
+    # A solved fault's timeline ends at its last deadline or level met; an open one runs to now.
+    marks: list[datetime] = [start, summary.now] if item.open else [start]
     for s in item.levels:
         marks.append(s.deadline)
         if s.met_at is not None:
