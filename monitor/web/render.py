@@ -42,6 +42,9 @@ from monitor.web.view import (
 )
 
 CELL_WIDTH = 3
+MAX_OUTAGE_ROWS = 300
+"""A pathological month (state flipping every bucket) has thousands of outages; the table
+shows the first ones, the heat-map's tooltips and the JSON report have them all."""
 ROW_HEIGHT = 14
 LABEL_HOURS = 3
 
@@ -195,6 +198,8 @@ class Nav:
     previous: str | None = None
     next: str | None = None
     overview: str | None = None
+    claim: str | None = None
+    """Where the claim draft downloads from; ``None`` puts it in a ``data:`` link instead."""
 
 
 def tier_rows(result: MonthResult, policy: SlaPolicy | None) -> list[dict[str, Any]]:
@@ -250,11 +255,13 @@ def sla_page(
             "probes": o.probes,
             "failed": sum(o.failed_targets.values()),
         }
-        for i, o in enumerate(result.outages)
+        for i, o in enumerate(result.outages[:MAX_OUTAGE_ROWS])
     ]
+    nav = nav or Nav()
     return {
         "r": result,
-        "nav": nav or Nav(),
+        "nav": nav,
+        "outages_total": len(result.outages),
         "pid": pid,
         "heat": heat,
         "rows": heatmap_rows(heat),
@@ -277,7 +284,7 @@ def sla_page(
         "tiers": tier_rows(result, policy),
         "method": method_sentence(result),
         "claim_text": claim_text,
-        "claim_href": claim_href(claim_text),
+        "claim_href": nav.claim or claim_href(claim_text),
         "claim_name": f"claim-{result.sla}-{result.month}.txt",
         "tz": tz,
         "cell_minutes": f"{heat.cell_seconds / 60:g}",

@@ -106,6 +106,7 @@ def web_routes(source: WebSource) -> list[web.RouteDef]:
             previous=sla_path(name, month.previous()),
             next=sla_path(name, month.next()) if month < current else None,
             overview=f"/?month={month}",
+            claim=sla_path(name, month) + "/claim.txt",
         )
         return _html(
             render_sla_month(

@@ -216,6 +216,7 @@ def build_heatmap(result: MonthResult) -> Heatmap:
     states = result.states
     kinds = result.excluded_kinds
     outage_starts = [int(o.start.timestamp()) for o in result.outages]
+    outage_texts = [outage_words(o) for o in result.outages]
 
     def cell_key(lo: int) -> tuple[str, BucketState, ExclusionKind | None, int | None]:
         if per == 1:
@@ -247,7 +248,10 @@ def build_heatmap(result: MonthResult) -> Heatmap:
             starts = tuple(start + index * cell for index in indexes)
             begin = datetime.fromtimestamp(starts[0], UTC)
             finish = datetime.fromtimestamp(starts[-1] + cell, UTC)
-            title = run_title(result, begin, finish, shown, kind, Counter(states[lo:hi]), outage)
+            counts = Counter(states[lo:hi])
+            title = run_title(result, begin, finish, shown, kind, counts)
+            if outage is not None:
+                title += "; " + outage_texts[outage]
             runs.append(Run(position, starts, css, shown, kind, title, outage))
             position += len(indexes)
         day_states = states[first_bucket : first_bucket + cells * per]
@@ -276,9 +280,8 @@ def run_title(
     state: BucketState,
     kind: ExclusionKind | None,
     buckets: Mapping[BucketState, int],
-    outage: int | None,
 ) -> str:
-    """The tooltip: local time, UTC, state, buckets, and for an outage its reasons and targets."""
+    """The tooltip's times, state and buckets (an outage's reasons are added by the caller)."""
     tz = zone(result.timezone)
     lo, hi = begin.astimezone(tz), end.astimezone(tz)
     when = f"{lo:%a %d %b %H:%M}–{hi:%H:%M} {hi:%Z}"
@@ -294,10 +297,7 @@ def run_title(
         count = f"{total} buckets: {mix}"
     else:
         count = f"{total} bucket" + ("" if total == 1 else "s")
-    text = f"{when} ({utc}): {words}; {count}"
-    if outage is not None and outage < len(result.outages):
-        text += "; " + outage_words(result.outages[outage])
-    return text
+    return f"{when} ({utc}): {words}; {count}"
 
 
 def outage_words(outage: Outage) -> str:
