@@ -285,7 +285,11 @@ def run_title(
     tz = zone(result.timezone)
     lo, hi = begin.astimezone(tz), end.astimezone(tz)
     when = f"{lo:%a %d %b %H:%M}–{hi:%H:%M} {hi:%Z}"
-    utc = f"{begin:%H:%M}–{end:%H:%M} UTC"
+    utc = (
+        ""
+        if lo.utcoffset() == hi.utcoffset() == timedelta(0)
+        else f" ({begin:%H:%M}–{end:%H:%M} UTC)"
+    )
     words = STATE_WORDS[state]
     if kind is not None:
         words = f"excluded: {kind_words(kind)}"
@@ -297,7 +301,7 @@ def run_title(
         count = f"{total} buckets: {mix}"
     else:
         count = f"{total} bucket" + ("" if total == 1 else "s")
-    return f"{when} ({utc}): {words}; {count}"
+    return f"{when}{utc}: {words}; {count}"
 
 
 def outage_words(outage: Outage) -> str:
