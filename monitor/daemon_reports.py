@@ -80,15 +80,22 @@ async def daemon_report(
     now = utc_now(time.time())
     policies = select_policies(daemon.config, service, field="service")
     results = await daemon_month_results(daemon, policies, month, now)
+    zone = policies[0].timezone if policies else "UTC"
+    chosen = Month.parse(month) if month else month_containing(now, zone)
+    return await compose_report(daemon, results, chosen, fmt, now), CONTENT_TYPES[fmt]
+
+
+async def compose_report(
+    daemon: Daemon, results: Sequence[MonthResult], month: Month, fmt: str, now: datetime
+) -> str:
+    """The report text for months already computed, with the support section for ``month``."""
     meta: dict[str, Any] = {"source": "store", "vantage": daemon.config.monitor.name}
     support = None
     if has_support(daemon.config):
-        zone = policies[0].timezone if policies else "UTC"
-        chosen = Month.parse(month) if month else month_containing(now, zone)
         support = await support_parts(
-            daemon.config, daemon.store, chosen, now, daemon.api_exclusions
+            daemon.config, daemon.store, month, now, daemon.api_exclusions
         )
-    return compose(results, fmt, meta, support), CONTENT_TYPES[fmt]
+    return compose(results, fmt, meta, support)
 
 
 async def daemon_month_results(

@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import pytest_asyncio
 
 from monitor.config import load_config
 from monitor.sla.calendar import Month, month_grid
@@ -34,7 +35,11 @@ from tests.peers import require_binary
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
-pytestmark = [pytest.mark.peers, pytest.mark.timeout(240)]
+pytestmark = [
+    pytest.mark.peers,
+    pytest.mark.timeout(240),
+    pytest.mark.asyncio(loop_scope="module"),
+]
 
 LONDON = ZoneInfo("Europe/London")
 TARGETS = ("sbc-a", "sbc-b")
@@ -158,22 +163,32 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-async def page(daemon: DaemonProcess) -> AsyncIterator[Any]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Any]:
+    """One Chromium for the module (starting one per test costs seconds on a busy machine)."""
     async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": 1340, "height": 900})
-        page = await context.new_page()
-        page.problems = []
-        page.on(
-            "console",
-            lambda msg: page.problems.append(msg.text) if msg.type == "error" else None,
-        )
-        page.on("pageerror", lambda exc: page.problems.append(str(exc)))
+        launched = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
-            yield page
+            yield launched
         finally:
-            await browser.close()
+            await launched.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(browser: Any, daemon: DaemonProcess) -> AsyncIterator[Any]:
+    """A fresh context and page per test, collecting console errors and page errors."""
+    context = await browser.new_context(viewport={"width": 1340, "height": 900})
+    page = await context.new_page()
+    page.problems = []
+    page.on(
+        "console",
+        lambda msg: page.problems.append(msg.text) if msg.type == "error" else None,
+    )
+    page.on("pageerror", lambda exc: page.problems.append(str(exc)))
+    try:
+        yield page
+    finally:
+        await context.close()
 
 
 async def visit(page: Any, daemon: DaemonProcess, path: str) -> None:

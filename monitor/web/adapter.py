@@ -2,8 +2,8 @@
 
 Months come from :func:`monitor.daemon_reports.daemon_month_results` (what ``/api/v1/report``
 and ``/metrics`` show), support summaries from :func:`monitor.full_report.support_parts`, claim
-drafts from :func:`monitor.daemon_reports.daemon_report`: the pages add no computation of
-their own.
+drafts from :func:`monitor.daemon_reports.compose_report` (as ``/api/v1/report``): the pages
+add no computation of their own.
 """
 
 from __future__ import annotations
@@ -68,11 +68,10 @@ class DaemonWebSource:
         )
         return summaries
 
-    async def claim_draft(self, sla: str, month: Month) -> str:
-        from monitor.daemon_reports import daemon_report
+    async def claim_draft(self, result: MonthResult) -> str:
+        from monitor.daemon_reports import compose_report
 
-        text, _ = await daemon_report(self.daemon, service=sla, month=str(month), fmt="claim")
-        return text
+        return await compose_report(self.daemon, [result], result.month, "claim", self.now())
 
     def target_names(self) -> Sequence[str]:
         return [t.name for t in self.daemon.config.targets]

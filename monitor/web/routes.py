@@ -95,11 +95,10 @@ def web_routes(source: WebSource) -> list[web.RouteDef]:
         month = _month(request.match_info["month"], "month")
         assert month is not None
         try:
-            results = await source.month_results(month, sla=name)
-            claim = await source.claim_draft(name, month)
+            result = (await source.month_results(month, sla=name))[0]
         except ValueError as exc:
             return _error(400, str(exc))
-        result = results[0]
+        claim = await source.claim_draft(result)
         policy = next(p for p in source.policies() if p.name == name)
         current = month_containing(source.now(), policy.timezone)
         nav = Nav(
@@ -122,9 +121,10 @@ def web_routes(source: WebSource) -> list[web.RouteDef]:
         month = _month(request.match_info["month"], "month")
         assert month is not None
         try:
-            claim = await source.claim_draft(name, month)
+            result = (await source.month_results(month, sla=name))[0]
         except ValueError as exc:
             return _error(400, str(exc))
+        claim = await source.claim_draft(result)
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         return web.Response(
             text=claim,

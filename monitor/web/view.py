@@ -95,8 +95,8 @@ class WebSource(Protocol):
         """Every support contract's faults and credits for ``month`` (``None``: this month)."""
         ...
 
-    async def claim_draft(self, sla: str, month: Month) -> str:
-        """The claim text ``slawatch report --format claim`` prints for ``sla``'s month."""
+    async def claim_draft(self, result: MonthResult) -> str:
+        """The claim text ``slawatch report --format claim`` prints for ``result`` alone."""
         ...
 
     def target_names(self) -> Sequence[str]: ...
