@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor import cli
 from monitor.sla.calendar import Month, month_grid
@@ -135,8 +136,8 @@ class TestHeatmapRows:
         assert seen == list(month_grid(month, policy.timezone, policy.bucket_seconds).starts())
 
     def test_short_buckets_are_grouped_into_five_minute_cells(self) -> None:
-        """10-second buckets draw 288 cells a day; a cell with one unavailable bucket is
-        unavailable and its tooltip counts the buckets."""
+        """10-second buckets draw 288 cells a day; a cell with unavailable buckets is
+        unavailable and its tooltip counts the buckets and names every outage's reason."""
         policy = SlaPolicy(
             name="demo",
             service="voice",
@@ -148,9 +149,11 @@ class TestHeatmapRows:
         month = Month(2026, 11)
         grid = month_grid(month, "UTC", 10)
         failing = int(datetime(2026, 11, 3, 17, 2, 30, tzinfo=UTC).timestamp())
+        again = failing + 60  # a second outage in the same 5-minute cell
+        reasons = {failing: "timeout", again: "connection_refused"}
         tallies = {
             "sip-edge": {
-                e: web_sample.down("timeout") if e == failing else web_sample.OK
+                e: web_sample.down(reasons[e]) if e in reasons else web_sample.OK
                 for e in grid.starts()
             },
             "ivr-api": dict.fromkeys(grid.starts(), web_sample.OK),
@@ -162,8 +165,10 @@ class TestHeatmapRows:
         cell = int(datetime(2026, 11, 3, 17, 0, tzinfo=UTC).timestamp())
         css, state, title = cells.cells[cell]
         assert (css, state) == ("u", "unavailable")
-        assert "30 buckets: 1 unavailable, 29 available" in title
-        assert "timeout" in title
+        assert "30 buckets: 2 unavailable, 28 available" in title
+        assert "2 outages" in title
+        assert "timeout ×10" in title
+        assert "connection_refused ×10" in title
         assert cells.cells[cell + 300][1] == "available"
 
 
@@ -322,6 +327,37 @@ class TestOtherPages:
         assert "10 failed of 100" in html
         assert "Call quality over the last day" in html
         assert "MOS 2.90" in html
+
+    @given(
+        st.lists(
+            st.tuples(st.integers(0, 3 * 86400), st.booleans(), st.floats(0, 5)),
+            max_size=200,
+        ),
+        st.integers(0, 3 * 86400),
+    )
+    def test_recent_slots_count_the_last_day(
+        self, probes: list[tuple[int, bool, float]], now: int
+    ) -> None:
+        """Property: recorded in time order, the slots shown at ``now`` hold every probe of the
+        slots overlapping the last day, no more, with the slowest duration of each."""
+        recent = RecentResults()
+        for at, ok, duration in sorted(probes):
+            outcome = Outcome.UP if ok else Outcome.DOWN
+            recent.record(ProbeResult("t", outcome, float(at), duration))
+        last = max((at for at, _, _ in probes), default=0)
+        horizon = last // 1800 * 1800 - 86400  # slots this old were dropped by later probes
+        expected = [
+            p
+            for p in probes
+            if p[0] // 1800 * 1800 > horizon
+            and p[0] // 1800 * 1800 + 1800 > now - 86400
+            and p[0] // 1800 * 1800 <= now
+        ]
+        slots = recent.slots("t", now)
+        assert sum(s.probes for s in slots) == len(expected)
+        assert sum(s.failed for s in slots) == sum(1 for p in expected if not p[1])
+        if expected:
+            assert max(s.duration_max for s in slots) == max(p[2] for p in expected)
 
     def test_recent_results_forget_older_than_a_day(self) -> None:
         """Slots older than a day are dropped when a new slot starts."""

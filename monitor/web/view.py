@@ -218,7 +218,9 @@ def build_heatmap(result: MonthResult) -> Heatmap:
     outage_starts = [int(o.start.timestamp()) for o in result.outages]
     outage_texts = [outage_words(o) for o in result.outages]
 
-    def cell_key(lo: int) -> tuple[str, BucketState, ExclusionKind | None, int | None]:
+    def cell_key(
+        lo: int,
+    ) -> tuple[str, BucketState, ExclusionKind | None, tuple[int, int] | None]:
         if per == 1:
             shown = states[lo]
         else:
@@ -229,8 +231,11 @@ def build_heatmap(result: MonthResult) -> Heatmap:
             kind = kind or ExclusionKind.SCHEDULED_MAINTENANCE
             return KIND_CLASS[kind], shown, kind, None
         if shown is BucketState.UNAVAILABLE:
-            first_down = next(i for i in range(lo, lo + per) if states[i] is shown)
-            return "u", shown, None, _outage_at(outage_starts, month_start + first_down * size)
+            # A cell of several buckets may hold several outages: the tooltip names them all.
+            down = [i for i in range(lo, lo + per) if states[i] is shown]
+            first = _outage_at(outage_starts, month_start + down[0] * size) or 0
+            last = _outage_at(outage_starts, month_start + down[-1] * size) or 0
+            return "u", shown, None, (first, last)
         return STATE_CLASS[shown], shown, None, None
 
     rows = []
@@ -239,7 +244,7 @@ def build_heatmap(result: MonthResult) -> Heatmap:
         cells = (end - start) // cell
         runs: list[Run] = []
         position = 0
-        for (css, shown, kind, outage), members in itertools.groupby(
+        for (css, shown, kind, span), members in itertools.groupby(
             range(cells), key=lambda index: cell_key(first_bucket + index * per)
         ):
             indexes = list(members)
@@ -250,8 +255,15 @@ def build_heatmap(result: MonthResult) -> Heatmap:
             finish = datetime.fromtimestamp(starts[-1] + cell, UTC)
             counts = Counter(states[lo:hi])
             title = run_title(result, begin, finish, shown, kind, counts)
-            if outage is not None:
-                title += "; " + outage_texts[outage]
+            outage = None
+            if span is not None:
+                outage = span[0]
+                if span[0] == span[1]:
+                    title += "; " + outage_texts[outage]
+                else:
+                    title += f"; {span[1] - span[0] + 1} outages; " + outage_words(
+                        *result.outages[span[0] : span[1] + 1]
+                    )
             runs.append(Run(position, starts, css, shown, kind, title, outage))
             position += len(indexes)
         day_states = states[first_bucket : first_bucket + cells * per]
@@ -304,10 +316,16 @@ def run_title(
     return f"{when}{utc}: {words}; {count}"
 
 
-def outage_words(outage: Outage) -> str:
-    reasons = ", ".join(f"{r} ×{n}" for r, n in list(outage.errors.items())[:4]) or "none recorded"
-    targets = ", ".join(list(outage.failed_targets)[:4]) or "none recorded"
-    return f"reason: {reasons}; failing targets: {targets}"
+def outage_words(*outages: Outage) -> str:
+    """The reasons (with failed probe counts) and failing targets of one or more outages."""
+    errors: Counter[str] = Counter()
+    targets: Counter[str] = Counter()
+    for outage in outages:
+        errors.update(outage.errors)
+        targets.update(outage.failed_targets)
+    reasons = ", ".join(f"{r} ×{n}" for r, n in errors.most_common(4)) or "none recorded"
+    names = ", ".join(name for name, _ in targets.most_common(4)) or "none recorded"
+    return f"reason: {reasons}; failing targets: {names}"
 
 
 # -- figures ----------------------------------------------------------------------------------
