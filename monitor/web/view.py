@@ -285,6 +285,10 @@ def _outage_at(starts: list[int], epoch: int) -> int | None:
     return position if position >= 0 else None
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def run_title(
     result: MonthResult,
     begin: datetime,
@@ -296,11 +300,15 @@ def run_title(
     """The tooltip's times, state and buckets (an outage's reasons are added by the caller)."""
     tz = zone(result.timezone)
     lo, hi = begin.astimezone(tz), end.astimezone(tz)
-    when = f"{lo:%a %d %b %H:%M}–{hi:%H:%M} {hi:%Z}"
+    # Formatted by hand: strftime was most of a worst-case page's render time.
+    when = (
+        f"{_DAYS[lo.weekday()]} {lo.day:02d} {_MONTHS[lo.month - 1]} "
+        f"{lo.hour:02d}:{lo.minute:02d}–{hi.hour:02d}:{hi.minute:02d} {hi.tzname()}"
+    )
     utc = (
         ""
         if lo.utcoffset() == hi.utcoffset() == timedelta(0)
-        else f" ({begin:%H:%M}–{end:%H:%M} UTC)"
+        else f" ({begin.hour:02d}:{begin.minute:02d}–{end.hour:02d}:{end.minute:02d} UTC)"
     )
     words = STATE_WORDS[state]
     if kind is not None:
