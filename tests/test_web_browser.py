@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
+from playwright import async_api as playwright_api
 
 from monitor.config import load_config
 from monitor.sla.calendar import Month, month_grid
@@ -32,8 +33,6 @@ from monitor.support.faults import Level, Severity
 from monitor.support.service import FaultService
 from tests.daemon_harness import DaemonProcess, free_port
 from tests.peers import require_binary
-
-playwright_api = pytest.importorskip("playwright.async_api")
 
 pytestmark = [
     pytest.mark.peers,
