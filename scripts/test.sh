@@ -6,12 +6,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bootstrap.sh
 bootstrap_venv test
-if apt_install kamailio kamailio-tls-modules sipsak baresip sip-tester prometheus prometheus-alertmanager \
-        prometheus-blackbox-exporter systemd; then
+if apt_install kamailio kamailio-tls-modules sipsak baresip sip-tester prometheus \
+        prometheus-alertmanager prometheus-blackbox-exporter systemd chromium chromium-driver npm; then
     export SLAWATCH_REQUIRE_PEERS=1
 else
     echo "slawatch: some peer programs are missing; tests that need them will be skipped" >&2
 fi
+# axe-core for the web view's accessibility checks (tests/test_web_browser.py), from npm into a
+# cache folder; the tests inject it into Chromium (no network at test time beyond loopback).
+AXE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/slawatch-npm"
+if [ ! -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ] && command -v npm >/dev/null; then
+    npm install --prefix "$AXE_DIR" --no-save --no-audit --no-fund axe-core@4 >/dev/null
+fi
+export SLAWATCH_AXE_JS="$AXE_DIR/node_modules/axe-core/axe.min.js"
 echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy --strict" && .venv/bin/mypy
 echo "== pytest" && .venv/bin/pytest "$@"

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("monitor.store", "monitor.support"),
     ("monitor.config",),
     ("monitor.accounting",),
-    ("monitor.reports",),
+    ("monitor.reports", "monitor.web"),
     ("monitor.runtime",),
     ("monitor.metrics", "monitor.promsource"),
     ("monitor.http",),

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from monitor.runtime.state import LiveState
 
 from monitor.promsource.client import PrometheusClient, PrometheusError, one_series
 from monitor.promsource.importer import Measured
 from monitor.promsource.live import LiveFiller
 from monitor.promsource.options import PrometheusOptions
+from monitor.runtime.state import LiveState
 from monitor.sla.policy import BucketRule
 from tests.daemon_harness import free_port
 

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--month", required=True, help="calendar month, YYYY-MM")
     parser.add_argument("--service", help="report only this service (or SLA name)")
-    parser.add_argument("--format", choices=FORMATS, default="text", dest="fmt")
+    parser.add_argument("--format", choices=(*FORMATS, "html"), default="text", dest="fmt")
     parser.add_argument(
         "--skip-invalid",
         action="store_true",
@@ -91,13 +91,21 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
                 print(f"slawatch report: {note}", file=stderr)
         support = asyncio.run(_support(config, month, now)) if has_support(config) else None
         claim = None
-        if args.fmt == "claim":  # issue 12: parties and evidence digests in the claim
+        if args.fmt in ("claim", "html"):  # parties and evidence digests in the claim
             from monitor.cli.evidence import claim_context
 
             claim = claim_context(config, reports, args, None if args.results is None else results)
     except (ConfigError, StoreError, ValueError, OSError) as exc:
         print(f"slawatch report: {exc}", file=stderr)
         return 2
+    if args.fmt == "html":  # the web view's SLA month page, as one self-contained file
+        from monitor.web.report import report_html
+
+        def draft(result: MonthResult) -> str:
+            return compose([result], "claim", meta, support, claim)
+
+        stdout.write(report_html(reports, policies, draft, config.monitor.name))
+        return 0
     stdout.write(compose(reports, args.fmt, meta, support, claim))
     return 0
 

@@ -19,6 +19,8 @@ from monitor.accounting import utc_now
 from monitor.http.claims import claim_from_json
 from monitor.http.common import MAX_BODY, BodyError, json_body, json_error, only_fields
 from monitor.http.faults import fault_routes
+from monitor.http.pages import web_routes
+from monitor.http.pages_source import DaemonWebSource
 from monitor.instants import parse_instant
 from monitor.metrics.collector import MetricsExposition, outage_open, provisional_bucket_state
 from monitor.metrics.contract import ContractCollector
@@ -136,19 +138,6 @@ def build_app(daemon: DaemonView) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[DAEMON] = daemon
     exposition = MetricsExposition(daemon, extra=[ContractCollector(daemon)])
-
-    async def index(request: web.Request) -> web.Response:
-        links = [
-            "/metrics",
-            "/healthz",
-            "/readyz",
-            "/api/v1/status",
-            "/api/v1/report",
-            "/api/v1/exclusions",
-            "/api/v1/buckets",
-        ]
-        body = "slawatch " + daemon.config.monitor.name + "\n\n" + "\n".join(links) + "\n"
-        return web.Response(text=body)
 
     async def metrics(request: web.Request) -> web.Response:
         payload = await exposition.render()
@@ -313,7 +302,7 @@ def build_app(daemon: DaemonView) -> web.Application:
             lambda request: require_token(daemon, request),
         )
     )
-    app.router.add_get("/", index)
+    app.router.add_routes(web_routes(DaemonWebSource(daemon, daemon.recent)))  # web view, /
     app.router.add_get("/api/v1/claims", list_claims)
     app.router.add_post("/api/v1/claims", add_claim)
     app.router.add_get("/metrics", metrics)

@@ -6,6 +6,8 @@ months are read back from the store. Both are computed by :func:`monitor.account
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor.accounting import select_policies, utc_now
@@ -14,6 +16,7 @@ from monitor.reports.full import compose, has_support, support_parts
 from monitor.reports.stored import store_month_results
 from monitor.sla.calendar import Month, month_containing
 from monitor.sla.month import MonthResult
+from monitor.sla.policy import SlaPolicy
 
 if TYPE_CHECKING:
     from monitor.runtime.view import DaemonView
@@ -39,6 +42,38 @@ async def daemon_report(
     _check_format(fmt)
     now = utc_now(daemon.clock())
     policies = select_policies(daemon.config, service, field="service")
+    results = await daemon_month_results(daemon, policies, month, now)
+    zone = policies[0].timezone if policies else "UTC"
+    chosen = Month.parse(month) if month else month_containing(now, zone)
+    return await compose_report(daemon, results, chosen, fmt, now), CONTENT_TYPES[fmt]
+
+
+async def compose_report(
+    daemon: DaemonView, results: Sequence[MonthResult], month: Month, fmt: str, now: datetime
+) -> str:
+    """The report text for months already computed, with the support section for ``month``
+    (the web view's claim draft is this too)."""
+    meta: dict[str, Any] = {"source": "store", "vantage": daemon.config.monitor.name}
+    support = None
+    if has_support(daemon.config):
+        support = await support_parts(
+            daemon.config, daemon.store, month, now, daemon.api_exclusions
+        )
+    claim = None
+    if fmt == "claim":  # the claim cites the stored evidence's digests
+        from monitor.reports.claim_pack import context_for
+        from monitor.reports.evidence import store_claim_evidence
+
+        claim = context_for(daemon.config, await store_claim_evidence(results, daemon.store))
+    return compose(results, fmt, meta, support, claim)
+
+
+async def daemon_month_results(
+    daemon: DaemonView, policies: Sequence[SlaPolicy], month: str | None, now: datetime
+) -> list[MonthResult]:
+    """Each policy's month as the daemon reports it (``month`` ``None``: the current one):
+    from memory for the current and previous months, from the store before that. Both through
+    :func:`monitor.accounting.month_result`."""
     results: list[MonthResult] = []
     for policy in policies:
         chosen = Month.parse(month) if month else month_containing(now, policy.timezone)
@@ -53,18 +88,4 @@ async def daemon_report(
                     daemon.config, daemon.store, [policy], chosen, now, daemon.api_exclusions
                 )
             )
-    meta: dict[str, Any] = {"source": "store", "vantage": daemon.config.monitor.name}
-    support = None
-    if has_support(daemon.config):
-        zone = policies[0].timezone if policies else "UTC"
-        chosen = Month.parse(month) if month else month_containing(now, zone)
-        support = await support_parts(
-            daemon.config, daemon.store, chosen, now, daemon.api_exclusions
-        )
-    claim = None
-    if fmt == "claim":  # the claim cites the stored evidence's digests
-        from monitor.reports.claim_pack import context_for
-        from monitor.reports.evidence import store_claim_evidence
-
-        claim = context_for(daemon.config, await store_claim_evidence(results, daemon.store))
-    return compose(results, fmt, meta, support, claim), CONTENT_TYPES[fmt]
+    return results

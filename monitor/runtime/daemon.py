@@ -48,6 +48,7 @@ from monitor.store.base import (
 )
 from monitor.store.sqlite import SqliteStore
 from monitor.support.metrics import Sample
+from monitor.web.recent import RecentResults
 from probes.registry import PROBE_KINDS
 from probes.result import ProbeResult
 
@@ -76,6 +77,7 @@ class Daemon:
         self.api_exclusions: list[ExclusionWindow] = []
         self.claims: dict[str, Claim] = {}
         self.support = SupportFigures()
+        self.recent = RecentResults()  # the web view's last day per target
         self.gaps: list[tuple[datetime, datetime]] = []
         self.accounting = Accounting(self._inputs(), self._tallies_for)
         self._stop = asyncio.Event()
@@ -157,6 +159,7 @@ class Daemon:
         self.accounting.replace_inputs(self._inputs())
         self.state.forget_targets({t.name for t in new.targets})
         self.state.set_canaries(new.canary_intervals())
+        self.recent.forget_targets({t.name for t in new.targets})
         self.health.reload_successful = True
         self.health.last_reload_success = now
         sdnotify.ready()
@@ -172,6 +175,7 @@ class Daemon:
     def _on_result(self, target: ScheduledTarget, result: ProbeResult) -> None:
         lengths = self._bucket_lengths.get(target.name, target.bucket_lengths)
         self.state.record(result, lengths)
+        self.recent.record(result)
         if not result.ok:
             log.info(
                 "probe_failed",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from monitor.sla.policy import ExclusionWindow
     from monitor.store.base import Store
     from monitor.support.metrics import Sample
+    from monitor.web.recent import RecentResults
 
 
 class SchedulerView(Protocol):
@@ -59,6 +60,9 @@ class DaemonView(Protocol):
     def claims(self) -> Mapping[str, Claim]: ...
     @property
     def api_exclusions(self) -> Sequence[ExclusionWindow]: ...
+    @property
+    def recent(self) -> RecentResults:
+        """Each target's last day, folded into slots, for the web view's target page."""
 
     def support_samples(self) -> list[Sample]: ...
 
