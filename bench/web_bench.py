@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from monitor.reports.claim_pack import render_claim
 from monitor.sla.calendar import Month
-from monitor.sla.render import render_claim
 from monitor.web.render import Nav, render_overview, render_sla_month
 from tests import web_sample
 

@@ -16,10 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.cli import main as cli
+from monitor.reports.claim_pack import render_claim
 from monitor.sla.calendar import Month, month_grid
 from monitor.sla.month import MonthResult, compute_month
 from monitor.sla.policy import BucketState, SlaPolicy
-from monitor.sla.render import render_claim
 from monitor.support.contract import SupportContract, summarize
 from monitor.support.faults import Severity, open_fault
 from monitor.web.recent import RecentResults

@@ -279,3 +279,9 @@ def render_separate(
     if fmt == "faults-csv":
         return support_csv(summaries or ())
     raise ValueError(f"format: expected one of {', '.join(SEPARATE_FORMATS)}, got {fmt!r}")
+
+
+def render_claim(results: Sequence[MonthResult]) -> str:
+    """The claim pack for ``results`` alone (no support contracts, parties or evidence
+    digests): one document per SLA that owes a credit."""
+    return render_claim_pack(results, (), ClaimContext())
