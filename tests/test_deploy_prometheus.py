@@ -10,10 +10,10 @@ import pytest
 
 from tests.peers import require_binary
 from tests.test_deploy_contract import (
-    RUNBOOK_DOC,
     PROMETHEUS_DIR,
     RULE_TESTS,
     RULES,
+    RUNBOOK_DOC,
     alerts,
     contract_metric_names,
     family_of,
