@@ -17,6 +17,7 @@ from monitor.config import Config, ConfigError, load_config
 from monitor.config.secrets import check_secrets
 from monitor.http.server import serve
 from monitor.runtime.daemon import Daemon
+from monitor.store.sqlite import SqliteStore
 
 
 async def start_daemon(daemon: Daemon) -> None:
@@ -27,7 +28,8 @@ async def start_daemon(daemon: Daemon) -> None:
 
 async def run_daemon(config: Config, config_path: Path, *, clock: Clock = system_clock) -> int:
     """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit status."""
-    daemon = Daemon(config, config_path, clock=clock)
+    store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
+    daemon = Daemon(config, config_path, clock=clock, store=store)
     daemon.handle_signals()
     try:
         await start_daemon(daemon)

@@ -63,14 +63,25 @@ class Daemon:
     """One vantage point: scheduler, live state, store, accounting and the HTTP interface."""
 
     def __init__(
-        self, config: Config, config_path: Path | None = None, *, clock: Clock = system_clock
+        self,
+        config: Config,
+        config_path: Path | None = None,
+        *,
+        clock: Clock = system_clock,
+        store: Store | None = None,
     ) -> None:
+        """``store`` defaults to the SQLite file the configuration names (the composition root
+        passes it; a test may pass another backend)."""
         self.config = config
         self.clock = clock
         self.config_path = config_path
         self.health = Health()
         self.state = LiveState()
-        self.store: Store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
+        self.store: Store = (
+            SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
+            if store is None
+            else store
+        )
         self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag, clock=clock)
         self.api_exclusions: list[ExclusionWindow] = []
         self.claims: dict[str, Claim] = {}
