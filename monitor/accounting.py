@@ -33,7 +33,6 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from monitor.instants import utc_from_epoch
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.exclusions import expand_recurring
 from monitor.sla.month import MonthResult, compute_month
@@ -254,8 +253,3 @@ class Accounting:
         )
         self._cache[key] = (epoch, bucket_index, result)
         return result
-
-
-def utc_now(epoch: float) -> datetime:
-    """Kept for the callers that still say it: :func:`monitor.instants.utc_from_epoch`."""
-    return utc_from_epoch(epoch)

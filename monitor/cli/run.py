@@ -18,6 +18,7 @@ from monitor.config.secrets import check_secrets
 from monitor.http.server import serve
 from monitor.promsource.live import start_live_filler
 from monitor.runtime.daemon import Daemon
+from monitor.store.sqlite import SqliteStore
 
 
 async def start_daemon(daemon: Daemon) -> None:
@@ -33,7 +34,8 @@ async def start_daemon(daemon: Daemon) -> None:
 
 async def run_daemon(config: Config, config_path: Path, *, clock: Clock = system_clock) -> int:
     """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit status."""
-    daemon = Daemon(config, config_path, clock=clock)
+    store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
+    daemon = Daemon(config, config_path, clock=clock, store=store)
     daemon.handle_signals()
     try:
         await start_daemon(daemon)

@@ -15,13 +15,12 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from monitor.accounting import utc_now
 from monitor.http.claims import claim_from_json
 from monitor.http.common import MAX_BODY, BodyError, json_body, json_error, only_fields
 from monitor.http.faults import fault_routes
 from monitor.http.pages import web_routes
 from monitor.http.pages_source import DaemonWebSource
-from monitor.instants import parse_instant
+from monitor.instants import parse_instant, utc_from_epoch
 from monitor.metrics.collector import MetricsExposition, outage_open, provisional_bucket_state
 from monitor.metrics.contract import ContractCollector
 from monitor.sla.calendar import Month, month_containing
@@ -153,7 +152,7 @@ def build_app(daemon: DaemonView) -> web.Application:
 
     async def status(request: web.Request) -> web.Response:
         now = daemon.clock()
-        moment = utc_now(now)
+        moment = utc_from_epoch(now)
         slas = []
         for policy in daemon.accounting.inputs.policies:
             result = daemon.accounting.month_result(policy, moment)
@@ -182,7 +181,9 @@ def build_app(daemon: DaemonView) -> web.Application:
                     "role": target.role,
                     "last_outcome": None if last is None else last.outcome.value,
                     "last_reason": None if last is None else last.reason,
-                    "last_run": None if last is None else utc_now(last.started_at).isoformat(),
+                    "last_run": None
+                    if last is None
+                    else utc_from_epoch(last.started_at).isoformat(),
                 }
             )
         return web.json_response(
@@ -197,7 +198,7 @@ def build_app(daemon: DaemonView) -> web.Application:
     def _month_arg(request: web.Request, tz: str) -> Month:
         text = request.query.get("month")
         if not text:
-            return month_containing(utc_now(daemon.clock()), tz)
+            return month_containing(utc_from_epoch(daemon.clock()), tz)
         return Month.parse(text)
 
     async def report(request: web.Request) -> web.Response:
@@ -228,7 +229,7 @@ def build_app(daemon: DaemonView) -> web.Application:
                 month = _month_arg(request, policy.timezone)
             except ValueError as exc:
                 return json_error(400, str(exc))
-            result = daemon.accounting.month_result(policy, utc_now(daemon.clock()), month)
+            result = daemon.accounting.month_result(policy, utc_from_epoch(daemon.clock()), month)
             out.append(
                 {
                     "sla": policy.name,
@@ -288,7 +289,7 @@ def build_app(daemon: DaemonView) -> web.Application:
             return body
         slas = {p.name for p in daemon.accounting.inputs.policies}
         try:
-            claim = claim_from_json(body, slas, utc_now(daemon.clock()))
+            claim = claim_from_json(body, slas, utc_from_epoch(daemon.clock()))
         except ValueError as exc:
             return json_error(400, str(exc))
         await daemon.record_claim(claim)

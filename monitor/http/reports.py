@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from monitor.accounting import select_policies, utc_now
+from monitor.accounting import select_policies
+from monitor.instants import utc_from_epoch
 from monitor.reports.full import REPORT_FORMATS as FORMATS
 from monitor.reports.full import compose, has_support, support_parts
 from monitor.reports.stored import store_month_results
@@ -40,7 +41,7 @@ async def daemon_report(
 ) -> tuple[str, str]:
     """The report text and its content type, as `slawatch report` would print it."""
     _check_format(fmt)
-    now = utc_now(daemon.clock())
+    now = utc_from_epoch(daemon.clock())
     policies = select_policies(daemon.config, service, field="service")
     results = await daemon_month_results(daemon, policies, month, now)
     zone = policies[0].timezone if policies else "UTC"

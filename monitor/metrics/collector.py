@@ -24,7 +24,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from monitor.accounting import utc_now
+from monitor.instants import utc_from_epoch
 from monitor.metrics.contract import CONTRACT_METRIC_NAMES
 from monitor.runtime.state import TargetStatus, bucket_floor
 from monitor.sla.buckets import nested_verdict, target_verdict
@@ -236,7 +236,7 @@ class DaemonCollector(Collector):
             HELP_PREV_CREDIT,
             labels=[*_SLA_LABELS, "currency"],
         )
-        moment = utc_now(now)
+        moment = utc_from_epoch(now)
         services = d.accounting.inputs.services
         for policy in d.accounting.inputs.policies:
             labels = [policy.name, policy.service]
@@ -515,7 +515,7 @@ def provisional_bucket_state(
     closes (the engine itself reports a running bucket as pending)."""
     start = bucket_floor(now, policy.bucket_seconds)
     end = start + policy.bucket_seconds
-    month = month_containing(utc_now(now), policy.timezone)
+    month = month_containing(utc_from_epoch(now), policy.timezone)
     for window in daemon.accounting.windows_for(policy, month):
         if window.start.timestamp() < end and window.end.timestamp() > start:
             return BucketState.EXCLUDED

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitor.accounting import utc_now
+from monitor.instants import utc_from_epoch
 from monitor.sla.calendar import month_containing
 from monitor.support.metrics import HELP as SUPPORT_HELP
 from monitor.support.metrics import LABELS as SUPPORT_LABELS
@@ -46,7 +46,7 @@ class ContractCollector(Collector):
         filed = GaugeMetricFamily(
             "slawatch_claim_filed", HELP_CLAIM_FILED, labels=["sla", "service"]
         )
-        moment = utc_now(d.clock())
+        moment = utc_from_epoch(d.clock())
         for policy in d.accounting.inputs.policies:
             previous = month_containing(moment, policy.timezone).previous()
             claim = d.claims.get(f"{policy.name}|{previous}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from monitor.accounting import inputs_from_config, month_result, utc_now
+from monitor.accounting import inputs_from_config, month_result
 from monitor.config import Config
+from monitor.instants import utc_from_epoch
 from monitor.sla.calendar import Month, month_bounds
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import ExclusionWindow, SlaPolicy
@@ -37,7 +38,7 @@ async def store_month_results(
             int(start.timestamp()), int(end.timestamp()), bucket_seconds=policy.bucket_seconds
         )
         gaps = tuple(
-            (utc_now(g.start), utc_now(g.end))
+            (utc_from_epoch(g.start), utc_from_epoch(g.end))
             for g in await store.load_gaps(start.timestamp(), end.timestamp())
         )
         inputs = inputs_from_config(config, api_windows=extra_exclusions, gaps=gaps)

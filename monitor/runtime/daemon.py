@@ -24,12 +24,12 @@ from monitor.accounting import (
     AccountingInputs,
     inputs_from_config,
     month_violations,
-    utc_now,
 )
 from monitor.clock import Clock, system_clock
 from monitor.config import Config, ConfigError, load_config
 from monitor.config.secrets import check_secrets
 from monitor.host import sdnotify
+from monitor.instants import utc_from_epoch
 from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.health import Health
@@ -64,15 +64,26 @@ class Daemon:
     """One vantage point: scheduler, live state, store, accounting and the HTTP interface."""
 
     def __init__(
-        self, config: Config, config_path: Path | None = None, *, clock: Clock = system_clock
+        self,
+        config: Config,
+        config_path: Path | None = None,
+        *,
+        clock: Clock = system_clock,
+        store: Store | None = None,
     ) -> None:
+        """``store`` defaults to the SQLite file the configuration names (the composition root
+        passes it; a test may pass another backend)."""
         self.config = config
         self.clock = clock
         self.config_path = config_path
         self.health = Health()
         self.state = LiveState()
         self.state.set_canaries(config.canary_intervals())  # canaries excuse instants (issue 12)
-        self.store: Store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
+        self.store: Store = (
+            SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
+            if store is None
+            else store
+        )
         self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag, clock=clock)
         self.api_exclusions: list[ExclusionWindow] = []
         self.claims: dict[str, Claim] = {}
@@ -233,7 +244,7 @@ class Daemon:
         anything and would only bloat the table.
         """
         settle = self._settle_seconds()
-        moment = utc_now(now)
+        moment = utc_from_epoch(now)
         rows: list[ServiceBucketRow] = []
         marks: dict[str, tuple[Month, int]] = {}
         vantage = self.config.monitor.name
@@ -300,7 +311,7 @@ class Daemon:
 
     async def refresh_support(self) -> None:
         """Recompute the support figures and notice violations (never fails the daemon)."""
-        moment = utc_now(self.clock())
+        moment = utc_from_epoch(self.clock())
         broken = month_violations(
             self.accounting.inputs, lambda p: month_containing(moment, p.timezone)
         )
@@ -328,7 +339,9 @@ class Daemon:
     def _live_window_start(self, now: float) -> float:
         """Start of the previous month in the earliest-starting SLA zone: kept in memory."""
         starts = [
-            month_bounds(month_containing(utc_now(now), p.timezone).previous(), p.timezone)[0]
+            month_bounds(month_containing(utc_from_epoch(now), p.timezone).previous(), p.timezone)[
+                0
+            ]
             for p in self.config.sla_policies()
         ]
         return min(s.timestamp() for s in starts) if starts else now - 62 * 86400
@@ -343,7 +356,8 @@ class Daemon:
                 seconds, await self.store.load_tallies(start, end, bucket_seconds=seconds)
             )
         self.gaps = [
-            (utc_now(g.start), utc_now(g.end)) for g in await self.store.load_gaps(start, end)
+            (utc_from_epoch(g.start), utc_from_epoch(g.end))
+            for g in await self.store.load_gaps(start, end)
         ]
         self.api_exclusions = await self.store.list_exclusions()
         self.claims = claims_from_kv(await self.store.kv_get(CLAIMS_KEY))
