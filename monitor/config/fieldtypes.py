@@ -22,6 +22,21 @@ from probes.fields import SecretRef, parse_duration
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
 
+MAX_MAGNITUDE = Decimal(10) ** 12
+"""Every number read as a Decimal stays below 10^12 in size: a fee of a trillion is no
+contract, and ``1e999999999`` would pass ``is_finite`` and then overflow the arithmetic that
+turns downtime into money (``decimal.Overflow`` in the daemon's write loop)."""
+MAX_PLACES = 6
+"""Decimal places of a percentage or fraction: ``99.9999`` (six nines) needs 4."""
+MAX_AMOUNT_PLACES = 4
+"""Decimal places of an amount of money: currencies have at most 3 minor-unit digits (ISO 4217);
+one more for rates written per unit."""
+YEAR_SECONDS = 52 * 604800.0
+"""The bound of intervals, timeouts and buckets (``52w``): none of them makes sense longer."""
+LONGEST_DURATION = 520 * 604800.0
+"""The bound of any other duration (evidence retention, support deadlines): ``520w``, about
+ten years; past that a value is a typo, and ``timedelta`` overflows at 2.7 million years."""
+
 
 def format_duration(seconds: float) -> str:
     """``5400`` -> ``1h30m``; the inverse of ``parse_duration`` for whole milliseconds."""
@@ -70,7 +85,22 @@ def exact_decimal(value: Any) -> Decimal:
         raise ValueError('must be a number such as 99.9 or "10000.00"')
     if not result.is_finite():
         raise ValueError("must be a finite number")
+    # copy_abs and comparison never round, so they cannot overflow as abs() would.
+    if result.copy_abs() >= MAX_MAGNITUDE:
+        raise ValueError("must be less than 10^12 in size")
+    if decimal_places(result) > MAX_PLACES:
+        raise ValueError(f"must have at most {MAX_PLACES} decimal places")
     return result
+
+
+def decimal_places(value: Decimal) -> int:
+    """Significant digits after the point: ``99.90`` -> 1, ``1E+3`` -> 0, ``1E-9`` -> 9."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite: checked by the caller
+    if exponent >= 0:
+        return 0
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -exponent - trailing)
 
 
 def _decimal_text(text: str) -> Decimal:
@@ -98,11 +128,19 @@ def _check_non_negative(value: Decimal) -> Decimal:
     return value
 
 
-Amount = Annotated[ExactDecimal, AfterValidator(_check_non_negative)]
+def _check_amount_places(value: Decimal) -> Decimal:
+    if decimal_places(value) > MAX_AMOUNT_PLACES:
+        raise ValueError(f"must have at most {MAX_AMOUNT_PLACES} decimal places")
+    return value
+
+
+Amount = Annotated[
+    ExactDecimal, AfterValidator(_check_non_negative), AfterValidator(_check_amount_places)
+]
 
 
 def duration_field(
-    *, minimum: float = 0.0, above: bool = False, maximum: float | None = None
+    *, minimum: float = 0.0, above: bool = False, maximum: float = LONGEST_DURATION
 ) -> BeforeValidator:
     """A duration validator with bounds stated in the message the way the file writes them."""
 
@@ -117,15 +155,15 @@ def duration_field(
             raise ValueError(f"must be more than {format_duration(minimum)}")
         if seconds < minimum:
             raise ValueError(f"must be at least {format_duration(minimum)}")
-        if maximum is not None and seconds > maximum:
+        if seconds > maximum:
             raise ValueError(f"must be at most {format_duration(maximum)}")
         return seconds
 
     return BeforeValidator(validate)
 
 
-PositiveDuration = Annotated[float, duration_field(above=True)]
-Interval = Annotated[float, duration_field(minimum=1.0)]
+PositiveDuration = Annotated[float, duration_field(above=True, maximum=YEAR_SECONDS)]
+Interval = Annotated[float, duration_field(minimum=1.0, maximum=YEAR_SECONDS)]
 
 
 @cache
