@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.accounting import utc_now
 from monitor.claims import claim_from_json
+from monitor.instant_bounds import check_exclusion, check_recorded
 from monitor.metrics import MetricsExposition, outage_open, provisional_bucket_state
 from monitor.metrics_contract import ContractCollector
 from monitor.sla.calendar import Month, month_containing
@@ -290,6 +291,7 @@ def build_app(daemon: Daemon) -> web.Application:
             return body
         try:
             window = exclusion_from_json(body, set(daemon.config.service_defs()))
+            check_exclusion(window.start, window.end, window.announced_at, utc_now(time.time()))
         except ValueError as exc:
             return json_error(400, str(exc))
         if window.id and window.id in {w.id for w in daemon.config.exclusion_windows()}:
@@ -330,6 +332,7 @@ def build_app(daemon: Daemon) -> web.Application:
         slas = {p.name for p in daemon.accounting.inputs.policies}
         try:
             claim = claim_from_json(body, slas, utc_now(time.time()))
+            check_recorded(claim.filed_at, "filed_at", utc_now(time.time()))
         except ValueError as exc:
             return json_error(400, str(exc))
         await daemon.record_claim(claim)
