@@ -496,6 +496,8 @@ def _mismatch(request: SipRequest, response: SipResponse) -> str | None:
     if theirs is None:
         return "no From header"
     ours = request.headers.get("From") or ""
+    if theirs == ours:
+        return None  # echoed verbatim, as RFC 3261 §8.2.6.2 asks (even a From we cannot parse)
     try:
         tag, expected = parse_name_addr(theirs).tag, parse_name_addr(ours).tag
     except ParseError as exc:
