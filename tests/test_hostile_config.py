@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
+from monitor import daemon as daemon_module
 from monitor.config import ConfigError, load_config
 from monitor.config.command import run as check_config
 from monitor.config.loader import MAX_DEPTH, MAX_FILE_BYTES, read_yaml
@@ -254,3 +256,30 @@ class TestDaemonReload:
                 assert "config_reload_rejected" in daemon.log()
                 status = daemon.json("/api/v1/status")
                 assert json.dumps(status).count('"a"') >= 1
+
+    def test_any_exception_reading_the_file_is_a_failed_reload(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Whatever reading the new file raises -- here a RecursionError injected where PyYAML
+        raised it before the depth cap -- is a failed reload, logged with its traceback, and
+        the running configuration stays (only ConfigError was caught)."""
+        path = write_config(
+            tmp_path,
+            free_port(),
+            [http_target("a", "http://127.0.0.1:1/")],
+            [{"name": "web", "targets": ["a"]}],
+            [sla("web-sla", "web")],
+        )
+        running = daemon_module.Daemon(load_config(path), path)
+        before = running.config
+
+        def explode(_: object) -> None:
+            raise RecursionError("maximum recursion depth exceeded")
+
+        monkeypatch.setattr(daemon_module, "load_config", explode)
+        with capture_logs() as logs:
+            assert running.reload() is False
+        assert running.health.reload_successful is False
+        assert running.config is before
+        assert [(e["event"], e["log_level"]) for e in logs] == [("config_reload_failed", "error")]
+        assert logs[0]["exc_info"] is True
