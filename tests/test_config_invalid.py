@@ -538,6 +538,16 @@ EXPECTED: dict[str, list[str]] = {
             "at most 520w, got '100000d'"
         ),
     ],
+    "exclusion_time_out_of_years.yaml": [
+        (
+            "exclusion_time_out_of_years.yaml:11: exclusions[0].start: must lie in the years "
+            "2000 to 2099, got '0001-01-01T00:00:00Z'"
+        ),
+        (
+            "exclusion_time_out_of_years.yaml:12: exclusions[0].end: must lie in the years "
+            "2000 to 2099, got '9999-12-31T23:59:59Z'"
+        ),
+    ],
     # Structure (issue 11): hostile files end in one line, not a RecursionError.
     "nesting_too_deep.yaml": [
         (

@@ -214,15 +214,30 @@ def _parse_time(value: Any) -> datetime:
         raise ValueError("must be a date and time such as 2026-11-10T02:00:00Z") from None
 
 
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2099
+"""A time in the file lies in these years: ``0001-01-01`` or ``9999-12-31`` is a typo or a
+placeholder, and arithmetic a bucket away from year 9999 overflows ``datetime``."""
+
+
+def _in_years(parsed: datetime) -> datetime:
+    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+        raise ValueError(f"must lie in the years {EARLIEST_YEAR} to {LATEST_YEAR}")
+    return parsed
+
+
 def aware_time(value: Any) -> datetime:
     parsed = _parse_time(value)
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError("must carry a UTC offset: add Z or +01:00")
-    return parsed
+    return _in_years(parsed)
+
+
+def _local_or_aware_time(value: Any) -> datetime:
+    return _in_years(_parse_time(value))
 
 
 AwareTime = Annotated[datetime, BeforeValidator(aware_time)]
-LocalOrAwareTime = Annotated[datetime, BeforeValidator(_parse_time)]
+LocalOrAwareTime = Annotated[datetime, BeforeValidator(_local_or_aware_time)]
 
 
 def _no_inline_secret(value: Any) -> Any:
