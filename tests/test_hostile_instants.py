@@ -166,6 +166,28 @@ class TestCli:
         assert [f["id"] for f in summary["faults"]] == ["F-1"]
 
 
+class TestFaultApi:
+    async def test_levels_and_opening_bounded_over_http(self, api: Api) -> None:
+        """POST /api/v1/faults and /solve with times three weeks ahead are 400 naming the
+        field; the fault stays open."""
+        ahead = _iso(NOW + timedelta(weeks=3))
+        fault_body = {"id": "F-1", "title": "IVR down", "severity": "business_critical"}
+        status, body = await api.call(
+            "POST", "/api/v1/faults", {**fault_body, "received_at": ahead}
+        )
+        assert status == 400
+        assert body["error"].startswith("received_at: must not lie more than 5 minutes")
+        status, _ = await api.call(
+            "POST", "/api/v1/faults", {**fault_body, "received_at": "2026-11-23T10:00:00Z"}
+        )
+        assert status == 201
+        status, body = await api.call("POST", "/api/v1/faults/F-1/solve", {"at": ahead})
+        assert status == 400
+        assert body["error"].startswith("at: must not lie more than 5 minutes")
+        _, listing = await api.call("GET", "/api/v1/faults?open=true", auth=False)
+        assert [f["id"] for f in listing["faults"]] == ["F-1"]
+
+
 class TestAlertmanager:
     def _plan(self, *alerts: dict[str, object]) -> tuple[list[str], list[str]]:
         payload = parse_webhook(am_payload(*alerts))
