@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -224,6 +225,104 @@ class TestFuzz:
         path.write_text("\n".join(parts), encoding="utf-8", errors="surrogatepass")
         status, lines = check(path)
         assert_one_line_problems(path, status, lines)
+
+
+def _scalar_paths(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a scalar, mapping or list in ``data`` (the places a value can be wrong)."""
+    paths = [path] if path else []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            paths += _scalar_paths(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            paths += _scalar_paths(value, (*path, index))
+    return paths
+
+
+def _replaced(data: Any, path: tuple[Any, ...], value: Any) -> Any:
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(data, dict):
+        return {k: (_replaced(v, rest, value) if k == head else v) for k, v in data.items()}
+    return [(_replaced(v, rest, value) if i == head else v) for i, v in enumerate(data)]
+
+
+EXAMPLE = read_yaml((ROOT / "config" / "ujet-voice.yaml").read_text(encoding="utf-8"), "x")[0].data
+hostile_scalars = st.one_of(
+    st.sampled_from(
+        [
+            2**63,
+            -(2**63),
+            1e308,
+            -1e308,
+            -1,
+            0,
+            "",
+            "1e999999999",
+            "9999-12-31T23:59:59Z",
+            "0001-01-01T00:00:00Z",
+            "1" * 500,
+            "nan",
+            "-0",
+            None,
+            True,
+            "\u00e9\u202e",
+            "1000000000000w",
+            "0.0000001s",
+            "1" + "0" * 400 + "s",
+        ]
+    ),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
+
+
+class TestStructuredFuzz:
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=st.data())
+    def test_one_hostile_value_anywhere_in_a_real_config(
+        self, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+    ) -> None:
+        """config/ujet-voice.yaml with one value inside a section replaced by a hostile
+        scalar: valid, or one line per problem, never an internal error."""
+        inside = [p for p in _scalar_paths(EXAMPLE) if len(p) > 1]
+        path = data.draw(st.sampled_from(inside), label="path")
+        value = data.draw(hostile_scalars, label="value")
+        file = tmp_path_factory.mktemp("fuzz") / "slawatch.yaml"
+        # JSON is YAML, and writes 10**20 and every string exactly.
+        file.write_text(json.dumps(_replaced(EXAMPLE, path, value)), encoding="utf-8")
+        status, lines = check(file)
+        if status == 0:
+            return
+        assert_one_line_problems(file, status, lines)
+
+
+KNOWN_CRASHES = {
+    # Found by the structured fuzz with lists, mappings and huge integers; each is one line
+    # in another helper's file (monitor/config/checks.py, monitor/support/config.py).
+    "list_as_service_member": (("services", 0, "targets", 0), []),
+    "mapping_as_target_name": (("targets", 0, "name"), {}),
+    "huge_min_probes": (("slas", 0, "min_probes"), 10**400),
+    "slas_not_a_list": (("slas",), 5),
+}
+
+
+class TestKnownCrashes:
+    @pytest.mark.xfail(
+        strict=True,
+        reason="cross-section checks index by unchecked values (checks.py lines 102, 147, 150; "
+        "support/config.py notice_reference_issues): fixes in the issue-11 report",
+    )
+    @pytest.mark.parametrize("name", sorted(KNOWN_CRASHES))
+    def test_is_one_line_problem(self, tmp_path: Path, name: str) -> None:
+        """Each value is refused with one line per problem, not an internal error."""
+        path, value = KNOWN_CRASHES[name]
+        file = tmp_path / "slawatch.yaml"
+        file.write_text(json.dumps(_replaced(EXAMPLE, path, value)), encoding="utf-8")
+        status, lines = check(file)
+        assert_one_line_problems(file, status, lines)
 
 
 class TestDaemonReload:

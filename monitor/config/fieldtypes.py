@@ -146,6 +146,8 @@ def duration_field(
 
     def validate(value: Any) -> float:
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            if value < -(10**15):
+                raise ValueError("must be a finite duration")
             seconds = float(value)
         else:
             seconds = parse_duration(value)
