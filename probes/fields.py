@@ -24,6 +24,10 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
     if isinstance(value, int | float):
+        if isinstance(value, int) and abs(value) > 10**15:
+            # float() of a 400-digit YAML integer raises OverflowError, which pydantic does
+            # not turn into a validation error: say it here (no duration is this long).
+            raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip()

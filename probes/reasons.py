@@ -38,6 +38,9 @@ MONITOR_REASONS: frozenset[str] = frozenset(
         "probe_error",  # the probe failed in an unexpected way (a bug)
         "rtp_ports_exhausted",  # no free local RTP port for a test call
         "no_final_response",  # a call ended without a verdict: the probe's own inconsistency
+        # Our resolver did not answer in time: it may be our own DNS, so it proves nothing
+        # against the vendor (a vendor domain that does not resolve is resolve_failed).
+        "resolver_timeout",
     }
 )
 """Exact monitor-side reasons."""
@@ -93,6 +96,12 @@ VENDOR_REASONS: frozenset[str] = frozenset(
         "auth_unsupported",
         "auth_realm_mismatch",
         "malformed_response",
+        "mismatched_response",
+        "all_servers_failed",  # every server RFC 3263 location gave refused or timed out
+        "bad_session_expires",  # the callee's Session-Expires header is malformed
+        "bad_crypto",  # the callee's SDP crypto attribute is malformed
+        "srtp_not_negotiated",  # SRTP mandatory and the callee offered none
+        "srtp_auth_failed",  # the callee does not use the key it announced  # a reply that is not to our transaction proves nothing up
         "message_too_large",
         "no_answer",
         "remote_hangup",

@@ -285,7 +285,7 @@ class QueryStep(BaseModel):
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                re.compile(value)
+                re.compile(value.encode())  # as patterns() compiles it: over bytes
             except re.error as exc:
                 raise ValueError(f"expected a regular expression, got {value!r}: {exc}") from exc
         return value

@@ -507,6 +507,58 @@ EXPECTED: dict[str, list[str]] = {
             "data), got !!python/name:os.system"
         ),
     ],
+    # Magnitudes (issue 11): what check-config accepts must be computable.
+    "monthly_fee_too_large.yaml": [
+        (
+            "monthly_fee_too_large.yaml:12: slas[0].monthly_fee: must be less than 10^12 "
+            "in size, got '1e999999999'"
+        ),
+    ],
+    "monthly_fee_too_many_places.yaml": [
+        (
+            "monthly_fee_too_many_places.yaml:12: slas[0].monthly_fee: must have at most 4 "
+            "decimal places, got 10000.123456"
+        ),
+    ],
+    "objective_too_many_places.yaml": [
+        (
+            "objective_too_many_places.yaml:11: slas[0].objective: must have at most 6 "
+            "decimal places, got 99.12345678"
+        ),
+    ],
+    "credit_percent_too_many_places.yaml": [
+        (
+            "credit_percent_too_many_places.yaml:14: slas[0].credit_tiers[0].credit_percent: "
+            "must have at most 6 decimal places, got '1e-9'"
+        ),
+    ],
+    "monitor_evidence_retention_too_long.yaml": [
+        (
+            "monitor_evidence_retention_too_long.yaml:2: monitor.evidence_retention: must be "
+            "at most 520w, got '100000d'"
+        ),
+    ],
+    "exclusion_time_out_of_years.yaml": [
+        (
+            "exclusion_time_out_of_years.yaml:11: exclusions[0].start: must lie in the years "
+            "2000 to 2099, got '0001-01-01T00:00:00Z'"
+        ),
+        (
+            "exclusion_time_out_of_years.yaml:12: exclusions[0].end: must lie in the years "
+            "2000 to 2099, got '9999-12-31T23:59:59Z'"
+        ),
+    ],
+    # Structure (issue 11): hostile files end in one line, not a RecursionError.
+    "nesting_too_deep.yaml": [
+        (
+            "nesting_too_deep.yaml:1: mappings and lists nest deeper than 64 levels: not a "
+            "slawatch configuration"
+        ),
+    ],
+    "key_not_printable.yaml": [
+        "key_not_printable.yaml:2: targets[0].kind: is required",
+        "key_not_printable.yaml:3: targets[0]: keys must be printable text, got 'kind\\tx'",
+    ],
 }
 
 

@@ -21,7 +21,7 @@ MONITOR = ROOT / "monitor"
 
 # Lowest first. A module may import its own layer's modules (without a circle) and lower ones.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("monitor.instants", "monitor.clock", "monitor.host"),
+    ("monitor.instants", "monitor.instant_bounds", "monitor.clock", "monitor.host"),
     ("monitor.sla",),
     ("monitor.store", "monitor.support"),
     ("monitor.config",),

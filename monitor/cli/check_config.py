@@ -1,7 +1,8 @@
 """``slawatch check-config --config FILE``: validate the whole file without running anything.
 
 Exit status 0 and one summary line when the file is valid; 1 and one line per problem on stderr
-otherwise, so it can gate a deployment or a reload (``ExecReload=`` / ``ExecStartPre=``).
+otherwise, so it can gate a deployment or a reload (``ExecReload=`` / ``ExecStartPre=``). No
+input prints a traceback: should a check itself fail, that is one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -44,13 +45,30 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         from monitor.config.secrets import check_secrets
 
         check_secrets(config, args.config)
+        warnings = config_warnings(config)
     except ConfigError as exc:
         for line in exc.lines():
-            print(line, file=stderr)
+            print(one_line(line), file=stderr)
         count = len(exc.problems)
         print(f"{count} problem{'s' if count != 1 else ''} in {args.config}", file=stderr)
         return 1
-    for warning in config_warnings(config):
+    except Exception as exc:  # RecursionError and MemoryError included
+        # A check that fails on some input is our bug, but the operator gating a deployment
+        # gets one line saying so, not a traceback (which could quote the file's content).
+        print(
+            one_line(
+                f"{args.config}: internal error while checking the file "
+                f"({type(exc).__name__}: {exc}); please report it"
+            ),
+            file=stderr,
+        )
+        return 2
+    for warning in warnings:
         print(f"{args.config}: warning: {warning}", file=stderr)
     print(summary(config), file=stdout)
     return 0
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks escaped, so each problem stays one line of output."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.config.checks import cross_checks
 from monitor.config.errors import ConfigError, Issue, Problem, format_path
-from monitor.config.loader import YamlDocument, read_yaml
+from monitor.config.loader import ConfigFileError, YamlDocument, read_config_file, read_yaml
 from monitor.config.model import (
     Config,
     CreditTierConfig,
@@ -51,13 +51,9 @@ def load_config(path: str | Path, kinds: Mapping[str, ProbeKind] | None = None) 
     """Read and validate the file at ``path``; raises ``ConfigError`` naming every problem."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, [Problem(1, "", f"cannot read file: {exc.strerror}")]) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            source, [Problem(1, "", f"must be UTF-8 text: {exc.reason} at byte {exc.start}")]
-        ) from exc
+        text = read_config_file(path)
+    except ConfigFileError as exc:
+        raise ConfigError(source, [Problem(1, "", str(exc))]) from exc
     return parse_config_text(text, source, kinds)
 
 

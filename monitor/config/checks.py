@@ -106,7 +106,7 @@ def cross_checks(data: Any) -> list[Issue]:
     for index, service in _items(data, "services"):
         members = service.get("targets")
         for position, name in enumerate(members if isinstance(members, list) else []):
-            if name in canaries:
+            if isinstance(name, str) and name in canaries:
                 issues.append(
                     issue(
                         ("services", index, "targets", position),
@@ -190,14 +190,16 @@ def _probes_per_bucket(data: dict[str, Any]) -> list[Issue]:
         bucket = _seconds(sla.get("bucket"), 300.0)
         min_probes = sla.get("min_probes", 1)
         name = sla.get("name")
-        if bucket is None or not isinstance(min_probes, int) or min_probes < 1:
+        # Out-of-range values are the model's own problems (min_probes is at most 10,000).
+        if bucket is None or not isinstance(min_probes, int) or not 1 <= min_probes <= 10_000:
             continue
         for member in members.get(str(sla.get("service")), []):
             needs.setdefault(member, []).append((bucket, min_probes, str(name)))
     issues: list[Issue] = []
     for index, item in _items(data, "targets"):
         interval = _seconds(item.get("interval"), 30.0)
-        if interval is None or interval <= 0 or item.get("name") not in needs:
+        name = item.get("name")
+        if interval is None or interval <= 0 or not isinstance(name, str) or name not in needs:
             continue
         for bucket, min_probes, sla_name in needs[item["name"]]:
             if interval * min_probes > bucket:

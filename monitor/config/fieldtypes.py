@@ -23,6 +23,21 @@ from probes.fields import SecretRef, parse_duration
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
 
+MAX_MAGNITUDE = Decimal(10) ** 12
+"""Every number read as a Decimal stays below 10^12 in size: a fee of a trillion is no
+contract, and ``1e999999999`` would pass ``is_finite`` and then overflow the arithmetic that
+turns downtime into money (``decimal.Overflow`` in the daemon's write loop)."""
+MAX_PLACES = 6
+"""Decimal places of a percentage or fraction: ``99.9999`` (six nines) needs 4."""
+MAX_AMOUNT_PLACES = 4
+"""Decimal places of an amount of money: currencies have at most 3 minor-unit digits (ISO 4217);
+one more for rates written per unit."""
+YEAR_SECONDS = 52 * 604800.0
+"""The bound of intervals, timeouts and buckets (``52w``): none of them makes sense longer."""
+LONGEST_DURATION = 520 * 604800.0
+"""The bound of any other duration (evidence retention, support deadlines): ``520w``, about
+ten years; past that a value is a typo, and ``timedelta`` overflows at 2.7 million years."""
+
 
 def format_duration(seconds: float) -> str:
     """``5400`` -> ``1h30m``; the inverse of ``parse_duration`` for whole milliseconds."""
@@ -71,7 +86,22 @@ def exact_decimal(value: Any) -> Decimal:
         raise ValueError('must be a number such as 99.9 or "10000.00"')
     if not result.is_finite():
         raise ValueError("must be a finite number")
+    # copy_abs and comparison never round, so they cannot overflow as abs() would.
+    if result.copy_abs() >= MAX_MAGNITUDE:
+        raise ValueError("must be less than 10^12 in size")
+    if decimal_places(result) > MAX_PLACES:
+        raise ValueError(f"must have at most {MAX_PLACES} decimal places")
     return result
+
+
+def decimal_places(value: Decimal) -> int:
+    """Significant digits after the point: ``99.90`` -> 1, ``1E+3`` -> 0, ``1E-9`` -> 9."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite: checked by the caller
+    if exponent >= 0:
+        return 0
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -exponent - trailing)
 
 
 def _decimal_text(text: str) -> Decimal:
@@ -99,16 +129,26 @@ def _check_non_negative(value: Decimal) -> Decimal:
     return value
 
 
-Amount = Annotated[ExactDecimal, AfterValidator(_check_non_negative)]
+def _check_amount_places(value: Decimal) -> Decimal:
+    if decimal_places(value) > MAX_AMOUNT_PLACES:
+        raise ValueError(f"must have at most {MAX_AMOUNT_PLACES} decimal places")
+    return value
+
+
+Amount = Annotated[
+    ExactDecimal, AfterValidator(_check_non_negative), AfterValidator(_check_amount_places)
+]
 
 
 def duration_field(
-    *, minimum: float = 0.0, above: bool = False, maximum: float | None = None
+    *, minimum: float = 0.0, above: bool = False, maximum: float = LONGEST_DURATION
 ) -> BeforeValidator:
     """A duration validator with bounds stated in the message the way the file writes them."""
 
     def validate(value: Any) -> float:
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            if value < -(10**15):
+                raise ValueError("must be a finite duration")
             seconds = float(value)
         else:
             seconds = parse_duration(value)
@@ -118,15 +158,15 @@ def duration_field(
             raise ValueError(f"must be more than {format_duration(minimum)}")
         if seconds < minimum:
             raise ValueError(f"must be at least {format_duration(minimum)}")
-        if maximum is not None and seconds > maximum:
+        if seconds > maximum:
             raise ValueError(f"must be at most {format_duration(maximum)}")
         return seconds
 
     return BeforeValidator(validate)
 
 
-PositiveDuration = Annotated[float, duration_field(above=True)]
-Interval = Annotated[float, duration_field(minimum=1.0)]
+PositiveDuration = Annotated[float, duration_field(above=True, maximum=YEAR_SECONDS)]
+Interval = Annotated[float, duration_field(minimum=1.0, maximum=YEAR_SECONDS)]
 
 
 @cache
@@ -177,21 +217,36 @@ def _parse_time(value: Any) -> datetime:
         raise ValueError("must be a date and time such as 2026-11-10T02:00:00Z") from None
 
 
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2099
+"""A time in the file lies in these years: ``0001-01-01`` or ``9999-12-31`` is a typo or a
+placeholder, and arithmetic a bucket away from year 9999 overflows ``datetime``."""
+
+
+def _in_years(parsed: datetime) -> datetime:
+    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+        raise ValueError(f"must lie in the years {EARLIEST_YEAR} to {LATEST_YEAR}")
+    return parsed
+
+
 def aware_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("must carry a UTC offset: add Z or +01:00")
-        return value
+        return _in_years(value)
     try:
-        return parse_instant(value, "")
+        return _in_years(parse_instant(value, ""))
     except InstantError as exc:
         if exc.naive:
             raise ValueError("must carry a UTC offset: add Z or +01:00") from None
         raise ValueError("must be a date and time such as 2026-11-10T02:00:00Z") from None
 
 
+def _local_or_aware_time(value: Any) -> datetime:
+    return _in_years(_parse_time(value))
+
+
 AwareTime = Annotated[datetime, BeforeValidator(aware_time)]
-LocalOrAwareTime = Annotated[datetime, BeforeValidator(_parse_time)]
+LocalOrAwareTime = Annotated[datetime, BeforeValidator(_local_or_aware_time)]
 
 
 def _no_inline_secret(value: Any) -> Any:

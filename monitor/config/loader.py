@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -27,6 +28,50 @@ _TAG = "tag:yaml.org,2002:"
 _SURPRISING_NUMBER = re.compile(r"[-+]?(?:0[0-9_]+(?![.0-9_]*[.eE])|0[xXoObB]|[0-9][0-9_]*:)")
 _SCALAR_TAGS = frozenset(_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
 
+MAX_FILE_BYTES = 8 * 1024 * 1024
+"""A configuration file is refused past 8 MiB: 10,000 targets take about 2 MiB, while
+``/dev/zero`` or a runaway generator would otherwise be read until memory runs out."""
+MAX_DEPTH = 64
+"""Mappings and lists nest at most this deep (a slawatch file needs 6): PyYAML composes
+recursively, so a 5,000-deep document would otherwise end in ``RecursionError``."""
+
+
+class ConfigFileError(Exception):
+    """Raised by ``read_config_file`` when a file cannot be read as a configuration's text;
+    the message is one line (the caller adds the file name)."""
+
+
+def read_config_file(path: str | Path) -> str:
+    """The UTF-8 text of ``path``, refusing more than ``MAX_FILE_BYTES`` without reading them.
+
+    Reads at most one byte past the cap, so a device (``/dev/zero``), a FIFO or a huge file
+    costs 8 MiB at worst.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read file: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # an embedded NUL in the path
+        raise ConfigFileError(f"cannot read file: {exc}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigFileError(
+            f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: "
+            "not a slawatch configuration (10,000 targets take about 2 MiB)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(f"must be UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+
+
+class _TooDeep(Exception):
+    """Raised while composing when mappings/lists nest deeper than ``MAX_DEPTH``."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"nested deeper than {MAX_DEPTH} levels at line {line}")
+        self.line = line
+
 
 class _AliasNode(ScalarNode):
     """Stands where an alias (``*name``) was written, so the walk can report it at its place."""
@@ -36,6 +81,7 @@ class _Recording(Composer):
     """A composer that records anchors and replaces aliases instead of expanding them."""
 
     anchored: dict[int, str]
+    depth: int = 0
     # Provided by the parser the composer is mixed with (PyYAML's or libyaml's).
     check_event: Callable[..., bool]
     get_event: Callable[[], Any]
@@ -46,11 +92,18 @@ class _Recording(Composer):
             event = self.get_event()
             return _AliasNode(_TAG + "null", event.anchor, event.start_mark, event.end_mark)
         event = self.peek_event()
+        if isinstance(event, yaml.CollectionStartEvent) and self.depth >= MAX_DEPTH:
+            mark = event.start_mark
+            raise _TooDeep(1 if mark is None else mark.line + 1)
         anchor = getattr(event, "anchor", None)
         # Anchors are dropped before composing so a later alias cannot resolve to the node.
         if anchor is not None:
             event.anchor = None
-        node = super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
         if anchor is not None and node is not None:
             self.anchored[id(node)] = anchor
         return node
@@ -155,6 +208,11 @@ class _Walker:
                 )
                 continue
             key = key_node.value
+            if not key.isprintable():
+                # The key would be printed raw in key paths: a line break would split the
+                # one-line error; no slawatch key has control characters.
+                self.problem(key_line, path, f"keys must be printable text, got {key!r}")
+                continue
             key_path = (*path, key)
             if key in out:
                 self.problem(
@@ -199,9 +257,22 @@ def read_yaml(text: str, source: str, *, pure: bool = False) -> tuple[YamlDocume
     checked past it); an empty file is a problem too. ``pure`` forces PyYAML's own parser
     (the fallback when libyaml is missing).
     """
+    if len(text) > MAX_FILE_BYTES:
+        return YamlDocument(None), [
+            Problem(1, "", f"{source} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        ]
     loader = _loader(text, pure)
     try:
         node = loader.get_single_node()
+    except _TooDeep as exc:
+        return YamlDocument(None), [
+            Problem(
+                exc.line,
+                "",
+                f"mappings and lists nest deeper than {MAX_DEPTH} levels: "
+                "not a slawatch configuration",
+            )
+        ]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -211,7 +282,9 @@ def read_yaml(text: str, source: str, *, pure: bool = False) -> tuple[YamlDocume
             Problem(line, "", f"YAML syntax error at column {column}: {what}")
         ]
     except yaml.YAMLError as exc:
-        return YamlDocument(None), [Problem(1, "", f"cannot read YAML: {exc}")]
+        # A ReaderError (a NUL or other control character) renders over two lines.
+        what = " ".join(str(exc).split())
+        return YamlDocument(None), [Problem(1, "", f"cannot read YAML: {what}")]
     finally:
         dispose = getattr(loader, "dispose", None)
         if dispose is not None:

@@ -289,14 +289,14 @@ class SlaConfig(StrictModel):
     timezone: Timezone = "UTC"
     unavailable_when: BucketRuleKind = BucketRuleKind.ANY_FAILED
     failed_fraction: Annotated[ExactDecimal, AfterValidator(_check_failed_fraction)] | None = None
-    min_probes: StrictInt = Field(default=1, ge=1)
+    min_probes: StrictInt = Field(default=1, ge=1, le=10_000)
     unknown_buckets: UnknownPolicy = UnknownPolicy.EXCLUDE
     partial_exclusion: PartialExclusion = PartialExclusion.ANY_OVERLAP
     monthly_fee: Amount
     currency: Currency
     credit_tiers: tuple[CreditTierConfig, ...] = ()
     credit_cap: Amount | None = None
-    claim_window_days: StrictInt = Field(default=30, ge=1)
+    claim_window_days: StrictInt = Field(default=30, ge=1, le=366)
     min_coverage: Annotated[ExactDecimal, AfterValidator(_check_percent)] = Decimal(90)
     """Percent of the eligible buckets that must be measured before reports stop warning."""
     maintenance_notice: MaintenanceNoticeConfig | None = None

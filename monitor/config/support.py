@@ -53,7 +53,15 @@ from pydantic import (
 
 from monitor.config.claim import ClaimConfig
 from monitor.config.errors import FieldProblems, Issue, issue
-from monitor.config.fieldtypes import Amount, Currency, Name, Percent, Timezone, duration_field
+from monitor.config.fieldtypes import (
+    YEAR_SECONDS,
+    Amount,
+    Currency,
+    Name,
+    Percent,
+    Timezone,
+    duration_field,
+)
 from monitor.support.alertmanager import AlertRouting
 from monitor.support.calendar import WEEKDAY_NAMES, OpeningInterval, SupportHours
 from monitor.support.contract import SupportContract
@@ -63,7 +71,7 @@ from monitor.support.notice import NoticePolicy, NoticeRule
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _MONTH_DAY = re.compile(r"^(\d{2})-(\d{2})$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-SupportDuration = Annotated[float, duration_field()]
+SupportDuration = Annotated[float, duration_field(maximum=YEAR_SECONDS)]
 
 
 class _Model(BaseModel):
@@ -185,8 +193,8 @@ class DeadlineRuleConfig(_Model):
     Days; Level 2 counts from the Level 1 deadline, Level 3 from receipt)."""
 
     acknowledge: SupportDuration = 4 * 3600.0
-    restore_business_days: StrictInt | None = Field(default=1, ge=0)
-    solve_business_days: StrictInt | None = Field(default=3, ge=0)
+    restore_business_days: StrictInt | None = Field(default=1, ge=0, le=366)
+    solve_business_days: StrictInt | None = Field(default=3, ge=0, le=366)
     credit_from_level: Literal[2, 3] = 3
 
     @model_validator(mode="after")
@@ -374,7 +382,8 @@ def notice_reference_issues(data: Any) -> list[Issue]:
     contracts = support.get("contracts") if isinstance(support, dict) else None
     names = {c.get("name") for c in contracts or [] if isinstance(c, dict)}
     problems = []
-    for index, sla in enumerate(data.get("slas") or []):
+    slas = data.get("slas")
+    for index, sla in enumerate(slas if isinstance(slas, list) else []):
         notice = sla.get("maintenance_notice") if isinstance(sla, dict) else None
         ref = notice.get("outside_support_hours_of") if isinstance(notice, dict) else None
         if ref is not None and ref not in names:

@@ -20,6 +20,7 @@ from monitor.http.common import MAX_BODY, BodyError, json_body, json_error, only
 from monitor.http.faults import fault_routes
 from monitor.http.pages import web_routes
 from monitor.http.pages_source import DaemonWebSource
+from monitor.instant_bounds import check_exclusion, check_recorded
 from monitor.instants import parse_instant, utc_from_epoch
 from monitor.metrics.collector import MetricsExposition, outage_open, provisional_bucket_state
 from monitor.metrics.contract import ContractCollector
@@ -252,6 +253,9 @@ def build_app(daemon: DaemonView) -> web.Application:
             return body
         try:
             window = exclusion_from_json(body, set(daemon.config.service_defs()))
+            check_exclusion(
+                window.start, window.end, window.announced_at, utc_from_epoch(daemon.clock())
+            )
         except ValueError as exc:
             return json_error(400, str(exc))
         if window.id and window.id in {w.id for w in daemon.config.exclusion_windows()}:
@@ -290,6 +294,7 @@ def build_app(daemon: DaemonView) -> web.Application:
         slas = {p.name for p in daemon.accounting.inputs.policies}
         try:
             claim = claim_from_json(body, slas, utc_from_epoch(daemon.clock()))
+            check_recorded(claim.filed_at, "filed_at", utc_from_epoch(daemon.clock()))
         except ValueError as exc:
             return json_error(400, str(exc))
         await daemon.record_claim(claim)

@@ -173,7 +173,9 @@ class _FaultApi:
         except PayloadError as exc:
             log.warning("alertmanager_payload_refused", problem=str(exc))
             return json_error(400, str(exc))
-        ops, skipped = plan(payload, support.routing(), frozenset(self.service.contracts))
+        ops, skipped = plan(
+            payload, support.routing(), frozenset(self.service.contracts), now=self.clock()
+        )
         outcomes = [await self.service.apply_alert(op) for op in ops]
         for item in skipped:
             if item.reason != "no severity label":

@@ -155,6 +155,10 @@ class Daemon:
             self.health.reload_successful = False
             log.error("config_reload_rejected", path=str(self.config_path), problems=str(exc))
             return False
+        except Exception:  # a RecursionError or a bug in a check: still a failed reload
+            self.health.reload_successful = False
+            log.exception("config_reload_failed", path=str(self.config_path))
+            return False
         if new.monitor.database_path != self.config.monitor.database_path:
             self.health.reload_successful = False
             log.error(

@@ -30,6 +30,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from monitor.instant_bounds import InstantOutOfRange, check_recorded, is_go_zero_time
 from monitor.instants import InstantError, parse_instant
 from monitor.support.faults import Level, Severity
 
@@ -216,11 +217,33 @@ def fault_id_for(alert_key: str) -> str:
     return "am-" + hashlib.sha256(alert_key.encode()).hexdigest()[:16]
 
 
+def _time_problem(alert: Alert, where: str, now: datetime | None) -> str | None:
+    """Why the alert's times cannot be recorded as a fault's, or None."""
+    if is_go_zero_time(alert.starts_at):
+        return f"{where}.startsAt: absent (Go's zero time): a fault needs the time it began"
+    if now is None:
+        return None
+    try:
+        check_recorded(alert.starts_at, f"{where}.startsAt", now)
+        # A firing alert's endsAt is when Alertmanager will consider it stale: a future time.
+        if alert.status is AlertStatus.RESOLVED and alert.ends_at is not None:
+            check_recorded(alert.ends_at, f"{where}.endsAt", now)
+    except InstantOutOfRange as exc:
+        return str(exc)
+    return None
+
+
 def plan(
-    payload: WebhookPayload, routing: AlertRouting, contracts: frozenset[str]
+    payload: WebhookPayload,
+    routing: AlertRouting,
+    contracts: frozenset[str],
+    now: datetime | None = None,
 ) -> tuple[tuple[AlertFaultOp, ...], tuple[SkippedAlert, ...]]:
     """The fault operations of a notification; alerts without the severity label are not
-    faults and are skipped silently (they are in ``skipped`` with that reason)."""
+    faults and are skipped silently (they are in ``skipped`` with that reason). With ``now``,
+    an alert whose startsAt (or a resolved alert's endsAt) lies more than 5 minutes ahead or
+    before 2000 is skipped with the reason (``monitor.instant_bounds``); a zero startsAt
+    (absent) always is."""
     ops: list[AlertFaultOp] = []
     skipped: list[SkippedAlert] = []
     for index, alert in enumerate(payload.alerts):
@@ -241,6 +264,10 @@ def plan(
                     f"got {raw_severity!r}",
                 )
             )
+            continue
+        time_problem = _time_problem(alert, where, now)
+        if time_problem is not None:
+            skipped.append(SkippedAlert(index, alert.fingerprint, time_problem))
             continue
         contract = alert.labels.get(routing.contract_label, routing.default_contract)
         if contract is None or contract not in contracts:

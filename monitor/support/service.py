@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from monitor.instant_bounds import check_recorded
 from monitor.instants import parse_instant
 from monitor.sla.calendar import Month
 from monitor.store.base import FaultRecord, Store
@@ -200,6 +201,7 @@ class FaultService:
         """Open a fault; returns it and whether it was created. Opening an existing id with
         the same contents is a no-op; with different contents it raises ``FaultError``."""
         self._contract(contract)
+        check_recorded(received_at, "received_at", self._clock())
         if not title.strip():
             raise ValueError("title: expected a non-empty text, got ''")
         fault = open_fault(
@@ -266,6 +268,7 @@ class FaultService:
         self, fault_id: str, level: Level, at: datetime, *, source: str = "", note: str = ""
     ) -> Fault:
         """Record acknowledgement (1), restoration (2) or permanent solution (3) at ``at``."""
+        check_recorded(at, "at", self._clock())
         async with self._lock:
             fault = await self.get(fault_id)
             return await self._append(
@@ -276,6 +279,7 @@ class FaultService:
         self, fault_id: str, severity: Severity, at: datetime, *, source: str = "", note: str = ""
     ) -> Fault:
         """Change the severity from ``at`` on (history kept)."""
+        check_recorded(at, "at", self._clock())
         async with self._lock:
             fault = await self.get(fault_id)
             return await self._append(

@@ -33,6 +33,11 @@ _URI = re.compile(
 )
 _CODE_CLASS = re.compile(r"^([2-6])xx$", re.IGNORECASE)
 
+MAX_T1_SECONDS = 4.0
+"""T1 may be raised for a slow path, but not past T2 (RFC 3261's 4 s, which ``SipEndpoint.open``
+uses and refuses a larger T1 against): a larger bound here let check-config accept a target
+whose every probe then failed."""
+
 
 @dataclass(frozen=True)
 class SipUri:
@@ -128,7 +133,7 @@ class SipBaseOptions(BaseModel):
     contact_user: str = Field(default="slawatch", pattern=r"^[A-Za-z0-9._~!$&'()*+,;=%-]+$")
     auth: SipAuth | None = None
     expected_codes: tuple[int | str, ...] = (200,)
-    t1: Duration = Field(default=0.5, gt=0, le=10)
+    t1: Duration = Field(default=0.5, gt=0, le=MAX_T1_SECONDS)
     tls: TlsOptions = Field(default_factory=TlsOptions)
     user_agent: str = Field(default="slawatch", max_length=200)
 

@@ -7,6 +7,11 @@ Timer B/F = 64*T1 (``TransactionError('timeout')``), and matches responses by to
 + CSeq method: replies belonging to nobody are counted and ignored. Over TCP/TLS nothing is
 retransmitted but B/F still bound the wait.
 
+A response with the transaction's branch must also carry its Call-ID, CSeq number and From
+tag (RFC 3261 §8.1.3.3, §17.1.3): a confused or hostile peer answering 200 for another
+dialog proves nothing about ours, so such a reply is discarded as stray, and if nothing
+better came when the timer fires the reason is ``mismatched_response``.
+
 If only unparseable replies arrived when the timer fires, the error reason is
 ``malformed_response`` (or ``message_too_large``), not ``timeout``: the peer did answer, and
 the claim evidence should say so. A dead connection or an ICMP error fails every pending
@@ -54,6 +59,7 @@ from probes.sip.message import (
     make_response,
     new_branch,
     new_tag,
+    parse_name_addr,
 )
 from probes.sip.message import build_request as build_request  # re-exported: part of this API
 from probes.sip.transport import Target, Transport, TransportError, open_transport
@@ -100,6 +106,7 @@ class _ClientTransaction:
     progressed: asyncio.Event = field(default_factory=asyncio.Event)
     ack_raw: bytes | None = None
     garbage: ParseError | None = None
+    mismatch: str | None = None
 
 
 class InviteTransaction:
@@ -345,6 +352,12 @@ class SipEndpoint:
             return TransactionError(
                 reason, f"no valid response after {waited:.3g}s; unparseable reply: {tx.garbage}"
             )
+        if tx.mismatch is not None:
+            return TransactionError(
+                "mismatched_response",
+                f"no matching response to {tx.key[1]} within Timer {timer} ({waited:.3g}s); "
+                f"a reply with its branch was discarded: {tx.mismatch}",
+            )
         return TransactionError(
             "timeout", f"no final response to {tx.key[1]} within Timer {timer} ({waited:.3g}s)"
         )
@@ -382,9 +395,18 @@ class SipEndpoint:
             self._on_garbage(exc, raw)
             return
         tx = self._clients.get(key)
-        if tx is None:
+        mismatch = None if tx is None else _mismatch(tx.request, response)
+        if tx is None or mismatch is not None:
             self.stats.stray_responses += 1
-            log.debug("sip_stray_response", status=response.status, branch=key[0], method=key[1])
+            log.debug(
+                "sip_stray_response",
+                status=response.status,
+                branch=key[0],
+                method=key[1],
+                mismatch=mismatch,
+            )
+            if tx is not None and not tx.final.done():
+                tx.mismatch = mismatch
             return
         if response.status < 200:
             if not tx.final.done():
@@ -461,6 +483,28 @@ class SipEndpoint:
 def _mark_retrieved(task: asyncio.Task[SipResponse]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+def _mismatch(request: SipRequest, response: SipResponse) -> str | None:
+    """Why ``response`` (same branch and method) is not the answer to ``request``, or None."""
+    if response.call_id != request.call_id:
+        return f"Call-ID {response.call_id!r} is not {request.call_id!r}"
+    number = request.cseq[0]
+    if response.cseq[0] != number:
+        return f"CSeq number {response.cseq[0]} is not {number}"
+    theirs = response.headers.get("From")
+    if theirs is None:
+        return "no From header"
+    ours = request.headers.get("From") or ""
+    if theirs == ours:
+        return None  # echoed verbatim, as RFC 3261 §8.2.6.2 asks (even a From we cannot parse)
+    try:
+        tag, expected = parse_name_addr(theirs).tag, parse_name_addr(ours).tag
+    except ParseError as exc:
+        return f"From header unparseable: {exc}"
+    if tag != expected:
+        return f"From tag {tag!r} is not {expected!r}"
+    return None
 
 
 def _server_key(request: SipRequest) -> tuple[str, str] | None:
