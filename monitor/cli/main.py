@@ -22,6 +22,7 @@ COMMANDS: Mapping[str, str] = {
     "fault": "monitor.cli.fault",
     "evidence": "monitor.cli.evidence",
     "claim": "monitor.cli.claim",
+    "store": "monitor.cli.store",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -98,6 +99,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except (ConfigError, StoreError, ValueError, OSError) as exc:
         print(f"slawatch report: {exc}", file=stderr)
         return 2
+    except sqlite3.DatabaseError as exc:  # issue 17: damage found while reading, one line
+        from monitor.store.schema import RECOVERY
+
+        print(f"slawatch report: {_database(config)}: reading failed: {exc}; {RECOVERY}",
+              file=stderr)
+        return 2
     stdout.write(compose(reports, args.fmt, meta, support, claim))
     return 0
 
@@ -112,7 +119,7 @@ async def _support(
     path = _database(config)
     if not path.exists():
         return await support_parts(config, None, month, now)
-    store = SqliteStore(path, vantage=config.monitor.name, read_only=True, integrity_check=False)
+    store = SqliteStore(path, vantage=config.monitor.name, read_only=True)
     await store.open()
     try:
         return await support_parts(config, store, month, now, await store.list_exclusions())
@@ -137,7 +144,7 @@ async def _from_store(
             f"--results: not given, and no store at {path} (monitor.state_dir/monitor.database); "
             "expected a results file or the database a daemon writes"
         )
-    store = SqliteStore(path, vantage=config.monitor.name, read_only=True, integrity_check=False)
+    store = SqliteStore(path, vantage=config.monitor.name, read_only=True)
     await store.open()
     try:
         extra = await store.list_exclusions()

@@ -92,6 +92,8 @@ class SqliteStore:
         self._integrity_check = integrity_check
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self.checkpoint_failures = 0
+        """Checkpoints that failed after their batch committed (the batch stays written)."""
         self.schema_version_at_open: int | None = None
         """The version found on disk before migrating (0: new file); for logs and tests."""
 
@@ -140,6 +142,7 @@ class SqliteStore:
 
     def _open_sync(self) -> sqlite3.Connection:
         memory = str(self._path) == ":memory:"
+        exists = False
         try:
             if not memory:
                 if not self._read_only:
@@ -162,7 +165,9 @@ class SqliteStore:
         try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            found = schema.check_file(conn, self._path, integrity=self._integrity_check)
+            found = schema.check_file(
+                conn, self._path, integrity=self._integrity_check, new=memory or not exists
+            )
             conn.execute("PRAGMA foreign_keys = ON")
             if self._read_only:
                 if found != schema.SCHEMA_VERSION:
@@ -249,7 +254,15 @@ class SqliteStore:
             self._last_checkpoint = now
             # PASSIVE never waits for readers, so a report running elsewhere cannot stall a
             # flush; the checkpoint syncs the WAL first, which bounds what power loss can undo.
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            # The batch is committed at this point: a checkpoint failing (disk full while
+            # the WAL is copied into the main file) must not make the caller re-queue and
+            # write the batch again (issue 17: duplicate evidence rows). The WAL keeps the
+            # commit; the next checkpoint retries.
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                self._last_checkpoint = 0.0
+                self.checkpoint_failures += 1
 
     async def load_tallies(
         self,
