@@ -48,4 +48,5 @@ def evidence_crc(
     details: str,
 ) -> int:
     """The checksum of one ``evidence`` row (``details``: the stored JSON)."""
-    return _crc([vantage, ts, target, outcome, reason, duration, details])
+    # REAL columns read back as float whatever the writer passed (an int epoch included).
+    return _crc([vantage, float(ts), target, outcome, reason, float(duration), details])
