@@ -393,7 +393,9 @@ class TestReadOnly:
         schema.migrate(conn, path, 0, target=1)
         conn.close()
         store = SqliteStore(path, "v1", read_only=True)
-        with pytest.raises(StoreOpenError, match=f"schema version 1, this build reads {schema.SCHEMA_VERSION}"):
+        with pytest.raises(
+            StoreOpenError, match=f"schema version 1, this build reads {schema.SCHEMA_VERSION}"
+        ):
             await store.open()
 
 

@@ -102,8 +102,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except sqlite3.DatabaseError as exc:  # issue 17: damage found while reading, one line
         from monitor.store.schema import RECOVERY
 
-        print(f"slawatch report: {_database(config)}: reading failed: {exc}; {RECOVERY}",
-              file=stderr)
+        print(
+            f"slawatch report: {_database(config)}: reading failed: {exc}; {RECOVERY}", file=stderr
+        )
         return 2
     stdout.write(compose(reports, args.fmt, meta, support, claim))
     return 0

@@ -114,8 +114,7 @@ def _check_rows(conn: sqlite3.Connection, report: CheckReport) -> None:
                 report.rows_verified += 1
     if "crc" in _columns(conn, "evidence"):
         for row in conn.execute(
-            "SELECT id, vantage, ts, target, outcome, reason, duration, details, crc "
-            "FROM evidence"
+            "SELECT id, vantage, ts, target, outcome, reason, duration, details, crc FROM evidence"
         ):
             row_id, *values, crc = row
             if crc is None:
@@ -150,8 +149,7 @@ def _check_seals(conn: sqlite3.Connection, report: CheckReport) -> None:
             continue
         if computed != digest:
             report.problems.append(
-                f"month_seals {sla} {month}: digest mismatch (stored {digest}, computed "
-                f"{computed})"
+                f"month_seals {sla} {month}: digest mismatch (stored {digest}, computed {computed})"
             )
         else:
             report.seals_verified += 1

@@ -33,8 +33,10 @@ def tally_crc(
 ) -> int:
     """The checksum of one ``tallies`` row (``reasons``/``error_reasons``: the stored JSON)."""
     return _crc(
-        [vantage, target, bucket_seconds, bucket_start, ok, failed, reasons, errors]
-        + [error_reasons, excused]
+        [
+            *(vantage, target, bucket_seconds, bucket_start, ok, failed),
+            *(reasons, errors, error_reasons, excused),
+        ]
     )
 
 

@@ -187,9 +187,7 @@ def check_magic(path: Path) -> bool:
         # An empty file is never a store slawatch made (``slawatch store init`` and the
         # daemon write the schema at once): it is a truncated or replaced database, and
         # taking it for a new one would silently drop every month's evidence (issue 17).
-        raise SchemaError(
-            f"{path}: file is empty (0 bytes), not a slawatch database; {RECOVERY}"
-        )
+        raise SchemaError(f"{path}: file is empty (0 bytes), not a slawatch database; {RECOVERY}")
     if head != _SQLITE_MAGIC:
         raise SchemaError(f"{path}: not a slawatch database (not an SQLite file); {RECOVERY}")
     return True

@@ -16,6 +16,7 @@ since the WAL was last synced. To bound that window too, the store runs a passiv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import math
@@ -220,9 +221,12 @@ class SqliteStore:
                 conn.execute(f"PRAGMA busy_timeout = {CLOSE_BUSY_TIMEOUT_MS}")
                 # Folds the WAL into the main file so a copy of just the .db file is complete;
                 # if a reader prevents it, the WAL stays and is replayed at the next open.
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                conn.execute("PRAGMA analysis_limit = 400")
-                conn.execute("PRAGMA optimize")
+                # On a full disk it fails: every commit is still in the WAL, so closing
+                # without it loses nothing (issue 17: no traceback at SIGTERM).
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    conn.execute("PRAGMA analysis_limit = 400")
+                    conn.execute("PRAGMA optimize")
         finally:
             conn.close()
 

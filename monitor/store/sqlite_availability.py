@@ -57,14 +57,8 @@ ON CONFLICT (vantage) DO UPDATE SET ts = excluded.ts
 
 def write_batch(conn: sqlite3.Connection, vantage: str, batch: WriteBatch) -> None:
     """Everything in ``batch`` in one transaction; the heartbeat is ``vantage``'s."""
-    tallies = [
-        (*row, tally_crc(*row))
-        for row in _tally_values(batch)
-    ]
-    evidence = [
-        (*row, evidence_crc(*row))
-        for row in _evidence_values(batch)
-    ]
+    tallies = [(*row, tally_crc(*row)) for row in _tally_values(batch)]
+    evidence = [(*row, evidence_crc(*row)) for row in _evidence_values(batch)]
     verdicts = [
         (
             s.vantage,
