@@ -23,6 +23,7 @@ COMMANDS: Mapping[str, str] = {
     "evidence": "monitor.cli.evidence",
     "claim": "monitor.cli.claim",
     "store": "monitor.cli.store",
+    "month": "monitor.cli.store",
 }
 
 

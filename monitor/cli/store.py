@@ -13,6 +13,7 @@ import asyncio
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +36,67 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         if name == "backup":
             sub.add_argument("destination", type=Path, help="the copy to write (must not exist)")
         sub.set_defaults(func=func)
+
+    month = subparsers.add_parser(
+        "month",
+        help="seal a closed month's figures",
+        description="Month commands; `month seal` freezes a closed month's figures.",
+    )
+    month_commands = month.add_subparsers(dest="month_command", metavar="SUBCOMMAND", required=True)
+    seal = month_commands.add_parser(
+        "seal",
+        help="store a closed month's figures, outages, exclusions and hashes as its seal",
+        description="Compute the month from the store (the one month computation) and store "
+        "it as the month's sealed record; a sealed month is never re-sealed.",
+    )
+    seal.add_argument("--config", type=Path, required=True, help="the YAML configuration")
+    seal.add_argument("--month", required=True, help="calendar month, YYYY-MM")
+    seal.add_argument("--service", help="seal only this service (or SLA name)")
+    seal.add_argument("--as-of", help="RFC 3339 instant treated as now (default: the clock)")
+    seal.set_defaults(func=_seal)
+
+
+def _seal(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from monitor.accounting import select_policies
+    from monitor.clock import system_clock
+    from monitor.config import ConfigError, load_config
+    from monitor.instants import parse_instant
+    from monitor.reports.seal import seal_months
+    from monitor.sla.calendar import Month
+    from monitor.store.base import StoreError
+    from monitor.store.sqlite import SqliteStore
+
+    try:
+        config = load_config(args.config)
+        policies = select_policies(config, args.service)
+        month = Month.parse(args.month)
+        now = (
+            datetime.fromtimestamp(system_clock(), UTC)
+            if args.as_of is None
+            else parse_instant(args.as_of, "--as-of")
+        )
+        path = config.monitor.database_path
+        if not path.exists():
+            raise StoreError(f"{path}: no store to seal a month from")
+        store = SqliteStore(path, config.monitor.name)
+
+        async def seal() -> list[tuple[Any, bool]]:
+            await store.open()
+            try:
+                return await seal_months(config, store, policies, month, now)
+            finally:
+                await store.close()
+
+        sealed = asyncio.run(seal())
+    except (ConfigError, StoreError, ValueError, OSError) as exc:
+        print(f"slawatch month seal: {exc}", file=sys.stderr)
+        return 2
+    for seal_, new in sealed:
+        state = "sealed" if new else "already sealed"
+        print(f"{seal_.sla} {seal_.month}: {state} ({seal_.digest})")
+    return 0
 
 
 def _path(args: argparse.Namespace) -> Path:

@@ -37,6 +37,7 @@ from monitor.store.base import (
     EvidenceRow,
     FaultRecord,
     Gap,
+    MonthSeal,
     ServiceBucketRow,
     StoreClosedError,
     StoreError,
@@ -402,3 +403,10 @@ class SqliteStore:
 
     async def kv_delete(self, key: str) -> bool:
         return await self._write(records.kv_delete, key)
+
+    # -- sealed months -------------------------------------------------------------------------
+    async def save_month_seal(self, seal: MonthSeal) -> bool:
+        return await self._write(records.save_month_seal, seal)
+
+    async def load_month_seal(self, sla: str, month: str) -> MonthSeal | None:
+        return await self._call(records.load_month_seal, sla, month)
