@@ -161,3 +161,58 @@ class TestSealedMonth:
         status, _, err = run(capsys, "store", "check", "--config", str(config))
         assert status == 1
         assert "month_seals ujet-voice 2026-11: digest mismatch" in err
+
+
+class TestRollUp:
+    """Issue 17, problem 3: a sealed month's tallies go after its dispute period; the
+    month stays provable from its seal."""
+
+    def test_roll_up_waits_for_the_dispute_period(
+        self, sealed: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Before the claim window plus the dispute period is over, nothing is dropped."""
+        config, _ = sealed
+        argv = ["month", "roll-up", "--config", str(config), "--month", "2026-11"]
+        status, _, err = run(capsys, *argv, "--as-of", AFTER)
+        assert status == 2
+        assert "dispute period runs until" in err
+        with sqlite3.connect(database(config)) as conn:
+            assert conn.execute("SELECT count(*) FROM tallies").fetchone()[0] == 288
+
+    def test_an_unsealed_month_is_not_rolled_up(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Without a seal the tallies are the only proof: they stay."""
+        config = config_in(tmp_path)
+        asyncio.run(write_day(database(config)))
+        argv = ["month", "roll-up", "--config", str(config), "--month", "2026-11"]
+        status, _, err = run(capsys, *argv, "--as-of", "2027-06-01T00:00:00Z")
+        assert status == 2
+        assert "not sealed" in err
+
+    def test_rolled_up_month_reports_its_seal(
+        self, sealed: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """After the roll-up the tallies are gone, the report still shows the sealed figures
+        (and that a recomputation now differs), the seal holds every bucket's verdict, and the
+        store passes its checks."""
+        config, digest = sealed
+        argv = ["month", "roll-up", "--config", str(config), "--month", "2026-11"]
+        status, out, _ = run(capsys, *argv, "--as-of", "2027-04-01T00:00:00Z")
+        assert status == 0
+        assert out.startswith("2026-11: 288 tally rows rolled up")
+        with sqlite3.connect(database(config)) as conn:
+            assert conn.execute("SELECT count(*) FROM tallies").fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM evidence").fetchone()[0] == 1
+            doc = json.loads(
+                conn.execute("SELECT doc FROM month_seals WHERE sla = 'ujet-voice'").fetchone()[0]
+            )
+        assert sum(count for _, count in doc["states"]) == doc["report"]["buckets_total"]
+        assert ["unavailable", 1] in doc["states"]
+        status, out, _ = report(config, capsys, "--format", "json")
+        assert status == 0
+        (voice,) = json.loads(out)["reports"]
+        assert voice["seal"]["digest"] == digest
+        assert voice["buckets_unavailable"] == 1
+        assert "buckets_unavailable: sealed 1, recomputed 0" in voice["seal"]["differences"]
+        assert run(capsys, "store", "check", "--config", str(config))[0] == 0

@@ -54,6 +54,69 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     seal.add_argument("--service", help="seal only this service (or SLA name)")
     seal.add_argument("--as-of", help="RFC 3339 instant treated as now (default: the clock)")
     seal.set_defaults(func=_seal)
+    roll = month_commands.add_parser(
+        "roll-up",
+        help="drop a sealed month's per-target tallies after its dispute period",
+        description="Once every SLA's month is sealed and its claim window plus the dispute "
+        "period is over, drop the month's per-target tallies; the seals, service verdicts and "
+        "failure evidence stay (docs/storage.md).",
+    )
+    roll.add_argument("--config", type=Path, required=True, help="the YAML configuration")
+    roll.add_argument("--month", required=True, help="calendar month, YYYY-MM")
+    roll.add_argument(
+        "--dispute-days",
+        type=int,
+        default=DISPUTE_DAYS,
+        help=f"days after the claim deadline the tallies are kept (default {DISPUTE_DAYS})",
+    )
+    roll.add_argument("--as-of", help="RFC 3339 instant treated as now (default: the clock)")
+    roll.set_defaults(func=_roll_up)
+
+
+DISPUTE_DAYS = 90
+"""Default dispute period after a month's claim deadline before its tallies are rolled up."""
+
+
+def _now(args: argparse.Namespace) -> Any:
+    from datetime import UTC, datetime
+
+    from monitor.clock import system_clock
+    from monitor.instants import parse_instant
+
+    if args.as_of is None:
+        return datetime.fromtimestamp(system_clock(), UTC)
+    return parse_instant(args.as_of, "--as-of")
+
+
+def _roll_up(args: argparse.Namespace) -> int:
+    from monitor.config import ConfigError, load_config
+    from monitor.reports.seal import roll_up_month
+    from monitor.sla.calendar import Month
+    from monitor.store.base import StoreError
+    from monitor.store.sqlite import SqliteStore
+
+    try:
+        config = load_config(args.config)
+        month = Month.parse(args.month)
+        now = _now(args)
+        path = config.monitor.database_path
+        if not path.exists():
+            raise StoreError(f"{path}: no store")
+        store = SqliteStore(path, config.monitor.name)
+
+        async def roll() -> int:
+            await store.open()
+            try:
+                return await roll_up_month(config, store, month, now, args.dispute_days)
+            finally:
+                await store.close()
+
+        dropped = asyncio.run(roll())
+    except (ConfigError, StoreError, ValueError, OSError) as exc:
+        print(f"slawatch month roll-up: {exc}", file=sys.stderr)
+        return 2
+    print(f"{month}: {dropped} tally rows rolled up (seals, verdicts and failure evidence kept)")
+    return 0
 
 
 def _seal(args: argparse.Namespace) -> int:

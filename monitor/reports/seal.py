@@ -69,7 +69,21 @@ def seal_document(result: MonthResult, config_hash: str, digest_of_tallies: str)
         "report": result.to_json(),
         "config_hash": config_hash,
         "tallies_digest": digest_of_tallies,
+        # Every bucket's verdict, run-length encoded ([state, count] in bucket order): with
+        # the failure evidence, what proves the month once its tallies are rolled up.
+        "states": run_lengths([state.value for state in result.states]),
     }
+
+
+def run_lengths(values: Sequence[str]) -> list[list[Any]]:
+    """``[[value, count], ...]`` of consecutive equal ``values``."""
+    out: list[list[Any]] = []
+    for value in values:
+        if out and out[-1][0] == value:
+            out[-1][1] += 1
+        else:
+            out.append([value, 1])
+    return out
 
 
 def make_seal(
@@ -247,3 +261,44 @@ def apply_seals(
             f"recomputation" + (f", which differs: {'; '.join(lines)}" if lines else "")
         )
     return text, notes
+
+
+async def roll_up_month(
+    config: Config,
+    store: Store,
+    month: Month,
+    now: datetime,
+    dispute_days: int,
+) -> int:
+    """Drop ``month``'s per-target tallies once every SLA's month is sealed and its claim
+    window plus ``dispute_days`` is over; returns the rows dropped.
+
+    What stays proves the month: each seal (figures, outages, exclusions applied, every
+    bucket's verdict, the digest of the dropped tallies), the per-bucket service verdicts the
+    daemon wrote, and the failure evidence (kept per ``evidence_retention``)."""
+    from datetime import timedelta
+
+    if dispute_days < 0:
+        raise ValueError(f"--dispute-days: expected 0 or more, got {dispute_days}")
+    policies = list(config.sla_policies())
+    starts, ends = [], []
+    for policy in policies:
+        seal = await store.load_month_seal(policy.name, str(month))
+        if seal is None:
+            raise ValueError(
+                f"{policy.name} {month}: not sealed; `slawatch month seal` first (tallies are "
+                "only rolled up under a seal)"
+            )
+        deadline = datetime.fromisoformat(seal.doc["report"]["claim_deadline"])
+        until = deadline + timedelta(days=dispute_days)
+        if now < until:
+            raise ValueError(
+                f"{policy.name} {month}: claim window plus the {dispute_days}-day dispute "
+                f"period runs until {until.isoformat()}; tallies are kept until then"
+            )
+        start, end = month_bounds(month, policy.timezone)
+        starts.append(int(start.timestamp()))
+        ends.append(int(end.timestamp()))
+    if not policies:
+        return 0
+    return await store.prune_tallies(min(starts), max(ends))

@@ -475,6 +475,10 @@ class Store(Protocol):
 
     async def load_month_seal(self, sla: str, month: str) -> MonthSeal | None: ...
 
+    # Retention (issue 17): drop this vantage's tallies with ``start <= bucket_start < end``
+    # (a sealed month past its dispute period); returns the rows deleted.
+    async def prune_tallies(self, start: int, end: int) -> int: ...
+
 
 async def record_downtime(
     store: Store, now: float, reason: str = "monitor_not_running"

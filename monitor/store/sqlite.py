@@ -410,3 +410,11 @@ class SqliteStore:
 
     async def load_month_seal(self, sla: str, month: str) -> MonthSeal | None:
         return await self._call(records.load_month_seal, sla, month)
+
+    async def prune_tallies(self, start: int, end: int) -> int:
+        total = 0
+        while True:  # chunks, so the daemon's flushes interleave with a long roll-up
+            deleted = await self._write(avail.prune_tallies_chunk, self._vantage, start, end)
+            total += deleted
+            if deleted < avail.PRUNE_CHUNK:
+                return total

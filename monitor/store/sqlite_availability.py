@@ -327,3 +327,16 @@ def gaps(conn: sqlite3.Connection, start: float, end: float, vantage: str) -> li
 def last_heartbeat(conn: sqlite3.Connection, vantage: str) -> float | None:
     row = conn.execute("SELECT ts FROM heartbeats WHERE vantage = ?", (vantage,)).fetchone()
     return None if row is None else float(row[0])
+
+
+def prune_tallies_chunk(conn: sqlite3.Connection, vantage: str, start: int, end: int) -> int:
+    """Delete up to ``PRUNE_CHUNK`` of ``vantage``'s tallies in ``[start, end)``."""
+    with transaction(conn):
+        cursor = conn.execute(
+            # WITHOUT ROWID: the chunk is chosen by primary key.
+            "DELETE FROM tallies WHERE (vantage, bucket_start, target, bucket_seconds) IN "
+            "(SELECT vantage, bucket_start, target, bucket_seconds FROM tallies "
+            "WHERE vantage = ? AND bucket_start >= ? AND bucket_start < ? LIMIT ?)",
+            (vantage, start, end, PRUNE_CHUNK),
+        )
+        return cursor.rowcount
