@@ -216,3 +216,30 @@ class TestRollUp:
         assert voice["buckets_unavailable"] == 1
         assert "buckets_unavailable: sealed 1, recomputed 0" in voice["seal"]["differences"]
         assert run(capsys, "store", "check", "--config", str(config))[0] == 0
+
+
+class TestDaemonSeals:
+    async def test_daemon_seals_a_month_when_its_claim_window_opens(self, tmp_path: Path) -> None:
+        """The daemon's maintenance seals last month an hour after it ends (its last flushes
+        in), not before; months without one measured bucket are left unsealed."""
+        from datetime import UTC, datetime
+
+        from monitor.config import load_config
+        from monitor.runtime.daemon import Daemon
+
+        config_path = config_in(tmp_path)
+        await write_day(database(config_path))
+        daemon = Daemon(load_config(config_path), config_path)
+        await daemon.store.open()
+        try:
+            early = datetime(2026, 12, 1, 0, 30, tzinfo=UTC).timestamp()
+            await daemon._seal_closed_months(early)
+            assert await daemon.store.load_month_seal("ujet-voice", "2026-11") is None
+            later = datetime(2026, 12, 1, 2, 0, tzinfo=UTC).timestamp()
+            await daemon._seal_closed_months(later)
+            seal = await daemon.store.load_month_seal("ujet-voice", "2026-11")
+            assert seal is not None
+            assert seal.doc["report"]["buckets_unavailable"] == 1
+            assert await daemon.store.load_month_seal("ujet-ivr", "2026-11") is None
+        finally:
+            await daemon.store.close()

@@ -127,9 +127,13 @@ async def seal_months(
     policies: Sequence[SlaPolicy],
     month: Month,
     now: datetime,
+    *,
+    skip_unmeasured: bool = False,
 ) -> list[tuple[MonthSeal, bool]]:
     """Seal ``month`` of each policy (the month must have ended); returns each seal and
-    whether it was new (False: sealed before, the stored seal is returned unchanged)."""
+    whether it was new (False: sealed before, the stored seal is returned unchanged).
+    ``skip_unmeasured`` leaves out months without one measured bucket (the daemon's own
+    sealing, on a store that did not exist then)."""
     from monitor.reports.stored import store_month_results
 
     for policy in policies:
@@ -142,6 +146,8 @@ async def seal_months(
     results = await store_month_results(config, store, policies, month, now, extra)
     out = []
     for policy, result in zip(policies, results, strict=True):
+        if skip_unmeasured and result.buckets_available + result.buckets_unavailable == 0:
+            continue  # the daemon's automatic seal: nothing was measured (a fresh store)
         existing = await store.load_month_seal(policy.name, str(month))
         if existing is not None:
             out.append((existing, False))

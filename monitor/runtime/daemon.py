@@ -394,8 +394,31 @@ class Daemon:
                 self.health.store_write_errors += 1
                 log.exception("evidence_prune_failed")
             self.state.forget_before(int(self._live_window_start(now)))
+            await self._seal_closed_months(now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=MAINTENANCE_INTERVAL)
+
+    async def _seal_closed_months(self, now: float) -> None:
+        """Issue 17: once a month's claim window opens (the month is over, plus an hour for
+        its last flushes), store its sealed record; each SLA month is sealed once."""
+        from datetime import timedelta
+
+        from monitor.reports.seal import seal_months
+
+        moment = utc_now(now)
+        for policy in self.config.sla_policies():
+            month = month_containing(moment - timedelta(hours=1), policy.timezone).previous()
+            try:
+                if await self.store.load_month_seal(policy.name, str(month)) is not None:
+                    continue
+                sealed = await seal_months(
+                    self.config, self.store, [policy], month, moment, skip_unmeasured=True
+                )
+                for seal, new in sealed:
+                    if new:
+                        log.info("month_sealed", sla=seal.sla, month=seal.month, digest=seal.digest)
+            except Exception as exc:
+                log.error("month_seal_failed", sla=policy.name, month=str(month), error=str(exc))
 
     def _live_window_start(self, now: float) -> float:
         """Start of the previous month in the earliest-starting SLA zone: kept in memory."""
