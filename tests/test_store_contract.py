@@ -478,3 +478,10 @@ class TestSealsAndRetention:
         assert sorted(left["web"]) == [0, 300, 1800, 2100, 2400, 2700]
         assert (await other_vantage.load_tallies(0, 10**6))["web"][600].ok == 1
         assert len(await store.load_evidence(0, 1e6)) == 1
+
+    async def test_schema_version_is_current_after_migrate(self, store: Store) -> None:
+        """``migrate`` returns the version the open store is then at (a positive number)."""
+        reached = await store.migrate()
+        assert reached > 0
+        assert await store.schema_version() == reached
+        assert await store.migrate() == reached

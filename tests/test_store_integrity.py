@@ -272,3 +272,23 @@ class TestInitAndBackup:
         assert report_.ok, report_.lines()
         with sqlite3.connect(tmp_path / "copy.db") as conn:
             assert conn.execute("SELECT count(*) FROM tallies").fetchone()[0] == 26 * 20
+
+
+class TestStatusAndMigrate:
+    def test_migrate_an_old_file_and_report_status(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``store status`` names the file's version, ``store migrate`` brings it forward."""
+        path = tmp_path / "slawatch.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        schema.migrate(conn, path, 0, target=1)
+        conn.close()
+        assert cli.main(["store", "status", "--database", str(path)]) == 0
+        assert capsys.readouterr().out == (
+            f"{path}: schema version 1 (this build: {schema.SCHEMA_VERSION})\n"
+        )
+        assert cli.main(["store", "migrate", "--database", str(path)]) == 0
+        assert capsys.readouterr().out == f"{path}: schema version 1 -> {schema.SCHEMA_VERSION}\n"
+        assert check_store(path).ok
+        assert cli.main(["store", "migrate", "--database", str(tmp_path / "none.db")]) == 2
+        assert "no store to migrate" in capsys.readouterr().err

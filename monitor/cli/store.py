@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("check", _check, "run every check on the store; exit 1 when any fails"),
         ("backup", _backup, "copy the store consistently while the daemon runs"),
         ("status", _status, "the store's schema version and this build's"),
+        ("migrate", _migrate, "bring the store to this build's schema version"),
     ):
         sub = commands.add_parser(name, help=help_text, description=help_text)
         where = sub.add_mutually_exclusive_group(required=True)
@@ -286,4 +287,31 @@ def _status(args: argparse.Namespace) -> int:
     except (ConfigError, schema.SchemaError, sqlite3.Error, OSError) as exc:
         return _fail("status", exc)
     print(f"{path}: schema version {found} (this build: {_build_version()})")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Open read-write (each pending migration runs in its own transaction) and report."""
+    from monitor.config import ConfigError
+    from monitor.store import schema
+    from monitor.store.base import StoreError
+    from monitor.store.sqlite import SqliteStore
+
+    try:
+        path = _path(args)
+        if not schema.check_magic(path):
+            raise StoreError(f"{path}: no store to migrate (`slawatch store init` creates one)")
+        store = SqliteStore(path, _vantage(args))
+
+        async def run() -> tuple[int, int]:
+            await store.open()
+            try:
+                return store.schema_version_at_open or 0, await store.migrate()
+            finally:
+                await store.close()
+
+        before, after = asyncio.run(run())
+    except (ConfigError, StoreError, schema.SchemaError, OSError) as exc:
+        return _fail("migrate", exc)
+    print(f"{path}: schema version {before} -> {after}")
     return 0

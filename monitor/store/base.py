@@ -475,6 +475,13 @@ class Store(Protocol):
 
     async def load_month_seal(self, sla: str, month: str) -> MonthSeal | None: ...
 
+    # Schema (issue 17; ``slawatch store status|migrate`` call these): the version the open
+    # store is at, and bringing it to this build's version (returns the version reached;
+    # a backend that migrates in ``open()`` returns the current version).
+    async def schema_version(self) -> int: ...
+
+    async def migrate(self) -> int: ...
+
     # Retention (issue 17): drop this vantage's tallies with ``start <= bucket_start < end``
     # (a sealed month past its dispute period); returns the rows deleted.
     async def prune_tallies(self, start: int, end: int) -> int: ...

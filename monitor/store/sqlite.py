@@ -418,3 +418,13 @@ class SqliteStore:
             total += deleted
             if deleted < avail.PRUNE_CHUNK:
                 return total
+
+    # -- schema --------------------------------------------------------------------------------
+    async def schema_version(self) -> int:
+        return await self._call(lambda conn: int(conn.execute("PRAGMA user_version").fetchone()[0]))
+
+    async def migrate(self) -> int:
+        """``open()`` already migrated a read-write store; a read-only one is refused."""
+        if self._read_only:
+            raise StoreError(f"{self._path}: opened read-only, cannot migrate")
+        return await self.schema_version()
