@@ -292,3 +292,38 @@ class TestStatusAndMigrate:
         assert check_store(path).ok
         assert cli.main(["store", "migrate", "--database", str(tmp_path / "none.db")]) == 2
         assert "no store to migrate" in capsys.readouterr().err
+
+
+class TestCheckpointFailure:
+    async def test_failed_checkpoint_after_commit_is_not_a_failed_batch(
+        self, tmp_path: Path
+    ) -> None:
+        """The main file cannot grow (RLIMIT_FSIZE at its size: the WAL still has room, the
+        checkpoint that follows the commit fails): ``write_batch`` reports success, the rows
+        are stored once, and the checkpoint failure is counted, not raised (issue 17: a
+        re-queued committed batch wrote duplicate evidence)."""
+        import resource
+
+        path = tmp_path / "slawatch.db"
+        store = SqliteStore(path, "v1", checkpoint_interval=0.0)
+        await store.open()
+        try:
+            first = [TallyRow("v1", f"t{n}", 0, 300, 1, 0) for n in range(20_000)]
+            await store.write_batch(WriteBatch(tallies=first))
+            size = path.stat().st_size
+            soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+            evidence = [
+                EvidenceRow("v1", 1000.0 + i, "web", Outcome.DOWN, "refused" * 20, 0.1)
+                for i in range(300)
+            ]
+            resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+            try:
+                await store.write_batch(WriteBatch(evidence=evidence))
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            assert store.checkpoint_failures >= 1
+            stored = await store.load_evidence(0, 1e9, limit=10_000)
+            assert len(stored) == 300
+        finally:
+            await store.close()
+        assert check_store(path).ok
