@@ -105,6 +105,18 @@ def write_spool(path: Path, batch: WriteBatch) -> tuple[int, int]:
         handle.write(chunk)
         handle.flush()
         os.fsync(handle.fileno())
+    rest = lines[written:]
+    if rest and len(used) + len(chunk) >= path.stat().st_size:
+        # The reserve is full (or there was none): append beyond it while the disk lets us.
+        try:
+            with path.open("ab") as handle:
+                for line in rest:
+                    handle.write(line.encode("utf-8"))
+                    handle.flush()
+                    written += 1
+                os.fsync(handle.fileno())
+        except OSError:
+            pass
     return written, len(lines)
 
 
