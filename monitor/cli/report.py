@@ -134,7 +134,10 @@ def _sealed(
     from monitor.store.sqlite import SqliteStore
 
     async def seals() -> list[Any]:
-        store = SqliteStore(_database(config), vantage=config.monitor.name, read_only=True)
+        # The month was just read from this file with the integrity check: not twice.
+        store = SqliteStore(
+            _database(config), vantage=config.monitor.name, read_only=True, integrity_check=False
+        )
         await store.open()
         try:
             policies = [p for p in config.sla_policies() if p.name in {r.sla for r in reports}]
