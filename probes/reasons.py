@@ -96,12 +96,12 @@ VENDOR_REASONS: frozenset[str] = frozenset(
         "auth_unsupported",
         "auth_realm_mismatch",
         "malformed_response",
-        "mismatched_response",
+        "mismatched_response",  # a reply not to our transaction: the peer is confused
         "all_servers_failed",  # every server RFC 3263 location gave refused or timed out
         "bad_session_expires",  # the callee's Session-Expires header is malformed
         "bad_crypto",  # the callee's SDP crypto attribute is malformed
         "srtp_not_negotiated",  # SRTP mandatory and the callee offered none
-        "srtp_auth_failed",  # the callee does not use the key it announced  # a reply that is not to our transaction proves nothing up
+        "srtp_auth_failed",  # the callee does not use the key it announced
         "message_too_large",
         "no_answer",
         "remote_hangup",

@@ -444,3 +444,44 @@ class TestLifecycle:
             assert await again.last_heartbeat() == 5.0
         finally:
             await again.close()
+
+
+class TestSealsAndRetention:
+    """Issue 17's protocol methods: month seals and the tallies' roll-up."""
+
+    async def test_seal_is_stored_once(self, store: Store) -> None:
+        """A seal round-trips; a second seal of the same SLA month is refused, the first kept."""
+        from monitor.store.base import MonthSeal
+
+        doc = {"report": {"credit_percent": 10.0}, "states": [["available", 8640]]}
+        first = MonthSeal("sla", "2026-11", 1.0e9, "abc", "sha256:00", doc, "sha256:11")
+        assert await store.save_month_seal(first)
+        second = MonthSeal("sla", "2026-11", 2.0e9, "def", "sha256:22", {}, "sha256:33")
+        assert not await store.save_month_seal(second)
+        assert await store.load_month_seal("sla", "2026-11") == first
+        assert await store.load_month_seal("sla", "2026-10") is None
+
+    async def test_prune_tallies_drops_only_the_range_of_this_vantage(
+        self, store: Store, other_vantage: Store
+    ) -> None:
+        """Tallies in [start, end) of this vantage go; others and evidence stay."""
+        await store.write_batch(
+            WriteBatch(
+                tallies=[tally("web", 300 * i, 1) for i in range(10)],
+                evidence=[evidence("web", 600.0)],
+            )
+        )
+        other = TallyRow("v2", "web", 600, 300, 1, 0)
+        await other_vantage.write_batch(WriteBatch(tallies=[other]))
+        assert await store.prune_tallies(600, 1800) == 4
+        left = await store.load_tallies(0, 10**6)
+        assert sorted(left["web"]) == [0, 300, 1800, 2100, 2400, 2700]
+        assert (await other_vantage.load_tallies(0, 10**6))["web"][600].ok == 1
+        assert len(await store.load_evidence(0, 1e6)) == 1
+
+    async def test_schema_version_is_current_after_migrate(self, store: Store) -> None:
+        """``migrate`` returns the version the open store is then at (a positive number)."""
+        reached = await store.migrate()
+        assert reached > 0
+        assert await store.schema_version() == reached
+        assert await store.migrate() == reached

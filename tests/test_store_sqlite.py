@@ -98,7 +98,9 @@ class TestOpen:
         """A file that is not SQLite at all is refused, naming the file."""
         path = tmp_path / "notes.db"
         path.write_text("hello\n")
-        assert await open_error(path) == f"{path}: not a slawatch database (not an SQLite file)"
+        assert await open_error(path) == (
+            f"{path}: not a slawatch database (not an SQLite file); {schema.RECOVERY}"
+        )
 
     async def test_other_programs_database_is_refused(self, tmp_path: Path) -> None:
         """An SQLite file of another program is left untouched and refused."""
@@ -107,7 +109,8 @@ class TestOpen:
             conn.execute("CREATE TABLE photos (id INTEGER)")
         message = await open_error(path)
         assert message == (
-            f"{path}: not a slawatch database (application_id is 0 and it holds tables photos)"
+            f"{path}: not a slawatch database (application_id is 0 and it holds tables photos); "
+            f"{schema.RECOVERY}"
         )
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
@@ -118,7 +121,8 @@ class TestOpen:
         with sqlite3.connect(path) as conn:
             conn.execute("PRAGMA application_id = 42")
         assert await open_error(path) == (
-            f"{path}: not a slawatch database (application_id 0x0000002a, expected 0x534c4157)"
+            f"{path}: not a slawatch database (application_id 0x0000002a, expected 0x534c4157); "
+            f"{schema.RECOVERY}"
         )
 
     async def test_newer_schema_is_refused(self, tmp_path: Path) -> None:
@@ -389,7 +393,9 @@ class TestReadOnly:
         schema.migrate(conn, path, 0, target=1)
         conn.close()
         store = SqliteStore(path, "v1", read_only=True)
-        with pytest.raises(StoreOpenError, match="schema version 1, this build reads 3"):
+        with pytest.raises(
+            StoreOpenError, match=f"schema version 1, this build reads {schema.SCHEMA_VERSION}"
+        ):
             await store.open()
 
 

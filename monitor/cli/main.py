@@ -23,6 +23,8 @@ COMMANDS: Mapping[str, str] = {
     "evidence": "monitor.cli.evidence",
     "claim": "monitor.cli.claim",
     "import": "monitor.promsource.importer",
+    "store": "monitor.cli.store",
+    "month": "monitor.cli.store",
 }
 
 

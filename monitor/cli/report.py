@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -58,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="RFC 3339 instant treated as now (default: the current time); buckets after it "
         "are pending",
     )
+    parser.add_argument(
+        "--recompute",
+        action="store_true",
+        help="a sealed month: show today's recomputation instead of the sealed figures",
+    )
     parser.set_defaults(func=run)
 
 
@@ -98,6 +104,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except (ConfigError, StoreError, ValueError, OSError) as exc:
         print(f"slawatch report: {exc}", file=stderr)
         return 2
+    except sqlite3.DatabaseError as exc:  # issue 17: damage found while reading, one line
+        from monitor.store.schema import RECOVERY
+
+        print(
+            f"slawatch report: {_database(config)}: reading failed: {exc}; {RECOVERY}", file=stderr
+        )
+        return 2
     if args.fmt == "html":  # the web view's SLA month page, as one self-contained file
         from monitor.web.report import report_html
 
@@ -106,8 +119,62 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
         stdout.write(report_html(reports, policies, draft, config.monitor.name))
         return 0
-    stdout.write(compose(reports, args.fmt, meta, support, claim))
+    text = compose(reports, args.fmt, meta, support, claim)
+    if args.results is None:  # issue 17: a sealed month shows its sealed figures
+        try:
+            text = _sealed(config, reports, month, text, args, stderr)
+        except (StoreError, ValueError) as exc:
+            print(f"slawatch report: {exc}", file=stderr)
+            return 2
+    stdout.write(text)
     return 0
+
+
+def _sealed(
+    config: Config,
+    reports: Sequence[MonthResult],
+    month: Month,
+    text: str,
+    args: argparse.Namespace,
+    stderr: TextIO,
+) -> str:
+    from monitor.reports.seal import apply_seals, differences, load_seals
+    from monitor.store.sqlite import SqliteStore
+
+    async def seals() -> list[Any]:
+        # The month was just read from this file with the integrity check: not twice.
+        store = SqliteStore(
+            _database(config), vantage=config.monitor.name, read_only=True, integrity_check=False
+        )
+        await store.open()
+        try:
+            policies = [p for p in config.sla_policies() if p.name in {r.sla for r in reports}]
+            return await load_seals(store, policies, month)
+        finally:
+            await store.close()
+
+    found = asyncio.run(seals())
+    if not found:
+        return text
+    if args.recompute:
+        by_sla = {r.sla: r for r in reports}
+        for seal in found:
+            changed = differences(seal.doc["report"], by_sla[seal.sla].to_json())
+            print(
+                f"slawatch report: {seal.sla} {seal.month} is sealed ({seal.digest}); showing "
+                "today's recomputation"
+                + (
+                    f", which differs: {'; '.join(changed)}"
+                    if changed
+                    else ", identical to the seal"
+                ),
+                file=stderr,
+            )
+        return text
+    text, notes = apply_seals(text, args.fmt, found, reports)
+    for note in notes:
+        print(f"slawatch report: {note}", file=stderr)
+    return text
 
 
 async def _support(
@@ -120,7 +187,7 @@ async def _support(
     path = _database(config)
     if not path.exists():
         return await support_parts(config, None, month, now)
-    store = SqliteStore(path, vantage=config.monitor.name, read_only=True, integrity_check=False)
+    store = SqliteStore(path, vantage=config.monitor.name, read_only=True)
     await store.open()
     try:
         return await support_parts(config, store, month, now, await store.list_exclusions())
@@ -145,7 +212,7 @@ async def _from_store(
             f"--results: not given, and no store at {path} (monitor.state_dir/monitor.database); "
             "expected a results file or the database a daemon writes"
         )
-    store = SqliteStore(path, vantage=config.monitor.name, read_only=True, integrity_check=False)
+    store = SqliteStore(path, vantage=config.monitor.name, read_only=True)
     await store.open()
     try:
         extra = await store.list_exclusions()

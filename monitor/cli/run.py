@@ -68,4 +68,10 @@ def _run_command(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     configure_logging(config.monitor.log_level)
-    return asyncio.run(run_daemon(config, args.config))
+    from monitor.store.base import StoreOpenError
+
+    try:
+        return asyncio.run(run_daemon(config, args.config))
+    except StoreOpenError as exc:  # issue 17: a refused store is one line, not a traceback
+        print(f"slawatch run: {exc}", file=sys.stderr)
+        return 1

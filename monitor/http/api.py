@@ -147,6 +147,8 @@ def build_app(daemon: DaemonView) -> web.Application:
         return web.Response(text="ok\n")
 
     async def readyz(request: web.Request) -> web.Response:
+        if daemon.health.store_failing_since is not None:  # issue 17: writes failing
+            return web.Response(status=503, text="not ready: store writes failing\n")
         if daemon.health.ready:
             return web.Response(text="ready\n")
         return web.Response(status=503, text="not ready\n")

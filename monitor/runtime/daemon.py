@@ -34,13 +34,15 @@ from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.health import Health
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
-from monitor.runtime.state import LiveState
+from monitor.runtime.state import LiveState, TallyKey
 from monitor.runtime.support_link import SupportFigures
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
 from monitor.store.base import (
     ServiceBucketRow,
     Store,
+    StoreError,
+    StoreOpenError,
     TallyRow,
     WriteBatch,
     evidence_from_result,
@@ -53,6 +55,8 @@ from probes.registry import PROBE_KINDS
 from probes.result import ProbeResult
 
 log = structlog.get_logger(__name__)
+
+_Marks = dict[str, tuple[Month, int]]
 
 FLUSH_INTERVAL = 1.0
 SUPPORT_REFRESH_FLUSHES = 5
@@ -211,31 +215,105 @@ class Daemon:
         """Write what changed since the last flush, with a heartbeat; keep it on failure."""
         async with self._flush_lock:
             now = self.clock()
-            dirty = self.state.take_dirty()
-            evidence = self.state.take_evidence()
-            vantage = self.config.monitor.name
-            verdicts, marks = self._closed_verdicts(now)
-            batch = WriteBatch(
-                tallies=[
-                    TallyRow.of(vantage, target, start, seconds, t)
-                    for (seconds, target, start), t in dirty
-                ],
-                evidence=[evidence_from_result(vantage, r) for r in evidence],
-                service_buckets=verdicts,
-                heartbeat=now,
-            )
+            batch, dirty, evidence, marks = self._take_batch(now)
+            # Issue 17: rows of a flush in flight are still pending until it commits.
+            self.state.in_flight = len(batch.tallies) + len(batch.evidence)
             try:
                 await self.store.write_batch(batch)
-            except Exception:
+            except Exception as exc:
                 self.health.store_write_errors += 1
+                if self.health.store_failing_since is None:
+                    self.health.store_failing_since = now
                 self.state.return_dirty(key for key, _ in dirty)
                 self.state.return_evidence(evidence)
-                log.exception(
-                    "store_write_failed", rows=len(batch.tallies), evidence=len(batch.evidence)
+                self.state.in_flight = 0
+                log.error(
+                    "store_write_failed",
+                    rows=len(batch.tallies),
+                    evidence=len(batch.evidence),
+                    error=str(exc),
                 )
                 return
+            self.state.in_flight = 0
+            self.health.store_failing_since = None
             self._verdicts_written.update(marks)
             self.health.last_flush = now
+
+    def _take_batch(
+        self, now: float
+    ) -> tuple[WriteBatch, list[tuple[TallyKey, Tally]], list[ProbeResult], _Marks]:
+        """What a flush writes now, taken out of the live state (returned on failure)."""
+        dirty = self.state.take_dirty()
+        evidence = self.state.take_evidence()
+        vantage = self.config.monitor.name
+        verdicts, marks = self._closed_verdicts(now)
+        batch = WriteBatch(
+            tallies=[
+                TallyRow.of(vantage, target, start, seconds, t)
+                for (seconds, target, start), t in dirty
+            ],
+            evidence=[evidence_from_result(vantage, r) for r in evidence],
+            service_buckets=verdicts,
+            heartbeat=now,
+        )
+        return batch, dirty, evidence, marks
+
+    def _spill(self) -> None:
+        """At shutdown with the store failing: what the last flush could not write goes to
+        the spool file the next start replays; if even that fails, say exactly what is lost."""
+        from monitor.store.spool import spool_path, write_spool
+
+        batch, _, _, _ = self._take_batch(self.clock())
+        path = spool_path(self.config.monitor.database_path)
+        try:
+            lines, total = write_spool(path, batch)
+            if lines < total:
+                raise OSError(f"the spool holds {lines} of {total} rows, the rest is lost")
+        except OSError as exc:
+            log.error(
+                "store_rows_lost",
+                message=f"could not write {len(batch.tallies)} tally rows and "
+                f"{len(batch.evidence)} evidence rows to the store or to {path}: {exc}",
+                tallies=len(batch.tallies),
+                evidence=len(batch.evidence),
+                buckets=sorted({t.bucket_start for t in batch.tallies}),
+            )
+            return
+        log.warning(
+            "store_rows_spooled",
+            message=f"store not writable at shutdown: {lines} rows spooled to {path}, "
+            "replayed at the next start",
+            spool=str(path),
+            tallies=len(batch.tallies),
+            evidence=len(batch.evidence),
+        )
+
+    async def _replay_spool(self) -> None:
+        """Write the spool of a previous shutdown, then remove it (before anything else)."""
+        from monitor.store.spool import clear_spool, read_spool, reserve_spool, spool_path
+
+        path = spool_path(self.config.monitor.database_path)
+        batch = read_spool(path)
+        if batch is None:
+            try:
+                reserve_spool(path)
+            except OSError as exc:
+                log.warning("store_spool_not_reserved", spool=str(path), error=str(exc))
+            return
+        try:
+            await self.store.write_batch(batch)
+        except StoreError as exc:
+            raise StoreOpenError(
+                f"{path}: cannot replay the spool of the last shutdown into the store: {exc}; "
+                "free disk space and start again (the spool is kept)"
+            ) from exc
+        clear_spool(path)
+        log.info(
+            "store_spool_replayed",
+            spool=str(path),
+            tallies=len(batch.tallies),
+            evidence=len(batch.evidence),
+        )
 
     def _closed_verdicts(
         self, now: float
@@ -337,8 +415,31 @@ class Daemon:
                 self.health.store_write_errors += 1
                 log.exception("evidence_prune_failed")
             self.state.forget_before(int(self._live_window_start(now)))
+            await self._seal_closed_months(now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=MAINTENANCE_INTERVAL)
+
+    async def _seal_closed_months(self, now: float) -> None:
+        """Issue 17: once a month's claim window opens (the month is over, plus an hour for
+        its last flushes), store its sealed record; each SLA month is sealed once."""
+        from datetime import timedelta
+
+        from monitor.reports.seal import seal_months
+
+        moment = utc_from_epoch(now)
+        for policy in self.config.sla_policies():
+            month = month_containing(moment - timedelta(hours=1), policy.timezone).previous()
+            try:
+                if await self.store.load_month_seal(policy.name, str(month)) is not None:
+                    continue
+                sealed = await seal_months(
+                    self.config, self.store, [policy], month, moment, skip_unmeasured=True
+                )
+                for seal, new in sealed:
+                    if new:
+                        log.info("month_sealed", sla=seal.sla, month=seal.month, digest=seal.digest)
+            except Exception as exc:
+                log.error("month_seal_failed", sla=policy.name, month=str(month), error=str(exc))
 
     def _live_window_start(self, now: float) -> float:
         """Start of the previous month in the earliest-starting SLA zone: kept in memory."""
@@ -399,6 +500,7 @@ class Daemon:
         the background loops. The caller then starts the adapters (HTTP) and calls
         :meth:`serving`."""
         await self.store.open()
+        await self._replay_spool()
         now = self.clock()
         gap = await record_downtime(self.store, now)
         if gap is not None:
@@ -479,6 +581,8 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.flush()
+        if self.state.pending_rows:
+            self._spill()
         for hook in self._stop_hooks:
             await hook()
         await self.store.close()

@@ -48,6 +48,8 @@ class Health:
         self.last_reload_success: float | None = None
         self.last_reload_attempt: float | None = None
         self.store_write_errors = 0
+        self.store_failing_since: float | None = None
+        """When the store's writes began failing (None: the last write succeeded)."""
         self.last_flush: float | None = None
         self.scheduler_lag = LagHistogram()
 

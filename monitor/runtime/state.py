@@ -195,9 +195,12 @@ class LiveState:
     def return_evidence(self, results: list[ProbeResult]) -> None:
         self._evidence.extendleft(reversed(results))
 
+    in_flight = 0
+    """Rows of the flush being written now (issue 17: pending until it commits)."""
+
     @property
     def pending_rows(self) -> int:
-        return len(self._dirty) + len(self._evidence)
+        return len(self._dirty) + len(self._evidence) + self.in_flight
 
     def forget_before(self, epoch: int) -> None:
         """Drop tallies of buckets before ``epoch`` (months no longer being computed live)."""

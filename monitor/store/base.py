@@ -353,6 +353,23 @@ def encode_json(what: str, value: object) -> str:
         raise ValueError(f"{what}: expected a JSON-encodable value without NaN/inf: {exc}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class MonthSeal:
+    """One SLA month's sealed record (issue 17): ``doc`` is what
+    :func:`monitor.reports.seal.seal_document` made from the one month computation (figures,
+    outages, exclusions applied, the configuration's content hash, the tallies' digest);
+    ``digest`` is :func:`monitor.store.seals.seal_digest` of ``doc``, which the claim cites
+    and ``slawatch store check`` verifies. A seal is written once and never replaced."""
+
+    sla: str
+    month: str
+    sealed_at: float
+    config_hash: str
+    tallies_digest: str
+    doc: Mapping[str, Any]
+    digest: str
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable state. See the module docstring for the meaning of each method."""
@@ -450,6 +467,24 @@ class Store(Protocol):
     async def kv_set(self, key: str, value: object) -> None: ...
 
     async def kv_delete(self, key: str) -> bool: ...
+
+    # Sealed months (issue 17; schema 4's month_seals table). ``save_month_seal`` stores a
+    # seal unless that SLA month is sealed already (returns False then: seals are never
+    # replaced); ``load_month_seal`` returns it or None.
+    async def save_month_seal(self, seal: MonthSeal) -> bool: ...
+
+    async def load_month_seal(self, sla: str, month: str) -> MonthSeal | None: ...
+
+    # Schema (issue 17; ``slawatch store status|migrate`` call these): the version the open
+    # store is at, and bringing it to this build's version (returns the version reached;
+    # a backend that migrates in ``open()`` returns the current version).
+    async def schema_version(self) -> int: ...
+
+    async def migrate(self) -> int: ...
+
+    # Retention (issue 17): drop this vantage's tallies with ``start <= bucket_start < end``
+    # (a sealed month past its dispute period); returns the rows deleted.
+    async def prune_tallies(self, start: int, end: int) -> int: ...
 
 
 async def record_downtime(

@@ -139,9 +139,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE tallies ADD COLUMN excused INTEGER NOT NULL DEFAULT 0 CHECK (excused >= 0)",
         _move_monitor_errors(),
     ),
+    # 4: the evidence store over years (issue 17): a checksum per stored tally and evidence
+    # row (damage inside a row's payload passes SQLite's own checks), and the sealed months.
+    (
+        "ALTER TABLE tallies ADD COLUMN crc INTEGER",
+        "ALTER TABLE evidence ADD COLUMN crc INTEGER",
+        """CREATE TABLE month_seals (
+            sla TEXT NOT NULL,
+            month TEXT NOT NULL,
+            sealed_at REAL NOT NULL,
+            config_hash TEXT NOT NULL,
+            tallies_digest TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            PRIMARY KEY (sla, month)
+        ) STRICT""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+RECOVERY = (
+    "restore it from a backup (docs/storage.md) or move it away; "
+    "`slawatch store check` lists the damage"
+)
+"""What to do, appended to every refusal of a damaged or foreign file."""
 
 
 class SchemaError(Exception):
@@ -161,13 +184,18 @@ def check_magic(path: Path) -> bool:
     with path.open("rb") as handle:
         head = handle.read(len(_SQLITE_MAGIC))
     if not head:
-        return False
+        # An empty file is never a store slawatch made (``slawatch store init`` and the
+        # daemon write the schema at once): it is a truncated or replaced database, and
+        # taking it for a new one would silently drop every month's evidence (issue 17).
+        raise SchemaError(f"{path}: file is empty (0 bytes), not a slawatch database; {RECOVERY}")
     if head != _SQLITE_MAGIC:
-        raise SchemaError(f"{path}: not a slawatch database (not an SQLite file)")
+        raise SchemaError(f"{path}: not a slawatch database (not an SQLite file); {RECOVERY}")
     return True
 
 
-def check_file(conn: sqlite3.Connection, path: Path, *, integrity: bool = True) -> int:
+def check_file(
+    conn: sqlite3.Connection, path: Path, *, integrity: bool = True, new: bool = False
+) -> int:
     """Verify identity and (unless ``integrity`` is False) integrity; return the current
     schema version (0: empty file). ``quick_check`` reads the whole file: about 5 ms per MiB
     measured, so a reader opening a large database may skip it while the daemon keeps it."""
@@ -176,11 +204,15 @@ def check_file(conn: sqlite3.Connection, path: Path, *, integrity: bool = True) 
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         rows = conn.execute("PRAGMA quick_check").fetchall() if integrity else [("ok",)]
     except sqlite3.DatabaseError as exc:
-        raise SchemaError(f"{path}: corrupt or not a database: {exc}") from exc
+        raise SchemaError(
+            f"{path}: corrupt or not a database (reading its header failed: {exc}); {RECOVERY}"
+        ) from exc
     problems = [str(row[0]) for row in rows]
     if problems != ["ok"]:
         shown = "; ".join(problems[:5])
-        raise SchemaError(f"{path}: database is corrupt (PRAGMA quick_check: {shown})")
+        raise SchemaError(
+            f"{path}: database is corrupt (PRAGMA quick_check failed: {shown}); {RECOVERY}"
+        )
     if app_id == 0:
         tables = [
             str(row[0])
@@ -188,16 +220,19 @@ def check_file(conn: sqlite3.Connection, path: Path, *, integrity: bool = True) 
                 "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
             )
         ]
-        if tables:
+        if tables or not new:
+            # ``new``: this process just created the file. An SQLite file that existed before
+            # without our application_id was made by someone else (or by a crash before the
+            # first migration committed): refused, never adopted.
+            what = f"it holds tables {', '.join(tables[:5])}" if tables else "it holds no tables"
             raise SchemaError(
-                f"{path}: not a slawatch database (application_id is 0 and it holds tables "
-                f"{', '.join(tables[:5])})"
+                f"{path}: not a slawatch database (application_id is 0 and {what}); {RECOVERY}"
             )
         return 0
     if app_id != APPLICATION_ID:
         raise SchemaError(
             f"{path}: not a slawatch database (application_id 0x{app_id:08x}, "
-            f"expected 0x{APPLICATION_ID:08x})"
+            f"expected 0x{APPLICATION_ID:08x}); {RECOVERY}"
         )
     if version > SCHEMA_VERSION:
         raise SchemaError(

@@ -16,6 +16,7 @@ since the WAL was last synced. To bound that window too, the store runs a passiv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import math
@@ -36,6 +37,7 @@ from monitor.store.base import (
     EvidenceRow,
     FaultRecord,
     Gap,
+    MonthSeal,
     ServiceBucketRow,
     StoreClosedError,
     StoreError,
@@ -92,6 +94,8 @@ class SqliteStore:
         self._integrity_check = integrity_check
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self.checkpoint_failures = 0
+        """Checkpoints that failed after their batch committed (the batch stays written)."""
         self.schema_version_at_open: int | None = None
         """The version found on disk before migrating (0: new file); for logs and tests."""
 
@@ -140,6 +144,7 @@ class SqliteStore:
 
     def _open_sync(self) -> sqlite3.Connection:
         memory = str(self._path) == ":memory:"
+        exists = False
         try:
             if not memory:
                 if not self._read_only:
@@ -162,7 +167,9 @@ class SqliteStore:
         try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            found = schema.check_file(conn, self._path, integrity=self._integrity_check)
+            found = schema.check_file(
+                conn, self._path, integrity=self._integrity_check, new=memory or not exists
+            )
             conn.execute("PRAGMA foreign_keys = ON")
             if self._read_only:
                 if found != schema.SCHEMA_VERSION:
@@ -215,9 +222,12 @@ class SqliteStore:
                 conn.execute(f"PRAGMA busy_timeout = {CLOSE_BUSY_TIMEOUT_MS}")
                 # Folds the WAL into the main file so a copy of just the .db file is complete;
                 # if a reader prevents it, the WAL stays and is replayed at the next open.
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                conn.execute("PRAGMA analysis_limit = 400")
-                conn.execute("PRAGMA optimize")
+                # On a full disk it fails: every commit is still in the WAL, so closing
+                # without it loses nothing (issue 17: no traceback at SIGTERM).
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    conn.execute("PRAGMA analysis_limit = 400")
+                    conn.execute("PRAGMA optimize")
         finally:
             conn.close()
 
@@ -249,7 +259,15 @@ class SqliteStore:
             self._last_checkpoint = now
             # PASSIVE never waits for readers, so a report running elsewhere cannot stall a
             # flush; the checkpoint syncs the WAL first, which bounds what power loss can undo.
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            # The batch is committed at this point: a checkpoint failing (disk full while
+            # the WAL is copied into the main file) must not make the caller re-queue and
+            # write the batch again (issue 17: duplicate evidence rows). The WAL keeps the
+            # commit; the next checkpoint retries.
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                self._last_checkpoint = 0.0
+                self.checkpoint_failures += 1
 
     async def load_tallies(
         self,
@@ -385,3 +403,28 @@ class SqliteStore:
 
     async def kv_delete(self, key: str) -> bool:
         return await self._write(records.kv_delete, key)
+
+    # -- sealed months -------------------------------------------------------------------------
+    async def save_month_seal(self, seal: MonthSeal) -> bool:
+        return await self._write(records.save_month_seal, seal)
+
+    async def load_month_seal(self, sla: str, month: str) -> MonthSeal | None:
+        return await self._call(records.load_month_seal, sla, month)
+
+    async def prune_tallies(self, start: int, end: int) -> int:
+        total = 0
+        while True:  # chunks, so the daemon's flushes interleave with a long roll-up
+            deleted = await self._write(avail.prune_tallies_chunk, self._vantage, start, end)
+            total += deleted
+            if deleted < avail.PRUNE_CHUNK:
+                return total
+
+    # -- schema --------------------------------------------------------------------------------
+    async def schema_version(self) -> int:
+        return await self._call(lambda conn: int(conn.execute("PRAGMA user_version").fetchone()[0]))
+
+    async def migrate(self) -> int:
+        """``open()`` already migrated a read-write store; a read-only one is refused."""
+        if self._read_only:
+            raise StoreError(f"{self._path}: opened read-only, cannot migrate")
+        return await self.schema_version()

@@ -19,6 +19,7 @@ from monitor.store.base import (
     WriteBatch,
     encode_json,
 )
+from monitor.store.checksum import evidence_crc, tally_crc
 from monitor.store.schema import transaction
 from probes.result import Outcome
 
@@ -29,15 +30,16 @@ PRUNE_CHUNK = 5000
 
 _SQL_TALLY = """
 INSERT INTO tallies (vantage, target, bucket_seconds, bucket_start, ok, failed, reasons,
-    errors, error_reasons, excused)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    errors, error_reasons, excused, crc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (vantage, bucket_start, target, bucket_seconds)
 DO UPDATE SET ok = excluded.ok, failed = excluded.failed, reasons = excluded.reasons,
-    errors = excluded.errors, error_reasons = excluded.error_reasons, excused = excluded.excused
+    errors = excluded.errors, error_reasons = excluded.error_reasons, excused = excluded.excused,
+    crc = excluded.crc
 """
 _SQL_EVIDENCE = """
-INSERT INTO evidence (vantage, ts, target, outcome, reason, duration, details)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO evidence (vantage, ts, target, outcome, reason, duration, details, crc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 _SQL_SERVICE_BUCKET = """
 INSERT INTO service_buckets (vantage, sla, service, bucket_start, state, kind)
@@ -55,33 +57,8 @@ ON CONFLICT (vantage) DO UPDATE SET ts = excluded.ts
 
 def write_batch(conn: sqlite3.Connection, vantage: str, batch: WriteBatch) -> None:
     """Everything in ``batch`` in one transaction; the heartbeat is ``vantage``'s."""
-    tallies = [
-        (
-            r.vantage,
-            r.target,
-            r.bucket_seconds,
-            r.bucket_start,
-            r.ok,
-            r.failed,
-            encode_json(f"tally {r.target}@{r.bucket_start}: reasons", dict(r.reasons)),
-            r.errors,
-            encode_json(f"tally {r.target}@{r.bucket_start}: error_reasons", dict(r.error_reasons)),
-            r.excused,
-        )
-        for r in batch.tallies
-    ]
-    evidence = [
-        (
-            e.vantage,
-            e.ts,
-            e.target,
-            e.outcome.value,
-            e.reason,
-            e.duration,
-            encode_json(f"evidence {e.target}@{e.ts}: details", dict(e.details)),
-        )
-        for e in batch.evidence
-    ]
+    tallies = [(*row, tally_crc(*row)) for row in _tally_values(batch)]
+    evidence = [(*row, evidence_crc(*row)) for row in _evidence_values(batch)]
     verdicts = [
         (
             s.vantage,
@@ -99,6 +76,41 @@ def write_batch(conn: sqlite3.Connection, vantage: str, batch: WriteBatch) -> No
         conn.executemany(_SQL_SERVICE_BUCKET, verdicts)
         if batch.heartbeat is not None:
             conn.execute(_SQL_HEARTBEAT, (vantage, batch.heartbeat))
+
+
+def _tally_values(
+    batch: WriteBatch,
+) -> list[tuple[str, str, int, int, int, int, str, int, str, int]]:
+    return [
+        (
+            r.vantage,
+            r.target,
+            r.bucket_seconds,
+            r.bucket_start,
+            r.ok,
+            r.failed,
+            encode_json(f"tally {r.target}@{r.bucket_start}: reasons", dict(r.reasons)),
+            r.errors,
+            encode_json(f"tally {r.target}@{r.bucket_start}: error_reasons", dict(r.error_reasons)),
+            r.excused,
+        )
+        for r in batch.tallies
+    ]
+
+
+def _evidence_values(batch: WriteBatch) -> list[tuple[str, float, str, str, str, float, str]]:
+    return [
+        (
+            e.vantage,
+            e.ts,
+            e.target,
+            e.outcome.value,
+            e.reason,
+            e.duration,
+            encode_json(f"evidence {e.target}@{e.ts}: details", dict(e.details)),
+        )
+        for e in batch.evidence
+    ]
 
 
 _TALLY_COLUMNS = (
@@ -315,3 +327,16 @@ def gaps(conn: sqlite3.Connection, start: float, end: float, vantage: str) -> li
 def last_heartbeat(conn: sqlite3.Connection, vantage: str) -> float | None:
     row = conn.execute("SELECT ts FROM heartbeats WHERE vantage = ?", (vantage,)).fetchone()
     return None if row is None else float(row[0])
+
+
+def prune_tallies_chunk(conn: sqlite3.Connection, vantage: str, start: int, end: int) -> int:
+    """Delete up to ``PRUNE_CHUNK`` of ``vantage``'s tallies in ``[start, end)``."""
+    with transaction(conn):
+        cursor = conn.execute(
+            # WITHOUT ROWID: the chunk is chosen by primary key.
+            "DELETE FROM tallies WHERE (vantage, bucket_start, target, bucket_seconds) IN "
+            "(SELECT vantage, bucket_start, target, bucket_seconds FROM tallies "
+            "WHERE vantage = ? AND bucket_start >= ? AND bucket_start < ? LIMIT ?)",
+            (vantage, start, end, PRUNE_CHUNK),
+        )
+        return cursor.rowcount

@@ -13,10 +13,12 @@ from monitor.store.base import (
     ExclusionExistsError,
     FaultConflictError,
     FaultRecord,
+    MonthSeal,
     StoreError,
     encode_json,
 )
 from monitor.store.schema import transaction
+from monitor.store.seals import canonical
 
 # -- exclusions ---------------------------------------------------------------------------------
 
@@ -227,3 +229,34 @@ def kv_set(conn: sqlite3.Connection, key: str, value: str) -> None:
 def kv_delete(conn: sqlite3.Connection, key: str) -> bool:
     with transaction(conn):
         return conn.execute("DELETE FROM kv WHERE key = ?", (key,)).rowcount > 0
+
+
+def save_month_seal(conn: sqlite3.Connection, seal: MonthSeal) -> bool:
+    with transaction(conn):
+        cursor = conn.execute(
+            "INSERT INTO month_seals (sla, month, sealed_at, config_hash, tallies_digest, doc, "
+            "digest) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sla, month) DO NOTHING",
+            (
+                seal.sla,
+                seal.month,
+                seal.sealed_at,
+                seal.config_hash,
+                seal.tallies_digest,
+                canonical(dict(seal.doc)),
+                seal.digest,
+            ),
+        )
+        return cursor.rowcount == 1
+
+
+def load_month_seal(conn: sqlite3.Connection, sla: str, month: str) -> MonthSeal | None:
+    row = conn.execute(
+        "SELECT sealed_at, config_hash, tallies_digest, doc, digest FROM month_seals "
+        "WHERE sla = ? AND month = ?",
+        (sla, month),
+    ).fetchone()
+    if row is None:
+        return None
+    return MonthSeal(
+        sla, month, float(row[0]), str(row[1]), str(row[2]), json.loads(row[3]), str(row[4])
+    )
