@@ -175,7 +175,7 @@ def _build() -> str:
         "--received-at", "2026-11-23T10:00:00Z",
     )  # fmt: skip
     slawatch("fault", "ack", "--config", c, "UMA-5521", "--at", "2026-11-23T10:40:00Z")
-    slawatch("fault", "solve", "--config", c, "UMA-5521", "--at", "2026-12-02T17:00:00Z")
+    slawatch("fault", "solve", "--config", c, "UMA-5521", "--at", "2026-12-01T17:00:00Z")
     common = ("--config", c, "--results", str(results), "--month", MONTH, "--as-of", AS_OF)
     claim = slawatch("report", *common, "--format", "claim")
     Path("claim.txt").write_text(claim, encoding="utf-8")

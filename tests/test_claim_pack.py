@@ -153,8 +153,8 @@ class TestConsecutiveMonths:
         capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """UMA-5521's 7 late days: 5 claimed in November, 2 in December, none in October or
-        January; the claims add up to its whole credit (the bug: every month claimed all 7)."""
+        """UMA-5521's 6 late days: 5 claimed in November, 1 in December, none in October or
+        January; the claims add up to its whole credit (the bug: every month claimed all 6)."""
         monkeypatch.chdir(pack[0])
         totals = {}
         for month in ("2026-10", "2026-11", "2026-12", "2027-01"):
@@ -167,14 +167,14 @@ class TestConsecutiveMonths:
         assert totals == {
             "2026-10": 0,
             "2026-11": Decimal("105000.00"),
-            "2026-12": Decimal("42000.00"),
+            "2026-12": Decimal("21000.00"),
             "2027-01": 0,
         }
         assert cli.main(["fault", "list", "--config", "slawatch.yaml", "--format", "json",
                          "--as-of", "2027-02-01T00:00:00Z"]) == 0  # fmt: skip
         listed = json.loads(capsys.readouterr().out)
         whole = Decimal(listed["contracts"][0]["faults"][0]["credit_amount"])
-        assert sum(totals.values()) == whole == Decimal("147000.00")
+        assert sum(totals.values()) == whole == Decimal("126000.00")
 
 
 class TestCsvIsOneTable:
@@ -215,13 +215,13 @@ class TestClaimRecord:
         )
         base = ["claim", "record", "--config", str(config), "--month", "2026-11"]
         assert cli.main([*base, "--sla", "ujet-voice", "--reference", "UJ-123",
-                         "--filed-at", "2026-12-02T09:00:00Z"]) == 0  # fmt: skip
-        assert cli.main([*base, "--sla", "ujet-ivr", "--filed-at", "2026-12-02T10:00:00Z"]) == 0
+                         "--filed-at", "2026-12-01T09:00:00Z"]) == 0  # fmt: skip
+        assert cli.main([*base, "--sla", "ujet-ivr", "--filed-at", "2026-12-01T10:00:00Z"]) == 0
         capsys.readouterr()
         assert cli.main(["claim", "list", "--config", str(config)]) == 0
         assert capsys.readouterr().out.splitlines() == [
-            "ujet-ivr 2026-11 filed 2026-12-02T10:00:00+00:00",
-            "ujet-voice 2026-11 filed 2026-12-02T09:00:00+00:00 UJ-123",
+            "ujet-ivr 2026-11 filed 2026-12-01T10:00:00+00:00",
+            "ujet-voice 2026-11 filed 2026-12-01T09:00:00+00:00 UJ-123",
         ]
 
     def test_unknown_sla_is_one_line(
