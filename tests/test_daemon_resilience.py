@@ -36,6 +36,7 @@ from monitor.config import Config, load_config
 from monitor.http.server import serve
 from monitor.runtime.daemon import FLUSH_INTERVAL, Daemon
 from monitor.runtime.health import STUCK_PERIODS
+from monitor.runtime.scheduler import ProbeScheduler
 from monitor.sla.calendar import month_containing, month_grid
 from monitor.sla.policy import BucketState, Tally
 from monitor.store.base import WriteBatch
@@ -227,6 +228,33 @@ async def _metrics(port: int) -> str:
     ):
         assert reply.status == 200
         return await reply.text()
+
+
+class TestSchedulerErrors:
+    def test_a_result_that_cannot_be_recorded_is_counted_and_probing_goes_on(self) -> None:
+        """A sink that raises on every other result: each exception is logged and counted
+        through ``on_error`` (the daemon's ``scheduler`` loop), and the target keeps its
+        rhythm."""
+        from tests.test_scheduler import target as scheduled
+
+        calls: list[str] = []
+        errors: list[int] = []
+
+        def sink(t: Any, result: Any) -> None:
+            calls.append(t.name)
+            if len(calls) % 2:
+                raise ValueError("cannot record")
+
+        async def scenario() -> None:
+            scheduler = ProbeScheduler(sink, on_error=lambda: errors.append(1))
+            scheduler.apply([scheduled("a", 0.2)])
+            scheduler.start()
+            await asyncio.sleep(1.3)
+            await scheduler.shutdown()
+
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+        assert len(calls) >= 4
+        assert len(errors) == (len(calls) + 1) // 2
 
 
 class TestStoredVerdicts:
