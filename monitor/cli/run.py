@@ -27,7 +27,7 @@ async def start_daemon(daemon: Daemon) -> None:
     state); ready once they are up."""
     await daemon.start()
     daemon.run_in_background(
-        lambda stop: start_live_filler(lambda: daemon.config, daemon.state, stop)
+        lambda stop: start_live_filler(lambda: daemon.config, daemon.state, stop, daemon.health)
     )
     daemon.serving(await serve(daemon))
 

@@ -147,11 +147,12 @@ def build_app(daemon: DaemonView) -> web.Application:
         return web.Response(text="ok\n")
 
     async def readyz(request: web.Request) -> web.Response:
-        if daemon.health.store_failing_since is not None:  # issue 17: writes failing
-            return web.Response(status=503, text="not ready: store writes failing\n")
-        if daemon.health.ready:
+        # 503 while starting/stopping, while durable writes fail, or while a background loop
+        # has not completed an iteration for many of its periods (issue 11, defect 4).
+        problems = daemon.health.problems(daemon.clock())
+        if not problems:
             return web.Response(text="ready\n")
-        return web.Response(status=503, text="not ready\n")
+        return web.Response(status=503, text="not ready: " + "; ".join(problems) + "\n")
 
     async def status(request: web.Request) -> web.Response:
         now = daemon.clock()

@@ -122,6 +122,8 @@ HELP_EVIDENCE_DROPPED = (
     "Failure evidence dropped because too much was waiting for the store (the tallies are kept)."
 )
 HELP_LAST_FLUSH = "When the store last committed a flush (epoch seconds)."
+HELP_INTERNAL_ERRORS = "Unexpected exceptions caught in a background loop (logged; it goes on)."
+HELP_MIN_COVERAGE = "The SLA's min_coverage as a ratio (the month's coverage should stay above it)."
 HELP_PENDING_ROWS = "Rows waiting to be written to the store."
 HELP_BUILD = "slawatch build information."
 HELP_COVERAGE = "Measured / eligible buckets of the month so far (below min_coverage: warn)."
@@ -169,6 +171,8 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "slawatch_store_last_flush_timestamp_seconds",
         "slawatch_store_pending_rows",
         "slawatch_build_info",
+        "slawatch_internal_errors_total",
+        "slawatch_sla_min_coverage_ratio",
     }
 )
 # The contract families (target info, claims, support SLA) come from monitor.metrics_contract.
@@ -216,6 +220,7 @@ class DaemonCollector(Collector):
                 ("slawatch_month_uptime_estimate_ratio", HELP_UPTIME_ESTIMATE),
                 ("slawatch_month_monitor_error_buckets", HELP_MONITOR_ERROR_BUCKETS),
                 ("slawatch_sla_objective_ratio", HELP_OBJECTIVE),
+                ("slawatch_sla_min_coverage_ratio", HELP_MIN_COVERAGE),
                 ("slawatch_sla_breached", HELP_BREACHED),
                 ("slawatch_error_budget_buckets", HELP_BUDGET),
                 ("slawatch_error_budget_remaining_buckets", HELP_BUDGET_REMAINING),
@@ -278,6 +283,7 @@ class DaemonCollector(Collector):
                     float(result.buckets_unknown_monitor_error),
                 ),
                 ("slawatch_sla_objective_ratio", float(policy.objective_percent) / 100),
+                ("slawatch_sla_min_coverage_ratio", float(result.min_coverage)),
                 ("slawatch_sla_breached", 1.0 if result.breached else 0.0),
                 ("slawatch_error_budget_buckets", float(result.error_budget_buckets)),
                 ("slawatch_error_budget_remaining_buckets", float(result.error_budget_remaining)),
@@ -338,6 +344,12 @@ class DaemonCollector(Collector):
         yield CounterMetricFamily(
             "slawatch_store_write_errors", HELP_STORE_ERRORS, value=h.store_write_errors
         )
+        internal = CounterMetricFamily(
+            "slawatch_internal_errors", HELP_INTERNAL_ERRORS, labels=["loop"]
+        )
+        for loop, count in sorted(h.internal_errors.items()):
+            internal.add_metric([loop], float(count))
+        yield internal
         yield CounterMetricFamily(
             "slawatch_evidence_dropped", HELP_EVIDENCE_DROPPED, value=d.state.evidence_dropped
         )

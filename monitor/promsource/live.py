@@ -27,6 +27,7 @@ from monitor.promsource.bucketing import bucket_series
 from monitor.promsource.client import PrometheusClient, PrometheusError, one_series
 from monitor.promsource.importer import KIND, Measured, measured_targets
 from monitor.promsource.options import PrometheusOptions
+from monitor.runtime.health import Health
 from monitor.runtime.state import LiveState
 
 if TYPE_CHECKING:
@@ -55,8 +56,11 @@ class LiveFiller:
         config: Callable[[], Config],
         state: LiveState,
         clock: Callable[[], float] = time.time,
+        health: Health | None = None,
     ) -> None:
+        """``health`` (the daemon's) counts and times the filler's loop as ``prometheus``."""
         self._config = config
+        self._health = health
         self._state = state
         self._clock = clock
         self._workers: dict[tuple[str, int], asyncio.Task[None]] = {}
@@ -71,10 +75,18 @@ class LiveFiller:
         """Until ``stop``: keep one worker per (target, length) of the current configuration."""
         try:
             while not stop.is_set():
-                self._reconcile()
+                try:
+                    self._reconcile()
+                except Exception:
+                    self._failed("prometheus_filler_failed")
+                else:
+                    if self._health is not None:
+                        self._health.loop_ok("prometheus", self._clock(), RECONCILE_EVERY)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=RECONCILE_EVERY)
         finally:
+            if self._health is not None:
+                self._health.forget_loop("prometheus")
             for task in self._workers.values():
                 task.cancel()
             await asyncio.gather(*self._workers.values(), return_exceptions=True)
@@ -101,6 +113,13 @@ class LiveFiller:
         for key in wanted - set(self._workers):
             self._workers[key] = asyncio.create_task(self._worker(*key), name=f"prom-{key[0]}")
 
+    def _failed(self, event: str, **details: object) -> None:
+        """An unexpected exception: logged with its traceback, counted, and the loop goes on
+        (issue 11, defect 4)."""
+        log.exception(event, **details)
+        if self._health is not None:
+            self._health.loop_failed("prometheus")
+
     def _client(self, options: PrometheusOptions) -> PrometheusClient:
         client = self._clients.get(options)
         if client is None:
@@ -120,7 +139,12 @@ class LiveFiller:
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
-            await self.fill(measured, seconds, bucket)
+            try:
+                await self.fill(measured, seconds, bucket)
+            except Exception as exc:
+                # The bucket stays unknown (never available); the worker goes on to the next.
+                self._remember(target, seconds, bucket, f"internal error: {exc!r}")
+                self._failed("prometheus_bucket_failed", target=target, bucket=bucket)
             bucket += seconds
 
     async def fill(self, measured: Measured, seconds: int, bucket: int) -> bool:
@@ -189,7 +213,12 @@ class LiveFiller:
 
 
 def start_live_filler(
-    config: Callable[[], Config], state: LiveState, stop: asyncio.Event
+    config: Callable[[], Config],
+    state: LiveState,
+    stop: asyncio.Event,
+    health: Health | None = None,
 ) -> asyncio.Task[None]:
     """The daemon's one-line hook: a background task filling prometheus targets' buckets."""
-    return asyncio.create_task(LiveFiller(config, state).run(stop), name="prometheus-filler")
+    return asyncio.create_task(
+        LiveFiller(config, state, health=health).run(stop), name="prometheus-filler"
+    )

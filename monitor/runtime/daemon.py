@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from monitor.accounting import (
     inputs_from_config,
     month_violations,
 )
+from monitor.accounting import month_result as compute_month_result
 from monitor.clock import Clock, system_clock
 from monitor.config import Config, ConfigError, load_config
 from monitor.config.secrets import check_secrets
@@ -36,7 +37,7 @@ from monitor.runtime.health import Health
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
 from monitor.runtime.state import LiveState, TallyKey
 from monitor.runtime.support_link import SupportFigures
-from monitor.sla.calendar import Month, month_bounds, month_containing
+from monitor.sla.calendar import Month, month_bounds, month_containing, month_grid
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
 from monitor.store.base import (
     ServiceBucketRow,
@@ -64,6 +65,25 @@ MAX_VERDICTS_PER_FLUSH = 20_000
 MAINTENANCE_INTERVAL = 3600.0
 
 
+class _VerdictsFailed(Exception):
+    """Raised by ``Daemon._take_batch`` when the verdicts could not be computed: the batch
+    holds the tallies and evidence all the same, and ``error`` is raised after they are
+    written."""
+
+    def __init__(
+        self,
+        batch: WriteBatch,
+        dirty: list[tuple[TallyKey, Tally]],
+        evidence: list[ProbeResult],
+        error: Exception,
+    ) -> None:
+        super().__init__(str(error))
+        self.batch = batch
+        self.dirty = dirty
+        self.evidence = evidence
+        self.error = error
+
+
 class Daemon:
     """One vantage point: scheduler, live state, store, accounting and the HTTP interface."""
 
@@ -88,7 +108,12 @@ class Daemon:
             if store is None
             else store
         )
-        self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag, clock=clock)
+        self.scheduler = ProbeScheduler(
+            self._on_result,
+            self.health.observe_lag,
+            clock=clock,
+            on_error=lambda: self.health.loop_failed("scheduler"),
+        )
         self.api_exclusions: list[ExclusionWindow] = []
         self.claims: dict[str, Claim] = {}
         self.support = SupportFigures()
@@ -211,11 +236,20 @@ class Daemon:
         return self.state.tallies(bucket_seconds)
 
     # -- store -----------------------------------------------------------------------------------
-    async def flush(self) -> None:
-        """Write what changed since the last flush, with a heartbeat; keep it on failure."""
+    async def flush(self) -> bool:
+        """Write what changed since the last flush, with a heartbeat; keep it on failure.
+
+        True when the store took it. An unexpected error computing the verdicts does not stop
+        the tallies: they are written, then the error is raised for the loop to log and count
+        (issue 11, defect 4)."""
         async with self._flush_lock:
             now = self.clock()
-            batch, dirty, evidence, marks = self._take_batch(now)
+            verdict_error: Exception | None = None
+            try:
+                batch, dirty, evidence, marks = self._take_batch(now)
+            except _VerdictsFailed as failed:
+                batch, dirty, evidence, marks = failed.batch, failed.dirty, failed.evidence, {}
+                verdict_error = failed.error
             # Issue 17: rows of a flush in flight are still pending until it commits.
             self.state.in_flight = len(batch.tallies) + len(batch.evidence)
             try:
@@ -233,20 +267,30 @@ class Daemon:
                     evidence=len(batch.evidence),
                     error=str(exc),
                 )
-                return
+                return False
             self.state.in_flight = 0
             self.health.store_failing_since = None
             self._verdicts_written.update(marks)
             self.health.last_flush = now
+            if verdict_error is not None:
+                raise verdict_error
+            return True
 
     def _take_batch(
         self, now: float
     ) -> tuple[WriteBatch, list[tuple[TallyKey, Tally]], list[ProbeResult], _Marks]:
-        """What a flush writes now, taken out of the live state (returned on failure)."""
+        """What a flush writes now, taken out of the live state (returned on failure).
+
+        Raises :class:`_VerdictsFailed`, carrying the batch without verdicts, when computing
+        the verdicts fails: the tallies must still be written (issue 11, defect 4)."""
         dirty = self.state.take_dirty()
         evidence = self.state.take_evidence()
         vantage = self.config.monitor.name
-        verdicts, marks = self._closed_verdicts(now)
+        error: Exception | None = None
+        try:
+            verdicts, marks = self._closed_verdicts(now, [key for key, _ in dirty])
+        except Exception as exc:
+            verdicts, marks, error = [], {}, exc
         batch = WriteBatch(
             tallies=[
                 TallyRow.of(vantage, target, start, seconds, t)
@@ -256,6 +300,8 @@ class Daemon:
             service_buckets=verdicts,
             heartbeat=now,
         )
+        if error is not None:
+            raise _VerdictsFailed(batch, dirty, evidence, error)
         return batch, dirty, evidence, marks
 
     def _spill(self) -> None:
@@ -263,7 +309,10 @@ class Daemon:
         the spool file the next start replays; if even that fails, say exactly what is lost."""
         from monitor.store.spool import spool_path, write_spool
 
-        batch, _, _, _ = self._take_batch(self.clock())
+        try:
+            batch, _, _, _ = self._take_batch(self.clock())
+        except _VerdictsFailed as failed:  # the tallies matter; verdicts are recomputed later
+            batch = failed.batch
         path = spool_path(self.config.monitor.database_path)
         try:
             lines, total = write_spool(path, batch)
@@ -316,7 +365,7 @@ class Daemon:
         )
 
     def _closed_verdicts(
-        self, now: float
+        self, now: float, late: Sequence[TallyKey] = ()
     ) -> tuple[list[ServiceBucketRow], dict[str, tuple[Month, int]]]:
         """Service verdicts of buckets that closed (and whose last probes have reported) since
         the last flush, at most ``MAX_VERDICTS_PER_FLUSH`` at a time.
@@ -324,6 +373,12 @@ class Daemon:
         After a restart or an exclusion change the month is rewritten from its first bucket
         holding any probe: the unknown buckets before monitoring began are not evidence of
         anything and would only bloat the table.
+
+        Issue 11, defect 7: the verdicts are taken from a month computed afresh now, after the
+        settle time, never from the accounting's cached month (up to 5 s old: a result that
+        arrived since was missed); and a tally changed in a bucket already written (``late``:
+        the keys this flush writes, e.g. a prometheus bucket filled after its lag) rewinds the
+        SLA's mark so that bucket's verdict is written again.
         """
         settle = self._settle_seconds()
         moment = utc_from_epoch(now)
@@ -331,30 +386,43 @@ class Daemon:
         marks: dict[str, tuple[Month, int]] = {}
         vantage = self.config.monitor.name
         budget = MAX_VERDICTS_PER_FLUSH
-        for policy in self.accounting.inputs.policies:
-            result = self.accounting.month_result(policy, moment)
-            start_epoch = int(result.start.timestamp())
-            settled = int((now - settle - start_epoch) // policy.bucket_seconds)
-            upto = max(0, min(len(result.states), settled))
-            month, first = self._verdicts_written.get(policy.name, (result.month, -1))
-            if month != result.month or first < 0:
+        inputs = self.accounting.inputs
+        for policy in inputs.policies:
+            seconds = policy.bucket_seconds
+            month = month_containing(moment, policy.timezone)
+            grid = month_grid(month, policy.timezone, seconds)
+            start_epoch = grid.start_epoch
+            settled = int((now - settle - start_epoch) // seconds)
+            upto = max(0, min(grid.count, settled))
+            written, first = self._verdicts_written.get(policy.name, (month, -1))
+            if written != month or first < 0:
                 first = self._first_measured(policy, start_epoch, upto)
+            else:
+                targets = inputs.services[policy.service].all_targets
+                for length, target, bucket in late:
+                    index = (bucket - start_epoch) // seconds
+                    if length == seconds and 0 <= index < first and target in targets:
+                        first = index
             upto = min(upto, first + budget)
-            budget -= max(0, upto - first)
-            kinds = result.excluded_kinds
-            for index in range(first, upto):
-                state = result.states[index]
-                rows.append(
-                    ServiceBucketRow(
-                        vantage,
-                        policy.name,
-                        policy.service,
-                        start_epoch + index * policy.bucket_seconds,
-                        state,
-                        kinds.get(index) if state is BucketState.EXCLUDED else None,
-                    )
+            if upto > first:
+                budget -= upto - first
+                result = compute_month_result(
+                    inputs, policy, month, self._tallies_for(seconds, month, policy), moment
                 )
-            marks[policy.name] = (result.month, max(first, upto))
+                kinds = result.excluded_kinds
+                for index in range(first, upto):
+                    state = result.states[index]
+                    rows.append(
+                        ServiceBucketRow(
+                            vantage,
+                            policy.name,
+                            policy.service,
+                            start_epoch + index * seconds,
+                            state,
+                            kinds.get(index) if state is BucketState.EXCLUDED else None,
+                        )
+                    )
+            marks[policy.name] = (month, max(first, upto))
         return rows, marks
 
     def _settle_seconds(self) -> float:
@@ -378,46 +446,64 @@ class Daemon:
             return upto
         return min(upto, (min(starts) - start_epoch) // policy.bucket_seconds)
 
+    async def _iteration(
+        self, loop: str, period: float, body: Callable[[], Awaitable[object]]
+    ) -> None:
+        """One iteration of a background loop: an unexpected exception is logged with its
+        traceback and counted, and the loop goes on (issue 11, defect 4). An iteration that
+        returns False (a failed store write, counted apart) does not count as done."""
+        try:
+            done = await body()
+        except Exception:
+            self.health.loop_failed(loop)
+            log.exception("background_loop_failed", loop=loop)
+            return
+        if done is not False:
+            self.health.loop_ok(loop, self.clock(), period)
+
     async def _flush_loop(self) -> None:
         flushes = 0
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=FLUSH_INTERVAL)
-            await self.flush()
+            await self._iteration("flush", FLUSH_INTERVAL, self.flush)
             if flushes % SUPPORT_REFRESH_FLUSHES == 0:
-                await self.refresh_support()
+                await self._iteration(
+                    "support", FLUSH_INTERVAL * SUPPORT_REFRESH_FLUSHES, self.refresh_support
+                )
             flushes += 1
 
     def support_samples(self) -> list[Sample]:
         return self.support.samples
 
     async def refresh_support(self) -> None:
-        """Recompute the support figures and notice violations (never fails the daemon)."""
+        """Recompute the support figures and notice violations (the flush loop catches,
+        logs and counts a failure)."""
         moment = utc_from_epoch(self.clock())
         broken = month_violations(
             self.accounting.inputs, lambda p: month_containing(moment, p.timezone)
         )
-        try:
-            await self.support.refresh(self.config, self.store, moment, broken)
-        except Exception:
-            log.exception("support_refresh_failed")
+        await self.support.refresh(self.config, self.store, moment, broken)
 
     async def _maintenance_loop(self) -> None:
         """Hourly: prune old evidence, forget tallies of months no longer computed live."""
         while not self._stop.is_set():
-            now = self.clock()
-            retention = self.config.monitor.evidence_retention
-            try:
-                pruned = await self.store.prune_evidence(now - retention)
-                if pruned:
-                    log.info("evidence_pruned", rows=pruned, older_than_seconds=retention)
-            except Exception:
-                self.health.store_write_errors += 1
-                log.exception("evidence_prune_failed")
-            self.state.forget_before(int(self._live_window_start(now)))
-            await self._seal_closed_months(now)
+            await self._iteration("maintenance", MAINTENANCE_INTERVAL, self._maintain)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=MAINTENANCE_INTERVAL)
+
+    async def _maintain(self) -> None:
+        now = self.clock()
+        retention = self.config.monitor.evidence_retention
+        try:
+            pruned = await self.store.prune_evidence(now - retention)
+            if pruned:
+                log.info("evidence_pruned", rows=pruned, older_than_seconds=retention)
+        except Exception:
+            self.health.store_write_errors += 1
+            log.exception("evidence_prune_failed")
+        self.state.forget_before(int(self._live_window_start(now)))
+        await self._seal_closed_months(now)
 
     async def _seal_closed_months(self, now: float) -> None:
         """Issue 17: once a month's claim window opens (the month is over, plus an hour for
@@ -513,6 +599,12 @@ class Daemon:
         await self._load_history(now)
         self.scheduler.apply(self._schedule(), now=now)
         self.scheduler.start()
+        for loop, period in (
+            ("flush", FLUSH_INTERVAL),
+            ("support", FLUSH_INTERVAL * SUPPORT_REFRESH_FLUSHES),
+            ("maintenance", MAINTENANCE_INTERVAL),
+        ):
+            self.health.loop_ok(loop, now, period)
         self._background = [
             asyncio.create_task(self._flush_loop(), name="flush"),
             asyncio.create_task(self._maintenance_loop(), name="maintenance"),
@@ -527,6 +619,7 @@ class Daemon:
         sdnotify.ready()
         watchdog = sdnotify.watchdog_interval()
         if watchdog:
+            self.health.loop_ok("watchdog", self.clock(), watchdog / 2)
             self._background.append(asyncio.create_task(self._watchdog_loop(watchdog / 2)))
         log.info(
             "daemon_started",
@@ -552,8 +645,11 @@ class Daemon:
         self._stop_hooks.append(hook)
 
     async def _watchdog_loop(self, every: float) -> None:
-        while not self._stop.is_set():
+        async def ping() -> None:
             sdnotify.watchdog()
+
+        while not self._stop.is_set():
+            await self._iteration("watchdog", every, ping)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=every)
 
@@ -580,13 +676,37 @@ class Daemon:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self.flush()
+        self.health.beats.clear()
+        try:
+            await self.flush()
+        except Exception:
+            self.health.loop_failed("flush")
+            log.exception("background_loop_failed", loop="flush")
         if self.state.pending_rows:
             self._spill()
+        await self._record_stop(self.clock())
         for hook in self._stop_hooks:
             await hook()
         await self.store.close()
         log.info("daemon_stopped", vantage=self.config.monitor.name)
+
+    async def _record_stop(self, now: float) -> None:
+        """Issue 11, defect 6: a stop cuts the running bucket short, and until the next start
+        records its gap that bucket read available from the probes before the stop. Record at
+        once a gap from the stop to the end of the running bucket of every length (so
+        ``slawatch report`` reads it unknown while the daemon is down); the next start records
+        the rest from the heartbeat, as after a crash."""
+        lengths = {p.bucket_seconds for p in self.config.sla_policies()}
+        end = max((-(-now // length) * length for length in lengths), default=now)
+        if end <= now:
+            return
+        try:
+            await self.store.record_gap(now, end, "monitor_stopped")
+        except Exception:
+            self.health.store_write_errors += 1
+            log.exception("stop_gap_not_recorded", start=now, end=end)
+            return
+        log.info("stop_recorded_as_unknown", start=now, end=end)
 
 
 async def _finish_teardowns(within: float) -> None:

@@ -39,6 +39,22 @@ class LagHistogram:
         return out
 
 
+STUCK_PERIODS = 10
+"""A loop is stuck when it has had no successful iteration for this many of its periods."""
+
+LOOPS = ("flush", "support", "maintenance", "watchdog", "scheduler", "prometheus")
+"""The background loops counted in ``slawatch_internal_errors_total{loop}`` (0 from the start,
+so that ``increase()`` sees the first error)."""
+
+
+@dataclass
+class LoopBeat:
+    """When a background loop last completed an iteration, and how often it should."""
+
+    period: float
+    last_ok: float
+
+
 class Health:
     """The daemon's own figures for ``/metrics`` and ``/readyz``."""
 
@@ -52,6 +68,38 @@ class Health:
         """When the store's writes began failing (None: the last write succeeded)."""
         self.last_flush: float | None = None
         self.scheduler_lag = LagHistogram()
+        self.internal_errors: dict[str, int] = dict.fromkeys(LOOPS, 0)
+        self.beats: dict[str, LoopBeat] = {}
+
+    @property
+    def store_failing(self) -> bool:
+        """True from a failed durable write until the next one succeeds."""
+        return self.store_failing_since is not None
+
+    # -- background loops (issue 11, defect 4: none may die or stall silently) -------------------
+    def loop_ok(self, loop: str, now: float, period: float) -> None:
+        """``loop`` finished an iteration at ``now``; it should do so every ``period`` s."""
+        self.beats[loop] = LoopBeat(period, now)
+
+    def loop_failed(self, loop: str) -> None:
+        """``loop`` caught an unexpected exception (its caller logged the traceback)."""
+        self.internal_errors[loop] = self.internal_errors.get(loop, 0) + 1
+
+    def forget_loop(self, loop: str) -> None:
+        """``loop`` ended on purpose (stopping): not stuck."""
+        self.beats.pop(loop, None)
+
+    def problems(self, now: float) -> list[str]:
+        """Why the daemon is not ready, as short phrases (none: ready)."""
+        out: list[str] = []
+        if not self.ready:
+            out.append("starting or stopping")
+        if self.store_failing:
+            out.append("store writes failing")
+        for loop, beat in sorted(self.beats.items()):
+            if now - beat.last_ok > STUCK_PERIODS * beat.period:
+                out.append(f"loop {loop} stuck for {now - beat.last_ok:.0f}s")
+        return out
 
     def observe_lag(self, seconds: float) -> None:
         self.scheduler_lag.observe(seconds)

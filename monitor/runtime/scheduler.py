@@ -143,8 +143,12 @@ class ProbeScheduler:
         lag_observer: LagObserver | None = None,
         *,
         clock: Clock = system_clock,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
+        """``on_error`` counts an unexpected exception in planning or recording (logged
+        with its traceback here; the scheduler goes on)."""
         self._sink = sink
+        self._on_error = on_error
         self._clock = clock
         self._lag_observer = lag_observer
         self._targets: dict[str, ScheduledTarget] = {}
@@ -245,7 +249,15 @@ class ProbeScheduler:
     async def _plan_slice(self, interval: float) -> None:
         group = self._groups.get(interval)
         if group is not None and not self._stopping:
-            self._plan(group, self._clock())
+            try:
+                self._plan(group, self._clock())
+            except Exception:
+                self._failed("plan_failed", interval=interval)
+
+    def _failed(self, event: str, **details: object) -> None:
+        log.exception(event, **details)
+        if self._on_error is not None:
+            self._on_error()
 
     def _plan(self, group: _IntervalGroup, now: float) -> None:
         """Put the runs due up to two slices ahead on timers."""
@@ -297,7 +309,7 @@ class ProbeScheduler:
         try:
             self._sink(target, result)
         except Exception:
-            log.exception("probe_result_not_recorded", target=target.name)
+            self._failed("probe_result_not_recorded", target=target.name)
 
     async def shutdown(self, grace: float = 0.5) -> None:
         """Stop starting probes, give running ones ``grace`` seconds, then cancel the rest.

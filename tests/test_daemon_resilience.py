@@ -1,0 +1,403 @@
+"""Issue 11, defects 4, 6 and 7: the daemon's own faults never turn into wrong figures.
+
+4. No background loop dies silently: an unexpected error is logged, counted in
+   ``slawatch_internal_errors_total{loop}``, and the loop goes on; ``/readyz`` is 503 while
+   durable writes fail or a loop is stuck.
+6. A stop (SIGTERM) records at once that the running bucket was cut short: ``slawatch report``
+   reads it unknown before the daemon starts again.
+7. The stored per-bucket verdicts equal the month computed afresh, late results included.
+
+The in-process tests run the real core (store, flush loop, HTTP adapter) on a fixed clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+
+from monitor.accounting import month_result
+from monitor.clock import FixedClock
+from monitor.config import Config, load_config
+from monitor.http.server import serve
+from monitor.runtime.daemon import FLUSH_INTERVAL, Daemon
+from monitor.runtime.health import STUCK_PERIODS
+from monitor.runtime.scheduler import ProbeScheduler
+from monitor.sla.calendar import month_containing, month_grid
+from monitor.sla.policy import BucketState, Tally
+from monitor.store.base import WriteBatch
+from monitor.store.sqlite import SqliteStore
+from tests.daemon_harness import ROOT, free_port, running_daemon, wait_until
+from tests.test_daemon import BUCKET, http_target, midday_zone, sla, write_config
+from tests.web_target import WebTarget, web_target
+
+pytestmark = pytest.mark.timeout(120)
+
+# Mid-month, mid-bucket, far from any month edge in UTC: nothing depends on today's date.
+T0 = datetime(2026, 11, 10, 12, 0, 2, tzinfo=UTC).timestamp()
+VANTAGE = "test-vantage"
+
+
+def core_config(directory: Path, fee: str = "1000.00") -> Path:
+    """One tcp target (its probes fail: nothing listens on its port) in one SLA over
+    5-second buckets, served on 127.0.0.1 port 0."""
+    config = {
+        "monitor": {
+            "name": VANTAGE,
+            "state_dir": str(directory / "state"),
+            "listen": "127.0.0.1:0",
+            "allow_short_buckets": True,
+        },
+        "targets": [
+            {
+                "name": "api",
+                "kind": "tcp",
+                "interval": "5s",
+                "timeout": "900ms",
+                "tcp": {"host": "127.0.0.1", "port": free_port()},
+            }
+        ],
+        "services": [{"name": "web", "targets": ["api"]}],
+        "slas": [{**sla("web-sla", "web", timezone="UTC"), "monthly_fee": fee}],
+    }
+    path = directory / "slawatch.yaml"
+    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return path
+
+
+class FlakyStore(SqliteStore):
+    """The SQLite store, whose batch writes fail while ``failing`` is set (a full disk)."""
+
+    failing = False
+
+    async def write_batch(self, batch: WriteBatch) -> None:
+        if self.failing:
+            raise OSError(28, "No space left on device")
+        await super().write_batch(batch)
+
+
+async def readyz(port: int) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+        session.get(f"http://127.0.0.1:{port}/readyz") as reply,
+    ):
+        return reply.status, await reply.text()
+
+
+async def until(predicate: Any, what: str, within: float = 15.0) -> Any:
+    """Poll an async predicate every 0.1 s until it returns something truthy."""
+    end = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < end:
+        last = await predicate()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+def bucket(offset: int) -> int:
+    """Start of the bucket ``offset`` buckets after the one holding T0."""
+    return int(T0) // BUCKET * BUCKET + offset * BUCKET
+
+
+async def stored_tallies(db: Path) -> dict[int, Tally]:
+    store = SqliteStore(db, vantage=VANTAGE, read_only=True)
+    await store.open()
+    try:
+        rows = await store.load_tallies(bucket(-100), bucket(100), bucket_seconds=BUCKET)
+    finally:
+        await store.close()
+    return dict(rows.get("api", {}))
+
+
+class TestLoopsSurvive:
+    def test_a_failing_month_computation_is_logged_counted_and_the_flush_goes_on(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The issue's case: a fee so large that the credit overflows Decimal (a configuration
+        that got past the checks; here put in place after loading) makes every verdict
+        computation raise ``decimal.Overflow`` once a credit tier is reached. The flush
+        loop logs and counts it and keeps storing tallies; ``/readyz`` turns 503 once the
+        loop has had no good iteration for many periods, and 200 again after a reload fixes
+        the configuration."""
+        path = core_config(tmp_path)
+        good = load_config(path)
+        slas = [s.model_copy(update={"monthly_fee": Decimal("1e999999999")}) for s in good.slas]
+        broken: Config = good.model_copy(update={"slas": slas})
+        clock = FixedClock(T0)
+        db = good.monitor.database_path
+
+        async def scenario() -> None:
+            daemon = Daemon(broken, path, clock=clock, store=SqliteStore(db, vantage=VANTAGE))
+            await daemon.start()
+            daemon.serving(await serve(daemon))
+            assert daemon.listen_address is not None
+            port = daemon.listen_address[1]
+            try:
+                assert (await readyz(port))[0] == 200
+                # Closed, failed buckets: enough unavailable ones for a credit tier.
+                for offset in range(2, 12):
+                    daemon.state.put(BUCKET, "api", bucket(-offset), Tally(failed=3))
+                await asyncio.sleep(3 * FLUSH_INTERVAL)
+                # The loop is alive: a later tally is stored too, and so are the failed ones.
+                daemon.state.put(BUCKET, "api", bucket(-1), Tally(ok=4))
+                await until(lambda: _stored(db, bucket(-1)), "later tally stored")
+                assert (await stored_tallies(db))[bucket(-2)].failed == 3
+                assert daemon.health.internal_errors["flush"] >= 2
+                assert "background_loop_failed" in capsys.readouterr().out
+                # No good flush for more than STUCK_PERIODS periods: not ready.
+                clock.advance(STUCK_PERIODS * FLUSH_INTERVAL + 5)
+                _, text = await until(lambda: _not_ready(port), "readyz 503 while the flush fails")
+                assert "loop flush stuck" in text
+                # The file (the good configuration) is read again: the flush recovers.
+                assert daemon.reload()
+                await until(lambda: _ready(port), "readyz 200 after the fix")
+                before = daemon.health.internal_errors["flush"]
+                daemon.state.put(BUCKET, "api", bucket(0), Tally(ok=2))
+                await until(lambda: _stored(db, bucket(0)), "tally after fix")
+                assert daemon.health.internal_errors["flush"] == before
+                metrics = await _metrics(port)
+                assert 'slawatch_internal_errors_total{loop="flush"}' in metrics
+            finally:
+                await daemon.stop()
+
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+
+    def test_failing_store_writes_make_readyz_503_until_they_succeed(self, tmp_path: Path) -> None:
+        """A full disk: every batch write fails; the rows are kept, ``/readyz`` says 503
+        naming the store, and once writes succeed again it is 200 and the rows are stored."""
+        path = core_config(tmp_path)
+        config = load_config(path)
+        db = config.monitor.database_path
+        store = FlakyStore(db, vantage=VANTAGE)
+
+        async def scenario() -> None:
+            daemon = Daemon(config, path, clock=FixedClock(T0), store=store)
+            await daemon.start()
+            daemon.serving(await serve(daemon))
+            assert daemon.listen_address is not None
+            port = daemon.listen_address[1]
+            try:
+                assert (await readyz(port))[0] == 200
+                store.failing = True
+                daemon.state.put(BUCKET, "api", bucket(-1), Tally(ok=5))
+                _, text = await until(lambda: _not_ready(port), "readyz 503")
+                assert "store writes failing" in text
+                assert daemon.health.store_write_errors >= 1
+                store.failing = False
+                await until(lambda: _ready(port), "readyz 200 again")
+                assert (await stored_tallies(db))[bucket(-1)].ok == 5
+            finally:
+                await daemon.stop()
+
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+async def _stored(db: Path, start: int) -> bool:
+    return start in await stored_tallies(db)
+
+
+async def _not_ready(port: int) -> tuple[int, str] | None:
+    status, text = await readyz(port)
+    return (status, text) if status == 503 else None
+
+
+async def _ready(port: int) -> bool:
+    return (await readyz(port))[0] == 200
+
+
+async def _metrics(port: int) -> str:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as reply,
+    ):
+        assert reply.status == 200
+        return await reply.text()
+
+
+class TestSchedulerErrors:
+    def test_a_result_that_cannot_be_recorded_is_counted_and_probing_goes_on(self) -> None:
+        """A sink that raises on every other result: each exception is logged and counted
+        through ``on_error`` (the daemon's ``scheduler`` loop), and the target keeps its
+        rhythm."""
+        from tests.test_scheduler import target as scheduled
+
+        calls: list[str] = []
+        errors: list[int] = []
+
+        def sink(t: Any, result: Any) -> None:
+            calls.append(t.name)
+            if len(calls) % 2:
+                raise ValueError("cannot record")
+
+        async def scenario() -> None:
+            scheduler = ProbeScheduler(sink, on_error=lambda: errors.append(1))
+            scheduler.apply([scheduled("a", 0.2)])
+            scheduler.start()
+            await asyncio.sleep(1.3)
+            await scheduler.shutdown()
+
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+        assert len(calls) >= 4
+        assert len(errors) == (len(calls) + 1) // 2
+
+
+class TestStoredVerdicts:
+    def test_verdict_table_equals_the_computed_month_after_late_results(
+        self, tmp_path: Path
+    ) -> None:
+        """A scrape caches the month while a bucket reads available; the bucket's last probe
+        then reports a failure (late, inside the settle time) and the verdict is written
+        after the settle time: it is the fresh one (unavailable). A result arriving after the
+        verdict was written (a prometheus bucket filled after its lag) rewrites it. The table
+        equals the month computed from the same tallies at every step."""
+        path = core_config(tmp_path)
+        config = load_config(path)
+        db = config.monitor.database_path
+        b0 = bucket(1)  # a bucket that closes after T0
+        clock = FixedClock(b0 + BUCKET + 0.5)
+
+        async def table(daemon: Daemon) -> dict[int, BucketState]:
+            rows = await daemon.store.load_service_buckets("web-sla", b0 - 60, b0 + 60)
+            return {r.bucket_start: r.state for r in rows}
+
+        def computed(daemon: Daemon) -> dict[int, BucketState]:
+            """The fresh month's closed buckets from the first measured one (the table starts
+            there: the unknown buckets before monitoring began are not written)."""
+            policy = daemon.accounting.inputs.policy("web-sla")
+            now = datetime.fromtimestamp(clock(), UTC)
+            month = month_containing(now, policy.timezone)
+            grid = month_grid(month, policy.timezone, policy.bucket_seconds)
+            result = month_result(
+                daemon.accounting.inputs,
+                policy,
+                month,
+                daemon.state.tallies(policy.bucket_seconds),
+                now,
+            )
+            return {
+                grid.start_epoch + i * BUCKET: s
+                for i, s in enumerate(result.states)
+                if b0 <= grid.start_epoch + i * BUCKET < b0 + 60 and s is not BucketState.PENDING
+            }
+
+        async def scenario() -> None:
+            daemon = Daemon(config, path, clock=clock, store=SqliteStore(db, vantage=VANTAGE))
+            await daemon.store.open()
+            try:
+                daemon.state.put(BUCKET, "api", b0, Tally(ok=4))
+                policy = daemon.accounting.inputs.policy("web-sla")
+                scraped = daemon.accounting.month_result(
+                    policy, datetime.fromtimestamp(clock(), UTC)
+                )
+                index = (b0 - int(scraped.start.timestamp())) // BUCKET
+                assert scraped.states[index] is BucketState.AVAILABLE
+                # The bucket's last probe: a timeout reported 0.9 s after the bucket closed.
+                daemon.state.put(BUCKET, "api", b0, Tally(ok=4, failed=1, reasons={"timeout": 1}))
+                clock.advance(1.5)  # past the settle time (900 ms + one flush), same bucket
+                assert await daemon.flush()
+                assert (await table(daemon))[b0] is BucketState.UNAVAILABLE
+                assert await table(daemon) == computed(daemon)
+                # Later still: the tally of the bucket is set again (a prometheus fill).
+                clock.advance(2 * BUCKET)
+                daemon.state.put(BUCKET, "api", b0, Tally(ok=5))
+                assert await daemon.flush()
+                assert (await table(daemon))[b0] is BucketState.AVAILABLE
+                assert await table(daemon) == computed(daemon)
+            finally:
+                await daemon.store.close()
+
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+@pytest.fixture
+def target() -> Iterator[WebTarget]:
+    with web_target() as t:
+        yield t
+
+
+def report_counts(config: Path, month: str, as_of: float) -> dict[str, int]:
+    """``slawatch report`` from the store as of ``as_of``: the bucket counts of web-sla."""
+    moment = datetime.fromtimestamp(as_of, UTC).isoformat()
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "monitor.cli", "report", "--config", str(config)),
+            *("--month", month, "--format", "json", "--as-of", moment),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(config.parent),
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (report,) = [r for r in json.loads(done.stdout)["reports"] if r["sla"] == "web-sla"]
+    return {k: int(report[f"buckets_{k}"]) for k in ("available", "unavailable", "unknown")}
+
+
+def _stop_gap_starts(db: Path) -> list[float]:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        rows = conn.execute("SELECT start_ts FROM gaps WHERE reason = 'monitor_stopped'")
+        return [float(start) for (start,) in rows]
+
+
+class TestStopGap:
+    def test_sigterm_mid_bucket_reads_unknown_before_the_next_start(
+        self, tmp_path: Path, target: WebTarget
+    ) -> None:
+        """The daemon probes a healthy endpoint and is stopped (SIGTERM) mid-bucket. Before any
+        restart, ``slawatch report`` from the store reads the bucket cut short as unknown (it
+        read available until the next start recorded the gap), while the full buckets before
+        it stay available."""
+        target.set("svc", "up")
+        zone = midday_zone()
+        port = free_port()
+        config = write_config(
+            tmp_path,
+            port,
+            [http_target("api", target.url("svc"))],
+            [{"name": "web", "targets": ["api"]}],
+            [sla("web-sla", "web", timezone=zone)],
+        )
+        with running_daemon(config, port) as daemon:
+            wait_until(
+                lambda: (
+                    (daemon.metric("slawatch_probes_total", target="api", outcome="up") or 0) >= 2
+                ),
+                15,
+                "a few probes",
+            )
+            # Wait for a bucket the daemon saw from its start, then stop 2.5 s into the next.
+            time.sleep(2 * BUCKET - time.time() % BUCKET + 2.5)
+            stopped_at = time.time()
+            daemon.signal(signal.SIGTERM)
+            assert daemon.proc.wait(10) == 0
+            log = daemon.log()
+        # The stop instant is the gap's start (a loaded machine may take a while to stop);
+        # without that row, the signal's time.
+        stops = _stop_gap_starts(tmp_path / "state" / "slawatch.db")
+        cut = int(stops[0] if stops else stopped_at) // BUCKET * BUCKET
+        month = datetime.fromtimestamp(cut, ZoneInfo(zone)).strftime("%Y-%m")
+        wait_until(lambda: time.time() > cut + BUCKET + 0.5, 2 * BUCKET, "the bucket's end")
+        before = report_counts(config, month, cut)
+        after = report_counts(config, month, cut + BUCKET)
+        assert before["available"] >= 1, before  # the full bucket before it was measured
+        assert after["unknown"] == before["unknown"] + 1, (before, after)
+        assert after["available"] == before["available"], (before, after)
+        assert "stop_recorded_as_unknown" in log
