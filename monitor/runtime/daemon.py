@@ -46,7 +46,6 @@ from monitor.store.base import (
     evidence_from_result,
     record_downtime,
 )
-from monitor.store.sqlite import SqliteStore
 from monitor.support.metrics import Sample
 from probes.registry import PROBE_KINDS
 from probes.result import ProbeResult
@@ -71,7 +70,10 @@ class Daemon:
         self.health = Health()
         self.state = LiveState()
         self.state.set_canaries(config.canary_intervals())  # canaries excuse instants (issue 12)
-        self.store: Store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
+        # monitor.store picks the backend (issue 14); sqlite at monitor.database by default.
+        self.store: Store = config.monitor.store.build(
+            config.monitor.name, config.monitor.database_path
+        )
         self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag, clock=clock)
         self.api_exclusions: list[ExclusionWindow] = []
         self.claims: dict[str, Claim] = {}
