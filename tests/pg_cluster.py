@@ -95,7 +95,7 @@ class Cluster:
         import psycopg
 
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')  # type: ignore[arg-type]
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
         return f"{self.dsn()} options='-c search_path={name}'"
 
     def _as_user(self, args: list[str]) -> list[str]:

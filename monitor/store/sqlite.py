@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from monitor.sla.policy import ExclusionWindow, Tally
-from monitor.store import schema
+from monitor.store import schema, sqlite_versions
 from monitor.store import sqlite_availability as avail
 from monitor.store import sqlite_records as records
 from monitor.store.base import (
@@ -44,6 +44,7 @@ from monitor.store.base import (
     WriteBatch,
     encode_json,
 )
+from monitor.store.versions import SchemaStatus
 
 T = TypeVar("T")
 
@@ -225,6 +226,15 @@ class SqliteStore:
         """A consistent copy of the whole database at ``destination`` (``VACUUM INTO``),
         taken while the store keeps running; the file must not exist yet."""
         return await self._call(_vacuum_into, Path(destination))
+
+    # -- schema versions (issue 14: `slawatch store status/migrate`; see store/versions.py) --
+    async def schema_version(self) -> SchemaStatus:
+        return await asyncio.to_thread(sqlite_versions.status, self._path)
+
+    async def migrate(self) -> SchemaStatus:
+        if self._read_only:
+            raise StoreError(f"{self._path}: opened read-only, cannot migrate")
+        return await asyncio.to_thread(sqlite_versions.migrate, self._path)
 
     # -- availability ------------------------------------------------------------------------
 
