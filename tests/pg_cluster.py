@@ -82,6 +82,7 @@ class Cluster:
     proc: subprocess.Popen[bytes] | None
     bindir: Path
     run_as: str | None
+    durable: bool = False
 
     @property
     def socket_dir(self) -> str:
@@ -117,14 +118,11 @@ class Cluster:
             "-c",
             f"unix_socket_directories={self.directory}",
             "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
             "max_connections=200",
         ]
+        if not self.durable:
+            args += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
+            args += ["-c", "full_page_writes=off"]
         with log.open("ab") as out:
             self.proc = procs.spawn_peer(self._as_user(args), log=out)
         if self.run_as is not None:
@@ -158,8 +156,9 @@ class Cluster:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_cluster() -> Cluster:
-    """initdb into a new directory under /tmp and start the server; the caller removes it."""
+def start_cluster(*, durable: bool = False) -> Cluster:
+    """initdb into a new directory under /tmp and start the server; the caller removes it.
+    ``durable`` keeps PostgreSQL's default fsync/commit settings (the benchmark)."""
     bindir = require_pg_bindir()
     run_as = None
     if os.geteuid() == 0:
@@ -171,7 +170,7 @@ def start_cluster() -> Cluster:
     # Under /tmp, not pytest's tmp_path: that is mode 700 for root, which the server's user
     # could not enter; and the socket path must stay short (108 bytes).
     directory = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir="/tmp"))
-    cluster = Cluster(directory, _free_port(), None, bindir, run_as)
+    cluster = Cluster(directory, _free_port(), None, bindir, run_as, durable)
     try:
         if run_as is not None:
             shutil.chown(directory, user=run_as)

@@ -240,6 +240,9 @@ class PostgresStore:
             timeout=self._connect_timeout,
             open=False,
             name=f"slawatch-{self._vantage}",
+            # A connection broken by a server restart is replaced at checkout, so the first
+            # flush after an outage succeeds instead of failing once on the dead socket.
+            check=AsyncConnectionPool.check_connection,
         )
         try:
             await pool.open(wait=True, timeout=self._connect_timeout)
