@@ -207,14 +207,20 @@ class Daemon:
             )
             try:
                 await self.store.write_batch(batch)
-            except Exception:
+            except Exception as exc:
                 self.health.store_write_errors += 1
                 self.state.return_dirty(key for key, _ in dirty)
                 self.state.return_evidence(evidence)
+                if self.health.store_up:  # issue 14: one line when the store goes away
+                    self.health.store_up = False
+                    log.warning("store_unreachable", error=str(exc), pending=self.state.pending_rows)
                 log.exception(
                     "store_write_failed", rows=len(batch.tallies), evidence=len(batch.evidence)
                 )
                 return
+            if not self.health.store_up:  # issue 14: ... and one when it is back
+                self.health.store_up = True
+                log.info("store_back", rows=len(batch.tallies), evidence=len(batch.evidence))
             self._verdicts_written.update(marks)
             self.health.last_flush = now
 

@@ -48,6 +48,7 @@ class Health:
         self.last_reload_success: float | None = None
         self.last_reload_attempt: float | None = None
         self.store_write_errors = 0
+        self.store_up = True  # issue 14: False from a failed flush until the next that succeeds
         self.last_flush: float | None = None
         self.scheduler_lag = LagHistogram()
 
