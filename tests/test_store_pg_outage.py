@@ -6,7 +6,8 @@ the daemon depends on the outage's length except the memory it holds, bounded se
 ``MAX_PENDING_EVIDENCE``). PostgreSQL is stopped with its whole process group (every client
 connection dies), then started again on the same data directory and port.
 
-Checked: the daemon keeps probing; ``slawatch_store_up`` drops to 0 with one
+Checked: the daemon keeps probing; failure evidence beyond ``spool_after`` rows goes to the
+spool file and is written back, each row once; ``slawatch_store_up`` drops to 0 with one
 ``store_unreachable`` log line and returns to 1 with ``store_back``; afterwards the database
 holds a tally for every bucket across the outage, their counts add up to every probe the
 daemon ran, no gap is recorded, and no bucket across the outage reads unknown, neither in the
@@ -48,11 +49,11 @@ def cluster() -> Any:
         started.remove()
 
 
-def _probes(daemon: Any) -> float:
+def _probes(daemon: Any, target: str = "api") -> float:
     return sum(
         value
         for (name, labels), value in daemon.metrics().items()
-        if name == "slawatch_probes_total" and ("target", "api") in labels
+        if name == "slawatch_probes_total" and ("target", target) in labels
     )
 
 
@@ -67,13 +68,19 @@ class TestDatabaseOutage:
         config = write_config(
             tmp_path,
             port,
-            [http_target("api", target.url("svc"))],
+            # "bad" fails every probe (nothing listens): its evidence, beyond spool_after=2
+            # rows in memory, goes to the spool file during the outage.
+            [
+                http_target("api", target.url("svc")),
+                http_target("bad", f"http://127.0.0.1:{free_port()}/"),
+            ],
             [{"name": "web", "targets": ["api"]}],
             [sla("web-sla", "web")],
         )
         text = config.read_text(encoding="utf-8")
         store = '"store": {"backend": "postgresql", "dsn": {"env": "SLAWATCH_PG_DSN"}, '
-        store += '"connect_timeout": "2s", "statement_timeout": "5s"}, "allow_short_buckets"'
+        store += '"connect_timeout": "2s", "statement_timeout": "5s", "spool_after": 2}, '
+        store += '"allow_short_buckets"'
         config.write_text(text.replace('"allow_short_buckets"', store, 1), encoding="utf-8")
         env = {"SLAWATCH_PG_DSN": cluster.dsn()}
         with running_daemon(config, port, env) as daemon:
@@ -97,7 +104,10 @@ class TestDatabaseOutage:
             log = daemon.log()
             assert log.count("store_unreachable") == 1
             assert "store_back" in log
+            wait_until(lambda: "evidence_unspooled" in daemon.log(), 15, "spool drained")
             probes_before_stop = _probes(daemon)
+            failures_before_stop = _probes(daemon, "bad")
+            assert "evidence_spooled" in log
         # The daemon stopped with a final flush: what it counted is what the database holds.
         with psycopg.connect(cluster.dsn()) as conn:
             rows = conn.execute(
@@ -105,12 +115,19 @@ class TestDatabaseOutage:
                 "WHERE target = 'api' ORDER BY bucket_start"
             ).fetchall()
             gaps = conn.execute("SELECT count(*) FROM gaps").fetchone()
+            evidence = conn.execute(
+                "SELECT count(*), count(DISTINCT ts) FROM evidence WHERE target = 'bad'"
+            ).fetchone()
             verdicts = conn.execute(
                 "SELECT bucket_start, state FROM service_buckets "
                 "WHERE bucket_start >= %s AND bucket_start < %s ORDER BY bucket_start",
                 (int(outage_start // BUCKET) * BUCKET, int(outage_end // BUCKET) * BUCKET),
             ).fetchall()
         assert gaps == (0,)
+        assert evidence is not None
+        assert evidence[0] == evidence[1], "evidence written twice"
+        assert failures_before_stop <= evidence[0] <= failures_before_stop + 3
+        assert not (tmp_path / "state" / "evidence-spool.jsonl").exists()
         stored = sum(count for _, count in rows)
         assert probes_before_stop <= stored <= probes_before_stop + 3
         first = int(outage_start // BUCKET) * BUCKET

@@ -29,6 +29,9 @@ class StoreSettings(BaseModel):
     pool_size: Annotated[StrictInt, Field(ge=1, le=100)] = 4
     connect_timeout: Annotated[float, duration_field(minimum=1.0, maximum=300.0)] = 10.0
     statement_timeout: Annotated[float, duration_field(minimum=1.0, maximum=3600.0)] = 30.0
+    # While writes fail: failure evidence rows held in memory; older ones go to the spool file
+    # <state_dir>/evidence-spool.jsonl and are written back when the store answers again.
+    spool_after: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 20_000
 
     @model_validator(mode="after")
     def _dsn_matches_backend(self) -> StoreSettings:

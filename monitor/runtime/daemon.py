@@ -46,6 +46,7 @@ from monitor.store.base import (
     evidence_from_result,
     record_downtime,
 )
+from monitor.store.spool import EvidenceSpool
 from monitor.support.metrics import Sample
 from probes.registry import PROBE_KINDS
 from probes.result import ProbeResult
@@ -74,6 +75,7 @@ class Daemon:
         self.store: Store = config.monitor.store.build(
             config.monitor.name, config.monitor.database_path
         )
+        self.spool = EvidenceSpool(config.monitor.state_dir / "evidence-spool.jsonl")  # issue 14
         self.scheduler = ProbeScheduler(self._on_result, self.health.observe_lag, clock=clock)
         self.api_exclusions: list[ExclusionWindow] = []
         self.claims: dict[str, Claim] = {}
@@ -210,10 +212,12 @@ class Daemon:
             except Exception as exc:
                 self.health.store_write_errors += 1
                 self.state.return_dirty(key for key, _ in dirty)
-                self.state.return_evidence(evidence)
+                self.state.return_evidence(self._spool_overflow(evidence))
                 if self.health.store_up:  # issue 14: one line when the store goes away
                     self.health.store_up = False
-                    log.warning("store_unreachable", error=str(exc), pending=self.state.pending_rows)
+                    log.warning(
+                        "store_unreachable", error=str(exc), pending=self.state.pending_rows
+                    )
                 log.exception(
                     "store_write_failed", rows=len(batch.tallies), evidence=len(batch.evidence)
                 )
@@ -221,8 +225,41 @@ class Daemon:
             if not self.health.store_up:  # issue 14: ... and one when it is back
                 self.health.store_up = True
                 log.info("store_back", rows=len(batch.tallies), evidence=len(batch.evidence))
+            await self._drain_spool()
             self._verdicts_written.update(marks)
             self.health.last_flush = now
+
+    def _spool_overflow(self, evidence: list[ProbeResult]) -> list[ProbeResult]:
+        """Issue 14: of the evidence a failed flush returns, keep the newest
+        ``monitor.store.spool_after`` in memory and append the older ones to the spool file;
+        if the file cannot take them they stay in memory (bounded by MAX_PENDING_EVIDENCE)."""
+        keep = self.config.monitor.store.spool_after
+        if len(evidence) <= keep:
+            return evidence
+        cut = len(evidence) - keep
+        vantage = self.config.monitor.name
+        try:
+            self.spool.append([evidence_from_result(vantage, r) for r in evidence[:cut]])
+        except OSError:
+            log.exception("evidence_spool_failed", path=str(self.spool.path), rows=cut)
+            return evidence
+        log.info("evidence_spooled", path=str(self.spool.path), rows=cut)
+        return evidence[cut:]
+
+    async def _drain_spool(self) -> None:
+        """After a flush that reached the store, write back one chunk of spooled evidence."""
+        if self.spool.empty:
+            return
+        rows, offset = self.spool.peek()
+        try:
+            if rows:
+                await self.store.write_batch(WriteBatch(evidence=rows))
+            self.spool.consume(offset)
+        except Exception:
+            self.health.store_write_errors += 1
+            log.exception("evidence_spool_drain_failed", rows=len(rows))
+            return
+        log.info("evidence_unspooled", rows=len(rows), done=self.spool.empty)
 
     def _closed_verdicts(
         self, now: float
