@@ -144,12 +144,18 @@ class Daemon:
             self.health.reload_successful = False
             log.error("config_reload_rejected", path=str(self.config_path), problems=str(exc))
             return False
-        if new.monitor.database_path != self.config.monitor.database_path:
+        # The store is built once at start: its file, backend and connection stay (issue 14).
+        store_changed = (new.monitor.store.backend, new.monitor.store.dsn) != (
+            self.config.monitor.store.backend,
+            self.config.monitor.store.dsn,
+        )
+        if new.monitor.database_path != self.config.monitor.database_path or store_changed:
             self.health.reload_successful = False
             log.error(
                 "config_reload_rejected",
                 path=str(self.config_path),
-                problems="monitor.database cannot change on reload: restart the daemon",
+                problems="monitor.database and monitor.store cannot change on reload: "
+                "restart the daemon",
             )
             return False
         old_hash = self.config.content_hash
