@@ -297,3 +297,24 @@ class TestConfig:
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         assert done.returncode == 0, done.stderr.decode()
+
+
+class TestReload:
+    def test_reload_refuses_another_store(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """SIGHUP with monitor.store switched to postgresql is rejected (the store is built
+        once at start); the running configuration stays."""
+        from monitor.config import load_config
+        from monitor.runtime.daemon import Daemon
+
+        path = tmp_path / "slawatch.yaml"
+        path.write_text(BASE_CONFIG.format(state=tmp_path, store=""), encoding="utf-8")
+        daemon = Daemon(load_config(path), path)
+        assert isinstance(daemon.store, SqliteStore)
+        monkeypatch.setenv("SLAWATCH_TEST_DSN", "postgresql://u@127.0.0.1/x")
+        store_text = "  store: {backend: postgresql, dsn: {env: SLAWATCH_TEST_DSN}}"
+        path.write_text(BASE_CONFIG.format(state=tmp_path, store=store_text), encoding="utf-8")
+        assert daemon.reload() is False
+        assert daemon.config.monitor.store.backend == "sqlite"
+        assert daemon.health.reload_successful is False
