@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests import procs
+from tests import pg_cluster, procs
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -33,6 +34,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_cluster() -> Iterator[None]:
+    """Stops the throw-away PostgreSQL cluster (tests/pg_cluster.py) if a test started one."""
+    yield
+    pg_cluster.stop_cluster()
 
 
 @pytest.hookimpl(trylast=True)

@@ -33,6 +33,7 @@ from monitor.store.base import (
 )
 from monitor.store.sqlite import SqliteStore
 from probes.result import Outcome
+from tests import pg_cluster
 from tests.strategies import store_tally_rows
 
 pytestmark = pytest.mark.timeout(30)
@@ -41,6 +42,7 @@ StoreFactory = Callable[[Path, str], Store]
 
 BACKENDS: dict[str, StoreFactory] = {
     "sqlite": lambda directory, vantage: SqliteStore(directory / "slawatch.db", vantage),
+    "postgresql": pg_cluster.store_factory,
 }
 
 

@@ -306,7 +306,7 @@ def _migrate(args: argparse.Namespace) -> int:
         async def run() -> tuple[int, int]:
             await store.open()
             try:
-                return store.schema_version_at_open or 0, await store.migrate()
+                return store.schema_version_at_open or 0, (await store.migrate()).version
             finally:
                 await store.close()
 

@@ -40,6 +40,8 @@ def check_secrets(config: Config, source: str | Path) -> None:
     found: list[tuple[tuple[str | int, ...], SecretRef]] = []
     if config.monitor.api_token is not None:
         found.append((("monitor", "api_token"), config.monitor.api_token))
+    if config.monitor.store.dsn is not None:  # issue 14: the PostgreSQL connection string
+        found.append((("monitor", "store", "dsn"), config.monitor.store.dsn))
     for index, target in enumerate(config.targets):
         found.extend(_secret_refs(target.options, ("targets", index, target.kind)))
     failures: list[tuple[tuple[str | int, ...], str]] = []

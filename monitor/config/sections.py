@@ -36,6 +36,7 @@ from monitor.config.fieldtypes import (
     Timezone,
     duration_field,
 )
+from monitor.config.store import StoreSettings
 from monitor.sla.exclusions import cron_days_ored, cron_or_message
 from monitor.sla.policy import CreditTier, ExclusionKind
 
@@ -62,6 +63,7 @@ class MonitorSettings(StrictModel):
     name: Name = Field(default_factory=lambda: socket.gethostname().lower())
     state_dir: Path = Field(default_factory=_state_dir_default)
     database: Path = Path("slawatch.db")
+    store: StoreSettings = Field(default_factory=StoreSettings)  # issue 14: sqlite | postgresql
     listen: StrictStr = "127.0.0.1:9180"
     api_token: Secret | None = None
     evidence_retention: Annotated[float, duration_field(minimum=86400.0)] = 400 * 86400.0

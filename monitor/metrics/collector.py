@@ -118,6 +118,7 @@ HELP_SCHEDULER_LAG = "How late probes start after their scheduled time."
 HELP_RELOAD_OK = "1 if the last configuration reload succeeded."
 HELP_RELOAD_TIME = "When the configuration was last loaded successfully (epoch seconds)."
 HELP_STORE_ERRORS = "Failed writes to the store (the rows are kept and retried)."
+HELP_STORE_UP = "1 if the last flush reached the store, 0 while writes fail (rows kept, retried)."
 HELP_EVIDENCE_DROPPED = (
     "Failure evidence dropped because too much was waiting for the store (the tallies are kept)."
 )
@@ -167,6 +168,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "slawatch_config_last_reload_successful",
         "slawatch_config_last_reload_success_timestamp_seconds",
         "slawatch_store_write_errors_total",
+        "slawatch_store_up",
         "slawatch_evidence_dropped_total",
         "slawatch_store_last_flush_timestamp_seconds",
         "slawatch_store_pending_rows",
@@ -350,6 +352,9 @@ class DaemonCollector(Collector):
         for loop, count in sorted(h.internal_errors.items()):
             internal.add_metric([loop], float(count))
         yield internal
+        yield GaugeMetricFamily(
+            "slawatch_store_up", HELP_STORE_UP, value=0.0 if h.store_failing else 1.0
+        )
         yield CounterMetricFamily(
             "slawatch_evidence_dropped", HELP_EVIDENCE_DROPPED, value=d.state.evidence_dropped
         )

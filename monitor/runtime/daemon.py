@@ -49,7 +49,7 @@ from monitor.store.base import (
     evidence_from_result,
     record_downtime,
 )
-from monitor.store.sqlite import SqliteStore
+from monitor.store.evidence_spool import EvidenceSpool
 from monitor.support.metrics import Sample
 from monitor.web.recent import RecentResults
 from probes.registry import PROBE_KINDS
@@ -103,11 +103,13 @@ class Daemon:
         self.health = Health()
         self.state = LiveState()
         self.state.set_canaries(config.canary_intervals())  # canaries excuse instants (issue 12)
+        # monitor.store picks the backend (issue 14); sqlite at monitor.database by default.
         self.store: Store = (
-            SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
+            config.monitor.store.build(config.monitor.name, config.monitor.database_path)
             if store is None
             else store
         )
+        self.spool = EvidenceSpool(config.monitor.state_dir / "evidence-spool.jsonl")  # issue 14
         self.scheduler = ProbeScheduler(
             self._on_result,
             self.health.observe_lag,
@@ -188,12 +190,18 @@ class Daemon:
             self.health.reload_successful = False
             log.exception("config_reload_failed", path=str(self.config_path))
             return False
-        if new.monitor.database_path != self.config.monitor.database_path:
+        # The store is built once at start: its file, backend and connection stay (issue 14).
+        store_changed = (new.monitor.store.backend, new.monitor.store.dsn) != (
+            self.config.monitor.store.backend,
+            self.config.monitor.store.dsn,
+        )
+        if new.monitor.database_path != self.config.monitor.database_path or store_changed:
             self.health.reload_successful = False
             log.error(
                 "config_reload_rejected",
                 path=str(self.config_path),
-                problems="monitor.database cannot change on reload: restart the daemon",
+                problems="monitor.database and monitor.store cannot change on reload: "
+                "restart the daemon",
             )
             return False
         old_hash = self.config.content_hash
@@ -256,10 +264,13 @@ class Daemon:
                 await self.store.write_batch(batch)
             except Exception as exc:
                 self.health.store_write_errors += 1
-                if self.health.store_failing_since is None:
+                if self.health.store_failing_since is None:  # issue 14: one line when it goes
                     self.health.store_failing_since = now
+                    log.warning(
+                        "store_unreachable", error=str(exc), pending=self.state.pending_rows
+                    )
                 self.state.return_dirty(key for key, _ in dirty)
-                self.state.return_evidence(evidence)
+                self.state.return_evidence(self._spool_overflow(evidence))
                 self.state.in_flight = 0
                 log.error(
                     "store_write_failed",
@@ -269,7 +280,10 @@ class Daemon:
                 )
                 return False
             self.state.in_flight = 0
+            if self.health.store_failing_since is not None:  # issue 14: one line when back
+                log.info("store_back", rows=len(batch.tallies), evidence=len(batch.evidence))
             self.health.store_failing_since = None
+            await self._drain_spool()
             self._verdicts_written.update(marks)
             self.health.last_flush = now
             if verdict_error is not None:
@@ -363,6 +377,38 @@ class Daemon:
             tallies=len(batch.tallies),
             evidence=len(batch.evidence),
         )
+
+    def _spool_overflow(self, evidence: list[ProbeResult]) -> list[ProbeResult]:
+        """Issue 14: of the evidence a failed flush returns, keep the newest
+        ``monitor.store.spool_after`` in memory and append the older ones to the spool file;
+        if the file cannot take them they stay in memory (bounded by MAX_PENDING_EVIDENCE)."""
+        keep = self.config.monitor.store.spool_after
+        if len(evidence) <= keep:
+            return evidence
+        cut = len(evidence) - keep
+        vantage = self.config.monitor.name
+        try:
+            self.spool.append([evidence_from_result(vantage, r) for r in evidence[:cut]])
+        except OSError:
+            log.exception("evidence_spool_failed", path=str(self.spool.path), rows=cut)
+            return evidence
+        log.info("evidence_spooled", path=str(self.spool.path), rows=cut)
+        return evidence[cut:]
+
+    async def _drain_spool(self) -> None:
+        """After a flush that reached the store, write back one chunk of spooled evidence."""
+        if self.spool.empty:
+            return
+        rows, offset = self.spool.peek()
+        try:
+            if rows:
+                await self.store.write_batch(WriteBatch(evidence=rows))
+            self.spool.consume(offset)
+        except Exception:
+            self.health.store_write_errors += 1
+            log.exception("evidence_spool_drain_failed", rows=len(rows))
+            return
+        log.info("evidence_unspooled", rows=len(rows), done=self.spool.empty)
 
     def _closed_verdicts(
         self, now: float, late: Sequence[TallyKey] = ()

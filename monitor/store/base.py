@@ -61,6 +61,7 @@ from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from monitor.sla.policy import BucketState, ExclusionKind, ExclusionWindow, Tally
+from monitor.store.versions import SchemaStatus
 from probes.result import DetailValue, Outcome, ProbeResult
 
 _EMPTY_REASONS: Mapping[str, int] = MappingProxyType({})
@@ -478,9 +479,11 @@ class Store(Protocol):
     # Schema (issue 17; ``slawatch store status|migrate`` call these): the version the open
     # store is at, and bringing it to this build's version (returns the version reached;
     # a backend that migrates in ``open()`` returns the current version).
-    async def schema_version(self) -> int: ...
+    async def schema_version(self) -> SchemaStatus:
+        """The schema version the database holds (see :mod:`monitor.store.versions`)."""
 
-    async def migrate(self) -> int: ...
+    async def migrate(self) -> SchemaStatus:
+        """Apply pending forward migrations; a newer schema raises ``StoreOpenError``."""
 
     # Retention (issue 17): drop this vantage's tallies with ``start <= bucket_start < end``
     # (a sealed month past its dispute period); returns the rows deleted.

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from monitor.sla.policy import ExclusionWindow, Tally
-from monitor.store import schema
+from monitor.store import schema, sqlite_versions
 from monitor.store import sqlite_availability as avail
 from monitor.store import sqlite_records as records
 from monitor.store.base import (
@@ -46,6 +46,7 @@ from monitor.store.base import (
     WriteBatch,
     encode_json,
 )
+from monitor.store.versions import SchemaStatus
 
 T = TypeVar("T")
 
@@ -236,6 +237,15 @@ class SqliteStore:
         taken while the store keeps running; the file must not exist yet."""
         return await self._call(_vacuum_into, Path(destination))
 
+    # -- schema versions (issue 14: `slawatch store status/migrate`; see store/versions.py) --
+    async def schema_version(self) -> SchemaStatus:
+        return await asyncio.to_thread(sqlite_versions.status, self._path)
+
+    async def migrate(self) -> SchemaStatus:
+        if self._read_only:
+            raise StoreError(f"{self._path}: opened read-only, cannot migrate")
+        return await asyncio.to_thread(sqlite_versions.migrate, self._path)
+
     # -- availability ------------------------------------------------------------------------
 
     async def write_batch(self, batch: WriteBatch) -> None:
@@ -418,13 +428,3 @@ class SqliteStore:
             total += deleted
             if deleted < avail.PRUNE_CHUNK:
                 return total
-
-    # -- schema --------------------------------------------------------------------------------
-    async def schema_version(self) -> int:
-        return await self._call(lambda conn: int(conn.execute("PRAGMA user_version").fetchone()[0]))
-
-    async def migrate(self) -> int:
-        """``open()`` already migrated a read-write store; a read-only one is refused."""
-        if self._read_only:
-            raise StoreError(f"{self._path}: opened read-only, cannot migrate")
-        return await self.schema_version()
