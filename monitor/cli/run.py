@@ -18,7 +18,6 @@ from monitor.config.secrets import check_secrets
 from monitor.http.server import serve
 from monitor.promsource.live import start_live_filler
 from monitor.runtime.daemon import Daemon
-from monitor.store.sqlite import SqliteStore
 
 
 async def start_daemon(daemon: Daemon) -> None:
@@ -34,7 +33,8 @@ async def start_daemon(daemon: Daemon) -> None:
 
 async def run_daemon(config: Config, config_path: Path, *, clock: Clock = system_clock) -> int:
     """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit status."""
-    store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
+    # monitor.store picks the backend: SQLite (the default) or PostgreSQL.
+    store = config.monitor.store.build(config.monitor.name, config.monitor.database_path)
     daemon = Daemon(config, config_path, clock=clock, store=store)
     daemon.handle_signals()
     try:

@@ -49,7 +49,7 @@ def migrate(path: Path) -> SchemaStatus:
     """Apply pending migrations (creating the file if absent); refuse a newer file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        schema.check_magic(path)
+        exists = schema.check_magic(path)
         conn = sqlite3.connect(path, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise StoreOpenError(f"{path}: cannot open: {exc}") from exc
@@ -57,7 +57,8 @@ def migrate(path: Path) -> SchemaStatus:
         raise StoreOpenError(str(exc)) from exc
     try:
         conn.execute("PRAGMA busy_timeout = 5000")
-        found = schema.check_file(conn, path, integrity=False)
+        # A file this call creates is new; one that existed without our identity is refused.
+        found = schema.check_file(conn, path, integrity=False, new=not exists)
         version = schema.migrate(conn, path, found)
     except schema.SchemaError as exc:
         raise StoreOpenError(str(exc)) from exc
