@@ -2,7 +2,8 @@
 
 Read endpoints are open (they show what Prometheus scrapes anyway); write endpoints need the
 bearer token from ``monitor.api_token`` and are refused outright when none is configured, so a
-fresh install cannot be written to by anyone who reaches the port.
+fresh install cannot be written to by anyone who reaches the port. The scheme is matched without
+regard to case (``Authorization: bearer TOKEN`` is accepted, as RFC 9110 section 11.1 says).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.accounting import utc_now
+from monitor.config.fieldtypes import NAME_PATTERN
 from monitor.http.claims import claim_from_json
 from monitor.http.common import MAX_BODY, BodyError, json_body, json_error, only_fields
 from monitor.http.faults import fault_routes
@@ -117,6 +119,8 @@ def exclusion_from_json(body: dict[str, Any], services: set[str]) -> ExclusionWi
     ident = body.get("id", "")
     if not isinstance(ident, str):
         raise ValueError(f"id: expected a string, got {ident!r}")
+    if ident:
+        check_exclusion_id(ident)
     return ExclusionWindow(
         id=ident,
         start=start,
@@ -127,6 +131,21 @@ def exclusion_from_json(body: dict[str, Any], services: set[str]) -> ExclusionWi
         announced_at=None if announced is None else parse_instant(announced, "announced_at"),
         source="api",
     )
+
+
+MAX_ID_LENGTH = 64
+"""An exclusion id names a window in reports and logs: short, like the config's names."""
+
+
+def check_exclusion_id(ident: str) -> None:
+    """Refuse an API exclusion id the config would refuse as a name (and over 64 characters)."""
+    if len(ident) > MAX_ID_LENGTH:
+        raise ValueError(f"id: at most {MAX_ID_LENGTH} characters, got {len(ident)}")
+    if not NAME_PATTERN.fullmatch(ident):
+        raise ValueError(
+            "id: must start with a lower-case letter or digit and use only a-z 0-9 _ . -, "
+            f"got {ident!r}"
+        )
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
