@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/bootstrap.sh
 bootstrap_venv test
 if apt_install kamailio sipsak baresip sip-tester prometheus prometheus-alertmanager \
-        prometheus-blackbox-exporter systemd; then
+        prometheus-blackbox-exporter systemd openssl; then
     export SLAWATCH_REQUIRE_PEERS=1
 else
     echo "slawatch: some peer programs are missing; tests that need them will be skipped" >&2
