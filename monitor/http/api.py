@@ -8,7 +8,9 @@ regard to case (``Authorization: bearer TOKEN`` is accepted, as RFC 9110 section
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +23,13 @@ from monitor.config.fieldtypes import NAME_PATTERN
 from monitor.http.claims import claim_from_json
 from monitor.http.common import MAX_BODY, BodyError, json_body, json_error, only_fields
 from monitor.http.faults import fault_routes
+from monitor.http.limits import Coalesce, ReadLimits
 from monitor.instants import parse_instant
 from monitor.metrics.collector import MetricsExposition, outage_open, provisional_bucket_state
 from monitor.metrics.contract import ContractCollector
 from monitor.sla.calendar import Month, month_containing
-from monitor.sla.policy import ExclusionKind, ExclusionWindow
+from monitor.sla.month import MonthResult
+from monitor.sla.policy import ExclusionKind, ExclusionWindow, SlaPolicy
 from monitor.store.base import ExclusionExistsError
 from probes.fields import SecretUnavailable
 
@@ -35,6 +39,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 DAEMON: web.AppKey[DaemonView] = web.AppKey("daemon", object)  # type: ignore[arg-type]
+LIMITS = web.AppKey("limits", ReadLimits)
+BUCKETS_CHUNK = 4096
+"""States encoded per piece by /api/v1/buckets (the loop runs probes between pieces)."""
+STREAM_PIECE = 64 * 1024
+"""Bytes written per piece of a streamed response."""
 
 
 def require_token(daemon: DaemonView, request: web.Request) -> web.Response | None:
@@ -152,8 +161,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_app(daemon: DaemonView) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
+    limits = ReadLimits()
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[limits.middleware])
     app[DAEMON] = daemon
+    app[LIMITS] = limits
     exposition = MetricsExposition(daemon, extra=[ContractCollector(daemon)])
 
     async def index(request: web.Request) -> web.Response:
@@ -169,8 +180,11 @@ def build_app(daemon: DaemonView) -> web.Application:
         body = "slawatch " + daemon.config.monitor.name + "\n\n" + "\n".join(links) + "\n"
         return web.Response(text=body)
 
+    shared = Coalesce()
+
     async def metrics(request: web.Request) -> web.Response:
-        payload = await exposition.render()
+        # A burst of scrapes costs one rendering (limits.Coalesce).
+        payload = await shared.run("/metrics", exposition.render)
         return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(request: web.Request) -> web.Response:
@@ -182,6 +196,9 @@ def build_app(daemon: DaemonView) -> web.Application:
         return web.Response(status=503, text="not ready\n")
 
     async def status(request: web.Request) -> web.Response:
+        return web.json_response(await shared.run("/api/v1/status", status_document))
+
+    async def status_document() -> dict[str, Any]:
         now = daemon.clock()
         moment = utc_now(now)
         slas = []
@@ -215,14 +232,12 @@ def build_app(daemon: DaemonView) -> web.Application:
                     "last_run": None if last is None else utc_now(last.started_at).isoformat(),
                 }
             )
-        return web.json_response(
-            {
-                "vantage": daemon.config.monitor.name,
-                "now": moment.isoformat(),
-                "slas": slas,
-                "targets": targets,
-            }
-        )
+        return {
+            "vantage": daemon.config.monitor.name,
+            "now": moment.isoformat(),
+            "slas": slas,
+            "targets": targets,
+        }
 
     def _month_arg(request: web.Request, tz: str) -> Month:
         text = request.query.get("month")
@@ -234,17 +249,20 @@ def build_app(daemon: DaemonView) -> web.Application:
         from monitor.http.reports import daemon_report
 
         try:
-            text, content_type = await daemon_report(
-                daemon,
-                service=request.query.get("service") or None,
-                month=request.query.get("month") or None,
-                fmt=request.query.get("format", "json"),
+            text, content_type = await shared.run(
+                request.path_qs,
+                lambda: daemon_report(
+                    daemon,
+                    service=request.query.get("service") or None,
+                    month=request.query.get("month") or None,
+                    fmt=request.query.get("format", "json"),
+                ),
             )
         except ValueError as exc:
             return json_error(400, str(exc))
         return web.Response(text=text, content_type=content_type)
 
-    async def buckets(request: web.Request) -> web.Response:
+    async def buckets(request: web.Request) -> web.StreamResponse:
         name = request.query.get("sla")
         policies = daemon.accounting.inputs.policies
         chosen = [p for p in policies if name in (None, p.name)]
@@ -252,24 +270,60 @@ def build_app(daemon: DaemonView) -> web.Application:
             return json_error(
                 404, f"sla: unknown SLA {name!r}; known: {[p.name for p in policies]}"
             )
-        out = []
+        months = []
         for policy in chosen:
             try:
-                month = _month_arg(request, policy.timezone)
+                months.append(_month_arg(request, policy.timezone))
             except ValueError as exc:
                 return json_error(400, str(exc))
+        # With 10 s buckets a month is 267,840 states per SLA: encoding it took 430 ms of the
+        # loop per request. Each SLA's document is encoded once per month result (the
+        # accounting cache recomputes at most once a bucket), in pieces with the loop free in
+        # between, and every request streams the same bytes.
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"buckets": [')
+        for index, (policy, month) in enumerate(zip(chosen, months, strict=True)):
             result = daemon.accounting.month_result(policy, utc_now(daemon.clock()), month)
-            out.append(
-                {
-                    "sla": policy.name,
-                    "service": policy.service,
-                    "month": str(month),
-                    "start": result.start.isoformat(),
-                    "bucket_seconds": policy.bucket_seconds,
-                    "states": [s.value for s in result.states],
-                }
-            )
-        return web.json_response({"buckets": out})
+            data = await encoded_buckets(policy, month, result)
+            if index:
+                await response.write(b", ")
+            for offset in range(0, len(data), STREAM_PIECE):
+                await response.write(data[offset : offset + STREAM_PIECE])
+                await asyncio.sleep(0)  # write() yields only when the socket is full
+        await response.write(b"]}")
+        await response.write_eof()
+        return response
+
+    encoded: dict[tuple[str, Month], tuple[MonthResult, bytes]] = {}
+
+    async def encoded_buckets(policy: SlaPolicy, month: Month, result: MonthResult) -> bytes:
+        key = (policy.name, month)
+        hit = encoded.get(key)
+        if hit is not None and hit[0] is result:
+            return hit[1]
+        head = json.dumps(
+            {
+                "sla": policy.name,
+                "service": policy.service,
+                "month": str(month),
+                "start": result.start.isoformat(),
+                "bucket_seconds": policy.bucket_seconds,
+            }
+        )
+        parts = [head[:-1].encode(), b', "states": [']
+        states = result.states
+        for offset in range(0, len(states), BUCKETS_CHUNK):
+            piece = ", ".join(f'"{s.value}"' for s in states[offset : offset + BUCKETS_CHUNK])
+            parts.append(((", " if offset else "") + piece).encode())
+            await asyncio.sleep(0)
+        parts.append(b"]}")
+        data = b"".join(parts)
+        encoded.pop(key, None)
+        encoded[key] = (result, data)
+        while len(encoded) > 2 * len(daemon.accounting.inputs.policies) + 2:
+            del encoded[next(iter(encoded))]  # the oldest: other months asked for once
+        return data
 
     async def list_exclusions(request: web.Request) -> web.Response:
         windows = [*daemon.config.exclusion_windows(), *daemon.api_exclusions]

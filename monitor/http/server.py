@@ -21,6 +21,7 @@ async def serve(
     ``web_security`` (the web configuration file) adds TLS, basic auth and headers."""
     app = build_app(daemon)
     if web_security is not None:
+        # Outermost: a request without credentials never takes a read slot.
         web_security.install(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()

@@ -387,7 +387,7 @@ class WebSecurity:
 
     def install(self, app: web.Application) -> None:
         """Add the authentication middleware and the headers to ``app`` (before it starts)."""
-        app.middlewares.append(self._middleware)
+        app.middlewares.insert(0, self._middleware)
         app.on_response_prepare.append(self._headers)
 
     @web.middleware
