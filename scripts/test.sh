@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bootstrap_venv test
 if apt_install kamailio kamailio-tls-modules sipsak baresip sip-tester prometheus \
         prometheus-alertmanager prometheus-blackbox-exporter systemd chromium chromium-driver npm \
-        postgresql; then
+        postgresql openssl; then
     export SLAWATCH_REQUIRE_PEERS=1
 else
     echo "slawatch: some peer programs are missing; tests that need them will be skipped" >&2

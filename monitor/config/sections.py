@@ -70,6 +70,7 @@ class MonitorSettings(StrictModel):
     allow_short_buckets: StrictBool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     rtp_ports: StrictStr = "20000-20999"
+    web_config: Path | None = None  # exporter-toolkit web-config.yml (monitor/http/web_config.py)
 
     @field_validator("listen")
     @classmethod

@@ -2,12 +2,15 @@
 
 Read endpoints are open (they show what Prometheus scrapes anyway); write endpoints need the
 bearer token from ``monitor.api_token`` and are refused outright when none is configured, so a
-fresh install cannot be written to by anyone who reaches the port.
+fresh install cannot be written to by anyone who reaches the port. The scheme is matched without
+regard to case (``Authorization: bearer TOKEN`` is accepted, as RFC 9110 section 11.1 says).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +18,11 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from monitor.config.fieldtypes import NAME_PATTERN
 from monitor.http.claims import claim_from_json
 from monitor.http.common import MAX_BODY, BodyError, json_body, json_error, only_fields
 from monitor.http.faults import fault_routes
+from monitor.http.limits import Coalesce, ReadLimits
 from monitor.http.pages import web_routes
 from monitor.http.pages_source import DaemonWebSource
 from monitor.instant_bounds import check_exclusion, check_recorded
@@ -25,7 +30,8 @@ from monitor.instants import parse_instant, utc_from_epoch
 from monitor.metrics.collector import MetricsExposition, outage_open, provisional_bucket_state
 from monitor.metrics.contract import ContractCollector
 from monitor.sla.calendar import Month, month_containing
-from monitor.sla.policy import ExclusionKind, ExclusionWindow
+from monitor.sla.month import MonthResult
+from monitor.sla.policy import ExclusionKind, ExclusionWindow, SlaPolicy
 from monitor.store.base import ExclusionExistsError
 from probes.fields import SecretUnavailable
 
@@ -35,6 +41,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 DAEMON: web.AppKey[DaemonView] = web.AppKey("daemon", object)  # type: ignore[arg-type]
+LIMITS = web.AppKey("limits", ReadLimits)
+BUCKETS_CHUNK = 4096
+"""States encoded per piece by /api/v1/buckets (the loop runs probes between pieces)."""
+STREAM_PIECE = 64 * 1024
+"""Bytes written per piece of a streamed response."""
 
 
 def require_token(daemon: DaemonView, request: web.Request) -> web.Response | None:
@@ -119,6 +130,8 @@ def exclusion_from_json(body: dict[str, Any], services: set[str]) -> ExclusionWi
     ident = body.get("id", "")
     if not isinstance(ident, str):
         raise ValueError(f"id: expected a string, got {ident!r}")
+    if ident:
+        check_exclusion_id(ident)
     return ExclusionWindow(
         id=ident,
         start=start,
@@ -131,16 +144,36 @@ def exclusion_from_json(body: dict[str, Any], services: set[str]) -> ExclusionWi
     )
 
 
+MAX_ID_LENGTH = 64
+"""An exclusion id names a window in reports and logs: short, like the config's names."""
+
+
+def check_exclusion_id(ident: str) -> None:
+    """Refuse an API exclusion id the config would refuse as a name (and over 64 characters)."""
+    if len(ident) > MAX_ID_LENGTH:
+        raise ValueError(f"id: at most {MAX_ID_LENGTH} characters, got {len(ident)}")
+    if not NAME_PATTERN.fullmatch(ident):
+        raise ValueError(
+            "id: must start with a lower-case letter or digit and use only a-z 0-9 _ . -, "
+            f"got {ident!r}"
+        )
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_app(daemon: DaemonView) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
+    limits = ReadLimits()
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[limits.middleware])
     app[DAEMON] = daemon
+    app[LIMITS] = limits
     exposition = MetricsExposition(daemon, extra=[ContractCollector(daemon)])
 
+    shared = Coalesce()
+
     async def metrics(request: web.Request) -> web.Response:
-        payload = await exposition.render()
+        # A burst of scrapes costs one rendering (limits.Coalesce).
+        payload = await shared.run("/metrics", exposition.render)
         return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(request: web.Request) -> web.Response:
@@ -155,6 +188,9 @@ def build_app(daemon: DaemonView) -> web.Application:
         return web.Response(status=503, text="not ready: " + "; ".join(problems) + "\n")
 
     async def status(request: web.Request) -> web.Response:
+        return web.json_response(await shared.run("/api/v1/status", status_document))
+
+    async def status_document() -> dict[str, Any]:
         now = daemon.clock()
         moment = utc_from_epoch(now)
         slas = []
@@ -190,14 +226,12 @@ def build_app(daemon: DaemonView) -> web.Application:
                     else utc_from_epoch(last.started_at).isoformat(),
                 }
             )
-        return web.json_response(
-            {
-                "vantage": daemon.config.monitor.name,
-                "now": moment.isoformat(),
-                "slas": slas,
-                "targets": targets,
-            }
-        )
+        return {
+            "vantage": daemon.config.monitor.name,
+            "now": moment.isoformat(),
+            "slas": slas,
+            "targets": targets,
+        }
 
     def _month_arg(request: web.Request, tz: str) -> Month:
         text = request.query.get("month")
@@ -209,17 +243,20 @@ def build_app(daemon: DaemonView) -> web.Application:
         from monitor.http.reports import daemon_report
 
         try:
-            text, content_type = await daemon_report(
-                daemon,
-                service=request.query.get("service") or None,
-                month=request.query.get("month") or None,
-                fmt=request.query.get("format", "json"),
+            text, content_type = await shared.run(
+                request.path_qs,
+                lambda: daemon_report(
+                    daemon,
+                    service=request.query.get("service") or None,
+                    month=request.query.get("month") or None,
+                    fmt=request.query.get("format", "json"),
+                ),
             )
         except ValueError as exc:
             return json_error(400, str(exc))
         return web.Response(text=text, content_type=content_type)
 
-    async def buckets(request: web.Request) -> web.Response:
+    async def buckets(request: web.Request) -> web.StreamResponse:
         name = request.query.get("sla")
         policies = daemon.accounting.inputs.policies
         chosen = [p for p in policies if name in (None, p.name)]
@@ -227,24 +264,60 @@ def build_app(daemon: DaemonView) -> web.Application:
             return json_error(
                 404, f"sla: unknown SLA {name!r}; known: {[p.name for p in policies]}"
             )
-        out = []
+        months = []
         for policy in chosen:
             try:
-                month = _month_arg(request, policy.timezone)
+                months.append(_month_arg(request, policy.timezone))
             except ValueError as exc:
                 return json_error(400, str(exc))
+        # With 10 s buckets a month is 267,840 states per SLA: encoding it took 430 ms of the
+        # loop per request. Each SLA's document is encoded once per month result (the
+        # accounting cache recomputes at most once a bucket), in pieces with the loop free in
+        # between, and every request streams the same bytes.
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"buckets": [')
+        for index, (policy, month) in enumerate(zip(chosen, months, strict=True)):
             result = daemon.accounting.month_result(policy, utc_from_epoch(daemon.clock()), month)
-            out.append(
-                {
-                    "sla": policy.name,
-                    "service": policy.service,
-                    "month": str(month),
-                    "start": result.start.isoformat(),
-                    "bucket_seconds": policy.bucket_seconds,
-                    "states": [s.value for s in result.states],
-                }
-            )
-        return web.json_response({"buckets": out})
+            data = await encoded_buckets(policy, month, result)
+            if index:
+                await response.write(b", ")
+            for offset in range(0, len(data), STREAM_PIECE):
+                await response.write(data[offset : offset + STREAM_PIECE])
+                await asyncio.sleep(0)  # write() yields only when the socket is full
+        await response.write(b"]}")
+        await response.write_eof()
+        return response
+
+    encoded: dict[tuple[str, Month], tuple[MonthResult, bytes]] = {}
+
+    async def encoded_buckets(policy: SlaPolicy, month: Month, result: MonthResult) -> bytes:
+        key = (policy.name, month)
+        hit = encoded.get(key)
+        if hit is not None and hit[0] is result:
+            return hit[1]
+        head = json.dumps(
+            {
+                "sla": policy.name,
+                "service": policy.service,
+                "month": str(month),
+                "start": result.start.isoformat(),
+                "bucket_seconds": policy.bucket_seconds,
+            }
+        )
+        parts = [head[:-1].encode(), b', "states": [']
+        states = result.states
+        for offset in range(0, len(states), BUCKETS_CHUNK):
+            piece = ", ".join(f'"{s.value}"' for s in states[offset : offset + BUCKETS_CHUNK])
+            parts.append(((", " if offset else "") + piece).encode())
+            await asyncio.sleep(0)
+        parts.append(b"]}")
+        data = b"".join(parts)
+        encoded.pop(key, None)
+        encoded[key] = (result, data)
+        while len(encoded) > 2 * len(daemon.accounting.inputs.policies) + 2:
+            del encoded[next(iter(encoded))]  # the oldest: other months asked for once
+        return data
 
     async def list_exclusions(request: web.Request) -> web.Response:
         windows = [*daemon.config.exclusion_windows(), *daemon.api_exclusions]

@@ -130,6 +130,10 @@ HELP_BUILD = "slawatch build information."
 HELP_COVERAGE = "Measured / eligible buckets of the month so far (below min_coverage: warn)."
 HELP_UPTIME_ESTIMATE = "The month's uptime under the unknown_buckets policy (not claimable)."
 HELP_MONITOR_ERROR_BUCKETS = "Unknown buckets of the month holding the monitor's own errors."
+HELP_RUNS_SKIPPED = (
+    "Scheduled probe runs that never started (the loop stalled longer than an interval)."
+)
+HELP_RUNS_LATE = "Probe runs that started more than 1 s after their grid time."
 
 _TARGET_LABELS = ["target", "kind", "role"]
 _SLA_LABELS = ["sla", "service"]
@@ -165,6 +169,8 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "slawatch_monitor_network_up",
         "slawatch_scheduler_lag_seconds",
         "slawatch_probes_in_flight",
+        "slawatch_probe_runs_skipped_total",
+        "slawatch_probe_runs_late_total",
         "slawatch_config_last_reload_successful",
         "slawatch_config_last_reload_success_timestamp_seconds",
         "slawatch_store_write_errors_total",
@@ -331,6 +337,12 @@ class DaemonCollector(Collector):
         )
         yield GaugeMetricFamily(
             "slawatch_probes_in_flight", HELP_IN_FLIGHT, value=d.scheduler.in_flight
+        )
+        yield CounterMetricFamily(
+            "slawatch_probe_runs_skipped", HELP_RUNS_SKIPPED, value=d.scheduler.runs_skipped
+        )
+        yield CounterMetricFamily(
+            "slawatch_probe_runs_late", HELP_RUNS_LATE, value=d.scheduler.runs_late
         )
         yield GaugeMetricFamily(
             "slawatch_config_last_reload_successful",

@@ -39,6 +39,9 @@ from probes.result import Outcome, ProbeContext, ProbeResult
 
 log = structlog.get_logger(__name__)
 
+LATE_AFTER = 1.0
+"""A run starting more than this after its grid time counts as late (``runs_late``)."""
+
 
 @dataclass(frozen=True)
 class ScheduledTarget:
@@ -105,6 +108,14 @@ class _IntervalGroup:
     planned_until: float
     """Every grid time up to this epoch has a timer (or has run)."""
 
+    def count_between(self, start: float, end: float) -> int:
+        """How many grid times of all targets fall in ``(start, end]`` (any width)."""
+        interval = self.interval
+        return sum(
+            math.floor((end - phase) / interval) - math.floor((start - phase) / interval)
+            for phase in self.phases
+        )
+
     def due_between(self, start: float, end: float) -> Iterator[tuple[str, float]]:
         """(target, grid time) for every grid time in ``(start, end]``; at most one per target
         since the window is never longer than the interval."""
@@ -167,6 +178,11 @@ class ProbeScheduler:
         )
         self.started = False
         self._stopping = False
+        # Runs that never started (a stall longer than an interval, or the target still
+        # running) and runs that started more than LATE_AFTER after their grid time: a stall
+        # shows here even when the lag histogram sees only one late start for it.
+        self.runs_skipped = 0
+        self.runs_late = 0
 
     @property
     def in_flight(self) -> int:
@@ -265,6 +281,11 @@ class ProbeScheduler:
         # After a stall longer than an interval each target runs once, not once per missed
         # grid time (what APScheduler's coalescing did).
         start = max(group.planned_until, end - group.interval)
+        if start > group.planned_until:
+            missed = group.count_between(group.planned_until, start)
+            if missed:
+                self.runs_skipped += missed
+                log.warning("probe_runs_skipped", interval=group.interval, runs=missed)
         if end <= start:
             return
         for name, due in group.due_between(start, end):
@@ -285,9 +306,12 @@ class ProbeScheduler:
         now = self._clock()
         if self._lag_observer is not None:
             self._lag_observer(now - due)
+        if now - due > LATE_AFTER:
+            self.runs_late += 1
         if name in self._running:
             # Cannot happen while timeouts are shorter than intervals; never run one target twice.
             log.warning("probe_skipped_still_running", target=name)
+            self.runs_skipped += 1
             return
         task = asyncio.create_task(self._run(target))
         self._running[name] = task

@@ -31,6 +31,14 @@ class SchedulerView(Protocol):
     @property
     def in_flight(self) -> int: ...
     @property
+    def runs_skipped(self) -> int:
+        """Scheduled runs that never started."""
+
+    @property
+    def runs_late(self) -> int:
+        """Runs started more than ``scheduler.LATE_AFTER`` after their grid time."""
+
+    @property
     def targets(self) -> Mapping[str, ScheduledTarget]:
         """Target name -> its schedule (the interval says when a result is stale)."""
 
