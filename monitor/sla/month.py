@@ -22,6 +22,7 @@ from monitor.sla.credits import (
 )
 from monitor.sla.exclusions import excluded_buckets
 from monitor.sla.policy import (
+    BucketRule,
     BucketState,
     CreditTier,
     ExclusionKind,
@@ -76,7 +77,9 @@ class MonthResult:
     start: datetime
     end: datetime
     now: datetime | None
-    states: tuple[BucketState, ...]
+    states: Sequence[BucketState]
+    """One per bucket; a tuple from :func:`compute_month`, a compact read-only sequence from
+    the daemon's running month (slices are tuples either way)."""
     buckets_total: int
     buckets_available: int
     buckets_unavailable: int
@@ -228,17 +231,72 @@ def compute_month(
             if offset >= 0 and offset % size == 0 and offset // size < elapsed:
                 measured.add(offset // size)
     for index in measured:
-        epoch = start_epoch + index * size
-        verdicts = [target_verdict(column.get(epoch), rule) for column in columns]
-        if index in gap_buckets:
-            verdicts = [v if v is _U else _Q for v in verdicts]
-        states[index] = service_verdict(verdicts, service.rule)
+        states[index] = judge_bucket(
+            service, rule, columns, start_epoch + index * size, index in gap_buckets
+        )
     for index in excluded:
         states[index] = _X
 
-    tally = Counter(states)
-    available, unavailable = tally[_A], tally[_U]
-    excluded_n, unknown, pending = tally[_X], tally[_Q], tally[_P]
+    applied_ids = {id(w) for w in _windows_used(grid, windows, excluded, service.name)}
+    return assemble_month(
+        policy,
+        service,
+        month,
+        grid,
+        now=now,
+        states=tuple(states),
+        counts=Counter(states),
+        elapsed_counts=Counter(states[:elapsed]),
+        elapsed=elapsed,
+        outages=_outages(grid, states, dict(zip(service.targets, columns, strict=True))),
+        excluded=excluded,
+        applied=tuple(w for w in windows if id(w) in applied_ids),
+        quorum=quorum,
+        canaries=canaries,
+    )
+
+
+def judge_bucket(
+    service: ServiceDef,
+    rule: BucketRule,
+    columns: Sequence[Mapping[int, Tally]],
+    epoch: int,
+    in_gap: bool,
+) -> BucketState:
+    """One elapsed bucket's service verdict from its targets' tallies (``columns`` in the
+    service's target order), before exclusions. Inside a gap only proof of unavailability
+    counts. The daemon's running month (``monitor.sla.running``) judges with this too."""
+    verdicts = [target_verdict(column.get(epoch), rule) for column in columns]
+    if in_gap:
+        verdicts = [v if v is _U else _Q for v in verdicts]
+    return service_verdict(verdicts, service.rule)
+
+
+def assemble_month(
+    policy: SlaPolicy,
+    service: ServiceDef,
+    month: Month,
+    grid: BucketGrid,
+    *,
+    now: datetime | None,
+    states: Sequence[BucketState],
+    counts: Mapping[BucketState, int],
+    elapsed_counts: Mapping[BucketState, int],
+    elapsed: int,
+    outages: tuple[Outage, ...],
+    excluded: Mapping[int, ExclusionKind],
+    applied: tuple[ExclusionWindow, ...],
+    quorum: int,
+    canaries: Sequence[str],
+) -> MonthResult:
+    """Every figure of the month from its final bucket states and their counts (``counts``
+    over the whole month, ``elapsed_counts`` over its first ``elapsed`` buckets): the one
+    summary, used by :func:`compute_month` and by the daemon's running month."""
+    count = grid.count
+    size = grid.bucket_seconds
+    tally = counts
+    available, unavailable = tally.get(_A, 0), tally.get(_U, 0)
+    excluded_n, unknown, pending = tally.get(_X, 0), tally.get(_Q, 0), tally.get(_P, 0)
     counted = unavailable + (unknown if policy.unknown_policy is UnknownPolicy.UNAVAILABLE else 0)
     denominator = count - excluded_n
     if policy.unknown_policy is UnknownPolicy.EXCLUDE:
@@ -246,15 +304,14 @@ def compute_month(
     uptime = uptime_percent(counted, denominator)
     worst = uptime_percent(unavailable + unknown, count - excluded_n)
 
-    elapsed_states = Counter(states[:elapsed])
-    mtd_denominator = elapsed - elapsed_states[_X]
+    elapsed_states = elapsed_counts
+    mtd_denominator = elapsed - elapsed_states.get(_X, 0)
     if policy.unknown_policy is UnknownPolicy.EXCLUDE:
-        mtd_denominator -= elapsed_states[_Q]
+        mtd_denominator -= elapsed_states.get(_Q, 0)
     mtd = uptime_percent(counted, mtd_denominator)
 
     budget = error_budget(denominator, policy.objective_percent)
     tier = credit_tier(uptime, policy.credit)
-    applied_ids = {id(w) for w in _windows_used(grid, windows, excluded, service.name)}
     return MonthResult(
         sla=policy.name,
         service=service.name,
@@ -265,7 +322,7 @@ def compute_month(
         start=grid.start,
         end=grid.end,
         now=now,
-        states=tuple(states),
+        states=states,
         buckets_total=count,
         buckets_available=available,
         buckets_unavailable=unavailable,
@@ -287,12 +344,12 @@ def compute_month(
         currency=policy.credit.currency,
         buckets_to_next_tier=buckets_to_next_tier(counted, denominator, policy.credit),
         claim_deadline=claim_deadline(month, policy.timezone, policy.claim_window_days),
-        outages=_outages(grid, states, dict(zip(service.targets, columns, strict=True))),
+        outages=outages,
         excluded_by_kind=MappingProxyType(
             dict(sorted(Counter(excluded.values()).items(), key=lambda kv: str(kv[0])))
         ),
         excluded_kinds=MappingProxyType(dict(excluded)),
-        exclusions_applied=tuple(w for w in windows if id(w) in applied_ids),
+        exclusions_applied=applied,
         rules=MappingProxyType(_rules(policy, service, quorum, canaries)),
     )
 
@@ -395,32 +452,35 @@ def _outages(
     grid: BucketGrid, states: Sequence[BucketState], columns: Mapping[str, Mapping[int, Tally]]
 ) -> tuple[Outage, ...]:
     down = [index for index, state in enumerate(states) if state is _U]
-    outages = []
-    for first, last in _runs(down):
-        errors: Counter[str] = Counter()
-        failed: Counter[str] = Counter()
-        probes = 0
-        for index in range(first, last + 1):
-            epoch = grid.bucket_start(index)
-            for name, column in columns.items():
-                tally = column.get(epoch)
-                if tally is None:
-                    continue
-                probes += tally.ok + tally.failed
-                if tally.failed:
-                    failed[name] += tally.failed
-                    errors.update(tally.reasons)
-        outages.append(
-            Outage(
-                start=datetime.fromtimestamp(grid.bucket_start(first), UTC),
-                end=datetime.fromtimestamp(grid.bucket_start(last) + grid.bucket_seconds, UTC),
-                buckets=last - first + 1,
-                errors=MappingProxyType(dict(errors.most_common())),
-                failed_targets=MappingProxyType(dict(failed.most_common())),
-                probes=probes,
-            )
-        )
-    return tuple(outages)
+    return tuple(outage_of(grid, first, last, columns) for first, last in _runs(down))
+
+
+def outage_of(
+    grid: BucketGrid, first: int, last: int, columns: Mapping[str, Mapping[int, Tally]]
+) -> Outage:
+    """The outage of the unavailable buckets ``first..last`` (a maximal run), with the
+    failures its targets' tallies hold."""
+    errors: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    probes = 0
+    for index in range(first, last + 1):
+        epoch = grid.bucket_start(index)
+        for name, column in columns.items():
+            tally = column.get(epoch)
+            if tally is None:
+                continue
+            probes += tally.ok + tally.failed
+            if tally.failed:
+                failed[name] += tally.failed
+                errors.update(tally.reasons)
+    return Outage(
+        start=datetime.fromtimestamp(grid.bucket_start(first), UTC),
+        end=datetime.fromtimestamp(grid.bucket_start(last) + grid.bucket_seconds, UTC),
+        buckets=last - first + 1,
+        errors=MappingProxyType(dict(errors.most_common())),
+        failed_targets=MappingProxyType(dict(failed.most_common())),
+        probes=probes,
+    )
 
 
 def _rules(
