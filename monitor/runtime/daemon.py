@@ -34,7 +34,7 @@ from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.health import Health
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
-from monitor.runtime.state import LiveState
+from monitor.runtime.state import LiveState, bucket_floor
 from monitor.runtime.support_link import SupportFigures
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
@@ -97,21 +97,19 @@ class Daemon:
         services = self.config.service_defs()
         canaries = set(self.config.canaries())
         all_lengths = tuple(sorted({p.bucket_seconds for p in policies}))
+        # Target -> bucket lengths measuring it, indexed once: O(targets + SLAs x their
+        # services' targets), not every target x every SLA x a search of the service.
+        measuring: dict[str, set[int]] = {}
+        for p in policies:
+            for name in services[p.service].targets:
+                measuring.setdefault(name, set()).add(p.bucket_seconds)
         out: list[ScheduledTarget] = []
         self._bucket_lengths = {}
         for target in self.config.targets:
             if target.name in canaries:
                 lengths = all_lengths
             else:
-                lengths = tuple(
-                    sorted(
-                        {
-                            p.bucket_seconds
-                            for p in policies
-                            if target.name in services[p.service].targets
-                        }
-                    )
-                )
+                lengths = tuple(sorted(measuring.get(target.name, ())))
             self._bucket_lengths[target.name] = lengths
             out.append(
                 ScheduledTarget(
@@ -168,6 +166,13 @@ class Daemon:
     def _on_result(self, target: ScheduledTarget, result: ProbeResult) -> None:
         lengths = self._bucket_lengths.get(target.name, target.bucket_lengths)
         self.state.record(result, lengths)
+        # A result landing in a bucket that already closed (a late one) changes a judged
+        # bucket: the running months reading it re-judge that bucket, and only that one.
+        now = self.clock()
+        for seconds in lengths:
+            start = bucket_floor(result.started_at, seconds)
+            if start < bucket_floor(now, seconds):
+                self.accounting.tally_changed(seconds, target.name, start)
         if not result.ok:
             log.info(
                 "probe_failed",
@@ -231,7 +236,7 @@ class Daemon:
         vantage = self.config.monitor.name
         budget = MAX_VERDICTS_PER_FLUSH
         for policy in self.accounting.inputs.policies:
-            result = self.accounting.month_result(policy, moment)
+            result = self.accounting.month_result(policy, moment, stamp=False)
             start_epoch = int(result.start.timestamp())
             settled = int((now - settle - start_epoch) // policy.bucket_seconds)
             upto = max(0, min(len(result.states), settled))

@@ -401,6 +401,14 @@ def _canary_windows(
         and grid.bucket_start(index) == epoch
         and all(target_verdict(c.get(epoch), policy.bucket_rule) is _U for c in columns)
     )
+    return canary_windows_of(grid, down, canaries)
+
+
+def canary_windows_of(
+    grid: BucketGrid, down: Sequence[int], canaries: Sequence[str]
+) -> list[ExclusionWindow]:
+    """Runs of the sorted bucket indices ``down`` (every canary unavailable) as
+    customer_network windows."""
     windows: list[ExclusionWindow] = []
     for first, last in _runs(down):
         start = datetime.fromtimestamp(grid.bucket_start(first), UTC)
