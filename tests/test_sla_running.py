@@ -126,6 +126,10 @@ class TestCodedStates:
 
         states = (S.AVAILABLE, S.UNAVAILABLE, S.PENDING)
         coded = CodedStates(bytes(list(S).index(s) for s in states))
-        assert len(coded) == 3 and coded[1] is S.UNAVAILABLE and coded[-1] is S.PENDING
-        assert coded[:2] == states[:2] and tuple(coded) == states
-        assert coded == states and coded != states[:2]
+        assert len(coded) == 3
+        assert coded[1] is S.UNAVAILABLE
+        assert coded[-1] is S.PENDING
+        assert coded[:2] == states[:2]
+        assert tuple(coded) == states
+        assert coded == states
+        assert coded != states[:2]
