@@ -227,6 +227,7 @@ class Accounting:
         """SLA name -> the months it has running state for (at most two)."""
         self._results: dict[tuple[str, Month], tuple[int, MonthResult]] = {}
         self._windows: dict[tuple[str, Month], MonthWindows] = {}
+        self._current: dict[str, tuple[float, float, Month]] = {}
         self._dependents: dict[tuple[int, str], tuple[str, ...]] = {}
         self._index()
 
@@ -251,6 +252,7 @@ class Accounting:
         old = self._inputs
         self._inputs = inputs
         self._windows.clear()
+        self._current.clear()
         self._index()
         kept: dict[tuple[str, Month], RunningMonth] = {}
         for key, running in self._running.items():
@@ -299,11 +301,19 @@ class Accounting:
         With ``stamp=False`` the result may carry the ``now`` of an earlier call (every other
         figure is as of ``now``): for callers that read figures only, it saves a copy.
         """
-        current = month_containing(now, policy.timezone)
-        month = current if month is None else month
-        start, _ = month_bounds(month, policy.timezone)
-        if start > now:
-            raise ValueError(f"month: {month} has not started yet in {policy.timezone}")
+        epoch = now.timestamp()
+        span = self._current.get(policy.name)
+        if month is None and span is not None and span[0] <= epoch < span[1]:
+            # The common call (the month running now): no calendar arithmetic per SLA.
+            month = span[2]
+        else:
+            current = month_containing(now, policy.timezone)
+            month = current if month is None else month
+            start, end = month_bounds(month, policy.timezone)
+            if start > now:
+                raise ValueError(f"month: {month} has not started yet in {policy.timezone}")
+            if month == current:
+                self._current[policy.name] = (start.timestamp(), end.timestamp(), month)
         key = (policy.name, month)
         running = self._running.get(key)
         tallies = self._tallies(policy.bucket_seconds, month, policy)
