@@ -138,6 +138,10 @@ def histogram_quantile(q: float, before: dict[float, float], after: dict[float, 
     return float("nan")
 
 
+PER_SLA: int | None = None
+"""--per-sla: targets per service/SLA, every target in one (None: the 10 SLAs of 5 targets)."""
+
+
 def write_config(directory: Path, n: int, target_port: int, port: int) -> Path:
     names = [f"t{i:05d}" for i in range(n)]
     lines = [
@@ -157,12 +161,14 @@ def write_config(directory: Path, n: int, target_port: int, port: int) -> Path:
             "    http:",
             f"      url: http://127.0.0.1:{target_port}/t/{name}",
         ]
+    per = 5 if PER_SLA is None else PER_SLA
+    groups = 10 if PER_SLA is None else n // PER_SLA
     lines.append("services:")
-    for s in range(10):
-        members = ", ".join(names[s * 5 : s * 5 + 5])
+    for s in range(groups):
+        members = ", ".join(names[s * per : s * per + per])
         lines += [f"  - name: svc{s}", f"    targets: [{members}]"]
     lines.append("slas:")
-    for s in range(10):
+    for s in range(groups):
         lines += [
             f"  - name: sla{s}",
             f"    service: svc{s}",
@@ -252,7 +258,9 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
         )
         procs.append(daemon)
         base = f"http://127.0.0.1:{port}"
+        launched = time.time()
         wait_http(base + "/readyz", timeout=120)
+        out["ready_s"] = time.time() - launched
         time.sleep(INTERVAL)  # warm-up: every target has run once
         out["load_before"] = os.getloadavg()[0]
         dump(target_port)
@@ -344,9 +352,18 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
+        "--per-sla",
+        type=int,
+        default=None,
+        help="targets per service and SLA, every target in one (1: N one-target SLAs; "
+        "100: N/100 SLAs of 100); default: 10 SLAs of 5 targets",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="runs per N; the table shows their medians"
     )
     args = parser.parse_args()
+    global PER_SLA
+    PER_SLA = args.per_sla
     runs = [
         [run(n, args.measure, args.scrape_interval, args.keep) for _ in range(args.repeat)]
         for n in args.targets
@@ -358,6 +375,7 @@ def main() -> None:
     ]
     keys = [
         "targets",
+        "ready_s",
         "probes_per_s",
         "lag_p50_ms",
         "lag_p99_ms",
