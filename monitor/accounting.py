@@ -301,6 +301,25 @@ class Accounting:
         With ``stamp=False`` the result may carry the ``now`` of an earlier call (every other
         figure is as of ``now``): for callers that read figures only, it saves a copy.
         """
+        key, running, tallies, moment = self._advanced(policy, now, month)
+        cached = self._results.get(key)
+        if cached is not None and cached[0] == running.version:
+            result = cached[1]
+            if stamp and result.now != moment:
+                result = dataclasses.replace(result, now=moment)
+            return result
+        result = running.result(tallies, moment)
+        self._results[key] = (running.version, result)
+        return result
+
+    def running_month(self, policy: SlaPolicy, now: datetime) -> RunningMonth:
+        """The month holding ``now`` as running state, advanced to ``now``: its bucket states
+        without the figures (what the flush writes as service verdicts)."""
+        return self._advanced(policy, now, None)[1]
+
+    def _advanced(
+        self, policy: SlaPolicy, now: datetime, month: Month | None
+    ) -> tuple[tuple[str, Month], RunningMonth, Tallies, datetime | None]:
         epoch = now.timestamp()
         span = self._current.get(policy.name)
         if month is None and span is not None and span[0] <= epoch < span[1]:
@@ -337,15 +356,7 @@ class Accounting:
             self._forget_before(policy.name, month.previous())
         moment = as_of(policy, month, now)
         running.advance(tallies, moment)
-        cached = self._results.get(key)
-        if cached is not None and cached[0] == running.version:
-            result = cached[1]
-            if stamp and result.now != moment:
-                result = dataclasses.replace(result, now=moment)
-            return result
-        result = running.result(tallies, moment)
-        self._results[key] = (running.version, result)
-        return result
+        return key, running, tallies, moment
 
     def _forget_before(self, name: str, month: Month) -> None:
         """Months before ``month`` are no longer shown live: drop their running state."""

@@ -57,6 +57,7 @@ FLUSH_INTERVAL = 1.0
 SUPPORT_REFRESH_FLUSHES = 5
 MAX_VERDICTS_PER_FLUSH = 20_000
 MAINTENANCE_INTERVAL = 3600.0
+SUMMARY_SLICE = 100
 
 
 class Daemon:
@@ -236,18 +237,21 @@ class Daemon:
         vantage = self.config.monitor.name
         budget = MAX_VERDICTS_PER_FLUSH
         for policy in self.accounting.inputs.policies:
-            result = self.accounting.month_result(policy, moment, stamp=False)
-            start_epoch = int(result.start.timestamp())
+            # The running month's states, not its figures: summarising is the scrape's part.
+            running = self.accounting.running_month(policy, moment)
+            start_epoch = running.grid.start_epoch
             settled = int((now - settle - start_epoch) // policy.bucket_seconds)
-            upto = max(0, min(len(result.states), settled))
-            month, first = self._verdicts_written.get(policy.name, (result.month, -1))
-            if month != result.month or first < 0:
+            upto = max(0, min(running.grid.count, settled))
+            month, first = self._verdicts_written.get(policy.name, (running.month, -1))
+            if month == running.month and first >= upto:
+                marks[policy.name] = (month, first)
+                continue
+            if month != running.month or first < 0:
                 first = self._first_measured(policy, start_epoch, upto)
             upto = min(upto, first + budget)
             budget -= max(0, upto - first)
-            kinds = result.excluded_kinds
             for index in range(first, upto):
-                state = result.states[index]
+                state = running.state_at(index)
                 rows.append(
                     ServiceBucketRow(
                         vantage,
@@ -255,10 +259,10 @@ class Daemon:
                         policy.service,
                         start_epoch + index * policy.bucket_seconds,
                         state,
-                        kinds.get(index) if state is BucketState.EXCLUDED else None,
+                        running.excluded_kind(index) if state is BucketState.EXCLUDED else None,
                     )
                 )
-            marks[policy.name] = (result.month, max(first, upto))
+            marks[policy.name] = (running.month, max(first, upto))
         return rows, marks
 
     def _settle_seconds(self) -> float:
@@ -286,9 +290,21 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=FLUSH_INTERVAL)
             await self.flush()
+            await self._summarise()
             if flushes % SUPPORT_REFRESH_FLUSHES == 0:
                 await self.refresh_support()
             flushes += 1
+
+    async def _summarise(self) -> None:
+        """Bring every SLA's month figures up to date in slices, yielding to the probes
+        between them: after a bucket closes every SLA's figures move, and at 10,000 SLAs
+        summarising them in one block would hold the loop for seconds (the scrape then finds
+        them ready)."""
+        moment = utc_now(self.clock())
+        for number, policy in enumerate(self.accounting.inputs.policies):
+            self.accounting.month_result(policy, moment, stamp=False)
+            if number % SUMMARY_SLICE == SUMMARY_SLICE - 1:
+                await asyncio.sleep(0)
 
     def support_samples(self) -> list[Sample]:
         return self.support.samples

@@ -210,6 +210,14 @@ class RunningMonth:
             canaries=self.canaries,
         )
 
+    def state_at(self, index: int) -> BucketState:
+        """Bucket ``index``'s state as of the last :meth:`advance` (exclusions applied)."""
+        return _STATES[self._final[index]]
+
+    def excluded_kind(self, index: int) -> ExclusionKind | None:
+        """The kind that excluded bucket ``index``, if one did."""
+        return self._excluded.get(index)
+
     # -- internals -------------------------------------------------------------------------------
     def _judge(self, indices: Sequence[int], tallies: Tallies) -> None:
         grid = self.grid
