@@ -314,7 +314,7 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
         procs.append(daemon)
         base = f"http://127.0.0.1:{port}"
         launched = time.time()
-        wait_http(base + "/readyz", timeout=120)
+        wait_http(base + "/readyz", timeout=600)
         out["ready_s"] = time.time() - launched
         time.sleep(INTERVAL)  # warm-up: every target has run once
         out["load_before"] = os.getloadavg()[0]
