@@ -263,14 +263,20 @@ class Accounting:
                 and inputs.services.get(policy.service) == running.service
                 and inputs.canaries == running.canaries
                 and inputs.gaps == old.gaps
-                and self.windows_for(policy, key[1]) == running.windows
             ):
+                # Only the windows moved (an exclusion added or removed): the judged states
+                # stand, and the exclusions are laid over them again; no tally is read.
+                windows = self.windows_for(policy, key[1])
+                if windows != running.windows:
+                    running.replace_windows(windows)
                 kept[key] = running
         self._running = kept
+        self._results = {
+            k: v for k, v in self._results.items() if k in kept and v[0] == kept[k].version
+        }
         self._months = {}
         for name, month in kept:
             self._months.setdefault(name, []).append(month)
-        self._results = {k: v for k, v in self._results.items() if k in kept}
 
     def policy(self, name: str) -> SlaPolicy:
         policy = self._by_name.get(name)

@@ -210,6 +210,13 @@ class RunningMonth:
             canaries=self.canaries,
         )
 
+    def replace_windows(self, windows: Sequence[ExclusionWindow]) -> None:
+        """New honoured windows (an exclusion added or removed): lay them over the judged
+        states again; nothing is re-judged."""
+        self.windows = tuple(windows)
+        self._exclude()
+        self.version += 1
+
     def state_at(self, index: int) -> BucketState:
         """Bucket ``index``'s state as of the last :meth:`advance` (exclusions applied)."""
         return _STATES[self._final[index]]
