@@ -80,7 +80,14 @@ class LiveState:
             mine = table.setdefault(target, {})
             for start, stored in buckets.items():
                 current = mine.get(start)
-                mine[start] = stored if current is None else merge(stored, current)
+                if current is None:
+                    mine[start] = (
+                        plain_tally(stored.ok)
+                        if not stored.failed and not stored.reasons
+                        else stored
+                    )
+                else:
+                    mine[start] = merge(stored, current)
                 if current is not None:
                     self._dirty.add((bucket_seconds, target, start))
 
@@ -131,6 +138,8 @@ def add_result(tally: Tally | None, result: ProbeResult) -> Tally:
     if tally is None:
         tally = _EMPTY
     if result.ok:
+        if not tally.failed:
+            return plain_tally(tally.ok + 1)
         return Tally(ok=tally.ok + 1, failed=tally.failed, reasons=tally.reasons)
     reason = result.reason or result.outcome.value
     reasons = dict(tally.reasons)
@@ -146,3 +155,17 @@ def merge(a: Tally, b: Tally) -> Tally:
 
 
 _EMPTY = Tally()
+_PLAIN: dict[int, Tally] = {}
+_PLAIN_MAX = 4096
+
+
+def plain_tally(ok: int) -> Tally:
+    """The tally of ``ok`` probes without a failure, shared: most buckets of a month are
+    exactly that, and a frozen value per bucket (with its own empty reasons map) cost about
+    180 bytes each, 0.5 GB a day at 10,000 targets."""
+    tally = _PLAIN.get(ok)
+    if tally is None:
+        tally = Tally(ok=ok)
+        if len(_PLAIN) < _PLAIN_MAX:
+            _PLAIN[ok] = tally
+    return tally
