@@ -33,7 +33,6 @@ from monitor.sla.month import (
     _NO_TALLIES,
     MonthResult,
     Outage,
-    _elapsed,
     _gap_buckets,
     _windows_used,
     assemble_month,
@@ -133,6 +132,9 @@ class RunningMonth:
         self.windows = tuple(windows)
         self.canaries = tuple(canaries)
         self.grid = month_grid(month, policy.timezone, policy.bucket_seconds)
+        self._start_epoch = self.grid.start_epoch
+        self._count = self.grid.count
+        self._size = self.grid.bucket_seconds
         self._gap_buckets = frozenset(_gap_buckets(self.grid, gaps))
         count = self.grid.count
         self.elapsed = 0
@@ -152,14 +154,17 @@ class RunningMonth:
     # -- events ----------------------------------------------------------------------------------
     def mark(self, bucket_start: int) -> None:
         """A tally of one of the month's targets or canaries at ``bucket_start`` changed."""
-        index = self.grid.index_of(bucket_start)
-        if index is not None and index < self.elapsed:
-            self._dirty.add(index)
+        offset = bucket_start - self._start_epoch
+        if offset >= 0 and offset % self._size == 0 and offset // self._size < self.elapsed:
+            self._dirty.add(offset // self._size)
 
     def advance(self, tallies: Tallies, now: datetime | None) -> None:
         """Judge the buckets elapsed by ``now`` (``None``: the whole month) and those marked."""
-        grid = self.grid
-        elapsed = grid.count if now is None else _elapsed(grid, require_aware(now, "now"))
+        if now is None:
+            elapsed = self._count
+        else:
+            done = (int(require_aware(now, "now").timestamp()) - self._start_epoch) // self._size
+            elapsed = max(0, min(self._count, done))
         if elapsed < self.elapsed:
             raise ValueError(f"now: expected no earlier than the last call, got {now}")
         todo = {i for i in self._dirty if i < elapsed}
@@ -175,12 +180,13 @@ class RunningMonth:
             for excluded in self._excluded:
                 if lo <= excluded < hi:
                     self._final[excluded] = _X
-            grid = self.grid
+            # Plain integers: the grid's epoch properties convert a datetime on every read.
+            first, size = self._start_epoch, self.grid.bucket_seconds
             for name in (*self.service.targets, *self.canaries):
                 for epoch in tallies.get(name, _NO_TALLIES):
-                    found = grid.index_of(epoch)
-                    if found is not None and lo <= found < hi and grid.bucket_start(found) == epoch:
-                        todo.add(found)
+                    offset = epoch - first
+                    if offset >= 0 and offset % size == 0 and lo <= offset // size < hi:
+                        todo.add(offset // size)
         else:
             todo.update(range(lo, hi))
         self.elapsed = elapsed
@@ -227,11 +233,10 @@ class RunningMonth:
 
     # -- internals -------------------------------------------------------------------------------
     def _judge(self, indices: Sequence[int], tallies: Tallies) -> None:
-        grid = self.grid
         rule = self.policy.bucket_rule
         columns = [tallies.get(name, _NO_TALLIES) for name in self.service.targets]
         canary_columns = [tallies.get(name, _NO_TALLIES) for name in self.canaries]
-        start, size = grid.start_epoch, grid.bucket_seconds
+        start, size = self._start_epoch, self._size
         raw, final, excluded = self._raw, self._final, self._excluded
         canaries_moved = False
         for index in indices:
