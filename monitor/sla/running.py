@@ -165,8 +165,10 @@ class RunningMonth:
         else:
             done = (int(require_aware(now, "now").timestamp()) - self._start_epoch) // self._size
             elapsed = max(0, min(self._count, done))
-        if elapsed < self.elapsed:
-            raise ValueError(f"now: expected no earlier than the last call, got {now}")
+        # Time does not run back for a running month: a caller holding an earlier ``now``
+        # (a slice of work that began before a scrape) or a clock stepped back keeps the
+        # buckets already judged.
+        elapsed = max(elapsed, self.elapsed)
         todo = {i for i in self._dirty if i < elapsed}
         self._dirty.clear()
         if not todo and elapsed == self.elapsed:
