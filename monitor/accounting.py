@@ -331,6 +331,7 @@ class Accounting:
         if month is None and span is not None and span[0] <= epoch < span[1]:
             # The common call (the month running now): no calendar arithmetic per SLA.
             month = span[2]
+            moment: datetime | None = now
         else:
             current = month_containing(now, policy.timezone)
             month = current if month is None else month
@@ -339,6 +340,7 @@ class Accounting:
                 raise ValueError(f"month: {month} has not started yet in {policy.timezone}")
             if month == current:
                 self._current[policy.name] = (start.timestamp(), end.timestamp(), month)
+            moment = as_of(policy, month, now)
         key = (policy.name, month)
         running = self._running.get(key)
         tallies = self._tallies(policy.bucket_seconds, month, policy)
@@ -360,7 +362,6 @@ class Accounting:
             self._running[key] = running
             self._months.setdefault(policy.name, []).append(month)
             self._forget_before(policy.name, month.previous())
-        moment = as_of(policy, month, now)
         running.advance(tallies, moment)
         return key, running, tallies, moment
 
