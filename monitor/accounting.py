@@ -328,6 +328,14 @@ class Accounting:
     ) -> tuple[tuple[str, Month], RunningMonth, Tallies, datetime | None]:
         epoch = now.timestamp()
         span = self._current.get(policy.name)
+        known = None if month is None else self._running.get((policy.name, month))
+        if known is not None:
+            # A month already running (the previous one, shown beside the current): as of
+            # now until its end, complete after; no calendar arithmetic.
+            tallies = self._tallies(policy.bucket_seconds, known.month, policy)
+            moment_known = now if epoch < known.end_epoch else None
+            known.advance(tallies, moment_known)
+            return (policy.name, known.month), known, tallies, moment_known
         if month is None and span is not None and span[0] <= epoch < span[1]:
             # The common call (the month running now): no calendar arithmetic per SLA.
             month = span[2]

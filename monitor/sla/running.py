@@ -135,6 +135,7 @@ class RunningMonth:
         self._start_epoch = self.grid.start_epoch
         self._count = self.grid.count
         self._size = self.grid.bucket_seconds
+        self.end_epoch = self.grid.end_epoch
         self._gap_buckets = frozenset(_gap_buckets(self.grid, gaps))
         count = self.grid.count
         self.elapsed = 0
