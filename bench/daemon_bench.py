@@ -138,6 +138,10 @@ def histogram_quantile(q: float, before: dict[float, float], after: dict[float, 
     return float("nan")
 
 
+PER_SLA: int | None = None
+"""--per-sla: targets per service/SLA, every target in one (None: the 10 SLAs of 5 targets)."""
+
+
 def write_config(directory: Path, n: int, target_port: int, port: int) -> Path:
     names = [f"t{i:05d}" for i in range(n)]
     lines = [
@@ -157,12 +161,14 @@ def write_config(directory: Path, n: int, target_port: int, port: int) -> Path:
             "    http:",
             f"      url: http://127.0.0.1:{target_port}/t/{name}",
         ]
+    per = 5 if PER_SLA is None else PER_SLA
+    groups = 10 if PER_SLA is None else n // PER_SLA
     lines.append("services:")
-    for s in range(10):
-        members = ", ".join(names[s * 5 : s * 5 + 5])
+    for s in range(groups):
+        members = ", ".join(names[s * per : s * per + per])
         lines += [f"  - name: svc{s}", f"    targets: [{members}]"]
     lines.append("slas:")
-    for s in range(10):
+    for s in range(groups):
         lines += [
             f"  - name: sla{s}",
             f"    service: svc{s}",
@@ -175,6 +181,57 @@ def write_config(directory: Path, n: int, target_port: int, port: int) -> Path:
     path = directory / "bench.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+HISTORY_DAYS = 0.0
+"""--history-days: tallies stored before the daemon starts, for every target in an SLA."""
+
+
+def prefill(config: Path, days: float) -> int:
+    """Store ``days`` of 5-minute tallies (10 probes, one failure in one bucket of 100) for
+    every target in an SLA, ending with the bucket before now, and a heartbeat now (no gap):
+    the daemon starts as it would after running that long. Returns the rows written."""
+    from monitor.config import load_config
+    from monitor.store.base import TallyRow, WriteBatch
+    from monitor.store.sqlite import SqliteStore
+
+    loaded = load_config(config)
+    names = sorted({t for s in loaded.service_defs().values() for t in s.targets})
+    now = time.time()
+    last = int(now) - int(now) % 300 - 300
+    first = last - int(days * 86400) // 300 * 300
+
+    async def write() -> int:
+        store = SqliteStore(loaded.monitor.database_path, vantage=loaded.monitor.name)
+        await store.open()
+        rows = 0
+        try:
+            batch: list[TallyRow] = []
+            for start in range(first, last + 1, 300):
+                failing = (start // 300) % 100 == 0
+                for name in names:
+                    batch.append(
+                        TallyRow(
+                            loaded.monitor.name,
+                            name,
+                            start,
+                            300,
+                            9 if failing else 10,
+                            1 if failing else 0,
+                            {"http_503": 1} if failing else {},
+                        )
+                    )
+                if len(batch) >= 200_000:
+                    await store.write_batch(WriteBatch(tallies=batch))
+                    rows += len(batch)
+                    batch = []
+            await store.write_batch(WriteBatch(tallies=batch, heartbeat=time.time()))
+            rows += len(batch)
+        finally:
+            await store.close()
+        return rows
+
+    return asyncio.run(write())
 
 
 def lag_percentiles(arrivals: list[tuple[str, float]]) -> tuple[float, float, int]:
@@ -244,6 +301,10 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
     try:
         wait_http(f"http://127.0.0.1:{target_port}/t/ping")
         config = write_config(work, n, target_port, port)
+        if HISTORY_DAYS > 0:
+            began = time.time()
+            out["history_rows"] = prefill(config, HISTORY_DAYS)
+            out["prefill_s"] = time.time() - began
         daemon = subprocess.Popen(
             [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
             cwd=ROOT,
@@ -252,7 +313,9 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
         )
         procs.append(daemon)
         base = f"http://127.0.0.1:{port}"
-        wait_http(base + "/readyz", timeout=120)
+        launched = time.time()
+        wait_http(base + "/readyz", timeout=600)
+        out["ready_s"] = time.time() - launched
         time.sleep(INTERVAL)  # warm-up: every target has run once
         out["load_before"] = os.getloadavg()[0]
         dump(target_port)
@@ -344,9 +407,26 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
+        "--history-days",
+        type=float,
+        default=0.0,
+        help="days of tallies stored before start for every target in an SLA (31: the "
+        "steady state at a month's end, the previous month complete)",
+    )
+    parser.add_argument(
+        "--per-sla",
+        type=int,
+        default=None,
+        help="targets per service and SLA, every target in one (1: N one-target SLAs; "
+        "100: N/100 SLAs of 100); default: 10 SLAs of 5 targets",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="runs per N; the table shows their medians"
     )
     args = parser.parse_args()
+    global PER_SLA, HISTORY_DAYS
+    PER_SLA = args.per_sla
+    HISTORY_DAYS = args.history_days
     runs = [
         [run(n, args.measure, args.scrape_interval, args.keep) for _ in range(args.repeat)]
         for n in args.targets
@@ -358,6 +438,8 @@ def main() -> None:
     ]
     keys = [
         "targets",
+        "history_rows",
+        "ready_s",
         "probes_per_s",
         "lag_p50_ms",
         "lag_p99_ms",

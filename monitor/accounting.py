@@ -43,6 +43,7 @@ from monitor.sla.policy import (
     SlaPolicy,
     Tally,
 )
+from monitor.sla.running import RunningMonth
 from monitor.support.notice import NoticeRule, Violation, apply_notice_rule
 
 if TYPE_CHECKING:
@@ -200,56 +201,184 @@ def month_result(
 
 
 class Accounting:
-    """The daemon's month results per SLA, cached.
+    """The daemon's month results per SLA, kept as running state.
 
-    ``compute_month`` is pure and cheap enough for a few services, but a scrape every few seconds
-    should not redo it: results are cached per (SLA, month) and recomputed when a bucket closes,
-    when the inputs change, or after ``max_age`` seconds (so the running bucket's verdict stays
-    fresh). A month that has ended is computed once.
+    Each (SLA, month) the daemon shows is a :class:`monitor.sla.running.RunningMonth`: judged
+    bucket states in one byte each, re-judged only where something changed, and summarised by
+    the engine's own :func:`monitor.sla.month.assemble_month` (so it equals
+    :func:`month_result` over the same tallies). What changes it:
+
+    - time: buckets elapse (each call advances the month to ``now``);
+    - a late result: the owner calls :meth:`tally_changed` for every tally it changes (a
+      bucket still running needs no call, it is judged when it elapses);
+    - the inputs (exclusions added or removed, reload): :meth:`replace_inputs` keeps the
+      running months whose SLA, service, windows, canaries and gaps did not change.
+
+    The summary is rebuilt only when the running month moved, so a scrape between two bucket
+    closes costs a lookup per SLA. Nothing here reads the clock.
     """
 
     def __init__(self, inputs: AccountingInputs, tallies: TallySource, max_age: float = 5.0):
         self._inputs = inputs
         self._tallies = tallies
-        self._max_age = max_age
-        self._cache: dict[tuple[str, Month], tuple[float, int, MonthResult]] = {}
+        self._running: dict[tuple[str, Month], RunningMonth] = {}
+        self._months: dict[str, list[Month]] = {}
+        """SLA name -> the months it has running state for (at most two)."""
+        self._results: dict[tuple[str, Month], tuple[int, MonthResult]] = {}
+        self._windows: dict[tuple[str, Month], MonthWindows] = {}
+        self._current: dict[str, tuple[float, float, Month]] = {}
+        self._dependents: dict[tuple[int, str], tuple[str, ...]] = {}
+        self._index()
 
     @property
     def inputs(self) -> AccountingInputs:
         return self._inputs
 
+    def _index(self) -> None:
+        """(bucket length, target) -> the SLAs whose month reads its tallies: once per
+        configuration, O(targets in services)."""
+        found: dict[tuple[int, str], list[str]] = {}
+        services = self._inputs.services
+        for policy in self._inputs.policies:
+            service = services.get(policy.service)
+            # Nested services read every leaf target of their members.
+            names = () if service is None else service.all_targets
+            # Canaries are not read: their failures reach a month as the excused counts of
+            # its targets' tallies (monitor.runtime.state), each change told by the owner.
+            for name in names:
+                found.setdefault((policy.bucket_seconds, name), []).append(policy.name)
+        self._dependents = {key: tuple(dict.fromkeys(v)) for key, v in found.items()}
+        self._by_name = {policy.name: policy for policy in self._inputs.policies}
+
     def replace_inputs(self, inputs: AccountingInputs) -> None:
+        old = self._inputs
         self._inputs = inputs
-        self._cache.clear()
+        self._windows.clear()
+        self._current.clear()
+        self._index()
+        kept: dict[tuple[str, Month], RunningMonth] = {}
+        for key, running in self._running.items():
+            policy = self._by_name.get(key[0])
+            if (
+                policy is not None
+                and policy == running.policy
+                and inputs.services.get(policy.service) == running.service
+                and inputs.canaries == running.canaries
+                and inputs.gaps == old.gaps
+            ):
+                # Only the windows moved (an exclusion added or removed): the judged states
+                # stand, and the exclusions are laid over them again; no tally is read.
+                windows = self.windows_for(policy, key[1])
+                if windows != running.windows:
+                    running.replace_windows(windows)
+                kept[key] = running
+        self._running = kept
+        self._results = {
+            k: v for k, v in self._results.items() if k in kept and v[0] == kept[k].version
+        }
+        self._months = {}
+        for name, month in kept:
+            self._months.setdefault(name, []).append(month)
 
     def policy(self, name: str) -> SlaPolicy:
-        return self._inputs.policy(name)
+        policy = self._by_name.get(name)
+        if policy is None:
+            raise KeyError(name)
+        return policy
 
     def windows_for(self, policy: SlaPolicy, month: Month) -> tuple[ExclusionWindow, ...]:
         """The windows ``policy`` honours in ``month`` (see :func:`month_windows`)."""
-        return month_windows(self._inputs, policy, month).honoured
+        key = (policy.name, month)
+        windows = self._windows.get(key)
+        if windows is None:
+            windows = self._windows[key] = month_windows(self._inputs, policy, month)
+        return windows.honoured
+
+    def tally_changed(self, bucket_seconds: int, target: str, bucket_start: int) -> None:
+        """A tally of ``target`` at ``bucket_start`` changed: re-judge that bucket in the
+        running months reading it (a no-op for a bucket that has not elapsed yet)."""
+        for name in self._dependents.get((bucket_seconds, target), ()):
+            for month in self._months.get(name, ()):
+                self._running[(name, month)].mark(bucket_start)
 
     def month_result(
-        self, policy: SlaPolicy, now: datetime, month: Month | None = None
+        self, policy: SlaPolicy, now: datetime, month: Month | None = None, *, stamp: bool = True
     ) -> MonthResult:
-        """The month holding ``now`` (or ``month``), as of ``now``."""
-        current = month_containing(now, policy.timezone)
-        month = current if month is None else month
-        epoch = now.timestamp()
-        bucket_index = int(epoch // policy.bucket_seconds)
-        key = (policy.name, month)
-        cached = self._cache.get(key)
-        if cached is not None:
-            computed_at, computed_bucket, result = cached
-            fresh = epoch - computed_at < self._max_age and computed_bucket == bucket_index
-            if fresh or month < current:
-                return result
-        result = month_result(
-            self._inputs,
-            policy,
-            month,
-            self._tallies(policy.bucket_seconds, month, policy),
-            now,
-        )
-        self._cache[key] = (epoch, bucket_index, result)
+        """The month holding ``now`` (or ``month``), as of ``now``.
+
+        With ``stamp=False`` the result may carry the ``now`` of an earlier call (every other
+        figure is as of ``now``): for callers that read figures only, it saves a copy.
+        """
+        key, running, tallies, moment = self._advanced(policy, now, month)
+        cached = self._results.get(key)
+        if cached is not None and cached[0] == running.version:
+            result = cached[1]
+            if stamp and result.now != moment:
+                result = dataclasses.replace(result, now=moment)
+            return result
+        result = running.result(tallies, moment)
+        self._results[key] = (running.version, result)
         return result
+
+    def running_month(self, policy: SlaPolicy, now: datetime) -> RunningMonth:
+        """The month holding ``now`` as running state, advanced to ``now``: its bucket states
+        without the figures (what the flush writes as service verdicts)."""
+        return self._advanced(policy, now, None)[1]
+
+    def _advanced(
+        self, policy: SlaPolicy, now: datetime, month: Month | None
+    ) -> tuple[tuple[str, Month], RunningMonth, Tallies, datetime | None]:
+        epoch = now.timestamp()
+        span = self._current.get(policy.name)
+        known = None if month is None else self._running.get((policy.name, month))
+        if known is not None:
+            # A month already running (the previous one, shown beside the current): as of
+            # now until its end, complete after; no calendar arithmetic.
+            tallies = self._tallies(policy.bucket_seconds, known.month, policy)
+            moment_known = now if epoch < known.end_epoch else None
+            known.advance(tallies, moment_known)
+            return (policy.name, known.month), known, tallies, moment_known
+        if month is None and span is not None and span[0] <= epoch < span[1]:
+            # The common call (the month running now): no calendar arithmetic per SLA.
+            month = span[2]
+            moment: datetime | None = now
+        else:
+            current = month_containing(now, policy.timezone)
+            month = current if month is None else month
+            start, end = month_bounds(month, policy.timezone)
+            if start > now:
+                raise ValueError(f"month: {month} has not started yet in {policy.timezone}")
+            if month == current:
+                self._current[policy.name] = (start.timestamp(), end.timestamp(), month)
+            moment = as_of(policy, month, now)
+        key = (policy.name, month)
+        running = self._running.get(key)
+        tallies = self._tallies(policy.bucket_seconds, month, policy)
+        if running is None:
+            service = self._inputs.services.get(policy.service)
+            if service is None:
+                raise ValueError(
+                    f"sla {policy.name}: service: expected one of "
+                    f"{sorted(self._inputs.services)}, got {policy.service!r}"
+                )
+            running = RunningMonth(
+                policy,
+                service,
+                month,
+                self.windows_for(policy, month),
+                canaries=self._inputs.canaries,
+                gaps=self._inputs.gaps,
+            )
+            self._running[key] = running
+            self._months.setdefault(policy.name, []).append(month)
+            self._forget_before(policy.name, month.previous())
+        running.advance(tallies, moment)
+        return key, running, tallies, moment
+
+    def _forget_before(self, name: str, month: Month) -> None:
+        """Months before ``month`` are no longer shown live: drop their running state."""
+        months = self._months.get(name, [])
+        for old in [m for m in months if m < month]:
+            months.remove(old)
+            del self._running[(name, old)]
+            self._results.pop((name, old), None)

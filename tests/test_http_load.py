@@ -36,7 +36,7 @@ class TestSkippedRuns:
 
     async def test_stall_longer_than_an_interval(self) -> None:
         """Planning after a 10.5 s stall counts every grid time of every target missed in it
-        (all but the last interval, whose run each target still gets)."""
+        (all but those of the last slice; each target then runs at its next grid time)."""
         now = [1_000_000.0]
         scheduler = ProbeScheduler(lambda target, result: None, clock=lambda: now[0])
         kind = PROBE_KINDS["tcp"]
@@ -49,8 +49,9 @@ class TestSkippedRuns:
         planned = scheduler._groups[1.0].planned_until
         now[0] += 10.5
         scheduler._plan(scheduler._groups[1.0], now[0])
-        # The window (planned, now + 2 slices - 1 interval] lost each target's grid times.
-        missed_window = now[0] + 2 * slice_of(1.0) - 1.0 - planned
+        # The window (planned, now - 1 slice] lost each target's grid times: overdue runs
+        # wait for their next grid time (spread over one interval) instead of all at once.
+        missed_window = now[0] - slice_of(1.0) - planned
         assert scheduler.runs_skipped == pytest.approx(5 * missed_window, abs=5)
         assert scheduler.runs_skipped >= 5 * 9 - 5
         for timer in scheduler._timers.values():

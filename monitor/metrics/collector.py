@@ -258,7 +258,7 @@ class DaemonCollector(Collector):
                 up.add_metric(labels, 1.0)
             elif state is BucketState.UNAVAILABLE:
                 up.add_metric(labels, 0.0)
-            result = d.accounting.month_result(policy, moment)
+            result = d.accounting.month_result(policy, moment, stamp=False)
             current = provisional_bucket_state(d, policy, services[policy.service], now)
             for s in BucketState:
                 if s is not BucketState.PENDING:
@@ -308,7 +308,9 @@ class DaemonCollector(Collector):
                 if value is not None:
                     gauges[name].add_metric(labels, value)
             amount.add_metric([*labels, result.currency], float(result.credit_amount))
-            previous = d.accounting.month_result(policy, moment, result.month.previous())
+            previous = d.accounting.month_result(
+                policy, moment, result.month.previous(), stamp=False
+            )
             previous_amount.add_metric([*labels, previous.currency], float(previous.credit_amount))
             gauges["slawatch_previous_month_claim_deadline_timestamp_seconds"].add_metric(
                 labels, previous.claim_deadline.timestamp()

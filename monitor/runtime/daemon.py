@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,6 @@ from monitor.accounting import (
     inputs_from_config,
     month_violations,
 )
-from monitor.accounting import month_result as compute_month_result
 from monitor.clock import Clock, system_clock
 from monitor.config import Config, ConfigError, load_config
 from monitor.config.secrets import check_secrets
@@ -35,9 +35,9 @@ from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.health import Health
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
-from monitor.runtime.state import LiveState, TallyKey
+from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.support_link import SupportFigures
-from monitor.sla.calendar import Month, month_bounds, month_containing, month_grid
+from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
 from monitor.store.base import (
     ServiceBucketRow,
@@ -63,6 +63,7 @@ FLUSH_INTERVAL = 1.0
 SUPPORT_REFRESH_FLUSHES = 5
 MAX_VERDICTS_PER_FLUSH = 20_000
 MAINTENANCE_INTERVAL = 3600.0
+SUMMARY_SLICE_SECONDS = 0.02
 
 
 class _VerdictsFailed(Exception):
@@ -122,6 +123,7 @@ class Daemon:
         self.recent = RecentResults()  # the web view's last day per target
         self.gaps: list[tuple[datetime, datetime]] = []
         self.accounting = Accounting(self._inputs(), self._tallies_for)
+        self.state.on_change = self.accounting.tally_changed
         self._stop = asyncio.Event()
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._flush_lock = asyncio.Lock()
@@ -142,21 +144,19 @@ class Daemon:
         services = self.config.service_defs()
         canaries = set(self.config.canaries())
         all_lengths = tuple(sorted({p.bucket_seconds for p in policies}))
+        # Target -> bucket lengths measuring it, indexed once: O(targets + SLAs x their
+        # services' targets), not every target x every SLA x a search of the service.
+        measuring: dict[str, set[int]] = {}
+        for p in policies:
+            for name in services[p.service].all_targets:
+                measuring.setdefault(name, set()).add(p.bucket_seconds)
         out: list[ScheduledTarget] = []
         self._bucket_lengths = {}
         for target in self.config.targets:
             if target.name in canaries:
                 lengths = all_lengths
             else:
-                lengths = tuple(
-                    sorted(
-                        {
-                            p.bucket_seconds
-                            for p in policies
-                            if target.name in services[p.service].all_targets
-                        }
-                    )
-                )
+                lengths = tuple(sorted(measuring.get(target.name, ())))
             self._bucket_lengths[target.name] = lengths
             if target.kind == "prometheus":  # read, not probed: monitor.promsource.live fills it
                 continue
@@ -228,6 +228,13 @@ class Daemon:
         lengths = self._bucket_lengths.get(target.name, target.bucket_lengths)
         self.state.record(result, lengths)
         self.recent.record(result)
+        # A result landing in a bucket that already closed (a late one) changes a judged
+        # bucket: the running months reading it re-judge that bucket, and only that one.
+        now = self.clock()
+        for seconds in lengths:
+            start = bucket_floor(result.started_at, seconds)
+            if start < bucket_floor(now, seconds):
+                self.accounting.tally_changed(seconds, target.name, start)
         if not result.ok:
             log.info(
                 "probe_failed",
@@ -433,13 +440,20 @@ class Daemon:
         vantage = self.config.monitor.name
         budget = MAX_VERDICTS_PER_FLUSH
         inputs = self.accounting.inputs
+        # Every tally this flush writes may have changed a bucket already judged (a late
+        # result, a prometheus bucket filled after its lag, a canary's cover): the running
+        # months re-judge those buckets before their states are read, so the verdicts are
+        # those of the month computed now (compute_month over the same tallies).
+        for length, target, bucket in late:
+            self.accounting.tally_changed(length, target, bucket)
         for policy in inputs.policies:
             seconds = policy.bucket_seconds
-            month = month_containing(moment, policy.timezone)
-            grid = month_grid(month, policy.timezone, seconds)
-            start_epoch = grid.start_epoch
+            # The running month's states, not its figures: summarising is the scrape's part.
+            running = self.accounting.running_month(policy, moment)
+            month = running.month
+            start_epoch = running.grid.start_epoch
             settled = int((now - settle - start_epoch) // seconds)
-            upto = max(0, min(grid.count, settled))
+            upto = max(0, min(running.grid.count, settled))
             written, first = self._verdicts_written.get(policy.name, (month, -1))
             if written != month or first < 0:
                 first = self._first_measured(policy, start_epoch, upto)
@@ -452,12 +466,8 @@ class Daemon:
             upto = min(upto, first + budget)
             if upto > first:
                 budget -= upto - first
-                result = compute_month_result(
-                    inputs, policy, month, self._tallies_for(seconds, month, policy), moment
-                )
-                kinds = result.excluded_kinds
                 for index in range(first, upto):
-                    state = result.states[index]
+                    state = running.state_at(index)
                     rows.append(
                         ServiceBucketRow(
                             vantage,
@@ -465,7 +475,7 @@ class Daemon:
                             policy.service,
                             start_epoch + index * seconds,
                             state,
-                            kinds.get(index) if state is BucketState.EXCLUDED else None,
+                            running.excluded_kind(index) if state is BucketState.EXCLUDED else None,
                         )
                     )
             marks[policy.name] = (month, max(first, upto))
@@ -485,12 +495,21 @@ class Daemon:
         """Index of the month's first bucket holding a probe of the SLA's targets (or upto)."""
         service = self.accounting.inputs.services[policy.service]
         tallies = self.state.tallies(policy.bucket_seconds)
-        starts = [
-            s for name in service.all_targets for s in tallies.get(name, {}) if s >= start_epoch
-        ]
-        if not starts:
+        first: int | None = None
+        for name in service.all_targets:
+            column = tallies.get(name)
+            if not column:
+                continue
+            # min() over the keys runs in C; filter only when the column reaches back into
+            # the previous month (a filtered scan in Python cost seconds at 10,000 SLAs).
+            low: int | None = min(column)
+            if low is not None and low < start_epoch:
+                low = min((s for s in column if s >= start_epoch), default=None)
+            if low is not None and (first is None or low < first):
+                first = low
+        if first is None:
             return upto
-        return min(upto, (min(starts) - start_epoch) // policy.bucket_seconds)
+        return min(upto, (first - start_epoch) // policy.bucket_seconds)
 
     async def _iteration(
         self, loop: str, period: float, body: Callable[[], Awaitable[object]]
@@ -512,12 +531,44 @@ class Daemon:
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=FLUSH_INTERVAL)
-            await self._iteration("flush", FLUSH_INTERVAL, self.flush)
+            await self._iteration("flush", FLUSH_INTERVAL, self._summarise_and_flush)
             if flushes % SUPPORT_REFRESH_FLUSHES == 0:
                 await self._iteration(
                     "support", FLUSH_INTERVAL * SUPPORT_REFRESH_FLUSHES, self.refresh_support
                 )
             flushes += 1
+
+    async def _summarise_and_flush(self) -> bool:
+        """Summarise first: it builds and advances the running months in slices, so the flush
+        after it finds them ready instead of building them in one block. A summary that fails
+        does not stop the flush (the tallies must be written); its error is raised after."""
+        summary_error: Exception | None = None
+        try:
+            await self._summarise()
+        except Exception as exc:
+            summary_error = exc
+        done = await self.flush()
+        if summary_error is not None:
+            raise summary_error
+        return done
+
+    async def _summarise(self) -> None:
+        """Bring every SLA's month figures up to date in slices, yielding to the probes
+        between them: after a bucket closes every SLA's figures move, and at 10,000 SLAs
+        summarising them in one block would hold the loop for seconds (the scrape then finds
+        them ready)."""
+        # Yield by elapsed CPU time, not by count: one SLA costs microseconds when nothing
+        # changed and much more when its month is first built (start-up, reload).
+        mark = time.perf_counter()
+        for policy in self.accounting.inputs.policies:
+            moment = utc_from_epoch(self.clock())
+            result = self.accounting.month_result(policy, moment, stamp=False)
+            # The previous month too: /metrics shows its credit, and building it inside a
+            # scrape (once per month and SLA) held the loop for a minute at 10,000 SLAs.
+            self.accounting.month_result(policy, moment, result.month.previous(), stamp=False)
+            if time.perf_counter() - mark > SUMMARY_SLICE_SECONDS:
+                await asyncio.sleep(0)
+                mark = time.perf_counter()
 
     def support_samples(self) -> list[Sample]:
         return self.support.samples

@@ -277,10 +277,14 @@ class ProbeScheduler:
 
     def _plan(self, group: _IntervalGroup, now: float) -> None:
         """Put the runs due up to two slices ahead on timers."""
-        end = now + 2 * slice_of(group.interval)
-        # After a stall longer than an interval each target runs once, not once per missed
-        # grid time (what APScheduler's coalescing did).
-        start = max(group.planned_until, end - group.interval)
+        period = slice_of(group.interval)
+        end = now + 2 * period
+        # After a stall (a blocked loop, a suspended host) the runs whose grid time passed
+        # more than a slice ago are not released at once: at 30,000 targets that was every
+        # target in the same millisecond (EMFILE on the listener). Each target runs at its
+        # next grid time instead, so the grid's phases spread them over one interval, and no
+        # target waits more than one interval. The grid times dropped are counted as skipped.
+        start = max(group.planned_until, now - period)
         if start > group.planned_until:
             missed = group.count_between(group.planned_until, start)
             if missed:

@@ -9,7 +9,7 @@ that fails leaves them marked and the next one retries, so nothing is dropped on
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -150,6 +150,9 @@ class LiveState:
             excused = min(tally.failed, max(0, tally.excused + step))
             buckets[start] = replace(tally, excused=excused)
             self._dirty.add((seconds, failure.target, start))
+            # The cover can change a bucket that already closed (and was judged).
+            if self.on_change is not None:
+                self.on_change(seconds, failure.target, start)
 
     def load(self, bucket_seconds: int, tallies: Mapping[str, Mapping[int, Tally]]) -> None:
         """Adopt tallies read back from the store (after a restart), without marking them dirty.
@@ -162,7 +165,12 @@ class LiveState:
             mine = table.setdefault(target, {})
             for start, stored in buckets.items():
                 current = mine.get(start)
-                mine[start] = stored if current is None else merge(stored, current)
+                if current is None:
+                    mine[start] = (
+                        plain_tally(stored.ok) if stored == plain_tally(stored.ok) else stored
+                    )
+                else:
+                    mine[start] = merge(stored, current)
                 if current is not None:
                     self._dirty.add((bucket_seconds, target, start))
 
@@ -171,6 +179,8 @@ class LiveState:
         bucket closed) and mark it for the next flush."""
         self._tallies.setdefault(bucket_seconds, {}).setdefault(target, {})[start] = tally
         self._dirty.add((bucket_seconds, target, start))
+        if self.on_change is not None:
+            self.on_change(bucket_seconds, target, start)
 
     # -- reading -----------------------------------------------------------------------------
     def tallies(self, bucket_seconds: int) -> Mapping[str, Mapping[int, Tally]]:
@@ -194,6 +204,12 @@ class LiveState:
 
     def return_evidence(self, results: list[ProbeResult]) -> None:
         self._evidence.extendleft(reversed(results))
+
+    on_change: Callable[[int, str, int], None] | None = None
+    """Told (bucket length, target, bucket start) when a tally changes after its bucket may
+    have closed (a canary's cover, a bucket set outright): the daemon's accounting re-judges
+    that bucket (``Accounting.tally_changed``). ``record`` leaves closed buckets to its
+    caller, who knows the time."""
 
     in_flight = 0
     """Rows of the flush being written now (issue 17: pending until it commits)."""
@@ -226,6 +242,9 @@ def add_result(tally: Tally | None, result: ProbeResult, *, excused: bool = Fals
     if tally is None:
         tally = _EMPTY
     if result.ok:
+        if not (tally.failed or tally.errors or tally.excused):
+            # Nothing but successes: one shared value per count (see plain_tally).
+            return plain_tally(tally.ok + 1)
         return replace(tally, ok=tally.ok + 1)
     reason = result.reason or result.outcome.value
     if side_of(result.outcome, reason) is Side.MONITOR:
@@ -264,3 +283,17 @@ def _plus(counts: Mapping[str, int], key: str, n: int) -> Mapping[str, int]:
 
 
 _EMPTY = Tally()
+_PLAIN: dict[int, Tally] = {}
+_PLAIN_MAX = 4096
+
+
+def plain_tally(ok: int) -> Tally:
+    """The tally of ``ok`` probes without a failure, shared: most buckets of a month are
+    exactly that, and a frozen value per bucket (with its own empty reasons map) cost about
+    180 bytes each, 0.5 GB a day at 10,000 targets."""
+    tally = _PLAIN.get(ok)
+    if tally is None:
+        tally = Tally(ok=ok)
+        if len(_PLAIN) < _PLAIN_MAX:
+            _PLAIN[ok] = tally
+    return tally

@@ -22,6 +22,7 @@ from monitor.sla.credits import (
 )
 from monitor.sla.exclusions import excluded_buckets
 from monitor.sla.policy import (
+    BucketRule,
     BucketState,
     CreditTier,
     ExclusionKind,
@@ -81,7 +82,9 @@ class MonthResult:
     start: datetime
     end: datetime
     now: datetime | None
-    states: tuple[BucketState, ...]
+    states: Sequence[BucketState]
+    """One per bucket; a tuple from :func:`compute_month`, a compact read-only sequence from
+    the daemon's running month (slices are tuples either way)."""
     buckets_total: int
     buckets_available: int
     buckets_unavailable: int
@@ -261,7 +264,6 @@ def compute_month(
 
     rule = policy.bucket_rule
     columns = [tallies.get(name, _NO_TALLIES) for name in leaves]
-    nested = bool(service.services)
     start_epoch = grid.start_epoch
     size = grid.bucket_seconds
     # An elapsed bucket without a single probe of any target is unknown whatever the rules, so
@@ -274,32 +276,144 @@ def compute_month(
             if offset >= 0 and offset % size == 0 and offset // size < elapsed:
                 measured.add(offset // size)
     excused_only: list[int] = []
+    errors: dict[int, Mapping[str, int]] = {}
     for index in measured:
-        epoch = start_epoch + index * size
-        cells = [column.get(epoch) for column in columns]
-        verdicts = [target_verdict(cell, rule) for cell in cells]
-        if index in gap_buckets:
-            verdicts = [v if v is _U else _Q for v in verdicts]
-        states[index] = (
-            nested_verdict(service, dict(zip(leaves, verdicts, strict=True)))
-            if nested
-            else service_verdict(verdicts, service.rule)
+        judged = judge_bucket(
+            service, rule, leaves, columns, start_epoch + index * size, index in gap_buckets
         )
-        if canaries and states[index] is not _A and all_failures_excused(cells):
+        states[index] = judged.state
+        if canaries and judged.excused_only:
             excused_only.append(index)
+        if judged.error_reasons:
+            errors[index] = judged.error_reasons
 
     # Exclusion (iii) by canary: only a bucket every failure of which fell at an instant when
     # every canary was failing too (monitor.sla.canary); a canary proven down inside a gap is
     # still proof of our own outage, so gaps do not apply.
-    canary_windows = _canary_windows(grid, sorted(excused_only), canaries)
+    canary_windows = canary_windows_of(grid, sorted(excused_only), canaries)
     windows = [*exclusions, *canary_windows]
     excluded = excluded_buckets(grid, windows, service.name, policy.partial_exclusion)
     for index in excluded:
         states[index] = _X
 
-    tally = Counter(states)
-    available, unavailable = tally[_A], tally[_U]
-    excluded_n, unknown, pending = tally[_X], tally[_Q], tally[_P]
+    applied_ids = {id(w) for w in _windows_used(grid, windows, excluded, service.name)}
+    by_target = dict(zip(leaves, columns, strict=True))
+    return assemble_month(
+        policy,
+        service,
+        month,
+        grid,
+        now=now,
+        states=tuple(states),
+        counts=Counter(states),
+        elapsed_counts=Counter(states[:elapsed]),
+        elapsed=elapsed,
+        outages=_outages(grid, states, by_target),
+        excluded=excluded,
+        applied=tuple(w for w in windows if id(w) in applied_ids),
+        quorum=quorum,
+        canaries=canaries,
+        exclusions=exclusions,
+        monitor_errors=monitor_errors_of(states, errors),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedBucket:
+    """One elapsed bucket as :func:`judge_bucket` judged it, before exclusions."""
+
+    state: BucketState
+    excused_only: bool
+    """Not available, and every vendor failure in it excused by the canaries (a candidate
+    for exclusion (iii), customer_network)."""
+    error_reasons: Mapping[str, int]
+    """The monitor's own failures in the bucket's tallies: reason -> probes (empty if none)."""
+
+
+_NO_ERRORS: Mapping[str, int] = MappingProxyType({})
+
+
+def judge_bucket(
+    service: ServiceDef,
+    rule: BucketRule,
+    leaves: Sequence[str],
+    columns: Sequence[Mapping[int, Tally]],
+    epoch: int,
+    in_gap: bool,
+) -> JudgedBucket:
+    """One elapsed bucket's service verdict from its targets' tallies (``columns`` in the
+    order of ``leaves``, the service's ``all_targets``), before exclusions. Inside a gap only
+    proof of unavailability counts; a nested service is judged member by member. The
+    daemon's running month (``monitor.sla.running``) judges with this too."""
+    cells = [column.get(epoch) for column in columns]
+    verdicts = [target_verdict(cell, rule) for cell in cells]
+    if in_gap:
+        verdicts = [v if v is _U else _Q for v in verdicts]
+    state = (
+        nested_verdict(service, dict(zip(leaves, verdicts, strict=True)))
+        if service.services
+        else service_verdict(verdicts, service.rule)
+    )
+    reasons: Counter[str] | None = None
+    for cell in cells:
+        if cell is not None and cell.errors:
+            if reasons is None:
+                reasons = Counter()
+            reasons.update(cell.error_reasons)
+    return JudgedBucket(
+        state=state,
+        excused_only=state is not _A and all_failures_excused(cells),
+        error_reasons=_NO_ERRORS if reasons is None else MappingProxyType(dict(reasons)),
+    )
+
+
+def monitor_errors_of(
+    states: Sequence[BucketState], errors: Mapping[int, Mapping[str, int]]
+) -> tuple[Mapping[str, int], int]:
+    """The monitor's own failures in the month's judged buckets (reason -> probes), from the
+    judged buckets holding any (``errors``: index -> reasons), and how many unknown buckets
+    hold any (shown as unknown for "monitor error"). Excluded and pending buckets do not
+    count."""
+    reasons: Counter[str] = Counter()
+    buckets = 0
+    for index, bucket_reasons in errors.items():
+        state = states[index]
+        if state is _X or state is _P:
+            continue
+        reasons.update(bucket_reasons)
+        if state is _Q:
+            buckets += 1
+    return MappingProxyType(dict(reasons.most_common())), buckets
+
+
+def assemble_month(
+    policy: SlaPolicy,
+    service: ServiceDef,
+    month: Month,
+    grid: BucketGrid,
+    *,
+    now: datetime | None,
+    states: Sequence[BucketState],
+    counts: Mapping[BucketState, int],
+    elapsed_counts: Mapping[BucketState, int],
+    elapsed: int,
+    outages: tuple[Outage, ...],
+    excluded: Mapping[int, ExclusionKind],
+    applied: tuple[ExclusionWindow, ...],
+    quorum: int,
+    canaries: Sequence[str],
+    exclusions: Sequence[ExclusionWindow],
+    monitor_errors: tuple[Mapping[str, int], int],
+) -> MonthResult:
+    """Every figure of the month from its final bucket states and their counts (``counts``
+    over the whole month, ``elapsed_counts`` over its first ``elapsed`` buckets): the one
+    summary, used by :func:`compute_month` and by the daemon's running month.
+    ``exclusions`` are the honoured windows (for the recurring occurrences shown);
+    ``monitor_errors`` is :func:`monitor_errors_of`'s answer."""
+    count = grid.count
+    size = grid.bucket_seconds
+    available, unavailable = counts.get(_A, 0), counts.get(_U, 0)
+    excluded_n, unknown, pending = counts.get(_X, 0), counts.get(_Q, 0), counts.get(_P, 0)
     # The claimable reading (the contract's formula): the month less exclusions is the
     # denominator, and only periods proven unavailable count against the vendor; unknown and
     # pending periods are not proven unavailable.
@@ -315,20 +429,17 @@ def compute_month(
     )
     estimate = uptime_percent(estimate_counted, estimate_denominator)
 
-    elapsed_states = Counter(states[:elapsed])
-    mtd_denominator = elapsed - elapsed_states[_X]
+    mtd_denominator = elapsed - elapsed_counts.get(_X, 0)
     if policy.unknown_policy is UnknownPolicy.EXCLUDE:
-        mtd_denominator -= elapsed_states[_Q]
+        mtd_denominator -= elapsed_counts.get(_Q, 0)
     mtd = uptime_percent(estimate_counted, mtd_denominator)
-    eligible = elapsed - elapsed_states[_X]
+    eligible = elapsed - elapsed_counts.get(_X, 0)
     coverage = None if eligible <= 0 else Fraction(available + unavailable, eligible)
 
     budget = error_budget(denominator, policy.objective_percent)
     tier = credit_tier(uptime, policy.credit)
     estimate_tier = credit_tier(estimate, policy.credit)
-    applied_ids = {id(w) for w in _windows_used(grid, windows, excluded, service.name)}
-    by_target = dict(zip(leaves, columns, strict=True))
-    monitor_errors, error_buckets = _monitor_errors(grid, states, by_target)
+    reasons, error_buckets = monitor_errors
     return MonthResult(
         sla=policy.name,
         service=service.name,
@@ -339,7 +450,7 @@ def compute_month(
         start=grid.start,
         end=grid.end,
         now=now,
-        states=tuple(states),
+        states=states,
         buckets_total=count,
         buckets_available=available,
         buckets_unavailable=unavailable,
@@ -361,12 +472,12 @@ def compute_month(
         currency=policy.credit.currency,
         buckets_to_next_tier=buckets_to_next_tier(unavailable, denominator, policy.credit),
         claim_deadline=claim_deadline(month, policy.timezone, policy.claim_window_days),
-        outages=_outages(grid, states, by_target),
+        outages=outages,
         excluded_by_kind=MappingProxyType(
             dict(sorted(Counter(excluded.values()).items(), key=lambda kv: str(kv[0])))
         ),
         excluded_kinds=MappingProxyType(dict(excluded)),
-        exclusions_applied=tuple(w for w in windows if id(w) in applied_ids),
+        exclusions_applied=applied,
         rules=MappingProxyType(_rules(policy, service, quorum, canaries)),
         buckets_eligible=eligible,
         coverage=coverage,
@@ -377,7 +488,7 @@ def compute_month(
         ),
         credit_amount_estimate=credit_amount(estimate_tier, policy.credit),
         buckets_unknown_monitor_error=error_buckets,
-        monitor_errors=monitor_errors,
+        monitor_errors=reasons,
         recurring_occurrences=_occurrences(grid, exclusions, service.name),
     )
 
@@ -386,26 +497,6 @@ def all_failures_excused(cells: Sequence[Tally | None]) -> bool:
     """Some vendor failure in the bucket, and every one of them excused by the canaries."""
     failed = sum(cell.failed for cell in cells if cell is not None)
     return failed > 0 and failed == sum(cell.excused for cell in cells if cell is not None)
-
-
-def _monitor_errors(
-    grid: BucketGrid, states: Sequence[BucketState], columns: Mapping[str, Mapping[int, Tally]]
-) -> tuple[Mapping[str, int], int]:
-    """The monitor's own failures in the month's judged buckets (reason -> probes), and how
-    many unknown buckets hold any (shown as unknown for "monitor error")."""
-    reasons: Counter[str] = Counter()
-    buckets: set[int] = set()
-    for column in columns.values():
-        for epoch, tally in column.items():
-            if not tally.errors:
-                continue
-            index = grid.index_of(epoch)
-            if index is None or states[index] in (_X, _P):
-                continue
-            reasons.update(tally.error_reasons)
-            if states[index] is _Q:
-                buckets.add(index)
-    return MappingProxyType(dict(reasons.most_common())), len(buckets)
 
 
 def _occurrences(
@@ -452,7 +543,7 @@ def _gap_buckets(grid: BucketGrid, gaps: Sequence[tuple[datetime, datetime]]) ->
     return found
 
 
-def _canary_windows(
+def canary_windows_of(
     grid: BucketGrid, indices: Sequence[int], canaries: Sequence[str]
 ) -> list[ExclusionWindow]:
     """Runs of buckets whose every failure a canary failure excused, as customer_network."""
@@ -509,32 +600,35 @@ def _outages(
     grid: BucketGrid, states: Sequence[BucketState], columns: Mapping[str, Mapping[int, Tally]]
 ) -> tuple[Outage, ...]:
     down = [index for index, state in enumerate(states) if state is _U]
-    outages = []
-    for first, last in _runs(down):
-        errors: Counter[str] = Counter()
-        failed: Counter[str] = Counter()
-        probes = 0
-        for index in range(first, last + 1):
-            epoch = grid.bucket_start(index)
-            for name, column in columns.items():
-                tally = column.get(epoch)
-                if tally is None:
-                    continue
-                probes += tally.ok + tally.failed
-                if tally.failed:
-                    failed[name] += tally.failed
-                    errors.update(tally.reasons)
-        outages.append(
-            Outage(
-                start=datetime.fromtimestamp(grid.bucket_start(first), UTC),
-                end=datetime.fromtimestamp(grid.bucket_start(last) + grid.bucket_seconds, UTC),
-                buckets=last - first + 1,
-                errors=MappingProxyType(dict(errors.most_common())),
-                failed_targets=MappingProxyType(dict(failed.most_common())),
-                probes=probes,
-            )
-        )
-    return tuple(outages)
+    return tuple(outage_of(grid, first, last, columns) for first, last in _runs(down))
+
+
+def outage_of(
+    grid: BucketGrid, first: int, last: int, columns: Mapping[str, Mapping[int, Tally]]
+) -> Outage:
+    """The outage of the unavailable buckets ``first..last`` (a maximal run), with the
+    failures its targets' tallies hold."""
+    errors: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    probes = 0
+    for index in range(first, last + 1):
+        epoch = grid.bucket_start(index)
+        for name, column in columns.items():
+            tally = column.get(epoch)
+            if tally is None:
+                continue
+            probes += tally.ok + tally.failed
+            if tally.failed:
+                failed[name] += tally.failed
+                errors.update(tally.reasons)
+    return Outage(
+        start=datetime.fromtimestamp(grid.bucket_start(first), UTC),
+        end=datetime.fromtimestamp(grid.bucket_start(last) + grid.bucket_seconds, UTC),
+        buckets=last - first + 1,
+        errors=MappingProxyType(dict(errors.most_common())),
+        failed_targets=MappingProxyType(dict(failed.most_common())),
+        probes=probes,
+    )
 
 
 def _rules(

@@ -1,0 +1,320 @@
+"""One SLA's month kept as running state, so the daemon's accounting costs what changed.
+
+:func:`monitor.sla.month.compute_month` judges every bucket holding tallies and summarises the
+month each time it is called: at 10,000 SLAs, with a scrape every few seconds and a flush every
+second, that is the month recomputed from all its buckets, again and again. A
+:class:`RunningMonth` holds the judged state of each bucket in one byte (a month of 5-minute
+buckets is 8,928 bytes) and re-judges only the buckets that changed:
+
+- buckets that elapsed since the last call (the bucket in progress is pending, as in
+  ``compute_month``);
+- buckets :meth:`RunningMonth.mark`-ed because a tally of one of the SLA's targets changed
+  after the bucket was judged (a late result, a canary's cover changing its ``excused``);
+- everything, when the inputs change (exclusions, reload): the owner builds a new one.
+
+Each bucket is judged by :func:`monitor.sla.month.judge_bucket` and the figures come from
+:func:`monitor.sla.month.assemble_month`, the functions ``compute_month`` uses, so a running
+month equals ``compute_month`` over the same tallies (``tests/test_sla_running.py`` holds them
+equal after any sequence of events). Counting states is ``bytes.count`` over the compact array
+and outages are found with ``bytes.find``: a summary costs microseconds, not a pass of Python
+over every bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import overload
+
+from monitor.sla.buckets import quorum_of
+from monitor.sla.calendar import Month, month_grid, require_aware
+from monitor.sla.exclusions import excluded_buckets
+from monitor.sla.month import (
+    _NO_TALLIES,
+    MonthResult,
+    Outage,
+    _gap_buckets,
+    _windows_used,
+    assemble_month,
+    canary_windows_of,
+    judge_bucket,
+    monitor_errors_of,
+    outage_of,
+)
+from monitor.sla.policy import (
+    BucketState,
+    ExclusionKind,
+    ExclusionWindow,
+    ServiceDef,
+    SlaPolicy,
+    Tally,
+)
+
+Tallies = Mapping[str, Mapping[int, Tally]]
+
+_STATES = tuple(BucketState)
+_CODE = {state: number for number, state in enumerate(_STATES)}
+_A = _CODE[BucketState.AVAILABLE]
+_U = _CODE[BucketState.UNAVAILABLE]
+_X = _CODE[BucketState.EXCLUDED]
+_Q = _CODE[BucketState.UNKNOWN]
+_P = _CODE[BucketState.PENDING]
+
+
+class CodedStates(Sequence[BucketState]):
+    """A read-only sequence of bucket states over one byte per bucket (a snapshot)."""
+
+    __slots__ = ("_codes",)
+
+    def __init__(self, codes: bytes) -> None:
+        self._codes = codes
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    @overload
+    def __getitem__(self, index: int) -> BucketState: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[BucketState, ...]: ...
+    def __getitem__(self, index: int | slice) -> BucketState | tuple[BucketState, ...]:
+        if isinstance(index, slice):
+            return tuple(_STATES[code] for code in self._codes[index])
+        return _STATES[self._codes[index]]
+
+    def __iter__(self) -> Iterator[BucketState]:
+        return (_STATES[code] for code in self._codes)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CodedStates):
+            return self._codes == other._codes
+        if isinstance(other, Sequence):
+            return len(other) == len(self) and all(a is b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CodedStates({len(self._codes)} buckets)"
+
+
+class RunningMonth:
+    """``policy``'s ``month`` over ``service`` as running state (see the module docs).
+
+    ``windows`` are the honoured exclusion windows (``accounting.month_windows``), ``gaps``
+    the times the monitor was not running; both are fixed for its life. ``tallies`` is read,
+    never kept: each call passes the current mapping (target -> bucket start -> tally).
+    """
+
+    def __init__(
+        self,
+        policy: SlaPolicy,
+        service: ServiceDef,
+        month: Month,
+        windows: Sequence[ExclusionWindow],
+        *,
+        canaries: Sequence[str] = (),
+        gaps: Sequence[tuple[datetime, datetime]] = (),
+    ) -> None:
+        if service.name != policy.service:
+            raise ValueError(
+                f"sla {policy.name}: expected service {policy.service!r}, got {service.name!r}"
+            )
+        if not service.members:
+            raise ValueError(f"service {service.name}: expected at least one member, got none")
+        self.quorum = quorum_of(service.rule, service.members)
+        if self.quorum > service.members:
+            raise ValueError(
+                f"service {service.name}: quorum {self.quorum} exceeds its "
+                f"{service.members} members"
+            )
+        self.policy = policy
+        self.service = service
+        self.month = month
+        self.windows = tuple(windows)
+        self.canaries = tuple(canaries)
+        # Every leaf target of the service (nested services included), in judging order.
+        self.leaves = service.all_targets
+        self.grid = month_grid(month, policy.timezone, policy.bucket_seconds)
+        self._start_epoch = self.grid.start_epoch
+        self._count = self.grid.count
+        self._size = self.grid.bucket_seconds
+        self.end_epoch = self.grid.end_epoch
+        self._gap_buckets = frozenset(_gap_buckets(self.grid, gaps))
+        count = self.grid.count
+        self.elapsed = 0
+        # Judged verdict per bucket before exclusions (pending until elapsed), and the final
+        # state with exclusions applied: the one the month's figures count.
+        self._raw = bytearray([_P]) * count
+        self._final = bytearray([_P]) * count
+        # Buckets not available whose every failure the canaries excused (exclusion (iii)
+        # candidates), and the monitor's own failures per judged bucket holding any.
+        self._excused: set[int] = set()
+        self._errors: dict[int, Mapping[str, int]] = {}
+        self._excluded: dict[int, ExclusionKind] = {}
+        self._applied: tuple[ExclusionWindow, ...] = ()
+        self._dirty: set[int] = set()
+        self._outages: tuple[Outage, ...] | None = ()
+        self._exclude(_windows_only=True)
+        self.version = 0
+        """Bumped whenever a figure may have changed (the owner's cache key)."""
+
+    # -- events ----------------------------------------------------------------------------------
+    def mark(self, bucket_start: int) -> None:
+        """A tally of one of the month's targets at ``bucket_start`` changed."""
+        offset = bucket_start - self._start_epoch
+        if offset >= 0 and offset % self._size == 0 and offset // self._size < self.elapsed:
+            self._dirty.add(offset // self._size)
+
+    def advance(self, tallies: Tallies, now: datetime | None) -> None:
+        """Judge the buckets elapsed by ``now`` (``None``: the whole month) and those marked."""
+        if now is None:
+            elapsed = self._count
+        else:
+            done = (int(require_aware(now, "now").timestamp()) - self._start_epoch) // self._size
+            elapsed = max(0, min(self._count, done))
+        # Time does not run back for a running month: a caller holding an earlier ``now``
+        # (a slice of work that began before a scrape) or a clock stepped back keeps the
+        # buckets already judged.
+        elapsed = max(elapsed, self.elapsed)
+        todo = {i for i in self._dirty if i < elapsed}
+        self._dirty.clear()
+        if not todo and elapsed == self.elapsed:
+            return
+        lo, hi = self.elapsed, elapsed
+        if hi - lo > 8:
+            # Many buckets at once (start-up, a long pause): an elapsed bucket without a
+            # tally is unknown, so set them all in one slice and judge only those holding one.
+            self._raw[lo:hi] = bytes([_Q]) * (hi - lo)
+            self._final[lo:hi] = self._raw[lo:hi]
+            for excluded in self._excluded:
+                if lo <= excluded < hi:
+                    self._final[excluded] = _X
+            # Plain integers: the grid's epoch properties convert a datetime on every read.
+            first, size = self._start_epoch, self.grid.bucket_seconds
+            for name in self.leaves:
+                for epoch in tallies.get(name, _NO_TALLIES):
+                    offset = epoch - first
+                    if offset >= 0 and offset % size == 0 and lo <= offset // size < hi:
+                        todo.add(offset // size)
+        else:
+            todo.update(range(lo, hi))
+        self.elapsed = elapsed
+        self._judge(sorted(todo), tallies)
+        self.version += 1
+
+    def result(self, tallies: Tallies, now: datetime | None) -> MonthResult:
+        """The month's figures as of the last :meth:`advance`, stamped ``now``."""
+        final = bytes(self._final)
+        elapsed = self.elapsed
+        if self._outages is None:
+            self._outages = self._find_outages(final, tallies)
+        return assemble_month(
+            self.policy,
+            self.service,
+            self.month,
+            self.grid,
+            now=now,
+            states=CodedStates(final),
+            counts=_counts(final, 0, len(final)),
+            elapsed_counts=_counts(final, 0, elapsed),
+            elapsed=elapsed,
+            outages=self._outages,
+            excluded=self._excluded,
+            applied=self._applied,
+            quorum=self.quorum,
+            canaries=self.canaries,
+            exclusions=self.windows,
+            monitor_errors=monitor_errors_of(CodedStates(final), self._errors),
+        )
+
+    def replace_windows(self, windows: Sequence[ExclusionWindow]) -> None:
+        """New honoured windows (an exclusion added or removed): lay them over the judged
+        states again; nothing is re-judged."""
+        self.windows = tuple(windows)
+        self._exclude()
+        self.version += 1
+
+    def state_at(self, index: int) -> BucketState:
+        """Bucket ``index``'s state as of the last :meth:`advance` (exclusions applied)."""
+        return _STATES[self._final[index]]
+
+    def excluded_kind(self, index: int) -> ExclusionKind | None:
+        """The kind that excluded bucket ``index``, if one did."""
+        return self._excluded.get(index)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _judge(self, indices: Sequence[int], tallies: Tallies) -> None:
+        rule = self.policy.bucket_rule
+        leaves = self.leaves
+        columns = [tallies.get(name, _NO_TALLIES) for name in leaves]
+        start, size = self._start_epoch, self._size
+        raw, final, excluded = self._raw, self._final, self._excluded
+        errors, excused = self._errors, self._excused
+        canaries_moved = False
+        for index in indices:
+            epoch = start + index * size
+            if any(epoch in column for column in columns):
+                judged = judge_bucket(
+                    self.service, rule, leaves, columns, epoch, index in self._gap_buckets
+                )
+                code = _CODE[judged.state]
+                excused_only = bool(self.canaries) and judged.excused_only
+                if judged.error_reasons:
+                    errors[index] = judged.error_reasons
+                else:
+                    errors.pop(index, None)
+            else:
+                code = _Q
+                excused_only = False
+                errors.pop(index, None)
+            old = final[index]
+            raw[index] = code
+            new = _X if index in excluded else code
+            final[index] = new
+            if _U in (old, new):
+                self._outages = None
+            if excused_only != (index in excused):
+                canaries_moved = True
+                if excused_only:
+                    excused.add(index)
+                else:
+                    excused.discard(index)
+        if canaries_moved:
+            self._exclude()
+
+    def _exclude(self, _windows_only: bool = False) -> None:
+        """Apply the windows (and the runs of canary-excused buckets) to the judged states."""
+        grid = self.grid
+        canary = (
+            []
+            if _windows_only or not self.canaries
+            else canary_windows_of(grid, sorted(self._excused), self.canaries)
+        )
+        windows = [*self.windows, *canary]
+        excluded = excluded_buckets(grid, windows, self.service.name, self.policy.partial_exclusion)
+        applied = {id(w) for w in _windows_used(grid, windows, excluded, self.service.name)}
+        self._applied = tuple(w for w in windows if id(w) in applied)
+        before = self._excluded
+        self._excluded = excluded
+        final, raw = self._final, self._raw
+        for index in before.keys() - excluded.keys():
+            final[index] = raw[index]
+        for index in excluded:
+            final[index] = _X
+        self._outages = None
+
+    def _find_outages(self, final: bytes, tallies: Tallies) -> tuple[Outage, ...]:
+        columns = {name: tallies.get(name, _NO_TALLIES) for name in self.leaves}
+        outages = []
+        first = final.find(_U)
+        while first >= 0:
+            last = first
+            while last + 1 < len(final) and final[last + 1] == _U:
+                last += 1
+            outages.append(outage_of(self.grid, first, last, columns))
+            first = final.find(_U, last + 1)
+        return tuple(outages)
+
+
+def _counts(final: bytes, lo: int, hi: int) -> dict[BucketState, int]:
+    return {state: final.count(_CODE[state], lo, hi) for state in _STATES}
