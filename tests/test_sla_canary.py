@@ -15,6 +15,7 @@ from monitor.sla.calendar import Month, month_grid
 from monitor.sla.canary import CanaryTimeline, canary_cover, covered, failing_spans
 from monitor.sla.month import compute_month
 from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy, Tally
+from monitor.sla.render import _evidence
 from probes.result import Outcome, ProbeResult
 from tests.strategies import STANDARD_CREDIT
 
@@ -94,6 +95,19 @@ class TestThe1405Case:
         cell = tallies["sip"][GRID.bucket_start(BUCKET or 0)]
         assert (cell.failed, cell.excused) == (10, 2)
         assert _month({"sip": dict(tallies["sip"])}) is BucketState.UNAVAILABLE
+
+    def test_the_outage_counts_only_proven_failures(self) -> None:
+        """The claim's evidence says 8 failed (the proof) and 2 more excused, never "10 of 10"."""
+        full = {"sip": dict.fromkeys(GRID.starts(), Tally(ok=10))}
+        full["sip"][GRID.bucket_start(BUCKET or 0)] = Tally(
+            failed=10, reasons={"timeout": 10}, excused=2
+        )
+        result = compute_month(POLICY, SVC, NOV, full, [], canaries=("net",))
+        (outage,) = result.outages
+        assert (dict(outage.failed_targets), outage.excused, outage.probes) == ({"sip": 8}, 2, 10)
+        assert result.to_json()["outages"][0]["excused"] == 2
+        text = _evidence(outage)
+        assert text.startswith("8 of 10 probes failed (2 more failed while every canary")
 
     def test_daemon_sees_the_canary_failure_after_the_vendor_failure(self) -> None:
         """Live: the vendor's 14:05:00 failure arrives before the canary's 14:05:03 failure

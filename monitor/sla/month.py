@@ -46,7 +46,10 @@ CANARY_SOURCE = "canary"
 class Outage:
     """Consecutive unavailable buckets ``[start, end)``, with the failures seen in them.
 
-    ``errors``: failure reason -> failed probes; ``failed_targets``: target -> failed probes;
+    ``errors``: failure reason -> failed probes (every failure, excused or not);
+    ``failed_targets``: target -> failures that prove something against the vendor (excused
+    failures left out, so "N of M probes failed" never counts what a canary excused);
+    ``excused``: failures that fell while every canary failed too (our own network's trouble);
     ``probes``: every probe of the service's targets in those buckets, failed or not.
     """
 
@@ -56,6 +59,7 @@ class Outage:
     errors: Mapping[str, int]
     failed_targets: Mapping[str, int]
     probes: int = 0
+    excused: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,7 @@ class MonthResult:
                     "errors": dict(o.errors),
                     "failed_targets": dict(o.failed_targets),
                     "probes": o.probes,
+                    "excused": o.excused,
                 }
                 for o in self.outages
             ],
@@ -611,6 +616,7 @@ def outage_of(
     errors: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     probes = 0
+    excused = 0
     for index in range(first, last + 1):
         epoch = grid.bucket_start(index)
         for name, column in columns.items():
@@ -618,8 +624,10 @@ def outage_of(
             if tally is None:
                 continue
             probes += tally.ok + tally.failed
+            excused += tally.excused
+            if tally.proven_failed:
+                failed[name] += tally.proven_failed
             if tally.failed:
-                failed[name] += tally.failed
                 errors.update(tally.reasons)
     return Outage(
         start=datetime.fromtimestamp(grid.bucket_start(first), UTC),
@@ -628,6 +636,7 @@ def outage_of(
         errors=MappingProxyType(dict(errors.most_common())),
         failed_targets=MappingProxyType(dict(failed.most_common())),
         probes=probes,
+        excused=excused,
     )
 
 

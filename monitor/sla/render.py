@@ -231,9 +231,14 @@ def _evidence(outage: Outage) -> str:
     errors = ", ".join(f"{reason} x{count}" for reason, count in outage.errors.items())
     targets = ", ".join(f"{name} ({count} failed)" for name, count in outage.failed_targets.items())
     failed = sum(outage.failed_targets.values())
+    excused = (
+        f" ({outage.excused} more failed while every canary failed too: excused)"
+        if outage.excused
+        else ""
+    )
     return (
-        f"{failed} of {outage.probes} probes failed; errors: {errors or 'none recorded'}; "
-        f"targets: {targets or 'none recorded'}"
+        f"{failed} of {outage.probes} probes failed{excused}; "
+        f"errors: {errors or 'none recorded'}; targets: {targets or 'none recorded'}"
     )
 
 
