@@ -90,6 +90,24 @@ class FlakyStore(SqliteStore):
         await super().write_batch(batch)
 
 
+class SlowFailingStore(SqliteStore):
+    """The SQLite store on a full disk whose failing writes take a while: ``entered`` is set
+    once a write is in flight."""
+
+    failing = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entered = asyncio.Event()
+
+    async def write_batch(self, batch: WriteBatch) -> None:
+        if self.failing and not batch.empty:
+            self.entered.set()
+            await asyncio.sleep(0.5)
+            raise OSError(28, "No space left on device")
+        await super().write_batch(batch)
+
+
 async def readyz(port: int) -> tuple[int, str]:
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
@@ -206,6 +224,38 @@ class TestLoopsSurvive:
                 await daemon.stop()
 
         asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+class TestStopDuringAFlush:
+    def test_a_stop_while_a_failing_write_is_in_flight_spools_its_rows(
+        self, tmp_path: Path
+    ) -> None:
+        """SIGTERM while the flush loop's write is in flight on a full disk: the stop waits for
+        that flush to give its rows back, then spools them. (Cancelled mid-write, the rows were
+        neither written nor returned, the stop's flush found nothing and nothing was spooled.)"""
+        from monitor.store.spool import read_spool, spool_path
+
+        path = core_config(tmp_path)
+        config = load_config(path)
+        db = config.monitor.database_path
+        store = SlowFailingStore(db, vantage=VANTAGE)
+
+        async def scenario() -> None:
+            daemon = Daemon(config, path, clock=FixedClock(T0), store=store)
+            await daemon.start()
+            try:
+                store.failing = True
+                daemon.state.put(BUCKET, "api", bucket(-1), Tally(ok=7))
+                await asyncio.wait_for(store.entered.wait(), 10)
+            finally:
+                await daemon.stop()
+
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+        spooled = read_spool(spool_path(db))
+        assert spooled is not None, "nothing was spooled"
+        assert [(t.target, t.bucket_start, t.ok) for t in spooled.tallies] == [
+            ("api", bucket(-1), 7)
+        ]
 
 
 async def _stored(db: Path, start: int) -> bool:

@@ -770,9 +770,24 @@ class Daemon:
         sdnotify.stopping()
         await self.scheduler.shutdown(grace=0.5)
         await _finish_teardowns(within=3.0)
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        # A flush in flight must end (written, or its rows given back to the live state)
+        # before its loop is cancelled: cancelled mid-write, its rows were neither, the stop's
+        # own flush found nothing to write and nothing was spooled (rows lost on a SIGTERM
+        # while the disk was full). Bounded, like the rest of the stop.
+        try:
+            await asyncio.wait_for(self._flush_lock.acquire(), timeout=_STOP_FLUSH_WAIT)
+        except TimeoutError:
+            log.warning("flush_in_flight_at_stop", waited=_STOP_FLUSH_WAIT)
+            holding = False
+        else:
+            holding = True
+        try:
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+        finally:
+            if holding:
+                self._flush_lock.release()
         self.health.beats.clear()
         try:
             await self.flush()
@@ -804,6 +819,10 @@ class Daemon:
             log.exception("stop_gap_not_recorded", start=now, end=end)
             return
         log.info("stop_recorded_as_unknown", start=now, end=end)
+
+
+_STOP_FLUSH_WAIT = 2.0
+"""Seconds a stop waits for a flush in flight before cancelling it (systemd allows 5 s)."""
 
 
 async def _finish_teardowns(within: float) -> None:
