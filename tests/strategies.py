@@ -203,6 +203,31 @@ def store_tally_rows(draw: _st.DrawFn) -> "_TallyRow":
     )
 
 
+@_st.composite
+def store_located_tally_rows(draw: _st.DrawFn) -> "_TallyRow":
+    """A tally upsert by one of four members spread over two locations (issue 14): members
+    d1, d2 at dublin, p1 at paris, and v1 named like its own location; small key space, so
+    members of one location overlap on (target, bucket) and their sums are exercised."""
+    from monitor.store.base import TallyRow as _TallyRow
+
+    row = draw(store_tally_rows())
+    member, location = draw(
+        _st.sampled_from([("d1", "dublin"), ("d2", "dublin"), ("p1", "paris"), ("v1", "")])
+    )
+    return _TallyRow(
+        vantage=member,
+        target=row.target,
+        bucket_start=row.bucket_start,
+        bucket_seconds=row.bucket_seconds,
+        ok=row.ok,
+        failed=row.failed,
+        reasons=row.reasons,
+        errors=draw(_st.integers(min_value=0, max_value=3)),
+        excused=min(row.failed, draw(_st.integers(min_value=0, max_value=2))),
+        location=location,
+    )
+
+
 # --- configuration (tests/test_config.py): durations as whole milliseconds, in seconds ---
 
 
