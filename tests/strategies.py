@@ -605,3 +605,36 @@ def prom_series(draw: _st.DrawFn) -> tuple[int, list[tuple[int, float]]]:
             samples.append((t, value))  # a duplicate, as chunk edges give on Prometheus 2.x
         t += interval + draw(_st.integers(-interval // 10, interval // 10))
     return interval, samples
+
+
+# --- monitoring locations (tests/test_sla_quorum.py, issue 14) -------------------------------
+
+
+@_st.composite
+def location_rules(draw: _st.DrawFn) -> _policy.LocationRule:
+    """A location rule over 1-4 of five location names, any valid quorum."""
+    names = draw(
+        _st.lists(
+            _st.sampled_from(["dublin", "frankfurt", "paris", "madrid", "oslo"]),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        )
+    )
+    quorum = draw(_st.integers(min_value=1, max_value=len(names)))
+    return _policy.LocationRule(quorum=quorum, of=tuple(names))
+
+
+def location_tallies() -> _st.SearchStrategy[_policy.Tally | None]:
+    """One location's tally of one target's bucket: none (unheard), too few, clean, failing,
+    or holding unproven probes."""
+    return _st.one_of(
+        _st.none(),
+        _st.builds(_policy.Tally, ok=_st.integers(0, 3)),
+        _st.builds(
+            lambda ok, failed: _policy.Tally(ok=ok, failed=failed, reasons={"timeout": failed}),
+            _st.integers(0, 3),
+            _st.integers(1, 3),
+        ),
+        unproven_tallies(),
+    )
