@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +35,7 @@ from monitor.sla.quorum import (
     quorum_verdict,
     sum_tallies,
 )
+from monitor.sla.render import method_sentence, render
 from tests.strategies import STANDARD_CREDIT, location_rules, location_tallies
 
 A, U, Q = BucketState.AVAILABLE, BucketState.UNAVAILABLE, BucketState.UNKNOWN
@@ -204,6 +207,24 @@ class TestMonth:
         assert outage.probes == 30
         assert result.to_json()["outages"][0]["locations"] == ["dublin", "frankfurt"]
         assert result.to_json()["rules"]["locations"]["of"] == ["dublin", "frankfurt", "paris"]
+
+    def test_reports_name_the_locations(self) -> None:
+        """The text report and the claim say which locations saw each outage, the CSV lists
+        them, and the claim's method sentence states the location vote."""
+        tallies = LocatedTallies(
+            THREE, day_one({"dublin": {10: DOWN}, "frankfurt": {10: DOWN}, "paris": {}})
+        )
+        result = compute_month(policy(), SVC, NOV, tallies, (), now=NOW)
+        assert "seen from: dublin, frankfurt" in render([result], "text")
+        [row] = csv.DictReader(io.StringIO(render([result], "csv")))
+        assert row["outage_locations"] == "dublin;frankfurt"
+        sentence = method_sentence(result)
+        assert "at least 2 of the 3 monitoring locations (dublin, frankfurt, paris)" in sentence
+        plain = compute_month(policy(None), SVC, NOV, {"site": {at(10): DOWN}}, (), now=NOW)
+        assert "monitoring locations" not in method_sentence(plain)
+        assert "locations" not in plain.to_json()["outages"][0]
+        [plain_row] = csv.DictReader(io.StringIO(render([plain], "csv")))
+        assert plain_row["outage_locations"] == ""
 
     def test_seen_by_one_is_available(self) -> None:
         """Only Paris sees bucket 10 fail: the other two prove it available."""

@@ -31,9 +31,11 @@ from monitor.config import Config, ConfigError, load_config
 from monitor.config.secrets import check_secrets
 from monitor.host import sdnotify
 from monitor.instants import utc_from_epoch
+from monitor.runtime.accountant import Accountant
 from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.health import Health
+from monitor.runtime.locations import LocationFeed
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
 from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.support_link import SupportFigures
@@ -126,6 +128,10 @@ class Daemon:
         self.support = SupportFigures()
         self.recent = RecentResults()  # the web view's last day per target
         self.gaps: list[tuple[datetime, datetime]] = []
+        self.locations = LocationFeed()  # issue 14: SLAs judged by a quorum of locations
+        self.accountant = Accountant(self.store)  # issue 14: one daemon exports what pages
+        self.health.accountant = self.accountant.holding
+        self._follow_locations_config()
         self.accounting = Accounting(self._inputs(), self._tallies_for)
         self.state.on_change = self.accounting.tally_changed
         self._stop = asyncio.Event()
@@ -212,6 +218,7 @@ class Daemon:
         sdnotify.reloading()
         self.config = new
         self.scheduler.apply(self._schedule())
+        self._follow_locations_config()
         self.accounting.replace_inputs(self._inputs())
         self.state.forget_targets({t.name for t in new.targets})
         self.state.set_canaries(new.canary_intervals())
@@ -252,7 +259,24 @@ class Daemon:
     def _tallies_for(
         self, bucket_seconds: int, month: Month, policy: SlaPolicy
     ) -> Mapping[str, Mapping[int, Tally]]:
+        if policy.locations is not None:  # issue 14: every location's, from the shared store
+            return self.locations.tallies_for(policy)
         return self.state.tallies(bucket_seconds)
+
+    # -- locations (issue 14; monitor/runtime/locations.py) ----------------------------------
+    def _follow_locations_config(self) -> None:
+        self.locations.configure(
+            self.config.sla_policies(), self.config.service_defs(), self.config.canaries()
+        )
+
+    async def follow_locations(self) -> None:
+        """Re-read every location's tallies of the SLAs judged by locations (after a flush
+        wrote this daemon's own), and re-judge the buckets that moved."""
+        if not self.locations.active:
+            return
+        moved = await self.locations.refresh(self.store, self.clock(), self._settle_seconds())
+        for name, bucket in moved:
+            self.accounting.sla_changed(name, bucket)
 
     # -- store -----------------------------------------------------------------------------------
     async def flush(self) -> bool:
@@ -555,9 +579,20 @@ class Daemon:
         except Exception as exc:
             summary_error = exc
         done = await self.flush()
+        if done:
+            await self._after_flush()
         if summary_error is not None:
             raise summary_error
         return done
+
+    async def _after_flush(self) -> None:
+        """Issue 14: other locations' tallies, and the accountant's lock; a failed read is
+        retried at the next flush."""
+        try:
+            await self.follow_locations()
+        except Exception as exc:
+            log.warning("locations_read_failed", error=str(exc))
+        self.health.accountant = await self.accountant.refresh()
 
     async def _summarise(self) -> None:
         """Bring every SLA's month figures up to date in slices, yielding to the probes
@@ -701,6 +736,8 @@ class Daemon:
                 seconds=round(gap.end - gap.start, 3),
             )
         await self._load_history(now)
+        await self.follow_locations()  # issue 14: every location's tallies before judging
+        self.health.accountant = await self.accountant.refresh()
         self.scheduler.apply(self._schedule(), now=now)
         self.scheduler.start()
         for loop, period in (
@@ -791,6 +828,8 @@ class Daemon:
         await self._record_stop(self.clock())
         for hook in self._stop_hooks:
             await hook()
+        await self.accountant.release()  # issue 14: another daemon takes over at once
+        self.health.accountant = False
         await self.store.close()
         log.info("daemon_stopped", vantage=self.config.monitor.name)
 

@@ -222,6 +222,21 @@ class LocatedTallies(Mapping[str, Mapping[int, Tally]]):
         return quorum_verdict(self.states(target, epoch, size, rule), self.rule)
 
 
+def latest_verdicts(
+    located: LocatedTallies, targets: Sequence[str], epoch: int, size: int, rule: BucketRule
+) -> dict[str, BucketState]:
+    """Each target's verdict "now" for paging: the running bucket at ``epoch`` under the
+    location rule, or, while that bucket has no verdict yet (its first probes), the bucket
+    before it. So a long outage does not read unknown at every bucket's start."""
+    out: dict[str, BucketState] = {}
+    for name in targets:
+        state = located.verdict(name, epoch, size, rule).state
+        if state is _Q:
+            state = located.verdict(name, epoch - size, size, rule).state
+        out[name] = state
+    return out
+
+
 def located_of(
     tallies: Mapping[str, Mapping[int, Tally]], sla: str, rule: LocationRule | None
 ) -> LocatedTallies | None:

@@ -575,6 +575,27 @@ class Store(Protocol):
     async def prune_tallies(self, start: int, end: int) -> int: ...
 
 
+@runtime_checkable
+class SessionLock(Protocol):
+    """A lock held by one process at a time across every daemon sharing the database, and
+    released by the database itself when the holder's connection closes (process killed,
+    host gone): the accountant election of issue 14."""
+
+    async def try_hold(self) -> bool:
+        """Hold the lock if free (or keep holding it); False if another process holds it or
+        the database cannot be reached (a lost connection loses the lock)."""
+
+    async def release(self) -> None:
+        """Give the lock up and close its connection. Idempotent."""
+
+
+@runtime_checkable
+class SessionLocking(Protocol):
+    """A store whose database can elect one holder among several processes (PostgreSQL)."""
+
+    def session_lock(self, name: str) -> SessionLock: ...
+
+
 async def record_downtime(
     store: Store, now: float, reason: str = "monitor_not_running"
 ) -> Gap | None:

@@ -27,7 +27,7 @@ import json
 import math
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -193,6 +193,10 @@ class PostgresStore:
     def dsn(self) -> str:
         """The connection string (secret: never log it; see ``where``)."""
         return self._dsn
+
+    def session_lock(self, name: str) -> AdvisoryLock:
+        """The advisory lock ``name`` of this schema, on a connection of its own."""
+        return AdvisoryLock(self, name)
 
     def connect_kwargs(self) -> dict[str, Any]:
         """What every connection of this store is opened with (autocommit, timeouts, the
@@ -1038,3 +1042,49 @@ async def _apply_migrations(conn: psycopg.AsyncConnection[Any], where: str, foun
                 ) from exc
             version = target
     return version
+
+
+class AdvisoryLock:
+    """A PostgreSQL session advisory lock on its own connection (``pg_try_advisory_lock``),
+    keyed on ``name`` and the schema, so two slawatch schemas in one database elect apart.
+
+    The lock lives as long as the connection: when the holding process dies, the server
+    closes the session and the lock is free for the next ``try_hold`` of another process.
+    The connection is not from the pool: a pooled connection is shared and may be replaced.
+    """
+
+    def __init__(self, store: PostgresStore, name: str) -> None:
+        self._store = store
+        self._name = name
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._held = False
+
+    async def try_hold(self) -> bool:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._held = False
+                self._conn = await psycopg.AsyncConnection.connect(
+                    self._store.dsn, **self._store.connect_kwargs()
+                )
+            cur = await self._conn.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s || current_schema()))",
+                (f"slawatch-{self._name}:",),
+            )
+            row = await cur.fetchone()
+            # Session advisory locks stack: each success while held adds a level. Release the
+            # extra level at once, so one unlock (or the session's end) frees it.
+            if row is not None and bool(row[0]) and self._held:
+                await self._conn.execute(
+                    "SELECT pg_advisory_unlock(hashtext(%s || current_schema()))",
+                    (f"slawatch-{self._name}:",),
+                )
+            self._held = row is not None and bool(row[0])
+        except psycopg.Error:
+            await self.release()
+        return self._held
+
+    async def release(self) -> None:
+        conn, self._conn, self._held = self._conn, None, False
+        if conn is not None and not conn.closed:
+            with suppress(psycopg.Error):
+                await conn.close()
