@@ -736,8 +736,7 @@ class Daemon:
                 seconds=round(gap.end - gap.start, 3),
             )
         await self._load_history(now)
-        await self.follow_locations()  # issue 14: every location's tallies before judging
-        self.health.accountant = await self.accountant.refresh()
+        await self._after_flush()  # issue 14: every location's tallies before judging
         self.scheduler.apply(self._schedule(), now=now)
         self.scheduler.start()
         for loop, period in (
