@@ -301,6 +301,17 @@ class Accounting:
             for month in self._months.get(name, ()):
                 self._running[(name, month)].mark(bucket_start)
 
+    def tallies_of(self, policy: SlaPolicy, month: Month) -> Tallies:
+        """The tallies ``policy``'s ``month`` is judged from (located for an SLA with
+        ``locations``): for the running bucket's provisional verdict on ``/metrics``."""
+        return self._tallies(policy.bucket_seconds, month, policy)
+
+    def sla_changed(self, name: str, bucket_start: int) -> None:
+        """Some input of SLA ``name``'s bucket at ``bucket_start`` changed (another location's
+        tally or gap, issue 14): re-judge that bucket in its running months."""
+        for month in self._months.get(name, ()):
+            self._running[(name, month)].mark(bucket_start)
+
     def month_result(
         self, policy: SlaPolicy, now: datetime, month: Month | None = None, *, stamp: bool = True
     ) -> MonthResult:

@@ -31,6 +31,7 @@ from monitor.sla.buckets import nested_verdict, target_verdict
 from monitor.sla.calendar import month_containing
 from monitor.sla.month import MonthResult, all_failures_excused
 from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy
+from monitor.sla.quorum import LocatedTallies, latest_verdicts
 from probes.result import Outcome, ProbeResult
 
 if TYPE_CHECKING:
@@ -110,6 +111,13 @@ HELP_CREDIT_AMOUNT = "Projected service credit amount in the contract's currency
 HELP_NEXT_TIER = "More unavailable buckets that would move the credit to the next tier."
 HELP_CLAIM_DEADLINE = "Last moment to file this month's claim (epoch seconds)."
 HELP_OUTAGE_OPEN = "1 while an outage (consecutive unavailable buckets) is running."
+HELP_OUTAGE_LOCATION = (
+    "1 for each monitoring location that saw the running outage (SLAs judged by locations)."
+)
+HELP_ACCOUNTANT = (
+    "1 on the one daemon that exports the contract series of SLAs judged by locations "
+    "(the accountant, elected through the shared database); 0 on the others."
+)
 HELP_PREV_CREDIT = "Credit owed for the previous month (file the claim before the deadline)."
 HELP_PREV_DEADLINE = "Claim deadline of the previous month (epoch seconds)."
 HELP_NETWORK_UP = "0 when every canary target fails: the monitor's own network is down."
@@ -181,6 +189,8 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "slawatch_build_info",
         "slawatch_internal_errors_total",
         "slawatch_sla_min_coverage_ratio",
+        "slawatch_outage_location_info",
+        "slawatch_accountant",
     }
 )
 # The contract families (target info, claims, support SLA) come from monitor.metrics_contract.
@@ -251,9 +261,19 @@ class DaemonCollector(Collector):
         )
         moment = utc_from_epoch(now)
         services = d.accounting.inputs.services
+        located_info = GaugeMetricFamily(
+            "slawatch_outage_location_info", HELP_OUTAGE_LOCATION, labels=[*_SLA_LABELS, "location"]
+        )
         for policy in d.accounting.inputs.policies:
             labels = [policy.name, policy.service]
-            state = instant_service_state(d, services[policy.service], now)
+            if policy.locations is not None and not d.health.accountant:
+                # Issue 14: one daemon (the accountant) exports what pages; every daemon still
+                # computes the same month for its API and web view.
+                continue
+            if policy.locations is not None:
+                state = located_service_state(d, policy, services[policy.service], now)
+            else:
+                state = instant_service_state(d, services[policy.service], now)
             if state is BucketState.AVAILABLE:
                 up.add_metric(labels, 1.0)
             elif state is BucketState.UNAVAILABLE:
@@ -308,6 +328,9 @@ class DaemonCollector(Collector):
                 if value is not None:
                     gauges[name].add_metric(labels, value)
             amount.add_metric([*labels, result.currency], float(result.credit_amount))
+            if result.outages and outage_open(result, moment):
+                for where in result.outages[-1].locations:
+                    located_info.add_metric([*labels, where], 1.0)
             previous = d.accounting.month_result(
                 policy, moment, result.month.previous(), stamp=False
             )
@@ -315,7 +338,7 @@ class DaemonCollector(Collector):
             gauges["slawatch_previous_month_claim_deadline_timestamp_seconds"].add_metric(
                 labels, previous.claim_deadline.timestamp()
             )
-        yield from (up, bucket_state, month_buckets, amount, previous_amount)
+        yield from (up, bucket_state, month_buckets, amount, previous_amount, located_info)
         yield from gauges.values()
 
     # -- the monitor itself ------------------------------------------------------------------------
@@ -378,6 +401,9 @@ class DaemonCollector(Collector):
             )
         yield GaugeMetricFamily(
             "slawatch_store_pending_rows", HELP_PENDING_ROWS, value=d.state.pending_rows
+        )
+        yield GaugeMetricFamily(
+            "slawatch_accountant", HELP_ACCOUNTANT, value=1.0 if h.accountant else 0.0
         )
         info = GaugeMetricFamily("slawatch_build_info", HELP_BUILD, labels=["version", "vantage"])
         info.add_metric([VERSION, d.config.monitor.name], 1.0)
@@ -539,6 +565,22 @@ def instant_service_state(daemon: DaemonView, service: ServiceDef, now: float) -
     return nested_verdict(service, states)
 
 
+def located_service_state(
+    daemon: DaemonView, policy: SlaPolicy, service: ServiceDef, now: float
+) -> BucketState:
+    """Issue 14: the service "now" for an SLA judged by locations: the quorum of locations
+    over the running bucket (the bucket before it while the running one has no verdict yet),
+    from every location's tallies as last read from the shared store."""
+    size = policy.bucket_seconds
+    month = month_containing(utc_from_epoch(now), policy.timezone)
+    located = daemon.accounting.tallies_of(policy, month)
+    assert isinstance(located, LocatedTallies)
+    states = latest_verdicts(
+        located, service.all_targets, bucket_floor(now, size), size, policy.bucket_rule
+    )
+    return nested_verdict(service, states)
+
+
 def provisional_bucket_state(
     daemon: DaemonView, policy: SlaPolicy, service: ServiceDef, now: float
 ) -> BucketState:
@@ -550,6 +592,16 @@ def provisional_bucket_state(
     for window in daemon.accounting.windows_for(policy, month):
         if window.start.timestamp() < end and window.end.timestamp() > start:
             return BucketState.EXCLUDED
+    if policy.locations is not None:  # issue 14: the quorum of locations, as the month
+        located = daemon.accounting.tallies_of(policy, month)
+        assert isinstance(located, LocatedTallies)
+        return nested_verdict(
+            service,
+            {
+                name: located.verdict(name, start, policy.bucket_seconds, policy.bucket_rule).state
+                for name in service.all_targets
+            },
+        )
     tallies = daemon.state.tallies(policy.bucket_seconds)
     cells = [tallies.get(name, {}).get(start) for name in service.all_targets]
     states = {

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from monitor.accounting import inputs_from_config, month_result
+from monitor.accounting import Tallies, inputs_from_config, month_result
 from monitor.config import Config
 from monitor.instants import utc_from_epoch
 from monitor.sla.calendar import Month, month_bounds
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import ExclusionWindow, SlaPolicy
 from monitor.store.base import Store
+from monitor.store.located import load_located
 
 
 async def store_month_results(
@@ -34,9 +35,22 @@ async def store_month_results(
         start, end = month_bounds(month, policy.timezone)
         if start > now:
             raise ValueError(f"month: {month} has not started yet in {policy.timezone}")
-        tallies = await store.load_tallies(
-            int(start.timestamp()), int(end.timestamp()), bucket_seconds=policy.bucket_seconds
-        )
+        tallies: Tallies
+        if policy.locations is not None:
+            # Judged by a quorum of locations (issue 14): every location's tallies and gaps.
+            tallies = await load_located(
+                store,
+                policy.locations,
+                config.service_defs()[policy.service].all_targets,
+                config.canaries(),
+                int(start.timestamp()),
+                int(end.timestamp()),
+                policy.bucket_seconds,
+            )
+        else:
+            tallies = await store.load_tallies(
+                int(start.timestamp()), int(end.timestamp()), bucket_seconds=policy.bucket_seconds
+            )
         gaps = tuple(
             (utc_from_epoch(g.start), utc_from_epoch(g.end))
             for g in await store.load_gaps(start.timestamp(), end.timestamp())

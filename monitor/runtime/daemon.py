@@ -31,9 +31,11 @@ from monitor.config import Config, ConfigError, load_config
 from monitor.config.secrets import check_secrets
 from monitor.host import sdnotify
 from monitor.instants import utc_from_epoch
+from monitor.runtime.accountant import Accountant
 from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.health import Health
+from monitor.runtime.locations import LocationFeed
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
 from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.support_link import SupportFigures
@@ -106,7 +108,11 @@ class Daemon:
         self.state.set_canaries(config.canary_intervals())  # canaries excuse instants (issue 12)
         # monitor.store picks the backend (issue 14); sqlite at monitor.database by default.
         self.store: Store = (
-            config.monitor.store.build(config.monitor.name, config.monitor.database_path)
+            config.monitor.store.build(
+                config.monitor.name,
+                config.monitor.database_path,
+                location=config.monitor.location_name,
+            )
             if store is None
             else store
         )
@@ -122,6 +128,10 @@ class Daemon:
         self.support = SupportFigures()
         self.recent = RecentResults()  # the web view's last day per target
         self.gaps: list[tuple[datetime, datetime]] = []
+        self.locations = LocationFeed()  # issue 14: SLAs judged by a quorum of locations
+        self.accountant = Accountant(self.store)  # issue 14: one daemon exports what pages
+        self.health.accountant = self.accountant.holding
+        self._follow_locations_config()
         self.accounting = Accounting(self._inputs(), self._tallies_for)
         self.state.on_change = self.accounting.tally_changed
         self._stop = asyncio.Event()
@@ -208,6 +218,7 @@ class Daemon:
         sdnotify.reloading()
         self.config = new
         self.scheduler.apply(self._schedule())
+        self._follow_locations_config()
         self.accounting.replace_inputs(self._inputs())
         self.state.forget_targets({t.name for t in new.targets})
         self.state.set_canaries(new.canary_intervals())
@@ -248,7 +259,24 @@ class Daemon:
     def _tallies_for(
         self, bucket_seconds: int, month: Month, policy: SlaPolicy
     ) -> Mapping[str, Mapping[int, Tally]]:
+        if policy.locations is not None:  # issue 14: every location's, from the shared store
+            return self.locations.tallies_for(policy)
         return self.state.tallies(bucket_seconds)
+
+    # -- locations (issue 14; monitor/runtime/locations.py) ----------------------------------
+    def _follow_locations_config(self) -> None:
+        self.locations.configure(
+            self.config.sla_policies(), self.config.service_defs(), self.config.canaries()
+        )
+
+    async def follow_locations(self) -> None:
+        """Re-read every location's tallies of the SLAs judged by locations (after a flush
+        wrote this daemon's own), and re-judge the buckets that moved."""
+        if not self.locations.active:
+            return
+        moved = await self.locations.refresh(self.store, self.clock(), self._settle_seconds())
+        for name, bucket in moved:
+            self.accounting.sla_changed(name, bucket)
 
     # -- store -----------------------------------------------------------------------------------
     async def flush(self) -> bool:
@@ -307,6 +335,7 @@ class Daemon:
         dirty = self.state.take_dirty()
         evidence = self.state.take_evidence()
         vantage = self.config.monitor.name
+        location = self.config.monitor.location_name
         error: Exception | None = None
         try:
             verdicts, marks = self._closed_verdicts(now, [key for key, _ in dirty])
@@ -314,10 +343,10 @@ class Daemon:
             verdicts, marks, error = [], {}, exc
         batch = WriteBatch(
             tallies=[
-                TallyRow.of(vantage, target, start, seconds, t)
+                TallyRow.of(vantage, target, start, seconds, t, location)
                 for (seconds, target, start), t in dirty
             ],
-            evidence=[evidence_from_result(vantage, r) for r in evidence],
+            evidence=[evidence_from_result(vantage, r, location) for r in evidence],
             service_buckets=verdicts,
             heartbeat=now,
         )
@@ -395,7 +424,8 @@ class Daemon:
         cut = len(evidence) - keep
         vantage = self.config.monitor.name
         try:
-            self.spool.append([evidence_from_result(vantage, r) for r in evidence[:cut]])
+            location = self.config.monitor.location_name
+            self.spool.append([evidence_from_result(vantage, r, location) for r in evidence[:cut]])
         except OSError:
             log.exception("evidence_spool_failed", path=str(self.spool.path), rows=cut)
             return evidence
@@ -476,6 +506,7 @@ class Daemon:
                             start_epoch + index * seconds,
                             state,
                             running.excluded_kind(index) if state is BucketState.EXCLUDED else None,
+                            self.config.monitor.location_name,
                         )
                     )
             marks[policy.name] = (month, max(first, upto))
@@ -548,9 +579,20 @@ class Daemon:
         except Exception as exc:
             summary_error = exc
         done = await self.flush()
+        if done:
+            await self._after_flush()
         if summary_error is not None:
             raise summary_error
         return done
+
+    async def _after_flush(self) -> None:
+        """Issue 14: other locations' tallies, and the accountant's lock; a failed read is
+        retried at the next flush."""
+        try:
+            await self.follow_locations()
+        except Exception as exc:
+            log.warning("locations_read_failed", error=str(exc))
+        self.health.accountant = await self.accountant.refresh()
 
     async def _summarise(self) -> None:
         """Bring every SLA's month figures up to date in slices, yielding to the probes
@@ -694,6 +736,7 @@ class Daemon:
                 seconds=round(gap.end - gap.start, 3),
             )
         await self._load_history(now)
+        await self._after_flush()  # issue 14: every location's tallies before judging
         self.scheduler.apply(self._schedule(), now=now)
         self.scheduler.start()
         for loop, period in (
@@ -799,6 +842,8 @@ class Daemon:
         await self._record_stop(self.clock())
         for hook in self._stop_hooks:
             await hook()
+        await self.accountant.release()  # issue 14: another daemon takes over at once
+        self.health.accountant = False
         await self.store.close()
         log.info("daemon_stopped", vantage=self.config.monitor.name)
 

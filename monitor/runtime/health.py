@@ -70,6 +70,9 @@ class Health:
         self.scheduler_lag = LagHistogram()
         self.internal_errors: dict[str, int] = dict.fromkeys(LOOPS, 0)
         self.beats: dict[str, LoopBeat] = {}
+        self.accountant = True
+        """Issue 14: this daemon exports the contract series of SLAs judged by locations
+        (``monitor.runtime.accountant``; always true on SQLite, a single daemon)."""
 
     @property
     def store_failing(self) -> bool:

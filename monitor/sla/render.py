@@ -62,6 +62,8 @@ CSV_COLUMNS = (
     "buckets_unknown_monitor_error",
     "monitor_errors",
     "recurring_occurrences",
+    # Issue 14: the locations that saw the outages of an SLA judged by locations (empty else).
+    "outage_locations",
 )
 
 
@@ -94,6 +96,9 @@ def render_csv(results: Sequence[MonthResult]) -> str:
         row["outage_buckets"] = sum(o.buckets for o in result.outages)
         row["monitor_errors"] = sum(result.monitor_errors.values())
         row["recurring_occurrences"] = len(result.recurring_occurrences)
+        row["outage_locations"] = ";".join(
+            dict.fromkeys(name for o in result.outages for name in o.locations)
+        )
         writer.writerow({key: _csv_cell(row[key]) for key in CSV_COLUMNS})
     return out.getvalue()
 
@@ -236,9 +241,10 @@ def _evidence(outage: Outage) -> str:
         if outage.excused
         else ""
     )
+    seen = f"; seen from: {', '.join(outage.locations)}" if outage.locations else ""
     return (
         f"{failed} of {outage.probes} probes failed{excused}; "
-        f"errors: {errors or 'none recorded'}; targets: {targets or 'none recorded'}"
+        f"errors: {errors or 'none recorded'}; targets: {targets or 'none recorded'}{seen}"
     )
 
 
@@ -251,6 +257,24 @@ _BUCKET_RULE_WORDS = {
 
 def method_sentence(r: MonthResult) -> str:
     """How a period was judged unavailable, in words, from the rules the result applied."""
+    return _method(r) + _locations_words(r.rules)
+
+
+def _locations_words(rules: Mapping[str, Any]) -> str:
+    """Issue 14: the location vote, when the SLA sets one."""
+    located = rules.get("locations")
+    if not isinstance(located, dict):
+        return ""
+    names = ", ".join(str(n) for n in located["of"])
+    return (
+        f" A target counts as failing in a period only when at least {located['quorum']} of "
+        f"the {len(located['of'])} monitoring locations ({names}) saw it fail there; a "
+        "location that measured too little, or whose own network was down, is not counted "
+        "as seeing it available."
+    )
+
+
+def _method(r: MonthResult) -> str:
     rules = r.rules
     fraction = rules.get("failed_fraction")
     rule = _BUCKET_RULE_WORDS.get(str(rules["bucket_rule"]), str(rules["bucket_rule"]))

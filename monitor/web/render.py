@@ -254,6 +254,7 @@ def sla_page(
             "targets": list(o.failed_targets.items()),
             "probes": o.probes,
             "failed": sum(o.failed_targets.values()),
+            "locations": list(o.locations),  # issue 14: the locations that saw it
         }
         for i, o in enumerate(result.outages[:MAX_OUTAGE_ROWS])
     ]
