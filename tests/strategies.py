@@ -580,3 +580,20 @@ def prom_series(draw: _st.DrawFn) -> tuple[int, list[tuple[int, float]]]:
             samples.append((t, value))  # a duplicate, as chunk edges give on Prometheus 2.x
         t += interval + draw(_st.integers(-interval // 10, interval // 10))
     return interval, samples
+
+
+# --- sharding inside a location (monitor/sla/shard.py) -------------------------------------
+shard_member_names = _st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=16
+)
+"""A ``monitor.name``: one member of a location."""
+
+shard_members = _st.lists(shard_member_names, min_size=1, max_size=8, unique=True)
+"""The live members of one location (distinct names, in any order)."""
+
+
+@_st.composite
+def shard_targets(draw: _st.DrawFn, *, count: int = 400) -> list[str]:
+    """``count`` distinct target names sharing a drawn prefix (as a configuration's do)."""
+    prefix = draw(_st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=0, max_size=10))
+    return [f"{prefix}{index}" for index in range(count)]
