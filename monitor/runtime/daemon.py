@@ -35,6 +35,7 @@ from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.health import Health
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
+from monitor.runtime.shard import ShardKeeper, start_shard
 from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.support_link import SupportFigures
 from monitor.sla.calendar import Month, month_bounds, month_containing
@@ -133,6 +134,7 @@ class Daemon:
         self._settle: tuple[Config, float] | None = None
         self.started_at = self.clock()
         self.listen_address: tuple[str, int] | None = None
+        self.shard: ShardKeeper | None = None  # issue 14: built at start when sharding is on
 
     # -- configuration -------------------------------------------------------------------------
     def _inputs(self) -> AccountingInputs:
@@ -171,7 +173,16 @@ class Daemon:
                     bucket_lengths=lengths,
                 )
             )
+        if self.shard is not None:  # issue 14: only this member's share of the location
+            mine = self.shard.select([t.name for t in out], frozenset(self.config.canaries()))
+            out = [t for t in out if t.name in mine]
         return out
+
+    def _reschedule(self) -> None:
+        """The location's live members changed (issue 14): start and stop only the targets
+        whose owner changed."""
+        if self.scheduler.started:
+            self.scheduler.apply(self._schedule())
 
     def reload(self) -> bool:
         """Re-read the configuration file; apply it only if it is entirely valid."""
@@ -694,6 +705,9 @@ class Daemon:
                 seconds=round(gap.end - gap.start, 3),
             )
         await self._load_history(now)
+        if self.config.monitor.sharding is not None:  # issue 14: join the location first
+            self.shard = await start_shard(self.config, self._reschedule)
+            self.health.shard = self.shard
         self.scheduler.apply(self._schedule(), now=now)
         self.scheduler.start()
         for loop, period in (
@@ -706,6 +720,8 @@ class Daemon:
             asyncio.create_task(self._flush_loop(), name="flush"),
             asyncio.create_task(self._maintenance_loop(), name="maintenance"),
         ]
+        if self.shard is not None:
+            self._background.append(asyncio.create_task(self.shard.run(self._stop), name="shard"))
 
     def serving(self, listen_address: tuple[str, int] | None) -> None:
         """The adapters are up: ready for systemd and ``/readyz``; the watchdog pings
@@ -769,6 +785,8 @@ class Daemon:
         self.health.ready = False
         sdnotify.stopping()
         await self.scheduler.shutdown(grace=0.5)
+        if self.shard is not None:  # issue 14: the others take this member's share at once
+            await self.shard.leave()
         await _finish_teardowns(within=3.0)
         for task in self._background:
             task.cancel()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Protocol
 
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Upper bounds (seconds) of the scheduler lag histogram; +Inf is implied."""
@@ -55,6 +56,19 @@ class LoopBeat:
     last_ok: float
 
 
+class ShardFigures(Protocol):
+    """Sharding inside a location (issue 14; ``runtime.shard.ShardKeeper``)."""
+
+    @property
+    def members(self) -> tuple[str, ...]: ...
+
+    @property
+    def targets_owned(self) -> int: ...
+
+    @property
+    def up(self) -> bool: ...
+
+
 class Health:
     """The daemon's own figures for ``/metrics`` and ``/readyz``."""
 
@@ -70,6 +84,7 @@ class Health:
         self.scheduler_lag = LagHistogram()
         self.internal_errors: dict[str, int] = dict.fromkeys(LOOPS, 0)
         self.beats: dict[str, LoopBeat] = {}
+        self.shard: ShardFigures | None = None  # issue 14: set when sharding is on
 
     @property
     def store_failing(self) -> bool:

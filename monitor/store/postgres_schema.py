@@ -127,6 +127,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (sla, month)
         )""",
     ),
+    # 3 (issue 14, sharding; renumber after the locations migration when merged): the
+    # membership leases of the daemons sharing a location's targets (monitor/store/lease.py).
+    (
+        """CREATE TABLE shard_leases (
+            location text NOT NULL,
+            member text NOT NULL,
+            holder text NOT NULL,
+            started_at timestamptz NOT NULL,
+            heartbeat_at timestamptz NOT NULL,
+            expires_at timestamptz NOT NULL,
+            PRIMARY KEY (location, member)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -148,6 +161,7 @@ OWN_TABLES: Final = (
     "faults",
     "fault_events",
     "month_seals",
+    "shard_leases",
 )
 
 # Serialises migrations of one schema across every process: the lock id is derived from the
