@@ -332,3 +332,37 @@ class TestShardedLocation:
         assert ours.counted_unavailable >= 1, "the failing stretch must show"
         assert ours.month_to_date_uptime_percent == theirs.month_to_date_uptime_percent
         assert ours.credit_tier == theirs.credit_tier
+
+    def test_same_name_twice_is_refused(
+        self, tmp_path: Path, server: RecordingTarget, dsn: str
+    ) -> None:
+        """A second daemon with a live member's monitor.name exits 1 with one clear line; the
+        first goes on."""
+        first = _start(_config(tmp_path / "a", "d1", "dublin", server), dsn)
+        try:
+            twin = _config(tmp_path / "b", "d1", "dublin", server)
+            listen = json.loads(twin.read_text(encoding="utf-8"))["monitor"]["listen"]
+            second = DaemonProcess(
+                twin,
+                int(listen.rsplit(":", 1)[1]),
+                twin.parent / "daemon.log",
+                {"SLAWATCH_PG_DSN": dsn},
+            )
+            try:
+                assert second.proc.wait(30) == 1
+            finally:
+                second.stop()
+            lines = [line for line in second.log().splitlines() if "slawatch run:" in line]
+            assert len(lines) == 1, second.log()
+            assert (
+                "monitor.name 'd1': another daemon holds a live lease in location 'dublin'"
+                in (lines[0])
+            )
+            assert "Traceback" not in second.log()
+            assert first.proc.poll() is None
+            assert first.metric("slawatch_shard_up") == 1.0
+            with psycopg.connect(dsn) as conn:
+                gaps = conn.execute("SELECT count(*) FROM gaps").fetchone()
+            assert gaps == (0,), "the refused twin wrote a gap under the live member's name"
+        finally:
+            first.stop()

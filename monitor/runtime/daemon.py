@@ -694,6 +694,11 @@ class Daemon:
         the background loops. The caller then starts the adapters (HTTP) and calls
         :meth:`serving`."""
         await self.store.open()
+        if self.config.monitor.sharding is not None:
+            # Issue 14: join the location before writing anything: a daemon refused for a
+            # same-named live member must not record a gap or replay a spool under its name.
+            self.shard = await start_shard(self.config, self._reschedule)
+            self.health.shard = self.shard
         await self._replay_spool()
         now = self.clock()
         gap = await record_downtime(self.store, now)
@@ -705,9 +710,6 @@ class Daemon:
                 seconds=round(gap.end - gap.start, 3),
             )
         await self._load_history(now)
-        if self.config.monitor.sharding is not None:  # issue 14: join the location first
-            self.shard = await start_shard(self.config, self._reschedule)
-            self.health.shard = self.shard
         self.scheduler.apply(self._schedule(), now=now)
         self.scheduler.start()
         for loop, period in (
