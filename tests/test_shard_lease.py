@@ -188,3 +188,21 @@ class TestConfig:
             "c.yaml",
         )
         assert config.monitor.sharding is None
+
+    def test_reload_may_not_change_the_lease(self) -> None:
+        """Name, location or lease changing under sharding needs a restart; other keys do not."""
+        from monitor.runtime.shard import shard_settings_changed
+
+        def config(name: str, lease: str, interval: str = "30s"):
+            return parse_config_text(
+                f"monitor:\n  name: {name}\n  store: {{backend: postgresql, dsn: {{env: X}}}}\n"
+                f"  sharding: {{lease: {lease}}}\ntargets:\n"
+                f"  - {{name: t, kind: tcp, interval: {interval}, "
+                "tcp: {host: 127.0.0.1, port: 9}}\n",
+                "c.yaml",
+            )
+
+        base = config("a", "6s")
+        assert not shard_settings_changed(base, config("a", "6s", interval="10s"))
+        assert shard_settings_changed(base, config("b", "6s"))
+        assert shard_settings_changed(base, config("a", "9s"))

@@ -35,7 +35,7 @@ from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.health import Health
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
-from monitor.runtime.shard import ShardKeeper, start_shard
+from monitor.runtime.shard import ShardKeeper, shard_settings_changed, start_shard
 from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.support_link import SupportFigures
 from monitor.sla.calendar import Month, month_bounds, month_containing
@@ -213,6 +213,15 @@ class Daemon:
                 path=str(self.config_path),
                 problems="monitor.database and monitor.store cannot change on reload: "
                 "restart the daemon",
+            )
+            return False
+        if shard_settings_changed(self.config, new):  # issue 14: the lease is held as started
+            self.health.reload_successful = False
+            log.error(
+                "config_reload_rejected",
+                path=str(self.config_path),
+                problems="monitor.name, monitor.location and monitor.sharding cannot change "
+                "on reload while sharding: restart the daemon",
             )
             return False
         old_hash = self.config.content_hash

@@ -134,7 +134,12 @@ class ShardKeeper:
                 await asyncio.wait_for(stop.wait(), timeout=self.period)
             if stop.is_set():
                 break
-            await self.heartbeat_once()
+            try:
+                await self.heartbeat_once()
+            except Exception:  # a bug must not end the heartbeats: the lease would expire
+                self.up = False
+                self.heartbeat_failures += 1
+                log.exception("shard_heartbeat_failed", location=self.location)
 
     async def leave(self) -> None:
         """At a clean stop: give up the lease so the others take the share at once."""
@@ -178,6 +183,18 @@ def location_of(config: Config) -> str:
     it (issue 14, locations), else ``monitor.name``."""
     location = getattr(config.monitor, "location", None)
     return location if isinstance(location, str) and location else config.monitor.name
+
+
+def shard_settings_changed(old: Config, new: Config) -> bool:
+    """True when a reload would change what this member's lease names (its name, location or
+    sharding settings): the keeper holds the lease it started with, so that needs a restart."""
+    if old.monitor.sharding is None and new.monitor.sharding is None:
+        return False
+    return (old.monitor.name, location_of(old), old.monitor.sharding) != (
+        new.monitor.name,
+        location_of(new),
+        new.monitor.sharding,
+    )
 
 
 async def start_shard(config: Config, on_change: Callable[[], None]) -> ShardKeeper:
