@@ -16,8 +16,8 @@ sees the others and one interval of warm-up, it measures over ``--measure`` seco
   1,000 probes (/proc utime+stime: scheduling, probing, bucketing, SLA engine, PostgreSQL
   writes, heartbeats), peak RSS (VmHWM);
 - the location: targets probed by more than one member in the window (must be 0), targets
-  not probed (must be 0), and tally rows written per second (PostgreSQL's own
-  ``n_tup_ins + n_tup_upd`` on ``tallies``);
+  not probed (must be 0), and probes persisted per second (the growth of the tallies' counts
+  in the database: every probe is one tally change, written at the next 1-s flush);
 - the load average, since this machine is shared.
 """
 
@@ -120,14 +120,15 @@ def metric(body: str, name: str) -> float:
     return float("nan")
 
 
-def tally_writes(dsn: str) -> int:
+def stored_probes(dsn: str) -> int:
+    """Probes the location's tallies hold in the database (every member's rows). Each probe
+    changes one tally row, written at the next 1-s flush, so the growth per second is the
+    rate of probes persisted; the tally rows upserted per second are at most that (a row
+    probed twice between two flushes is written once)."""
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables "
-            "WHERE relname = 'tallies'"
-        ).fetchone()
+        row = conn.execute("SELECT coalesce(sum(ok + failed + errors), 0) FROM tallies").fetchone()
     return int(row[0]) if row else 0
 
 
@@ -171,7 +172,7 @@ def run(cluster: pg_cluster.Cluster, n: int, members: int, measure: float) -> di
         time.sleep(INTERVAL + 5)  # warm-up: every target has run once on its owner
         out["load_before"] = os.getloadavg()[0]
         db.dump(target_port)
-        w0 = tally_writes(dsn)
+        w0 = stored_probes(dsn)
         before = {
             m: (db.cpu_seconds(p.pid), db.probes_total(db.scrape(b)[1]))
             for m, (p, b) in daemons.items()
@@ -180,7 +181,7 @@ def run(cluster: pg_cluster.Cluster, n: int, members: int, measure: float) -> di
         time.sleep(measure)
         t1 = time.time()
         after = {m: (db.cpu_seconds(p.pid), db.scrape(b)[1]) for m, (p, b) in daemons.items()}
-        w1 = tally_writes(dsn)
+        w1 = stored_probes(dsn)
         db.dump(target_port)
         arrivals = json.loads(arrivals_log.read_text())
         by_target: dict[str, set[str]] = {}
@@ -189,7 +190,7 @@ def run(cluster: pg_cluster.Cluster, n: int, members: int, measure: float) -> di
         out["targets_probed_by_two"] = sum(1 for s in by_target.values() if len(s) > 1)
         # Meaningful only when the window holds a whole interval.
         out["targets_not_probed"] = n - len(by_target) if measure >= INTERVAL else "n/a"
-        out["tally_rows_per_s"] = round((w1 - w0) / (t1 - t0), 1)
+        out["stored_probes_per_s"] = round((w1 - w0) / (t1 - t0), 1)
         rows = []
         for m, (proc, _) in daemons.items():
             cpu0, probes0 = before[m]
@@ -226,6 +227,10 @@ def run(cluster: pg_cluster.Cluster, n: int, members: int, measure: float) -> di
 
 
 def main() -> None:
+    import signal
+
+    # SIGTERM ends the run through the finally blocks: daemons, server and cluster stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", type=int, nargs="+", default=[3000])
     parser.add_argument("--members", type=int, nargs="+", default=[1, 2, 3])
@@ -239,7 +244,7 @@ def main() -> None:
                 result = run(cluster, n, members, args.measure)
                 print(
                     f"targets {n:6d} members {members}: ready {result['ready_s']} s, "
-                    f"tally rows/s {result['tally_rows_per_s']}, probed by two "
+                    f"probes stored/s {result['stored_probes_per_s']}, probed by two "
                     f"{result['targets_probed_by_two']}, not probed "
                     f"{result['targets_not_probed']}, load {result['load_before']:.1f}"
                     f"->{result['load_after']:.1f}",

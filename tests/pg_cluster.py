@@ -224,9 +224,14 @@ def schema_for(directory: Path) -> str:
     return "t_" + hashlib.sha1(str(directory).encode()).hexdigest()[:20]
 
 
-def store_factory(directory: Path, vantage: str) -> Store:
+def store_factory(directory: Path, vantage: str, location: str | None = None) -> Store:
     """``BACKENDS`` factory for tests/test_store_contract.py: a PostgresStore on the session
-    cluster, in the schema belonging to ``directory``."""
+    cluster, in the schema belonging to ``directory`` (``location``: issue 14)."""
     from monitor.store.postgres import PostgresStore
 
-    return PostgresStore(cluster().schema_dsn(schema_for(directory)), vantage, connect_timeout=5)
+    return PostgresStore(
+        cluster().schema_dsn(schema_for(directory)),
+        vantage,
+        connect_timeout=5,
+        location=location,
+    )

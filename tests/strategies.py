@@ -203,6 +203,31 @@ def store_tally_rows(draw: _st.DrawFn) -> "_TallyRow":
     )
 
 
+@_st.composite
+def store_located_tally_rows(draw: _st.DrawFn) -> "_TallyRow":
+    """A tally upsert by one of four members spread over two locations (issue 14): members
+    d1, d2 at dublin, p1 at paris, and v1 named like its own location; small key space, so
+    members of one location overlap on (target, bucket) and their sums are exercised."""
+    from monitor.store.base import TallyRow as _TallyRow
+
+    row = draw(store_tally_rows())
+    member, location = draw(
+        _st.sampled_from([("d1", "dublin"), ("d2", "dublin"), ("p1", "paris"), ("v1", "")])
+    )
+    return _TallyRow(
+        vantage=member,
+        target=row.target,
+        bucket_start=row.bucket_start,
+        bucket_seconds=row.bucket_seconds,
+        ok=row.ok,
+        failed=row.failed,
+        reasons=row.reasons,
+        errors=draw(_st.integers(min_value=0, max_value=3)),
+        excused=min(row.failed, draw(_st.integers(min_value=0, max_value=2))),
+        location=location,
+    )
+
+
 # --- configuration (tests/test_config.py): durations as whole milliseconds, in seconds ---
 
 
@@ -580,6 +605,39 @@ def prom_series(draw: _st.DrawFn) -> tuple[int, list[tuple[int, float]]]:
             samples.append((t, value))  # a duplicate, as chunk edges give on Prometheus 2.x
         t += interval + draw(_st.integers(-interval // 10, interval // 10))
     return interval, samples
+
+
+# --- monitoring locations (tests/test_sla_quorum.py, issue 14) -------------------------------
+
+
+@_st.composite
+def location_rules(draw: _st.DrawFn) -> _policy.LocationRule:
+    """A location rule over 1-4 of five location names, any valid quorum."""
+    names = draw(
+        _st.lists(
+            _st.sampled_from(["dublin", "frankfurt", "paris", "madrid", "oslo"]),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        )
+    )
+    quorum = draw(_st.integers(min_value=1, max_value=len(names)))
+    return _policy.LocationRule(quorum=quorum, of=tuple(names))
+
+
+def location_tallies() -> _st.SearchStrategy[_policy.Tally | None]:
+    """One location's tally of one target's bucket: none (unheard), too few, clean, failing,
+    or holding unproven probes."""
+    return _st.one_of(
+        _st.none(),
+        _st.builds(_policy.Tally, ok=_st.integers(0, 3)),
+        _st.builds(
+            lambda ok, failed: _policy.Tally(ok=ok, failed=failed, reasons={"timeout": failed}),
+            _st.integers(0, 3),
+            _st.integers(1, 3),
+        ),
+        unproven_tallies(),
+    )
 
 
 # --- sharding inside a location (monitor/sla/shard.py) -------------------------------------

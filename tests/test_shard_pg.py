@@ -24,6 +24,7 @@ Timeline (buckets of 10 s, probes every second, lease 3 s, so the stated hand-ov
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -43,6 +44,7 @@ from monitor.sla.calendar import month_containing
 from monitor.sla.month import compute_month
 from monitor.sla.policy import Tally
 from monitor.sla.shard import owner
+from monitor.store.postgres import PostgresStore
 from tests import pg_cluster
 from tests.daemon_harness import DaemonProcess, free_port, wait_until
 from tests.test_daemon import sla
@@ -204,6 +206,24 @@ def _summed(stored: dict[str, dict[str, dict[int, Tally]]], members: tuple[str, 
     return out
 
 
+async def _location_read(dsn: str, location: str) -> dict[str, dict[int, Tally]]:
+    """The store's read of one location's tallies, summed over its members (q14)."""
+    store = PostgresStore(dsn, "reader", read_only=True)
+    await store.open()
+    try:
+        return await store.load_tallies(0, 2**40, bucket_seconds=BUCKET, location=location)
+    finally:
+        await store.close()
+
+
+def _plain(tallies: dict[str, dict[int, Tally]]) -> dict[tuple[str, int], tuple[int, int, int]]:
+    return {
+        (target, start): (t.ok, t.failed, t.errors)
+        for target, column in tallies.items()
+        for start, t in column.items()
+    }
+
+
 class TestShardedLocation:
     def test_split_kill_return_and_equal_figures(
         self, tmp_path: Path, server: RecordingTarget, dsn: str
@@ -285,10 +305,13 @@ class TestShardedLocation:
         for member, daemon in daemons.items():
             assert "Traceback" not in daemon.log(), (member, daemon.log()[-3000:])
 
-        # 5. from the stored tallies.
+        # 5. from the stored tallies: the store's location read (members summed) must equal
+        # the members' rows added here.
         stored = _stored(dsn)
-        dublin = _summed(stored, DUBLIN)
-        frankfurt = _summed(stored, ("f1",))
+        dublin = asyncio.run(_location_read(dsn, "dublin"))
+        frankfurt = asyncio.run(_location_read(dsn, "frankfurt"))
+        assert _plain(dublin) == _plain(_summed(stored, DUBLIN))
+        assert _plain(frankfurt) == _plain(_summed(stored, ("f1",)))
         first_full = int(all_joined // BUCKET) * BUCKET + BUCKET
         buckets = range(first_full, last_full, BUCKET)
         assert len(buckets) >= 4

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,19 +30,29 @@ from monitor.store.base import (
     StoreError,
     TallyRow,
     WriteBatch,
+    add_tally,
     record_downtime,
 )
 from monitor.store.sqlite import SqliteStore
 from probes.result import Outcome
 from tests import pg_cluster
-from tests.strategies import store_tally_rows
+from tests.strategies import store_located_tally_rows, store_tally_rows
 
 pytestmark = pytest.mark.timeout(30)
 
-StoreFactory = Callable[[Path, str], Store]
+
+class StoreFactory(Protocol):
+    """``(directory, vantage, location=None) -> Store``; one directory is one database."""
+
+    def __call__(self, directory: Path, vantage: str, location: str | None = None) -> Store: ...
+
+
+def _sqlite(directory: Path, vantage: str, location: str | None = None) -> Store:
+    return SqliteStore(directory / "slawatch.db", vantage, location=location)
+
 
 BACKENDS: dict[str, StoreFactory] = {
-    "sqlite": lambda directory, vantage: SqliteStore(directory / "slawatch.db", vantage),
+    "sqlite": _sqlite,
     "postgresql": pg_cluster.store_factory,
 }
 
@@ -241,6 +252,169 @@ class TestLoadTallies:
             expected[(row.vantage, row.target, row.bucket_seconds, row.bucket_start)] = row
         loaded = asyncio.run(scenario())
         assert sorted(loaded, key=repr) == sorted(expected.values(), key=repr)
+
+
+class TestLocations:
+    """Issue 14: every row names its location; one location's members sum."""
+
+    async def test_default_location_is_the_vantage(self, store: Store) -> None:
+        """A store and rows built without a location are one location named like the vantage."""
+        assert store.location == "v1"
+        await store.write_batch(
+            WriteBatch(tallies=[tally("web", 0, 1)], evidence=[evidence("web", 1.0)], heartbeat=2.0)
+        )
+        [row] = await store.load_tally_rows(0, 300)
+        assert row.location == "v1"
+        [kept] = await store.load_evidence(0, 10)
+        assert kept.location == "v1"
+        assert await store.locations() == ["v1"]
+        assert (await store.load_tallies(0, 300, location="v1"))["web"][0].ok == 1
+
+    async def test_members_of_one_location_sum(self, factory: StoreFactory, tmp_path: Path) -> None:
+        """Two members of dublin add up per (target, bucket), reasons merged by count; paris
+        stays apart; each member still reads its own counts by vantage."""
+        d1, d2, p1 = (
+            factory(tmp_path, "d1", "dublin"),
+            factory(tmp_path, "d2", "dublin"),
+            factory(tmp_path, "p1", "paris"),
+        )
+        for member in (d1, d2, p1):
+            await member.open()
+        try:
+            await d1.write_batch(
+                WriteBatch(
+                    tallies=[
+                        TallyRow("d1", "web", 0, 300, 3, 2, {"timeout": 2}, location="dublin"),
+                        TallyRow("d1", "sip", 0, 300, 5, 0, location="dublin"),
+                    ],
+                    heartbeat=1.0,
+                )
+            )
+            await d2.write_batch(
+                WriteBatch(
+                    tallies=[
+                        TallyRow(
+                            "d2",
+                            "web",
+                            0,
+                            300,
+                            4,
+                            3,
+                            {"timeout": 1, "refused": 2},
+                            errors=1,
+                            error_reasons={"probe_error": 1},
+                            excused=1,
+                            location="dublin",
+                        )
+                    ],
+                    heartbeat=1.0,
+                )
+            )
+            await p1.write_batch(
+                WriteBatch(
+                    tallies=[TallyRow("p1", "web", 0, 300, 9, 0, location="paris")], heartbeat=1.0
+                )
+            )
+            dublin = await p1.load_tallies(0, 300, location="dublin", bucket_seconds=300)
+            assert dublin == {
+                "web": {
+                    0: Tally(
+                        ok=7,
+                        failed=5,
+                        reasons={"timeout": 3, "refused": 2},
+                        errors=1,
+                        error_reasons={"probe_error": 1},
+                        excused=1,
+                    )
+                },
+                "sip": {0: Tally(ok=5)},
+            }
+            assert await d1.load_tallies(0, 300, location="paris") == {"web": {0: Tally(ok=9)}}
+            assert await d1.load_tallies(0, 300, targets=["sip"], location="dublin") == {
+                "sip": {0: Tally(ok=5)}
+            }
+            assert (await d1.load_tallies(0, 300))["web"][0].ok == 3
+            assert await d1.locations() == ["dublin", "paris"]
+            assert await d1.vantages() == ["d1", "d2", "p1"]
+            with pytest.raises(ValueError, match=r"vantage .* or location"):
+                await d1.load_tallies(0, 300, vantage="d1", location="dublin")
+        finally:
+            for member in (d1, d2, p1):
+                await member.close()
+
+    async def test_every_row_kind_carries_the_location(
+        self, factory: StoreFactory, tmp_path: Path
+    ) -> None:
+        """Evidence, verdicts, gaps and heartbeats keep the location of the member that wrote
+        them; a store's gaps and heartbeat carry its own location."""
+        member = factory(tmp_path, "d1", "dublin")
+        await member.open()
+        try:
+            verdict = ServiceBucketRow(
+                "d1", "ujet", "voice", 0, BucketState.AVAILABLE, location="dublin"
+            )
+            sample = EvidenceRow(
+                "d1", 3.0, "web", Outcome.DOWN, "status_code_503", 0.1, location="dublin"
+            )
+            await member.write_batch(
+                WriteBatch(evidence=[sample], service_buckets=[verdict], heartbeat=5.0)
+            )
+            gap = await member.record_gap(1.0, 2.0, "monitor_not_running")
+            assert gap.location == "dublin"
+            assert [g.location for g in await member.load_gaps(0, 10)] == ["dublin"]
+            assert await member.load_gaps(0, 10, location="dublin") == [gap]
+            assert await member.load_gaps(0, 10, location="paris") == []
+            assert await member.load_service_buckets("ujet", 0, 300) == [verdict]
+            [kept] = await member.load_evidence(0, 10)
+            assert dataclasses.replace(kept, id=None) == sample
+            assert await member.locations() == ["dublin"]
+        finally:
+            await member.close()
+
+    @settings(
+        max_examples=20,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(upserts=st.lists(store_located_tally_rows(), max_size=20))
+    def test_location_read_is_the_sum_of_its_members_last_rows(
+        self,
+        factory: StoreFactory,
+        tmp_path_factory: pytest.TempPathFactory,
+        upserts: list[TallyRow],
+    ) -> None:
+        """For any upserts by members of two locations, a location's read at one bucket
+        length equals the sum over its members of each key's last row."""
+
+        async def scenario() -> dict[str, dict[str, dict[int, Tally]]]:
+            store = factory(tmp_path_factory.mktemp("loc"), "v1")
+            await store.open()
+            try:
+                for i in range(0, len(upserts), 4):
+                    await store.write_batch(WriteBatch(tallies=upserts[i : i + 4]))
+                return {
+                    where: await store.load_tallies(0, 10_000, location=where, bucket_seconds=300)
+                    for where in ("dublin", "paris", "v1")
+                }
+            finally:
+                await store.close()
+
+        last: dict[tuple[str, str, int, int], TallyRow] = {}
+        for row in upserts:
+            last[(row.vantage, row.target, row.bucket_seconds, row.bucket_start)] = row
+        expected: dict[str, dict[str, dict[int, Tally]]] = {
+            "dublin": {},
+            "paris": {},
+            "v1": {},
+        }
+        for row in last.values():
+            if row.bucket_seconds == 300:
+                add_tally(
+                    expected[row.location].setdefault(row.target, {}),
+                    row.bucket_start,
+                    row.tally(),
+                )
+        assert asyncio.run(scenario()) == expected
 
 
 class TestEvidence:

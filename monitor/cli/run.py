@@ -53,7 +53,9 @@ async def run_daemon(
     """Run until SIGTERM/SIGINT; SIGHUP reloads (the web configuration too). Returns the exit
     status."""
     # monitor.store picks the backend: SQLite (the default) or PostgreSQL.
-    store = config.monitor.store.build(config.monitor.name, config.monitor.database_path)
+    store = config.monitor.store.build(
+        config.monitor.name, config.monitor.database_path, location=config.monitor.location_name
+    )
     daemon = Daemon(config, config_path, clock=clock, store=store)
     web_security = None
     if web_config is not None:

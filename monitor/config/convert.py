@@ -15,6 +15,7 @@ from monitor.sla.policy import (
     BucketRule,
     CreditPolicy,
     ExclusionWindow,
+    LocationRule,
     RecurringExclusion,
     ServiceDef,
     ServiceRule,
@@ -47,6 +48,11 @@ def sla_policy(sla: SlaConfig) -> SlaPolicy:
         partial_exclusion=sla.partial_exclusion,
         claim_window_days=sla.claim_window_days,
         min_coverage=Fraction(sla.min_coverage) / 100,
+        locations=(
+            None
+            if sla.locations is None
+            else LocationRule(quorum=sla.locations.quorum, of=sla.locations.of)
+        ),
     )
 
 

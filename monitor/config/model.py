@@ -279,6 +279,39 @@ def _check_percent(value: Decimal) -> Decimal:
     return value
 
 
+class LocationsConfig(StrictModel):
+    """``slas[].locations`` (issue 14): ``{down_when: quorum, quorum: 2, of: [dublin,
+    frankfurt, paris]}``: a target's bucket is unavailable when ``quorum`` of the listed
+    locations judged it so (``monitor.sla.quorum``). ``of`` is the denominator: a listed
+    location that sent nothing is unheard, never dropped."""
+
+    down_when: Literal["quorum"] = "quorum"
+    quorum: StrictInt
+    of: tuple[Name, ...]
+
+    @model_validator(mode="after")
+    def _quorum(self) -> LocationsConfig:
+        issues: list[Issue] = []
+        if not self.of:
+            issues.append(issue(("of",), "must list at least one location", []))
+        seen: set[str] = set()
+        for index, name in enumerate(self.of):
+            if name in seen:
+                issues.append(issue(("of", index), "is listed twice", name))
+            seen.add(name)
+        if self.of and not 1 <= self.quorum <= len(self.of):
+            issues.append(
+                issue(
+                    ("quorum",),
+                    f"must be between 1 and the number of locations in of ({len(self.of)})",
+                    self.quorum,
+                )
+            )
+        if issues:
+            raise FieldProblems(issues)
+        return self
+
+
 class SlaConfig(StrictModel):
     """One availability SLA over one service, with its credit table."""
 
@@ -301,6 +334,7 @@ class SlaConfig(StrictModel):
     """Percent of the eligible buckets that must be measured before reports stop warning."""
     maintenance_notice: MaintenanceNoticeConfig | None = None
     claim: ClaimConfig | None = None  # contract identifiers for the claim (issue 12)
+    locations: LocationsConfig | None = None  # several monitoring locations vote (issue 14)
 
     @field_validator("objective")
     @classmethod

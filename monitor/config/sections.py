@@ -62,6 +62,9 @@ class MonitorSettings(StrictModel):
     """The ``monitor:`` section: this vantage point and where it keeps its state."""
 
     name: Name = Field(default_factory=lambda: socket.gethostname().lower())
+    # The monitoring location this daemon (a member) probes from (issue 14); several daemons
+    # may share one. Unset: the location is named like the daemon (one location, one member).
+    location: Name | None = None
     state_dir: Path = Field(default_factory=_state_dir_default)
     database: Path = Path("slawatch.db")
     store: StoreSettings = Field(default_factory=StoreSettings)  # issue 14: sqlite | postgresql
@@ -98,6 +101,11 @@ class MonitorSettings(StrictModel):
         if not 1024 <= low <= high <= 65535:
             raise ValueError("must be a range low-high with 1024 <= low <= high <= 65535")
         return value
+
+    @property
+    def location_name(self) -> str:
+        """``location``, or ``name`` when unset: what every stored row carries as location."""
+        return self.location or self.name
 
     @property
     def database_path(self) -> Path:

@@ -44,15 +44,29 @@ class StoreSettings(BaseModel):
             raise ValueError("dsn is for backend postgresql; the sqlite file is monitor.database")
         return self
 
-    def build(self, vantage: str, sqlite_path: Path, *, read_only: bool = False) -> Store:
-        """The store this section names, not yet opened. Raises ``StoreOpenError`` (one line)
-        when the dsn secret cannot be read or the driver is not installed."""
+    def build(
+        self,
+        vantage: str,
+        sqlite_path: Path,
+        *,
+        read_only: bool = False,
+        location: str | None = None,
+    ) -> Store:
+        """The store this section names, not yet opened, for ``vantage`` at ``location``
+        (``monitor.location``; default: named like the vantage). Raises ``StoreOpenError``
+        (one line) when the dsn secret cannot be read or the driver is not installed."""
         if self.backend == "sqlite":
             from monitor.store.sqlite import SqliteStore
 
             if read_only:
-                return SqliteStore(sqlite_path, vantage, read_only=True, integrity_check=False)
-            return SqliteStore(sqlite_path, vantage)
+                return SqliteStore(
+                    sqlite_path,
+                    vantage,
+                    read_only=True,
+                    integrity_check=False,
+                    location=location,
+                )
+            return SqliteStore(sqlite_path, vantage, location=location)
         from probes.fields import SecretUnavailable
 
         assert self.dsn is not None  # the validator above
@@ -74,4 +88,5 @@ class StoreSettings(BaseModel):
             connect_timeout=self.connect_timeout,
             statement_timeout=self.statement_timeout,
             read_only=read_only,
+            location=location,
         )

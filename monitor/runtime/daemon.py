@@ -107,7 +107,11 @@ class Daemon:
         self.state.set_canaries(config.canary_intervals())  # canaries excuse instants (issue 12)
         # monitor.store picks the backend (issue 14); sqlite at monitor.database by default.
         self.store: Store = (
-            config.monitor.store.build(config.monitor.name, config.monitor.database_path)
+            config.monitor.store.build(
+                config.monitor.name,
+                config.monitor.database_path,
+                location=config.monitor.location_name,
+            )
             if store is None
             else store
         )
@@ -327,6 +331,7 @@ class Daemon:
         dirty = self.state.take_dirty()
         evidence = self.state.take_evidence()
         vantage = self.config.monitor.name
+        location = self.config.monitor.location_name
         error: Exception | None = None
         try:
             verdicts, marks = self._closed_verdicts(now, [key for key, _ in dirty])
@@ -334,10 +339,10 @@ class Daemon:
             verdicts, marks, error = [], {}, exc
         batch = WriteBatch(
             tallies=[
-                TallyRow.of(vantage, target, start, seconds, t)
+                TallyRow.of(vantage, target, start, seconds, t, location)
                 for (seconds, target, start), t in dirty
             ],
-            evidence=[evidence_from_result(vantage, r) for r in evidence],
+            evidence=[evidence_from_result(vantage, r, location) for r in evidence],
             service_buckets=verdicts,
             heartbeat=now,
         )
@@ -415,7 +420,8 @@ class Daemon:
         cut = len(evidence) - keep
         vantage = self.config.monitor.name
         try:
-            self.spool.append([evidence_from_result(vantage, r) for r in evidence[:cut]])
+            location = self.config.monitor.location_name
+            self.spool.append([evidence_from_result(vantage, r, location) for r in evidence[:cut]])
         except OSError:
             log.exception("evidence_spool_failed", path=str(self.spool.path), rows=cut)
             return evidence
@@ -496,6 +502,7 @@ class Daemon:
                             start_epoch + index * seconds,
                             state,
                             running.excluded_kind(index) if state is BucketState.EXCLUDED else None,
+                            self.config.monitor.location_name,
                         )
                     )
             marks[policy.name] = (month, max(first, upto))

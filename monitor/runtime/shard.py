@@ -179,10 +179,8 @@ def build_keeper(
 
 
 def location_of(config: Config) -> str:
-    """The location this member belongs to: ``monitor.location`` where the configuration has
-    it (issue 14, locations), else ``monitor.name``."""
-    location = getattr(config.monitor, "location", None)
-    return location if isinstance(location, str) and location else config.monitor.name
+    """The location this member belongs to: ``monitor.location`` (default ``monitor.name``)."""
+    return config.monitor.location_name
 
 
 def shard_settings_changed(old: Config, new: Config) -> bool:

@@ -32,6 +32,7 @@ from monitor.sla.policy import (
     Tally,
     UnknownPolicy,
 )
+from monitor.sla.quorum import LocatedTallies, located_of
 
 _A = BucketState.AVAILABLE
 _U = BucketState.UNAVAILABLE
@@ -56,6 +57,9 @@ class Outage:
     errors: Mapping[str, int]
     failed_targets: Mapping[str, int]
     probes: int = 0
+    locations: tuple[str, ...] = ()
+    """The monitoring locations that judged a target of the service unavailable in these
+    buckets (an SLA with ``locations``, issue 14); empty for a single location."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,8 @@ class MonthResult:
                     "errors": dict(o.errors),
                     "failed_targets": dict(o.failed_targets),
                     "probes": o.probes,
+                    # Only an SLA judged by locations names them (its outages always have one).
+                    **({"locations": list(o.locations)} if o.locations else {}),
                 }
                 for o in self.outages
             ],
@@ -257,6 +263,7 @@ def compute_month(
             f"service {service.name}: quorum {quorum} exceeds its {service.members} members"
         )
     leaves = service.all_targets
+    located = located_of(tallies, policy.name, policy.locations)
     grid = month_grid(month, policy.timezone, policy.bucket_seconds)
     count = grid.count
     elapsed = count if now is None else _elapsed(grid, require_aware(now, "now"))
@@ -279,7 +286,14 @@ def compute_month(
     errors: dict[int, Mapping[str, int]] = {}
     for index in measured:
         judged = judge_bucket(
-            service, rule, leaves, columns, start_epoch + index * size, index in gap_buckets
+            service,
+            rule,
+            leaves,
+            columns,
+            start_epoch + index * size,
+            index in gap_buckets,
+            located=located,
+            size=size,
         )
         states[index] = judged.state
         if canaries and judged.excused_only:
@@ -308,7 +322,7 @@ def compute_month(
         counts=Counter(states),
         elapsed_counts=Counter(states[:elapsed]),
         elapsed=elapsed,
-        outages=_outages(grid, states, by_target),
+        outages=_outages(grid, states, by_target, located, rule),
         excluded=excluded,
         applied=tuple(w for w in windows if id(w) in applied_ids),
         quorum=quorum,
@@ -340,13 +354,26 @@ def judge_bucket(
     columns: Sequence[Mapping[int, Tally]],
     epoch: int,
     in_gap: bool,
+    *,
+    located: LocatedTallies | None = None,
+    size: int = 0,
 ) -> JudgedBucket:
     """One elapsed bucket's service verdict from its targets' tallies (``columns`` in the
     order of ``leaves``, the service's ``all_targets``), before exclusions. Inside a gap only
     proof of unavailability counts; a nested service is judged member by member. The
-    daemon's running month (``monitor.sla.running``) judges with this too."""
+    daemon's running month (``monitor.sla.running``) judges with this too.
+
+    ``located`` (an SLA with ``locations``): each target's verdict is the quorum of the
+    locations (``monitor.sla.quorum``, bucket length ``size``); gaps and canaries then apply
+    per location, inside that verdict, so ``in_gap`` (one daemon's gaps) is not used and no
+    bucket becomes a customer_network exclusion: a location whose network failed is unheard.
+    ``columns`` are then the sums over the locations, for the monitor's own errors."""
     cells = [column.get(epoch) for column in columns]
-    verdicts = [target_verdict(cell, rule) for cell in cells]
+    if located is not None:
+        verdicts = [located.verdict(name, epoch, size, rule).state for name in leaves]
+        in_gap = False
+    else:
+        verdicts = [target_verdict(cell, rule) for cell in cells]
     if in_gap:
         verdicts = [v if v is _U else _Q for v in verdicts]
     state = (
@@ -362,7 +389,7 @@ def judge_bucket(
             reasons.update(cell.error_reasons)
     return JudgedBucket(
         state=state,
-        excused_only=state is not _A and all_failures_excused(cells),
+        excused_only=located is None and state is not _A and all_failures_excused(cells),
         error_reasons=_NO_ERRORS if reasons is None else MappingProxyType(dict(reasons)),
     )
 
@@ -597,22 +624,38 @@ def _windows_used(
 
 
 def _outages(
-    grid: BucketGrid, states: Sequence[BucketState], columns: Mapping[str, Mapping[int, Tally]]
+    grid: BucketGrid,
+    states: Sequence[BucketState],
+    columns: Mapping[str, Mapping[int, Tally]],
+    located: LocatedTallies | None = None,
+    rule: BucketRule | None = None,
 ) -> tuple[Outage, ...]:
     down = [index for index, state in enumerate(states) if state is _U]
-    return tuple(outage_of(grid, first, last, columns) for first, last in _runs(down))
+    return tuple(
+        outage_of(grid, first, last, columns, located, rule) for first, last in _runs(down)
+    )
 
 
 def outage_of(
-    grid: BucketGrid, first: int, last: int, columns: Mapping[str, Mapping[int, Tally]]
+    grid: BucketGrid,
+    first: int,
+    last: int,
+    columns: Mapping[str, Mapping[int, Tally]],
+    located: LocatedTallies | None = None,
+    rule: BucketRule | None = None,
 ) -> Outage:
     """The outage of the unavailable buckets ``first..last`` (a maximal run), with the
-    failures its targets' tallies hold."""
+    failures its targets' tallies hold (summed over the locations when ``located``, with
+    the locations that judged one of its targets unavailable)."""
     errors: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     probes = 0
+    saw: set[str] = set()
     for index in range(first, last + 1):
         epoch = grid.bucket_start(index)
+        if located is not None and rule is not None:
+            for name in columns:
+                saw.update(located.verdict(name, epoch, grid.bucket_seconds, rule).down)
         for name, column in columns.items():
             tally = column.get(epoch)
             if tally is None:
@@ -628,6 +671,7 @@ def outage_of(
         errors=MappingProxyType(dict(errors.most_common())),
         failed_targets=MappingProxyType(dict(failed.most_common())),
         probes=probes,
+        locations=() if located is None else tuple(n for n in located.rule.of if n in saw),
     )
 
 
@@ -661,6 +705,21 @@ def _rules(
         "credit_cap": str(credit.effective_cap),
         "credit_tiers": [_tier_json(t) for t in credit.tiers],
         "claim_window_days": policy.claim_window_days,
+        # Only an SLA judged by locations says so (older reports stay byte-for-byte the same).
+        **({} if policy.locations is None else {"locations": _locations_json(policy)}),
+    }
+
+
+def _locations_json(policy: SlaPolicy) -> dict[str, Any]:
+    rule = policy.locations
+    assert rule is not None  # the caller checks
+    return {
+        "down_when": "quorum",
+        "quorum": rule.quorum,
+        "of": list(rule.of),
+        "reading": "unavailable when at least quorum locations judged the bucket unavailable; "
+        "unknown when those plus the unheard ones reach the quorum; a location without enough "
+        "probes, with every canary failing, or not running is unheard, never dropped",
     }
 
 

@@ -235,6 +235,36 @@ class CreditPolicy:
 
 
 @dataclass(frozen=True)
+class LocationRule:
+    """How the verdicts of several monitoring locations combine into one target's bucket
+    verdict (issue 14), written like the service rule: ``down_when: quorum``.
+
+    ``of`` is the configured denominator: every location listed here votes in every bucket,
+    and one that sent nothing is *unheard*, never dropped, so two dead monitors cannot turn
+    the third into a majority. ``monitor.sla.quorum`` applies it.
+    """
+
+    quorum: int
+    of: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.of:
+            raise ValueError("locations.of: expected at least one location, got none")
+        seen: set[str] = set()
+        for name in self.of:
+            if not name or name != name.strip():
+                raise ValueError(f"locations.of: expected location names, got {name!r}")
+            if name in seen:
+                raise ValueError(f"locations.of: {name!r} is listed twice")
+            seen.add(name)
+        if isinstance(self.quorum, bool) or not 1 <= self.quorum <= len(self.of):
+            raise ValueError(
+                f"locations.quorum: expected between 1 and {len(self.of)} (the locations "
+                f"listed in of), got {self.quorum!r}"
+            )
+
+
+@dataclass(frozen=True)
 class SlaPolicy:
     """One availability SLA over one service."""
 
@@ -251,6 +281,9 @@ class SlaPolicy:
     min_coverage: Fraction = Fraction(9, 10)
     """Below this share of measured buckets, every report warns that the figures rest on
     little evidence."""
+    locations: LocationRule | None = None
+    """Several monitoring locations vote per bucket (issue 14); ``None``: one location, the
+    daemon's own tallies, as before."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_coverage <= 1:

@@ -49,6 +49,7 @@ from monitor.sla.policy import (
     SlaPolicy,
     Tally,
 )
+from monitor.sla.quorum import LocatedTallies, located_of
 
 Tallies = Mapping[str, Mapping[int, Tally]]
 
@@ -202,12 +203,17 @@ class RunningMonth:
         self._judge(sorted(todo), tallies)
         self.version += 1
 
+    def _located(self, tallies: Tallies) -> LocatedTallies | None:
+        return located_of(tallies, self.policy.name, self.policy.locations)
+
     def result(self, tallies: Tallies, now: datetime | None) -> MonthResult:
         """The month's figures as of the last :meth:`advance`, stamped ``now``."""
         final = bytes(self._final)
         elapsed = self.elapsed
         if self._outages is None:
             self._outages = self._find_outages(final, tallies)
+        else:
+            self._located(tallies)  # the same check as a fresh computation
         return assemble_month(
             self.policy,
             self.service,
@@ -246,6 +252,7 @@ class RunningMonth:
     def _judge(self, indices: Sequence[int], tallies: Tallies) -> None:
         rule = self.policy.bucket_rule
         leaves = self.leaves
+        located = self._located(tallies)
         columns = [tallies.get(name, _NO_TALLIES) for name in leaves]
         start, size = self._start_epoch, self._size
         raw, final, excluded = self._raw, self._final, self._excluded
@@ -255,7 +262,14 @@ class RunningMonth:
             epoch = start + index * size
             if any(epoch in column for column in columns):
                 judged = judge_bucket(
-                    self.service, rule, leaves, columns, epoch, index in self._gap_buckets
+                    self.service,
+                    rule,
+                    leaves,
+                    columns,
+                    epoch,
+                    index in self._gap_buckets,
+                    located=located,
+                    size=size,
                 )
                 code = _CODE[judged.state]
                 excused_only = bool(self.canaries) and judged.excused_only
@@ -305,13 +319,15 @@ class RunningMonth:
 
     def _find_outages(self, final: bytes, tallies: Tallies) -> tuple[Outage, ...]:
         columns = {name: tallies.get(name, _NO_TALLIES) for name in self.leaves}
+        located = self._located(tallies)
+        rule = self.policy.bucket_rule
         outages = []
         first = final.find(_U)
         while first >= 0:
             last = first
             while last + 1 < len(final) and final[last + 1] == _U:
                 last += 1
-            outages.append(outage_of(self.grid, first, last, columns))
+            outages.append(outage_of(self.grid, first, last, columns, located, rule))
             first = final.find(_U, last + 1)
         return tuple(outages)
 

@@ -20,14 +20,23 @@ from one event loop):
     keyed on (vantage, bucket_start, target, bucket_seconds) because SLAs may use different
     bucket lengths; with ``bucket_seconds=None`` every length is returned, and a key held at
     two lengths raises ``StoreError`` rather than silently picking one.
-``load_tally_rows`` / ``vantages()``
-    The same rows with their vantage, across every vantage point (for quorum work).
+``load_tallies(start, end, targets, *, bucket_seconds=L, location=NAME)``
+    The tallies of one monitoring **location** summed over its members (issue 14): the
+    vantage points (daemons) of a location probe disjoint targets, or the same target across a
+    hand-over, so for each (target, bucket) their counts add up and their reasons merge (count
+    per reason summed). Rows at another bucket length are left out when ``bucket_seconds`` is
+    given; without it a key held at two lengths raises ``StoreError`` as above. ``vantage``
+    and ``location`` together raise ``ValueError``: a member's own counts are read by vantage.
+``load_tally_rows`` / ``vantages()`` / ``locations()``
+    The same rows with their vantage and location, across every vantage point; the vantage
+    points and the locations known to the store (from tallies and heartbeats).
 ``load_evidence(start, end, target=None, limit=1000, vantage=None)``
     Failure evidence with ``start <= ts < end``, oldest first.
 ``load_service_buckets(sla, start, end, vantage=None)``
     Stored service verdicts of one SLA, by bucket start, ascending.
 ``record_gap(start, end, reason)`` / ``load_gaps(start, end, vantage=None)`` / ``last_heartbeat()``
     Periods the monitor was not running; they become ``unknown`` buckets, never available ones.
+    ``load_gaps(..., location=NAME)`` returns the gaps of every member of that location.
     :func:`record_downtime` turns "last heartbeat .. now" into a gap at start-up.
 ``add_exclusion(window, *, source="api")`` / ``list_exclusions()`` / ``delete_exclusion(id)``
     Exclusion windows recorded after the fact (the ``/api/v1/exclusions`` endpoints). An empty
@@ -48,7 +57,14 @@ from one event loop):
 
 Reads and writes default to the store's own vantage where a vantage is optional; ``None``
 means "this daemon's", never "all of them merged", because merging counts from different
-vantage points would silently change what a bucket means.
+vantage points would silently change what a bucket means. The one merge is explicit: the
+members of ONE location (``load_tallies(..., location=)``), which share that location's
+network and split its targets between them; different locations are never merged, they vote
+(``monitor.sla.quorum``).
+
+Every row carries ``location`` besides ``vantage`` (the member). A store is built for one
+vantage and one location (``location`` defaults to the vantage's name); gaps and heartbeats it
+records carry both, and a row built without a location gets its vantage's name.
 """
 
 from __future__ import annotations
@@ -97,6 +113,15 @@ def _check_name(what: str, value: str) -> None:
         )
 
 
+def _default_location(row: Any, where: str) -> None:
+    """An empty ``location`` is the vantage's own name: a daemon without ``monitor.location``
+    is one location of one member, exactly as before locations existed (schema migrations
+    give old rows ``location = vantage`` for the same reason)."""
+    if row.location == "":
+        object.__setattr__(row, "location", row.vantage)
+    _check_name(f"{where}: location", row.location)
+
+
 def _check_count(what: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{what}: expected a non-negative integer, got {value!r}")
@@ -114,6 +139,8 @@ class TallyRow:
     ``reasons`` maps failure reason -> count; its counts add up to at most ``failed`` (a probe
     failing without a reason token is still a failure). ``errors``/``error_reasons`` are the
     monitor's own failures, ``excused`` the failures a canary covers (see ``Tally``).
+    ``location`` is the monitoring location the vantage point (member) belongs to
+    (``monitor.location``); empty means "the vantage's own name" (one location of one member).
     """
 
     vantage: str
@@ -126,10 +153,12 @@ class TallyRow:
     errors: int = 0
     error_reasons: Mapping[str, int] = field(default_factory=lambda: _EMPTY_REASONS)
     excused: int = 0
+    location: str = ""
 
     def __post_init__(self) -> None:
         where = f"tally {self.target}@{self.bucket_start}"
         _check_name(f"{where}: vantage", self.vantage)
+        _default_location(self, where)
         _check_name(f"{where}: target", self.target)
         _check_count(f"{where}: bucket_start", self.bucket_start)
         if isinstance(self.bucket_seconds, bool) or self.bucket_seconds <= 0:
@@ -170,7 +199,13 @@ class TallyRow:
 
     @classmethod
     def of(
-        cls, vantage: str, target: str, bucket_start: int, bucket_seconds: int, tally: Tally
+        cls,
+        vantage: str,
+        target: str,
+        bucket_start: int,
+        bucket_seconds: int,
+        tally: Tally,
+        location: str = "",
     ) -> TallyRow:
         """The row holding ``tally``."""
         return cls(
@@ -184,6 +219,7 @@ class TallyRow:
             tally.errors,
             tally.error_reasons,
             tally.excused,
+            location,
         )
 
     def tally(self) -> Tally:
@@ -212,10 +248,12 @@ class EvidenceRow:
     duration: float
     details: Mapping[str, DetailValue] = field(default_factory=lambda: _EMPTY_DETAILS)
     id: int | None = None
+    location: str = ""
 
     def __post_init__(self) -> None:
         where = f"evidence {self.target}@{self.ts!r}"
         _check_name(f"{where}: vantage", self.vantage)
+        _default_location(self, where)
         _check_name(f"{where}: target", self.target)
         _check_finite(f"{where}: ts", self.ts)
         _check_finite(f"{where}: duration", self.duration)
@@ -249,10 +287,12 @@ class ServiceBucketRow:
     bucket_start: int
     state: BucketState
     kind: ExclusionKind | None = None
+    location: str = ""
 
     def __post_init__(self) -> None:
         where = f"service bucket {self.sla}@{self.bucket_start}"
         _check_name(f"{where}: vantage", self.vantage)
+        _default_location(self, where)
         _check_name(f"{where}: sla", self.sla)
         _check_name(f"{where}: service", self.service)
         _check_count(f"{where}: bucket_start", self.bucket_start)
@@ -303,9 +343,11 @@ class Gap:
     start: float
     end: float
     reason: str
+    location: str = ""
 
     def __post_init__(self) -> None:
         _check_name("gap: vantage", self.vantage)
+        _default_location(self, "gap")
         _check_finite("gap: start", self.start)
         _check_finite("gap: end", self.end)
         if self.end <= self.start:
@@ -325,7 +367,43 @@ class FaultRecord:
     events: tuple[Mapping[str, Any], ...]
 
 
-def evidence_from_result(vantage: str, result: ProbeResult) -> EvidenceRow:
+def add_tally(into: dict[int, Tally], bucket: int, tally: Tally) -> None:
+    """Add ``tally`` to ``into[bucket]``: the members of one location sum (see the module
+    docstring, ``load_tallies(..., location=)``)."""
+    held = into.get(bucket)
+    if held is None:
+        into[bucket] = tally
+        return
+    into[bucket] = Tally(
+        ok=held.ok + tally.ok,
+        failed=held.failed + tally.failed,
+        reasons=_sum_counts(held.reasons, tally.reasons),
+        errors=held.errors + tally.errors,
+        error_reasons=_sum_counts(held.error_reasons, tally.error_reasons),
+        excused=held.excused + tally.excused,
+    )
+
+
+def _sum_counts(a: Mapping[str, int], b: Mapping[str, int]) -> Mapping[str, int]:
+    if not b:
+        return a
+    if not a:
+        return b
+    out = dict(a)
+    for key, count in b.items():
+        out[key] = out.get(key, 0) + count
+    return MappingProxyType(out)
+
+
+def check_tally_scope(vantage: str | None, location: str | None) -> None:
+    """``load_tallies`` reads one member (``vantage``) or one location's sum, not both."""
+    if vantage is not None and location is not None:
+        raise ValueError(
+            f"load_tallies: give vantage ({vantage!r}) or location ({location!r}), not both"
+        )
+
+
+def evidence_from_result(vantage: str, result: ProbeResult, location: str = "") -> EvidenceRow:
     """The evidence row for one probe result (the caller decides which results are evidence).
 
     A failure without a reason token gets its outcome as reason, and non-finite numbers are
@@ -343,6 +421,7 @@ def evidence_from_result(vantage: str, result: ProbeResult) -> EvidenceRow:
             for key, value in result.details.items()
             if not (isinstance(value, float) and not math.isfinite(value))
         },
+        location=location,
     )
 
 
@@ -378,6 +457,9 @@ class Store(Protocol):
     @property
     def vantage(self) -> str: ...
 
+    @property
+    def location(self) -> str: ...
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -392,6 +474,7 @@ class Store(Protocol):
         vantage: str | None = None,
         *,
         bucket_seconds: int | None = None,
+        location: str | None = None,
     ) -> dict[str, dict[int, Tally]]: ...
 
     async def load_tally_rows(
@@ -399,6 +482,8 @@ class Store(Protocol):
     ) -> list[TallyRow]: ...
 
     async def vantages(self) -> list[str]: ...
+
+    async def locations(self) -> list[str]: ...
 
     async def load_evidence(
         self,
@@ -416,7 +501,7 @@ class Store(Protocol):
     async def record_gap(self, start: float, end: float, reason: str) -> Gap: ...
 
     async def load_gaps(
-        self, start: float, end: float, vantage: str | None = None
+        self, start: float, end: float, vantage: str | None = None, *, location: str | None = None
     ) -> list[Gap]: ...
 
     async def last_heartbeat(self, vantage: str | None = None) -> float | None: ...

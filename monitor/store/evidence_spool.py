@@ -36,6 +36,7 @@ def _line(row: EvidenceRow) -> str:
             "reason": row.reason,
             "duration": row.duration,
             "details": dict(row.details),
+            "location": row.location,
         },
     )
 
@@ -50,6 +51,8 @@ def _row(line: str) -> EvidenceRow:
         reason=data["reason"],
         duration=data["duration"],
         details=data["details"],
+        # A spool written before locations existed holds no location: the vantage's name.
+        location=data.get("location", ""),
     )
 
 

@@ -52,6 +52,8 @@ from monitor.store.base import (
     StoreOpenError,
     TallyRow,
     WriteBatch,
+    add_tally,
+    check_tally_scope,
     encode_json,
 )
 from monitor.store.seals import canonical
@@ -65,26 +67,28 @@ PRUNE_CHUNK = 5000
 
 _SQL_TALLY = """
 INSERT INTO tallies (vantage, target, bucket_seconds, bucket_start, ok, failed, reasons,
-    errors, error_reasons, excused)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    errors, error_reasons, excused, location)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (vantage, bucket_start, target, bucket_seconds)
 DO UPDATE SET ok = excluded.ok, failed = excluded.failed, reasons = excluded.reasons,
-    errors = excluded.errors, error_reasons = excluded.error_reasons, excused = excluded.excused
+    errors = excluded.errors, error_reasons = excluded.error_reasons, excused = excluded.excused,
+    location = excluded.location
 """
 _SQL_EVIDENCE = """
-INSERT INTO evidence (vantage, ts, target, outcome, reason, duration, details)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+INSERT INTO evidence (vantage, ts, target, outcome, reason, duration, details, location)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 """
 _SQL_SERVICE_BUCKET = """
-INSERT INTO service_buckets (vantage, sla, service, bucket_start, state, kind)
-VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO service_buckets (vantage, sla, service, bucket_start, state, kind, location)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (vantage, sla, bucket_start)
-DO UPDATE SET service = excluded.service, state = excluded.state, kind = excluded.kind
+DO UPDATE SET service = excluded.service, state = excluded.state, kind = excluded.kind,
+    location = excluded.location
 """
 # The latest write wins even if earlier (a wall clock stepped back), as in SQLite.
 _SQL_HEARTBEAT = """
-INSERT INTO heartbeats (vantage, ts) VALUES (%s, %s)
-ON CONFLICT (vantage) DO UPDATE SET ts = excluded.ts
+INSERT INTO heartbeats (vantage, ts, location) VALUES (%s, %s, %s)
+ON CONFLICT (vantage) DO UPDATE SET ts = excluded.ts, location = excluded.location
 """
 _TALLY_COLUMNS = (
     "target, bucket_start, bucket_seconds, ok, failed, reasons, errors, error_reasons, excused"
@@ -146,9 +150,12 @@ class PostgresStore:
         connect_timeout: float = 10.0,
         statement_timeout: float = 30.0,
         read_only: bool = False,
+        location: str | None = None,
     ) -> None:
         if not vantage or vantage != vantage.strip():
             raise ValueError(f"vantage: expected a non-empty name, got {vantage!r}")
+        if location is not None and (not location or location != location.strip()):
+            raise ValueError(f"location: expected a non-empty name, got {location!r}")
         if isinstance(pool_size, bool) or pool_size < 1:
             raise ValueError(f"pool_size: expected a positive integer, got {pool_size!r}")
         for what, value in (
@@ -164,6 +171,7 @@ class PostgresStore:
         except psycopg.ProgrammingError as exc:
             raise ValueError(f"dsn: not a PostgreSQL connection string: {_one_line(exc)}") from exc
         self._vantage = vantage
+        self._location = location or vantage
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
         self._statement_timeout = statement_timeout
@@ -175,6 +183,22 @@ class PostgresStore:
     @property
     def vantage(self) -> str:
         return self._vantage
+
+    @property
+    def location(self) -> str:
+        """The monitoring location of this vantage point (default: named like it)."""
+        return self._location
+
+    @property
+    def dsn(self) -> str:
+        """The connection string (secret: never log it; see ``where``)."""
+        return self._dsn
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """What every connection of this store is opened with (autocommit, timeouts, the
+        dsn's own options such as a search_path), for a dedicated connection beside the pool
+        (the accountant's advisory lock)."""
+        return self._connect_kwargs()
 
     @property
     def where(self) -> str:
@@ -318,12 +342,15 @@ class PostgresStore:
                                 s.bucket_start,
                                 s.state.value,
                                 None if s.kind is None else s.kind.value,
+                                s.location,
                             )
                             for s in batch.service_buckets
                         ],
                     )
                 if batch.heartbeat is not None:
-                    await cur.execute(_SQL_HEARTBEAT, (self._vantage, batch.heartbeat))
+                    await cur.execute(
+                        _SQL_HEARTBEAT, (self._vantage, batch.heartbeat, self._location)
+                    )
         except StoreClosedError:
             raise
         except StoreError as exc:
@@ -337,10 +364,14 @@ class PostgresStore:
         vantage: str | None = None,
         *,
         bucket_seconds: int | None = None,
+        location: str | None = None,
     ) -> dict[str, dict[int, Tally]]:
+        check_tally_scope(vantage, location)
         if targets is not None and not targets:
             self._check_open()
             return {}
+        if location is not None:
+            return await self._location_tallies(start, end, targets, location, bucket_seconds)
         sql, params = _tally_query(vantage or self._vantage, start, end, targets, bucket_seconds)
         async with self._conn() as conn, conn.cursor() as cur:
             await cur.execute(sql, params)
@@ -365,6 +396,59 @@ class PostgresStore:
             )
         return out
 
+    async def _location_tallies(
+        self,
+        start: int,
+        end: int,
+        targets: Sequence[str] | None,
+        location: str,
+        bucket_seconds: int | None,
+    ) -> dict[str, dict[int, Tally]]:
+        """One location's tallies summed over its members (``base.load_tallies``)."""
+        sql, params = _tally_query(location, start, end, targets, bucket_seconds, column="location")
+        async with self._conn() as conn, conn.cursor() as cur:
+            await cur.execute(sql, params)
+            rows = await cur.fetchall()
+        out: dict[str, dict[int, Tally]] = {}
+        lengths: dict[tuple[str, int], int] = {}
+        for target, bucket, seconds, ok, failed, reasons, errors, error_reasons, excused in rows:
+            held = lengths.setdefault((target, bucket), seconds)
+            if held != seconds:
+                raise StoreError(
+                    f"tallies of {target} at {bucket} in location {location} are stored for "
+                    f"bucket lengths {held} and {seconds}: pass bucket_seconds"
+                )
+            add_tally(
+                out.setdefault(target, {}),
+                bucket,
+                Tally(
+                    ok=ok,
+                    failed=failed,
+                    reasons=_reasons(reasons),
+                    errors=errors,
+                    error_reasons=_reasons(error_reasons),
+                    excused=excused,
+                ),
+            )
+        return out
+
+    async def locations(self) -> list[str]:
+        sql = """
+        WITH RECURSIVE seen(v) AS (
+            SELECT min(location) FROM tallies
+            UNION ALL
+            SELECT (SELECT min(location) FROM tallies WHERE location > seen.v) FROM seen
+            WHERE seen.v IS NOT NULL
+        )
+        SELECT v FROM (
+            SELECT v FROM seen WHERE v IS NOT NULL UNION SELECT location FROM heartbeats
+        ) AS found
+        ORDER BY v COLLATE "C"
+        """
+        async with self._conn() as conn, conn.cursor() as cur:
+            await cur.execute(sql)
+            return [str(row[0]) for row in await cur.fetchall()]
+
     async def load_tally_rows(
         self, start: int, end: int, targets: Sequence[str] | None = None
     ) -> list[TallyRow]:
@@ -372,7 +456,7 @@ class PostgresStore:
             self._check_open()
             return []
         sql = (
-            f"SELECT vantage, {_TALLY_COLUMNS} FROM tallies "
+            f"SELECT vantage, {_TALLY_COLUMNS}, location FROM tallies "
             "WHERE bucket_start >= %s AND bucket_start < %s"
         )
         params: list[object] = [start, end]
@@ -395,8 +479,9 @@ class PostgresStore:
                 errors,
                 json.loads(error_reasons),
                 excused,
+                location,
             )
-            for vantage, target, bucket, seconds, ok, failed, reasons, errors, error_reasons, excused in rows  # noqa: E501
+            for vantage, target, bucket, seconds, ok, failed, reasons, errors, error_reasons, excused, location in rows  # noqa: E501
         ]
 
     async def vantages(self) -> list[str]:
@@ -428,7 +513,8 @@ class PostgresStore:
         if isinstance(limit, bool) or limit < 1:
             raise ValueError(f"limit: expected a positive integer, got {limit!r}")
         sql = (
-            "SELECT id, vantage, ts, target, outcome, reason, duration, details FROM evidence "
+            "SELECT id, vantage, ts, target, outcome, reason, duration, details, location "
+            "FROM evidence "
             "WHERE ts >= %s AND ts < %s AND vantage = %s"
         )
         params: list[object] = [start, end, vantage or self._vantage]
@@ -450,15 +536,27 @@ class PostgresStore:
                 duration=duration,
                 details=json.loads(details),
                 id=row_id,
+                location=row_location,
             )
-            for row_id, row_vantage, ts, row_target, outcome, reason, duration, details in rows
+            for (
+                row_id,
+                row_vantage,
+                ts,
+                row_target,
+                outcome,
+                reason,
+                duration,
+                details,
+                row_location,
+            ) in rows
         ]
 
     async def load_service_buckets(
         self, sla: str, start: int, end: int, vantage: str | None = None
     ) -> list[ServiceBucketRow]:
         sql = (
-            "SELECT vantage, sla, service, bucket_start, state, kind FROM service_buckets "
+            "SELECT vantage, sla, service, bucket_start, state, kind, location "
+            "FROM service_buckets "
             "WHERE vantage = %s AND sla = %s AND bucket_start >= %s AND bucket_start < %s "
             "ORDER BY bucket_start"
         )
@@ -473,8 +571,9 @@ class PostgresStore:
                 bucket_start=bucket,
                 state=BucketState(state),
                 kind=None if kind is None else ExclusionKind(kind),
+                location=where,
             )
-            for v, s, service, bucket, state, kind in rows
+            for v, s, service, bucket, state, kind, where in rows
         ]
 
     async def prune_evidence(self, older_than: float) -> int:
@@ -495,24 +594,31 @@ class PostgresStore:
                 return total
 
     async def record_gap(self, start: float, end: float, reason: str) -> Gap:
-        gap = Gap(self._vantage, start, end, reason)
+        gap = Gap(self._vantage, start, end, reason, self._location)
         self._check_writable()
         async with self._conn() as conn:
             await conn.execute(
-                "INSERT INTO gaps (vantage, start_ts, end_ts, reason) VALUES (%s, %s, %s, %s)",
-                (gap.vantage, gap.start, gap.end, gap.reason),
+                "INSERT INTO gaps (vantage, start_ts, end_ts, reason, location) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (gap.vantage, gap.start, gap.end, gap.reason, gap.location),
             )
         return gap
 
-    async def load_gaps(self, start: float, end: float, vantage: str | None = None) -> list[Gap]:
+    async def load_gaps(
+        self, start: float, end: float, vantage: str | None = None, *, location: str | None = None
+    ) -> list[Gap]:
+        if location is not None and vantage is not None:
+            raise ValueError("load_gaps: give vantage or location, not both")
+        column = "vantage" if location is None else "location"
         sql = (
-            "SELECT vantage, start_ts, end_ts, reason FROM gaps "
-            "WHERE vantage = %s AND start_ts < %s AND end_ts > %s ORDER BY start_ts, id"
+            "SELECT vantage, start_ts, end_ts, reason, location FROM gaps "
+            f"WHERE {column} = %s AND start_ts < %s AND end_ts > %s ORDER BY start_ts, id"
         )
+        name = location if location is not None else (vantage or self._vantage)
         async with self._conn() as conn, conn.cursor() as cur:
-            await cur.execute(sql, (vantage or self._vantage, end, start))
+            await cur.execute(sql, (name, end, start))
             rows = await cur.fetchall()
-        return [Gap(v, s, e, r) for v, s, e, r in rows]
+        return [Gap(v, s, e, r, where) for v, s, e, r, where in rows]
 
     async def last_heartbeat(self, vantage: str | None = None) -> float | None:
         async with self._conn() as conn, conn.cursor() as cur:
@@ -809,6 +915,7 @@ def _tally_params(r: TallyRow) -> tuple[object, ...]:
         r.errors,
         encode_json(f"tally {r.target}@{r.bucket_start}: error_reasons", dict(r.error_reasons)),
         r.excused,
+        r.location,
     )
 
 
@@ -821,6 +928,7 @@ def _evidence_params(e: EvidenceRow) -> tuple[object, ...]:
         e.reason,
         e.duration,
         encode_json(f"evidence {e.target}@{e.ts}: details", dict(e.details)),
+        e.location,
     )
 
 
@@ -832,7 +940,7 @@ async def _copy_tallies(cur: psycopg.AsyncCursor[Any], rows: Sequence[TallyRow])
     )
     columns = (
         "vantage, target, bucket_seconds, bucket_start, ok, failed, reasons, errors, "
-        "error_reasons, excused"
+        "error_reasons, excused, location"
     )
     async with cur.copy(f"COPY tally_load ({columns}) FROM STDIN") as copy:
         for row in rows:
@@ -842,7 +950,7 @@ async def _copy_tallies(cur: psycopg.AsyncCursor[Any], rows: Sequence[TallyRow])
         "ON CONFLICT (vantage, bucket_start, target, bucket_seconds) "
         "DO UPDATE SET ok = excluded.ok, failed = excluded.failed, reasons = excluded.reasons, "
         "errors = excluded.errors, error_reasons = excluded.error_reasons, "
-        "excused = excluded.excused"
+        "excused = excluded.excused, location = excluded.location"
     )
 
 
@@ -852,10 +960,13 @@ def _tally_query(
     end: int,
     targets: Sequence[str] | None,
     bucket_seconds: int | None,
+    *,
+    column: str = "vantage",
 ) -> tuple[str, list[object]]:
+    # ``column`` is "vantage" (one member) or "location" (every member of one location).
     sql = (
         f"SELECT {_TALLY_COLUMNS} FROM tallies "
-        "WHERE vantage = %s AND bucket_start >= %s AND bucket_start < %s"
+        f"WHERE {column} = %s AND bucket_start >= %s AND bucket_start < %s"
     )
     params: list[object] = [vantage, start, end]
     if bucket_seconds is not None:

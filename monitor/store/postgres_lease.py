@@ -1,4 +1,4 @@
-"""The ``shard_leases`` table on PostgreSQL (schema migration 3; ``monitor.store.lease``).
+"""The ``shard_leases`` table on PostgreSQL (schema migration 4; ``monitor.store.lease``).
 
 One dedicated connection, apart from the store's pool: a flush that holds every pooled
 connection (a full flush after an outage) must not delay a heartbeat past the lease, or the

@@ -27,6 +27,8 @@ VERSION_TABLE: Final = "slawatch_schema"
 _STATES = "'available','unavailable','excluded','unknown','pending'"
 _OUTCOMES = "'up','down','timeout','error'"
 
+_LOCATED_TABLES = ("tallies", "evidence", "service_buckets", "gaps", "heartbeats")
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: everything SQLite schema version 3 holds (availability, exclusions, faults, kv).
     (
@@ -127,8 +129,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (sla, month)
         )""",
     ),
-    # 3 (issue 14, sharding; renumber after the locations migration when merged): the
-    # membership leases of the daemons sharing a location's targets (monitor/store/lease.py).
+    # 3: monitoring locations (issue 14; as SQLite's version 5): every row names the location
+    # of the vantage point (member) that wrote it; rows written before get their vantage's
+    # name, which is what a daemon without ``monitor.location`` writes.
+    (
+        *(
+            statement
+            for table in _LOCATED_TABLES
+            for statement in (
+                f"ALTER TABLE {table} ADD COLUMN location text",
+                f"UPDATE {table} SET location = vantage",
+                f"ALTER TABLE {table} ALTER COLUMN location SET NOT NULL",
+            )
+        ),
+        # One location's tallies summed over its members: a range of one location's rows.
+        "CREATE INDEX tallies_by_location ON tallies (location, bucket_start, target)",
+    ),
+    # 4 (issue 14, sharding inside a location): the membership leases
+    # of the daemons sharing a location's targets (monitor/store/lease.py).
     (
         """CREATE TABLE shard_leases (
             location text NOT NULL,

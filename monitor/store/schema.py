@@ -44,6 +44,8 @@ def _move_monitor_errors() -> str:
         WHERE EXISTS (SELECT 1 FROM json_each(tallies.reasons) WHERE {mine})"""
 
 
+_LOCATED_TABLES = ("tallies", "evidence", "service_buckets", "gaps", "heartbeats")
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: availability evidence (issue 3).
     (
@@ -154,6 +156,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             digest TEXT NOT NULL,
             PRIMARY KEY (sla, month)
         ) STRICT""",
+    ),
+    # 5: monitoring locations (issue 14): every row names the location of the vantage point
+    # (member) that wrote it. Rows written before were one location of one member, named
+    # like the vantage, which is also what a daemon without ``monitor.location`` writes.
+    (
+        *(
+            statement
+            for table in _LOCATED_TABLES
+            for statement in (
+                f"ALTER TABLE {table} ADD COLUMN location TEXT NOT NULL DEFAULT ''",
+                f"UPDATE {table} SET location = vantage",
+            )
+        ),
+        # One location's tallies summed over its members: a range of one location's rows.
+        "CREATE INDEX tallies_by_location ON tallies (location, bucket_start, target)",
     ),
 )
 

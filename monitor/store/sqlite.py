@@ -44,6 +44,7 @@ from monitor.store.base import (
     StoreOpenError,
     TallyRow,
     WriteBatch,
+    check_tally_scope,
     encode_json,
 )
 from monitor.store.versions import SchemaStatus
@@ -80,13 +81,17 @@ class SqliteStore:
         checkpoint_interval: float | None = 5.0,
         read_only: bool = False,
         integrity_check: bool = True,
+        location: str | None = None,
     ) -> None:
         if not vantage or vantage != vantage.strip():
             raise ValueError(f"vantage: expected a non-empty name, got {vantage!r}")
+        if location is not None and (not location or location != location.strip()):
+            raise ValueError(f"location: expected a non-empty name, got {location!r}")
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous: expected NORMAL or FULL, got {synchronous!r}")
         self._path = Path(path)
         self._vantage = vantage
+        self._location = location or vantage
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._checkpoint_interval = checkpoint_interval
@@ -103,6 +108,11 @@ class SqliteStore:
     @property
     def vantage(self) -> str:
         return self._vantage
+
+    @property
+    def location(self) -> str:
+        """The monitoring location of this vantage point (default: named like it)."""
+        return self._location
 
     @property
     def path(self) -> Path:
@@ -258,7 +268,7 @@ class SqliteStore:
     def _write_batch_sync(self, batch: WriteBatch) -> None:
         conn = self._db()
         try:
-            avail.write_batch(conn, self._vantage, batch)
+            avail.write_batch(conn, self._vantage, batch, self._location)
         except sqlite3.Error as exc:
             raise StoreError(f"{self._path}: batch refused, nothing written: {exc}") from exc
         interval = self._checkpoint_interval
@@ -287,7 +297,13 @@ class SqliteStore:
         vantage: str | None = None,
         *,
         bucket_seconds: int | None = None,
+        location: str | None = None,
     ) -> dict[str, dict[int, Tally]]:
+        check_tally_scope(vantage, location)
+        if location is not None:
+            return await self._call(
+                avail.location_tallies, start, end, targets, location, bucket_seconds
+            )
         return await self._call(
             avail.tallies_by_target, start, end, targets, vantage or self._vantage, bucket_seconds
         )
@@ -299,6 +315,9 @@ class SqliteStore:
 
     async def vantages(self) -> list[str]:
         return await self._call(avail.vantages)
+
+    async def locations(self) -> list[str]:
+        return await self._call(avail.locations)
 
     async def load_evidence(
         self,
@@ -329,11 +348,17 @@ class SqliteStore:
                 return total
 
     async def record_gap(self, start: float, end: float, reason: str) -> Gap:
-        gap = Gap(self._vantage, start, end, reason)
+        gap = Gap(self._vantage, start, end, reason, self._location)
         await self._write(avail.record_gap, gap)
         return gap
 
-    async def load_gaps(self, start: float, end: float, vantage: str | None = None) -> list[Gap]:
+    async def load_gaps(
+        self, start: float, end: float, vantage: str | None = None, *, location: str | None = None
+    ) -> list[Gap]:
+        if location is not None:
+            if vantage is not None:
+                raise ValueError("load_gaps: give vantage or location, not both")
+            return await self._call(avail.gaps, start, end, location, "location")
         return await self._call(avail.gaps, start, end, vantage or self._vantage)
 
     async def last_heartbeat(self, vantage: str | None = None) -> float | None:

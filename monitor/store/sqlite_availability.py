@@ -17,6 +17,7 @@ from monitor.store.base import (
     StoreError,
     TallyRow,
     WriteBatch,
+    add_tally,
     encode_json,
 )
 from monitor.store.checksum import evidence_crc, tally_crc
@@ -30,35 +31,46 @@ PRUNE_CHUNK = 5000
 
 _SQL_TALLY = """
 INSERT INTO tallies (vantage, target, bucket_seconds, bucket_start, ok, failed, reasons,
-    errors, error_reasons, excused, crc)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    errors, error_reasons, excused, crc, location)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (vantage, bucket_start, target, bucket_seconds)
 DO UPDATE SET ok = excluded.ok, failed = excluded.failed, reasons = excluded.reasons,
     errors = excluded.errors, error_reasons = excluded.error_reasons, excused = excluded.excused,
-    crc = excluded.crc
+    crc = excluded.crc, location = excluded.location
 """
 _SQL_EVIDENCE = """
-INSERT INTO evidence (vantage, ts, target, outcome, reason, duration, details, crc)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO evidence (vantage, ts, target, outcome, reason, duration, details, crc, location)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _SQL_SERVICE_BUCKET = """
-INSERT INTO service_buckets (vantage, sla, service, bucket_start, state, kind)
-VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO service_buckets (vantage, sla, service, bucket_start, state, kind, location)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (vantage, sla, bucket_start)
-DO UPDATE SET service = excluded.service, state = excluded.state, kind = excluded.kind
+DO UPDATE SET service = excluded.service, state = excluded.state, kind = excluded.kind,
+    location = excluded.location
 """
 # The latest write wins even if it is earlier: after the wall clock is stepped back, a
 # heartbeat kept at the old, later value would make the next crash's gap empty.
 _SQL_HEARTBEAT = """
-INSERT INTO heartbeats (vantage, ts) VALUES (?, ?)
-ON CONFLICT (vantage) DO UPDATE SET ts = excluded.ts
+INSERT INTO heartbeats (vantage, ts, location) VALUES (?, ?, ?)
+ON CONFLICT (vantage) DO UPDATE SET ts = excluded.ts, location = excluded.location
 """
 
 
-def write_batch(conn: sqlite3.Connection, vantage: str, batch: WriteBatch) -> None:
-    """Everything in ``batch`` in one transaction; the heartbeat is ``vantage``'s."""
-    tallies = [(*row, tally_crc(*row)) for row in _tally_values(batch)]
-    evidence = [(*row, evidence_crc(*row)) for row in _evidence_values(batch)]
+def write_batch(
+    conn: sqlite3.Connection, vantage: str, batch: WriteBatch, location: str | None = None
+) -> None:
+    """Everything in ``batch`` in one transaction; the heartbeat is ``vantage``'s, at
+    ``location`` (default: named like the vantage). The checksums cover what they covered
+    before locations existed (a row's location is not part of its counts)."""
+    tallies = [
+        (*row, tally_crc(*row), r.location)
+        for row, r in zip(_tally_values(batch), batch.tallies, strict=True)
+    ]
+    evidence = [
+        (*row, evidence_crc(*row), e.location)
+        for row, e in zip(_evidence_values(batch), batch.evidence, strict=True)
+    ]
     verdicts = [
         (
             s.vantage,
@@ -67,6 +79,7 @@ def write_batch(conn: sqlite3.Connection, vantage: str, batch: WriteBatch) -> No
             s.bucket_start,
             s.state.value,
             None if s.kind is None else s.kind.value,
+            s.location,
         )
         for s in batch.service_buckets
     ]
@@ -75,7 +88,7 @@ def write_batch(conn: sqlite3.Connection, vantage: str, batch: WriteBatch) -> No
         conn.executemany(_SQL_EVIDENCE, evidence)
         conn.executemany(_SQL_SERVICE_BUCKET, verdicts)
         if batch.heartbeat is not None:
-            conn.execute(_SQL_HEARTBEAT, (vantage, batch.heartbeat))
+            conn.execute(_SQL_HEARTBEAT, (vantage, batch.heartbeat, location or vantage))
 
 
 def _tally_values(
@@ -116,6 +129,7 @@ def _evidence_values(batch: WriteBatch) -> list[tuple[str, float, str, str, str,
 _TALLY_COLUMNS = (
     "target, bucket_start, bucket_seconds, ok, failed, reasons, errors, error_reasons, excused"
 )
+_ROW_COLUMNS = _TALLY_COLUMNS + ", location"
 
 
 def _tally_query(
@@ -153,7 +167,7 @@ def tally_rows(
     out: list[TallyRow] = []
     for vantage in vantages(conn):
         sql, params = _tally_query(
-            _TALLY_COLUMNS,
+            _ROW_COLUMNS,
             vantage,
             start,
             end,
@@ -174,10 +188,20 @@ def tally_rows(
                 errors,
                 json.loads(error_reasons),
                 excused,
+                location,
             )
-            for target, bucket, seconds, ok, failed, reasons, errors, error_reasons, excused in (
-                cursor
-            )
+            for (
+                target,
+                bucket,
+                seconds,
+                ok,
+                failed,
+                reasons,
+                errors,
+                error_reasons,
+                excused,
+                location,
+            ) in cursor
         )
     return out
 
@@ -214,19 +238,79 @@ def tallies_by_target(
                 f"{lengths[(target, bucket)]} and {seconds}: pass bucket_seconds"
             )
         lengths[(target, bucket)] = seconds
-        by_bucket[bucket] = Tally(
-            ok=ok,
-            failed=failed,
-            reasons=_NO_REASONS if reasons == "{}" else MappingProxyType(json.loads(reasons)),
-            errors=errors,
-            error_reasons=(
-                _NO_REASONS
-                if error_reasons == "{}"
-                else MappingProxyType(json.loads(error_reasons))
-            ),
-            excused=excused,
+        by_bucket[bucket] = _tally(ok, failed, reasons, errors, error_reasons, excused)
+    return out
+
+
+def _tally(
+    ok: int, failed: int, reasons: str, errors: int, error_reasons: str, excused: int
+) -> Tally:
+    return Tally(
+        ok=ok,
+        failed=failed,
+        reasons=_NO_REASONS if reasons == "{}" else MappingProxyType(json.loads(reasons)),
+        errors=errors,
+        error_reasons=(
+            _NO_REASONS if error_reasons == "{}" else MappingProxyType(json.loads(error_reasons))
+        ),
+        excused=excused,
+    )
+
+
+def location_tallies(
+    conn: sqlite3.Connection,
+    start: int,
+    end: int,
+    targets: Sequence[str] | None,
+    location: str,
+    bucket_seconds: int | None,
+) -> dict[str, dict[int, Tally]]:
+    """``target -> bucket start -> Tally`` of one location, summed over its members (see
+    ``base.load_tallies(..., location=)``)."""
+    if targets is not None and not targets:
+        return {}
+    sql = (
+        f"SELECT {_TALLY_COLUMNS} FROM tallies INDEXED BY tallies_by_location "
+        "WHERE location = ? AND bucket_start >= ? AND bucket_start < ?"
+    )
+    params: list[object] = [location, start, end]
+    if bucket_seconds is not None:
+        sql += " AND bucket_seconds = ?"
+        params.append(bucket_seconds)
+    if targets is not None:
+        sql += f" AND target IN ({','.join('?' * len(targets))})"
+        params.extend(targets)
+    cursor = conn.execute(sql, params)
+    cursor.row_factory = None
+    out: dict[str, dict[int, Tally]] = {}
+    lengths: dict[tuple[str, int], int] = {}
+    for target, bucket, seconds, ok, failed, reasons, errors, error_reasons, excused in cursor:
+        held = lengths.setdefault((target, bucket), seconds)
+        if held != seconds:
+            raise StoreError(
+                f"tallies of {target} at {bucket} in location {location} are stored for "
+                f"bucket lengths {held} and {seconds}: pass bucket_seconds"
+            )
+        add_tally(
+            out.setdefault(target, {}),
+            bucket,
+            _tally(ok, failed, reasons, errors, error_reasons, excused),
         )
     return out
+
+
+def locations(conn: sqlite3.Connection) -> list[str]:
+    """Locations with a heartbeat or tallies (a loose index scan, as ``vantages``)."""
+    sql = """
+    WITH RECURSIVE seen(v) AS (
+        SELECT min(location) FROM tallies
+        UNION ALL
+        SELECT (SELECT min(location) FROM tallies WHERE location > seen.v) FROM seen
+        WHERE seen.v IS NOT NULL
+    )
+    SELECT v FROM seen WHERE v IS NOT NULL UNION SELECT location FROM heartbeats ORDER BY 1
+    """
+    return [str(row[0]) for row in conn.execute(sql)]
 
 
 def vantages(conn: sqlite3.Connection) -> list[str]:
@@ -269,6 +353,7 @@ def evidence(
             duration=row["duration"],
             details=json.loads(row["details"]),
             id=row["id"],
+            location=row["location"],
         )
         for row in conn.execute(sql, params)
     ]
@@ -289,6 +374,7 @@ def service_buckets(
             bucket_start=row["bucket_start"],
             state=BucketState(row["state"]),
             kind=None if row["kind"] is None else ExclusionKind(row["kind"]),
+            location=row["location"],
         )
         for row in conn.execute(sql, (vantage, sla, start, end))
     ]
@@ -308,18 +394,24 @@ def prune_evidence_chunk(conn: sqlite3.Connection, older_than: float) -> int:
 def record_gap(conn: sqlite3.Connection, gap: Gap) -> None:
     with transaction(conn):
         conn.execute(
-            "INSERT INTO gaps (vantage, start_ts, end_ts, reason) VALUES (?, ?, ?, ?)",
-            (gap.vantage, gap.start, gap.end, gap.reason),
+            "INSERT INTO gaps (vantage, start_ts, end_ts, reason, location) VALUES (?, ?, ?, ?, ?)",
+            (gap.vantage, gap.start, gap.end, gap.reason, gap.location),
         )
 
 
-def gaps(conn: sqlite3.Connection, start: float, end: float, vantage: str) -> list[Gap]:
-    """Gaps overlapping ``[start, end)``."""
+def gaps(
+    conn: sqlite3.Connection, start: float, end: float, vantage: str, column: str = "vantage"
+) -> list[Gap]:
+    """Gaps overlapping ``[start, end)`` of one vantage (``column`` "location": of every
+    member of the location named ``vantage``)."""
+    if column not in ("vantage", "location"):
+        raise ValueError(f"column: expected vantage or location, got {column!r}")
     sql = (
-        "SELECT * FROM gaps WHERE vantage = ? AND start_ts < ? AND end_ts > ? ORDER BY start_ts, id"
+        f"SELECT * FROM gaps WHERE {column} = ? AND start_ts < ? AND end_ts > ? "
+        "ORDER BY start_ts, id"
     )
     return [
-        Gap(row["vantage"], row["start_ts"], row["end_ts"], row["reason"])
+        Gap(row["vantage"], row["start_ts"], row["end_ts"], row["reason"], row["location"])
         for row in conn.execute(sql, (vantage, end, start))
     ]
 
