@@ -5,6 +5,7 @@ cluster of tests/pg_cluster.py."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import psycopg
@@ -12,9 +13,9 @@ import pytest
 
 from monitor.config import parse_config_text
 from monitor.config.errors import ConfigError
-from monitor.runtime.shard import ShardKeeper
+from monitor.runtime.shard import ShardKeeper, record_member_downtime
 from monitor.sla.shard import assign
-from monitor.store.base import StoreError
+from monitor.store.base import StoreError, WriteBatch
 from monitor.store.lease import LeaseHeldError
 from monitor.store.postgres import PostgresStore
 from monitor.store.postgres_lease import PostgresLeases
@@ -102,7 +103,10 @@ class TestLeaseTable:
         try:
             await a.heartbeat()
             assert (await b.heartbeat()).members == ("a", "b")
-            await a.release()
+            left = await a.release()
+            assert left is not None
+            assert left.members == ("b",)
+            assert set(left.since) == {"b"}
             assert (await b.heartbeat()).members == ("b",)
         finally:
             await a.close()
@@ -159,6 +163,35 @@ class TestKeeper:
         assert a.select(targets, frozenset()) == before
         await a.leave()
         await b.leave()
+
+
+class TestDowntime:
+    async def test_covered_downtime_is_not_a_gap(self, dsn: str) -> None:
+        """A member returning while another held its lease since before the member's last
+        heartbeat records no gap (the other probed its targets); alone, it records one."""
+        store = PostgresStore(dsn, "a", location="dublin")
+        await store.open()
+        try:
+            b = ShardKeeper(_leases(dsn, "b"), location="dublin", member="b", lease_seconds=3.0)
+            await b.join()
+            await store.write_batch(WriteBatch(heartbeat=time.time()))
+            await asyncio.sleep(0.2)
+            a = ShardKeeper(_leases(dsn, "a"), location="dublin", member="a", lease_seconds=3.0)
+            await a.join()
+            assert a.covering(time.time()) == ["b"]
+            assert await record_member_downtime(store, a, time.time()) is None
+            assert await store.load_gaps(0, 2**40) == []
+            await b.leave()
+            await a.leave()
+            assert a.covering(time.time()) == []  # read when leaving: b had left
+            alone = ShardKeeper(_leases(dsn, "a"), location="dublin", member="a", lease_seconds=3.0)
+            await alone.join()
+            gap = await record_member_downtime(store, alone, time.time() + 1)
+            assert gap is not None
+            assert [g.reason for g in await store.load_gaps(0, 2**40)] == ["monitor_not_running"]
+            await alone.leave()
+        finally:
+            await store.close()
 
 
 class TestConfig:

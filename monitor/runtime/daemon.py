@@ -35,7 +35,12 @@ from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.health import Health
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
-from monitor.runtime.shard import ShardKeeper, shard_settings_changed, start_shard
+from monitor.runtime.shard import (
+    ShardKeeper,
+    record_member_downtime,
+    shard_settings_changed,
+    start_shard,
+)
 from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.support_link import SupportFigures
 from monitor.sla.calendar import Month, month_bounds, month_containing
@@ -717,7 +722,10 @@ class Daemon:
             self.health.shard = self.shard
         await self._replay_spool()
         now = self.clock()
-        gap = await record_downtime(self.store, now)
+        if self.shard is None:
+            gap = await record_downtime(self.store, now)
+        else:  # issue 14: not a gap when other members covered this one's targets
+            gap = await record_member_downtime(self.store, self.shard, now)
         if gap is not None:
             log.warning(
                 "downtime_recorded_as_unknown",
@@ -829,6 +837,10 @@ class Daemon:
         once a gap from the stop to the end of the running bucket of every length (so
         ``slawatch report`` reads it unknown while the daemon is down); the next start records
         the rest from the heartbeat, as after a crash."""
+        covering = self.shard.covering(now) if self.shard is not None else []
+        if covering:  # issue 14: the other members take this one's targets at once
+            log.info("stop_covered_by_members", members=covering)
+            return
         lengths = {p.bucket_seconds for p in self.config.sla_policies()}
         end = max((-(-now // length) * length for length in lengths), default=now)
         if end <= now:

@@ -30,7 +30,14 @@ import structlog
 
 from monitor.config import Config
 from monitor.sla.shard import owned_by
-from monitor.store.base import StoreError, StoreOpenError
+from monitor.store.base import (
+    Gap,
+    Store,
+    StoreError,
+    StoreOpenError,
+    WriteBatch,
+    record_downtime,
+)
 from monitor.store.lease import LeaseHeldError, LeaseTable, Membership
 from probes.fields import SecretUnavailable
 
@@ -61,6 +68,8 @@ class ShardKeeper:
         """True while heartbeats reach the database."""
         self.targets_owned = 0
         self.heartbeat_failures = 0
+        self.since: dict[str, float] = {}
+        """Member -> start of its current lease, at the last successful heartbeat."""
         self._unreachable_logged = False
 
     def select(self, names: Sequence[str], canaries: frozenset[str]) -> frozenset[str]:
@@ -90,6 +99,7 @@ class ShardKeeper:
         members = tuple(sorted(set(membership.members) | {self.member}))
         changed = members != self.members
         self.members = members
+        self.since = dict(membership.since)
         self.up = True
         if self._unreachable_logged:
             self._unreachable_logged = False
@@ -141,11 +151,21 @@ class ShardKeeper:
                 self.heartbeat_failures += 1
                 log.exception("shard_heartbeat_failed", location=self.location)
 
+    def covering(self, since: float) -> list[str]:
+        """The other members that have held their lease without a break since ``since``
+        (epoch seconds), as of the last heartbeat: while this member was down or stopping they
+        probed its targets, so its downtime is not the location's."""
+        return sorted(m for m, began in self.since.items() if m != self.member and began <= since)
+
     async def leave(self) -> None:
         """At a clean stop: give up the lease so the others take the share at once."""
+        left: Membership | None = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.period):
-                await self.leases.release()
+                left = await self.leases.release()
+        # Who covers this member's targets from now on (``covering``, for the stop's gap):
+        # read when leaving; unknown (nobody) when the database did not answer.
+        self.since = {} if left is None else dict(left.since)
         await self.leases.close()
         log.info("shard_left", location=self.location, member=self.member)
 
@@ -224,3 +244,25 @@ async def start_shard(config: Config, on_change: Callable[[], None]) -> ShardKee
             f"as {keeper.member!r}: {exc or type(exc).__name__}"
         ) from exc
     return keeper
+
+
+async def record_member_downtime(store: Store, keeper: ShardKeeper, now: float) -> Gap | None:
+    """At start-up of a member: its downtime ``[last heartbeat, now)`` is a gap of the
+    location (``store.base.record_downtime``) unless another member of the location held its
+    lease without a break since before that heartbeat. Then that member probed this one's
+    targets (after the hand-over window): the location was monitored, and a gap would turn
+    buckets the others measured into unknown ones. The heartbeat is written either way."""
+    last = await store.last_heartbeat()
+    if last is not None and last < now:
+        covering = keeper.covering(last)
+        if covering:
+            await store.write_batch(WriteBatch(heartbeat=now))
+            log.info(
+                "downtime_covered_by_members",
+                location=keeper.location,
+                start=last,
+                end=now,
+                members=covering,
+            )
+            return None
+    return await record_downtime(store, now)

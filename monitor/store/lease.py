@@ -14,7 +14,8 @@ implementation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from monitor.store.base import StoreError
@@ -33,6 +34,9 @@ class Membership:
     location: str
     members: tuple[str, ...]
     db_now: float
+    since: Mapping[str, float] = field(default_factory=dict)
+    """Member -> when its current lease began (epoch seconds, the database's clock): it has
+    been alive without a break since then."""
 
 
 class LeaseTable(Protocol):
@@ -47,10 +51,11 @@ class LeaseTable(Protocol):
         this name, ``StoreError`` when the database cannot be reached."""
         ...
 
-    async def release(self) -> None:
+    async def release(self) -> Membership | None:
         """Drop this member's lease (a clean stop): the others take its targets at their next
-        heartbeat instead of waiting for the expiry. Never raises for an unreachable
-        database (the lease then simply expires)."""
+        heartbeat instead of waiting for the expiry. Returns the members still live after it
+        (this one no longer among them), or ``None`` when the database cannot be reached (the
+        lease then simply expires); never raises for that."""
         ...
 
     async def close(self) -> None: ...

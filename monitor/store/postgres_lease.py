@@ -45,7 +45,7 @@ FROM shard_leases WHERE location = %s AND member = %s
 """
 
 _LIVE = """
-SELECT member, extract(epoch FROM now()) FROM shard_leases
+SELECT member, extract(epoch FROM now()), extract(epoch FROM started_at) FROM shard_leases
 WHERE location = %s AND expires_at > now() ORDER BY member COLLATE "C"
 """
 
@@ -122,8 +122,7 @@ class PostgresLeases:
             await self._drop()
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise StoreError(f"{self._where}: shard lease: {first}") from exc
-        db_now = float(rows[0][1]) if rows else math.nan
-        return Membership(self.location, tuple(str(r[0]) for r in rows), db_now)
+        return _membership(self.location, rows)
 
     def _held_message(self, row: tuple[Any, ...] | None) -> str:
         held = ""
@@ -137,15 +136,30 @@ class PostgresLeases:
             f"{self.location!r}{held}; each member of a location needs its own monitor.name"
         )
 
-    async def release(self) -> None:
+    async def release(self) -> Membership | None:
         try:
             conn = await self._connection()
-            await conn.execute(
-                "DELETE FROM shard_leases WHERE location = %s AND member = %s AND holder = %s",
-                (self.location, self.member, self.holder),
-            )
+            async with conn.transaction():
+                await conn.execute(
+                    "DELETE FROM shard_leases WHERE location = %s AND member = %s AND holder = %s",
+                    (self.location, self.member, self.holder),
+                )
+                cur = await conn.execute(_LIVE, (self.location,))
+                rows = await cur.fetchall()
         except psycopg.Error:
             await self._drop()  # the lease expires by itself
+            return None
+        return _membership(self.location, rows)
 
     async def close(self) -> None:
         await self._drop()
+
+
+def _membership(location: str, rows: list[tuple[Any, ...]]) -> Membership:
+    """A ``Membership`` from rows of ``_LIVE``: (member, database now, lease start)."""
+    return Membership(
+        location,
+        tuple(str(r[0]) for r in rows),
+        float(rows[0][1]) if rows else math.nan,
+        {str(r[0]): float(r[2]) for r in rows},
+    )
