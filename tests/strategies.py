@@ -638,3 +638,20 @@ def location_tallies() -> _st.SearchStrategy[_policy.Tally | None]:
         ),
         unproven_tallies(),
     )
+
+
+# --- sharding inside a location (monitor/sla/shard.py) -------------------------------------
+shard_member_names = _st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=16
+)
+"""A ``monitor.name``: one member of a location."""
+
+shard_members = _st.lists(shard_member_names, min_size=1, max_size=8, unique=True)
+"""The live members of one location (distinct names, in any order)."""
+
+
+@_st.composite
+def shard_targets(draw: _st.DrawFn, *, count: int = 400) -> list[str]:
+    """``count`` distinct target names sharing a drawn prefix (as a configuration's do)."""
+    prefix = draw(_st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=0, max_size=10))
+    return [f"{prefix}{index}" for index in range(count)]

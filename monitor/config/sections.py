@@ -36,6 +36,7 @@ from monitor.config.fieldtypes import (
     Timezone,
     duration_field,
 )
+from monitor.config.sharding import SHARDING_NEEDS_POSTGRESQL, ShardingSettings
 from monitor.config.store import StoreSettings
 from monitor.sla.exclusions import cron_days_ored, cron_or_message
 from monitor.sla.policy import CreditTier, ExclusionKind
@@ -74,6 +75,13 @@ class MonitorSettings(StrictModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     rtp_ports: StrictStr = "20000-20999"
     web_config: Path | None = None  # exporter-toolkit web-config.yml (monitor/http/web_config.py)
+    sharding: ShardingSettings | None = None  # issue 14: members of a location share targets
+
+    @model_validator(mode="after")
+    def _sharding_on_postgresql(self) -> MonitorSettings:
+        if self.sharding is not None and self.store.backend != "postgresql":
+            raise FieldProblems([issue(("sharding",), SHARDING_NEEDS_POSTGRESQL)])
+        return self
 
     @field_validator("listen")
     @classmethod

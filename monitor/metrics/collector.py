@@ -127,6 +127,9 @@ HELP_RELOAD_OK = "1 if the last configuration reload succeeded."
 HELP_RELOAD_TIME = "When the configuration was last loaded successfully (epoch seconds)."
 HELP_STORE_ERRORS = "Failed writes to the store (the rows are kept and retried)."
 HELP_STORE_UP = "1 if the last flush reached the store, 0 while writes fail (rows kept, retried)."
+HELP_SHARD_MEMBERS = "Live members of this daemon's location at its last heartbeat (sharding)."
+HELP_SHARD_OWNED = "Targets of the location this member probes (its rendezvous share)."
+HELP_SHARD_UP = "1 while shard heartbeats reach the database, 0 while it keeps its last share."
 HELP_EVIDENCE_DROPPED = (
     "Failure evidence dropped because too much was waiting for the store (the tallies are kept)."
 )
@@ -191,6 +194,9 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "slawatch_sla_min_coverage_ratio",
         "slawatch_outage_location_info",
         "slawatch_accountant",
+        "slawatch_shard_members",  # issue 14: sharding inside a location
+        "slawatch_shard_targets_owned",
+        "slawatch_shard_up",
     }
 )
 # The contract families (target info, claims, support SLA) come from monitor.metrics_contract.
@@ -392,6 +398,16 @@ class DaemonCollector(Collector):
         yield GaugeMetricFamily(
             "slawatch_store_up", HELP_STORE_UP, value=0.0 if h.store_failing else 1.0
         )
+        if h.shard is not None:  # issue 14: this member's view of its location
+            yield GaugeMetricFamily(
+                "slawatch_shard_members", HELP_SHARD_MEMBERS, value=len(h.shard.members)
+            )
+            yield GaugeMetricFamily(
+                "slawatch_shard_targets_owned", HELP_SHARD_OWNED, value=h.shard.targets_owned
+            )
+            yield GaugeMetricFamily(
+                "slawatch_shard_up", HELP_SHARD_UP, value=1.0 if h.shard.up else 0.0
+            )
         yield CounterMetricFamily(
             "slawatch_evidence_dropped", HELP_EVIDENCE_DROPPED, value=d.state.evidence_dropped
         )

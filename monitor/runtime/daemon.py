@@ -37,6 +37,12 @@ from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.health import Health
 from monitor.runtime.locations import LocationFeed
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
+from monitor.runtime.shard import (
+    ShardKeeper,
+    record_member_downtime,
+    shard_settings_changed,
+    start_shard,
+)
 from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.support_link import SupportFigures
 from monitor.sla.calendar import Month, month_bounds, month_containing
@@ -143,6 +149,7 @@ class Daemon:
         self._settle: tuple[Config, float] | None = None
         self.started_at = self.clock()
         self.listen_address: tuple[str, int] | None = None
+        self.shard: ShardKeeper | None = None  # issue 14: built at start when sharding is on
 
     # -- configuration -------------------------------------------------------------------------
     def _inputs(self) -> AccountingInputs:
@@ -181,7 +188,16 @@ class Daemon:
                     bucket_lengths=lengths,
                 )
             )
+        if self.shard is not None:  # issue 14: only this member's share of the location
+            mine = self.shard.select([t.name for t in out], frozenset(self.config.canaries()))
+            out = [t for t in out if t.name in mine]
         return out
+
+    def _reschedule(self) -> None:
+        """The location's live members changed (issue 14): start and stop only the targets
+        whose owner changed."""
+        if self.scheduler.started:
+            self.scheduler.apply(self._schedule())
 
     def reload(self) -> bool:
         """Re-read the configuration file; apply it only if it is entirely valid."""
@@ -212,6 +228,15 @@ class Daemon:
                 path=str(self.config_path),
                 problems="monitor.database and monitor.store cannot change on reload: "
                 "restart the daemon",
+            )
+            return False
+        if shard_settings_changed(self.config, new):  # issue 14: the lease is held as started
+            self.health.reload_successful = False
+            log.error(
+                "config_reload_rejected",
+                path=str(self.config_path),
+                problems="monitor.name, monitor.location and monitor.sharding cannot change "
+                "on reload while sharding: restart the daemon",
             )
             return False
         old_hash = self.config.content_hash
@@ -725,9 +750,17 @@ class Daemon:
         the background loops. The caller then starts the adapters (HTTP) and calls
         :meth:`serving`."""
         await self.store.open()
+        if self.config.monitor.sharding is not None:
+            # Issue 14: join the location before writing anything: a daemon refused for a
+            # same-named live member must not record a gap or replay a spool under its name.
+            self.shard = await start_shard(self.config, self._reschedule)
+            self.health.shard = self.shard
         await self._replay_spool()
         now = self.clock()
-        gap = await record_downtime(self.store, now)
+        if self.shard is None:
+            gap = await record_downtime(self.store, now)
+        else:  # issue 14: not a gap when other members covered this one's targets
+            gap = await record_member_downtime(self.store, self.shard, now)
         if gap is not None:
             log.warning(
                 "downtime_recorded_as_unknown",
@@ -749,6 +782,8 @@ class Daemon:
             asyncio.create_task(self._flush_loop(), name="flush"),
             asyncio.create_task(self._maintenance_loop(), name="maintenance"),
         ]
+        if self.shard is not None:
+            self._background.append(asyncio.create_task(self.shard.run(self._stop), name="shard"))
 
     def serving(self, listen_address: tuple[str, int] | None) -> None:
         """The adapters are up: ready for systemd and ``/readyz``; the watchdog pings
@@ -812,6 +847,8 @@ class Daemon:
         self.health.ready = False
         sdnotify.stopping()
         await self.scheduler.shutdown(grace=0.5)
+        if self.shard is not None:  # issue 14: the others take this member's share at once
+            await self.shard.leave()
         await _finish_teardowns(within=3.0)
         # A flush in flight must end (written, or its rows given back to the live state)
         # before its loop is cancelled: cancelled mid-write, its rows were neither, the stop's
@@ -853,6 +890,10 @@ class Daemon:
         once a gap from the stop to the end of the running bucket of every length (so
         ``slawatch report`` reads it unknown while the daemon is down); the next start records
         the rest from the heartbeat, as after a crash."""
+        covering = self.shard.covering(now) if self.shard is not None else []
+        if covering:  # issue 14: the other members take this one's targets at once
+            log.info("stop_covered_by_members", members=covering)
+            return
         lengths = {p.bucket_seconds for p in self.config.sla_policies()}
         end = max((-(-now // length) * length for length in lengths), default=now)
         if end <= now:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Protocol
 
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Upper bounds (seconds) of the scheduler lag histogram; +Inf is implied."""
@@ -55,6 +56,19 @@ class LoopBeat:
     last_ok: float
 
 
+class ShardFigures(Protocol):
+    """Sharding inside a location (issue 14; ``runtime.shard.ShardKeeper``)."""
+
+    @property
+    def members(self) -> tuple[str, ...]: ...
+
+    @property
+    def targets_owned(self) -> int: ...
+
+    @property
+    def up(self) -> bool: ...
+
+
 class Health:
     """The daemon's own figures for ``/metrics`` and ``/readyz``."""
 
@@ -73,6 +87,7 @@ class Health:
         self.accountant = True
         """Issue 14: this daemon exports the contract series of SLAs judged by locations
         (``monitor.runtime.accountant``; always true on SQLite, a single daemon)."""
+        self.shard: ShardFigures | None = None  # issue 14: set when sharding is on
 
     @property
     def store_failing(self) -> bool:

@@ -145,6 +145,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # One location's tallies summed over its members: a range of one location's rows.
         "CREATE INDEX tallies_by_location ON tallies (location, bucket_start, target)",
     ),
+    # 4 (issue 14, sharding inside a location): the membership leases
+    # of the daemons sharing a location's targets (monitor/store/lease.py).
+    (
+        """CREATE TABLE shard_leases (
+            location text NOT NULL,
+            member text NOT NULL,
+            holder text NOT NULL,
+            started_at timestamptz NOT NULL,
+            heartbeat_at timestamptz NOT NULL,
+            expires_at timestamptz NOT NULL,
+            PRIMARY KEY (location, member)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -166,6 +179,7 @@ OWN_TABLES: Final = (
     "faults",
     "fault_events",
     "month_seals",
+    "shard_leases",
 )
 
 # Serialises migrations of one schema across every process: the lock id is derived from the
