@@ -152,6 +152,13 @@ class RunningMonth:
         self._errors: dict[int, Mapping[str, int]] = {}
         self._excluded: dict[int, ExclusionKind] = {}
         self._applied: tuple[ExclusionWindow, ...] = ()
+        # The tallies of every bucket judged unavailable (target -> tally, in judging order):
+        # an outage's evidence (failed targets, reasons, probes) is summed over them, and
+        # they are all an outage ever reads, so the month never needs its closed buckets'
+        # tallies again once judged (the daemon drops them from memory; issue 20).
+        self._evidence: dict[int, dict[str, Tally]] = {}
+        self.first_tallied: int | None = None
+        """Index of the first judged bucket holding any tally of the month's targets."""
         self._dirty: set[int] = set()
         self._outages: tuple[Outage, ...] | None = ()
         self._exclude(_windows_only=True)
@@ -202,12 +209,13 @@ class RunningMonth:
         self._judge(sorted(todo), tallies)
         self.version += 1
 
-    def result(self, tallies: Tallies, now: datetime | None) -> MonthResult:
-        """The month's figures as of the last :meth:`advance`, stamped ``now``."""
+    def result(self, now: datetime | None) -> MonthResult:
+        """The month's figures as of the last :meth:`advance`, stamped ``now``: no tally is
+        read (outages from the unavailable buckets' tallies kept when judged)."""
         final = bytes(self._final)
         elapsed = self.elapsed
         if self._outages is None:
-            self._outages = self._find_outages(final, tallies)
+            self._outages = self._find_outages(final)
         return assemble_month(
             self.policy,
             self.service,
@@ -249,11 +257,13 @@ class RunningMonth:
         columns = [tallies.get(name, _NO_TALLIES) for name in leaves]
         start, size = self._start_epoch, self._size
         raw, final, excluded = self._raw, self._final, self._excluded
-        errors, excused = self._errors, self._excused
+        errors, excused, evidence = self._errors, self._excused, self._evidence
         canaries_moved = False
         for index in indices:
             epoch = start + index * size
             if any(epoch in column for column in columns):
+                if self.first_tallied is None or index < self.first_tallied:
+                    self.first_tallied = index
                 judged = judge_bucket(
                     self.service, rule, leaves, columns, epoch, index in self._gap_buckets
                 )
@@ -267,6 +277,14 @@ class RunningMonth:
                 code = _Q
                 excused_only = False
                 errors.pop(index, None)
+            if code == _U:
+                evidence[index] = {
+                    name: column[epoch]
+                    for name, column in zip(leaves, columns, strict=True)
+                    if epoch in column
+                }
+            else:
+                evidence.pop(index, None)
             old = final[index]
             raw[index] = code
             new = _X if index in excluded else code
@@ -303,8 +321,16 @@ class RunningMonth:
             final[index] = _X
         self._outages = None
 
-    def _find_outages(self, final: bytes, tallies: Tallies) -> tuple[Outage, ...]:
-        columns = {name: tallies.get(name, _NO_TALLIES) for name in self.leaves}
+    def _find_outages(self, final: bytes) -> tuple[Outage, ...]:
+        # The columns outage_of reads, rebuilt from the kept evidence: a final unavailable
+        # bucket was judged unavailable (exclusions only turn buckets excluded), so every
+        # bucket an outage covers is in it, with the same tallies in the same target order.
+        columns: dict[str, dict[int, Tally]] = {name: {} for name in self.leaves}
+        start, size = self._start_epoch, self._size
+        for index, cells in self._evidence.items():
+            if final[index] == _U:
+                for name, tally in cells.items():
+                    columns[name][start + index * size] = tally
         outages = []
         first = final.find(_U)
         while first >= 0:
