@@ -101,8 +101,10 @@ class RunningMonth:
     """``policy``'s ``month`` over ``service`` as running state (see the module docs).
 
     ``windows`` are the honoured exclusion windows (``accounting.month_windows``), ``gaps``
-    the times the monitor was not running; both are fixed for its life. ``tallies`` is read,
-    never kept: each call passes the current mapping (target -> bucket start -> tally).
+    the times the monitor was not running; both are fixed for its life. ``tallies`` is read
+    when buckets are judged: each call passes the current mapping (target -> bucket start ->
+    tally). Only the tallies of buckets judged unavailable are kept (an outage's evidence):
+    once judged, a bucket's tallies may leave the owner's memory.
     """
 
     def __init__(
