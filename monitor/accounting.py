@@ -218,9 +218,22 @@ class Accounting:
     closes costs a lookup per SLA. Nothing here reads the clock.
     """
 
-    def __init__(self, inputs: AccountingInputs, tallies: TallySource, max_age: float = 5.0):
+    def __init__(
+        self,
+        inputs: AccountingInputs,
+        tallies: TallySource,
+        max_age: float = 5.0,
+        *,
+        floor: Callable[[int], int] | None = None,
+    ):
         self._inputs = inputs
         self._tallies = tallies
+        # Issue 20: the owner may drop closed buckets' tallies from ``tallies`` once every
+        # running month has judged them; ``floor(bucket_seconds)`` is the bucket start before
+        # which the source is no longer complete. A month reaching back before it is never
+        # built from the source (its figures would be wrong): the owner reads its tallies
+        # back from the store and hands them to :meth:`build`.
+        self._floor = floor
         self._running: dict[tuple[str, Month], RunningMonth] = {}
         self._months: dict[str, list[Month]] = {}
         """SLA name -> the months it has running state for (at most two)."""
@@ -259,13 +272,7 @@ class Accounting:
         kept: dict[tuple[str, Month], RunningMonth] = {}
         for key, running in self._running.items():
             policy = self._by_name.get(key[0])
-            if (
-                policy is not None
-                and policy == running.policy
-                and inputs.services.get(policy.service) == running.service
-                and inputs.canaries == running.canaries
-                and inputs.gaps == old.gaps
-            ):
+            if policy is not None and _keeps(running, policy, inputs, old):
                 # Only the windows moved (an exclusion added or removed): the judged states
                 # stand, and the exclusions are laid over them again; no tally is read.
                 windows = self.windows_for(policy, key[1])
@@ -279,6 +286,81 @@ class Accounting:
         self._months = {}
         for name, month in kept:
             self._months.setdefault(name, []).append(month)
+
+    def rebuilt_by(self, inputs: AccountingInputs) -> list[SlaPolicy]:
+        """The SLAs of ``inputs`` whose running months :meth:`replace_inputs` would not keep
+        (new SLAs, or one whose rules, service, canaries or gaps change): the months to read
+        back from the store before replacing, once closed tallies have left memory."""
+        out = []
+        for policy in inputs.policies:
+            months = self._months.get(policy.name, ())
+            if not months or not all(
+                _keeps(self._running[(policy.name, m)], policy, inputs, self._inputs)
+                for m in months
+            ):
+                out.append(policy)
+        return out
+
+    def prepare(
+        self,
+        inputs: AccountingInputs,
+        policy: SlaPolicy,
+        month: Month,
+        tallies: Tallies,
+        now: datetime,
+    ) -> RunningMonth:
+        """``policy``'s ``month`` under ``inputs``, built afresh from ``tallies`` (the store's,
+        the live state's laid over them) and judged up to ``now``, not yet held: start-up and a
+        reload that changes the SLA, once closed tallies have left memory. Only its compact
+        state is kept, so the owner reads the store one batch of SLAs at a time and hands
+        them all to :meth:`install` at once."""
+        service = inputs.services.get(policy.service)
+        if service is None:
+            raise ValueError(
+                f"sla {policy.name}: service: expected one of "
+                f"{sorted(inputs.services)}, got {policy.service!r}"
+            )
+        running = RunningMonth(
+            policy,
+            service,
+            month,
+            month_windows(inputs, policy, month).honoured,
+            canaries=inputs.canaries,
+            gaps=inputs.gaps,
+        )
+        running.advance(tallies, as_of(policy, month, now))
+        return running
+
+    def install(self, inputs: AccountingInputs, prepared: Sequence[RunningMonth]) -> None:
+        """Replace the inputs (:meth:`replace_inputs`) and hold the ``prepared`` months.
+
+        Buckets from ``floor`` on are re-judged from the live source at the next call: a late
+        result may have changed one while the owner read the store (the marks went to the
+        months held then), and the live source holds every tally from ``floor`` on."""
+        self.replace_inputs(inputs)
+        for running in prepared:
+            policy = self._by_name.get(running.policy.name)
+            if policy is None or not _keeps(running, policy, inputs, inputs):
+                continue  # prepared under inputs replaced since: built again when asked
+            key = (policy.name, running.month)
+            windows = self.windows_for(policy, running.month)
+            if windows != running.windows:
+                running.replace_windows(windows)
+            if key not in self._running:
+                self._months.setdefault(policy.name, []).append(running.month)
+            self._running[key] = running
+            self._results.pop(key, None)
+            floor = 0 if self._floor is None else self._floor(policy.bucket_seconds)
+            first, size = running.grid.start_epoch, policy.bucket_seconds
+            for index in range(max(0, -((first - floor) // size)), running.elapsed):
+                running.mark(first + index * size)
+        for name, months in self._months.items():
+            if months:
+                self._forget_before(name, max(months).previous())
+
+    def built(self, policy: SlaPolicy, month: Month) -> bool:
+        """Whether ``policy``'s ``month`` is held as running state."""
+        return (policy.name, month) in self._running
 
     def policy(self, name: str) -> SlaPolicy:
         policy = self._by_name.get(name)
@@ -320,14 +402,14 @@ class Accounting:
         With ``stamp=False`` the result may carry the ``now`` of an earlier call (every other
         figure is as of ``now``): for callers that read figures only, it saves a copy.
         """
-        key, running, tallies, moment = self._advanced(policy, now, month)
+        key, running, _, moment = self._advanced(policy, now, month)
         cached = self._results.get(key)
         if cached is not None and cached[0] == running.version:
             result = cached[1]
             if stamp and result.now != moment:
                 result = dataclasses.replace(result, now=moment)
             return result
-        result = running.result(tallies, moment)
+        result = running.result(moment)
         self._results[key] = (running.version, result)
         return result
 
@@ -366,6 +448,12 @@ class Accounting:
         running = self._running.get(key)
         tallies = self._tallies(policy.bucket_seconds, month, policy)
         if running is None:
+            floor = 0 if self._floor is None else self._floor(policy.bucket_seconds)
+            if floor > month_bounds(month, policy.timezone)[0].timestamp():
+                raise HistoryNotLoaded(
+                    f"sla {policy.name}: month {month} is not loaded: its closed buckets' "
+                    "tallies are in the store only (the daemon reads them back first)"
+                )
             service = self._inputs.services.get(policy.service)
             if service is None:
                 raise ValueError(
@@ -393,3 +481,19 @@ class Accounting:
             months.remove(old)
             del self._running[(name, old)]
             self._results.pop((name, old), None)
+
+
+class HistoryNotLoaded(ValueError):
+    """A month was asked for whose closed tallies are only in the store (see ``floor``)."""
+
+
+def _keeps(
+    running: RunningMonth, policy: SlaPolicy, inputs: AccountingInputs, old: AccountingInputs
+) -> bool:
+    """Whether ``running`` stands under ``inputs`` (only its windows may move)."""
+    return (
+        policy == running.policy
+        and inputs.services.get(policy.service) == running.service
+        and inputs.canaries == running.canaries
+        and inputs.gaps == old.gaps
+    )

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.support_link import SupportFigures
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
+from monitor.sla.running import RunningMonth
 from monitor.store.base import (
     ServiceBucketRow,
     Store,
@@ -72,6 +73,12 @@ SUPPORT_REFRESH_FLUSHES = 5
 MAX_VERDICTS_PER_FLUSH = 20_000
 MAINTENANCE_INTERVAL = 3600.0
 SUMMARY_SLICE_SECONDS = 0.02
+KEEP_CLOSED_SECONDS = 3600.0
+"""Issue 20: a closed bucket's tallies stay in memory this long after its settle time, then
+leave (the store and each SLA's running month hold what is needed). Far longer than any
+probe's timeout, a canary's cover or a prometheus bucket's lag: nothing changes them after."""
+HISTORY_BATCH_ROWS = 200_000
+"""Stored tallies read back at once (one batch of SLAs' targets) when months are rebuilt."""
 
 
 class _VerdictsFailed(Exception):
@@ -138,7 +145,9 @@ class Daemon:
         self.accountant = Accountant(self.store)  # issue 14: one daemon exports what pages
         self.health.accountant = self.accountant.holding
         self._follow_locations_config()
-        self.accounting = Accounting(self._inputs(), self._tallies_for)
+        self.accounting = Accounting(
+            self._inputs(), self._tallies_for, floor=self.state.evicted_before
+        )
         self.state.on_change = self.accounting.tally_changed
         self._stop = asyncio.Event()
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
@@ -147,6 +156,8 @@ class Daemon:
         self._bucket_lengths: dict[str, tuple[int, ...]] = {}
         self._verdicts_written: dict[str, tuple[Month, int]] = {}
         self._settle: tuple[Config, float] | None = None
+        self._restoring = 0  # months being read back from the store: nothing leaves memory
+        self._reloads = 0
         self.started_at = self.clock()
         self.listen_address: tuple[str, int] | None = None
         self.shard: ShardKeeper | None = None  # issue 14: built at start when sharding is on
@@ -241,10 +252,50 @@ class Daemon:
             return False
         old_hash = self.config.content_hash
         sdnotify.reloading()
+        self._reloads += 1
+        inputs = self._inputs_of(new)
+        rebuilt = self.accounting.rebuilt_by(inputs)
+        if rebuilt and any(self.state.evicted_before(p.bucket_seconds) for p in rebuilt):
+            # Issue 20: those SLAs' closed tallies are in the store only. Read them back
+            # first (in batches, off the loop), then apply the configuration and the rebuilt
+            # months at once: no reader ever sees a month built from part of its tallies.
+            task = asyncio.get_running_loop().create_task(
+                self._reload_with_history(new, rebuilt, self._reloads, old_hash)
+            )
+            self._background.append(task)
+            return True
+        self._apply_config(new, old_hash)
+        self.accounting.replace_inputs(inputs)
+        return True
+
+    def _inputs_of(self, config: Config) -> AccountingInputs:
+        return inputs_from_config(config, api_windows=self.api_exclusions, gaps=self.gaps)
+
+    async def _reload_with_history(
+        self, new: Config, rebuilt: list[SlaPolicy], generation: int, old_hash: str
+    ) -> None:
+        self._restoring += 1
+        try:
+            prepared = await self._rebuild_months(self._inputs_of(new), rebuilt)
+            if generation != self._reloads:
+                return  # a newer reload took over
+            self._apply_config(new, old_hash)
+            self.accounting.install(self._inputs_of(new), prepared)
+        except Exception:
+            # The store could not be read (or a month not built): the old configuration
+            # stays, as for a file that does not load.
+            self.health.reload_successful = False
+            self.health.loop_failed("reload")
+            sdnotify.ready()
+            log.exception("config_reload_failed", path=str(self.config_path))
+        finally:
+            self._restoring -= 1
+
+    def _apply_config(self, new: Config, old_hash: str) -> None:
+        now = self.clock()
         self.config = new
         self.scheduler.apply(self._schedule())
         self._follow_locations_config()
-        self.accounting.replace_inputs(self._inputs())
         self.state.forget_targets({t.name for t in new.targets})
         self.state.set_canaries(new.canary_intervals())
         self.recent.forget_targets({t.name for t in new.targets})
@@ -257,7 +308,6 @@ class Daemon:
             changed=old_hash != new.content_hash,
             targets=len(new.targets),
         )
-        return True
 
     # -- results ---------------------------------------------------------------------------------
     def _on_result(self, target: ScheduledTarget, result: ProbeResult) -> None:
@@ -511,7 +561,10 @@ class Daemon:
             upto = max(0, min(running.grid.count, settled))
             written, first = self._verdicts_written.get(policy.name, (month, -1))
             if written != month or first < 0:
-                first = self._first_measured(policy, start_epoch, upto)
+                # The first bucket holding a probe of the SLA's targets, as the running month
+                # judged it (closed buckets' tallies may have left memory).
+                found = running.first_tallied
+                first = upto if found is None else min(upto, found)
             else:
                 targets = inputs.services[policy.service].all_targets
                 for length, target, bucket in late:
@@ -546,26 +599,6 @@ class Daemon:
             longest = max((t.timeout for t in config.targets), default=0.0)
             self._settle = (config, longest + FLUSH_INTERVAL)
         return self._settle[1]
-
-    def _first_measured(self, policy: SlaPolicy, start_epoch: int, upto: int) -> int:
-        """Index of the month's first bucket holding a probe of the SLA's targets (or upto)."""
-        service = self.accounting.inputs.services[policy.service]
-        tallies = self.state.tallies(policy.bucket_seconds)
-        first: int | None = None
-        for name in service.all_targets:
-            column = tallies.get(name)
-            if not column:
-                continue
-            # min() over the keys runs in C; filter only when the column reaches back into
-            # the previous month (a filtered scan in Python cost seconds at 10,000 SLAs).
-            low: int | None = min(column)
-            if low is not None and low < start_epoch:
-                low = min((s for s in column if s >= start_epoch), default=None)
-            if low is not None and (first is None or low < first):
-                first = low
-        if first is None:
-            return upto
-        return min(upto, (first - start_epoch) // policy.bucket_seconds)
 
     async def _iteration(
         self, loop: str, period: float, body: Callable[[], Awaitable[object]]
@@ -608,6 +641,8 @@ class Daemon:
             await self._after_flush()
         if summary_error is not None:
             raise summary_error
+        if done:
+            self._evict_closed(self.clock())
         return done
 
     async def _after_flush(self) -> None:
@@ -618,6 +653,20 @@ class Daemon:
         except Exception as exc:
             log.warning("locations_read_failed", error=str(exc))
         self.health.accountant = await self.accountant.refresh()
+
+    def _evict_closed(self, now: float) -> None:
+        """Issue 20: closed buckets leave memory once written (this flush took every tally
+        not marked dirty), judged by every running month (the summary just advanced them all
+        to now) and past the late-result window (``KEEP_CLOSED_SECONDS``). Not while months
+        are being read back from the store: that read stops at the cutoff it started with."""
+        if self._restoring:
+            return
+        edge = now - KEEP_CLOSED_SECONDS - self._settle_seconds()
+        dropped = self.state.evict_before(
+            {seconds: bucket_floor(edge, seconds) for seconds in self.state.lengths()}
+        )
+        if dropped:
+            log.debug("closed_tallies_evicted", tallies=dropped)
 
     async def _summarise(self) -> None:
         """Bring every SLA's month figures up to date in slices, yielding to the probes
@@ -702,21 +751,97 @@ class Daemon:
         return min(s.timestamp() for s in starts) if starts else now - 62 * 86400
 
     async def _load_history(self, now: float) -> None:
-        """Read back the previous and current months' tallies, gaps and API exclusions."""
+        """Read back the gaps, API exclusions and claims, the open buckets' tallies (those
+        still inside the late-result window) into the live state, and build every SLA's
+        current and previous month as running state from the stored tallies, one batch of
+        SLAs at a time (issue 20: memory holds a batch, never the months' tallies)."""
         start = int(self._live_window_start(now)) - 86400
         end = int(now) + 86400
-        lengths = {p.bucket_seconds for p in self.config.sla_policies()}
-        for seconds in lengths:
-            self.state.load(
-                seconds, await self.store.load_tallies(start, end, bucket_seconds=seconds)
-            )
         self.gaps = [
             (utc_from_epoch(g.start), utc_from_epoch(g.end))
             for g in await self.store.load_gaps(start, end)
         ]
         self.api_exclusions = await self.store.list_exclusions()
         self.claims = claims_from_kv(await self.store.kv_get(CLAIMS_KEY))
-        self.accounting.replace_inputs(self._inputs())
+        inputs = self._inputs()
+        self.accounting.replace_inputs(inputs)
+        edge = now - KEEP_CLOSED_SECONDS - self._settle_seconds()
+        lengths = {p.bucket_seconds for p in self.config.sla_policies()}
+        for seconds in lengths:
+            cutoff = max(start, bucket_floor(edge, seconds))
+            self.state.load(
+                seconds, await self.store.load_tallies(cutoff, end, bucket_seconds=seconds)
+            )
+            self.state.evict_before({seconds: cutoff})  # older tallies: the store's
+        self._restoring += 1
+        try:
+            prepared = await self._rebuild_months(inputs, list(inputs.policies), now)
+        finally:
+            self._restoring -= 1
+        self.accounting.install(inputs, prepared)
+
+    async def _rebuild_months(
+        self, inputs: AccountingInputs, policies: Sequence[SlaPolicy], now: float | None = None
+    ) -> list[RunningMonth]:
+        """The current and previous months of ``policies`` under ``inputs``, built from the
+        store's tallies before the eviction cutoff with the live state's laid over them.
+
+        The SLAs are read in batches of about ``HISTORY_BATCH_ROWS`` stored tallies (one
+        query per batch and bucket length, ``target IN`` the batch's targets, in the store's
+        worker thread), each batch's months built and its tallies dropped before the next."""
+        moment = utc_from_epoch(self.clock() if now is None else now)
+        prepared: list[RunningMonth] = []
+        batch: list[SlaPolicy] = []
+        rows = 0
+        for index, policy in enumerate(policies):
+            service = inputs.services.get(policy.service)
+            if service is None:
+                continue
+            current = month_containing(moment, policy.timezone)
+            first = month_bounds(current.previous(), policy.timezone)[0].timestamp()
+            span = max(0, self.state.evicted_before(policy.bucket_seconds) - first)
+            batch.append(policy)
+            rows += len(service.all_targets) * int(span // policy.bucket_seconds)
+            if rows >= HISTORY_BATCH_ROWS or index == len(policies) - 1:
+                prepared.extend(await self._rebuild_batch(inputs, batch, moment))
+                batch, rows = [], 0
+        if batch:
+            prepared.extend(await self._rebuild_batch(inputs, batch, moment))
+        return prepared
+
+    async def _rebuild_batch(
+        self, inputs: AccountingInputs, policies: Sequence[SlaPolicy], moment: datetime
+    ) -> list[RunningMonth]:
+        by_length: dict[int, list[SlaPolicy]] = {}
+        for policy in policies:
+            by_length.setdefault(policy.bucket_seconds, []).append(policy)
+        out: list[RunningMonth] = []
+        for seconds, group in by_length.items():
+            cutoff = self.state.evicted_before(seconds)
+            months = {policy.name: month_containing(moment, policy.timezone) for policy in group}
+            first = min(
+                int(month_bounds(m.previous(), p.timezone)[0].timestamp())
+                for p, m in zip(group, months.values(), strict=True)
+            )
+            targets = sorted(
+                {name for p in group for name in inputs.services[p.service].all_targets}
+            )
+            stored: Mapping[str, Mapping[int, Tally]] = (
+                await self.store.load_tallies(first, cutoff, targets, bucket_seconds=seconds)
+                if cutoff > first
+                else {}
+            )
+            live = self.state.tallies(seconds)
+            tallies = _Overlay(live, stored)
+            mark = time.perf_counter()
+            for policy in group:
+                month = months[policy.name]
+                for shown in (month.previous(), month):
+                    out.append(self.accounting.prepare(inputs, policy, shown, tallies, moment))
+                if time.perf_counter() - mark > SUMMARY_SLICE_SECONDS:
+                    await asyncio.sleep(0)
+                    mark = time.perf_counter()
+        return out
 
     async def record_claim(self, claim: Claim) -> None:
         # Merge what the store holds: `slawatch claim record` may have added claims since.
@@ -919,3 +1044,36 @@ async def _finish_teardowns(within: float) -> None:
     if pending:
         log.info("waiting_for_call_teardowns", calls=len(pending))
         await asyncio.wait(pending, timeout=within)
+
+
+class _Overlay(Mapping[str, Mapping[int, Tally]]):
+    """target -> bucket start -> tally: the live state's over the store's (the live state
+    holds what a flush has not written yet, and is the truth where both hold a bucket)."""
+
+    def __init__(
+        self, live: Mapping[str, Mapping[int, Tally]], stored: Mapping[str, Mapping[int, Tally]]
+    ) -> None:
+        self._live = live
+        self._stored = stored
+        self._merged: dict[str, Mapping[int, Tally]] = {}
+
+    def __getitem__(self, target: str) -> Mapping[int, Tally]:
+        merged = self._merged.get(target)
+        if merged is not None:
+            return merged
+        live, stored = self._live.get(target), self._stored.get(target)
+        if live is None and stored is None:
+            raise KeyError(target)
+        if not stored:
+            return live if live is not None else {}
+        if not live:
+            return stored
+        # One dict per target and batch (a ChainMap's lookups cost a third of the build).
+        merged = self._merged[target] = {**stored, **live}
+        return merged
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self._stored), **dict.fromkeys(self._live)})
+
+    def __len__(self) -> int:
+        return len({*self._stored, *self._live})

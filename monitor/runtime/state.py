@@ -73,6 +73,11 @@ class LiveState:
         self._canary_runs: dict[str, deque[tuple[float, bool]]] = {}
         self._cover: tuple[Span, ...] = ()
         self._recent: deque[_Failure] = deque(maxlen=MAX_RECENT_FAILURES)
+        # Issue 20: bucket length -> the bucket start before which closed tallies have left
+        # memory (written to the store and judged by every running month; see evict_before).
+        self._evicted: dict[int, int] = {}
+        self.results_after_eviction = 0
+        """Results whose bucket had already left memory: not counted (see record)."""
 
     def set_canaries(self, intervals: Mapping[str, float]) -> None:
         """The canary targets and their intervals (the tolerance around a failed probe)."""
@@ -96,6 +101,12 @@ class LiveState:
         excused = vendor_failure and not is_canary and covered(self._cover, result.started_at)
         for seconds in lengths:
             start = bucket_floor(result.started_at, seconds)
+            if start < self._evicted.get(seconds, 0):
+                # Counting it into an empty tally would overwrite the stored row (tallies are
+                # upserted with absolute counts) with this one probe. The window kept in
+                # memory is far longer than any probe's timeout: only a clock jump gets here.
+                self.results_after_eviction += 1
+                continue
             by_target = self._tallies.setdefault(seconds, {}).setdefault(result.target, {})
             by_target[start] = add_result(by_target.get(start), result, excused=excused)
             self._dirty.add((seconds, result.target, start))
@@ -181,6 +192,32 @@ class LiveState:
         self._dirty.add((bucket_seconds, target, start))
         if self.on_change is not None:
             self.on_change(bucket_seconds, target, start)
+
+    # -- closed buckets leave memory (issue 20) -----------------------------------------------
+    def evict_before(self, cutoffs: Mapping[int, int]) -> int:
+        """Drop the tallies of buckets starting before ``cutoffs[bucket_seconds]`` that the
+        store holds (not waiting for a flush); the caller has had every running month judge
+        them. Returns how many were dropped. A cutoff never moves back."""
+        dropped = 0
+        dirty = self._dirty
+        for seconds, cutoff in cutoffs.items():
+            if cutoff <= self._evicted.get(seconds, 0):
+                continue
+            self._evicted[seconds] = cutoff
+            for target, buckets in self._tallies.get(seconds, {}).items():
+                for start in [s for s in buckets if s < cutoff]:
+                    if (seconds, target, start) not in dirty:
+                        del buckets[start]
+                        dropped += 1
+        return dropped
+
+    def evicted_before(self, bucket_seconds: int) -> int:
+        """The bucket start before which tallies of this length may be in the store only
+        (0: every tally since the daemon started or loaded them is in memory)."""
+        return self._evicted.get(bucket_seconds, 0)
+
+    def lengths(self) -> tuple[int, ...]:
+        return tuple(self._tallies)
 
     # -- reading -----------------------------------------------------------------------------
     def tallies(self, bucket_seconds: int) -> Mapping[str, Mapping[int, Tally]]:

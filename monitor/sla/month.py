@@ -648,10 +648,14 @@ def outage_of(
     columns: Mapping[str, Mapping[int, Tally]],
     located: LocatedTallies | None = None,
     rule: BucketRule | None = None,
+    *,
+    seen: tuple[Sequence[str], Mapping[int, frozenset[str]]] | None = None,
 ) -> Outage:
     """The outage of the unavailable buckets ``first..last`` (a maximal run), with the
     failures its targets' tallies hold (summed over the locations when ``located``, with
-    the locations that judged one of its targets unavailable)."""
+    the locations that judged one of its targets unavailable). A running month passes
+    ``seen`` instead of ``located``: the configured locations in order and, per bucket index,
+    those that saw it, kept when the bucket was judged."""
     errors: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     probes = 0
@@ -680,8 +684,24 @@ def outage_of(
         failed_targets=MappingProxyType(dict(failed.most_common())),
         probes=probes,
         excused=excused,
-        locations=() if located is None else tuple(n for n in located.rule.of if n in saw),
+        locations=_seen_from(located, saw, seen, first, last),
     )
+
+
+def _seen_from(
+    located: LocatedTallies | None,
+    saw: set[str],
+    seen: tuple[Sequence[str], Mapping[int, frozenset[str]]] | None,
+    first: int,
+    last: int,
+) -> tuple[str, ...]:
+    if located is not None:
+        return tuple(n for n in located.rule.of if n in saw)
+    if seen is None:
+        return ()
+    order, by_index = seen
+    union = set().union(*(by_index.get(index, ()) for index in range(first, last + 1)))
+    return tuple(n for n in order if n in union)
 
 
 def _rules(

@@ -102,8 +102,10 @@ class RunningMonth:
     """``policy``'s ``month`` over ``service`` as running state (see the module docs).
 
     ``windows`` are the honoured exclusion windows (``accounting.month_windows``), ``gaps``
-    the times the monitor was not running; both are fixed for its life. ``tallies`` is read,
-    never kept: each call passes the current mapping (target -> bucket start -> tally).
+    the times the monitor was not running; both are fixed for its life. ``tallies`` is read
+    when buckets are judged: each call passes the current mapping (target -> bucket start ->
+    tally). Only the tallies of buckets judged unavailable are kept (an outage's evidence):
+    once judged, a bucket's tallies may leave the owner's memory.
     """
 
     def __init__(
@@ -153,6 +155,15 @@ class RunningMonth:
         self._errors: dict[int, Mapping[str, int]] = {}
         self._excluded: dict[int, ExclusionKind] = {}
         self._applied: tuple[ExclusionWindow, ...] = ()
+        # The tallies of every bucket judged unavailable (target -> tally, in judging order):
+        # an outage's evidence (failed targets, reasons, probes) is summed over them, and
+        # they are all an outage ever reads, so the month never needs its closed buckets'
+        # tallies again once judged (the daemon drops them from memory; issue 20).
+        self._evidence: dict[int, dict[str, Tally]] = {}
+        self._seen: dict[int, frozenset[str]] = {}
+        """Issue 14: per unavailable bucket of an SLA judged by locations, those that saw it."""
+        self.first_tallied: int | None = None
+        """Index of the first judged bucket holding any tally of the month's targets."""
         self._dirty: set[int] = set()
         self._outages: tuple[Outage, ...] | None = ()
         self._exclude(_windows_only=True)
@@ -206,14 +217,13 @@ class RunningMonth:
     def _located(self, tallies: Tallies) -> LocatedTallies | None:
         return located_of(tallies, self.policy.name, self.policy.locations)
 
-    def result(self, tallies: Tallies, now: datetime | None) -> MonthResult:
-        """The month's figures as of the last :meth:`advance`, stamped ``now``."""
+    def result(self, now: datetime | None) -> MonthResult:
+        """The month's figures as of the last :meth:`advance`, stamped ``now``: no tally is
+        read (outages from the unavailable buckets' tallies kept when judged)."""
         final = bytes(self._final)
         elapsed = self.elapsed
         if self._outages is None:
-            self._outages = self._find_outages(final, tallies)
-        else:
-            self._located(tallies)  # the same check as a fresh computation
+            self._outages = self._find_outages(final)
         return assemble_month(
             self.policy,
             self.service,
@@ -256,11 +266,14 @@ class RunningMonth:
         columns = [tallies.get(name, _NO_TALLIES) for name in leaves]
         start, size = self._start_epoch, self._size
         raw, final, excluded = self._raw, self._final, self._excluded
-        errors, excused = self._errors, self._excused
+        errors, excused, evidence = self._errors, self._excused, self._evidence
+        seen = self._seen
         canaries_moved = False
         for index in indices:
             epoch = start + index * size
             if any(epoch in column for column in columns):
+                if self.first_tallied is None or index < self.first_tallied:
+                    self.first_tallied = index
                 judged = judge_bucket(
                     self.service,
                     rule,
@@ -281,6 +294,21 @@ class RunningMonth:
                 code = _Q
                 excused_only = False
                 errors.pop(index, None)
+            if code == _U:
+                evidence[index] = {
+                    name: column[epoch]
+                    for name, column in zip(leaves, columns, strict=True)
+                    if epoch in column
+                }
+                if located is not None:  # issue 14: the locations that saw it, kept too
+                    seen[index] = frozenset(
+                        place
+                        for name in leaves
+                        for place in located.verdict(name, epoch, size, rule).down
+                    )
+            else:
+                evidence.pop(index, None)
+                seen.pop(index, None)
             old = final[index]
             raw[index] = code
             new = _X if index in excluded else code
@@ -317,17 +345,25 @@ class RunningMonth:
             final[index] = _X
         self._outages = None
 
-    def _find_outages(self, final: bytes, tallies: Tallies) -> tuple[Outage, ...]:
-        columns = {name: tallies.get(name, _NO_TALLIES) for name in self.leaves}
-        located = self._located(tallies)
-        rule = self.policy.bucket_rule
+    def _find_outages(self, final: bytes) -> tuple[Outage, ...]:
+        # The columns outage_of reads, rebuilt from the kept evidence: a final unavailable
+        # bucket was judged unavailable (exclusions only turn buckets excluded), so every
+        # bucket an outage covers is in it, with the same tallies in the same target order.
+        columns: dict[str, dict[int, Tally]] = {name: {} for name in self.leaves}
+        start, size = self._start_epoch, self._size
+        for index, cells in self._evidence.items():
+            if final[index] == _U:
+                for name, tally in cells.items():
+                    columns[name][start + index * size] = tally
+        where = self.policy.locations
+        seen = None if where is None else (where.of, self._seen)
         outages = []
         first = final.find(_U)
         while first >= 0:
             last = first
             while last + 1 < len(final) and final[last + 1] == _U:
                 last += 1
-            outages.append(outage_of(self.grid, first, last, columns, located, rule))
+            outages.append(outage_of(self.grid, first, last, columns, seen=seen))
             first = final.find(_U, last + 1)
         return tuple(outages)
 
