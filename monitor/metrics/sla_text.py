@@ -80,7 +80,7 @@ HELP_COVERAGE = "Measured / eligible buckets of the month so far (below min_cove
 HELP_UPTIME_ESTIMATE = "The month's uptime under the unknown_buckets policy (not claimable)."
 HELP_MONITOR_ERROR_BUCKETS = "Unknown buckets of the month holding the monitor's own errors."
 
-SLICE_SECONDS = 0.005
+SLICE_SECONDS = 0.02
 """CPU spent rendering between two yields to the event loop (probes due meanwhile start)."""
 
 # The families in the order they are written; the comment says what keys a family's lines.
