@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
@@ -426,6 +427,9 @@ class Config(StrictModel):
     @property
     def content_hash(self) -> str:
         """SHA-256 of the validated content (comments and key order do not change it)."""
+        return _derived(self, "content_hash", tuple(self.__dict__.values()), self._content_hash)
+
+    def _content_hash(self) -> str:
         dumped = self.model_dump(mode="json", fallback=repr, warnings=False)
         canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"), default=repr)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -436,11 +440,23 @@ class Config(StrictModel):
                 return target
         raise KeyError(name)
 
+    # The conversions below are built once per configuration (it is immutable; a copy made
+    # with other sections is told apart by the identity of its sections): at 10,000 SLAs
+    # converting every SLA again on each call made the callers that ask once per SLA (the
+    # month's accounting inputs of each SLA sealed or reported from the store) quadratic.
     def sla_policies(self) -> tuple[SlaPolicy, ...]:
-        return tuple(convert.sla_policy(sla) for sla in self.slas)
+        return _derived(
+            self,
+            "sla_policies",
+            (self.slas,),
+            lambda: tuple(convert.sla_policy(sla) for sla in self.slas),
+        )
 
     def service_defs(self) -> dict[str, ServiceDef]:
         """Every service, each with its nested services resolved (the checks refuse cycles)."""
+        return dict(_derived(self, "service_defs", (self.services,), self._service_defs))
+
+    def _service_defs(self) -> dict[str, ServiceDef]:
         configs = {service.name: service for service in self.services}
         built: dict[str, ServiceDef] = {}
         for name in configs:
@@ -448,10 +464,20 @@ class Config(StrictModel):
         return built
 
     def exclusion_windows(self) -> tuple[ExclusionWindow, ...]:
-        return tuple(convert.exclusion_window(e) for e in self.exclusions)
+        return _derived(
+            self,
+            "exclusion_windows",
+            (self.exclusions,),
+            lambda: tuple(convert.exclusion_window(e) for e in self.exclusions),
+        )
 
     def recurring_exclusions(self) -> tuple[RecurringExclusion, ...]:
-        return tuple(convert.recurring_exclusion(r) for r in self.recurring)
+        return _derived(
+            self,
+            "recurring_exclusions",
+            (self.recurring,),
+            lambda: tuple(convert.recurring_exclusion(r) for r in self.recurring),
+        )
 
     def canaries(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.targets if t.role == "canary")
@@ -460,3 +486,28 @@ class Config(StrictModel):
         """Canary -> its interval in seconds: how far around a failed canary probe the
         network counts as failing (``monitor.sla.canary``)."""
         return {t.name: float(t.interval) for t in self.targets if t.role == "canary"}
+
+
+_T = TypeVar("_T")
+_DERIVED: dict[int, tuple[weakref.ref[Config], dict[str, tuple[tuple[object, ...], Any]]]] = {}
+"""id(config) -> (the config, name -> (the sections it was built from, the value)); kept
+outside the model so that equality, copies and dumps of a Config never see it."""
+
+
+def _derived(config: Config, name: str, sources: tuple[object, ...], build: Callable[[], _T]) -> _T:
+    """``build()`` once per configuration and ``sources`` (compared by identity)."""
+    key = id(config)
+    entry = _DERIVED.get(key)
+    if entry is None or entry[0]() is not config:
+        entry = (weakref.ref(config, lambda _: _DERIVED.pop(key, None)), {})
+        _DERIVED[key] = entry
+    found = entry[1].get(name)
+    if (
+        found is not None
+        and len(found[0]) == len(sources)
+        and all(a is b for a, b in zip(found[0], sources, strict=True))
+    ):
+        return cast(_T, found[1])
+    value = build()
+    entry[1][name] = (sources, value)
+    return value

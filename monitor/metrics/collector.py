@@ -9,8 +9,7 @@ deploy/ (rules, dashboard) depends on them: ``METRIC_NAMES`` lists every one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING
 
@@ -22,16 +21,16 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
-from prometheus_client.utils import floatToGoString
 
-from monitor.instants import utc_from_epoch
 from monitor.metrics.contract import CONTRACT_METRIC_NAMES
-from monitor.runtime.state import TargetStatus, bucket_floor
-from monitor.sla.buckets import nested_verdict, target_verdict
-from monitor.sla.calendar import month_containing
-from monitor.sla.month import MonthResult, all_failures_excused
-from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy
-from monitor.sla.quorum import LocatedTallies, latest_verdicts
+from monitor.metrics.sla_text import SlaFamilies
+from monitor.metrics.sla_text import instant_service_state as instant_service_state
+from monitor.metrics.sla_text import outage_open as outage_open
+from monitor.metrics.sla_text import provisional_bucket_state as provisional_bucket_state
+from monitor.metrics.text import header as _header
+from monitor.metrics.text import label_value as _label_value
+from monitor.metrics.text import num as _num
+from monitor.runtime.state import TargetStatus
 from probes.result import Outcome, ProbeResult
 
 if TYPE_CHECKING:
@@ -90,36 +89,10 @@ HELP_PROBE_DURATION = "Duration of the target's last probe."
 HELP_PROBE_PHASE = "Duration of each phase of the target's last probe."
 HELP_PROBES_TOTAL = "Probes run since the daemon started, by outcome."
 HELP_LAST_RUN = "When the target's last probe started (epoch seconds)."
-HELP_SERVICE_UP = (
-    "1 if the service is available by its rule over its targets' last probes, 0 if not; "
-    "absent while unknown."
-)
-HELP_BUCKET_STATE = "State of the running bucket: 1 on its state (available, unavailable, ...)."
-HELP_MONTH_BUCKETS = "Buckets of the current calendar month by state (pending = not yet elapsed)."
-HELP_UPTIME = (
-    "Monthly Uptime Percentage / 100, remaining buckets taken as available: the best the month "
-    "can still end at."
-)
-HELP_UPTIME_WORST = "Monthly uptime ratio if every unknown bucket were unavailable."
-HELP_UPTIME_MTD = "Uptime ratio over the buckets elapsed so far this month."
-HELP_OBJECTIVE = "The SLA's objective as a ratio (99.999% -> 0.99999)."
-HELP_BREACHED = "1 if the month's uptime is already below the objective."
-HELP_BUDGET = "Error budget of the month in buckets (floor)."
-HELP_BUDGET_REMAINING = "Error budget left in buckets; negative once breached."
-HELP_CREDIT_RATIO = "Projected service credit as a fraction of the monthly fee (a floor)."
-HELP_CREDIT_AMOUNT = "Projected service credit amount in the contract's currency (a floor)."
-HELP_NEXT_TIER = "More unavailable buckets that would move the credit to the next tier."
-HELP_CLAIM_DEADLINE = "Last moment to file this month's claim (epoch seconds)."
-HELP_OUTAGE_OPEN = "1 while an outage (consecutive unavailable buckets) is running."
-HELP_OUTAGE_LOCATION = (
-    "1 for each monitoring location that saw the running outage (SLAs judged by locations)."
-)
 HELP_ACCOUNTANT = (
     "1 on the one daemon that exports the contract series of SLAs judged by locations "
     "(the accountant, elected through the shared database); 0 on the others."
 )
-HELP_PREV_CREDIT = "Credit owed for the previous month (file the claim before the deadline)."
-HELP_PREV_DEADLINE = "Claim deadline of the previous month (epoch seconds)."
 HELP_NETWORK_UP = "0 when every canary target fails: the monitor's own network is down."
 HELP_IN_FLIGHT = "Probes running now."
 HELP_SCHEDULER_LAG = "How late probes start after their scheduled time."
@@ -135,19 +108,14 @@ HELP_EVIDENCE_DROPPED = (
 )
 HELP_LAST_FLUSH = "When the store last committed a flush (epoch seconds)."
 HELP_INTERNAL_ERRORS = "Unexpected exceptions caught in a background loop (logged; it goes on)."
-HELP_MIN_COVERAGE = "The SLA's min_coverage as a ratio (the month's coverage should stay above it)."
 HELP_PENDING_ROWS = "Rows waiting to be written to the store."
 HELP_BUILD = "slawatch build information."
-HELP_COVERAGE = "Measured / eligible buckets of the month so far (below min_coverage: warn)."
-HELP_UPTIME_ESTIMATE = "The month's uptime under the unknown_buckets policy (not claimable)."
-HELP_MONITOR_ERROR_BUCKETS = "Unknown buckets of the month holding the monitor's own errors."
 HELP_RUNS_SKIPPED = (
     "Scheduled probe runs that never started (the loop stalled longer than an interval)."
 )
 HELP_RUNS_LATE = "Probe runs that started more than 1 s after their grid time."
 
 _TARGET_LABELS = ["target", "kind", "role"]
-_SLA_LABELS = ["sla", "service"]
 
 METRIC_NAMES: frozenset[str] = frozenset(
     {
@@ -203,149 +171,15 @@ METRIC_NAMES: frozenset[str] = frozenset(
 METRIC_NAMES = METRIC_NAMES | CONTRACT_METRIC_NAMES
 
 
-def _ratio(percent: object) -> float | None:
-    from fractions import Fraction
-
-    if percent is None:
-        return None
-    assert isinstance(percent, Fraction)
-    return float(percent / 100)
-
-
 class DaemonCollector(Collector):
-    """Reads the daemon at scrape time: the per-SLA and monitor families (the per-target ones
-    are written by ``TargetFamilies``)."""
+    """Reads the daemon at scrape time: the monitor's own families (the per-target and per-SLA
+    ones are written as text by ``TargetFamilies`` and ``monitor.metrics.sla_text``)."""
 
     def __init__(self, daemon: DaemonView) -> None:
         self._daemon = daemon
 
     def collect(self) -> Iterable[Metric]:
-        now = self._daemon.clock()
-        yield from self._slas(now)
         yield from self._monitor()
-
-    # -- per SLA ---------------------------------------------------------------------------------
-    def _slas(self, now: float) -> Iterator[Metric]:
-        d = self._daemon
-        up = GaugeMetricFamily("slawatch_service_up", HELP_SERVICE_UP, labels=_SLA_LABELS)
-        bucket_state = GaugeMetricFamily(
-            "slawatch_bucket_state", HELP_BUCKET_STATE, labels=[*_SLA_LABELS, "state"]
-        )
-        month_buckets = GaugeMetricFamily(
-            "slawatch_month_buckets", HELP_MONTH_BUCKETS, labels=[*_SLA_LABELS, "state"]
-        )
-        gauges = {
-            name: GaugeMetricFamily(name, text, labels=_SLA_LABELS)
-            for name, text in (
-                ("slawatch_month_uptime_ratio", HELP_UPTIME),
-                ("slawatch_month_uptime_worst_case_ratio", HELP_UPTIME_WORST),
-                ("slawatch_month_to_date_uptime_ratio", HELP_UPTIME_MTD),
-                ("slawatch_month_coverage_ratio", HELP_COVERAGE),
-                ("slawatch_month_uptime_estimate_ratio", HELP_UPTIME_ESTIMATE),
-                ("slawatch_month_monitor_error_buckets", HELP_MONITOR_ERROR_BUCKETS),
-                ("slawatch_sla_objective_ratio", HELP_OBJECTIVE),
-                ("slawatch_sla_min_coverage_ratio", HELP_MIN_COVERAGE),
-                ("slawatch_sla_breached", HELP_BREACHED),
-                ("slawatch_error_budget_buckets", HELP_BUDGET),
-                ("slawatch_error_budget_remaining_buckets", HELP_BUDGET_REMAINING),
-                ("slawatch_credit_projected_ratio", HELP_CREDIT_RATIO),
-                ("slawatch_credit_next_tier_buckets", HELP_NEXT_TIER),
-                ("slawatch_claim_deadline_timestamp_seconds", HELP_CLAIM_DEADLINE),
-                ("slawatch_outage_open", HELP_OUTAGE_OPEN),
-                ("slawatch_previous_month_claim_deadline_timestamp_seconds", HELP_PREV_DEADLINE),
-            )
-        }
-        amount = GaugeMetricFamily(
-            "slawatch_credit_projected_amount",
-            HELP_CREDIT_AMOUNT,
-            labels=[*_SLA_LABELS, "currency"],
-        )
-        previous_amount = GaugeMetricFamily(
-            "slawatch_previous_month_credit_amount",
-            HELP_PREV_CREDIT,
-            labels=[*_SLA_LABELS, "currency"],
-        )
-        moment = utc_from_epoch(now)
-        services = d.accounting.inputs.services
-        located_info = GaugeMetricFamily(
-            "slawatch_outage_location_info", HELP_OUTAGE_LOCATION, labels=[*_SLA_LABELS, "location"]
-        )
-        for policy in d.accounting.inputs.policies:
-            labels = [policy.name, policy.service]
-            if policy.locations is not None and not d.health.accountant:
-                # Issue 14: one daemon (the accountant) exports what pages; every daemon still
-                # computes the same month for its API and web view.
-                continue
-            if policy.locations is not None:
-                state = located_service_state(d, policy, services[policy.service], now)
-            else:
-                state = instant_service_state(d, services[policy.service], now)
-            if state is BucketState.AVAILABLE:
-                up.add_metric(labels, 1.0)
-            elif state is BucketState.UNAVAILABLE:
-                up.add_metric(labels, 0.0)
-            result = d.accounting.month_result(policy, moment, stamp=False)
-            current = provisional_bucket_state(d, policy, services[policy.service], now)
-            for s in BucketState:
-                if s is not BucketState.PENDING:
-                    bucket_state.add_metric([*labels, s.value], 1.0 if s is current else 0.0)
-            for s, count in (
-                (BucketState.AVAILABLE, result.buckets_available),
-                (BucketState.UNAVAILABLE, result.buckets_unavailable),
-                (BucketState.EXCLUDED, result.buckets_excluded),
-                (BucketState.UNKNOWN, result.buckets_unknown),
-                (BucketState.PENDING, result.buckets_pending),
-            ):
-                month_buckets.add_metric([*labels, s.value], count)
-            for name, value in (
-                ("slawatch_month_uptime_ratio", _ratio(result.uptime_percent)),
-                (
-                    "slawatch_month_uptime_worst_case_ratio",
-                    _ratio(result.uptime_percent_worst_case),
-                ),
-                (
-                    "slawatch_month_to_date_uptime_ratio",
-                    _ratio(result.month_to_date_uptime_percent),
-                ),
-                (
-                    "slawatch_month_coverage_ratio",
-                    None if result.coverage is None else float(result.coverage),
-                ),
-                ("slawatch_month_uptime_estimate_ratio", _ratio(result.uptime_percent_estimate)),
-                (
-                    "slawatch_month_monitor_error_buckets",
-                    float(result.buckets_unknown_monitor_error),
-                ),
-                ("slawatch_sla_objective_ratio", float(policy.objective_percent) / 100),
-                ("slawatch_sla_min_coverage_ratio", float(result.min_coverage)),
-                ("slawatch_sla_breached", 1.0 if result.breached else 0.0),
-                ("slawatch_error_budget_buckets", float(result.error_budget_buckets)),
-                ("slawatch_error_budget_remaining_buckets", float(result.error_budget_remaining)),
-                ("slawatch_credit_projected_ratio", float(result.credit_percent) / 100),
-                (
-                    "slawatch_credit_next_tier_buckets",
-                    None
-                    if result.buckets_to_next_tier is None
-                    else float(result.buckets_to_next_tier),
-                ),
-                ("slawatch_claim_deadline_timestamp_seconds", result.claim_deadline.timestamp()),
-                ("slawatch_outage_open", 1.0 if outage_open(result, moment) else 0.0),
-            ):
-                if value is not None:
-                    gauges[name].add_metric(labels, value)
-            amount.add_metric([*labels, result.currency], float(result.credit_amount))
-            if result.outages and outage_open(result, moment):
-                for where in result.outages[-1].locations:
-                    located_info.add_metric([*labels, where], 1.0)
-            previous = d.accounting.month_result(
-                policy, moment, result.month.previous(), stamp=False
-            )
-            previous_amount.add_metric([*labels, previous.currency], float(previous.credit_amount))
-            gauges["slawatch_previous_month_claim_deadline_timestamp_seconds"].add_metric(
-                labels, previous.claim_deadline.timestamp()
-            )
-        yield from (up, bucket_state, month_buckets, amount, previous_amount, located_info)
-        yield from gauges.values()
 
     # -- the monitor itself ------------------------------------------------------------------------
     def _monitor(self) -> Iterator[Metric]:
@@ -475,11 +309,6 @@ class TargetFamilies:
         return "".join(parts)
 
 
-def _header(name: str, help_text: str, kind: str) -> str:
-    escaped = help_text.replace("\\", r"\\").replace("\n", r"\n")
-    return f"# HELP {name} {escaped}\n# TYPE {name} {kind}\n"
-
-
 RENDER_CHUNK = 500
 """Targets rendered between two yields to the event loop (~5 ms of work at most)."""
 
@@ -492,10 +321,6 @@ _TARGET_HEADERS: tuple[str, ...] = (
     *(_header(name, text, "gauge") for name, _, text in DETAIL_GAUGES),
 )
 _ZERO_OUTCOMES = dict.fromkeys(Outcome, 0)
-
-
-def _label_value(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
 def _target_blocks(name: str, kind: str, role: str, status: TargetStatus | None) -> tuple[str, ...]:
@@ -536,111 +361,19 @@ def _target_blocks(name: str, kind: str, role: str, status: TargetStatus | None)
     )
 
 
-def _num(value: float) -> str:
-    """``floatToGoString``, with the common case (a float's own repr) taken without its
-    checks: it is called ~10 times per target per scrape."""
-    number = float(value)
-    if -1e6 < number < 1e6:
-        return repr(number)
-    return _go_float(number)
-
-
-# prometheus_client leaves it unannotated; this is how generate_latest writes every value.
-_go_float: Callable[[float], str] = floatToGoString
-
-
 class MetricsExposition:
-    """The ``/metrics`` body: the per-target families as cached text, then the registry."""
+    """The ``/metrics`` body: the per-target and per-SLA families as cached text, then the
+    registry (the monitor's own figures and the support SLA's, a few dozen series)."""
 
     def __init__(self, daemon: DaemonView, extra: Sequence[Collector] = ()) -> None:
         self.registry = build_registry(daemon, extra)
         self._targets = TargetFamilies(daemon)
+        self._slas = SlaFamilies(daemon)
 
     async def render(self) -> bytes:
         targets = await self._targets.render()
-        return targets.encode("utf-8") + generate_latest(self.registry)
-
-
-def instant_service_state(daemon: DaemonView, service: ServiceDef, now: float) -> BucketState:
-    """The service by its rule over its targets' latest results; a result older than two
-    intervals (or none yet) is unknown, so a stalled monitor never reads as available."""
-    states: dict[str, BucketState] = {}
-    scheduled = daemon.scheduler.targets
-    for name in service.all_targets:
-        status = daemon.state.targets.get(name)
-        target = scheduled.get(name)
-        last = status.last if status else None
-        if (
-            last is None
-            or target is None
-            or now - last.started_at > 2 * target.interval + target.timeout
-        ):
-            states[name] = BucketState.UNKNOWN
-        else:
-            states[name] = BucketState.AVAILABLE if last.ok else BucketState.UNAVAILABLE
-    return nested_verdict(service, states)
-
-
-def located_service_state(
-    daemon: DaemonView, policy: SlaPolicy, service: ServiceDef, now: float
-) -> BucketState:
-    """Issue 14: the service "now" for an SLA judged by locations: the quorum of locations
-    over the running bucket (the bucket before it while the running one has no verdict yet),
-    from every location's tallies as last read from the shared store."""
-    size = policy.bucket_seconds
-    month = month_containing(utc_from_epoch(now), policy.timezone)
-    located = daemon.accounting.tallies_of(policy, month)
-    assert isinstance(located, LocatedTallies)
-    states = latest_verdicts(
-        located, service.all_targets, bucket_floor(now, size), size, policy.bucket_rule
-    )
-    return nested_verdict(service, states)
-
-
-def provisional_bucket_state(
-    daemon: DaemonView, policy: SlaPolicy, service: ServiceDef, now: float
-) -> BucketState:
-    """The running bucket's verdict so far, by the same rules the month will apply once it
-    closes (the engine itself reports a running bucket as pending)."""
-    start = bucket_floor(now, policy.bucket_seconds)
-    end = start + policy.bucket_seconds
-    month = month_containing(utc_from_epoch(now), policy.timezone)
-    for window in daemon.accounting.windows_for(policy, month):
-        if window.start.timestamp() < end and window.end.timestamp() > start:
-            return BucketState.EXCLUDED
-    if policy.locations is not None:  # issue 14: the quorum of locations, as the month
-        located = daemon.accounting.tallies_of(policy, month)
-        assert isinstance(located, LocatedTallies)
-        return nested_verdict(
-            service,
-            {
-                name: located.verdict(name, start, policy.bucket_seconds, policy.bucket_rule).state
-                for name in service.all_targets
-            },
-        )
-    tallies = daemon.state.tallies(policy.bucket_seconds)
-    cells = [tallies.get(name, {}).get(start) for name in service.all_targets]
-    states = {
-        name: target_verdict(cell, policy.bucket_rule)
-        for name, cell in zip(service.all_targets, cells, strict=True)
-    }
-    state = nested_verdict(service, states)
-    # As the month judges it: excluded only when every failure was excused by the canaries.
-    if (
-        daemon.accounting.inputs.canaries
-        and state is not BucketState.AVAILABLE
-        and all_failures_excused(cells)
-    ):
-        return BucketState.EXCLUDED
-    return state
-
-
-def outage_open(result: MonthResult, now: datetime) -> bool:
-    """An outage runs if the latest one reaches the running bucket or the one just closed."""
-    if not result.outages:
-        return False
-    last_end = result.outages[-1].end
-    return (now - last_end).total_seconds() < result.bucket_seconds
+        slas = await self._slas.render()
+        return (targets + slas).encode("utf-8") + generate_latest(self.registry)
 
 
 def build_registry(daemon: DaemonView, extra: Sequence[Collector] = ()) -> CollectorRegistry:

@@ -2,7 +2,9 @@
 service, claims filed, and the support SLA (faults, deadlines, credits, notice violations).
 
 Kept apart from ``monitor.metrics.collector`` (the per-probe and per-month families) so each
-collector stays small; both are registered on the daemon's own registry.
+collector stays small. The support families go through the daemon's own registry; the target
+info and the claims filed are written as text with the per-SLA families
+(``monitor.metrics.sla_text``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitor.instants import utc_from_epoch
-from monitor.sla.calendar import month_containing
 from monitor.support.metrics import HELP as SUPPORT_HELP
 from monitor.support.metrics import LABELS as SUPPORT_LABELS
 
@@ -30,32 +30,20 @@ CONTRACT_METRIC_NAMES: frozenset[str] = frozenset(
 
 
 class ContractCollector(Collector):
+    """The support SLA's families (a few series per contract and fault).
+
+    ``slawatch_target_info`` and ``slawatch_claim_filed`` (one series per target and per SLA)
+    are written as cached text by ``monitor.metrics.sla_text`` with the other per-SLA families.
+    """
+
     def __init__(self, daemon: DaemonView) -> None:
         self._daemon = daemon
 
     def collect(self) -> Iterable[Metric]:
-        d = self._daemon
-        info = GaugeMetricFamily(
-            "slawatch_target_info", HELP_TARGET_INFO, labels=["target", "service", "kind"]
-        )
-        kinds = {t.name: t.kind for t in d.config.targets}
-        for service in d.accounting.inputs.services.values():
-            for target in service.all_targets:
-                info.add_metric([target, service.name, kinds.get(target, "")], 1.0)
-        yield info
-        filed = GaugeMetricFamily(
-            "slawatch_claim_filed", HELP_CLAIM_FILED, labels=["sla", "service"]
-        )
-        moment = utc_from_epoch(d.clock())
-        for policy in d.accounting.inputs.policies:
-            previous = month_containing(moment, policy.timezone).previous()
-            claim = d.claims.get(f"{policy.name}|{previous}")
-            filed.add_metric([policy.name, policy.service], 1.0 if claim else 0.0)
-        yield filed
         families = {
             name: GaugeMetricFamily(name, text, labels=list(SUPPORT_LABELS[name]))
             for name, text in SUPPORT_HELP.items()
         }
-        for sample in d.support_samples():
+        for sample in self._daemon.support_samples():
             families[sample.name].add_metric(list(sample.labels), sample.value)
         yield from families.values()

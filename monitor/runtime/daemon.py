@@ -79,6 +79,7 @@ leave (the store and each SLA's running month hold what is needed). Far longer t
 probe's timeout, a canary's cover or a prometheus bucket's lag: nothing changes them after."""
 HISTORY_BATCH_ROWS = 200_000
 """Stored tallies read back at once (one batch of SLAs' targets) when months are rebuilt."""
+SEAL_BATCH = 200
 
 
 class _VerdictsFailed(Exception):
@@ -726,19 +727,42 @@ class Daemon:
         from monitor.reports.seal import seal_months
 
         moment = utc_from_epoch(now)
+        # Issue 20: the SLAs left to seal, SEAL_BATCH at a time in one call (one read of the
+        # month's tallies and one set of inputs per batch, not per SLA: quadratic at 10,000
+        # SLAs; and not every SLA at once: each month result held costs ~70 KB); one by one
+        # only if a batch fails, so that one SLA's failure stays its own.
+        todo: dict[Month, list[SlaPolicy]] = {}
         for policy in self.config.sla_policies():
             month = month_containing(moment - timedelta(hours=1), policy.timezone).previous()
             try:
-                if await self.store.load_month_seal(policy.name, str(month)) is not None:
-                    continue
-                sealed = await seal_months(
-                    self.config, self.store, [policy], month, moment, skip_unmeasured=True
-                )
-                for seal, new in sealed:
-                    if new:
-                        log.info("month_sealed", sla=seal.sla, month=seal.month, digest=seal.digest)
+                if await self.store.load_month_seal(policy.name, str(month)) is None:
+                    todo.setdefault(month, []).append(policy)
             except Exception as exc:
                 log.error("month_seal_failed", sla=policy.name, month=str(month), error=str(exc))
+        batches = [
+            (month, policies[i : i + SEAL_BATCH])
+            for month, policies in todo.items()
+            for i in range(0, len(policies), SEAL_BATCH)
+        ]
+        for month, policies in batches:
+            try:
+                sealed = await seal_months(
+                    self.config, self.store, policies, month, moment, skip_unmeasured=True
+                )
+            except Exception:
+                sealed = []
+                for policy in policies:
+                    try:
+                        sealed += await seal_months(
+                            self.config, self.store, [policy], month, moment, skip_unmeasured=True
+                        )
+                    except Exception as exc:
+                        log.error(
+                            "month_seal_failed", sla=policy.name, month=str(month), error=str(exc)
+                        )
+            for seal, new in sealed:
+                if new:
+                    log.info("month_sealed", sla=seal.sla, month=seal.month, digest=seal.digest)
 
     def _live_window_start(self, now: float) -> float:
         """Start of the previous month in the earliest-starting SLA zone: kept in memory."""

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Benchmark: one ``/metrics`` rendering of the daemon at N one-target SLAs, in process.
+
+    .venv/bin/python bench/metrics_bench.py --slas 10000 [--per-sla 1] [--hours 20]
+
+Builds the configuration of ``bench/accounting_bench.py`` (``--slas`` SLAs of ``--per-sla``
+http targets, 5-minute buckets, UTC), fills the daemon's live state with ``--hours`` of
+tallies from 1 Dec 2026 00:00 UTC, gives every target a last result, brings the months up to
+date (as the daemon's summary does before a scrape) and times ``MetricsExposition.render``
+(what ``GET /metrics`` returns): the first scrape, a scrape 5 s later with a sixth of the
+targets holding a new result (a 30 s interval), and one after a bucket closed (every SLA's
+month moved). The clock is fixed: nothing depends on today's date. Prints the body's size and
+series count too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from accounting_bench import MONTH_START, write_config  # noqa: E402
+
+from monitor.clock import FixedClock  # noqa: E402
+from monitor.config import load_config  # noqa: E402
+from monitor.instants import utc_from_epoch  # noqa: E402
+from monitor.metrics.collector import MetricsExposition  # noqa: E402
+from monitor.metrics.contract import ContractCollector  # noqa: E402
+from monitor.runtime.daemon import Daemon  # noqa: E402
+from monitor.sla.policy import Tally  # noqa: E402
+from probes.result import Outcome, ProbeResult  # noqa: E402
+
+PROFILE = False
+
+
+def result(name: str, at: float, ok: bool = True) -> ProbeResult:
+    return ProbeResult(
+        name,
+        Outcome.UP if ok else Outcome.DOWN,
+        at,
+        duration_seconds=0.0042,
+        reason="" if ok else "status_code_503",
+        details={"status_code": 200 if ok else 503},
+    )
+
+
+async def run(slas: int, per: int, hours: float, repeat: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="slawatch-metrics-"))
+    began = time.perf_counter()
+    config = load_config(write_config(work, slas, per))
+    print(f"config loaded: {time.perf_counter() - began:.2f} s")
+    now = MONTH_START + hours * 3600 + 17
+    clock = FixedClock(now)
+    daemon = Daemon(config, clock=clock)
+    ten = Tally(ok=10)
+    daemon.state.load(
+        300,
+        {t.name: {b: ten for b in range(MONTH_START, int(now) - 300, 300)} for t in config.targets},
+    )
+    daemon.scheduler.apply(daemon._schedule(), now=now)
+    for number, target in enumerate(config.targets):
+        daemon._on_result(
+            daemon.scheduler.targets[target.name], result(target.name, now - 10, number % 7 != 0)
+        )
+    exposition = MetricsExposition(daemon, extra=[ContractCollector(daemon)])
+
+    def summarise() -> float:
+        began = time.perf_counter()
+        moment = utc_from_epoch(clock())
+        for policy in daemon.accounting.inputs.policies:
+            r = daemon.accounting.month_result(policy, moment, stamp=False)
+            daemon.accounting.month_result(policy, moment, r.month.previous(), stamp=False)
+        return time.perf_counter() - began
+
+    print(f"months built (the daemon's summary slices): {summarise():.2f} s")
+
+    async def scrape(label: str) -> bytes:
+        began = time.perf_counter()
+        body = await exposition.render()
+        took = time.perf_counter() - began
+        print(f"{label}: {took:.3f} s")
+        return body
+
+    body = await scrape("first scrape")
+    series = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
+    print(f"body {len(body) / 1e6:.1f} MB, {series} series")
+    steady = []
+    profile = cProfile.Profile() if PROFILE else None
+    for round_ in range(repeat):
+        clock.advance(5)
+        for number, target in enumerate(config.targets):
+            if number % 6 == round_ % 6:
+                daemon._on_result(
+                    daemon.scheduler.targets[target.name], result(target.name, clock() - 1)
+                )
+        summarise()
+        began = time.perf_counter()
+        if profile is not None:
+            profile.enable()
+        await exposition.render()
+        if profile is not None:
+            profile.disable()
+        steady.append(time.perf_counter() - began)
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+    print(
+        f"scrape 5 s later, 1/6 of targets with a new result: median "
+        f"{statistics.median(steady):.3f} s, worst {max(steady):.3f} s over {repeat}"
+    )
+    clock.advance(300)
+    print(f"a bucket closed, months summarised: {summarise():.2f} s")
+    await scrape("scrape after a bucket closed")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--slas", type=int, default=10000)
+    parser.add_argument("--per-sla", type=int, default=1)
+    parser.add_argument("--hours", type=float, default=20.0, help="history into the month")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="cProfile the steady scrapes")
+    args = parser.parse_args()
+    global PROFILE
+    PROFILE = args.profile
+    asyncio.run(run(args.slas, args.per_sla, args.hours, args.repeat))
+
+
+if __name__ == "__main__":
+    main()

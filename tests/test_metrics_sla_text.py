@@ -1,0 +1,453 @@
+"""The per-SLA families written as cached text (monitor.metrics.sla_text): valid exposition,
+the figures of the one month assembly, and every change on the next scrape.
+
+A daemon is built in process over a fixed clock (no probe runs; results are fed through its
+own result path), so nothing depends on the date the tests run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.clock import FixedClock
+from monitor.config import load_config
+from monitor.instants import utc_from_epoch
+from monitor.metrics.collector import MetricsExposition
+from monitor.metrics.contract import ContractCollector
+from monitor.metrics.sla_text import (
+    SLA_FAMILY_NAMES,
+    SlaFamilies,
+    instant_service_state,
+    outage_open,
+    provisional_bucket_state,
+)
+from monitor.runtime.claims import Claim
+from monitor.runtime.daemon import Daemon
+from monitor.sla.calendar import Month
+from monitor.sla.month import MonthResult
+from monitor.sla.policy import BucketState, ExclusionKind, ExclusionWindow
+from probes.result import Outcome, ProbeResult
+
+pytestmark = pytest.mark.timeout(300)
+
+T0 = datetime(2026, 12, 2, 10, 2, 17, tzinfo=UTC).timestamp()
+"""A fixed instant: 1 day 10 hours into December (UTC), November over."""
+
+CONFIG = """
+monitor:
+  name: text-test
+  state_dir: {state}
+targets:
+  - {{name: a1, kind: http, interval: 30s, timeout: 5s, http: {{url: "http://127.0.0.1:9/a1"}}}}
+  - {{name: b1, kind: http, interval: 30s, timeout: 5s, http: {{url: "http://127.0.0.1:9/b1"}}}}
+  - {{name: b2, kind: http, interval: 60s, timeout: 5s, http: {{url: "http://127.0.0.1:9/b2"}}}}
+  - {{name: c1, kind: tcp, interval: 30s, timeout: 5s, tcp: {{host: 127.0.0.1, port: 9}}}}
+services:
+  - {{name: sa, targets: [a1]}}
+  - {{name: sb, targets: [b1, b2], down_when: quorum, quorum: 2}}
+  - {{name: sc, targets: [c1]}}
+  - {{name: sd, targets: [a1], services: [sb], down_when: all}}
+slas:
+  - name: la
+    service: sa
+    objective: {objective}
+    monthly_fee: "1000.00"
+    currency: EUR
+    credit_tiers:
+      - {{below: 99.9, at_least: 99.0, credit_percent: 10}}
+      - {{below: 99.0, credit_percent: 30}}
+  - name: lb
+    service: sb
+    objective: 99.5
+    timezone: Europe/London
+    unknown_buckets: unavailable
+    monthly_fee: "200"
+    currency: USD
+    credit_tiers:
+      - {{below: 99.5, credit_percent: 25}}
+  - name: lc
+    service: sc
+    objective: 99.0
+    bucket: 15m
+    monthly_fee: "50"
+    currency: GBP
+  - name: ld
+    service: sd
+    objective: 95
+    timezone: America/New_York
+    monthly_fee: "10"
+    currency: EUR
+exclusions:
+  - id: mw1
+    kind: scheduled_maintenance
+    start: 2026-12-01T02:00:00Z
+    end: 2026-12-01T03:00:00Z
+    reason: core switch upgrade
+    services: [sb]
+"""
+
+
+def write_config(root: Path, objective: str = "99.9") -> Path:
+    path = root / "slawatch.yaml"
+    path.write_text(CONFIG.format(state=root / "var", objective=objective), encoding="utf-8")
+    return path
+
+
+def result(target: str, at: float, ok: bool) -> ProbeResult:
+    return ProbeResult(
+        target,
+        Outcome.UP if ok else Outcome.DOWN,
+        at,
+        duration_seconds=0.01,
+        reason="" if ok else "status_code_503",
+    )
+
+
+class Harness:
+    """A daemon over a fixed clock with its store open, fed results through its own path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = write_config(root)
+        self.clock = FixedClock(T0)
+        self.daemon = Daemon(load_config(self.path), self.path, clock=self.clock)
+        self.daemon.scheduler.apply(self.daemon._schedule(), now=T0)
+
+    def feed(self, target: str, at: float, ok: bool) -> None:
+        scheduled = self.daemon.scheduler.targets[target]
+        self.daemon._on_result(scheduled, result(target, at, ok))
+
+    def history(self, hours: float) -> None:
+        """Every target probed every 5 minutes (c1: 15) for ``hours`` before now and once 5 s
+        ago; a1 down for the last 12 minutes (an outage running), b2 down one early bucket."""
+        start = T0 - hours * 3600
+        for target in ("a1", "b1", "b2", "c1"):
+            at = start
+            while at < T0:
+                ok = not (
+                    (target == "a1" and at > T0 - 720)
+                    or (target == "b2" and T0 - 3 * 3600 <= at < T0 - 3 * 3600 + 300)
+                )
+                self.feed(target, at, ok)
+                at += 300 if target != "c1" else 900
+            # The last probe, inside the running bucket and fresh.
+            self.feed(target, T0 - 5, target != "a1")
+
+
+async def scrape(exposition: MetricsExposition) -> str:
+    return (await exposition.render()).decode("utf-8")
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """(sample name, labels) -> value, through prometheus_client's own parser."""
+    found: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, frozenset(sample.labels.items()))
+            assert key not in found, f"sample written twice: {key}"
+            found[key] = sample.value
+    return found
+
+
+def check_layout(text: str) -> None:
+    """Every family: HELP and TYPE once, right before its samples, which are contiguous."""
+    seen: list[str] = []
+    current = None
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if line.startswith("# HELP "):
+            name = line.split(" ")[2]
+            assert name not in seen, f"family {name} written twice"
+            assert lines[number + 1].startswith(f"# TYPE {name} "), name
+            seen.append(name)
+            current = name
+        elif line.startswith("# TYPE "):
+            assert line.split(" ")[2] == current
+        else:
+            metric = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line)
+            assert metric is not None, line
+            name = metric.group(0)
+            assert current is not None, line
+            assert name.startswith(current), f"sample {name} outside its family (in {current})"
+    assert text.endswith("\n")
+
+
+def expected(daemon: Daemon) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every per-SLA sample the scrape must hold, from the one month assembly
+    (``Accounting.month_result``) and the live state, written out independently of the
+    renderer."""
+    now = daemon.clock()
+    moment = utc_from_epoch(now)
+    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+
+    def put(name: str, labels: dict[str, str], value: float | None) -> None:
+        if value is not None:
+            out[(name, frozenset(labels.items()))] = float(value)
+
+    def ratio(value: Any) -> float | None:
+        return None if value is None else float(value / 100)
+
+    services = daemon.accounting.inputs.services
+    kinds = {t.name: t.kind for t in daemon.config.targets}
+    for service in services.values():
+        for target in service.all_targets:
+            put(
+                "slawatch_target_info",
+                {"target": target, "service": service.name, "kind": kinds[target]},
+                1.0,
+            )
+    for policy in daemon.accounting.inputs.policies:
+        labels = {"sla": policy.name, "service": policy.service}
+        service = services[policy.service]
+        result: MonthResult = daemon.accounting.month_result(policy, moment)
+        previous = daemon.accounting.month_result(policy, moment, result.month.previous())
+        up = instant_service_state(daemon, service, now)
+        put(
+            "slawatch_service_up",
+            labels,
+            {BucketState.AVAILABLE: 1.0, BucketState.UNAVAILABLE: 0.0}.get(up),
+        )
+        current = provisional_bucket_state(daemon, policy, service, now)
+        for state in BucketState:
+            if state is not BucketState.PENDING:
+                put(
+                    "slawatch_bucket_state",
+                    {**labels, "state": state.value},
+                    1.0 if state is current else 0.0,
+                )
+        for state, count in (
+            ("available", result.buckets_available),
+            ("unavailable", result.buckets_unavailable),
+            ("excluded", result.buckets_excluded),
+            ("unknown", result.buckets_unknown),
+            ("pending", result.buckets_pending),
+        ):
+            put("slawatch_month_buckets", {**labels, "state": state}, count)
+        put("slawatch_month_uptime_ratio", labels, ratio(result.uptime_percent))
+        put(
+            "slawatch_month_uptime_worst_case_ratio",
+            labels,
+            ratio(result.uptime_percent_worst_case),
+        )
+        put(
+            "slawatch_month_to_date_uptime_ratio",
+            labels,
+            ratio(result.month_to_date_uptime_percent),
+        )
+        put(
+            "slawatch_month_coverage_ratio",
+            labels,
+            None if result.coverage is None else float(result.coverage),
+        )
+        put("slawatch_month_uptime_estimate_ratio", labels, ratio(result.uptime_percent_estimate))
+        put("slawatch_month_monitor_error_buckets", labels, result.buckets_unknown_monitor_error)
+        put("slawatch_sla_objective_ratio", labels, float(policy.objective_percent) / 100)
+        put("slawatch_sla_min_coverage_ratio", labels, float(policy.min_coverage))
+        put("slawatch_sla_breached", labels, 1.0 if result.breached else 0.0)
+        put("slawatch_error_budget_buckets", labels, result.error_budget_buckets)
+        put("slawatch_error_budget_remaining_buckets", labels, result.error_budget_remaining)
+        put("slawatch_credit_projected_ratio", labels, float(result.credit_percent) / 100)
+        put(
+            "slawatch_credit_projected_amount",
+            {**labels, "currency": result.currency},
+            float(result.credit_amount),
+        )
+        put(
+            "slawatch_credit_next_tier_buckets",
+            labels,
+            None if result.buckets_to_next_tier is None else result.buckets_to_next_tier,
+        )
+        put(
+            "slawatch_claim_deadline_timestamp_seconds",
+            labels,
+            result.claim_deadline.timestamp(),
+        )
+        put("slawatch_outage_open", labels, 1.0 if outage_open(result, moment) else 0.0)
+        put(
+            "slawatch_previous_month_credit_amount",
+            {**labels, "currency": previous.currency},
+            float(previous.credit_amount),
+        )
+        put(
+            "slawatch_previous_month_claim_deadline_timestamp_seconds",
+            labels,
+            previous.claim_deadline.timestamp(),
+        )
+        filed = daemon.claims.get(f"{policy.name}|{previous.month}") is not None
+        put("slawatch_claim_filed", labels, 1.0 if filed else 0.0)
+    return out
+
+
+def per_sla(found: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> dict[Any, float]:
+    """The samples of the families the text renderer writes."""
+    return {key: value for key, value in found.items() if key[0] in SLA_FAMILY_NAMES}
+
+
+def assert_matches(daemon: Daemon, text: str) -> dict[Any, float]:
+    check_layout(text)
+    found = per_sla(samples(text))
+    assert found == expected(daemon)
+    return found
+
+
+def value(found: dict[Any, float], name: str, **labels: str) -> float | None:
+    return found.get((name, frozenset(labels.items())))
+
+
+class TestSlaText:
+    def test_scrape_is_valid_and_holds_the_month_figures(self, tmp_path: Path) -> None:
+        """Four SLAs in different states (an outage running, an exclusion, a quorum, a
+        nested service, a 15-minute bucket, three zones, a target never probed): the
+        exposition parses, each family is written once and contiguously, and every per-SLA
+        sample equals the figures of ``accounting.month_result`` and the live state."""
+
+        async def run() -> None:
+            h = Harness(tmp_path)
+            h.history(30)
+            exposition = MetricsExposition(h.daemon, extra=[ContractCollector(h.daemon)])
+            found = assert_matches(h.daemon, await scrape(exposition))
+            # The states the scenario was built to show are there.
+            assert value(found, "slawatch_outage_open", sla="la", service="sa") == 1.0
+            assert value(found, "slawatch_service_up", sla="la", service="sa") == 0.0
+            assert (
+                value(found, "slawatch_month_buckets", sla="lb", service="sb", state="excluded")
+                == 12.0
+            )
+            assert (
+                value(
+                    found,
+                    "slawatch_credit_projected_amount",
+                    sla="la",
+                    service="sa",
+                    currency="EUR",
+                )
+                is not None
+            )
+            # A second scrape (everything cached) writes the same bytes.
+            assert await scrape(exposition) == await scrape(exposition)
+
+        asyncio.run(run())
+
+    def test_changes_show_on_the_next_scrape(self, tmp_path: Path) -> None:
+        """New result in the running bucket, a bucket closing, a late result, an exclusion
+        added through the API, a claim recorded, a result going stale and a reload that
+        changes the objective: each shows on the very next scrape, equal to the figures."""
+
+        async def run() -> None:
+            h = Harness(tmp_path)
+            await h.daemon.store.open()
+            try:
+                h.history(6)
+                d = h.daemon
+                exposition = MetricsExposition(d, extra=[ContractCollector(d)])
+                la = {"sla": "la", "service": "sa"}
+                before = assert_matches(d, await scrape(exposition))
+
+                # a1 back up in the running bucket: service up, bucket state still unavailable
+                # (the bucket already holds a failure under any_failed).
+                h.feed("a1", T0 - 1, True)
+                found = assert_matches(d, await scrape(exposition))
+                assert value(found, "slawatch_service_up", **la) == 1.0
+
+                # The running bucket closes: one more unavailable bucket, one fewer pending.
+                h.clock.advance(300)
+                found = assert_matches(d, await scrape(exposition))
+                key = {**la, "state": "unavailable"}
+                assert value(found, "slawatch_month_buckets", **key) == 1 + (
+                    value(before, "slawatch_month_buckets", **key) or 0
+                )
+
+                # A late result in a closed bucket of c1 (15-minute SLA) turns it unavailable.
+                h.feed("c1", T0 - 2 * 3600 + 10, False)
+                found = assert_matches(d, await scrape(exposition))
+                assert (
+                    value(
+                        found, "slawatch_month_buckets", sla="lc", service="sc", state="unavailable"
+                    )
+                    == 1.0
+                )
+
+                # An exclusion over the outage, added through the API.
+                await d.add_exclusion(
+                    ExclusionWindow(
+                        id="carrier-1",
+                        start=utc_from_epoch(T0 - 3600),
+                        end=utc_from_epoch(T0 + 600),
+                        kind=ExclusionKind.TELECOM_PROVIDER,
+                        reason="carrier outage",
+                        services=frozenset({"sa"}),
+                        source="api",
+                    )
+                )
+                found = assert_matches(d, await scrape(exposition))
+                assert value(found, "slawatch_month_buckets", **key) == 0.0
+                assert value(found, "slawatch_outage_open", **la) == 0.0
+
+                # A claim for November recorded.
+                await d.record_claim(Claim("la", Month(2026, 11), utc_from_epoch(h.clock()), "T-1"))
+                found = assert_matches(d, await scrape(exposition))
+                assert value(found, "slawatch_claim_filed", **la) == 1.0
+
+                # Nothing probed for 2 intervals + timeout: the service is no longer known up.
+                h.clock.advance(70)
+                found = assert_matches(d, await scrape(exposition))
+                assert value(found, "slawatch_service_up", **la) is None
+
+                # A reload that changes the objective.
+                write_config(tmp_path, objective="99.95")
+                assert d.reload()
+                found = assert_matches(d, await scrape(exposition))
+                assert value(found, "slawatch_sla_objective_ratio", **la) == pytest.approx(0.9995)
+            finally:
+                await h.daemon.store.close()
+
+        asyncio.run(run())
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        st.lists(
+            st.one_of(
+                st.tuples(
+                    st.just("result"),
+                    st.sampled_from(["a1", "b1", "b2", "c1"]),
+                    st.booleans(),
+                    st.integers(0, 3600),
+                ),
+                st.tuples(st.just("advance"), st.integers(1, 1200)),
+                st.tuples(st.just("scrape")),
+            ),
+            max_size=30,
+        )
+    )
+    def test_cached_text_equals_a_fresh_rendering(
+        self, tmp_path_factory: pytest.TempPathFactory, events: list[tuple[Any, ...]]
+    ) -> None:
+        """After any sequence of results (late ones included), time passing and scrapes,
+        the cached renderer writes exactly what a renderer without a cache writes."""
+
+        async def run() -> None:
+            h = Harness(tmp_path_factory.mktemp("sla-text"))
+            cached = SlaFamilies(h.daemon)
+            for event in [*events, ("scrape",)]:
+                if event[0] == "result":
+                    _, target, ok, age = event
+                    h.feed(target, h.clock() - age, ok)
+                elif event[0] == "advance":
+                    h.clock.advance(event[1])
+                else:
+                    assert await cached.render() == await SlaFamilies(h.daemon).render()
+
+        asyncio.run(run())
