@@ -448,7 +448,13 @@ class Accounting:
         running = self._running.get(key)
         tallies = self._tallies(policy.bucket_seconds, month, policy)
         if running is None:
-            floor = 0 if self._floor is None else self._floor(policy.bucket_seconds)
+            # An SLA judged by locations reads every location's tallies from the shared store
+            # (the daemon's LocationFeed), which the live state's eviction does not touch.
+            floor = (
+                0
+                if self._floor is None or policy.locations is not None
+                else self._floor(policy.bucket_seconds)
+            )
             if floor > month_bounds(month, policy.timezone)[0].timestamp():
                 raise HistoryNotLoaded(
                     f"sla {policy.name}: month {month} is not loaded: its closed buckets' "

@@ -819,7 +819,9 @@ class Daemon:
         rows = 0
         for index, policy in enumerate(policies):
             service = inputs.services.get(policy.service)
-            if service is None:
+            if service is None or policy.locations is not None:
+                # Issue 14: judged from every location's tallies (the LocationFeed reads them
+                # from the shared store), built when first asked for, never from the eviction.
                 continue
             current = month_containing(moment, policy.timezone)
             first = month_bounds(current.previous(), policy.timezone)[0].timestamp()
