@@ -254,6 +254,16 @@ class TestLoadTallies:
         assert sorted(loaded, key=repr) == sorted(expected.values(), key=repr)
 
 
+class TestEvidenceOnce:
+    async def test_a_batch_sent_again_stores_each_probe_once(self, store: Store) -> None:
+        """A batch whose commit was not acknowledged is sent again: each probe (vantage, target,
+        start instant) stays one evidence row; a new probe in the re-sent batch is added."""
+        first = [evidence("web", 1.0), evidence("web", 2.0)]
+        await store.write_batch(WriteBatch(evidence=first))
+        await store.write_batch(WriteBatch(evidence=[*first, evidence("web", 3.0)]))
+        assert [r.ts for r in await store.load_evidence(0, 10)] == [1.0, 2.0, 3.0]
+
+
 class TestLocations:
     """Issue 14: every row names its location; one location's members sum."""
 

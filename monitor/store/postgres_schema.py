@@ -158,6 +158,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (location, member)
         )""",
     ),
+    # 5 (as SQLite's version 6): one probe is one evidence row. A COMMIT whose acknowledgement
+    # was lost (the database went away just after it) makes the daemon send the batch again;
+    # the row must not count twice in a claim's evidence.
+    (
+        "DELETE FROM evidence a USING evidence b WHERE a.id > b.id "
+        "AND a.vantage = b.vantage AND a.target = b.target AND a.ts = b.ts",
+        "CREATE UNIQUE INDEX evidence_once ON evidence (vantage, target, ts)",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

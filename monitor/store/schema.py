@@ -172,6 +172,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # One location's tallies summed over its members: a range of one location's rows.
         "CREATE INDEX tallies_by_location ON tallies (location, bucket_start, target)",
     ),
+    # 6: one probe is one evidence row. A batch whose commit was not acknowledged (the
+    # connection or the disk failed after COMMIT) is sent again; the row must not count twice
+    # in a claim's evidence. A probe is its vantage point, target and start instant.
+    (
+        "DELETE FROM evidence WHERE rowid NOT IN "
+        "(SELECT min(rowid) FROM evidence GROUP BY vantage, target, ts)",
+        "CREATE UNIQUE INDEX evidence_once ON evidence (vantage, target, ts)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -41,6 +41,7 @@ DO UPDATE SET ok = excluded.ok, failed = excluded.failed, reasons = excluded.rea
 _SQL_EVIDENCE = """
 INSERT INTO evidence (vantage, ts, target, outcome, reason, duration, details, crc, location)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (vantage, target, ts) DO NOTHING
 """
 _SQL_SERVICE_BUCKET = """
 INSERT INTO service_buckets (vantage, sla, service, bucket_start, state, kind, location)
