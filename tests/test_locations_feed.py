@@ -89,13 +89,8 @@ class TestLocationFeed:
     async def test_slas_of_one_group_are_read_together(self, tmp_path: Path) -> None:
         """Two SLAs listing the same locations at one bucket length share one read; a change
         of a target re-judges only the SLA reading it, a canary's change both."""
-        other = SlaPolicy(
-            "vendor-api",
-            "api",
-            Decimal("99.9"),
-            STANDARD_CREDIT,
-            locations=LocationRule(1, RULE.of),
-        )
+        one = LocationRule(1, RULE.of)
+        other = SlaPolicy("vendor-api", "api", Decimal("99.9"), STANDARD_CREDIT, locations=one)
         services = {**SERVICES, "api": ServiceDef("api", ("api",))}
         store = SqliteStore(tmp_path / "s.db", "d1", location="dublin")
         await store.open()
