@@ -11,8 +11,9 @@ results to money, whichever daemon answers). Reading is bounded:
   three queries per flush, not 30,000);
 - only the groups' service targets and the canaries, only the locations listed;
 - at start, and every :data:`FULL_EVERY` seconds, the current and previous month (what the
-  running months show); at every other flush only the recent buckets (the settle time plus
-  two buckets back), where results still arrive;
+  running months show); at every other flush only the recent buckets (those that ended less
+  than the settle time plus :data:`MARGIN` ago, and the running one), where results still
+  arrive;
 - each location's gaps over the same two months (a handful of rows).
 
 Every (SLA, bucket) whose inputs moved is returned, so the running months re-judge exactly
@@ -33,6 +34,8 @@ from monitor.store.located import ByLocation, load_location_gaps, load_location_
 
 FULL_EVERY = 300.0
 """Seconds between two reads of the whole two months (late rows older than the window)."""
+MARGIN = 5.0
+"""Seconds added to the settle time: a flush and a read of another daemon in between."""
 
 Gaps = dict[str, list[tuple[float, float]]]
 GroupKey = tuple[tuple[str, ...], int]
@@ -127,24 +130,16 @@ class LocationFeed:
         for (of, size), group in self._groups.items():
             rule = group.policies[0].locations
             assert rule is not None  # configure() keeps only those
-            moment = utc_from_epoch(now)
-            since = min(
-                int(
-                    month_bounds(month_containing(moment, p.timezone).previous(), p.timezone)[
-                        0
-                    ].timestamp()
-                )
-                for p in group.policies
-            )
+            since = _since(group, now)
             last = group.last_full
             full = last is None or not 0 <= now - last < FULL_EVERY
-            window = settle + 2 * size
-            start = since if full else max(since, int(now - window) // size * size)
+            start = since if full else max(since, int(now - settle - MARGIN) // size * size)
             end = int(now) // size * size + size
             fresh = await load_location_tallies(store, rule, group.targets, start, end, size)
             for where in of:
                 mine = group.held.setdefault(where, {})
-                for target, bucket in _merge(mine, fresh.get(where, {}), start, end, since):
+                merged = _merge(mine, fresh.get(where, {}), start, end, since, size)
+                for target, bucket in merged:
                     changed.extend((sla, bucket) for sla in group.slas_of.get(target, ()))
             gaps = await load_location_gaps(store, rule, since, now + size)
             if gaps != group.gaps:
@@ -160,12 +155,34 @@ class LocationFeed:
         return changed
 
 
+def _since(group: _Group, now: float) -> int:
+    """The start of the previous month, the earliest over the group's zones (worked out once
+    per zone, not once per SLA)."""
+    moment = utc_from_epoch(now)
+    return min(
+        int(month_bounds(month_containing(moment, tz).previous(), tz)[0].timestamp())
+        for tz in {p.timezone for p in group.policies}
+    )
+
+
+def _same(a: Tally | None, b: Tally) -> bool:
+    """``a == b``, the plain counts first (most rows read again have not changed)."""
+    if a is None:
+        return False
+    if (a.ok, a.failed, a.errors, a.excused) != (b.ok, b.failed, b.errors, b.excused):
+        return False
+    return (not a.failed or a.reasons == b.reasons) and (
+        not a.errors or a.error_reasons == b.error_reasons
+    )
+
+
 def _merge(
     mine: dict[str, dict[int, Tally]],
     fresh: Mapping[str, Mapping[int, Tally]],
     start: int,
     end: int,
     since: int,
+    size: int,
 ) -> list[tuple[str, int]]:
     """Bring ``mine`` to ``fresh`` over ``[start, end)``, dropping buckets before ``since``
     (months no longer shown); the (target, bucket start) that changed."""
@@ -173,12 +190,16 @@ def _merge(
     for target, buckets in fresh.items():
         column = mine.setdefault(target, {})
         for bucket, tally in buckets.items():
-            if column.get(bucket) != tally:
+            if not _same(column.get(bucket), tally):
                 column[bucket] = tally
                 moved.append((target, bucket))
+    full = start == since
     for target, column in mine.items():
         given = fresh.get(target, {})
-        for bucket in [b for b in column if (start <= b < end and b not in given) or b < since]:
+        # A full read prunes the months no longer shown; a window read checks only its own
+        # buckets for rows gone (a pruned store), not the whole column.
+        span = list(column) if full else [b for b in range(start, end, size) if b in column]
+        for bucket in [b for b in span if (start <= b < end and b not in given) or b < since]:
             del column[bucket]
             if bucket >= since:
                 moved.append((target, bucket))
