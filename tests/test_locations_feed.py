@@ -86,6 +86,37 @@ class TestLocationFeed:
         finally:
             await store.close()
 
+    async def test_slas_of_one_group_are_read_together(self, tmp_path: Path) -> None:
+        """Two SLAs listing the same locations at one bucket length share one read; a change
+        of a target re-judges only the SLA reading it, a canary's change both."""
+        one = LocationRule(1, RULE.of)
+        other = SlaPolicy("vendor-api", "api", Decimal("99.9"), STANDARD_CREDIT, locations=one)
+        services = {**SERVICES, "api": ServiceDef("api", ("api",))}
+        store = SqliteStore(tmp_path / "s.db", "d1", location="dublin")
+        await store.open()
+        try:
+            feed = LocationFeed()
+            feed.configure([POLICY, other], services, ["canary"])
+            assert await feed.refresh(store, NOW, settle=2.0) == []
+            await store.write_batch(
+                WriteBatch(
+                    tallies=[
+                        _row("d1", "dublin", "api", BUCKET, 3),
+                        _row("p1", "paris", "canary", BUCKET, 1),
+                    ]
+                )
+            )
+            moved = await feed.refresh(store, NOW + 1, settle=2.0)
+            assert sorted(moved) == [
+                ("vendor-api", BUCKET),
+                ("vendor-api", BUCKET),
+                ("vendor-web", BUCKET),
+            ]
+            assert feed.tallies_for(other)["api"][BUCKET].ok == 3
+            assert feed.tallies_for(other).rule == one
+        finally:
+            await store.close()
+
     def test_sla_without_locations_is_not_followed(self) -> None:
         """Only SLAs with ``locations`` are read; asking for another is refused."""
         feed = LocationFeed()

@@ -32,6 +32,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests import pg_cluster
@@ -180,6 +181,17 @@ class TestThreeLocations:
                 10,
                 "identical month figures on every daemon",
             )
+            # The verdicts every daemon stored are those of the month it shows (row 31).
+            with psycopg.connect(dsn) as conn:
+                stored = conn.execute(
+                    "SELECT vantage, location, bucket_start, state FROM service_buckets "
+                    "WHERE bucket_start IN (%s, %s, %s, %s) ORDER BY 1, 3",
+                    (int(first), int(first) + BUCKET, int(lone), int(lone) + BUCKET),
+                ).fetchall()
+            expected = ["unavailable", "unavailable", "available", "available"]
+            for location in LOCATIONS:
+                mine = [r for r in stored if r[1] == location]
+                assert [r[3] for r in mine] == expected, (location, stored)
             outages = figures[0]["outages"]
             assert [o["locations"] for o in outages] == [["dublin", "frankfurt"]], outages
             assert figures[0]["buckets_unavailable"] >= 2

@@ -352,6 +352,21 @@ class TestLocations:
             for member in (d1, d2, p1):
                 await member.close()
 
+    async def test_many_named_targets(self, factory: StoreFactory, tmp_path: Path) -> None:
+        """A location read naming many targets (a large group of SLAs) returns exactly those."""
+        member = factory(tmp_path, "d1", "dublin")
+        await member.open()
+        try:
+            rows = [
+                TallyRow("d1", f"t{i:03d}", 0, 300, i, 0, location="dublin") for i in range(100)
+            ]
+            await member.write_batch(WriteBatch(tallies=rows))
+            named = [f"t{i:03d}" for i in range(0, 200, 2)]  # 100 names, half of them stored
+            loaded = await member.load_tallies(0, 300, named, location="dublin")
+            assert loaded == {f"t{i:03d}": {0: Tally(ok=i)} for i in range(0, 100, 2)}
+        finally:
+            await member.close()
+
     async def test_every_row_kind_carries_the_location(
         self, factory: StoreFactory, tmp_path: Path
     ) -> None:

@@ -143,6 +143,7 @@ class Daemon:
         self.recent = RecentResults()  # the web view's last day per target
         self.gaps: list[tuple[datetime, datetime]] = []
         self.locations = LocationFeed()  # issue 14: SLAs judged by a quorum of locations
+        self._located_moved: dict[str, int] = {}
         self.accountant = Accountant(self.store)  # issue 14: one daemon exports what pages
         self.health.accountant = self.accountant.holding
         self._follow_locations_config()
@@ -353,6 +354,9 @@ class Daemon:
         moved = await self.locations.refresh(self.store, self.clock(), self._settle_seconds())
         for name, bucket in moved:
             self.accounting.sla_changed(name, bucket)
+            # Its stored verdict is written again from there (contract row 31).
+            held = self._located_moved.get(name)
+            self._located_moved[name] = bucket if held is None else min(held, bucket)
 
     # -- store -----------------------------------------------------------------------------------
     async def flush(self) -> bool:
@@ -396,6 +400,8 @@ class Daemon:
             self.health.store_failing_since = None
             await self._drain_spool()
             self._verdicts_written.update(marks)
+            for name in marks:
+                self._located_moved.pop(name, None)
             self.health.last_flush = now
             if verdict_error is not None:
                 raise verdict_error
@@ -572,6 +578,9 @@ class Daemon:
                     index = (bucket - start_epoch) // seconds
                     if length == seconds and 0 <= index < first and target in targets:
                         first = index
+                moved = self._located_moved.get(policy.name)  # issue 14, cleared once written
+                if moved is not None and 0 <= (moved - start_epoch) // seconds < first:
+                    first = (moved - start_epoch) // seconds
             upto = min(upto, first + budget)
             if upto > first:
                 budget -= upto - first
