@@ -222,6 +222,31 @@ class TestConfig:
         )
         assert config.monitor.sharding is None
 
+    def test_a_member_judges_its_slas_by_the_whole_location(self) -> None:
+        """Under sharding an SLA without ``locations`` is judged from the location's tallies
+        summed over its members ({quorum: 1, of: [location]}), not from this member's share;
+        an explicit ``locations`` is kept; without sharding nothing changes."""
+        from monitor.sla.policy import LocationRule
+
+        def config(sharding: str, locations: str = "") -> list[LocationRule | None]:
+            text = (
+                "monitor:\n  name: a\n  location: dublin\n"
+                "  store: {backend: postgresql, dsn: {env: X}}\n"
+                f"{sharding}targets:\n"
+                "  - {name: t, kind: tcp, tcp: {host: 127.0.0.1, port: 9}}\n"
+                "services:\n  - {name: s, targets: [t]}\n"
+                "slas:\n  - {name: one, service: s, objective: 99.9, monthly_fee: 100, currency: USD}\n"
+                f"  - {{name: two, service: s, objective: 99.9, monthly_fee: 100, currency: USD{locations}}}\n"
+            )
+            return [p.locations for p in parse_config_text(text, "c.yaml").sla_policies()]
+
+        quorum = ", locations: {down_when: quorum, quorum: 2, of: [dublin, paris, rome]}"
+        assert config("  sharding: {lease: 6s}\n", quorum) == [
+            LocationRule(quorum=1, of=("dublin",)),
+            LocationRule(quorum=2, of=("dublin", "paris", "rome")),
+        ]
+        assert config("") == [None, None]
+
     def test_reload_may_not_change_the_lease(self) -> None:
         """Name, location or lease changing under sharding needs a restart; other keys do not."""
         from monitor.runtime.shard import shard_settings_changed

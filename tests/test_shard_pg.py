@@ -25,6 +25,7 @@ Timeline (buckets of 10 s, probes every second, lease 3 s, so the stated hand-ov
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import signal
 import threading
@@ -355,7 +356,11 @@ class TestShardedLocation:
         # The month figures: dublin (three members summed) equals frankfurt (one daemon) over
         # the same buckets, through the engine's one month computation.
         config = load_config(configs["f1"])
-        policy = config.sla_policies()[0]
+        # Under sharding the SLA is judged from the location's summed tallies (an implied
+        # {quorum: 1, of: [location]}); here the engine gets those sums directly.
+        sharded = config.sla_policies()[0]
+        assert sharded.locations is not None and sharded.locations.of == ("frankfurt",)
+        policy = dataclasses.replace(sharded, locations=None)
         service = config.service_defs()[policy.service]
         now = utc_from_epoch(last_full)
         month = month_containing(now, policy.timezone)

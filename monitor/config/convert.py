@@ -27,8 +27,20 @@ if TYPE_CHECKING:
     from monitor.config.sections import ExclusionConfig, RecurringExclusionConfig
 
 
-def sla_policy(sla: SlaConfig) -> SlaPolicy:
+def sla_policy(sla: SlaConfig, *, sharded_location: str | None = None) -> SlaPolicy:
+    """``sla`` as the engine's policy. ``sharded_location``: this daemon is one member of that
+    location sharing its targets (``monitor.sharding``); an SLA without ``locations`` is then
+    judged from the location's tallies summed over its members, as ``{quorum: 1, of:
+    [location]}``, never from this member's share alone (its other targets would read unheard)."""
     fraction = None if sla.failed_fraction is None else Fraction(sla.failed_fraction)
+    if sla.locations is not None:
+        locations: LocationRule | None = LocationRule(
+            quorum=sla.locations.quorum, of=sla.locations.of
+        )
+    elif sharded_location is not None:
+        locations = LocationRule(quorum=1, of=(sharded_location,))
+    else:
+        locations = None
     return SlaPolicy(
         name=sla.name,
         service=sla.service,
@@ -48,11 +60,7 @@ def sla_policy(sla: SlaConfig) -> SlaPolicy:
         partial_exclusion=sla.partial_exclusion,
         claim_window_days=sla.claim_window_days,
         min_coverage=Fraction(sla.min_coverage) / 100,
-        locations=(
-            None
-            if sla.locations is None
-            else LocationRule(quorum=sla.locations.quorum, of=sla.locations.of)
-        ),
+        locations=locations,
     )
 
 

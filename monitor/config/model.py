@@ -448,8 +448,16 @@ class Config(StrictModel):
         return _derived(
             self,
             "sla_policies",
-            (self.slas,),
-            lambda: tuple(convert.sla_policy(sla) for sla in self.slas),
+            (self.slas, self.monitor),
+            lambda: tuple(
+                convert.sla_policy(
+                    sla,
+                    sharded_location=(
+                        None if self.monitor.sharding is None else self.monitor.location_name
+                    ),
+                )
+                for sla in self.slas
+            ),
         )
 
     def service_defs(self) -> dict[str, ServiceDef]:
