@@ -91,6 +91,14 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def rss_mb(pid: int) -> float:
+    """VmRSS now (the resident set at the end of the window; the peak includes start-up)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def wait_http(url: str, timeout: float = 60) -> None:
     end = time.time() + timeout
     while time.time() < end:
@@ -348,14 +356,22 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
             lag_samples=samples,
             cpu_s_per_1000=(c1 - c0) * 1000 / max(probes, 1),
             peak_rss_mb=peak_rss_mb(daemon.pid),
+            rss_end_mb=rss_mb(daemon.pid),
             scrape_s=statistics.median(scrapes),
             scrape_max_s=max(scrapes),
             scrapes=len(scrapes),
             target_cpu_share=(g1 - g0) / (t1 - t0),
             load_after=os.getloadavg()[0],
         )
+        stopping = time.time()
         daemon.terminate()
-        daemon.wait(30)
+        try:
+            daemon.wait(30)
+            out["stop_s"] = time.time() - stopping
+        except subprocess.TimeoutExpired:  # keep the figures taken; say the stop was slow
+            daemon.kill()
+            daemon.wait(30)
+            out["stop_s"] = float("inf")
         bb = shutil.which("prometheus-blackbox-exporter")
         if bb:
             bb_port = free_port()
@@ -446,6 +462,8 @@ def main() -> None:
         "daemon_lag_p99_le_ms",
         "cpu_s_per_1000",
         "peak_rss_mb",
+        "rss_end_mb",
+        "stop_s",
         "scrape_s",
         "scrape_max_s",
         "target_cpu_share",

@@ -25,6 +25,7 @@ from monitor.http.faults import fault_routes
 from monitor.http.limits import Coalesce, ReadLimits
 from monitor.http.pages import web_routes
 from monitor.http.pages_source import DaemonWebSource
+from monitor.http.reports import daemon_month_results
 from monitor.instant_bounds import check_exclusion, check_recorded
 from monitor.instants import parse_instant, utc_from_epoch
 from monitor.metrics.collector import MetricsExposition, outage_open, provisional_bucket_state
@@ -278,7 +279,11 @@ def build_app(daemon: DaemonView) -> web.Application:
         await response.prepare(request)
         await response.write(b'{"buckets": [')
         for index, (policy, month) in enumerate(zip(chosen, months, strict=True)):
-            result = daemon.accounting.month_result(policy, utc_from_epoch(daemon.clock()), month)
+            # Issue 20: months before the previous one come from the store (their tallies are
+            # no longer in memory), as for /api/v1/report.
+            (result,) = await daemon_month_results(
+                daemon, [policy], str(month), utc_from_epoch(daemon.clock())
+            )
             data = await encoded_buckets(policy, month, result)
             if index:
                 await response.write(b", ")
