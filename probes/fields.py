@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -51,6 +51,9 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 """A duration in seconds, accepting ``30s``-style strings."""
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 class SecretRef(BaseModel):
     """Where a secret lives: ``{env: NAME}`` or ``{file: /path}`` (first line, stripped)."""
 
@@ -58,6 +61,19 @@ class SecretRef(BaseModel):
 
     env: str | None = None
     file: Path | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        # A name a shell or systemd's Environment= can set. Anything else (a control
+        # character, say) could only be a mistake, and printed back in a message it would
+        # break the one-line error.
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                f"expected an environment variable name (letters, digits and _, not starting "
+                f"with a digit), got {value!r}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:

@@ -239,8 +239,9 @@ EXPECTED: dict[str, list[str]] = {
     "monitor_unknown_key.yaml": [
         (
             "monitor_unknown_key.yaml:2: monitor.state_directory: unknown key, expected "
-            "one of: name, state_dir, database, store, listen, api_token, evidence_retention, "
-            "allow_short_buckets, log_level, rtp_ports, web_config (did you mean 'state_dir'?)"
+            "one of: name, location, state_dir, database, store, listen, api_token, "
+            "evidence_retention, allow_short_buckets, log_level, rtp_ports, web_config, sharding "
+            "(did you mean 'state_dir'?)"
         ),
     ],
     "monthly_fee_missing.yaml": [

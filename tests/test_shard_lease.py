@@ -235,8 +235,10 @@ class TestConfig:
                 f"{sharding}targets:\n"
                 "  - {name: t, kind: tcp, tcp: {host: 127.0.0.1, port: 9}}\n"
                 "services:\n  - {name: s, targets: [t]}\n"
-                "slas:\n  - {name: one, service: s, objective: 99.9, monthly_fee: 100, currency: USD}\n"
-                f"  - {{name: two, service: s, objective: 99.9, monthly_fee: 100, currency: USD{locations}}}\n"
+                "slas:\n"
+                "  - {name: one, service: s, objective: 99.9, monthly_fee: 100, currency: USD}\n"
+                "  - {name: two, service: s, objective: 99.9, monthly_fee: 100, currency: USD"
+                f"{locations}}}\n"
             )
             return [p.locations for p in parse_config_text(text, "c.yaml").sla_policies()]
 

@@ -359,7 +359,8 @@ class TestShardedLocation:
         # Under sharding the SLA is judged from the location's summed tallies (an implied
         # {quorum: 1, of: [location]}); here the engine gets those sums directly.
         sharded = config.sla_policies()[0]
-        assert sharded.locations is not None and sharded.locations.of == ("frankfurt",)
+        assert sharded.locations is not None
+        assert sharded.locations.of == ("frankfurt",)
         policy = dataclasses.replace(sharded, locations=None)
         service = config.service_defs()[policy.service]
         now = utc_from_epoch(last_full)

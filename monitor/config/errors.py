@@ -119,8 +119,17 @@ class Problem:
 
     def render(self, source: str) -> str:
         if self.path:
-            return f"{source}:{self.line}: {self.path}: {self.message}"
-        return f"{source}:{self.line}: {self.message}"
+            return _one_line(f"{source}:{self.line}: {self.path}: {self.message}")
+        return _one_line(f"{source}:{self.line}: {self.message}")
+
+
+# Every character str.splitlines() breaks on: a name or value quoted in a message that holds
+# one (a service named "\x85", say) must not split the problem over two lines.
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def _one_line(text: str) -> str:
+    return text.translate(_LINE_BREAKS)
 
 
 class ConfigError(Exception):
