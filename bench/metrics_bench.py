@@ -16,9 +16,9 @@ series count too.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import pstats
-import asyncio
 import statistics
 import sys
 import tempfile
@@ -39,7 +39,6 @@ from monitor.metrics.contract import ContractCollector  # noqa: E402
 from monitor.runtime.daemon import Daemon  # noqa: E402
 from monitor.sla.policy import Tally  # noqa: E402
 from probes.result import Outcome, ProbeResult  # noqa: E402
-
 
 PROFILE = False
 
