@@ -91,7 +91,7 @@ async def reload_blocking(path: Path, config: Config) -> None:
         f"Daemon.reload() (file read on the loop): {took:.2f} s, of which loading ~{loaded:.2f} s"
     )
     # SIGHUP reads the file in a worker thread (Daemon.reload_soon): only the apply blocks.
-    config = load_config(path)
+    config = daemon.read_config(path)
     began = time.perf_counter()
     assert daemon.reload(config)
     took = time.perf_counter() - began
