@@ -451,3 +451,32 @@ class TestSlaText:
                     assert await cached.render() == await SlaFamilies(h.daemon).render()
 
         asyncio.run(run())
+
+
+class TestReloadSoon:
+    def test_sighup_path_reads_in_a_thread_then_applies_in_order(self, tmp_path: Path) -> None:
+        """``Daemon.reload_soon`` (the SIGHUP handler): the file is read off the loop, then
+        applied; a broken file after it is refused and the last good one stays; the next
+        scrape shows the new objective."""
+
+        async def run() -> None:
+            h = Harness(tmp_path)
+            d = h.daemon
+            exposition = MetricsExposition(d, extra=[ContractCollector(d)])
+            write_config(tmp_path, objective="99.95")
+            first, second = asyncio.Event(), asyncio.Event()
+            d.reload_soon(then=first.set)
+            await asyncio.wait_for(first.wait(), 60)
+            assert d.health.reload_successful
+            assert str(d.accounting.policy("la").objective_percent) == "99.95"
+            found = assert_matches(d, await scrape(exposition))
+            assert value(
+                found, "slawatch_sla_objective_ratio", sla="la", service="sa"
+            ) == pytest.approx(0.9995)
+            h.path.write_text("targets: [", encoding="utf-8")
+            d.reload_soon(then=second.set)
+            await asyncio.wait_for(second.wait(), 60)
+            assert not d.health.reload_successful
+            assert str(d.accounting.policy("la").objective_percent) == "99.95"
+
+        asyncio.run(run())

@@ -65,8 +65,8 @@ async def run_daemon(
         security = web_security
 
         def reload_all() -> None:
-            daemon.reload()
-            security.reload()
+            # The file is read in a worker thread (issue 20); the web config after it applies.
+            daemon.reload_soon(then=security.reload)
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_all)
     try:
