@@ -76,6 +76,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
+from monitor.instants import parse_instant
 from monitor.sla.policy import BucketState, ExclusionKind, ExclusionWindow, Tally
 from monitor.store.versions import SchemaStatus
 from probes.result import DetailValue, Outcome, ProbeResult
@@ -401,6 +402,35 @@ def check_tally_scope(vantage: str | None, location: str | None) -> None:
         raise ValueError(
             f"load_tallies: give vantage ({vantage!r}) or location ({location!r}), not both"
         )
+
+
+def exclusion_from_stored(
+    id_: str,
+    kind: str,
+    start_iso: str,
+    end_iso: str,
+    reason: str,
+    services: str,
+    announced_iso: str | None,
+    source: str,
+) -> ExclusionWindow:
+    """An ``exclusions`` row as both backends store it (instants as RFC 3339 text read by the
+    one instant parser, services as JSON); ``StoreError`` naming the row if it is unreadable."""
+    try:
+        return ExclusionWindow(
+            id=id_,
+            start=parse_instant(start_iso, "start_iso"),
+            end=parse_instant(end_iso, "end_iso"),
+            kind=ExclusionKind(kind),
+            reason=reason,
+            services=frozenset(json.loads(services)),
+            announced_at=(
+                None if announced_iso is None else parse_instant(announced_iso, "announced_iso")
+            ),
+            source=source,
+        )
+    except ValueError as exc:
+        raise StoreError(f"exclusions row {id_!r}: unreadable: {exc}") from exc
 
 
 def evidence_from_result(vantage: str, result: ProbeResult, location: str = "") -> EvidenceRow:

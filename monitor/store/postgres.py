@@ -28,7 +28,6 @@ import math
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -55,6 +54,7 @@ from monitor.store.base import (
     add_tally,
     check_tally_scope,
     encode_json,
+    exclusion_from_stored,
 )
 from monitor.store.seals import canonical
 from monitor.store.versions import SchemaStatus
@@ -693,26 +693,7 @@ class PostgresStore:
                 'FROM exclusions ORDER BY start_ts, id COLLATE "C"'
             )
             rows = await cur.fetchall()
-        out = []
-        for id_, kind, start_iso, end_iso, reason, services, announced, source in rows:
-            try:
-                out.append(
-                    ExclusionWindow(
-                        id=id_,
-                        start=datetime.fromisoformat(start_iso),
-                        end=datetime.fromisoformat(end_iso),
-                        kind=ExclusionKind(kind),
-                        reason=reason,
-                        services=frozenset(json.loads(services)),
-                        announced_at=None
-                        if announced is None
-                        else datetime.fromisoformat(announced),
-                        source=source,
-                    )
-                )
-            except ValueError as exc:
-                raise StoreError(f"exclusions row {id_!r}: unreadable: {exc}") from exc
-        return out
+        return [exclusion_from_stored(*row) for row in rows]
 
     async def delete_exclusion(self, exclusion_id: str) -> bool:
         self._check_writable()

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime
 from typing import Any
 
-from monitor.sla.policy import ExclusionKind, ExclusionWindow
+from monitor.sla.policy import ExclusionWindow
 from monitor.store.base import (
     ExclusionExistsError,
     FaultConflictError,
     FaultRecord,
     MonthSeal,
-    StoreError,
     encode_json,
+    exclusion_from_stored,
 )
 from monitor.store.schema import transaction
 from monitor.store.seals import canonical
@@ -52,20 +51,16 @@ def add_exclusion(conn: sqlite3.Connection, window: ExclusionWindow, added_by: s
 
 
 def _exclusion_from_row(row: sqlite3.Row) -> ExclusionWindow:
-    try:
-        announced = row["announced_iso"]
-        return ExclusionWindow(
-            id=row["id"],
-            start=datetime.fromisoformat(row["start_iso"]),
-            end=datetime.fromisoformat(row["end_iso"]),
-            kind=ExclusionKind(row["kind"]),
-            reason=row["reason"],
-            services=frozenset(json.loads(row["services"])),
-            announced_at=None if announced is None else datetime.fromisoformat(announced),
-            source=row["source"],
-        )
-    except ValueError as exc:
-        raise StoreError(f"exclusions row {row['id']!r}: unreadable: {exc}") from exc
+    return exclusion_from_stored(
+        row["id"],
+        row["kind"],
+        row["start_iso"],
+        row["end_iso"],
+        row["reason"],
+        row["services"],
+        row["announced_iso"],
+        row["source"],
+    )
 
 
 def list_exclusions(conn: sqlite3.Connection) -> list[ExclusionWindow]:
