@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.config import Config
+from monitor.instants import parse_instant
 from monitor.sla.calendar import Month, month_bounds
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import SlaPolicy
@@ -295,7 +296,7 @@ async def roll_up_month(
                 f"{policy.name} {month}: not sealed; `slawatch month seal` first (tallies are "
                 "only rolled up under a seal)"
             )
-        deadline = datetime.fromisoformat(seal.doc["report"]["claim_deadline"])
+        deadline = parse_instant(seal.doc["report"]["claim_deadline"], "claim_deadline")
         until = deadline + timedelta(days=dispute_days)
         if now < until:
             raise ValueError(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from monitor.instants import parse_instant
 from monitor.sla.calendar import Month
 
 KV_KEY = "claims_filed"
@@ -49,7 +50,7 @@ def claims_from_kv(value: Any) -> dict[str, Claim]:
             claim = Claim(
                 sla=str(entry["sla"]),
                 month=Month.parse(str(entry["month"])),
-                filed_at=datetime.fromisoformat(str(entry["filed_at"])),
+                filed_at=parse_instant(entry["filed_at"], "filed_at"),
                 reference=str(entry.get("reference", "")),
             )
         except (KeyError, TypeError, ValueError):
