@@ -85,9 +85,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
 async def record(config: Config, claim: Claim) -> None:
     """Add ``claim`` to the stored claims (replacing one for the same SLA and month)."""
-    from monitor.store.sqlite import SqliteStore
+    from monitor.reports.stores import cli_store
 
-    store = SqliteStore(config.monitor.database_path, config.monitor.name)
+    store = cli_store(config, read_only=False)
     await store.open()
     try:
         claims = claims_from_kv(await store.kv_get(KV_KEY))
@@ -99,12 +99,11 @@ async def record(config: Config, claim: Claim) -> None:
 
 async def listed(config: Config) -> list[Claim]:
     """The stored claims, by SLA and month (nothing when there is no store yet)."""
-    from monitor.store.sqlite import SqliteStore
+    from monitor.reports.stores import cli_store, store_present
 
-    path = config.monitor.database_path
-    if not path.exists():
+    if not store_present(config):
         return []
-    store = SqliteStore(path, config.monitor.name, read_only=True, integrity_check=False)
+    store = cli_store(config, read_only=True, integrity_check=False)
     await store.open()
     try:
         claims = claims_from_kv(await store.kv_get(KV_KEY))

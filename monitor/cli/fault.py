@@ -97,7 +97,7 @@ def run(
 
 async def _run(args: argparse.Namespace, config: Config, now: datetime) -> str:
     from monitor.instants import parse_instant
-    from monitor.store.sqlite import SqliteStore
+    from monitor.reports.stores import cli_store, store_name, store_present
     from monitor.support.contract import summarize
     from monitor.support.report import support_csv, support_json, support_text
     from monitor.support.service import FaultService
@@ -106,13 +106,10 @@ async def _run(args: argparse.Namespace, config: Config, now: datetime) -> str:
     if support is None or not support.contracts:
         raise ValueError(f"{args.config}: no support contracts configured (support.contracts)")
     contracts = support.support_contracts()
-    path = config.monitor.database_path
     read_only = args.action == "list"
-    if read_only and not path.exists():
-        raise ValueError(f"no store at {path} (monitor.state_dir/monitor.database)")
-    store = SqliteStore(
-        path, vantage=config.monitor.name, read_only=read_only, integrity_check=False
-    )
+    if read_only and not store_present(config):
+        raise ValueError(f"no store at {store_name(config)} (monitor.state_dir/monitor.database)")
+    store = cli_store(config, read_only=read_only, integrity_check=False)
     await store.open()
     try:
         service = FaultService(store, contracts, clock=lambda: now)

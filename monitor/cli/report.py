@@ -14,7 +14,6 @@ import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor.accounting import select_policies
@@ -139,13 +138,11 @@ def _sealed(
     stderr: TextIO,
 ) -> str:
     from monitor.reports.seal import apply_seals, differences, load_seals
-    from monitor.store.sqlite import SqliteStore
+    from monitor.reports.stores import cli_store
 
     async def seals() -> list[Any]:
         # The month was just read from this file with the integrity check: not twice.
-        store = SqliteStore(
-            _database(config), vantage=config.monitor.name, read_only=True, integrity_check=False
-        )
+        store = cli_store(config, read_only=True, integrity_check=False)
         await store.open()
         try:
             policies = [p for p in config.sla_policies() if p.name in {r.sla for r in reports}]
@@ -182,12 +179,11 @@ async def _support(
 ) -> tuple[list[ContractSummary], dict[str, list[Violation]]]:
     """The support section's data: faults come from the daemon's store when there is one."""
     from monitor.reports.full import support_parts
-    from monitor.store.sqlite import SqliteStore
+    from monitor.reports.stores import cli_store, store_present
 
-    path = _database(config)
-    if not path.exists():
+    if not store_present(config):
         return await support_parts(config, None, month, now)
-    store = SqliteStore(path, vantage=config.monitor.name, read_only=True)
+    store = cli_store(config, read_only=True)
     await store.open()
     try:
         return await support_parts(config, store, month, now, await store.list_exclusions())
@@ -195,8 +191,10 @@ async def _support(
         await store.close()
 
 
-def _database(config: Config) -> Path:
-    return config.monitor.database_path
+def _database(config: Config) -> str:
+    from monitor.reports.stores import store_name
+
+    return store_name(config)
 
 
 async def _from_store(
@@ -204,15 +202,15 @@ async def _from_store(
 ) -> list[MonthResult]:
     """The month from the daemon's store, opened read-only (a running daemon may hold it)."""
     from monitor.reports.stored import store_month_results
-    from monitor.store.sqlite import SqliteStore
+    from monitor.reports.stores import cli_store, store_present
 
-    path = _database(config)
-    if not path.exists():
+    if not store_present(config):
         raise ValueError(
-            f"--results: not given, and no store at {path} (monitor.state_dir/monitor.database); "
-            "expected a results file or the database a daemon writes"
+            f"--results: not given, and no store at {_database(config)} "
+            "(monitor.state_dir/monitor.database); expected a results file or the database a "
+            "daemon writes"
         )
-    store = SqliteStore(path, vantage=config.monitor.name, read_only=True)
+    store = cli_store(config, read_only=True)
     await store.open()
     try:
         extra = await store.list_exclusions()

@@ -13,7 +13,11 @@ import asyncio
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.store.versions import SchemaStatus
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,18 +96,17 @@ def _now(args: argparse.Namespace) -> Any:
 def _roll_up(args: argparse.Namespace) -> int:
     from monitor.config import ConfigError, load_config
     from monitor.reports.seal import roll_up_month
+    from monitor.reports.stores import cli_store, store_name, store_present
     from monitor.sla.calendar import Month
     from monitor.store.base import StoreError
-    from monitor.store.sqlite import SqliteStore
 
     try:
         config = load_config(args.config)
         month = Month.parse(args.month)
         now = _now(args)
-        path = config.monitor.database_path
-        if not path.exists():
-            raise StoreError(f"{path}: no store")
-        store = SqliteStore(path, config.monitor.name)
+        if not store_present(config):
+            raise StoreError(f"{store_name(config)}: no store")
+        store = cli_store(config, read_only=False)
 
         async def roll() -> int:
             await store.open()
@@ -128,9 +131,9 @@ def _seal(args: argparse.Namespace) -> int:
     from monitor.config import ConfigError, load_config
     from monitor.instants import parse_instant
     from monitor.reports.seal import seal_months
+    from monitor.reports.stores import cli_store, store_name, store_present
     from monitor.sla.calendar import Month
     from monitor.store.base import StoreError
-    from monitor.store.sqlite import SqliteStore
 
     try:
         config = load_config(args.config)
@@ -141,10 +144,9 @@ def _seal(args: argparse.Namespace) -> int:
             if args.as_of is None
             else parse_instant(args.as_of, "--as-of")
         )
-        path = config.monitor.database_path
-        if not path.exists():
-            raise StoreError(f"{path}: no store to seal a month from")
-        store = SqliteStore(path, config.monitor.name)
+        if not store_present(config):
+            raise StoreError(f"{store_name(config)}: no store to seal a month from")
+        store = cli_store(config, read_only=False)
 
         async def seal() -> list[tuple[Any, bool]]:
             await store.open()
@@ -163,12 +165,35 @@ def _seal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postgres(args: argparse.Namespace) -> Config | None:
+    """The configuration when it names a PostgreSQL store and no ``--database`` file is given:
+    ``status`` and ``migrate`` then ask the server (``schema_version()`` / ``migrate()`` work
+    on a store that is not open)."""
+    if args.database is not None or args.config is None:
+        return None
+    from monitor.config import load_config
+
+    config = load_config(args.config)
+    return config if config.monitor.store.backend == "postgresql" else None
+
+
 def _path(args: argparse.Namespace) -> Path:
     if args.database is not None:
         return Path(args.database)
     from monitor.config import load_config
+    from monitor.store.base import StoreError
 
-    return load_config(args.config).monitor.database_path
+    config = load_config(args.config)
+    if config.monitor.store.backend != "sqlite":
+        # These commands work on the SQLite file; a server's own tools do this for PostgreSQL
+        # (the daemon migrates its schema when it starts), so say so instead of "no store".
+        raise StoreError(
+            f"{args.config}: monitor.store.backend is {config.monitor.store.backend}; "
+            "`slawatch store init`, `check` and `backup` work on a SQLite file (--database "
+            "PATH); create, check and back up a PostgreSQL store with the server's tools "
+            "(createdb, pg_dump); `store status` and `store migrate` ask it"
+        )
+    return config.monitor.database_path
 
 
 def _vantage(args: argparse.Namespace) -> str:
@@ -214,11 +239,12 @@ def _build_version() -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from monitor.config import ConfigError
+    from monitor.store.base import StoreError
     from monitor.store.check import check_store
 
     try:
         path = _path(args)
-    except (ConfigError, OSError) as exc:
+    except (ConfigError, StoreError, OSError) as exc:
         return _fail("check", exc)
     report = check_store(path)
     print("\n".join(report.lines()), file=sys.stdout if report.ok else sys.stderr)
@@ -273,8 +299,14 @@ def _backup(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from monitor.config import ConfigError
     from monitor.store import schema
+    from monitor.store.base import StoreError
 
     try:
+        config = _postgres(args)
+        if config is not None:
+            status = asyncio.run(_server_schema(config, migrate=False))
+            print(status.line())
+            return 0
         path = _path(args)
         if not schema.check_magic(path):
             print(f"{path}: no store (this build writes schema version {_build_version()})")
@@ -284,7 +316,7 @@ def _status(args: argparse.Namespace) -> int:
             found = schema.check_file(conn, path, integrity=False)
         finally:
             conn.close()
-    except (ConfigError, schema.SchemaError, sqlite3.Error, OSError) as exc:
+    except (ConfigError, StoreError, schema.SchemaError, sqlite3.Error, OSError) as exc:
         return _fail("status", exc)
     print(f"{path}: schema version {found} (this build: {_build_version()})")
     return 0
@@ -298,6 +330,12 @@ def _migrate(args: argparse.Namespace) -> int:
     from monitor.store.sqlite import SqliteStore
 
     try:
+        config = _postgres(args)
+        if config is not None:
+            was = asyncio.run(_server_schema(config, migrate=False))
+            now = asyncio.run(_server_schema(config, migrate=True))
+            print(f"{now.backend} {now.where}: schema version {was.version} -> {now.version}")
+            return 0
         path = _path(args)
         if not schema.check_magic(path):
             raise StoreError(f"{path}: no store to migrate (`slawatch store init` creates one)")
@@ -315,3 +353,15 @@ def _migrate(args: argparse.Namespace) -> int:
         return _fail("migrate", exc)
     print(f"{path}: schema version {before} -> {after}")
     return 0
+
+
+async def _server_schema(config: Config, *, migrate: bool) -> SchemaStatus:
+    """The PostgreSQL schema's status, after migrating it forward when ``migrate``."""
+    from monitor.reports.stores import cli_store
+    from monitor.store.base import StoreError
+    from monitor.store.versions import VersionedStore
+
+    store = cli_store(config, read_only=not migrate)
+    if not isinstance(store, VersionedStore):
+        raise StoreError(f"{config.monitor.store.backend}: no schema versions")
+    return await (store.migrate() if migrate else store.schema_version())

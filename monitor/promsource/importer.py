@@ -282,13 +282,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 async def _import(
     config: Config, month: Month, target: str | None, progress: Progress | None
 ) -> ImportSummary:
-    from monitor.store.sqlite import SqliteStore
+    from monitor.reports.stores import cli_store
 
     # Fetch first: an unreachable Prometheus must not even create an empty database.
     now = datetime.now(UTC).timestamp()
     targets = measured_targets(config, target)
     rows, summary = await build_rows(config, month, targets, now, progress)
-    store = SqliteStore(config.monitor.database_path, vantage=config.monitor.name)
+    store = cli_store(config, read_only=False)
     await store.open()
     try:
         if rows:

@@ -165,15 +165,14 @@ async def _store_evidence(
     config: Config, month: Month, policies: Sequence[Any], now: datetime
 ) -> list[SlaEvidence]:
     from monitor.reports.stored import store_month_results
-    from monitor.store.sqlite import SqliteStore
+    from monitor.reports.stores import cli_store, store_name, store_present
 
-    path = config.monitor.database_path
-    if not path.exists():
+    if not store_present(config):
         raise ValueError(
-            f"--results: not given, and no store at {path}; expected a results file or the "
-            "database a daemon writes"
+            f"--results: not given, and no store at {store_name(config)}; expected a results "
+            "file or the database a daemon writes"
         )
-    store = SqliteStore(path, vantage=config.monitor.name, read_only=True, integrity_check=False)
+    store = cli_store(config, read_only=True, integrity_check=False)
     await store.open()
     try:
         extra = await store.list_exclusions()
@@ -211,14 +210,9 @@ async def claim_evidence_from_store_file(
     config: Config, reports: Sequence[MonthResult]
 ) -> list[SlaEvidence]:
     """As ``store_claim_evidence``, opening the configuration's store read-only."""
-    from monitor.store.sqlite import SqliteStore
+    from monitor.reports.stores import cli_store
 
-    store = SqliteStore(
-        config.monitor.database_path,
-        vantage=config.monitor.name,
-        read_only=True,
-        integrity_check=False,
-    )
+    store = cli_store(config, read_only=True, integrity_check=False)
     await store.open()
     try:
         return await store_claim_evidence(reports, store)
