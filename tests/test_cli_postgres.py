@@ -51,12 +51,19 @@ def configs(tmp_path: Path) -> tuple[Path, Path]:
     return on_sqlite, on_pg
 
 
-async def write_day(store: Store) -> None:
+async def write_day(store: Store, vantage: str = "sample", location: str = "") -> None:
     """One day of sip-edge tallies with one failed bucket and its evidence, as a daemon's."""
-    rows = [TallyRow("sample", "sip-edge", START + 300 * i, 300, 1, 0) for i in range(288)]
-    rows[121] = TallyRow("sample", "sip-edge", START + 300 * 121, 300, 0, 2, {"refused": 2})
+    rows = [
+        TallyRow(vantage, "sip-edge", START + 300 * i, 300, 1, 0, location=location)
+        for i in range(288)
+    ]
+    failed = {"refused": 2}
+    rows[121] = TallyRow(
+        vantage, "sip-edge", START + 300 * 121, 300, 0, 2, failed, location=location
+    )
+    at = START + 300 * 121 + 10
     evidence = [
-        EvidenceRow("sample", START + 300 * 121 + 10, "sip-edge", Outcome.DOWN, "refused", 0.1)
+        EvidenceRow(vantage, at, "sip-edge", Outcome.DOWN, "refused", 0.1, location=location)
     ]
     await store.open()
     try:
@@ -164,6 +171,35 @@ class TestCommandsOnPostgres:
             written.append(files)
         assert written[1] == written[0]
         assert any(b"refused" in body for body in written[1].values())
+
+    def test_located_outage_evidence_names_every_location_that_saw_it(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An SLA judged by a quorum of 2 of dublin and london: both locations failed bucket
+        121, so it is unavailable, and the exported evidence holds both members' failed probes
+        (each naming its vantage), not paris's (a location outside the SLA's ``of``)."""
+        dsn = pg_cluster.cluster().schema_dsn(pg_cluster.schema_for(tmp_path))
+        monkeypatch.setenv(ENV, dsn)
+        config = configs(tmp_path)[1]
+        text = config.read_text("utf-8").replace(
+            "  name: sample\n", "  name: d1\n  location: dublin\n"
+        )
+        rule = "    locations: {down_when: quorum, quorum: 2, of: [dublin, london]}\n"
+        text = text.replace("    service: voice\n", "    service: voice\n" + rule)
+        config.write_text(text, "utf-8")
+        for vantage, location in (("d1", "dublin"), ("l1", "london"), ("p1", "paris")):
+            store = PostgresStore(dsn, vantage, connect_timeout=5, location=location)
+            asyncio.run(write_day(store, vantage, location))
+        voice = next(r for r in report_json(capsys, config)["reports"] if r["service"] == "voice")
+        assert voice["buckets_unavailable"] == 1
+        assert voice["outages"][0]["locations"] == ["dublin", "london"]
+        out = tmp_path / "evidence"
+        argv = ["evidence", "export", "--config", str(config), "--month", "2026-11"]
+        status, _, err = run(capsys, *argv, "--as-of", AS_OF, "--out", str(out), "--sla", "voice")
+        assert (status, err) == (0, ""), err
+        lines = (out / "evidence-2026-11-ujet-voice.jsonl").read_text("utf-8").splitlines()
+        vantages = sorted(json.loads(line)["vantage"] for line in lines)
+        assert vantages == ["d1", "l1"]
 
     def test_store_commands_on_postgres(
         self, both: tuple[Path, Path], capsys: pytest.CaptureFixture[str]

@@ -47,7 +47,7 @@ def service_targets(result: MonthResult) -> tuple[str, ...]:
 
 
 def _sorted(records: Sequence[ProbeRecord]) -> tuple[ProbeRecord, ...]:
-    return tuple(sorted(records, key=lambda r: (r.ts, r.target, r.ok, r.reason)))
+    return tuple(sorted(records, key=lambda r: (r.ts, r.target, r.ok, r.reason, r.vantage)))
 
 
 def from_results(result: MonthResult, results: ResultSet) -> SlaEvidence:
@@ -79,27 +79,36 @@ def from_results(result: MonthResult, results: ResultSet) -> SlaEvidence:
 
 
 async def from_store(result: MonthResult, store: Store) -> SlaEvidence:
-    """The failed probe runs behind ``result``'s outages, from the daemon's store."""
+    """The failed probe runs behind ``result``'s outages, from the daemon's store.
+
+    An outage judged by a quorum of locations (issue 14) was proven by the locations that saw
+    it, not by this daemon alone: its evidence is every member's failed probes in those
+    locations (each record names its vantage), so the claim shows what each location saw."""
+    located = any(outage.locations for outage in result.outages)
+    members = await store.vantages() if located else [store.vantage]
     items = []
     for number, outage in enumerate(result.outages, start=1):
         records: list[ProbeRecord] = []
-        for target in service_targets(result):
-            rows = await store.load_evidence(
-                outage.start.timestamp(),
-                outage.end.timestamp(),
-                target=target,
-                limit=STORE_EVIDENCE_LIMIT,
-            )
-            records.extend(
-                ProbeRecord(row.ts, row.target, False, row.reason, row.vantage, row.duration)
-                for row in rows
-            )
+        for vantage in members if outage.locations else [store.vantage]:
+            for target in service_targets(result):
+                rows = await store.load_evidence(
+                    outage.start.timestamp(),
+                    outage.end.timestamp(),
+                    target=target,
+                    limit=STORE_EVIDENCE_LIMIT,
+                    vantage=vantage,
+                )
+                records.extend(
+                    ProbeRecord(row.ts, row.target, False, row.reason, row.vantage, row.duration)
+                    for row in rows
+                    if not outage.locations or row.location in outage.locations
+                )
         items.append(OutageEvidence(number, outage, _sorted(records)))
     return SlaEvidence(
         sla=result.sla,
         month=result.month,
         timezone=result.timezone,
-        source=f"store {store.vantage}",
+        source=f"store {store.vantage}" if not located else f"store, {len(members)} members",
         complete=False,
         outages=tuple(items),
     )
