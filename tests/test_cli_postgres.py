@@ -144,11 +144,11 @@ class TestCommandsOnPostgres:
         on_sqlite.pop("seal")
         on_pg.pop("seal")
         assert on_pg == on_sqlite
-        config = str(both[1])
-        argv = ["claim", "record", "--config", config, "--sla", "ujet-voice", "--month", "2026-11"]
+        pg = str(both[1])
+        argv = ["claim", "record", "--config", pg, "--sla", "ujet-voice", "--month", "2026-11"]
         status, _, err = run(capsys, *argv, "--reference", "T-1")
         assert (status, err) == (0, ""), err
-        status, out, err = run(capsys, "claim", "list", "--config", config)
+        status, out, err = run(capsys, "claim", "list", "--config", pg)
         assert (status, err) == (0, "")
         assert out.startswith("ujet-voice 2026-11 filed ")
         assert out.rstrip().endswith(" T-1")
