@@ -17,7 +17,13 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.config.checks import cross_checks
 from monitor.config.errors import ConfigError, Issue, Problem, format_path
-from monitor.config.loader import ConfigFileError, YamlDocument, read_config_file, read_yaml
+from monitor.config.loader import (
+    ConfigFileError,
+    YamlDocument,
+    read_config_file,
+    read_plain_yaml,
+    read_yaml,
+)
 from monitor.config.model import (
     Config,
     CreditTierConfig,
@@ -73,6 +79,14 @@ def parse_config_text(
 
 def _parse_config_text(text: str, name: str, kinds: Mapping[str, ProbeKind] | None) -> Config:
     kinds = registered_kinds() if kinds is None else kinds
+    # Issue 20: a valid file needs no line numbers, so it is first read without them; any
+    # problem at all (YAML's, a model's or a cross-check's) and the file is read again below
+    # with every line recorded, and every problem reported from there, as before.
+    plain = read_plain_yaml(text)
+    if plain is not None:
+        valid = _valid_or_none(plain, kinds)
+        if valid is not None:
+            return valid
     document, problems = read_yaml(text, name)
     if document.data is None and problems:
         raise ConfigError(name, problems)
@@ -108,6 +122,15 @@ def _parse_config_text(text: str, name: str, kinds: Mapping[str, ProbeKind] | No
     if problems or config is None:
         raise ConfigError(name, problems)
     return config
+
+
+def _valid_or_none(data: dict[str, Any], kinds: Mapping[str, ProbeKind]) -> Config | None:
+    """``data`` as a ``Config`` when every model and every cross-check accepts it."""
+    try:
+        config = Config.model_validate(data, context={"kinds": kinds})
+    except ValidationError:
+        return None
+    return None if cross_checks(data) else config
 
 
 @contextmanager
