@@ -216,7 +216,8 @@ class Daemon:
 
     def reload(self, loaded: Config | BaseException | None = None) -> bool:
         """Re-read the configuration file; apply it only if it is entirely valid.
-        ``loaded``: the file already read (or what reading it raised), by ``reload_soon``."""
+        ``loaded``: the file already read with its secrets checked (``read_config``), or what
+        reading it raised, by ``reload_soon``."""
         now = self.clock()
         self.health.last_reload_attempt = now
         if self.config_path is None:
@@ -224,8 +225,11 @@ class Daemon:
         try:
             if isinstance(loaded, BaseException):
                 raise loaded
-            new = load_config(self.config_path) if loaded is None else loaded
-            check_secrets(new, self.config_path)
+            if loaded is None:
+                new = load_config(self.config_path)
+                check_secrets(new, self.config_path)
+            else:
+                new = loaded  # read_config checked its secrets (issue 20: off the loop)
         except ConfigError as exc:
             self.health.reload_successful = False
             log.error("config_reload_rejected", path=str(self.config_path), problems=str(exc))
@@ -258,6 +262,13 @@ class Daemon:
             )
             return False
         old_hash = self.config.content_hash
+        if new.content_hash == old_hash:
+            # Issue 20: the same content (comments or key order aside) changes nothing, so
+            # nothing is rebuilt: 10,000 SLAs' inputs, schedule and months stay as they are.
+            # A reload still reading months back for another content is superseded.
+            self._reloads += 1
+            self._reload_unchanged(new)
+            return True
         sdnotify.reloading()
         self._reloads += 1
         inputs = self._inputs_of(new)
@@ -297,6 +308,16 @@ class Daemon:
             log.exception("config_reload_failed", path=str(self.config_path))
         finally:
             self._restoring -= 1
+
+    def _reload_unchanged(self, new: Config) -> None:
+        """A reload whose content hash is the running one's: only the health and the log line
+        say it happened (the running configuration, equal to ``new``, stays in place)."""
+        self.health.reload_successful = True
+        self.health.last_reload_success = self.clock()
+        sdnotify.ready()
+        log.info(
+            "config_reloaded", path=str(self.config_path), changed=False, targets=len(new.targets)
+        )
 
     def _apply_config(self, new: Config, old_hash: str) -> None:
         now = self.clock()
@@ -1004,6 +1025,7 @@ class Daemon:
         """The file at ``path`` loaded, with what applying it derives already built (each is
         kept per configuration): the part of a reload that can run off the loop."""
         new = load_config(path)
+        check_secrets(new, path)  # raises ConfigError, reported by reload as a rejected file
         new.sla_policies()
         new.service_defs()
         new.exclusion_windows()
