@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from monitor.config import ConfigError, load_config, parse_config_text
 from monitor.config.errors import YamlFloat
 from monitor.config.loader import MAX_DEPTH, read_plain_yaml, read_yaml
+from monitor.config.model import share_unchanged
 
 ROOT = Path(__file__).resolve().parent.parent
 VALID = sorted((ROOT / "config").rglob("*.yaml"))
@@ -192,3 +193,41 @@ class TestPlainReader:
         assert any(
             line.startswith("x.yaml:7: services[0].targets[0]") for line in raised.value.lines()
         )
+
+
+NESTED = """\
+targets:
+  - {name: a, kind: tcp, tcp: {host: 127.0.0.1, port: 9}}
+  - {name: b, kind: tcp, tcp: {host: 127.0.0.1, port: 9}}
+services:
+  - {name: top, services: [one, two], down_when: all}
+  - {name: one, targets: [a]}
+  - {name: two, targets: [b]}
+slas:
+  - {name: s1, service: one, objective: OBJ, monthly_fee: "10.00", currency: EUR}
+  - {name: s2, service: top, objective: 99.9, monthly_fee: "10.00", currency: EUR}
+  - {name: s3, service: two, objective: 99.9, monthly_fee: "10.00", currency: EUR}
+"""
+
+
+class TestShareUnchanged:
+    @pytest.mark.parametrize("objective", ["99.9", "99.90", "99.5"])
+    def test_equal_to_a_fresh_build_and_shares_only_what_is_written_the_same(
+        self, objective: str
+    ) -> None:
+        """``share_unchanged`` gives exactly a fresh build's policies and services (values and
+        the services' order); an SLA or service written exactly as before is the old object,
+        and ``99.90`` is not taken for ``99.9``."""
+        old = parse_config_text(NESTED.replace("OBJ", "99.9"))
+        old_policies, old_defs = old.sla_policies(), old.service_defs()
+        new = parse_config_text(NESTED.replace("OBJ", objective))
+        fresh = parse_config_text(NESTED.replace("OBJ", objective))
+        share_unchanged(new, old)
+        assert new.sla_policies() == fresh.sla_policies()
+        assert list(new.service_defs().items()) == list(fresh.service_defs().items())
+        assert (new.sla_policies()[0] is old_policies[0]) == (objective == "99.9")
+        assert str(new.sla_policies()[0].objective_percent) == objective
+        assert new.sla_policies()[1] is old_policies[1]
+        assert new.sla_policies()[2] is old_policies[2]
+        assert new.service_defs()["one"] is old_defs["one"]
+        assert new.service_defs()["two"] is old_defs["two"]

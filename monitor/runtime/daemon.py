@@ -28,6 +28,7 @@ from monitor.accounting import (
 )
 from monitor.clock import Clock, system_clock
 from monitor.config import Config, ConfigError, load_config
+from monitor.config.model import share_unchanged
 from monitor.config.secrets import check_secrets
 from monitor.host import sdnotify
 from monitor.instants import utc_from_epoch
@@ -1026,6 +1027,7 @@ class Daemon:
         kept per configuration): the part of a reload that can run off the loop."""
         new = load_config(path)
         check_secrets(new, path)  # raises ConfigError, reported by reload as a rejected file
+        share_unchanged(new, self.config)  # issue 20: unchanged SLAs compare by identity
         new.sla_policies()
         new.service_defs()
         new.exclusion_windows()
