@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -330,6 +331,7 @@ class Daemon:
         self.recent.forget_targets({t.name for t in new.targets})
         self.health.reload_successful = True
         self.health.last_reload_success = now
+        freeze_heap()  # issue 20: the new configuration is built
         sdnotify.ready()
         log.info(
             "config_reloaded",
@@ -958,6 +960,7 @@ class Daemon:
         await self._load_history(now)
         await self._after_flush()  # issue 14: every location's tallies before judging
         self.scheduler.apply(self._schedule(), now=now)
+        freeze_heap()  # issue 20: the configuration and the months are built
         self.scheduler.start()
         for loop, period in (
             ("flush", FLUSH_INTERVAL),
@@ -1033,6 +1036,7 @@ class Daemon:
         new.exclusion_windows()
         new.recurring_exclusions()
         _ = new.content_hash, self.config.content_hash  # compared in the reload's log line
+        freeze_heap()  # issue 20: before its objects pile up into a full collection
         return new
 
     def reload_soon(self, then: Callable[[], object] | None = None) -> None:
@@ -1130,6 +1134,17 @@ class Daemon:
 
 _STOP_FLUSH_WAIT = 2.0
 """Seconds a stop waits for a flush in flight before cancelling it (systemd allows 5 s)."""
+
+
+def freeze_heap() -> None:
+    """Issue 20: move every object alive now out of the cyclic garbage collector's sight
+    (``gc.freeze``). A 10,000-SLA configuration is millions of objects that live until the
+    next reload and hold no reference cycle; a full collection walked all of them (about 1 s
+    here, on whichever thread allocated, the event loop included) whenever enough new objects
+    had piled up. Frozen objects are still freed by reference counting when released (the
+    previous configuration after a reload: measured, no cyclic garbage in a loaded
+    configuration); only a cycle frozen here would stay."""
+    gc.freeze()
 
 
 async def _finish_teardowns(within: float) -> None:
