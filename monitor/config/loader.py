@@ -346,6 +346,7 @@ def _plain_events(next_event: Callable[[], Any]) -> dict[str, Any] | None:
         return None  # an empty file
     tags: dict[str, str] = {}
     constructed: dict[tuple[str, str], Any] = {}
+    floats: dict[str, float] = {}
     constructor = SafeConstructor()
     containers: list[Any] = []
     keys: list[Any] = []
@@ -375,7 +376,10 @@ def _plain_events(next_event: Callable[[], Any]) -> dict[str, Any] | None:
             ):
                 return None
             elif tag == _FLOAT:
-                value = YamlFloat(constructor.construct_yaml_float(ScalarNode(tag, text)), text)
+                number = floats.get(text)
+                if number is None:
+                    number = floats[text] = constructor.construct_yaml_float(ScalarNode(tag, text))
+                value = YamlFloat(number, text)
             else:  # int, bool, null: immutable, so one object per spelling
                 key = (tag, text)
                 if key not in constructed:
