@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from monitor.config import ConfigError, load_config, parse_config_text
 from monitor.config.errors import YamlFloat
-from monitor.config.loader import MAX_DEPTH, read_plain_yaml, read_yaml
+from monitor.config.loader import MAX_DEPTH, lines_of, read_plain_yaml, read_yaml
 from monitor.config.model import share_unchanged
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,6 +146,21 @@ class TestPlainReader:
         assert raised.value.problems
         for line in raised.value.lines():
             assert line.startswith(f"{path}:")
+
+    @pytest.mark.parametrize("path", VALID + INVALID, ids=lambda p: p.name)
+    def test_lines_looked_up_later_are_the_recorded_lines(self, path: Path) -> None:
+        """For a file the fast reader accepts, the line ``lines_of`` finds for any key path
+        (and a path below it that is not written) is the line ``read_yaml`` recorded."""
+        text = path.read_text(encoding="utf-8")
+        if read_plain_yaml(text) is None:
+            return
+        document, _ = read_yaml(text, path.name)
+        paths = [*document.lines, ("monitor", "not_written"), ("slas", 99, "x")]
+        found = lines_of(text, paths)
+        for key_path in paths:
+            assert found.line_of(key_path) == document.line_of(key_path), key_path
+        for key_path in list(document.lines)[:: max(1, len(document.lines) // 20)]:
+            assert lines_of(text, [key_path]).line_of(key_path) == document.line_of(key_path)
 
     @pytest.mark.parametrize(
         "text",

@@ -20,6 +20,7 @@ from monitor.config.errors import ConfigError, Issue, Problem, format_path
 from monitor.config.loader import (
     ConfigFileError,
     YamlDocument,
+    lines_of,
     read_config_file,
     read_plain_yaml,
     read_yaml,
@@ -79,14 +80,16 @@ def parse_config_text(
 
 def _parse_config_text(text: str, name: str, kinds: Mapping[str, ProbeKind] | None) -> Config:
     kinds = registered_kinds() if kinds is None else kinds
-    # Issue 20: a valid file needs no line numbers, so it is first read without them; any
-    # problem at all (YAML's, a model's or a cross-check's) and the file is read again below
-    # with every line recorded, and every problem reported from there, as before.
+    # Issue 20: a valid file needs no line numbers, so it is first read without them. Its
+    # models' and cross-checks' problems, if any, then look up the lines of their own key paths
+    # alone; anything YAML itself refuses is read again with every line recorded, as before.
     plain = read_plain_yaml(text)
     if plain is not None:
-        valid = _valid_or_none(plain, kinds)
-        if valid is not None:
-            return valid
+        config, issues = _validate(plain, kinds)
+        if config is not None and not issues:
+            return config
+        where = lines_of(text, [found.path for found in issues])
+        raise ConfigError(name, [_located(where, found) for found in issues])
     document, problems = read_yaml(text, name)
     if document.data is None and problems:
         raise ConfigError(name, problems)
@@ -98,19 +101,7 @@ def _parse_config_text(text: str, name: str, kinds: Mapping[str, ProbeKind] | No
             )
         )
         raise ConfigError(name, problems)
-    issues: list[Issue] = []
-    config: Config | None = None
-    try:
-        config = Config.model_validate(data, context={"kinds": kinds})
-    except ValidationError as exc:
-        issues += translate_errors(
-            exc.errors(),
-            Config,
-            data,
-            keys_of=lambda model: _keys_of(model, kinds),
-            extra=lambda model, key: _options_model(model, key, kinds),
-        )
-    issues += cross_checks(data)
+    config, issues = _validate(data, kinds)
     # A value YAML already refused (an alias, a tag) reaches the models as null; saying so
     # again there would only add noise.
     refused = {p.path for p in problems if p.path}
@@ -124,13 +115,25 @@ def _parse_config_text(text: str, name: str, kinds: Mapping[str, ProbeKind] | No
     return config
 
 
-def _valid_or_none(data: dict[str, Any], kinds: Mapping[str, ProbeKind]) -> Config | None:
-    """``data`` as a ``Config`` when every model and every cross-check accepts it."""
+def _validate(
+    data: dict[str, Any], kinds: Mapping[str, ProbeKind]
+) -> tuple[Config | None, list[Issue]]:
+    """``data`` through every model and every cross-check: the configuration (``None`` when a
+    model refused it) and every problem found."""
+    issues: list[Issue] = []
+    config: Config | None = None
     try:
         config = Config.model_validate(data, context={"kinds": kinds})
-    except ValidationError:
-        return None
-    return None if cross_checks(data) else config
+    except ValidationError as exc:
+        issues += translate_errors(
+            exc.errors(),
+            Config,
+            data,
+            keys_of=lambda model: _keys_of(model, kinds),
+            extra=lambda model, key: _options_model(model, key, kinds),
+        )
+    issues += cross_checks(data)
+    return config, issues
 
 
 @contextmanager

@@ -11,7 +11,7 @@ Timestamps stay strings: the models parse them and insist on an offset.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -412,3 +412,55 @@ def _plain_events(next_event: Callable[[], Any]) -> dict[str, Any] | None:
     if type(next_event()) is not yaml.StreamEndEvent:
         return None  # another document follows
     return root if type(root) is dict else None
+
+
+def lines_of(text: str, paths: Iterable[KeyPath]) -> YamlDocument:
+    """The lines ``read_yaml`` records for ``paths`` and their ancestors (no data), for a text
+    ``read_plain_yaml`` accepted: where a model's or a cross-check's problems are, looked up
+    only once there are problems (issue 20), from libyaml's events again."""
+    wanted = {path[:end] for path in paths for end in range(len(path) + 1)}
+    lines: dict[KeyPath, int] = {}
+    parser = CParser(text)
+    # One frame per open mapping or list: its path, and the key being read (a mapping) or the
+    # index of the next item (a list).
+    paths_open: list[KeyPath] = []
+    at: list[Any] = []
+    try:
+        while True:
+            event: Any = parser.get_event()
+            kind = type(event)
+            if kind in (yaml.StreamStartEvent, yaml.DocumentStartEvent):
+                continue
+            if kind in (yaml.DocumentEndEvent, yaml.StreamEndEvent):
+                break
+            if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                paths_open.pop()
+                at.pop()
+                _advance(at)
+                continue
+            if at and at[-1] is _KEY and kind is yaml.ScalarEvent:
+                key_path = (*paths_open[-1], event.value)
+                if key_path in wanted:
+                    lines[key_path] = event.start_mark.line + 1
+                at[-1] = event.value
+                continue
+            path = (*paths_open[-1], at[-1]) if at else ()
+            if path in wanted:
+                lines.setdefault(path, event.start_mark.line + 1)
+            if kind is yaml.MappingStartEvent:
+                paths_open.append(path)
+                at.append(_KEY)
+            elif kind is yaml.SequenceStartEvent:
+                paths_open.append(path)
+                at.append(0)
+            else:
+                _advance(at)
+    finally:
+        parser.dispose()
+    return YamlDocument(None, lines)
+
+
+def _advance(at: list[Any]) -> None:
+    # A value was read: a mapping waits for its next key, a list moves to its next item.
+    if at:
+        at[-1] = at[-1] + 1 if type(at[-1]) is int else _KEY
