@@ -160,6 +160,9 @@ class Daemon:
         self._reload_tasks: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._bucket_lengths: dict[str, tuple[int, ...]] = {}
+        self._planned: (
+            tuple[Config, tuple[ScheduledTarget, ...], dict[str, tuple[int, ...]]] | None
+        ) = None
         self._verdicts_written: dict[str, tuple[Month, int]] = {}
         self._settle: tuple[Config, float] | None = None
         self._restoring = 0  # months being read back from the store: nothing leaves memory
@@ -174,41 +177,15 @@ class Daemon:
 
     def _schedule(self) -> list[ScheduledTarget]:
         """Targets as the scheduler wants them, each with the bucket lengths measuring it."""
-        policies = self.config.sla_policies()
-        services = self.config.service_defs()
-        canaries = set(self.config.canaries())
-        all_lengths = tuple(sorted({p.bucket_seconds for p in policies}))
-        # Target -> bucket lengths measuring it, indexed once: O(targets + SLAs x their
-        # services' targets), not every target x every SLA x a search of the service.
-        measuring: dict[str, set[int]] = {}
-        for p in policies:
-            for name in services[p.service].all_targets:
-                measuring.setdefault(name, set()).add(p.bucket_seconds)
-        out: list[ScheduledTarget] = []
-        self._bucket_lengths = {}
-        for target in self.config.targets:
-            if target.name in canaries:
-                lengths = all_lengths
-            else:
-                lengths = tuple(sorted(measuring.get(target.name, ())))
-            self._bucket_lengths[target.name] = lengths
-            if target.kind == "prometheus":  # read, not probed: monitor.promsource.live fills it
-                continue
-            out.append(
-                ScheduledTarget(
-                    name=target.name,
-                    kind=PROBE_KINDS[target.kind],
-                    options=target.options,
-                    interval=target.interval,
-                    timeout=target.timeout,
-                    role=target.role,
-                    bucket_lengths=lengths,
-                )
-            )
+        planned = self._planned
+        if planned is None or planned[0] is not self.config:
+            # Issue 20: planned once per configuration (a reload plans in its worker thread).
+            planned = self._planned = (self.config, *plan_targets(self.config))
+        _, out, self._bucket_lengths = planned
         if self.shard is not None:  # issue 14: only this member's share of the location
             mine = self.shard.select([t.name for t in out], frozenset(self.config.canaries()))
-            out = [t for t in out if t.name in mine]
-        return out
+            return [t for t in out if t.name in mine]
+        return list(out)
 
     def _reschedule(self) -> None:
         """The location's live members changed (issue 14): start and stop only the targets
@@ -1036,6 +1013,7 @@ class Daemon:
         new.exclusion_windows()
         new.recurring_exclusions()
         _ = new.content_hash, self.config.content_hash  # compared in the reload's log line
+        self._planned = (new, *plan_targets(new))  # used if it is the one applied
         freeze_heap()  # issue 20: before its objects pile up into a full collection
         return new
 
@@ -1134,6 +1112,46 @@ class Daemon:
 
 _STOP_FLUSH_WAIT = 2.0
 """Seconds a stop waits for a flush in flight before cancelling it (systemd allows 5 s)."""
+
+
+def plan_targets(
+    config: Config,
+) -> tuple[tuple[ScheduledTarget, ...], dict[str, tuple[int, ...]]]:
+    """``config``'s targets as the scheduler wants them (a ``kind: prometheus`` target is
+    read, not probed), and every target's bucket lengths: pure, so a reload plans them in its
+    worker thread."""
+    policies = config.sla_policies()
+    services = config.service_defs()
+    canaries = set(config.canaries())
+    all_lengths = tuple(sorted({p.bucket_seconds for p in policies}))
+    # Target -> bucket lengths measuring it, indexed once: O(targets + SLAs x their
+    # services' targets), not every target x every SLA x a search of the service.
+    measuring: dict[str, set[int]] = {}
+    for p in policies:
+        for name in services[p.service].all_targets:
+            measuring.setdefault(name, set()).add(p.bucket_seconds)
+    out: list[ScheduledTarget] = []
+    bucket_lengths: dict[str, tuple[int, ...]] = {}
+    for target in config.targets:
+        if target.name in canaries:
+            lengths = all_lengths
+        else:
+            lengths = tuple(sorted(measuring.get(target.name, ())))
+        bucket_lengths[target.name] = lengths
+        if target.kind == "prometheus":  # read, not probed: monitor.promsource.live fills it
+            continue
+        out.append(
+            ScheduledTarget(
+                name=target.name,
+                kind=PROBE_KINDS[target.kind],
+                options=target.options,
+                interval=target.interval,
+                timeout=target.timeout,
+                role=target.role,
+                bucket_lengths=lengths,
+            )
+        )
+    return tuple(out), bucket_lengths
 
 
 def freeze_heap() -> None:
