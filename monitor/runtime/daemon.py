@@ -291,6 +291,7 @@ class Daemon:
     def _reload_unchanged(self, new: Config) -> None:
         """A reload whose content hash is the running one's: only the health and the log line
         say it happened (the running configuration, equal to ``new``, stays in place)."""
+        sdnotify.reloading()  # systemd sees the same RELOADING=1 / READY=1 as for any reload
         self.health.reload_successful = True
         self.health.last_reload_success = self.clock()
         sdnotify.ready()
