@@ -8,6 +8,7 @@ The daemon runs on a fixed clock in November 2026 over the sample configuration
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ import pytest
 import yaml
 
 from monitor.clock import FixedClock
-from monitor.config import ConfigError, load_config
-from monitor.runtime.daemon import Daemon
+from monitor.config import ConfigError, load_config, parse_config_text
+from monitor.runtime.daemon import FREEZE_FROM, Daemon, freeze_heap
 from monitor.sla.calendar import Month
 from tests.test_one_path import SAMPLES
 
@@ -127,3 +128,25 @@ class TestReloadKeepingTheContent:
             assert daemon.health.reload_successful is False
 
         asyncio.run(run())
+
+
+class TestFreezeHeap:
+    def test_a_large_configuration_freezes_the_heap_a_small_one_does_not(
+        self, tmp_path: Path
+    ) -> None:
+        """From ``FREEZE_FROM`` targets and SLAs the heap is frozen (full collections no longer
+        walk the configuration); a small configuration leaves the collector as it was."""
+        gc.unfreeze()
+        small = load_config(write_sample(tmp_path))
+        freeze_heap(small)
+        assert gc.get_freeze_count() == 0
+        targets = "".join(
+            f"  - {{name: t{i}, kind: tcp, tcp: {{host: 127.0.0.1, port: 9}}}}\n"
+            for i in range(FREEZE_FROM)
+        )
+        big = parse_config_text("targets:\n" + targets)
+        try:
+            freeze_heap(big)
+            assert gc.get_freeze_count() > 0
+        finally:
+            gc.unfreeze()
