@@ -184,6 +184,20 @@ class TestPlainReader:
         error) makes the fast reader decline."""
         assert read_plain_yaml(text) is None
 
+    def test_a_number_too_long_for_int_is_a_problem_at_its_line(self) -> None:
+        """A 5,000-digit integer (past ``int()``'s digit limit) is declined by the fast reader
+        and reported as one line at its place, not raised as a traceback."""
+        digits = "9" * 5000
+        text = (
+            "targets:\n"
+            f"  - {{name: a, kind: tcp, tcp: {{host: 127.0.0.1, port: 9}}, interval: {digits}}}\n"
+        )
+        assert read_plain_yaml(text) is None
+        with pytest.raises(ConfigError) as raised:
+            parse_config_text(text, "x.yaml")
+        (line,) = raised.value.lines()
+        assert line.startswith("x.yaml:2: targets[0].interval: numbers must be shorter")
+
     def test_deep_nesting_is_declined_without_recursion(self) -> None:
         """Nesting past ``MAX_DEPTH`` is declined (the recorded reader reports it); 5,000 levels
         cost no recursion."""

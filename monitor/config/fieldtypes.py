@@ -70,14 +70,22 @@ Name = Annotated[StrictStr, AfterValidator(_check_name)]
 _MEMO_LIMIT = 4096
 """Distinct spellings remembered per field type: a 10,000-SLA file writes the same few
 objectives, fees and durations thousands of times (issue 20)."""
-_DECIMALS: dict[tuple[type, str], Decimal] = {}
+_DECIMALS: dict[tuple[type, object], Decimal] = {}
+
+
+def _memo_key(value: Any) -> tuple[type, object] | None:
+    # An int is its own key: str() of a 5,000-digit int raises.
+    kind = type(value)
+    if kind is int:
+        return (kind, value)
+    return (kind, str(value)) if kind in (str, YamlFloat) else None
 
 
 def exact_decimal(value: Any) -> Decimal:
     """A Decimal from what was written: ``10000.00``, ``"10000.00"`` or ``10000``, never a float."""
     # Memoised by type and spelling (a Decimal is immutable; a refused value is never kept,
     # so it is refused again with its message).
-    key = (type(value), str(value)) if type(value) in (str, int, YamlFloat) else None
+    key = _memo_key(value)
     if key is not None:
         known = _DECIMALS.get(key)
         if known is not None:
@@ -165,11 +173,11 @@ def duration_field(
 ) -> BeforeValidator:
     """A duration validator with bounds stated in the message the way the file writes them."""
 
-    memo: dict[tuple[type, str], float] = {}
+    memo: dict[tuple[type, object], float] = {}
 
     def validate(value: Any) -> float:
         # Memoised by type and spelling, like exact_decimal (only what passed is kept).
-        key = (type(value), str(value)) if type(value) in (str, int, YamlFloat) else None
+        key = _memo_key(value)
         if key is not None:
             known = memo.get(key)
             if known is not None:

@@ -247,7 +247,18 @@ class _Walker:
             return YamlFloat(value, node.value)
         if tag in (_TAG + "str", _TAG + "timestamp"):
             return node.value
-        return self._constructor.construct_object(node)
+        try:
+            return self._constructor.construct_object(node)
+        except ValueError:
+            # int() refuses more than 4,300 digits (sys.get_int_max_str_digits): a number
+            # no contract writes; said here at its line, not as a traceback.
+            self.problem(
+                node.start_mark.line + 1,
+                path,
+                f"numbers must be shorter (no slawatch value needs {len(node.value)} digits), "
+                f"got {show_value(node.value)}",
+            )
+            return None
 
 
 def read_yaml(text: str, source: str, *, pure: bool = False) -> tuple[YamlDocument, list[Problem]]:
@@ -383,7 +394,10 @@ def _plain_events(next_event: Callable[[], Any]) -> dict[str, Any] | None:
             else:  # int, bool, null: immutable, so one object per spelling
                 key = (tag, text)
                 if key not in constructed:
-                    constructed[key] = constructor.construct_object(ScalarNode(tag, text))
+                    try:
+                        constructed[key] = constructor.construct_object(ScalarNode(tag, text))
+                    except ValueError:  # an int too long for int(): read_yaml reports it
+                        return None
                 value = constructed[key]
         elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
             if event.anchor is not None or event.tag is not None:
