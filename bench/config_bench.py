@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: loading (and reloading) a configuration of N targets, N services and N SLAs.
 
-    .venv/bin/python bench/config_bench.py --slas 10000 [--profile]
+    .venv/bin/python bench/config_bench.py --slas 10000 [--profile] [--startup]
 
 Writes the configuration ``bench/daemon_bench.py --per-sla 1`` runs (N http targets, each in a
 one-target service and its SLA, with a credit tier), then times, in process:
@@ -10,11 +10,13 @@ one-target service and its SLA, with a credit tier), then times, in process:
                 cross-checks): what start-up and every SIGHUP reload pay
 - policies      ``sla_policies()``, ``service_defs()``, the accounting inputs built from them
 - check-config  ``slawatch check-config`` in a fresh process (start-up included), wall time
-- reload        ``Daemon.reload()`` of an in-process daemon (its scheduler planned, its months
-                built 20 hours into a month, one SLA's objective changed in the file), all of
-                it on the caller's thread; then the part SIGHUP still runs on the event loop
-                (``Daemon.reload_soon`` reads and validates the file in a worker thread and
-                applies it on the loop): the time a reload blocks the probes
+- reload        SIGHUP on an in-process daemon (its scheduler planned, its months built 20
+                hours into a month): ``Daemon.read_config`` in a worker thread, as
+                ``Daemon.reload_soon`` does, then ``Daemon.reload(loaded)`` on the event loop
+                (the time a reload blocks the probes), for the same content written again and
+                for one SLA's objective changed
+- --startup     ``slawatch run`` on a fresh store, launch to ``/readyz`` (the daemon bench's
+                ``ready_s`` without its targets and blackbox exporter)
 
 ``--profile`` prints where ``load_config``'s time goes (cProfile, top functions by own time).
 """
@@ -25,10 +27,13 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from monitor.accounting import inputs_from_config  # noqa: E402
 from monitor.clock import FixedClock  # noqa: E402
-from monitor.config import Config, load_config  # noqa: E402
+from monitor.config import Config, ConfigError, load_config  # noqa: E402
 from monitor.instants import utc_from_epoch  # noqa: E402
 from monitor.runtime.daemon import Daemon  # noqa: E402
 
@@ -74,28 +79,67 @@ def write_config(directory: Path, n: int) -> Path:
     return path
 
 
-async def reload_blocking(path: Path, config: Config) -> None:
+async def reload_blocking(path: Path, config: Config, text: str) -> None:
     now = MONTH_START + 20 * 3600 + 17
     daemon = Daemon(config, path, clock=FixedClock(now))
     daemon.scheduler.apply(daemon._schedule(), now=now)
     moment = utc_from_epoch(now)
     for policy in daemon.accounting.inputs.policies:
         daemon.accounting.month_result(policy, moment, stamp=False)
+    # SIGHUP reads the file in a worker thread (Daemon.reload_soon, Daemon.read_config):
+    # only Daemon.reload(loaded) runs on the event loop. First the same content written again
+    # (a comment added), then one SLA's objective changed.
+    for what, changed in (
+        ("same content", "# touched\n" + text),
+        ("one SLA changed", text.replace("    objective: 99.9\n", "    objective: 99.95\n", 1)),
+    ):
+        await asyncio.to_thread(path.write_text, changed)
+        began = time.perf_counter()
+        loaded = await asyncio.to_thread(daemon.read_config, path)
+        read = time.perf_counter() - began
+        began = time.perf_counter()
+        assert daemon.reload(loaded)
+        took = time.perf_counter() - began
+        print(
+            f"SIGHUP, {what}: read_config in the worker thread {read:.2f} s, "
+            f"then on the loop {took * 1000:.0f} ms"
+        )
+
+
+def startup(path: Path, slas: int) -> None:
+    """``slawatch run`` on a fresh store (its own directory), launch to ``/readyz``."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = path.parent / "startup"
+    run.mkdir()
+    text = path.read_text()
+    text = text.replace("monitor:\n", f"monitor:\n  listen: 127.0.0.1:{port}\n", 1)
+    text = text.replace(f"state_dir: {path.parent / 'state'}", f"state_dir: {run / 'state'}")
+    config = run / "bench.yaml"
+    config.write_text(text)
     began = time.perf_counter()
-    load_config(path)
-    loaded = time.perf_counter() - began
-    began = time.perf_counter()
-    assert daemon.reload()
-    took = time.perf_counter() - began
-    print(
-        f"Daemon.reload() (file read on the loop): {took:.2f} s, of which loading ~{loaded:.2f} s"
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    # SIGHUP reads the file in a worker thread (Daemon.reload_soon): only the apply blocks.
-    config = daemon.read_config(path)
-    began = time.perf_counter()
-    assert daemon.reload(config)
-    took = time.perf_counter() - began
-    print(f"SIGHUP: the apply on the loop (file read in a worker thread): {took:.2f} s")
+    try:
+        while True:
+            if daemon.poll() is not None:
+                raise SystemExit(f"slawatch run exited with {daemon.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        ready = time.perf_counter() - began
+    finally:
+        daemon.send_signal(signal.SIGINT)
+        daemon.wait(timeout=300)
+    print(f"slawatch run, {slas} SLAs, empty store: ready (launch to /readyz) {ready:.2f} s")
 
 
 def main() -> None:
@@ -103,9 +147,11 @@ def main() -> None:
     parser.add_argument("--slas", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--startup", action="store_true", help="also time slawatch run's start")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="slawatch-config-"))
     path = write_config(work, args.slas)
+    text = path.read_text()
     print(f"{args.slas} targets, services and SLAs: {path.stat().st_size / 2**20:.1f} MiB")
     loads = []
     for _ in range(args.repeat):
@@ -113,6 +159,19 @@ def main() -> None:
         config = load_config(path)
         loads.append(time.perf_counter() - began)
     print(f"load_config: best {min(loads):.2f} s, worst {max(loads):.2f} s of {args.repeat}")
+    # One problem in the last SLA: every line of the file read again with its line number.
+    path.write_text(
+        text[: text.rindex("objective: 99.9")]
+        + text[text.rindex("objective: 99.9") :].replace("99.9\n", "101\n", 1)
+    )
+    began = time.perf_counter()
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        print(
+            f"load_config of the file with one problem: {time.perf_counter() - began:.2f} s ({exc})"
+        )
+    path.write_text(text)
     began = time.perf_counter()
     inputs = inputs_from_config(config)
     print(
@@ -131,10 +190,10 @@ def main() -> None:
         f"slawatch check-config: {time.perf_counter() - began:.2f} s wall, exit "
         f"{done.returncode}: {done.stdout.strip().splitlines()[-1:] or done.stderr[-300:]}"
     )
-    # The daemon runs the configuration loaded above; the file now changes one SLA.
-    text = path.read_text()
-    path.write_text(text.replace("    objective: 99.9\n", "    objective: 99.95\n", 1))
-    asyncio.run(reload_blocking(path, config))
+    asyncio.run(reload_blocking(path, config, text))
+    path.write_text(text)
+    if args.startup:
+        startup(path, args.slas)
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()

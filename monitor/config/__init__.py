@@ -17,7 +17,14 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.config.checks import cross_checks
 from monitor.config.errors import ConfigError, Issue, Problem, format_path
-from monitor.config.loader import ConfigFileError, YamlDocument, read_config_file, read_yaml
+from monitor.config.loader import (
+    ConfigFileError,
+    YamlDocument,
+    lines_of,
+    read_config_file,
+    read_plain_yaml,
+    read_yaml,
+)
 from monitor.config.model import (
     Config,
     CreditTierConfig,
@@ -73,6 +80,16 @@ def parse_config_text(
 
 def _parse_config_text(text: str, name: str, kinds: Mapping[str, ProbeKind] | None) -> Config:
     kinds = registered_kinds() if kinds is None else kinds
+    # Issue 20: a valid file needs no line numbers, so it is first read without them. Its
+    # models' and cross-checks' problems, if any, then look up the lines of their own key paths
+    # alone; anything YAML itself refuses is read again with every line recorded, as before.
+    plain = read_plain_yaml(text)
+    if plain is not None:
+        config, issues = _validate(plain, kinds)
+        if config is not None and not issues:
+            return config
+        where = lines_of(text, [found.path for found in issues])
+        raise ConfigError(name, [_located(where, found) for found in issues])
     document, problems = read_yaml(text, name)
     if document.data is None and problems:
         raise ConfigError(name, problems)
@@ -84,6 +101,25 @@ def _parse_config_text(text: str, name: str, kinds: Mapping[str, ProbeKind] | No
             )
         )
         raise ConfigError(name, problems)
+    config, issues = _validate(data, kinds)
+    # A value YAML already refused (an alias, a tag) reaches the models as null; saying so
+    # again there would only add noise.
+    refused = {p.path for p in problems if p.path}
+    problems += [
+        located
+        for located in (_located(document, found) for found in issues)
+        if located.path not in refused
+    ]
+    if problems or config is None:
+        raise ConfigError(name, problems)
+    return config
+
+
+def _validate(
+    data: dict[str, Any], kinds: Mapping[str, ProbeKind]
+) -> tuple[Config | None, list[Issue]]:
+    """``data`` through every model and every cross-check: the configuration (``None`` when a
+    model refused it) and every problem found."""
     issues: list[Issue] = []
     config: Config | None = None
     try:
@@ -97,17 +133,7 @@ def _parse_config_text(text: str, name: str, kinds: Mapping[str, ProbeKind] | No
             extra=lambda model, key: _options_model(model, key, kinds),
         )
     issues += cross_checks(data)
-    # A value YAML already refused (an alias, a tag) reaches the models as null; saying so
-    # again there would only add noise.
-    refused = {p.path for p in problems if p.path}
-    problems += [
-        located
-        for located in (_located(document, found) for found in issues)
-        if located.path not in refused
-    ]
-    if problems or config is None:
-        raise ConfigError(name, problems)
-    return config
+    return config, issues
 
 
 @contextmanager

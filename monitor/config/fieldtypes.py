@@ -67,8 +67,36 @@ Name = Annotated[StrictStr, AfterValidator(_check_name)]
 """A target, service, SLA or exclusion name: also a Prometheus label value, so kept plain."""
 
 
+_MEMO_LIMIT = 4096
+"""Distinct spellings remembered per field type: a 10,000-SLA file writes the same few
+objectives, fees and durations thousands of times (issue 20)."""
+_DECIMALS: dict[tuple[type, object], Decimal] = {}
+
+
+def _memo_key(value: Any) -> tuple[type, object] | None:
+    # An int is its own key: str() of a 5,000-digit int raises.
+    kind = type(value)
+    if kind is int:
+        return (kind, value)
+    return (kind, str(value)) if kind in (str, YamlFloat) else None
+
+
 def exact_decimal(value: Any) -> Decimal:
     """A Decimal from what was written: ``10000.00``, ``"10000.00"`` or ``10000``, never a float."""
+    # Memoised by type and spelling (a Decimal is immutable; a refused value is never kept,
+    # so it is refused again with its message).
+    key = _memo_key(value)
+    if key is not None:
+        known = _DECIMALS.get(key)
+        if known is not None:
+            return known
+    result = _exact_decimal(value)
+    if key is not None and len(_DECIMALS) < _MEMO_LIMIT:
+        _DECIMALS[key] = result
+    return result
+
+
+def _exact_decimal(value: Any) -> Decimal:
     if isinstance(value, bool):
         raise ValueError('must be a number such as 99.9 or "10000.00"')
     if isinstance(value, Decimal):
@@ -145,7 +173,21 @@ def duration_field(
 ) -> BeforeValidator:
     """A duration validator with bounds stated in the message the way the file writes them."""
 
+    memo: dict[tuple[type, object], float] = {}
+
     def validate(value: Any) -> float:
+        # Memoised by type and spelling, like exact_decimal (only what passed is kept).
+        key = _memo_key(value)
+        if key is not None:
+            known = memo.get(key)
+            if known is not None:
+                return known
+        seconds = checked(value)
+        if key is not None and len(memo) < _MEMO_LIMIT:
+            memo[key] = seconds
+        return seconds
+
+    def checked(value: Any) -> float:
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
             if value < -(10**15):
                 raise ValueError("must be a finite duration")

@@ -496,6 +496,54 @@ class Config(StrictModel):
         return {t.name: float(t.interval) for t in self.targets if t.role == "canary"}
 
 
+def share_unchanged(new: Config, old: Config) -> None:
+    """Build ``new``'s SLA policies and service definitions reusing ``old``'s objects for every
+    SLA and (un-nested) service written exactly as in ``old`` (the same serialised content:
+    ``99.90`` is not ``99.9``). Issue 20: a reload that changes one SLA of 10,000 then finds
+    the other 9,999 unchanged by identity instead of comparing them field by field on the
+    event loop. Call it before anything asks ``new`` for them (a reload's worker thread)."""
+    sharded_new = None if new.monitor.sharding is None else new.monitor.location_name
+    sharded_old = None if old.monitor.sharding is None else old.monitor.location_name
+    if sharded_new == sharded_old:
+        known = {
+            sla.model_dump_json(): policy
+            for sla, policy in zip(old.slas, old.sla_policies(), strict=True)
+        }
+        policies = tuple(
+            known.get(sla.model_dump_json())
+            or convert.sla_policy(sla, sharded_location=sharded_new)
+            for sla in new.slas
+        )
+        _derived(new, "sla_policies", (new.slas, new.monitor), lambda: policies)
+    old_defs = old.service_defs()
+    leaves = {
+        service.model_dump_json(): old_defs[service.name]
+        for service in old.services
+        if not service.services
+    }
+    configs = {service.name: service for service in new.services}
+    built: dict[str, ServiceDef] = {}
+    for service in new.services:
+        if not service.services:
+            found = leaves.get(service.model_dump_json())
+            if found is not None:
+                built[service.name] = found
+    for name in configs:
+        convert.service_def(configs[name], configs, built)
+    # In the order a fresh build gives (each service after its nested ones).
+    ordered: dict[str, ServiceDef] = {}
+
+    def place(name: str) -> None:
+        if name not in ordered:
+            for child in configs[name].services:
+                place(child)
+            ordered[name] = built[name]
+
+    for name in configs:
+        place(name)
+    _derived(new, "service_defs", (new.services,), lambda: ordered)
+
+
 _T = TypeVar("_T")
 _DERIVED: dict[int, tuple[weakref.ref[Config], dict[str, tuple[tuple[object, ...], Any]]]] = {}
 """id(config) -> (the config, name -> (the sections it was built from, the value)); kept

@@ -8,6 +8,8 @@ then fails every authenticated probe would record vendor downtime that is really
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,10 @@ from monitor.config.errors import Problem, format_path
 from monitor.config.loader import read_yaml
 from probes.fields import SecretRef, SecretUnavailable
 
+_LEAVES = (str, int, float, Decimal, Enum, type(None))
+"""Values that are never a secret nor hold one: skipped without a call (issue 20: 10,000
+targets' options are walked at every start and reload)."""
+
 
 def _secret_refs(
     value: Any, path: tuple[str | int, ...]
@@ -26,13 +32,17 @@ def _secret_refs(
         yield path, value
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            yield from _secret_refs(getattr(value, name), (*path, name))
+            item = getattr(value, name)
+            if not isinstance(item, _LEAVES):
+                yield from _secret_refs(item, (*path, name))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            yield from _secret_refs(item, (*path, index))
+            if not isinstance(item, _LEAVES):
+                yield from _secret_refs(item, (*path, index))
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _secret_refs(item, (*path, str(key)))
+            if not isinstance(item, _LEAVES):
+                yield from _secret_refs(item, (*path, str(key)))
 
 
 def check_secrets(config: Config, source: str | Path) -> None:
