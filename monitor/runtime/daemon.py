@@ -734,19 +734,25 @@ class Daemon:
             log.exception("evidence_prune_failed")
         self.state.forget_before(int(self._live_window_start(now)))
         await self._seal_closed_months(now)
-        await self._save_snapshots(now)
+        if now - self.started_at >= MAINTENANCE_INTERVAL / 2:
+            # Not at the first pass: a start from a snapshot keeps it valid (the guard keeps
+            # its judged_through), and the start is when the store has most else to write.
+            await self._save_snapshots(now)
 
     async def _save_snapshots(self, now: float, within: float | None = None) -> None:
         """Issue 20: persist the running months (``monitor.runtime.snapshots``)."""
-        if self._restoring:
-            return  # months are being rebuilt: their guards are being armed
+        if self._restoring or self.health.store_failing:
+            # Months being rebuilt (their guards are being armed), or a store refusing
+            # writes: a snapshot is never needed for the figures, only for the next start.
+            return
         try:
             written = await self.snapshots.save(
                 self.accounting, utc_from_epoch(now), self.state.evicted_before, within=within
             )
-        except Exception:
-            self.health.store_write_errors += 1
-            log.exception("month_snapshots_not_saved")
+        except Exception as exc:
+            # Not an error of the figures: the next start reads the tallies instead (a full
+            # disk at SIGTERM ends here, with no traceback; issue 17).
+            log.warning("month_snapshots_not_saved", error=str(exc))
             return
         if written:
             log.debug("month_snapshots_saved", months=written)
@@ -1108,10 +1114,12 @@ class Daemon:
         except Exception:
             self.health.loop_failed("flush")
             log.exception("background_loop_failed", loop="flush")
-        if self.state.pending_rows:
+        spilled = bool(self.state.pending_rows)
+        if spilled:
             self._spill()
-        await self._save_snapshots(self.clock(), within=_STOP_SNAPSHOT_WITHIN)  # issue 20
         await self._record_stop(self.clock())
+        if not spilled:  # issue 20; a store refusing writes is left to the gap and the spool
+            await self._save_snapshots(self.clock(), within=_STOP_SNAPSHOT_WITHIN)
         for hook in self._stop_hooks:
             await hook()
         await self.accountant.release()  # issue 14: another daemon takes over at once

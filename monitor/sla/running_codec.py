@@ -12,10 +12,11 @@ tallies did not change (``monitor.store.snapshots``).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -87,15 +88,33 @@ def inputs_digest(
     text = "\n".join(
         (
             JUDGING,
-            repr(policy),
-            repr(service),
+            _canonical(policy),
+            _canonical(service),
             str(month),
-            repr(tuple(canaries)),
+            _canonical(tuple(canaries)),
             repr(gap_buckets),
             str(judged),
         )
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _canonical(value: object) -> str:
+    """A text for ``value`` that is the same in every process: a set's ``repr`` follows the
+    string hash seed, so sets and mappings are written sorted, dataclasses field by field."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = ",".join(
+            f"{f.name}={_canonical(getattr(value, f.name))}" for f in dataclasses.fields(value)
+        )
+        return f"{type(value).__name__}({fields})"
+    if isinstance(value, set | frozenset):
+        return "{" + ",".join(sorted(_canonical(v) for v in value)) + "}"
+    if isinstance(value, Mapping):
+        items = sorted((_canonical(k), _canonical(v)) for k, v in value.items())
+        return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
+    if isinstance(value, tuple | list):
+        return "(" + ",".join(_canonical(v) for v in value) + ")"
+    return repr(value)
 
 
 def _tally(t: Tally) -> list[Any]:
