@@ -61,6 +61,7 @@ _U = _CODE[BucketState.UNAVAILABLE]
 _X = _CODE[BucketState.EXCLUDED]
 _Q = _CODE[BucketState.UNKNOWN]
 _P = _CODE[BucketState.PENDING]
+_JUDGED_CODES = bytes(code for code in range(len(_STATES)) if code != _P)
 
 
 class CodedStates(Sequence[BucketState]):
@@ -123,7 +124,7 @@ class JudgedState:
     def __post_init__(self) -> None:
         if len(self.raw) != self.judged:
             raise ValueError(f"raw: expected {self.judged} buckets, got {len(self.raw)}")
-        if any(code >= len(_STATES) or code == _P for code in self.raw):
+        if self.raw.translate(None, _JUDGED_CODES):  # bytes left: not a judged state
             raise ValueError("raw: expected judged states only (not pending)")
         for what, indices in (
             ("excused", self.excused),

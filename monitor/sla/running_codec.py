@@ -88,8 +88,8 @@ def inputs_digest(
     text = "\n".join(
         (
             JUDGING,
-            _canonical(policy),
-            _canonical(service),
+            _text_of(policy),
+            _text_of(service),
             str(month),
             _canonical(tuple(canaries)),
             repr(gap_buckets),
@@ -97,6 +97,22 @@ def inputs_digest(
         )
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_TEXTS: dict[int, tuple[object, str]] = {}
+"""id -> (object, its canonical text): a configuration's policies and services are digested
+for every month at every save and start; they are immutable, so their text is kept."""
+
+
+def _text_of(value: object) -> str:
+    known = _TEXTS.get(id(value))
+    if known is not None and known[0] is value:
+        return known[1]
+    if len(_TEXTS) > 100_000:
+        _TEXTS.clear()
+    text = _canonical(value)
+    _TEXTS[id(value)] = (value, text)
+    return text
 
 
 def _canonical(value: object) -> str:
