@@ -163,3 +163,39 @@ class TestRestartFromSnapshots:
                 await second.store.close()
 
         asyncio.run(run())
+
+    def test_a_month_begun_in_memory_is_snapshotted(self, tmp_path: Path) -> None:
+        """The next month's guard is armed before it begins, so the month the daemon begins
+        in memory at the rollover is saved and a restart in it starts from its snapshot."""
+        config = sample_config(tmp_path)
+        asyncio.run(store_results(config))
+        later = NOW.replace(month=12, day=2)
+
+        async def run() -> None:
+            first = await _start(config)
+            try:
+                assert isinstance(first.clock, FixedClock)
+                first.clock.advance(later.timestamp() - NOW.timestamp())
+                assert await first._summarise_and_flush()  # December begun, then evicted
+                assert first.state.evicted_before(300) > later.timestamp() - 3 * 3600
+                await first._save_snapshots(first.clock())
+                expected = {
+                    p.name: first.accounting.month_result(p, later).to_json()
+                    for p in first.accounting.inputs.policies
+                }
+            finally:
+                await first.store.close()
+            clock = FixedClock(later.timestamp() + 60)
+            second = Daemon(load_config(config), config, clock=clock)
+            await second.store.open()
+            try:
+                await second._load_history(clock())
+                # November (previous) and December (begun in memory) from their snapshots.
+                assert second.snapshots.restored == 2 * len(second.accounting.inputs.policies)
+                for policy in second.accounting.inputs.policies:
+                    got = second.accounting.month_result(policy, later)
+                    assert got.to_json() == expected[policy.name]
+            finally:
+                await second.store.close()
+
+        asyncio.run(run())

@@ -53,6 +53,8 @@ class MonthSnapshots:
         self.store: SnapshotStore | None = store if isinstance(store, SnapshotStore) else None
         self._saved: dict[tuple[str, Month], tuple[weakref.ref[RunningMonth], int, int]] = {}
         """(SLA, month) -> (running version, buckets) last saved: unchanged months are skipped."""
+        self._ahead: set[tuple[str, Month]] = set()
+        """(SLA, month) guarded ahead by this process (see :meth:`_arm_ahead`)."""
         self.restored = 0
         """Months started from a snapshot at the last :meth:`restorable` (for logs, tests)."""
 
@@ -114,6 +116,7 @@ class MonthSnapshots:
                 )
                 if month == self._shown(policy, moment)[1]:
                     following = month.next()
+                    self._ahead.add((policy.name, following))
                     ahead = month_grid(following, policy.timezone, policy.bucket_seconds)
                     guards.append(
                         SnapshotGuard(
@@ -189,6 +192,7 @@ class MonthSnapshots:
             ),
             default=None,
         )
+        await self._arm_ahead(store, inputs, moment)
         written = 0
         pending: list[MonthSnapshot] = []
         marks: list[tuple[tuple[str, Month], tuple[weakref.ref[RunningMonth], int, int]]] = []
@@ -219,6 +223,37 @@ class MonthSnapshots:
         if pending or drop_before is not None:
             written += await self._flush(store, pending, marks, drop_before)
         return written
+
+    async def _arm_ahead(
+        self, store: SnapshotStore, inputs: AccountingInputs, moment: datetime
+    ) -> None:
+        """Guard each SLA's next month before it begins (once per process and month): the
+        daemon begins it in memory, and a guard armed while the store holds none of its
+        tallies has seen every write into it (``SnapshotGuard.mode`` ``ahead``)."""
+        guards = []
+        for policy in inputs.policies:
+            if policy.locations is not None or policy.service not in inputs.services:
+                continue
+            following = self._shown(policy, moment)[1].next()
+            if (policy.name, following) in self._ahead:
+                continue
+            grid = month_grid(following, policy.timezone, policy.bucket_seconds)
+            targets = tuple(sorted(set(inputs.services[policy.service].all_targets)))
+            guards.append(
+                SnapshotGuard(
+                    policy.name,
+                    str(following),
+                    targets,
+                    policy.bucket_seconds,
+                    grid.start_epoch,
+                    grid.end_epoch,
+                    mode="ahead",
+                )
+            )
+        for lo in range(0, len(guards), CHUNK):
+            chunk = guards[lo : lo + CHUNK]
+            await store.arm_month_snapshots(chunk)
+            self._ahead.update((g.sla, Month.parse(g.month)) for g in chunk)
 
     async def _flush(
         self,
