@@ -77,9 +77,11 @@ _SNAPSHOTS: tuple[str, ...] = (
         month_end INTEGER NOT NULL,
         judged_through INTEGER NOT NULL,
         spoiled INTEGER NOT NULL DEFAULT 0 CHECK (spoiled IN (0, 1)),
-        PRIMARY KEY (vantage, sla, month, target)
+        PRIMARY KEY (target, vantage, sla, month)
     ) STRICT, WITHOUT ROWID""",
-    "CREATE INDEX snapshot_guard_by_target ON snapshot_guard (target, vantage)",
+    # The key leads with the target: the triggers run once per tally written, and look up
+    # that target's guard rows only (a key led by the vantage made the planner scan them all).
+    "CREATE INDEX snapshot_guard_by_month ON snapshot_guard (vantage, sla, month)",
     # The daemon's own write transactions insert and delete a row here (never committed).
     "CREATE TABLE snapshot_writer (vantage TEXT PRIMARY KEY) STRICT",
     f"CREATE TRIGGER tallies_guard_insert AFTER INSERT ON tallies BEGIN "
