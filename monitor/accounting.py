@@ -43,7 +43,7 @@ from monitor.sla.policy import (
     SlaPolicy,
     Tally,
 )
-from monitor.sla.running import RunningMonth
+from monitor.sla.running import JudgedState, RunningMonth
 from monitor.support.notice import NoticeRule, Violation, apply_notice_rule
 
 if TYPE_CHECKING:
@@ -308,28 +308,48 @@ class Accounting:
         month: Month,
         tallies: Tallies,
         now: datetime,
+        judged: JudgedState | None = None,
     ) -> RunningMonth:
         """``policy``'s ``month`` under ``inputs``, built afresh from ``tallies`` (the store's,
         the live state's laid over them) and judged up to ``now``, not yet held: start-up and a
         reload that changes the SLA, once closed tallies have left memory. Only its compact
         state is kept, so the owner reads the store one batch of SLAs at a time and hands
-        them all to :meth:`install` at once."""
+        them all to :meth:`install` at once.
+
+        Issue 20: ``judged`` is the month's first buckets as judged before (a snapshot the
+        store proved unchanged, under the same inputs: ``monitor.runtime.snapshots``); the
+        month starts from it and ``tallies`` need hold only the buckets after it."""
         service = inputs.services.get(policy.service)
         if service is None:
             raise ValueError(
                 f"sla {policy.name}: service: expected one of "
                 f"{sorted(inputs.services)}, got {policy.service!r}"
             )
-        running = RunningMonth(
-            policy,
-            service,
-            month,
-            month_windows(inputs, policy, month).honoured,
-            canaries=inputs.canaries,
-            gaps=inputs.gaps,
-        )
+        windows = month_windows(inputs, policy, month).honoured
+        if judged is not None:
+            running = RunningMonth.restored(
+                policy,
+                service,
+                month,
+                windows,
+                judged,
+                canaries=inputs.canaries,
+                gaps=inputs.gaps,
+            )
+        else:
+            running = RunningMonth(
+                policy, service, month, windows, canaries=inputs.canaries, gaps=inputs.gaps
+            )
         running.advance(tallies, as_of(policy, month, now))
         return running
+
+    def held_months(self, policy: SlaPolicy, now: datetime) -> list[RunningMonth]:
+        """Issue 20: every month of ``policy`` held as running state, each advanced to ``now``
+        (no bucket left marked): what the owner snapshots."""
+        return [
+            self._advanced(policy, now, month)[1]
+            for month in list(self._months.get(policy.name, ()))
+        ]
 
     def install(self, inputs: AccountingInputs, prepared: Sequence[RunningMonth]) -> None:
         """Replace the inputs (:meth:`replace_inputs`) and hold the ``prepared`` months.

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from monitor.accounting import Accounting, AccountingInputs, month_result
-from monitor.sla.calendar import month_containing
+from monitor.sla.calendar import Month, month_containing, month_grid
 from monitor.sla.policy import (
     ExclusionKind,
     ExclusionWindow,
@@ -20,6 +20,7 @@ from monitor.sla.policy import (
     Tally,
 )
 from monitor.sla.running import CodedStates
+from monitor.sla.running_codec import decode, encode, inputs_digest
 from tests.strategies import engine_scenarios, unproven_scenarios
 
 _LATE = (
@@ -48,6 +49,12 @@ events = st.lists(
         # that changed the SLA, or a restart, after eviction).
         st.tuples(st.just("evict"), st.integers(0, 60)),
         st.tuples(st.just("rebuild")),
+        # Issue 20: the running months persisted (up to the buckets that left memory), and
+        # a tally written by someone else (``slawatch import`` while the daemon is stopped)
+        # into any bucket of the month, followed by the restart: it spoils the month's
+        # snapshot, which the restart must not start from.
+        st.tuples(st.just("snapshot")),
+        st.tuples(st.just("import"), st.integers(0, 2), st.integers(0, 400), st.integers(0, 5)),
     ),
     min_size=1,
     max_size=25,
@@ -115,6 +122,43 @@ class TestRunningMonthEqualsComputeMonth:
         steps = [*before, ("advance", hours), ("evict", keep), (how,), *after]
         _run(scenario, steps, gap, nested, data)
 
+    @_SETTINGS
+    @given(
+        scenario=_SCENARIOS,
+        before=events,
+        hours=st.integers(24, 500),
+        keep=st.integers(0, 30),
+        between=events,
+        restart=st.one_of(
+            st.just(("restart",)),
+            st.just(("rebuild",)),
+            st.tuples(st.just("import"), st.integers(0, 2), st.integers(0, 400), st.integers(0, 5)),
+        ),
+        after=events,
+        gap=st.booleans(),
+        nested=st.booleans(),
+        data=st.data(),
+    )
+    def test_restart_through_the_snapshot(
+        self,
+        scenario: dict[str, Any],
+        before: list[tuple[Any, ...]],
+        hours: int,
+        keep: int,
+        between: list[tuple[Any, ...]],
+        restart: tuple[Any, ...],
+        after: list[tuple[Any, ...]],
+        gap: bool,
+        nested: bool,
+        data: Any,
+    ) -> None:
+        """Issue 20: the months saved as judged state, any events (late results, exclusions,
+        more eviction), then a restart (or a reload rebuilding the SLA) that starts from the
+        saved state unless an import into the month spoiled it: still equal to
+        compute_month over every tally written."""
+        steps = [*before, ("advance", hours), ("evict", keep), ("snapshot",), *between]
+        _run(scenario, [*steps, restart, *after], gap, nested, data)
+
 
 def _run(
     scenario: dict[str, Any],
@@ -158,6 +202,9 @@ def _run(
     # bucket start before which memory (``live``) no longer holds them.
     written: dict[str, dict[int, Tally]] = {name: {} for name in truth}
     evicted = [0]
+    # Issue 20: the store's month snapshots (month -> what the daemon saved) and whether a
+    # write into the month since spoiled its guard (monitor.store.snapshots).
+    snapshots: dict[Month, dict[str, Any]] = {}
 
     def accounting() -> Accounting:
         return Accounting(inputs(), lambda seconds, month, p: live, floor=lambda s: evicted[0])
@@ -172,11 +219,27 @@ def _run(
             }
             for name in truth
         }
-        prepared = [
-            acc.prepare(inputs(), policy, shown, tallies, now)
-            for shown in (month.previous(), month)
-            if shown >= scenario["month"]
-        ]
+        prepared = []
+        for shown in (month.previous(), month):
+            if shown < scenario["month"]:
+                continue
+            # Started from the month's snapshot when unspoiled and judged under the same
+            # inputs; then only the tallies after it are read from the store.
+            saved = snapshots.get(shown)
+            judged = None
+            if saved is not None and not saved["spoiled"]:
+                digest = inputs_digest(
+                    policy, service, shown, scenario["canaries"], gaps, saved["judged"]
+                )
+                if digest == saved["digest"]:
+                    judged = decode(saved["state"])
+                    event("a month started from its snapshot")
+            after = saved["through"] if judged is not None and saved is not None else 0
+            read = {
+                name: {s: t for s, t in column.items() if s >= after}
+                for name, column in tallies.items()
+            }
+            prepared.append(acc.prepare(inputs(), policy, shown, read, now, judged))
         # A late result while the store was being read: told to the months held then, not
         # to those prepared; install re-judges what memory holds.
         back = data.draw(st.integers(0, 3), label="late while reading")
@@ -242,6 +305,39 @@ def _run(
             for column in live.values():
                 for start in [s for s in column if s < evicted[0]]:
                     del column[start]
+        elif step[0] == "snapshot":
+            # As the daemon saves them: up to the buckets that left memory (no result of
+            # the daemon's own counts into them any more).
+            for running in acc.held_months(policy, now):
+                grid_of = running.grid
+                size = grid_of.bucket_seconds
+                through = min(running.elapsed, max(0, (evicted[0] - grid_of.start_epoch) // size))
+                if through <= 0:
+                    continue
+                snapshots[running.month] = {
+                    "state": encode(running.judged_state(through)),
+                    "digest": inputs_digest(
+                        policy, running.service, running.month, running.canaries, gaps, through
+                    ),
+                    "judged": through,
+                    "through": grid_of.start_epoch + through * size,
+                    "spoiled": False,
+                }
+        elif step[0] == "import":
+            start = grid.bucket_floor(now.timestamp()) - step[2] * grid.bucket_seconds
+            if start < grid.start_epoch:
+                continue
+            name = service.all_targets[step[1] % len(service.all_targets)]
+            written[name][start] = _LATE[step[3]]
+            if start >= evicted[0]:
+                live[name][start] = _LATE[step[3]]  # the restart loads the open window
+            for shown, saved in snapshots.items():
+                bounds = month_grid(shown, policy.timezone, policy.bucket_seconds)
+                if bounds.start_epoch <= start < bounds.end_epoch:
+                    saved["spoiled"] = True  # a foreign write anywhere in the month
+            acc = accounting()
+            if evicted[0]:
+                restored(acc)
         elif step[0] == "rebuild":
             if evicted[0]:
                 restored(acc)

@@ -45,11 +45,12 @@ from monitor.runtime.shard import (
     shard_settings_changed,
     start_shard,
 )
+from monitor.runtime.snapshots import MonthSnapshots
 from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.support_link import SupportFigures
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
-from monitor.sla.running import RunningMonth
+from monitor.sla.running import JudgedState, RunningMonth
 from monitor.store.base import (
     ServiceBucketRow,
     Store,
@@ -134,6 +135,7 @@ class Daemon:
             else store
         )
         self.spool = EvidenceSpool(config.monitor.state_dir / "evidence-spool.jsonl")  # issue 14
+        self.snapshots = MonthSnapshots(self.store)  # issue 20: running months persisted
         self.scheduler = ProbeScheduler(
             self._on_result,
             self.health.observe_lag,
@@ -735,6 +737,28 @@ class Daemon:
             log.exception("evidence_prune_failed")
         self.state.forget_before(int(self._live_window_start(now)))
         await self._seal_closed_months(now)
+        if now - self.started_at >= MAINTENANCE_INTERVAL / 2:
+            # Not at the first pass: a start from a snapshot keeps it valid (the guard keeps
+            # its judged_through), and the start is when the store has most else to write.
+            await self._save_snapshots(now)
+
+    async def _save_snapshots(self, now: float, within: float | None = None) -> None:
+        """Issue 20: persist the running months (``monitor.runtime.snapshots``)."""
+        if self._restoring or self.health.store_failing:
+            # Months being rebuilt (their guards are being armed), or a store refusing
+            # writes: a snapshot is never needed for the figures, only for the next start.
+            return
+        try:
+            written = await self.snapshots.save(
+                self.accounting, utc_from_epoch(now), self.state.evicted_before, within=within
+            )
+        except Exception as exc:
+            # Not an error of the figures: the next start reads the tallies instead (a full
+            # disk at SIGTERM ends here, with no traceback; issue 17).
+            log.warning("month_snapshots_not_saved", error=str(exc))
+            return
+        if written:
+            log.debug("month_snapshots_saved", months=written)
 
     async def _seal_closed_months(self, now: float) -> None:
         """Issue 17: once a month's claim window opens (the month is over, plus an hour for
@@ -806,6 +830,11 @@ class Daemon:
         self.claims = claims_from_kv(await self.store.kv_get(CLAIMS_KEY))
         inputs = self._inputs()
         self.accounting.replace_inputs(inputs)
+        # Issue 20: the snapshots to start from, and every month's guard armed, before any
+        # tally is read (a write after this is seen by the guard, one before by the reads).
+        restorable = await self.snapshots.restorable(
+            inputs, inputs.policies, utc_from_epoch(now), "fresh"
+        )
         edge = now - KEEP_CLOSED_SECONDS - self._settle_seconds()
         lengths = {p.bucket_seconds for p in self.config.sla_policies()}
         for seconds in lengths:
@@ -816,21 +845,32 @@ class Daemon:
             self.state.evict_before({seconds: cutoff})  # older tallies: the store's
         self._restoring += 1
         try:
-            prepared = await self._rebuild_months(inputs, list(inputs.policies), now)
+            prepared = await self._rebuild_months(
+                inputs, list(inputs.policies), now, restorable=restorable
+            )
         finally:
             self._restoring -= 1
         self.accounting.install(inputs, prepared)
 
     async def _rebuild_months(
-        self, inputs: AccountingInputs, policies: Sequence[SlaPolicy], now: float | None = None
+        self,
+        inputs: AccountingInputs,
+        policies: Sequence[SlaPolicy],
+        now: float | None = None,
+        *,
+        restorable: Mapping[tuple[str, Month], JudgedState] | None = None,
     ) -> list[RunningMonth]:
         """The current and previous months of ``policies`` under ``inputs``, built from the
         store's tallies before the eviction cutoff with the live state's laid over them.
 
         The SLAs are read in batches of about ``HISTORY_BATCH_ROWS`` stored tallies (one
         query per batch and bucket length, ``target IN`` the batch's targets, in the store's
-        worker thread), each batch's months built and its tallies dropped before the next."""
+        worker thread), each batch's months built and its tallies dropped before the next.
+        Issue 20: a month with a proven snapshot (``restorable``; on a reload looked up here)
+        starts from it, and only the tallies after it are read."""
         moment = utc_from_epoch(self.clock() if now is None else now)
+        if restorable is None:
+            restorable = await self.snapshots.restorable(inputs, policies, moment, "carry")
         prepared: list[RunningMonth] = []
         batch: list[SlaPolicy] = []
         rows = 0
@@ -840,20 +880,23 @@ class Daemon:
                 # Issue 14: judged from every location's tallies (the LocationFeed reads them
                 # from the shared store), built when first asked for, never from the eviction.
                 continue
-            current = month_containing(moment, policy.timezone)
-            first = month_bounds(current.previous(), policy.timezone)[0].timestamp()
+            first = _read_from(policy, moment, restorable)
             span = max(0, self.state.evicted_before(policy.bucket_seconds) - first)
             batch.append(policy)
             rows += len(service.all_targets) * int(span // policy.bucket_seconds)
             if rows >= HISTORY_BATCH_ROWS or index == len(policies) - 1:
-                prepared.extend(await self._rebuild_batch(inputs, batch, moment))
+                prepared.extend(await self._rebuild_batch(inputs, batch, moment, restorable))
                 batch, rows = [], 0
         if batch:
-            prepared.extend(await self._rebuild_batch(inputs, batch, moment))
+            prepared.extend(await self._rebuild_batch(inputs, batch, moment, restorable))
         return prepared
 
     async def _rebuild_batch(
-        self, inputs: AccountingInputs, policies: Sequence[SlaPolicy], moment: datetime
+        self,
+        inputs: AccountingInputs,
+        policies: Sequence[SlaPolicy],
+        moment: datetime,
+        restorable: Mapping[tuple[str, Month], JudgedState],
     ) -> list[RunningMonth]:
         by_length: dict[int, list[SlaPolicy]] = {}
         for policy in policies:
@@ -862,10 +905,7 @@ class Daemon:
         for seconds, group in by_length.items():
             cutoff = self.state.evicted_before(seconds)
             months = {policy.name: month_containing(moment, policy.timezone) for policy in group}
-            first = min(
-                int(month_bounds(m.previous(), p.timezone)[0].timestamp())
-                for p, m in zip(group, months.values(), strict=True)
-            )
+            first = min(_read_from(p, moment, restorable) for p in group)
             targets = sorted(
                 {name for p in group for name in inputs.services[p.service].all_targets}
             )
@@ -880,7 +920,10 @@ class Daemon:
             for policy in group:
                 month = months[policy.name]
                 for shown in (month.previous(), month):
-                    out.append(self.accounting.prepare(inputs, policy, shown, tallies, moment))
+                    judged = restorable.get((policy.name, shown))
+                    out.append(
+                        self.accounting.prepare(inputs, policy, shown, tallies, moment, judged)
+                    )
                 if time.perf_counter() - mark > SUMMARY_SLICE_SECONDS:
                     await asyncio.sleep(0)
                     mark = time.perf_counter()
@@ -1079,9 +1122,12 @@ class Daemon:
         except Exception:
             self.health.loop_failed("flush")
             log.exception("background_loop_failed", loop="flush")
-        if self.state.pending_rows:
+        spilled = bool(self.state.pending_rows)
+        if spilled:
             self._spill()
         await self._record_stop(self.clock())
+        if not spilled:  # issue 20; a store refusing writes is left to the gap and the spool
+            await self._save_snapshots(self.clock(), within=_STOP_SNAPSHOT_WITHIN)
         for hook in self._stop_hooks:
             await hook()
         await self.accountant.release()  # issue 14: another daemon takes over at once
@@ -1111,6 +1157,9 @@ class Daemon:
             return
         log.info("stop_recorded_as_unknown", start=now, end=end)
 
+
+_STOP_SNAPSHOT_WITHIN = 1.0
+"""Seconds a stop spends queueing month snapshots (issue 20); the rest keep their last one."""
 
 _STOP_FLUSH_WAIT = 2.0
 """Seconds a stop waits for a flush in flight before cancelling it (systemd allows 5 s)."""
@@ -1182,6 +1231,22 @@ async def _finish_teardowns(within: float) -> None:
     if pending:
         log.info("waiting_for_call_teardowns", calls=len(pending))
         await asyncio.wait(pending, timeout=within)
+
+
+def _read_from(
+    policy: SlaPolicy, moment: datetime, restorable: Mapping[tuple[str, Month], JudgedState]
+) -> int:
+    """Issue 20: the first bucket start ``policy``'s current and previous months need read
+    from the store: a month starting from a snapshot needs only the buckets after it."""
+    current = month_containing(moment, policy.timezone)
+    starts = []
+    for month in (current.previous(), current):
+        begin, end = (int(t.timestamp()) for t in month_bounds(month, policy.timezone))
+        judged = restorable.get((policy.name, month))
+        start = begin if judged is None else begin + judged.judged * policy.bucket_seconds
+        if start < end:  # a month judged to its end from a snapshot needs no tally
+            starts.append(start)
+    return min(starts, default=int(month_bounds(current, policy.timezone)[1].timestamp()))
 
 
 class _Overlay(Mapping[str, Mapping[int, Tally]]):

@@ -23,6 +23,7 @@ over every bucket.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import overload
 
@@ -60,6 +61,7 @@ _U = _CODE[BucketState.UNAVAILABLE]
 _X = _CODE[BucketState.EXCLUDED]
 _Q = _CODE[BucketState.UNKNOWN]
 _P = _CODE[BucketState.PENDING]
+_JUDGED_CODES = bytes(code for code in range(len(_STATES)) if code != _P)
 
 
 class CodedStates(Sequence[BucketState]):
@@ -96,6 +98,43 @@ class CodedStates(Sequence[BucketState]):
 
     def __repr__(self) -> str:
         return f"CodedStates({len(self._codes)} buckets)"
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedState:
+    """What a :class:`RunningMonth` judged in its first ``judged`` buckets, and nothing else:
+    the compact state a restart starts from instead of the buckets' tallies (issue 20;
+    ``monitor.sla.running_codec`` writes it as bytes, ``monitor.store`` keeps it).
+
+    ``raw`` is the judged verdict before exclusions, one code per bucket (the states are
+    ``tuple(BucketState)``); the state after exclusions is not kept: it is the windows laid
+    over ``raw`` (:meth:`RunningMonth._exclude`), and the windows may change while the daemon is
+    stopped. ``excused`` are the buckets whose every failure the canaries excused, ``errors``
+    the monitor's own failure reasons per bucket, ``evidence`` the tallies of every bucket
+    judged unavailable (an outage's evidence), ``first_tallied`` as in :class:`RunningMonth`.
+    """
+
+    judged: int
+    raw: bytes
+    excused: tuple[int, ...]
+    errors: tuple[tuple[int, Mapping[str, int]], ...]
+    evidence: tuple[tuple[int, tuple[tuple[str, Tally], ...]], ...]
+    first_tallied: int | None
+
+    def __post_init__(self) -> None:
+        if len(self.raw) != self.judged:
+            raise ValueError(f"raw: expected {self.judged} buckets, got {len(self.raw)}")
+        if self.raw.translate(None, _JUDGED_CODES):  # bytes left: not a judged state
+            raise ValueError("raw: expected judged states only (not pending)")
+        for what, indices in (
+            ("excused", self.excused),
+            ("errors", [i for i, _ in self.errors]),
+            ("evidence", [i for i, _ in self.evidence]),
+        ):
+            if any(not 0 <= i < self.judged for i in indices):
+                raise ValueError(f"{what}: expected bucket indices below {self.judged}")
+        if any(self.raw[i] != _U for i, _ in self.evidence):
+            raise ValueError("evidence: expected unavailable buckets only")
 
 
 class RunningMonth:
@@ -257,6 +296,70 @@ class RunningMonth:
     def excluded_kind(self, index: int) -> ExclusionKind | None:
         """The kind that excluded bucket ``index``, if one did."""
         return self._excluded.get(index)
+
+    # -- compact state (issue 20: a restart starts from it) -------------------------------------
+    def judged_state(self, through: int) -> JudgedState:
+        """The judged state of buckets ``0 .. through - 1`` (at most the buckets elapsed).
+        The caller advances the month first: a bucket marked and not yet re-judged would be
+        kept with its old verdict, so that is refused."""
+        through = max(0, min(through, self.elapsed))
+        if any(i < through for i in self._dirty):
+            raise ValueError("judged_state: buckets marked since the last advance; advance first")
+        return JudgedState(
+            judged=through,
+            raw=bytes(self._raw[:through]),
+            excused=tuple(sorted(i for i in self._excused if i < through)),
+            errors=tuple(sorted((i, e) for i, e in self._errors.items() if i < through)),
+            evidence=tuple(
+                (i, tuple(cells.items()))
+                for i, cells in sorted(self._evidence.items())
+                if i < through
+            ),
+            first_tallied=(
+                self.first_tallied
+                if self.first_tallied is not None and self.first_tallied < through
+                else None
+            ),
+        )
+
+    @classmethod
+    def restored(
+        cls,
+        policy: SlaPolicy,
+        service: ServiceDef,
+        month: Month,
+        windows: Sequence[ExclusionWindow],
+        state: JudgedState,
+        *,
+        canaries: Sequence[str] = (),
+        gaps: Sequence[tuple[datetime, datetime]] = (),
+    ) -> RunningMonth:
+        """A month whose first ``state.judged`` buckets are ``state`` (judged earlier from
+        tallies proven unchanged since, under the same inputs: the caller's proof), the rest
+        pending; :meth:`advance` judges on from there. Not for an SLA judged by locations
+        (their per-bucket locations are not part of the state)."""
+        if policy.locations is not None:
+            raise ValueError(f"sla {policy.name}: a month judged by locations is not restored")
+        running = cls(policy, service, month, windows, canaries=canaries, gaps=gaps)
+        if state.judged > running._count:
+            raise ValueError(
+                f"sla {policy.name}: state holds {state.judged} buckets, "
+                f"month {month} has {running._count}"
+            )
+        judged = state.judged
+        running._raw[:judged] = state.raw
+        running._final[:] = running._raw
+        running._excused = set(state.excused)
+        running._errors = dict(state.errors)
+        running._evidence = {i: dict(cells) for i, cells in state.evidence}
+        running.first_tallied = state.first_tallied
+        running.elapsed = judged
+        # The windows (and the canary-excused runs) over the restored verdicts, as _judge
+        # leaves them after judging these buckets.
+        running._excluded = {}
+        running._exclude()
+        running.version = 1
+        return running
 
     # -- internals -------------------------------------------------------------------------------
     def _judge(self, indices: Sequence[int], tallies: Tallies) -> None:

@@ -46,6 +46,53 @@ def _move_monitor_errors() -> str:
 
 _LOCATED_TABLES = ("tallies", "evidence", "service_buckets", "gaps", "heartbeats")
 
+# Issue 20 (monitor.store.snapshots): a guard row per target of a snapshotted SLA-month is
+# spoiled by any tally written into the month before its judged_through, or by anyone but the
+# daemon that armed it (whose write transactions hold a row in snapshot_writer).
+_SPOIL = """UPDATE snapshot_guard SET spoiled = 1
+    WHERE spoiled = 0 AND target = {row}.target AND vantage = {row}.vantage
+        AND bucket_seconds = {row}.bucket_seconds
+        AND {row}.bucket_start >= month_start AND {row}.bucket_start < month_end
+        AND ({row}.bucket_start < judged_through OR NOT EXISTS (
+            SELECT 1 FROM snapshot_writer AS w WHERE w.vantage = {row}.vantage));"""
+
+_SNAPSHOTS: tuple[str, ...] = (
+    """CREATE TABLE month_snapshots (
+        vantage TEXT NOT NULL,
+        sla TEXT NOT NULL,
+        month TEXT NOT NULL,
+        bucket_seconds INTEGER NOT NULL CHECK (bucket_seconds > 0),
+        judged_through INTEGER NOT NULL,
+        inputs TEXT NOT NULL,
+        state BLOB NOT NULL,
+        PRIMARY KEY (vantage, sla, month)
+    ) STRICT""",
+    """CREATE TABLE snapshot_guard (
+        vantage TEXT NOT NULL,
+        sla TEXT NOT NULL,
+        month TEXT NOT NULL,
+        target TEXT NOT NULL,
+        bucket_seconds INTEGER NOT NULL CHECK (bucket_seconds > 0),
+        month_start INTEGER NOT NULL,
+        month_end INTEGER NOT NULL,
+        judged_through INTEGER NOT NULL,
+        spoiled INTEGER NOT NULL DEFAULT 0 CHECK (spoiled IN (0, 1)),
+        PRIMARY KEY (target, vantage, sla, month)
+    ) STRICT, WITHOUT ROWID""",
+    # The key leads with the target: the triggers run once per tally written, and look up
+    # that target's guard rows only (a key led by the vantage made the planner scan them all).
+    "CREATE INDEX snapshot_guard_by_month ON snapshot_guard (vantage, sla, month)",
+    # The daemon's own write transactions insert and delete a row here (never committed).
+    "CREATE TABLE snapshot_writer (vantage TEXT PRIMARY KEY) STRICT",
+    f"CREATE TRIGGER tallies_guard_insert AFTER INSERT ON tallies BEGIN "
+    f"{_SPOIL.format(row='NEW')} END",
+    f"CREATE TRIGGER tallies_guard_update AFTER UPDATE ON tallies BEGIN "
+    f"{_SPOIL.format(row='NEW')} {_SPOIL.format(row='OLD')} END",
+    f"CREATE TRIGGER tallies_guard_delete AFTER DELETE ON tallies BEGIN "
+    f"{_SPOIL.format(row='OLD')} END",
+)
+
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: availability evidence (issue 3).
     (
@@ -180,6 +227,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "(SELECT min(rowid) FROM evidence GROUP BY vantage, target, ts)",
         "CREATE UNIQUE INDEX evidence_once ON evidence (vantage, target, ts)",
     ),
+    # 7: persisted running months and the guard proving their tallies unchanged (issue 20).
+    _SNAPSHOTS,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -33,6 +33,7 @@ from monitor.sla.policy import ExclusionWindow, Tally
 from monitor.store import schema, sqlite_versions
 from monitor.store import sqlite_availability as avail
 from monitor.store import sqlite_records as records
+from monitor.store import sqlite_snapshots as snaps
 from monitor.store.base import (
     EvidenceRow,
     FaultRecord,
@@ -47,6 +48,7 @@ from monitor.store.base import (
     check_tally_scope,
     encode_json,
 )
+from monitor.store.snapshots import MonthSnapshot, SnapshotGuard
 from monitor.store.versions import SchemaStatus
 
 T = TypeVar("T")
@@ -102,6 +104,8 @@ class SqliteStore:
         self._executor: ThreadPoolExecutor | None = None
         self.checkpoint_failures = 0
         """Checkpoints that failed after their batch committed (the batch stays written)."""
+        self._own_writes = False
+        """Issue 20: set once this store armed snapshot guards (the daemon's own store)."""
         self.schema_version_at_open: int | None = None
         """The version found on disk before migrating (0: new file); for logs and tests."""
 
@@ -268,7 +272,7 @@ class SqliteStore:
     def _write_batch_sync(self, batch: WriteBatch) -> None:
         conn = self._db()
         try:
-            avail.write_batch(conn, self._vantage, batch, self._location)
+            avail.write_batch(conn, self._vantage, batch, self._location, own=self._own_writes)
         except sqlite3.Error as exc:
             raise StoreError(f"{self._path}: batch refused, nothing written: {exc}") from exc
         interval = self._checkpoint_interval
@@ -445,6 +449,26 @@ class SqliteStore:
 
     async def load_month_seal(self, sla: str, month: str) -> MonthSeal | None:
         return await self._call(records.load_month_seal, sla, month)
+
+    # -- month snapshots (issue 20; monitor.store.snapshots) ------------------------------------
+    async def load_month_snapshots(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[MonthSnapshot, tuple[str, ...]]]:
+        return await self._call(snaps.load, self._vantage, list(keys))
+
+    async def arm_month_snapshots(self, guards: Sequence[SnapshotGuard]) -> set[tuple[str, str]]:
+        def arm(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+            kept = snaps.arm(conn, self._vantage, list(guards))
+            # In the worker: every batch queued after this call is this daemon's own write.
+            self._own_writes = True
+            return kept
+
+        return await self._write(arm)
+
+    async def save_month_snapshots(
+        self, snapshots: Sequence[MonthSnapshot], drop_before: int | None = None
+    ) -> int:
+        return await self._write(snaps.save, self._vantage, list(snapshots), drop_before)
 
     async def prune_tallies(self, start: int, end: int) -> int:
         total = 0

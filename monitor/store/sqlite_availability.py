@@ -59,11 +59,18 @@ ON CONFLICT (vantage) DO UPDATE SET ts = excluded.ts, location = excluded.locati
 
 
 def write_batch(
-    conn: sqlite3.Connection, vantage: str, batch: WriteBatch, location: str | None = None
+    conn: sqlite3.Connection,
+    vantage: str,
+    batch: WriteBatch,
+    location: str | None = None,
+    *,
+    own: bool = False,
 ) -> None:
     """Everything in ``batch`` in one transaction; the heartbeat is ``vantage``'s, at
     ``location`` (default: named like the vantage). The checksums cover what they covered
-    before locations existed (a row's location is not part of its counts)."""
+    before locations existed (a row's location is not part of its counts). ``own``: the
+    writer is the daemon that armed the snapshot guards (``monitor.store.snapshots``): its
+    rows in a snapshotted month after the snapshot do not spoil it."""
     tallies = [
         (*row, tally_crc(*row), r.location)
         for row, r in zip(_tally_values(batch), batch.tallies, strict=True)
@@ -85,7 +92,11 @@ def write_batch(
         for s in batch.service_buckets
     ]
     with transaction(conn):
+        if own and tallies:
+            conn.execute("INSERT OR IGNORE INTO snapshot_writer (vantage) VALUES (?)", (vantage,))
         conn.executemany(_SQL_TALLY, tallies)
+        if own and tallies:
+            conn.execute("DELETE FROM snapshot_writer")
         conn.executemany(_SQL_EVIDENCE, evidence)
         conn.executemany(_SQL_SERVICE_BUCKET, verdicts)
         if batch.heartbeat is not None:

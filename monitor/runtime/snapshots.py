@@ -1,0 +1,294 @@
+"""The daemon's side of persisted running months (issue 20; the proof is the store's guard,
+``monitor.store.snapshots``).
+
+- :meth:`MonthSnapshots.restorable`, at start-up (before anything is read from the store) and
+  when a reload rebuilds an SLA: loads the snapshots of every SLA's current and previous
+  month, keeps those whose inputs digest matches today's inputs and whose guard is still
+  unspoiled, and arms the guards of every month it is about to read (and of the next month,
+  before it begins). The caller builds those months from the snapshot and the tallies after
+  it, the others from all their tallies, as before.
+- :meth:`MonthSnapshots.save`, hourly and at stop: each held month's judged state up to the
+  buckets that left memory (no result can count into them any more: a write into them is a
+  spool replay or someone else's, and spoils), written by the store's worker in chunks.
+
+Each month is serialised and its save queued in one synchronous step: the store's worker runs
+calls in order, so every tally write queued after the state was taken runs after the snapshot
+is stored, where the guard sees it.
+
+SLAs judged by locations (issue 14) are not snapshotted (they are built from every location's
+tallies when first asked for); a store that is not a :class:`SnapshotStore` (PostgreSQL)
+keeps none, and every month is read in full as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import structlog
+
+from monitor.accounting import Accounting, AccountingInputs
+from monitor.sla.calendar import Month, month_containing, month_grid
+from monitor.sla.policy import SlaPolicy
+from monitor.sla.running import JudgedState, RunningMonth
+from monitor.sla.running_codec import SnapshotError, decode, encode, inputs_digest
+from monitor.store.snapshots import ArmMode, MonthSnapshot, SnapshotGuard, SnapshotStore
+
+log = structlog.get_logger(__name__)
+
+CHUNK = 500
+"""SLA-months per store call: the worker's other calls (flushes) interleave between chunks."""
+
+SLICE_SECONDS = 0.02
+"""CPU time serialised on the loop before a chunk is handed to the store and the loop yields."""
+
+
+class MonthSnapshots:
+    """Snapshots of the daemon's running months in ``store`` (none if it keeps none)."""
+
+    def __init__(self, store: object) -> None:
+        self.store: SnapshotStore | None = store if isinstance(store, SnapshotStore) else None
+        self._saved: dict[tuple[str, Month], tuple[weakref.ref[RunningMonth], int, int]] = {}
+        """(SLA, month) -> (running version, buckets) last saved: unchanged months are skipped."""
+        self._ahead: set[tuple[str, Month]] = set()
+        """(SLA, month) guarded ahead by this process (see :meth:`_arm_ahead`)."""
+        self.restored = 0
+        """Months started from a snapshot at the last :meth:`restorable` (for logs, tests)."""
+
+    @staticmethod
+    def _shown(policy: SlaPolicy, moment: datetime) -> tuple[Month, Month]:
+        current = month_containing(moment, policy.timezone)
+        return current.previous(), current
+
+    async def restorable(
+        self,
+        inputs: AccountingInputs,
+        policies: Sequence[SlaPolicy],
+        moment: datetime,
+        mode: ArmMode,
+    ) -> dict[tuple[str, Month], JudgedState]:
+        """The judged states to start the current and previous months of ``policies`` from;
+        arms the guards of those months (``mode``: ``fresh`` at start-up, ``carry`` on a
+        reload) and of each SLA's next month (``ahead``)."""
+        self.restored = 0
+        store = self.store
+        if store is None:
+            return {}
+        wanted = [
+            (policy, month)
+            for policy in policies
+            if policy.locations is None and policy.service in inputs.services
+            for month in self._shown(policy, moment)
+        ]
+        out: dict[tuple[str, Month], JudgedState] = {}
+        for lo in range(0, len(wanted), CHUNK):
+            chunk = wanted[lo : lo + CHUNK]
+            loaded = await store.load_month_snapshots([(p.name, str(m)) for p, m in chunk])
+            usable: dict[tuple[str, str], tuple[int, JudgedState]] = {}
+            guards: list[SnapshotGuard] = []
+            for policy, month in chunk:
+                key = (policy.name, str(month))
+                service = inputs.services[policy.service]
+                targets = tuple(sorted(set(service.all_targets)))
+                grid = month_grid(month, policy.timezone, policy.bucket_seconds)
+                found = loaded.get(key)
+                keep: int | None = None
+                if found is not None:
+                    snapshot, guarded = found
+                    state = self._check(inputs, policy, month, snapshot, guarded, targets)
+                    if state is not None:
+                        keep = snapshot.judged_through
+                        usable[key] = (keep, state)
+                guards.append(
+                    SnapshotGuard(
+                        policy.name,
+                        str(month),
+                        targets,
+                        policy.bucket_seconds,
+                        grid.start_epoch,
+                        grid.end_epoch,
+                        keep_through=keep,
+                        mode=mode,
+                    )
+                )
+                if month == self._shown(policy, moment)[1]:
+                    following = month.next()
+                    self._ahead.add((policy.name, following))
+                    ahead = month_grid(following, policy.timezone, policy.bucket_seconds)
+                    guards.append(
+                        SnapshotGuard(
+                            policy.name,
+                            str(following),
+                            targets,
+                            policy.bucket_seconds,
+                            ahead.start_epoch,
+                            ahead.end_epoch,
+                            mode="ahead",
+                        )
+                    )
+            kept = await store.arm_month_snapshots(guards)
+            for policy, month in chunk:
+                key = (policy.name, str(month))
+                if key in kept and key in usable:
+                    out[(policy.name, month)] = usable[key][1]
+            # Armed afresh: whatever was saved before is gone or kept as it was.
+            for policy, month in chunk:
+                self._saved.pop((policy.name, month), None)
+        self.restored = len(out)
+        return out
+
+    @staticmethod
+    def _check(
+        inputs: AccountingInputs,
+        policy: SlaPolicy,
+        month: Month,
+        snapshot: MonthSnapshot,
+        guarded: tuple[str, ...],
+        targets: tuple[str, ...],
+    ) -> JudgedState | None:
+        """The snapshot's judged state if it was judged under today's inputs, else None."""
+        if snapshot.bucket_seconds != policy.bucket_seconds or guarded != targets:
+            return None
+        try:
+            state = decode(snapshot.state)
+        except SnapshotError as exc:
+            log.warning(
+                "month_snapshot_unreadable", sla=policy.name, month=str(month), error=str(exc)
+            )
+            return None
+        grid = month_grid(month, policy.timezone, policy.bucket_seconds)
+        if state.judged > grid.count or snapshot.judged_through != (
+            grid.start_epoch + state.judged * policy.bucket_seconds
+        ):
+            return None
+        service = inputs.services[policy.service]
+        digest = inputs_digest(policy, service, month, inputs.canaries, inputs.gaps, state.judged)
+        return state if digest == snapshot.inputs else None
+
+    async def save(
+        self,
+        accounting: Accounting,
+        moment: datetime,
+        evicted_before: Callable[[int], int],
+        *,
+        within: float | None = None,
+    ) -> int:
+        """Save every held month whose judged state moved since its last save, up to the
+        buckets before ``evicted_before(bucket_seconds)``; returns the months written.
+        ``within``: stop queueing after that many seconds (at stop; what is not written keeps
+        its earlier, still valid snapshot)."""
+        store = self.store
+        if store is None:
+            return 0
+        began = time.monotonic()
+        inputs = accounting.inputs
+        drop_before = min(
+            (
+                month_grid(self._shown(p, moment)[0], p.timezone, p.bucket_seconds).start_epoch
+                for p in inputs.policies
+            ),
+            default=None,
+        )
+        await self._arm_ahead(store, inputs, moment)
+        written = 0
+        pending: list[MonthSnapshot] = []
+        marks: list[tuple[tuple[str, Month], tuple[weakref.ref[RunningMonth], int, int]]] = []
+        mark = time.perf_counter()
+        for policy in inputs.policies:
+            if policy.locations is not None or policy.service not in inputs.services:
+                continue
+            floor = evicted_before(policy.bucket_seconds)
+            for running in accounting.held_months(policy, moment):
+                snapshot = self._snapshot_of(inputs, running, floor)
+                if snapshot is None:
+                    continue
+                key = (policy.name, running.month)
+                seen = (weakref.ref(running), running.version, snapshot[1])
+                before = self._saved.get(key)
+                if before is not None and before[0]() is running and before[1:] == seen[1:]:
+                    continue
+                pending.append(snapshot[0])
+                marks.append((key, seen))
+            if len(pending) >= CHUNK or time.perf_counter() - mark > SLICE_SECONDS:
+                written += await self._flush(store, pending, marks, drop_before)
+                drop_before = None
+                pending, marks = [], []
+                if within is not None and time.monotonic() - began > within:
+                    return written
+                await asyncio.sleep(0)
+                mark = time.perf_counter()
+        if pending or drop_before is not None:
+            written += await self._flush(store, pending, marks, drop_before)
+        return written
+
+    async def _arm_ahead(
+        self, store: SnapshotStore, inputs: AccountingInputs, moment: datetime
+    ) -> None:
+        """Guard each SLA's next month before it begins (once per process and month): the
+        daemon begins it in memory, and a guard armed while the store holds none of its
+        tallies has seen every write into it (``SnapshotGuard.mode`` ``ahead``)."""
+        guards = []
+        for policy in inputs.policies:
+            if policy.locations is not None or policy.service not in inputs.services:
+                continue
+            following = self._shown(policy, moment)[1].next()
+            if (policy.name, following) in self._ahead:
+                continue
+            grid = month_grid(following, policy.timezone, policy.bucket_seconds)
+            targets = tuple(sorted(set(inputs.services[policy.service].all_targets)))
+            guards.append(
+                SnapshotGuard(
+                    policy.name,
+                    str(following),
+                    targets,
+                    policy.bucket_seconds,
+                    grid.start_epoch,
+                    grid.end_epoch,
+                    mode="ahead",
+                )
+            )
+        for lo in range(0, len(guards), CHUNK):
+            chunk = guards[lo : lo + CHUNK]
+            await store.arm_month_snapshots(chunk)
+            self._ahead.update((g.sla, Month.parse(g.month)) for g in chunk)
+
+    async def _flush(
+        self,
+        store: SnapshotStore,
+        pending: list[MonthSnapshot],
+        marks: list[tuple[tuple[str, Month], tuple[weakref.ref[RunningMonth], int, int]]],
+        drop_before: int | None,
+    ) -> int:
+        # Queued before any await of this step: see the module docs.
+        written = await store.save_month_snapshots(pending, drop_before)
+        self._saved.update(marks)
+        return written
+
+    @staticmethod
+    def _snapshot_of(
+        inputs: AccountingInputs, running: RunningMonth, floor: int
+    ) -> tuple[MonthSnapshot, int] | None:
+        grid = running.grid
+        size = grid.bucket_seconds
+        through = min(running.elapsed, max(0, (floor - grid.start_epoch) // size))
+        if through <= 0:
+            return None
+        state = running.judged_state(through)
+        policy = running.policy
+        digest = inputs_digest(
+            policy, running.service, running.month, running.canaries, inputs.gaps, through
+        )
+        return (
+            MonthSnapshot(
+                policy.name,
+                str(running.month),
+                size,
+                grid.start_epoch + through * size,
+                digest,
+                encode(state),
+            ),
+            through,
+        )
