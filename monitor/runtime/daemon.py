@@ -1151,9 +1151,12 @@ class Daemon:
             return
         try:
             await self.store.record_gap(now, end, "monitor_stopped")
-        except Exception:
+        except Exception as exc:
+            # A full disk or a lost database is expected here (it may be why we stop): one
+            # line, as a failed flush logs it; the next start records the gap from the
+            # heartbeat, as after a crash.
             self.health.store_write_errors += 1
-            log.exception("stop_gap_not_recorded", start=now, end=end)
+            log.error("stop_gap_not_recorded", start=now, end=end, error=str(exc))
             return
         log.info("stop_recorded_as_unknown", start=now, end=end)
 
