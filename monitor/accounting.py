@@ -27,6 +27,7 @@ here reads the clock.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -200,6 +201,37 @@ def month_result(
     )
 
 
+class ChangeFeed:
+    """The SLAs whose figures may have moved since the consumer last took them (issue 20).
+
+    ``/metrics`` keeps each SLA's text and, at 10,000 SLAs, cannot afford to ask every SLA's
+    month at every scrape. :class:`Accounting` adds an SLA's name here whenever something it
+    holds for that SLA may change what :meth:`Accounting.month_result` returns or what the
+    running bucket looks like: a running month's ``version`` moved (buckets elapsed, a marked
+    bucket re-judged), a tally of one of its targets changed (:meth:`Accounting.tally_changed`,
+    even for the running bucket), another location's input changed, a month was built or
+    forgotten. ``everything`` is set when the inputs are replaced (reload, exclusions).
+
+    What the feed does not carry is time alone: a bucket elapsing moves a month's figures
+    only once someone calls ``month_result``; the consumer asks every SLA whose running
+    bucket changed (see ``monitor.metrics.sla_text``). While ``paused`` the consumer is
+    asking itself: what its own calls change is already in the results they return.
+    """
+
+    __slots__ = ("__weakref__", "everything", "names", "paused")
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.everything = False
+        self.paused = False
+
+    def take(self) -> tuple[bool, set[str]]:
+        """(everything changed, the names changed) since the last call; empties the feed."""
+        everything, names = self.everything, self.names
+        self.everything, self.names = False, set()
+        return everything, names
+
+
 class Accounting:
     """The daemon's month results per SLA, kept as running state.
 
@@ -241,7 +273,23 @@ class Accounting:
         self._windows: dict[tuple[str, Month], MonthWindows] = {}
         self._current: dict[str, tuple[float, float, Month]] = {}
         self._dependents: dict[tuple[int, str], tuple[str, ...]] = {}
+        self._feeds: weakref.WeakSet[ChangeFeed] = weakref.WeakSet()
         self._index()
+
+    def watch(self) -> ChangeFeed:
+        """A new :class:`ChangeFeed` told of every change from now on (held weakly)."""
+        feed = ChangeFeed()
+        self._feeds.add(feed)
+        return feed
+
+    def _notify(self, name: str) -> None:
+        for feed in self._feeds:
+            if not feed.paused:
+                feed.names.add(name)
+
+    def _notify_all(self) -> None:
+        for feed in self._feeds:
+            feed.everything = True
 
     @property
     def inputs(self) -> AccountingInputs:
@@ -264,6 +312,7 @@ class Accounting:
         self._by_name = {policy.name: policy for policy in self._inputs.policies}
 
     def replace_inputs(self, inputs: AccountingInputs) -> None:
+        self._notify_all()
         old = self._inputs
         self._inputs = inputs
         self._windows.clear()
@@ -338,6 +387,7 @@ class Accounting:
         result may have changed one while the owner read the store (the marks went to the
         months held then), and the live source holds every tally from ``floor`` on."""
         self.replace_inputs(inputs)
+        self._notify_all()
         for running in prepared:
             policy = self._by_name.get(running.policy.name)
             if policy is None or not _keeps(running, policy, inputs, inputs):
@@ -380,6 +430,7 @@ class Accounting:
         """A tally of ``target`` at ``bucket_start`` changed: re-judge that bucket in the
         running months reading it (a no-op for a bucket that has not elapsed yet)."""
         for name in self._dependents.get((bucket_seconds, target), ()):
+            self._notify(name)  # the running bucket's provisional state may move too
             for month in self._months.get(name, ()):
                 self._running[(name, month)].mark(bucket_start)
 
@@ -391,6 +442,7 @@ class Accounting:
     def sla_changed(self, name: str, bucket_start: int) -> None:
         """Some input of SLA ``name``'s bucket at ``bucket_start`` changed (another location's
         tally or gap, issue 14): re-judge that bucket in its running months."""
+        self._notify(name)
         for month in self._months.get(name, ()):
             self._running[(name, month)].mark(bucket_start)
 
@@ -429,7 +481,10 @@ class Accounting:
             # now until its end, complete after; no calendar arithmetic.
             tallies = self._tallies(policy.bucket_seconds, known.month, policy)
             moment_known = now if epoch < known.end_epoch else None
+            before = known.version
             known.advance(tallies, moment_known)
+            if known.version != before:
+                self._notify(policy.name)
             return (policy.name, known.month), known, tallies, moment_known
         if month is None and span is not None and span[0] <= epoch < span[1]:
             # The common call (the month running now): no calendar arithmetic per SLA.
@@ -477,13 +532,18 @@ class Accounting:
             self._running[key] = running
             self._months.setdefault(policy.name, []).append(month)
             self._forget_before(policy.name, month.previous())
+            self._notify(policy.name)
+        before = running.version
         running.advance(tallies, moment)
+        if running.version != before:
+            self._notify(policy.name)
         return key, running, tallies, moment
 
     def _forget_before(self, name: str, month: Month) -> None:
         """Months before ``month`` are no longer shown live: drop their running state."""
         months = self._months.get(name, [])
         for old in [m for m in months if m < month]:
+            self._notify(name)
             months.remove(old)
             del self._running[(name, old)]
             self._results.pop((name, old), None)

@@ -157,6 +157,9 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._reload_tasks: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
+        # Issue 20 (r20): run after each summary, e.g. /metrics' per-SLA text brought up to
+        # date in slices (MetricsExposition registers itself), so a scrape finds it ready.
+        self.summary_hooks: list[Callable[[], Awaitable[None]]] = []
         self._bucket_lengths: dict[str, tuple[int, ...]] = {}
         self._verdicts_written: dict[str, tuple[Month, int]] = {}
         self._settle: tuple[Config, float] | None = None
@@ -700,6 +703,8 @@ class Daemon:
             if time.perf_counter() - mark > SUMMARY_SLICE_SECONDS:
                 await asyncio.sleep(0)
                 mark = time.perf_counter()
+        for hook in self.summary_hooks:  # issue 20 (r20)
+            await hook()
 
     def support_samples(self) -> list[Sample]:
         return self.support.samples
