@@ -154,6 +154,7 @@ class _SlaText:
         "locations",
         "month_lines",
         "outage",
+        "outage_due",
         "outage_end",
         "policy",
         "previous",
@@ -162,6 +163,7 @@ class _SlaText:
         "row",
         "service",
         "up",
+        "up_due",
     )
 
     def __init__(self, policy: SlaPolicy, service: ServiceDef) -> None:
@@ -187,6 +189,10 @@ class _SlaText:
         self.outage: tuple[bool | None, str] = (None, "")
         self.claim: tuple[str, Month | None, bool | None, str] = ("", None, None, "")
         self.locations = ""
+        # The instants asked for in SlaFamilies' heap: a fresh result going stale, the
+        # running outage no longer open (None: nothing to wait for).
+        self.up_due: float | None = None
+        self.outage_due: float | None = None
         self.row: tuple[str, ...] | None = None
         """The lines last written, one string per family (None: not exported here)."""
 
@@ -417,7 +423,7 @@ class SlaFamilies:
         self._scheduled: object = None
         self._claims: object = None
         self._accountant: bool | None = None
-        self._heap: list[tuple[float, int]] = []
+        self._heap: list[tuple[float, int, int]] = []
         self._todo: dict[int, int] = {}
         self._chunks: list[tuple[bytes, ...] | None] = []
         self._body: bytes | None = None
@@ -532,10 +538,14 @@ class SlaFamilies:
                 self._bucket_seen[size] = start
                 for position in members:
                     todo[position] = todo.get(position, 0) | _MONTH | _BUCKET | _TIMED
-        heap = self._heap
+        heap, entries = self._heap, self._entries
         while heap and heap[0][0] <= now:
-            position = heapq.heappop(heap)[1]
-            todo[position] = todo.get(position, 0) | _UP | _TIMED
+            at, position, flag = heapq.heappop(heap)
+            # Entries are left in the heap when an SLA is evaluated again before their instant
+            # (a new result): only the instant the SLA last asked for counts.
+            entry = entries[position]
+            if at == (entry.up_due if flag == _UP else entry.outage_due):
+                todo[position] = todo.get(position, 0) | flag
         claims = d.claims
         if claims is not self._claims:
             self._claims = claims
@@ -592,8 +602,10 @@ class SlaFamilies:
                     flags |= _TIMED | _CLAIM
                 if flags & _UP or entry.up[0] is None:
                     entry.up_line(d, now)
-                    if entry.fresh:
-                        heapq.heappush(heap, (min(s + limit for s, limit in entry.fresh), position))
+                    due = min((s + limit for s, limit in entry.fresh), default=None)
+                    if due is not None and due != entry.up_due:
+                        heapq.heappush(heap, (due, position, _UP))
+                    entry.up_due = due
                 if flags & _BUCKET or entry.bucket[0] is None:
                     month = months.get(policy.timezone)
                     if month is None:
@@ -602,11 +614,13 @@ class SlaFamilies:
                 if flags & _TIMED or entry.outage[0] is None:
                     entry.outage_line(now)
                     entry.locations = entry.location_lines(now)
+                    due = None
                     if entry.outage[0] and entry.outage_end is not None:
                         assert entry.result is not None
-                        heapq.heappush(
-                            heap, (entry.outage_end + entry.result.bucket_seconds, position)
-                        )
+                        due = entry.outage_end + entry.result.bucket_seconds
+                        if due != entry.outage_due:
+                            heapq.heappush(heap, (due, position, _TIMED))
+                    entry.outage_due = due
                 if flags & _CLAIM or entry.claim[2] is None:
                     assert entry.result is not None
                     entry.claim_line(claims, entry.result.month.previous())
