@@ -218,18 +218,26 @@ class ChangeFeed:
     asking itself: what its own calls change is already in the results they return.
     """
 
-    __slots__ = ("__weakref__", "everything", "names", "paused")
+    __slots__ = ("__weakref__", "everything", "names", "paused", "running")
 
     def __init__(self) -> None:
         self.names: set[str] = set()
+        self.running: set[str] = set()
+        """SLAs only a tally of a bucket not yet judged changed for (the running bucket)."""
         self.everything = False
         self.paused = False
 
     def take(self) -> tuple[bool, set[str]]:
-        """(everything changed, the names changed) since the last call; empties the feed."""
+        """(everything changed, the names changed) since the last call; empties the feed
+        but for ``running`` (see :meth:`take_running`)."""
         everything, names = self.everything, self.names
         self.everything, self.names = False, set()
         return everything, names
+
+    def take_running(self) -> set[str]:
+        """The SLAs whose running bucket's tallies changed since the last call; empties it."""
+        running, self.running = self.running, set()
+        return running
 
 
 class Accounting:
@@ -274,6 +282,11 @@ class Accounting:
         self._current: dict[str, tuple[float, float, Month]] = {}
         self._dependents: dict[tuple[int, str], tuple[str, ...]] = {}
         self._feeds: weakref.WeakSet[ChangeFeed] = weakref.WeakSet()
+        # SLA name -> month asked (None: the running one) -> (from, until epoch, running
+        # month, its version, result): month_result's fast path (see there).
+        self._fast: dict[
+            str, dict[Month | None, tuple[float, float, RunningMonth, int, MonthResult]]
+        ] = {}
         self._index()
 
     def watch(self) -> ChangeFeed:
@@ -283,11 +296,19 @@ class Accounting:
         return feed
 
     def _notify(self, name: str) -> None:
+        self._fast.pop(name, None)
         for feed in self._feeds:
             if not feed.paused:
                 feed.names.add(name)
 
+    def _notify_running(self, name: str) -> None:
+        self._fast.pop(name, None)
+        for feed in self._feeds:
+            if not feed.paused:
+                feed.running.add(name)
+
     def _notify_all(self) -> None:
+        self._fast.clear()
         for feed in self._feeds:
             feed.everything = True
 
@@ -430,9 +451,19 @@ class Accounting:
         """A tally of ``target`` at ``bucket_start`` changed: re-judge that bucket in the
         running months reading it (a no-op for a bucket that has not elapsed yet)."""
         for name in self._dependents.get((bucket_seconds, target), ()):
-            self._notify(name)  # the running bucket's provisional state may move too
+            judged = False
             for month in self._months.get(name, ()):
-                self._running[(name, month)].mark(bucket_start)
+                running = self._running[(name, month)]
+                running.mark(bucket_start)
+                judged = judged or (
+                    running.grid.start_epoch
+                    <= bucket_start
+                    < running.grid.start_epoch + running.elapsed * bucket_seconds
+                )
+            if judged:
+                self._notify(name)
+            else:  # a bucket not judged yet: the running bucket's provisional state only
+                self._notify_running(name)
 
     def tallies_of(self, policy: SlaPolicy, month: Month) -> Tallies:
         """The tallies ``policy``'s ``month`` is judged from (located for an SLA with
@@ -454,16 +485,48 @@ class Accounting:
         With ``stamp=False`` the result may carry the ``now`` of an earlier call (every other
         figure is as of ``now``): for callers that read figures only, it saves a copy.
         """
+        # Issue 20: the fast path. Between two bucket closes, with no tally of the SLA changed
+        # (every change goes through tally_changed / sla_changed / new inputs, which drop the
+        # entry) and the running month not moved by another caller (its version), the answer
+        # is the result already returned: no tally source, no calendar, no advance.
+        fast = self._fast.get(policy.name)
+        hit = None if fast is None else fast.get(month)
+        if hit is not None:
+            lo, hi, running, version, result = hit
+            epoch = now.timestamp()
+            if lo <= epoch < hi and running.version == version:
+                if stamp and result.now is not None and result.now != now:
+                    result = dataclasses.replace(result, now=now)
+                return result
         key, running, _, moment = self._advanced(policy, now, month)
         cached = self._results.get(key)
         if cached is not None and cached[0] == running.version:
             result = cached[1]
+            self._remember(policy, month, running, result)
             if stamp and result.now != moment:
                 result = dataclasses.replace(result, now=moment)
             return result
         result = running.result(moment)
         self._results[key] = (running.version, result)
+        self._remember(policy, month, running, result)
         return result
+
+    def _remember(
+        self, policy: SlaPolicy, month: Month | None, running: RunningMonth, result: MonthResult
+    ) -> None:
+        """Keep ``result`` as the answer for ``now`` anywhere in the bucket it was asked in
+        (after the month's end, for good), for :meth:`month_result`'s fast path."""
+        if policy.locations is not None:
+            return  # issue 14: other locations' tallies are read at every call
+        size, start = policy.bucket_seconds, running.grid.start_epoch
+        if running.elapsed >= running.grid.count:
+            window = (float(running.end_epoch), float("inf"))
+        else:
+            window = (
+                float(start + running.elapsed * size),
+                float(start + (running.elapsed + 1) * size),
+            )
+        self._fast.setdefault(policy.name, {})[month] = (*window, running, running.version, result)
 
     def running_month(self, policy: SlaPolicy, now: datetime) -> RunningMonth:
         """The month holding ``now`` as running state, advanced to ``now``: its bucket states

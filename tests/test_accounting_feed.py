@@ -20,7 +20,8 @@ pytestmark = pytest.mark.timeout(120)
 
 class TestChangeFeed:
     def test_each_change_names_its_slas(self, tmp_path: Path) -> None:
-        """A tally changed names the SLAs reading it (the running bucket too); a bucket
+        """A tally changed names the SLAs reading it (apart when only the running bucket's
+        provisional state can move); a bucket
         elapsing names an SLA once its month is asked; a late result names its SLA; new
         inputs set ``everything``; ``take`` empties the feed."""
         h = Harness(tmp_path)
@@ -39,9 +40,14 @@ class TestChangeFeed:
             accounting.month_result(policy, moment)
         assert feed.take() == (False, set())
 
-        # A tally of a1 in the running bucket (a canary's cover, a bucket set outright).
+        # A tally of a1 in the running bucket (a canary's cover): its provisional state only.
         accounting.tally_changed(300, "a1", int(T0 - T0 % 300))
+        assert feed.take() == (False, set())
+        assert feed.take_running() == {"la", "ld"}
+        # One in a closed bucket (a bucket set outright): the months reading it.
+        accounting.tally_changed(300, "a1", int(T0 - T0 % 300) - 600)
         assert feed.take() == (False, {"la", "ld"})
+        assert feed.take_running() == set()
 
         # A bucket elapses: the month moves when asked, and says so.
         h.clock.advance(300)
@@ -79,3 +85,40 @@ class TestChangeFeed:
         accounting.watch()
         gc.collect()
         assert len(accounting._feeds) == 0
+
+
+class TestFastPath:
+    def test_same_bucket_same_answer_and_every_change_seen(self, tmp_path: Path) -> None:
+        """Within one bucket and with nothing changed, ``month_result`` answers the result
+        already computed (the same object); a late result, a bucket closing and new inputs
+        each give the month ``compute_month`` gives over the same tallies."""
+        from monitor.accounting import month_result
+
+        h = Harness(tmp_path)
+        h.history(2)
+        d = h.daemon
+        accounting = d.accounting
+        la = accounting.policy("la")
+
+        def reference() -> object:
+            moment = utc_from_epoch(h.clock())
+            month = accounting.month_result(la, moment).month
+            tallies = d._tallies_for(la.bucket_seconds, month, la)
+            return month_result(accounting.inputs, la, month, tallies, moment)
+
+        first = accounting.month_result(la, utc_from_epoch(h.clock()), stamp=False)
+        h.clock.advance(30)
+        assert accounting.month_result(la, utc_from_epoch(h.clock()), stamp=False) is first
+        stamped = accounting.month_result(la, utc_from_epoch(h.clock()))
+        assert stamped.now == utc_from_epoch(h.clock())
+        assert stamped == reference()
+
+        h.feed("a1", h.clock() - 1800, False)  # late: a closed bucket turns unavailable
+        late = accounting.month_result(la, utc_from_epoch(h.clock()))
+        assert late.buckets_unavailable == first.buckets_unavailable + 1
+        assert late == reference()
+
+        h.clock.advance(300)  # a bucket closes
+        closed = accounting.month_result(la, utc_from_epoch(h.clock()))
+        assert closed.buckets_pending == first.buckets_pending - 1
+        assert closed == reference()

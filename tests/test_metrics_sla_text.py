@@ -432,7 +432,7 @@ class TestSlaText:
                 st.tuples(st.just("exclude"), st.sampled_from(["sa", "sb", "sc"])),
                 st.tuples(st.just("unexclude")),
                 st.tuples(st.just("claim"), st.sampled_from(["la", "lb", "lc", "ld"])),
-                st.tuples(st.just("reload"), st.sampled_from(["99.9", "99.95", "98"])),
+                st.tuples(st.just("reload"), st.sampled_from(["99.9", "99.95", "99.99"])),
             ),
             max_size=30,
         )

@@ -505,6 +505,7 @@ class SlaFamilies:
             feed = self._feed
             assert feed is not None
             feed.take()
+            feed.take_running()
         todo = self._todo
         everything, names = feed.take()
         accountant = d.health.accountant
@@ -517,6 +518,10 @@ class SlaFamilies:
             found = positions.get(name)
             if found is not None:
                 todo[found] = todo.get(found, 0) | _MONTH | _BUCKET | _TIMED | _CLAIM
+        for name in feed.take_running():
+            found = positions.get(name)
+            if found is not None:
+                todo[found] = todo.get(found, 0) | _BUCKET
         scheduled = d.scheduler.targets
         if scheduled is not self._scheduled:
             self._scheduled = scheduled

@@ -564,8 +564,10 @@ class Daemon:
         # result, a prometheus bucket filled after its lag, a canary's cover): the running
         # months re-judge those buckets before their states are read, so the verdicts are
         # those of the month computed now (compute_month over the same tallies).
+        late_by: dict[tuple[int, str], list[int]] = {}  # r20: indexed once, not per SLA
         for length, target, bucket in late:
             self.accounting.tally_changed(length, target, bucket)
+            late_by.setdefault((length, target), []).append(bucket)
         for policy in inputs.policies:
             seconds = policy.bucket_seconds
             # The running month's states, not its figures: summarising is the scrape's part.
@@ -581,11 +583,11 @@ class Daemon:
                 found = running.first_tallied
                 first = upto if found is None else min(upto, found)
             else:
-                targets = inputs.services[policy.service].all_targets
-                for length, target, bucket in late:
-                    index = (bucket - start_epoch) // seconds
-                    if length == seconds and 0 <= index < first and target in targets:
-                        first = index
+                for target in inputs.services[policy.service].all_targets:
+                    for bucket in late_by.get((seconds, target), ()):
+                        index = (bucket - start_epoch) // seconds
+                        if 0 <= index < first:
+                            first = index
                 moved = self._located_moved.get(policy.name)  # issue 14, cleared once written
                 if moved is not None and 0 <= (moved - start_epoch) // seconds < first:
                     first = (moved - start_epoch) // seconds
