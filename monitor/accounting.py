@@ -531,6 +531,12 @@ class Accounting:
     def running_month(self, policy: SlaPolicy, now: datetime) -> RunningMonth:
         """The month holding ``now`` as running state, advanced to ``now``: its bucket states
         without the figures (what the flush writes as service verdicts)."""
+        fast = self._fast.get(policy.name)
+        hit = None if fast is None else fast.get(None)
+        if hit is not None:  # month_result's fast path: nothing to advance
+            lo, hi, running, version, _ = hit
+            if lo <= now.timestamp() < hi and running.version == version:
+                return running
         return self._advanced(policy, now, None)[1]
 
     def _advanced(
