@@ -462,8 +462,9 @@ class TestSlaText:
                     elif event[0] == "advance":
                         h.clock.advance(event[1])
                     elif event[0] == "refresh":
-                        await d._summarise()  # runs the exposition's refresh after it
+                        await d._summarise()  # starts the exposition's refresh after it
                         await cached.refresh()
+                        await exposition.settled()
                     elif event[0] == "exclude":
                         ident = f"x{len(added)}"
                         await d.add_exclusion(
@@ -591,7 +592,8 @@ class TestChangeFeed:
             exposition = MetricsExposition(d, extra=[ContractCollector(d)])
             assert_matches(d, await scrape(exposition))
             h.clock.advance(300)
-            await d._summarise()
+            await d._summarise()  # starts the refresh in its own task
+            await exposition.settled()
             families = exposition._slas
             families._collect(h.clock())
             assert families._todo == {}

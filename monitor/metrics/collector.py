@@ -416,6 +416,10 @@ class MetricsExposition:
         """Evaluate what changed for the per-SLA families now (the next scrape finds it)."""
         await self._slas.refresh()
 
+    async def settled(self) -> None:
+        """Wait for the per-SLA refresh the daemon's hook started, if one runs."""
+        await self._slas.settled()
+
     async def render(self) -> bytes:
         targets = await self._targets.render_bytes()
         slas = await self._slas.render_bytes()
@@ -423,13 +427,13 @@ class MetricsExposition:
 
 
 def _weak_refresh(families: SlaFamilies) -> Callable[[], Awaitable[None]]:
-    """``families.refresh`` without keeping ``families`` alive."""
+    """``families.refresh_soon`` without keeping ``families`` alive."""
     ref = weakref.ref(families)
 
     async def refresh() -> None:
         alive = ref()
         if alive is not None:
-            await alive.refresh()
+            alive.refresh_soon()
 
     return refresh
 

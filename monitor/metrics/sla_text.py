@@ -427,6 +427,7 @@ class SlaFamilies:
         self._todo: dict[int, int] = {}
         self._chunks: list[tuple[bytes, ...] | None] = []
         self._body: bytes | None = None
+        self._refreshing: asyncio.Task[None] | None = None
 
     async def render(self) -> str:
         """The text of every family in ``SLA_FAMILY_NAMES`` (see :meth:`render_bytes`)."""
@@ -443,9 +444,31 @@ class SlaFamilies:
 
     async def refresh(self) -> None:
         """Evaluate what changed since the last scrape, in slices, without writing the body:
-        the next scrape finds it done."""
+        the next scrape finds it done. The lock is taken one slice at a time, so a scrape
+        arriving meanwhile waits for one slice at most and carries on with what is left."""
         async with self._lock:
-            await self._bring_up_to_date()
+            self._collect(self._daemon.clock())
+        d = self._daemon
+        while self._todo:
+            async with self._lock:
+                if self._accounting is not d.accounting or self._inputs is not d.accounting.inputs:
+                    self._collect(d.clock())  # a reload meanwhile: the new SLAs, all of them
+                if await self._process(d.clock(), yielding=False, one_slice=True):
+                    return
+            await asyncio.sleep(0)
+
+    def refresh_soon(self) -> None:
+        """Start :meth:`refresh` in its own task unless one runs (the daemon's hook after each
+        summary: the flush does not wait for it)."""
+        task = self._refreshing
+        if task is None or task.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
+
+    async def settled(self) -> None:
+        """Wait for the refresh started by :meth:`refresh_soon`, if one runs."""
+        task = self._refreshing
+        if task is not None:
+            await task
 
     async def _bring_up_to_date(self) -> None:
         d = self._daemon
@@ -559,8 +582,9 @@ class SlaFamilies:
         for position in self._located:
             todo[position] = _ALL
 
-    async def _process(self, now: float, *, yielding: bool) -> bool:
-        """Evaluate the flagged SLAs; False when the configuration changed meanwhile."""
+    async def _process(self, now: float, *, yielding: bool, one_slice: bool = False) -> bool:
+        """Evaluate the flagged SLAs; False when the configuration changed meanwhile (or,
+        with ``one_slice``, when a slice of work is done and some SLAs are left)."""
         d = self._daemon
         accounting = d.accounting
         inputs = accounting.inputs
@@ -576,6 +600,8 @@ class SlaFamilies:
         heap = self._heap
         mark = time.perf_counter()
         while todo:
+            if one_slice and time.perf_counter() - mark > SLICE_SECONDS:
+                return False
             if yielding and time.perf_counter() - mark > SLICE_SECONDS:
                 await asyncio.sleep(0)
                 if accounting.inputs is not inputs or d.accounting is not accounting:
