@@ -162,6 +162,11 @@ class Daemon:
         self.summary_hooks: list[Callable[[], Awaitable[None]]] = []
         self._bucket_lengths: dict[str, tuple[int, ...]] = {}
         self._verdicts_written: dict[str, tuple[Month, int]] = {}
+        # r20 (issue 20): SLA -> the instant before which a flush has no verdict to write for
+        # it unless one of its tallies is written (its next bucket settles then, or its month
+        # ends), committed with the marks; valid for the accounting inputs it was taken under.
+        self._verdicts_idle: tuple[object, dict[str, float]] = (None, {})
+        self._verdicts_idle_next: dict[str, float] = {}
         self._settle: tuple[Config, float] | None = None
         self._restoring = 0  # months being read back from the store: nothing leaves memory
         self._reloads = 0
@@ -408,6 +413,7 @@ class Daemon:
             self.health.store_failing_since = None
             await self._drain_spool()
             self._verdicts_written.update(marks)
+            self._verdicts_idle[1].update(self._verdicts_idle_next)  # r20
             for name in marks:
                 self._located_moved.pop(name, None)
             self.health.last_flush = now
@@ -568,8 +574,25 @@ class Daemon:
         for length, target, bucket in late:
             self.accounting.tally_changed(length, target, bucket)
             late_by.setdefault((length, target), []).append(bucket)
+        # r20: an SLA with no bucket settled since its last written verdict, no tally written
+        # now and no other location's change is skipped (it would write nothing, its mark
+        # unchanged): a flush costs the SLAs that changed, not all of them, every second.
+        if self._verdicts_idle[0] is not inputs:
+            self._verdicts_idle = (inputs, {})
+        idle = self._verdicts_idle[1]
+        idle_next = self._verdicts_idle_next = {}
         for policy in inputs.policies:
             seconds = policy.bucket_seconds
+            until = idle.get(policy.name)
+            if (
+                until is not None
+                and now < until
+                and policy.name not in self._located_moved
+                and not any(
+                    (seconds, t) in late_by for t in inputs.services[policy.service].all_targets
+                )
+            ):
+                continue
             # The running month's states, not its figures: summarising is the scrape's part.
             running = self.accounting.running_month(policy, moment)
             month = running.month
@@ -608,6 +631,10 @@ class Daemon:
                         )
                     )
             marks[policy.name] = (month, max(first, upto))
+            if first >= 0:  # r20: the next bucket settles then (or the month ends)
+                idle_next[policy.name] = min(
+                    start_epoch + (max(first, upto) + 1) * seconds + settle, running.end_epoch
+                )
         return rows, marks
 
     def _settle_seconds(self) -> float:
