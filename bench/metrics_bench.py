@@ -92,6 +92,7 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
     while True:
         rows, marks = daemon._closed_verdicts(clock())
         daemon._verdicts_written.update(marks)
+        daemon._verdicts_idle[1].update(daemon._verdicts_idle_next)
         if not rows:
             break
 
@@ -123,6 +124,7 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
         _, marks = daemon._closed_verdicts(clock(), late)
         verdicts.append(time.perf_counter() - began)
         daemon._verdicts_written.update(marks)  # as a flush that wrote them does
+        daemon._verdicts_idle[1].update(daemon._verdicts_idle_next)
         began = time.perf_counter()
         if profile is not None:
             profile.enable()
