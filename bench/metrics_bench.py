@@ -9,8 +9,9 @@ tallies from 1 Dec 2026 00:00 UTC, gives every target a last result, brings the 
 date (as the daemon's summary does before a scrape) and times ``MetricsExposition.render``
 (what ``GET /metrics`` returns): the first scrape, a scrape 5 s later with a sixth of the
 targets holding a new result (a 30 s interval), and one after a bucket closed (every SLA's
-month moved). The clock is fixed: nothing depends on today's date. Prints the body's size and
-series count too.
+month moved), with and without the daemon's refresh after its summary (what it does before
+the next scrape, off the scrape). The clock is fixed: nothing depends on today's date. Prints
+the body's size and series count too.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import logging
 import pstats
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,6 +41,7 @@ from monitor.instants import utc_from_epoch  # noqa: E402
 from monitor.metrics.collector import MetricsExposition  # noqa: E402
 from monitor.metrics.contract import ContractCollector  # noqa: E402
 from monitor.runtime.daemon import Daemon  # noqa: E402
+from monitor.runtime.state import bucket_floor  # noqa: E402
 from monitor.sla.policy import Tally  # noqa: E402
 from probes.result import Outcome, ProbeResult  # noqa: E402
 
@@ -83,6 +88,13 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
         return time.perf_counter() - began
 
     print(f"months built (the daemon's summary slices): {summarise():.2f} s")
+    # The month's verdicts so far written once, as the daemon's first flushes do.
+    while True:
+        rows, marks = daemon._closed_verdicts(clock())
+        daemon._verdicts_written.update(marks)
+        daemon._verdicts_idle[1].update(daemon._verdicts_idle_next)
+        if not rows:
+            break
 
     async def scrape(label: str) -> bytes:
         began = time.perf_counter()
@@ -94,7 +106,9 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
     body = await scrape("first scrape")
     series = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
     print(f"body {len(body) / 1e6:.1f} MB, {series} series")
-    steady = []
+    steady: list[float] = []
+    summaries: list[float] = []
+    verdicts: list[float] = []
     profile = cProfile.Profile() if PROFILE else None
     for round_ in range(repeat):
         clock.advance(5)
@@ -103,7 +117,14 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
                 daemon._on_result(
                     daemon.scheduler.targets[target.name], result(target.name, clock() - 1)
                 )
-        summarise()
+        summaries.append(summarise())
+        # The flush's verdict pass, with the keys a flush writes (a second of results).
+        late = [(300, t.name, int(bucket_floor(clock() - 1, 300))) for t in config.targets[:333]]
+        began = time.perf_counter()
+        _, marks = daemon._closed_verdicts(clock(), late)
+        verdicts.append(time.perf_counter() - began)
+        daemon._verdicts_written.update(marks)  # as a flush that wrote them does
+        daemon._verdicts_idle[1].update(daemon._verdicts_idle_next)
         began = time.perf_counter()
         if profile is not None:
             profile.enable()
@@ -117,12 +138,35 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
         f"scrape 5 s later, 1/6 of targets with a new result: median "
         f"{statistics.median(steady):.3f} s, worst {max(steady):.3f} s over {repeat}"
     )
+    print(
+        f"  the daemon's summary between them (every SLA's two months asked, none moved): "
+        f"median {statistics.median(summaries):.3f} s"
+    )
+    print(
+        f"  the flush's verdict pass (Daemon._closed_verdicts, 333 tallies written): "
+        f"median {statistics.median(verdicts):.3f} s"
+    )
     clock.advance(300)
     print(f"a bucket closed, months summarised: {summarise():.2f} s")
-    await scrape("scrape after a bucket closed")
+    await scrape("scrape after a bucket closed (nothing done before it)")
+    clock.advance(300)
+    print(f"another bucket closed, months summarised: {summarise():.2f} s")
+    refresh = getattr(exposition, "refresh", None)  # absent before issue 20's change feed
+    if refresh is not None:
+        began = time.perf_counter()
+        await refresh()
+        print(
+            f"  the daemon's refresh after its summary (sliced, off the scrape): "
+            f"{time.perf_counter() - began:.3f} s"
+        )
+    await scrape("scrape after a bucket closed, refreshed before it")
+    clock.advance(5)
+    await scrape("scrape 5 s later, nothing changed")
 
 
 def main() -> None:
+    # 1/7 of the targets fail: one log line each, not what is measured.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--slas", type=int, default=10000)
     parser.add_argument("--per-sla", type=int, default=1)

@@ -27,6 +27,7 @@ here reads the clock.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -200,6 +201,45 @@ def month_result(
     )
 
 
+class ChangeFeed:
+    """The SLAs whose figures may have moved since the consumer last took them (issue 20).
+
+    ``/metrics`` keeps each SLA's text and, at 10,000 SLAs, cannot afford to ask every SLA's
+    month at every scrape. :class:`Accounting` adds an SLA's name here whenever something it
+    holds for that SLA may change what :meth:`Accounting.month_result` returns or what the
+    running bucket looks like: a running month's ``version`` moved (buckets elapsed, a marked
+    bucket re-judged), a tally of one of its targets changed (:meth:`Accounting.tally_changed`,
+    even for the running bucket), another location's input changed, a month was built or
+    forgotten. ``everything`` is set when the inputs are replaced (reload, exclusions).
+
+    What the feed does not carry is time alone: a bucket elapsing moves a month's figures
+    only once someone calls ``month_result``; the consumer asks every SLA whose running
+    bucket changed (see ``monitor.metrics.sla_text``). While ``paused`` the consumer is
+    asking itself: what its own calls change is already in the results they return.
+    """
+
+    __slots__ = ("__weakref__", "everything", "names", "paused", "running")
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.running: set[str] = set()
+        """SLAs only a tally of a bucket not yet judged changed for (the running bucket)."""
+        self.everything = False
+        self.paused = False
+
+    def take(self) -> tuple[bool, set[str]]:
+        """(everything changed, the names changed) since the last call; empties the feed
+        but for ``running`` (see :meth:`take_running`)."""
+        everything, names = self.everything, self.names
+        self.everything, self.names = False, set()
+        return everything, names
+
+    def take_running(self) -> set[str]:
+        """The SLAs whose running bucket's tallies changed since the last call; empties it."""
+        running, self.running = self.running, set()
+        return running
+
+
 class Accounting:
     """The daemon's month results per SLA, kept as running state.
 
@@ -241,7 +281,36 @@ class Accounting:
         self._windows: dict[tuple[str, Month], MonthWindows] = {}
         self._current: dict[str, tuple[float, float, Month]] = {}
         self._dependents: dict[tuple[int, str], tuple[str, ...]] = {}
+        self._feeds: weakref.WeakSet[ChangeFeed] = weakref.WeakSet()
+        # SLA name -> month asked (None: the running one) -> (from, until epoch, running
+        # month, its version, result): month_result's fast path (see there).
+        self._fast: dict[
+            str, dict[Month | None, tuple[float, float, RunningMonth, int, MonthResult]]
+        ] = {}
         self._index()
+
+    def watch(self) -> ChangeFeed:
+        """A new :class:`ChangeFeed` told of every change from now on (held weakly)."""
+        feed = ChangeFeed()
+        self._feeds.add(feed)
+        return feed
+
+    def _notify(self, name: str) -> None:
+        self._fast.pop(name, None)
+        for feed in self._feeds:
+            if not feed.paused:
+                feed.names.add(name)
+
+    def _notify_running(self, name: str) -> None:
+        self._fast.pop(name, None)
+        for feed in self._feeds:
+            if not feed.paused:
+                feed.running.add(name)
+
+    def _notify_all(self) -> None:
+        self._fast.clear()
+        for feed in self._feeds:
+            feed.everything = True
 
     @property
     def inputs(self) -> AccountingInputs:
@@ -264,6 +333,7 @@ class Accounting:
         self._by_name = {policy.name: policy for policy in self._inputs.policies}
 
     def replace_inputs(self, inputs: AccountingInputs) -> None:
+        self._notify_all()
         old = self._inputs
         self._inputs = inputs
         self._windows.clear()
@@ -358,6 +428,7 @@ class Accounting:
         result may have changed one while the owner read the store (the marks went to the
         months held then), and the live source holds every tally from ``floor`` on."""
         self.replace_inputs(inputs)
+        self._notify_all()
         for running in prepared:
             policy = self._by_name.get(running.policy.name)
             if policy is None or not _keeps(running, policy, inputs, inputs):
@@ -400,8 +471,19 @@ class Accounting:
         """A tally of ``target`` at ``bucket_start`` changed: re-judge that bucket in the
         running months reading it (a no-op for a bucket that has not elapsed yet)."""
         for name in self._dependents.get((bucket_seconds, target), ()):
+            judged = False
             for month in self._months.get(name, ()):
-                self._running[(name, month)].mark(bucket_start)
+                running = self._running[(name, month)]
+                running.mark(bucket_start)
+                judged = judged or (
+                    running.grid.start_epoch
+                    <= bucket_start
+                    < running.grid.start_epoch + running.elapsed * bucket_seconds
+                )
+            if judged:
+                self._notify(name)
+            else:  # a bucket not judged yet: the running bucket's provisional state only
+                self._notify_running(name)
 
     def tallies_of(self, policy: SlaPolicy, month: Month) -> Tallies:
         """The tallies ``policy``'s ``month`` is judged from (located for an SLA with
@@ -411,6 +493,7 @@ class Accounting:
     def sla_changed(self, name: str, bucket_start: int) -> None:
         """Some input of SLA ``name``'s bucket at ``bucket_start`` changed (another location's
         tally or gap, issue 14): re-judge that bucket in its running months."""
+        self._notify(name)
         for month in self._months.get(name, ()):
             self._running[(name, month)].mark(bucket_start)
 
@@ -422,20 +505,58 @@ class Accounting:
         With ``stamp=False`` the result may carry the ``now`` of an earlier call (every other
         figure is as of ``now``): for callers that read figures only, it saves a copy.
         """
+        # Issue 20: the fast path. Between two bucket closes, with no tally of the SLA changed
+        # (every change goes through tally_changed / sla_changed / new inputs, which drop the
+        # entry) and the running month not moved by another caller (its version), the answer
+        # is the result already returned: no tally source, no calendar, no advance.
+        fast = self._fast.get(policy.name)
+        hit = None if fast is None else fast.get(month)
+        if hit is not None:
+            lo, hi, running, version, result = hit
+            epoch = now.timestamp()
+            if lo <= epoch < hi and running.version == version:
+                if stamp and result.now is not None and result.now != now:
+                    result = dataclasses.replace(result, now=now)
+                return result
         key, running, _, moment = self._advanced(policy, now, month)
         cached = self._results.get(key)
         if cached is not None and cached[0] == running.version:
             result = cached[1]
+            self._remember(policy, month, running, result)
             if stamp and result.now != moment:
                 result = dataclasses.replace(result, now=moment)
             return result
         result = running.result(moment)
         self._results[key] = (running.version, result)
+        self._remember(policy, month, running, result)
         return result
+
+    def _remember(
+        self, policy: SlaPolicy, month: Month | None, running: RunningMonth, result: MonthResult
+    ) -> None:
+        """Keep ``result`` as the answer for ``now`` anywhere in the bucket it was asked in
+        (after the month's end, for good), for :meth:`month_result`'s fast path."""
+        if policy.locations is not None:
+            return  # issue 14: other locations' tallies are read at every call
+        size, start = policy.bucket_seconds, running.grid.start_epoch
+        if running.elapsed >= running.grid.count:
+            window = (float(running.end_epoch), float("inf"))
+        else:
+            window = (
+                float(start + running.elapsed * size),
+                float(start + (running.elapsed + 1) * size),
+            )
+        self._fast.setdefault(policy.name, {})[month] = (*window, running, running.version, result)
 
     def running_month(self, policy: SlaPolicy, now: datetime) -> RunningMonth:
         """The month holding ``now`` as running state, advanced to ``now``: its bucket states
         without the figures (what the flush writes as service verdicts)."""
+        fast = self._fast.get(policy.name)
+        hit = None if fast is None else fast.get(None)
+        if hit is not None:  # month_result's fast path: nothing to advance
+            lo, hi, running, version, _ = hit
+            if lo <= now.timestamp() < hi and running.version == version:
+                return running
         return self._advanced(policy, now, None)[1]
 
     def _advanced(
@@ -449,7 +570,10 @@ class Accounting:
             # now until its end, complete after; no calendar arithmetic.
             tallies = self._tallies(policy.bucket_seconds, known.month, policy)
             moment_known = now if epoch < known.end_epoch else None
+            before = known.version
             known.advance(tallies, moment_known)
+            if known.version != before:
+                self._notify(policy.name)
             return (policy.name, known.month), known, tallies, moment_known
         if month is None and span is not None and span[0] <= epoch < span[1]:
             # The common call (the month running now): no calendar arithmetic per SLA.
@@ -497,13 +621,18 @@ class Accounting:
             self._running[key] = running
             self._months.setdefault(policy.name, []).append(month)
             self._forget_before(policy.name, month.previous())
+            self._notify(policy.name)
+        before = running.version
         running.advance(tallies, moment)
+        if running.version != before:
+            self._notify(policy.name)
         return key, running, tallies, moment
 
     def _forget_before(self, name: str, month: Month) -> None:
         """Months before ``month`` are no longer shown live: drop their running state."""
         months = self._months.get(name, [])
         for old in [m for m in months if m < month]:
+            self._notify(name)
             months.remove(old)
             del self._running[(name, old)]
             self._results.pop((name, old), None)

@@ -224,14 +224,14 @@ def expected(daemon: Daemon) -> dict[tuple[str, frozenset[tuple[str, str]]], flo
                     {**labels, "state": state.value},
                     1.0 if state is current else 0.0,
                 )
-        for state, count in (
+        for state_name, count in (
             ("available", result.buckets_available),
             ("unavailable", result.buckets_unavailable),
             ("excluded", result.buckets_excluded),
             ("unknown", result.buckets_unknown),
             ("pending", result.buckets_pending),
         ):
-            put("slawatch_month_buckets", {**labels, "state": state}, count)
+            put("slawatch_month_buckets", {**labels, "state": state_name}, count)
         put("slawatch_month_uptime_ratio", labels, ratio(result.uptime_percent))
         put(
             "slawatch_month_uptime_worst_case_ratio",
@@ -428,6 +428,11 @@ class TestSlaText:
                 ),
                 st.tuples(st.just("advance"), st.integers(1, 1200)),
                 st.tuples(st.just("scrape")),
+                st.tuples(st.just("refresh")),
+                st.tuples(st.just("exclude"), st.sampled_from(["sa", "sb", "sc"])),
+                st.tuples(st.just("unexclude")),
+                st.tuples(st.just("claim"), st.sampled_from(["la", "lb", "lc", "ld"])),
+                st.tuples(st.just("reload"), st.sampled_from(["99.9", "99.95", "99.99"])),
             ),
             max_size=30,
         )
@@ -435,20 +440,164 @@ class TestSlaText:
     def test_cached_text_equals_a_fresh_rendering(
         self, tmp_path_factory: pytest.TempPathFactory, events: list[tuple[Any, ...]]
     ) -> None:
-        """After any sequence of results (late ones included), time passing and scrapes,
-        the cached renderer writes exactly what a renderer without a cache writes."""
+        """After any sequence of results (late ones included), time passing, exclusions added
+        and removed through the API, claims recorded, reloads, the daemon's refresh after its
+        summary and scrapes, the renderer fed by changes writes exactly what a renderer
+        without a cache writes, and every per-SLA sample equals the month's figures: every
+        kind of change shows on the next scrape."""
 
         async def run() -> None:
-            h = Harness(tmp_path_factory.mktemp("sla-text"))
-            cached = SlaFamilies(h.daemon)
-            for event in [*events, ("scrape",)]:
-                if event[0] == "result":
-                    _, target, ok, age = event
-                    h.feed(target, h.clock() - age, ok)
-                elif event[0] == "advance":
-                    h.clock.advance(event[1])
-                else:
-                    assert await cached.render() == await SlaFamilies(h.daemon).render()
+            root = tmp_path_factory.mktemp("sla-text")
+            h = Harness(root)
+            d = h.daemon
+            await d.store.open()
+            try:
+                exposition = MetricsExposition(d, extra=[ContractCollector(d)])
+                cached = SlaFamilies(d)
+                added: list[str] = []
+                for event in [*events, ("scrape",)]:
+                    if event[0] == "result":
+                        _, target, ok, age = event
+                        h.feed(target, h.clock() - age, ok)
+                    elif event[0] == "advance":
+                        h.clock.advance(event[1])
+                    elif event[0] == "refresh":
+                        await d._summarise()  # starts the exposition's refresh after it
+                        await cached.refresh()
+                        await exposition.settled()
+                    elif event[0] == "exclude":
+                        ident = f"x{len(added)}"
+                        await d.add_exclusion(
+                            ExclusionWindow(
+                                id=ident,
+                                start=utc_from_epoch(h.clock() - 3600),
+                                end=utc_from_epoch(h.clock() + 600),
+                                kind=ExclusionKind.TELECOM_PROVIDER,
+                                reason="carrier outage",
+                                services=frozenset({event[1]}),
+                                source="api",
+                            )
+                        )
+                        added.append(ident)
+                    elif event[0] == "unexclude":
+                        if added:
+                            assert await d.delete_exclusion(added.pop())
+                    elif event[0] == "claim":
+                        await d.record_claim(
+                            Claim(event[1], Month(2026, 11), utc_from_epoch(h.clock()), "T-1")
+                        )
+                    elif event[0] == "reload":
+                        write_config(root, objective=event[1])
+                        assert d.reload()
+                    else:
+                        assert await cached.render() == await SlaFamilies(d).render()
+                        assert_matches(d, await scrape(exposition))
+            finally:
+                await d.store.close()
+
+        asyncio.run(run())
+
+
+class TestChangeFeed:
+    def test_a_scrape_evaluates_only_what_changed(self, tmp_path: Path) -> None:
+        """After a scrape, a new result of a1 flags only the SLAs over a1 (la; ld through its
+        nested service); a late result flags its SLA's month; nothing changed flags nothing;
+        a bucket closing flags the SLAs of that bucket length; a result going stale flags
+        its SLA at the instant it does; an exclusion flags every SLA. Each time the
+        scrape equals the month's figures."""
+
+        async def run() -> None:
+            h = Harness(tmp_path)
+            d = h.daemon
+            await d.store.open()
+            try:
+                h.history(6)
+                families = SlaFamilies(d)
+                position = {p.name: i for i, p in enumerate(d.accounting.inputs.policies)}
+
+                def flagged() -> set[str]:
+                    families._collect(h.clock())
+                    names = {n for n, i in position.items() if i in families._todo}
+                    return names
+
+                async def scrape_matches() -> None:
+                    text = await families.render()
+                    assert text == await SlaFamilies(d).render()
+                    assert_matches(d, text)
+
+                await scrape_matches()
+                assert flagged() == set()
+
+                h.feed("a1", h.clock() - 1, True)
+                assert flagged() == {"la", "ld"}
+                await scrape_matches()
+
+                # A late result of c1 (15-minute buckets, two hours ago): its month moves.
+                h.feed("c1", h.clock() - 2 * 3600 + 10, False)
+                assert flagged() == {"lc"}
+                assert families._todo[position["lc"]] & 1  # its month is asked again
+                await scrape_matches()
+
+                # Time passes within the running bucket, no result goes stale: nothing.
+                h.clock.advance(3)
+                assert flagged() == set()
+
+                # b1's result of 5 s before T0 goes stale after 2 x 30 s + 5 s (b2 runs every
+                # 60 s; c1's last result is the late one, stale already), a1's of 1 s before
+                # T0 at T0 + 64: each SLA at that instant, not before.
+                h.clock.seconds = T0 + 59.5
+                assert flagged() == set()
+                h.clock.seconds = T0 + 60.5
+                assert flagged() == {"lb", "ld"}
+                await scrape_matches()
+                h.clock.seconds = T0 + 64.5
+                assert flagged() == {"la", "ld"}
+                await scrape_matches()
+
+                # The running 5-minute bucket closes (T0 is 2 m 17 s into one): every SLA on
+                # 5-minute buckets, not the 15-minute one (its bucket runs until 10:15).
+                h.clock.seconds = T0 + 163
+                assert flagged() == {"la", "lb", "ld"}
+                await scrape_matches()
+                assert flagged() == set()
+
+                await d.add_exclusion(
+                    ExclusionWindow(
+                        id="carrier-1",
+                        start=utc_from_epoch(h.clock() - 3600),
+                        end=utc_from_epoch(h.clock() + 600),
+                        kind=ExclusionKind.TELECOM_PROVIDER,
+                        reason="carrier outage",
+                        services=frozenset({"sa"}),
+                        source="api",
+                    )
+                )
+                assert flagged() == set(position)
+                await scrape_matches()
+                assert flagged() == set()
+            finally:
+                await d.store.close()
+
+        asyncio.run(run())
+
+    def test_the_daemon_summary_refreshes_the_text_before_the_scrape(self, tmp_path: Path) -> None:
+        """After a bucket closes, the daemon's summary brings the per-SLA text up to date
+        (``Daemon.summary_hooks``): the scrape after it has no SLA left to evaluate, and
+        writes the figures of ``accounting.month_result``."""
+
+        async def run() -> None:
+            h = Harness(tmp_path)
+            d = h.daemon
+            h.history(6)
+            exposition = MetricsExposition(d, extra=[ContractCollector(d)])
+            assert_matches(d, await scrape(exposition))
+            h.clock.advance(300)
+            await d._summarise()  # starts the refresh in its own task
+            await exposition.settled()
+            families = exposition._slas
+            families._collect(h.clock())
+            assert families._todo == {}
+            assert_matches(d, await scrape(exposition))
 
         asyncio.run(run())
 

@@ -9,7 +9,8 @@ deploy/ (rules, dashboard) depends on them: ``METRIC_NAMES`` lists every one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING
 
@@ -276,18 +277,37 @@ class TargetFamilies:
         self._daemon = daemon
         # target -> (last result the lines were built from, (kind, role), one line block per family)
         self._cache: dict[str, tuple[ProbeResult | None, tuple[str, str], tuple[str, ...]]] = {}
+        # Issue 20: per chunk of RENDER_CHUNK targets, its lines per family joined and encoded
+        # (kept while none of its targets changed), and the targets it was built from.
+        self._chunks: list[tuple[tuple[str, ...], tuple[bytes, ...]] | None] = []
+        self._body: tuple[object, bytes] | None = None
 
     async def render(self) -> str:
-        """The text of every per-target family, yielding to the event loop every
-        ``RENDER_CHUNK`` targets so that probes due meanwhile start on time."""
+        """The text of every per-target family (see :meth:`render_bytes`)."""
+        return (await self.render_bytes()).decode("utf-8")
+
+    async def render_bytes(self) -> bytes:
+        """The encoded text of every per-target family, yielding to the event loop every
+        ``RENDER_CHUNK`` targets so that probes due meanwhile start on time. A chunk whose
+        targets all kept their lines is not joined again."""
         d = self._daemon
         cache = self._cache
         targets = d.config.targets
-        blocks: list[tuple[str, ...]] = []
-        for offset in range(0, len(targets), RENDER_CHUNK):
-            if offset:
+        count = -(-len(targets) // RENDER_CHUNK)
+        chunks = self._chunks
+        if len(chunks) != count:
+            chunks = self._chunks = [None] * count
+            self._body = None
+        changed = False
+        for index in range(count):
+            if index:
                 await asyncio.sleep(0)
-            for target in targets[offset : offset + RENDER_CHUNK]:
+            part = targets[index * RENDER_CHUNK : (index + 1) * RENDER_CHUNK]
+            names = tuple(target.name for target in part)
+            chunk = chunks[index]
+            moved = chunk is None or chunk[0] != names
+            blocks: list[tuple[str, ...]] = []
+            for target in part:
                 status = d.state.targets.get(target.name)
                 last = status.last if status is not None else None
                 labels = (target.kind, target.role)
@@ -297,16 +317,33 @@ class TargetFamilies:
                 if entry is None or entry[0] is not last or entry[1] != labels:
                     entry = (last, labels, _target_blocks(target.name, *labels, status))
                     cache[target.name] = entry
+                    moved = True
                 blocks.append(entry[2])
-        if len(cache) > len(blocks):
+            if moved:
+                changed = True
+                chunks[index] = (
+                    names,
+                    tuple(
+                        "".join(block[family] for block in blocks).encode("utf-8")
+                        for family in range(len(_TARGET_HEADERS))
+                    ),
+                )
+        if len(cache) > len(targets):
             keep = {t.name for t in targets}
             for name in [n for n in cache if n not in keep]:
                 del cache[name]
-        parts: list[str] = []
-        for index, header in enumerate(_TARGET_HEADERS):
-            parts.append(header)
-            parts.extend(block[index] for block in blocks)
-        return "".join(parts)
+        body = self._body
+        if body is not None and not changed and body[0] is targets:
+            return body[1]
+        parts: list[bytes] = []
+        for family, header in enumerate(_TARGET_HEADERS):
+            parts.append(header.encode("utf-8"))
+            for chunk in chunks:
+                assert chunk is not None
+                parts.append(chunk[1][family])
+        joined = b"".join(parts)
+        self._body = (targets, joined)
+        return joined
 
 
 RENDER_CHUNK = 500
@@ -369,11 +406,36 @@ class MetricsExposition:
         self.registry = build_registry(daemon, extra)
         self._targets = TargetFamilies(daemon)
         self._slas = SlaFamilies(daemon)
+        # Issue 20: the daemon brings the per-SLA text up to date after each summary (in
+        # slices, before the next scrape). Held weakly: an exposition dropped stops there.
+        hooks = getattr(daemon, "summary_hooks", None)
+        if isinstance(hooks, list):
+            hooks.append(_weak_refresh(self._slas))
+
+    async def refresh(self) -> None:
+        """Evaluate what changed for the per-SLA families now (the next scrape finds it)."""
+        await self._slas.refresh()
+
+    async def settled(self) -> None:
+        """Wait for the per-SLA refresh the daemon's hook started, if one runs."""
+        await self._slas.settled()
 
     async def render(self) -> bytes:
-        targets = await self._targets.render()
-        slas = await self._slas.render()
-        return (targets + slas).encode("utf-8") + generate_latest(self.registry)
+        targets = await self._targets.render_bytes()
+        slas = await self._slas.render_bytes()
+        return b"".join((targets, slas, generate_latest(self.registry)))
+
+
+def _weak_refresh(families: SlaFamilies) -> Callable[[], Awaitable[None]]:
+    """``families.refresh_soon`` without keeping ``families`` alive."""
+    ref = weakref.ref(families)
+
+    async def refresh() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.refresh_soon()
+
+    return refresh
 
 
 def build_registry(daemon: DaemonView, extra: Sequence[Collector] = ()) -> CollectorRegistry:

@@ -30,6 +30,7 @@ family, the families contiguous, label names sorted, values by ``floatToGoString
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -51,6 +52,7 @@ from monitor.sla.quorum import LocatedTallies, latest_verdicts
 from probes.result import ProbeResult
 
 if TYPE_CHECKING:
+    from monitor.accounting import AccountingInputs, ChangeFeed
     from monitor.runtime.view import DaemonView
 
 HELP_SERVICE_UP = (
@@ -149,15 +151,19 @@ class _SlaText:
         "instant_key",
         "labels",
         "leaves",
+        "locations",
         "month_lines",
         "outage",
+        "outage_due",
         "outage_end",
         "policy",
         "previous",
         "previous_lines",
         "result",
+        "row",
         "service",
         "up",
+        "up_due",
     )
 
     def __init__(self, policy: SlaPolicy, service: ServiceDef) -> None:
@@ -182,6 +188,13 @@ class _SlaText:
         self.bucket: tuple[BucketState | None, str] = (None, "")
         self.outage: tuple[bool | None, str] = (None, "")
         self.claim: tuple[str, Month | None, bool | None, str] = ("", None, None, "")
+        self.locations = ""
+        # The instants asked for in SlaFamilies' heap: a fresh result going stale, the
+        # running outage no longer open (None: nothing to wait for).
+        self.up_due: float | None = None
+        self.outage_due: float | None = None
+        self.row: tuple[str, ...] | None = None
+        """The lines last written, one string per family (None: not exported here)."""
 
     def set_result(self, result: MonthResult) -> None:
         self.result = result
@@ -355,87 +368,334 @@ def _month_lines(labels: str, policy: SlaPolicy, result: MonthResult) -> tuple[s
     )
 
 
+CHUNK_SLAS = 128
+"""SLAs per chunk of cached text: a change re-joins its chunk's lines only."""
+
+# What to evaluate again for an SLA (bit flags; see SlaFamilies._collect).
+_MONTH = 1  # its months' results (the running month may have moved)
+_UP = 2  # slawatch_service_up (a target's last result, its schedule, or staleness)
+_BUCKET = 4  # slawatch_bucket_state (the running bucket or one of its tallies)
+_TIMED = 8  # slawatch_outage_open / _outage_location_info (an outage's end passing)
+_CLAIM = 16  # slawatch_claim_filed
+_ALL = _MONTH | _UP | _BUCKET | _TIMED | _CLAIM
+
+
 class SlaFamilies:
-    """The per-SLA families and ``slawatch_target_info`` as text (see the module docs)."""
+    """The per-SLA families and ``slawatch_target_info`` as text (see the module docs).
+
+    A scrape costs what changed since the last one, not the number of SLAs (issue 20): each
+    SLA's lines are kept, grouped in chunks of ``CHUNK_SLAS`` whose text is kept joined and
+    encoded, and only the SLAs something may have changed are evaluated again. What tells:
+
+    - the accounting's :class:`monitor.accounting.ChangeFeed` (a running month's version
+      moved, a tally changed, a month built or forgotten; every SLA when the inputs are
+      replaced: reload, exclusion added or removed);
+    - a target with a new last result (one identity check per target: the targets' own
+      families scan them the same way), and the scheduler's targets replaced (reload,
+      sharding);
+    - time: every SLA whose running bucket is no longer the one it was evaluated in (a
+      bucket closed: its month's figures move and its running bucket changes; a month
+      starts only where a bucket does), and a heap of the instants at which a fresh result
+      goes stale or a running outage stops being open;
+    - the claims replaced, the accountant role moving (issue 14), and SLAs judged by
+      locations, evaluated at every scrape (other locations' tallies move without an event
+      here).
+
+    :meth:`refresh` does the same work without writing the body: the daemon calls it after
+    each summary, so after a bucket closes the SLAs are brought up to date in slices before
+    the next scrape rather than inside it.
+    """
 
     def __init__(self, daemon: DaemonView) -> None:
         self._daemon = daemon
-        self._cache: dict[str, _SlaText] = {}
         self._info: tuple[object, object, str] | None = None
+        self._lock = asyncio.Lock()
+        self._accounting: object = None
+        self._feed: ChangeFeed | None = None
+        self._inputs: AccountingInputs | None = None
+        self._entries: list[_SlaText] = []
+        self._positions: dict[str, int] = {}
+        self._by_target: dict[str, tuple[int, ...]] = {}
+        self._groups: dict[int, list[int]] = {}
+        self._located: list[int] = []
+        self._bucket_seen: dict[int, int] = {}
+        self._seen_last: dict[str, ProbeResult | None] = {}
+        self._scheduled: object = None
+        self._claims: object = None
+        self._accountant: bool | None = None
+        self._heap: list[tuple[float, int, int]] = []
+        self._todo: dict[int, int] = {}
+        self._chunks: list[tuple[bytes, ...] | None] = []
+        self._body: bytes | None = None
+        self._refreshing: asyncio.Task[None] | None = None
 
     async def render(self) -> str:
-        """The text of every family in ``SLA_FAMILY_NAMES``, yielding to the event loop every
-        ``SLICE_SECONDS`` of work. A reload (or an exclusion added) while it yields changes
-        the SLAs: the rendering starts again over the new ones, so a scrape never mixes two
-        configurations nor builds running months for an SLA that is gone."""
-        for _ in range(3):
-            text = await self._render(yielding=True)
-            if text is not None:
-                return text
-        text = await self._render(yielding=False)
-        assert text is not None
-        return text
+        """The text of every family in ``SLA_FAMILY_NAMES`` (see :meth:`render_bytes`)."""
+        return (await self.render_bytes()).decode("utf-8")
 
-    async def _render(self, *, yielding: bool) -> str | None:
+    async def render_bytes(self) -> bytes:
+        """The encoded text of every family in ``SLA_FAMILY_NAMES``, yielding to the event
+        loop every ``SLICE_SECONDS`` of work. A reload (or an exclusion added) while it
+        yields changes the SLAs: the work starts again over the new ones, so a scrape never
+        mixes two configurations nor builds running months for an SLA that is gone."""
+        async with self._lock:
+            await self._bring_up_to_date()
+            return self._join()
+
+    async def refresh(self) -> None:
+        """Evaluate what changed since the last scrape, in slices, without writing the body:
+        the next scrape finds it done. The lock is taken one slice at a time, so a scrape
+        arriving meanwhile waits for one slice at most and carries on with what is left."""
+        async with self._lock:
+            self._collect(self._daemon.clock())
+        d = self._daemon
+        while self._todo:
+            async with self._lock:
+                if self._accounting is not d.accounting or self._inputs is not d.accounting.inputs:
+                    self._collect(d.clock())  # a reload meanwhile: the new SLAs, all of them
+                if await self._process(d.clock(), yielding=False, one_slice=True):
+                    return
+            await asyncio.sleep(0)
+
+    def refresh_soon(self) -> None:
+        """Start :meth:`refresh` in its own task unless one runs (the daemon's hook after each
+        summary: the flush does not wait for it)."""
+        task = self._refreshing
+        if task is None or task.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
+
+    async def settled(self) -> None:
+        """Wait for the refresh started by :meth:`refresh_soon`, if one runs."""
+        task = self._refreshing
+        if task is not None:
+            await task
+
+    async def _bring_up_to_date(self) -> None:
+        d = self._daemon
+        for attempt in range(4):
+            now = d.clock()
+            self._collect(now)
+            if await self._process(now, yielding=attempt < 3):
+                return
+
+    # -- what changed ------------------------------------------------------------------------
+    def _reindex(self) -> None:
+        """A new configuration (or accounting): every SLA evaluated again."""
+        d = self._daemon
+        accounting = d.accounting
+        if self._accounting is not accounting or self._feed is None:
+            self._accounting = accounting
+            self._feed = accounting.watch()
+        inputs = accounting.inputs
+        self._inputs = inputs
+        old = {entry.policy.name: entry for entry in self._entries}
+        entries: list[_SlaText] = []
+        by_target: dict[str, list[int]] = {}
+        groups: dict[int, list[int]] = {}
+        located: list[int] = []
+        for position, policy in enumerate(inputs.policies):
+            service = inputs.services[policy.service]
+            entry = old.get(policy.name)
+            if entry is None or entry.policy is not policy or entry.service is not service:
+                entry = _SlaText(policy, service)
+            entries.append(entry)
+            for name in entry.leaves:
+                by_target.setdefault(name, []).append(position)
+            groups.setdefault(policy.bucket_seconds, []).append(position)
+            if policy.locations is not None:
+                located.append(position)
+        self._entries = entries
+        self._positions = {entry.policy.name: p for p, entry in enumerate(entries)}
+        self._by_target = {name: tuple(p) for name, p in by_target.items()}
+        self._groups = groups
+        self._located = located
+        self._bucket_seen = {}
+        self._heap = []
+        self._todo = dict.fromkeys(range(len(entries)), _ALL)
+        self._chunks = [None] * -(-len(entries) // CHUNK_SLAS)
+        self._body = None
+
+    def _collect(self, now: float) -> None:
+        """Flag the SLAs whose lines may have changed since they were last evaluated."""
+        d = self._daemon
+        feed = self._feed
+        if (
+            feed is None
+            or self._accounting is not d.accounting
+            or self._inputs is not d.accounting.inputs
+        ):
+            self._reindex()
+            feed = self._feed
+            assert feed is not None
+            feed.take()
+            feed.take_running()
+        todo = self._todo
+        everything, names = feed.take()
+        accountant = d.health.accountant
+        if everything or accountant != self._accountant:
+            self._accountant = accountant
+            for position in range(len(self._entries)):
+                todo[position] = _ALL
+        positions = self._positions
+        for name in names:
+            found = positions.get(name)
+            if found is not None:
+                todo[found] = todo.get(found, 0) | _MONTH | _BUCKET | _TIMED | _CLAIM
+        for name in feed.take_running():
+            found = positions.get(name)
+            if found is not None:
+                todo[found] = todo.get(found, 0) | _BUCKET
+        scheduled = d.scheduler.targets
+        if scheduled is not self._scheduled:
+            self._scheduled = scheduled
+            for position in range(len(self._entries)):
+                todo[position] = todo.get(position, 0) | _UP
+        # A new last result: the target's running bucket and the service's instant state.
+        seen = self._seen_last
+        by_target = self._by_target
+        for name, status in d.state.targets.items():
+            last = status.last
+            if seen.get(name, self) is not last:
+                seen[name] = last
+                for position in by_target.get(name, ()):
+                    todo[position] = todo.get(position, 0) | _UP | _BUCKET
+        # Time: a bucket closed (every SLA of that length: its month and running bucket).
+        for size, members in self._groups.items():
+            start = bucket_floor(now, size)
+            if self._bucket_seen.get(size) != start:
+                self._bucket_seen[size] = start
+                for position in members:
+                    todo[position] = todo.get(position, 0) | _MONTH | _BUCKET | _TIMED
+        heap, entries = self._heap, self._entries
+        while heap and heap[0][0] <= now:
+            at, position, flag = heapq.heappop(heap)
+            # Entries are left in the heap when an SLA is evaluated again before their instant
+            # (a new result): only the instant the SLA last asked for counts.
+            entry = entries[position]
+            if at == (entry.up_due if flag == _UP else entry.outage_due):
+                todo[position] = todo.get(position, 0) | flag
+        claims = d.claims
+        if claims is not self._claims:
+            self._claims = claims
+            for position in range(len(self._entries)):
+                todo[position] = todo.get(position, 0) | _CLAIM
+        for position in self._located:
+            todo[position] = _ALL
+
+    async def _process(self, now: float, *, yielding: bool, one_slice: bool = False) -> bool:
+        """Evaluate the flagged SLAs; False when the configuration changed meanwhile (or,
+        with ``one_slice``, when a slice of work is done and some SLAs are left)."""
         d = self._daemon
         accounting = d.accounting
         inputs = accounting.inputs
-        services = inputs.services
+        feed = self._feed
+        assert feed is not None
         claims = d.claims
-        cache = self._cache
-        now = d.clock()
+        accountant = d.health.accountant
         moment = utc_from_epoch(now)
         months: dict[str, Month] = {}
-        # One row per SLA, one string per family; the rows are turned into the families'
-        # columns at the end in one transposition.
-        rows: list[tuple[str, ...]] = []
+        todo = self._todo
+        entries = self._entries
+        chunks = self._chunks
+        heap = self._heap
         mark = time.perf_counter()
-        for policy in inputs.policies:
+        while todo:
+            if one_slice and time.perf_counter() - mark > SLICE_SECONDS:
+                return False
             if yielding and time.perf_counter() - mark > SLICE_SECONDS:
                 await asyncio.sleep(0)
-                if accounting.inputs is not inputs:
-                    return None
+                if accounting.inputs is not inputs or d.accounting is not accounting:
+                    return False
                 mark = time.perf_counter()
-            if policy.locations is not None and not d.health.accountant:
+            position, flags = todo.popitem()
+            entry = entries[position]
+            policy = entry.policy
+            if policy.locations is not None and not accountant:
                 # Issue 14: one daemon (the accountant) exports what pages; every daemon still
                 # computes the same month for its API and web view.
-                continue
-            service = services[policy.service]
-            entry = cache.get(policy.name)
-            if entry is None or entry.policy is not policy or entry.service is not service:
-                entry = cache[policy.name] = _SlaText(policy, service)
-            result = accounting.month_result(policy, moment, stamp=False)
-            if entry.result is not result:
-                entry.set_result(result)
-            previous_month = result.month.previous()
-            previous = accounting.month_result(policy, moment, previous_month, stamp=False)
-            if entry.previous is not previous:
-                entry.set_previous(previous)
-            month = months.get(policy.timezone)
-            if month is None:
-                month = months[policy.timezone] = month_containing(moment, policy.timezone)
-            rows.append(
-                (
-                    entry.up_line(d, now),
-                    entry.bucket_lines(d, now, month),
+                row: tuple[str, ...] | None = None
+            else:
+                if flags & _MONTH or entry.result is None:
+                    # What these calls change is in the results they return.
+                    feed.paused = True
+                    try:
+                        result = accounting.month_result(policy, moment, stamp=False)
+                        previous_month = result.month.previous()
+                        previous = accounting.month_result(
+                            policy, moment, previous_month, stamp=False
+                        )
+                    finally:
+                        feed.paused = False
+                    if entry.result is not result:
+                        entry.set_result(result)
+                    if entry.previous is not previous:
+                        entry.set_previous(previous)
+                    flags |= _TIMED | _CLAIM
+                if flags & _UP or entry.up[0] is None:
+                    entry.up_line(d, now)
+                    due = min((s + limit for s, limit in entry.fresh), default=None)
+                    if due is not None and due != entry.up_due:
+                        heapq.heappush(heap, (due, position, _UP))
+                    entry.up_due = due
+                if flags & _BUCKET or entry.bucket[0] is None:
+                    month = months.get(policy.timezone)
+                    if month is None:
+                        month = months[policy.timezone] = month_containing(moment, policy.timezone)
+                    entry.bucket_lines(d, now, month)
+                if flags & _TIMED or entry.outage[0] is None:
+                    entry.outage_line(now)
+                    entry.locations = entry.location_lines(now)
+                    due = None
+                    if entry.outage[0] and entry.outage_end is not None:
+                        assert entry.result is not None
+                        due = entry.outage_end + entry.result.bucket_seconds
+                        if due != entry.outage_due:
+                            heapq.heappush(heap, (due, position, _TIMED))
+                    entry.outage_due = due
+                if flags & _CLAIM or entry.claim[2] is None:
+                    assert entry.result is not None
+                    entry.claim_line(claims, entry.result.month.previous())
+                row = (
+                    entry.up[1],
+                    entry.bucket[1],
                     *entry.month_lines,
                     *entry.previous_lines,
-                    entry.outage_line(now),
-                    entry.claim_line(claims, previous_month),
-                    entry.location_lines(now),
+                    entry.outage[1],
+                    entry.claim[3],
+                    entry.locations,
                 )
-            )
-        if len(cache) > len(inputs.policies):
-            keep = {policy.name for policy in inputs.policies}
-            for name in [n for n in cache if n not in keep]:
-                del cache[name]
-        parts: list[str] = []
-        columns = zip(*rows, strict=True) if rows else ((),) * len(_HEADERS)
-        for header, column in zip(_HEADERS, columns, strict=True):
+            if row != entry.row:
+                entry.row = row
+                chunks[position // CHUNK_SLAS] = None
+                self._body = None
+        return True
+
+    def _join(self) -> bytes:
+        """The body: each family's header, then its lines chunk by chunk (a chunk's text is
+        joined and encoded again only when one of its SLAs' lines changed)."""
+        body = self._body
+        services = self._daemon.accounting.inputs.services
+        info = self._target_info(services)
+        if body is not None and self._info is not None and self._info[2] is info:
+            return body
+        entries = self._entries
+        chunks = self._chunks
+        for index, chunk in enumerate(chunks):
+            if chunk is None:
+                rows = [
+                    e.row for e in entries[index * CHUNK_SLAS : (index + 1) * CHUNK_SLAS] if e.row
+                ]
+                columns = zip(*rows, strict=True) if rows else ((),) * len(_HEADERS)
+                chunks[index] = tuple("".join(column).encode("utf-8") for column in columns)
+        parts: list[bytes] = []
+        for family, header in enumerate(_ENCODED_HEADERS):
             parts.append(header)
-            parts.extend(column)
-        parts.append(self._target_info(services))
-        return "".join(parts)
+            for chunk in chunks:
+                assert chunk is not None
+                parts.append(chunk[family])
+        parts.append(info.encode("utf-8"))
+        body = self._body = b"".join(parts)
+        return body
 
     def _target_info(self, services: Mapping[str, ServiceDef]) -> str:
         """``slawatch_target_info``: fixed by the configuration, written once per reload."""
@@ -455,7 +715,11 @@ class SlaFamilies:
                 )
         text = "".join(lines)
         self._info = (config, services, text)
+        self._body = None
         return text
+
+
+_ENCODED_HEADERS = tuple(header.encode("utf-8") for header in _HEADERS)
 
 
 def instant_service_state(daemon: DaemonView, service: ServiceDef, now: float) -> BucketState:

@@ -162,11 +162,19 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._reload_tasks: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
+        # Issue 20 (r20): run after each summary, e.g. /metrics' per-SLA text brought up to
+        # date in slices (MetricsExposition registers itself), so a scrape finds it ready.
+        self.summary_hooks: list[Callable[[], Awaitable[None]]] = []
         self._bucket_lengths: dict[str, tuple[int, ...]] = {}
         self._planned: (
             tuple[Config, tuple[ScheduledTarget, ...], dict[str, tuple[int, ...]]] | None
         ) = None
         self._verdicts_written: dict[str, tuple[Month, int]] = {}
+        # r20 (issue 20): SLA -> the instant before which a flush has no verdict to write for
+        # it unless one of its tallies is written (its next bucket settles then, or its month
+        # ends), committed with the marks; valid for the accounting inputs it was taken under.
+        self._verdicts_idle: tuple[object, dict[str, float]] = (None, {})
+        self._verdicts_idle_next: dict[str, float] = {}
         self._settle: tuple[Config, float] | None = None
         self._restoring = 0  # months being read back from the store: nothing leaves memory
         self._reloads = 0
@@ -410,6 +418,7 @@ class Daemon:
             self.health.store_failing_since = None
             await self._drain_spool()
             self._verdicts_written.update(marks)
+            self._verdicts_idle[1].update(self._verdicts_idle_next)  # r20
             for name in marks:
                 self._located_moved.pop(name, None)
             self.health.last_flush = now
@@ -566,10 +575,29 @@ class Daemon:
         # result, a prometheus bucket filled after its lag, a canary's cover): the running
         # months re-judge those buckets before their states are read, so the verdicts are
         # those of the month computed now (compute_month over the same tallies).
+        late_by: dict[tuple[int, str], list[int]] = {}  # r20: indexed once, not per SLA
         for length, target, bucket in late:
             self.accounting.tally_changed(length, target, bucket)
+            late_by.setdefault((length, target), []).append(bucket)
+        # r20: an SLA with no bucket settled since its last written verdict, no tally written
+        # now and no other location's change is skipped (it would write nothing, its mark
+        # unchanged): a flush costs the SLAs that changed, not all of them, every second.
+        if self._verdicts_idle[0] is not inputs:
+            self._verdicts_idle = (inputs, {})
+        idle = self._verdicts_idle[1]
+        idle_next = self._verdicts_idle_next = {}
         for policy in inputs.policies:
             seconds = policy.bucket_seconds
+            until = idle.get(policy.name)
+            if (
+                until is not None
+                and now < until
+                and policy.name not in self._located_moved
+                and not any(
+                    (seconds, t) in late_by for t in inputs.services[policy.service].all_targets
+                )
+            ):
+                continue
             # The running month's states, not its figures: summarising is the scrape's part.
             running = self.accounting.running_month(policy, moment)
             month = running.month
@@ -583,11 +611,11 @@ class Daemon:
                 found = running.first_tallied
                 first = upto if found is None else min(upto, found)
             else:
-                targets = inputs.services[policy.service].all_targets
-                for length, target, bucket in late:
-                    index = (bucket - start_epoch) // seconds
-                    if length == seconds and 0 <= index < first and target in targets:
-                        first = index
+                for target in inputs.services[policy.service].all_targets:
+                    for bucket in late_by.get((seconds, target), ()):
+                        index = (bucket - start_epoch) // seconds
+                        if 0 <= index < first:
+                            first = index
                 moved = self._located_moved.get(policy.name)  # issue 14, cleared once written
                 if moved is not None and 0 <= (moved - start_epoch) // seconds < first:
                     first = (moved - start_epoch) // seconds
@@ -608,6 +636,10 @@ class Daemon:
                         )
                     )
             marks[policy.name] = (month, max(first, upto))
+            if first >= 0:  # r20: the next bucket settles then (or the month ends)
+                idle_next[policy.name] = min(
+                    start_epoch + (max(first, upto) + 1) * seconds + settle, running.end_epoch
+                )
         return rows, marks
 
     def _settle_seconds(self) -> float:
@@ -705,6 +737,8 @@ class Daemon:
             if time.perf_counter() - mark > SUMMARY_SLICE_SECONDS:
                 await asyncio.sleep(0)
                 mark = time.perf_counter()
+        for hook in self.summary_hooks:  # issue 20 (r20)
+            await hook()
 
     def support_samples(self) -> list[Sample]:
         return self.support.samples
