@@ -51,22 +51,24 @@ class StoreSettings(BaseModel):
         *,
         read_only: bool = False,
         location: str | None = None,
+        integrity_check: bool | None = None,
     ) -> Store:
         """The store this section names, not yet opened, for ``vantage`` at ``location``
-        (``monitor.location``; default: named like the vantage). Raises ``StoreOpenError``
-        (one line) when the dsn secret cannot be read or the driver is not installed."""
+        (``monitor.location``; default: named like the vantage). ``integrity_check`` (SQLite:
+        the file's quick check at open) defaults to a writable store only; ``slawatch report``
+        asks for it read-only too, before it prints figures for money. Raises
+        ``StoreOpenError`` (one line) when the dsn secret cannot be read or the driver is not
+        installed."""
         if self.backend == "sqlite":
             from monitor.store.sqlite import SqliteStore
 
-            if read_only:
-                return SqliteStore(
-                    sqlite_path,
-                    vantage,
-                    read_only=True,
-                    integrity_check=False,
-                    location=location,
-                )
-            return SqliteStore(sqlite_path, vantage, location=location)
+            return SqliteStore(
+                sqlite_path,
+                vantage,
+                read_only=read_only,
+                integrity_check=not read_only if integrity_check is None else integrity_check,
+                location=location,
+            )
         from probes.fields import SecretUnavailable
 
         assert self.dsn is not None  # the validator above

@@ -40,16 +40,10 @@ def cli_store(config: Config, *, read_only: bool, integrity_check: bool = True) 
     Raises ``StoreOpenError`` (one line) when the dsn cannot be read or psycopg is missing.
     """
     monitor = config.monitor
-    if monitor.store.backend == "sqlite":
-        from monitor.store.sqlite import SqliteStore
-
-        return SqliteStore(
-            monitor.database_path,
-            monitor.name,
-            read_only=read_only,
-            integrity_check=integrity_check,
-            location=monitor.location_name,
-        )
     return monitor.store.build(
-        monitor.name, monitor.database_path, read_only=read_only, location=monitor.location_name
+        monitor.name,
+        monitor.database_path,
+        read_only=read_only,
+        location=monitor.location_name,
+        integrity_check=integrity_check,
     )

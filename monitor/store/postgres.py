@@ -29,7 +29,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -456,21 +456,7 @@ class PostgresStore:
         return out
 
     async def locations(self) -> list[str]:
-        sql = """
-        WITH RECURSIVE seen(v) AS (
-            SELECT min(location) FROM tallies
-            UNION ALL
-            SELECT (SELECT min(location) FROM tallies WHERE location > seen.v) FROM seen
-            WHERE seen.v IS NOT NULL
-        )
-        SELECT v FROM (
-            SELECT v FROM seen WHERE v IS NOT NULL UNION SELECT location FROM heartbeats
-        ) AS found
-        ORDER BY v COLLATE "C"
-        """
-        async with self._conn() as conn, conn.cursor() as cur:
-            await cur.execute(sql)
-            return [str(row[0]) for row in await cur.fetchall()]
+        return await self._distinct("location")
 
     async def load_tally_rows(
         self, start: int, end: int, targets: Sequence[str] | None = None
@@ -508,16 +494,20 @@ class PostgresStore:
         ]
 
     async def vantages(self) -> list[str]:
-        # A loose index scan (one seek per distinct vantage) rather than DISTINCT over every row.
-        sql = """
+        return await self._distinct("vantage")
+
+    async def _distinct(self, column: Literal["vantage", "location"]) -> list[str]:
+        """The distinct ``column`` of tallies and heartbeats, in byte order. A loose index scan
+        (one seek per distinct value) rather than DISTINCT over every row."""
+        sql = f"""
         WITH RECURSIVE seen(v) AS (
-            SELECT min(vantage) FROM tallies
+            SELECT min({column}) FROM tallies
             UNION ALL
-            SELECT (SELECT min(vantage) FROM tallies WHERE vantage > seen.v) FROM seen
+            SELECT (SELECT min({column}) FROM tallies WHERE {column} > seen.v) FROM seen
             WHERE seen.v IS NOT NULL
         )
         SELECT v FROM (
-            SELECT v FROM seen WHERE v IS NOT NULL UNION SELECT vantage FROM heartbeats
+            SELECT v FROM seen WHERE v IS NOT NULL UNION SELECT {column} FROM heartbeats
         ) AS found
         ORDER BY v COLLATE "C"
         """

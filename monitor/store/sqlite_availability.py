@@ -159,7 +159,13 @@ def _tally_query(
         f"SELECT {columns} FROM tallies {index} "
         "WHERE vantage = ? AND bucket_start >= ? AND bucket_start < ?"
     )
-    params: list[object] = [vantage, start, end]
+    return _narrowed(sql, [vantage, start, end], targets, bucket_seconds)
+
+
+def _narrowed(
+    sql: str, params: list[object], targets: Sequence[str] | None, bucket_seconds: int | None
+) -> tuple[str, list[object]]:
+    """``sql`` and ``params`` narrowed to one bucket length and to named targets, if given."""
     if bucket_seconds is not None:
         sql += " AND bucket_seconds = ?"
         params.append(bucket_seconds)
@@ -285,13 +291,7 @@ def location_tallies(
         f"SELECT {_TALLY_COLUMNS} FROM tallies INDEXED BY tallies_by_location "
         "WHERE location = ? AND bucket_start >= ? AND bucket_start < ?"
     )
-    params: list[object] = [location, start, end]
-    if bucket_seconds is not None:
-        sql += " AND bucket_seconds = ?"
-        params.append(bucket_seconds)
-    if targets is not None:
-        sql += f" AND target IN ({','.join('?' * len(targets))})"
-        params.extend(targets)
+    sql, params = _narrowed(sql, [location, start, end], targets, bucket_seconds)
     cursor = conn.execute(sql, params)
     cursor.row_factory = None
     out: dict[str, dict[int, Tally]] = {}
