@@ -36,6 +36,7 @@ from monitor.instants import utc_from_epoch
 from monitor.runtime.accountant import Accountant
 from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
+from monitor.runtime.gc_tuning import tune_collector
 from monitor.runtime.health import Health
 from monitor.runtime.locations import LocationFeed
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
@@ -1017,6 +1018,7 @@ class Daemon:
         await self._after_flush()  # issue 14: every location's tallies before judging
         self.scheduler.apply(self._schedule(), now=now)
         freeze_heap(self.config)  # issue 20: the configuration and the months are built
+        tune_collector(len(self.config.targets))  # p21 (issue 20): runtime/gc_tuning.py
         self.scheduler.start()
         for loop, period in (
             ("flush", FLUSH_INTERVAL),
