@@ -223,6 +223,8 @@ def drop(writer: asyncio.StreamWriter) -> None:
     stops that. It is private API, so a missing attribute is simply skipped.
     """
     transport = writer.transport
+    # Over TLS the socket transport is under the TLS protocol's (read before abort clears it).
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
     transport.abort()
     closed = getattr(getattr(writer, "_protocol", None), "_closed", None)
     if isinstance(closed, asyncio.Future):
@@ -233,8 +235,9 @@ def drop(writer: asyncio.StreamWriter) -> None:
     # young collections of 40-70 ms of CPU on the event loop (issue 20). The reader is
     # removed by ``abort``; a read callback already queued in this loop iteration finds a
     # function that does nothing. Private API: skipped where the attribute does not exist.
-    if hasattr(transport, "_read_ready_cb"):
-        transport._read_ready_cb = _nothing
+    for socket_transport in (transport, inner):
+        if socket_transport is not None and hasattr(socket_transport, "_read_ready_cb"):
+            socket_transport._read_ready_cb = _nothing
 
 
 def _nothing() -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ssl
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,25 +20,37 @@ from probes.http import HttpOptions, probe
 from probes.result import Outcome, ProbeContext
 from probes.tcp import TcpOptions, drop
 from probes.tcp import probe as tcp_probe
+from tests.test_probe_http import _make_cert
 
 pytestmark = pytest.mark.timeout(60)
 
 REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(REPLY)
+    await writer.drain()
+    writer.close()
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[int]:
     """A loopback HTTP server answering every request with 200 and closing."""
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(REPLY)
-        await writer.drain()
-        writer.close()
-
-    listener = await asyncio.start_server(answer, "127.0.0.1", 0)
+    listener = await asyncio.start_server(_answer, "127.0.0.1", 0)
     async with listener:
         yield listener.sockets[0].getsockname()[1]
+
+
+@pytest.fixture
+async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[int, Path]]:
+    """The same over TLS (a self-signed certificate for 127.0.0.1): (port, certificate)."""
+    cert, key = _make_cert(tmp_path, "server", 2)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = await asyncio.start_server(_answer, "127.0.0.1", 0, ssl=context)
+    async with listener:
+        yield listener.sockets[0].getsockname()[1], cert
 
 
 @pytest.fixture
@@ -75,6 +89,21 @@ class TestNoCycles:
         await asyncio.sleep(0.05)  # the transports' connection_lost callbacks run
         gc.collect()
         assert transports(saved_garbage, server) == 0
+
+    async def test_https_probe_leaves_no_cyclic_garbage(
+        self, tls_server: tuple[int, Path], saved_garbage: list[object]
+    ) -> None:
+        """Over TLS the socket transport under the TLS one is freed the same way."""
+        port, cert = tls_server
+        options = HttpOptions.model_validate(
+            {"url": f"https://127.0.0.1:{port}/", "tls": {"ca_file": str(cert)}}
+        )
+        for _ in range(20):
+            result = await probe(options, ProbeContext.starting_now("web", 5.0))
+            assert result.outcome is Outcome.UP, result.reason
+        await asyncio.sleep(0.05)
+        gc.collect()
+        assert transports(saved_garbage, port) == 0
 
     async def test_tcp_probe_leaves_no_cyclic_garbage(
         self, server: int, saved_garbage: list[object]
