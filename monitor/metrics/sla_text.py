@@ -42,6 +42,7 @@ from monitor.metrics.contract import HELP_CLAIM_FILED, HELP_TARGET_INFO
 from monitor.metrics.text import header as _header
 from monitor.metrics.text import label_value as _label_value
 from monitor.metrics.text import num as _num
+from monitor.runtime import heap
 from monitor.runtime.scheduler import ScheduledTarget
 from monitor.runtime.state import bucket_floor
 from monitor.sla.buckets import nested_verdict, target_verdict
@@ -448,14 +449,18 @@ class SlaFamilies:
         arriving meanwhile waits for one slice at most and carries on with what is left."""
         async with self._lock:
             self._collect(self._daemon.clock())
+            evaluated = len(self._todo)
         d = self._daemon
         while self._todo:
             async with self._lock:
                 if self._accounting is not d.accounting or self._inputs is not d.accounting.inputs:
                     self._collect(d.clock())  # a reload meanwhile: the new SLAs, all of them
                 if await self._process(d.clock(), yielding=False, one_slice=True):
-                    return
+                    break
             await asyncio.sleep(0)
+        # c21: lines that live until their SLA moves again (a bucket close) leave the
+        # collector's full passes (monitor.runtime.heap).
+        heap.long_lived(evaluated)
 
     def refresh_soon(self) -> None:
         """Start :meth:`refresh` in its own task unless one runs (the daemon's hook after each
