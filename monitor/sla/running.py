@@ -208,6 +208,7 @@ class RunningMonth:
         self._exclude(_windows_only=True)
         self.version = 0
         """Bumped whenever a figure may have changed (the owner's cache key)."""
+        self._last_result: MonthResult | None = None  # c21: assemble_month's ``previous``
 
     # -- events ----------------------------------------------------------------------------------
     def mark(self, bucket_start: int) -> None:
@@ -258,12 +259,14 @@ class RunningMonth:
 
     def result(self, now: datetime | None) -> MonthResult:
         """The month's figures as of the last :meth:`advance`, stamped ``now``: no tally is
-        read (outages from the unavailable buckets' tallies kept when judged)."""
+        read (outages from the unavailable buckets' tallies kept when judged). The figures
+        whose counts did not move since the last result are taken from it (issue 20, c21:
+        ``assemble_month``'s ``previous``)."""
         final = bytes(self._final)
         elapsed = self.elapsed
         if self._outages is None:
             self._outages = self._find_outages(final)
-        return assemble_month(
+        result = assemble_month(
             self.policy,
             self.service,
             self.month,
@@ -280,7 +283,10 @@ class RunningMonth:
             canaries=self.canaries,
             exclusions=self.windows,
             monitor_errors=monitor_errors_of(CodedStates(final), self._errors),
+            previous=self._last_result,
         )
+        self._last_result = result  # c21
+        return result
 
     def replace_windows(self, windows: Sequence[ExclusionWindow]) -> None:
         """New honoured windows (an exclusion added or removed): lay them over the judged
