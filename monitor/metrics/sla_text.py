@@ -497,7 +497,7 @@ class SlaFamilies:
         arriving meanwhile waits for one slice at most and carries on with what is left."""
         async with self._lock:
             self._collect(self._daemon.clock())
-            evaluated = len(self._todo)
+            months = sum(1 for flags in self._todo.values() if flags & _MONTH)
         d = self._daemon
         while self._todo:
             async with self._lock:
@@ -508,7 +508,7 @@ class SlaFamilies:
             await asyncio.sleep(0)
         # c21: lines that live until their SLA moves again (a bucket close) leave the
         # collector's full passes (monitor.runtime.heap).
-        heap.long_lived(evaluated)
+        heap.long_lived(months)
 
     def refresh_soon(self) -> None:
         """Start :meth:`refresh` in its own task unless one runs (the daemon's hook after each
