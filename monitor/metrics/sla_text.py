@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -42,6 +42,7 @@ from monitor.metrics.contract import HELP_CLAIM_FILED, HELP_TARGET_INFO
 from monitor.metrics.text import header as _header
 from monitor.metrics.text import label_value as _label_value
 from monitor.metrics.text import num as _num
+from monitor.runtime import heap
 from monitor.runtime.scheduler import ScheduledTarget
 from monitor.runtime.state import bucket_floor
 from monitor.sla.buckets import nested_verdict, target_verdict
@@ -197,8 +198,10 @@ class _SlaText:
         """The lines last written, one string per family (None: not exported here)."""
 
     def set_result(self, result: MonthResult) -> None:
+        old = self.result
+        before = None if old is None or old.month != result.month else (old, self.month_lines)
         self.result = result
-        self.month_lines = _month_lines(self.labels, self.policy, result)
+        self.month_lines = _month_lines(self.labels, self.policy, result, before)
         self.outage_end = result.outages[-1].end.timestamp() if result.outages else None
 
     def set_previous(self, previous: MonthResult) -> None:
@@ -322,50 +325,96 @@ class _SlaText:
         return line
 
 
-def _month_lines(labels: str, policy: SlaPolicy, result: MonthResult) -> tuple[str, ...]:
-    """Families 2..17 of one SLA from its month's result (empty where a value is absent)."""
-    buckets = (
-        result.buckets_available,
-        result.buckets_unavailable,
-        result.buckets_excluded,
-        result.buckets_unknown,
-        result.buckets_pending,
-    )
-    month_buckets = "".join(
-        f'slawatch_month_buckets{{{labels},state="{state.value}"}} {_num(count)}\n'
-        for state, count in zip(_MONTH_STATES, buckets, strict=True)
-    )
-    amount = (
-        f'slawatch_credit_projected_amount{{currency="{_label_value(result.currency)}",{labels}}} '
-        f"{_num(float(result.credit_amount))}\n"
-    )
-    gauges: tuple[tuple[str, float | None], ...] = (
-        ("slawatch_month_uptime_ratio", _ratio(result.uptime_percent)),
-        ("slawatch_month_uptime_worst_case_ratio", _ratio(result.uptime_percent_worst_case)),
-        ("slawatch_month_to_date_uptime_ratio", _ratio(result.month_to_date_uptime_percent)),
-        (
-            "slawatch_month_coverage_ratio",
-            None if result.coverage is None else float(result.coverage),
-        ),
-        ("slawatch_month_uptime_estimate_ratio", _ratio(result.uptime_percent_estimate)),
-        ("slawatch_month_monitor_error_buckets", float(result.buckets_unknown_monitor_error)),
-        ("slawatch_sla_objective_ratio", float(policy.objective_percent) / 100),
-        ("slawatch_sla_min_coverage_ratio", float(result.min_coverage)),
-        ("slawatch_sla_breached", 1.0 if result.breached else 0.0),
-        ("slawatch_error_budget_buckets", float(result.error_budget_buckets)),
-        ("slawatch_error_budget_remaining_buckets", float(result.error_budget_remaining)),
-        ("slawatch_credit_projected_ratio", float(result.credit_percent) / 100),
-        (
-            "slawatch_credit_next_tier_buckets",
-            None if result.buckets_to_next_tier is None else float(result.buckets_to_next_tier),
-        ),
-        ("slawatch_claim_deadline_timestamp_seconds", result.claim_deadline.timestamp()),
-    )
-    return (
-        month_buckets,
-        amount,
-        *("" if value is None else f"{name}{{{labels}}} {_num(value)}\n" for name, value in gauges),
-    )
+def _float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _percent_ratio(value: object) -> float | None:
+    return _ratio(value)  # type: ignore[arg-type]
+
+
+def _hundredth(value: object) -> float:
+    return float(value) / 100  # type: ignore[arg-type]
+
+
+def _flag(value: object) -> float:
+    return 1.0 if value else 0.0
+
+
+def _epoch(value: object) -> float:
+    return value.timestamp()  # type: ignore[attr-defined, no-any-return]
+
+
+# Families 4..17: (name, the result's field it shows, how its value is written).
+_GAUGES: tuple[tuple[str, str, Callable[[object], float | None]], ...] = (
+    ("slawatch_month_uptime_ratio", "uptime_percent", _percent_ratio),
+    ("slawatch_month_uptime_worst_case_ratio", "uptime_percent_worst_case", _percent_ratio),
+    ("slawatch_month_to_date_uptime_ratio", "month_to_date_uptime_percent", _percent_ratio),
+    ("slawatch_month_coverage_ratio", "coverage", _float),
+    ("slawatch_month_uptime_estimate_ratio", "uptime_percent_estimate", _percent_ratio),
+    ("slawatch_month_monitor_error_buckets", "buckets_unknown_monitor_error", _float),
+    ("slawatch_sla_objective_ratio", "objective_percent", _hundredth),
+    ("slawatch_sla_min_coverage_ratio", "min_coverage", _float),
+    ("slawatch_sla_breached", "breached", _flag),
+    ("slawatch_error_budget_buckets", "error_budget_buckets", _float),
+    ("slawatch_error_budget_remaining_buckets", "error_budget_remaining", _float),
+    ("slawatch_credit_projected_ratio", "credit_percent", _hundredth),
+    ("slawatch_credit_next_tier_buckets", "buckets_to_next_tier", _float),
+    ("slawatch_claim_deadline_timestamp_seconds", "claim_deadline", _epoch),
+)
+_COUNTED = (
+    "buckets_available",
+    "buckets_unavailable",
+    "buckets_excluded",
+    "buckets_unknown",
+    "buckets_pending",
+)
+
+
+def _month_lines(
+    labels: str,
+    policy: SlaPolicy,
+    result: MonthResult,
+    before: tuple[MonthResult, tuple[str, ...]] | None = None,
+) -> tuple[str, ...]:
+    """Families 2..17 of one SLA from its month's result (empty where a value is absent).
+
+    ``before``: the SLA's previous result of the same month and the lines written from it.
+    A line whose value did not move is kept as written (issue 20, c21: after a bucket
+    closes only the counts, month-to-date and coverage move for most SLAs, and writing
+    every line again in exact fractions was most of the refresh)."""
+    old, lines = (None, ()) if before is None else before
+    if old is not None and all(getattr(result, f) == getattr(old, f) for f in _COUNTED):
+        month_buckets = lines[0]
+    else:
+        month_buckets = "".join(
+            f'slawatch_month_buckets{{{labels},state="{state.value}"}} {_num(count)}\n'
+            for state, count in zip(
+                _MONTH_STATES, (getattr(result, f) for f in _COUNTED), strict=True
+            )
+        )
+    if (
+        old is not None
+        and result.credit_amount == old.credit_amount
+        and result.currency == old.currency
+    ):
+        amount = lines[1]
+    else:
+        amount = (
+            f'slawatch_credit_projected_amount{{currency="{_label_value(result.currency)}",'
+            f"{labels}}} {_num(float(result.credit_amount))}\n"
+        )
+    out = [month_buckets, amount]
+    for index, (name, field, write) in enumerate(_GAUGES, start=2):
+        raw = getattr(result, field)
+        if old is not None:
+            was = getattr(old, field)
+            if raw is was or (raw is not None and was is not None and raw == was):
+                out.append(lines[index])
+                continue
+        value = write(raw)
+        out.append("" if value is None else f"{name}{{{labels}}} {_num(value)}\n")
+    return tuple(out)
 
 
 CHUNK_SLAS = 128
@@ -448,14 +497,18 @@ class SlaFamilies:
         arriving meanwhile waits for one slice at most and carries on with what is left."""
         async with self._lock:
             self._collect(self._daemon.clock())
+            months = sum(1 for flags in self._todo.values() if flags & _MONTH)
         d = self._daemon
         while self._todo:
             async with self._lock:
                 if self._accounting is not d.accounting or self._inputs is not d.accounting.inputs:
                     self._collect(d.clock())  # a reload meanwhile: the new SLAs, all of them
                 if await self._process(d.clock(), yielding=False, one_slice=True):
-                    return
+                    break
             await asyncio.sleep(0)
+        # c21: lines that live until their SLA moves again (a bucket close) leave the
+        # collector's full passes (monitor.runtime.heap).
+        heap.long_lived(months)
 
     def refresh_soon(self) -> None:
         """Start :meth:`refresh` in its own task unless one runs (the daemon's hook after each
@@ -498,6 +551,11 @@ class SlaFamilies:
             entry = old.get(policy.name)
             if entry is None or entry.policy is not policy or entry.service is not service:
                 entry = _SlaText(policy, service)
+            else:
+                # c21: the heap starts empty below, so the instants a kept entry waited for
+                # are asked again when it is evaluated (else a result going stale after an
+                # exclusion or a reload was never seen: found by the property test).
+                entry.up_due = entry.outage_due = None
             entries.append(entry)
             for name in entry.leaves:
                 by_target.setdefault(name, []).append(position)

@@ -33,6 +33,7 @@ from monitor.config.model import share_unchanged
 from monitor.config.secrets import check_secrets
 from monitor.host import sdnotify
 from monitor.instants import utc_from_epoch
+from monitor.runtime import heap  # c21 (issue 20)
 from monitor.runtime.accountant import Accountant
 from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
@@ -48,6 +49,7 @@ from monitor.runtime.shard import (
 )
 from monitor.runtime.snapshots import MonthSnapshots
 from monitor.runtime.state import LiveState, TallyKey, bucket_floor
+from monitor.runtime.summary_due import SummaryDue  # c21 (issue 20)
 from monitor.runtime.support_link import SupportFigures
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
@@ -166,6 +168,7 @@ class Daemon:
         # Issue 20 (r20): run after each summary, e.g. /metrics' per-SLA text brought up to
         # date in slices (MetricsExposition registers itself), so a scrape finds it ready.
         self.summary_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._summary = SummaryDue()  # c21 (issue 20): the SLAs a summary must ask
         self._bucket_lengths: dict[str, tuple[int, ...]] = {}
         self._planned: (
             tuple[Config, tuple[ScheduledTarget, ...], dict[str, tuple[int, ...]]] | None
@@ -722,22 +725,33 @@ class Daemon:
             log.debug("closed_tallies_evicted", tallies=dropped)
 
     async def _summarise(self) -> None:
-        """Bring every SLA's month figures up to date in slices, yielding to the probes
-        between them: after a bucket closes every SLA's figures move, and at 10,000 SLAs
-        summarising them in one block would hold the loop for seconds (the scrape then finds
-        them ready)."""
+        """Bring the month figures of every SLA that may have moved up to date in slices,
+        yielding to the probes between them: after a bucket closes every SLA's figures move,
+        and at 10,000 SLAs summarising them in one block would hold the loop for seconds (the
+        scrape then finds them ready)."""
         # Yield by elapsed CPU time, not by count: one SLA costs microseconds when nothing
         # changed and much more when its month is first built (start-up, reload).
+        accounting = self.accounting
+        feed, due = self._summary.due(accounting, self.clock())  # c21: only what moved
         mark = time.perf_counter()
-        for policy in self.accounting.inputs.policies:
-            moment = utc_from_epoch(self.clock())
-            result = self.accounting.month_result(policy, moment, stamp=False)
-            # The previous month too: /metrics shows its credit, and building it inside a
-            # scrape (once per month and SLA) held the loop for a minute at 10,000 SLAs.
-            self.accounting.month_result(policy, moment, result.month.previous(), stamp=False)
-            if time.perf_counter() - mark > SUMMARY_SLICE_SECONDS:
-                await asyncio.sleep(0)
-                mark = time.perf_counter()
+        try:
+            for policy in due:
+                moment = utc_from_epoch(self.clock())
+                feed.paused = True  # c21: what these calls move is done here
+                try:
+                    result = accounting.month_result(policy, moment, stamp=False)
+                    # The previous month too: /metrics shows its credit, and building it in a
+                    # scrape (once per month and SLA) held the loop for a minute at 10,000 SLAs.
+                    accounting.month_result(policy, moment, result.month.previous(), stamp=False)
+                finally:
+                    feed.paused = False
+                if time.perf_counter() - mark > SUMMARY_SLICE_SECONDS:
+                    await asyncio.sleep(0)
+                    mark = time.perf_counter()
+        except BaseException:
+            self._summary.forget()  # c21: SLAs not asked are asked at the next summary
+            raise
+        heap.long_lived(len(due))  # c21: months built or moved live until the next close
         for hook in self.summary_hooks:  # issue 20 (r20)
             await hook()
 
@@ -1018,6 +1032,7 @@ class Daemon:
         await self._after_flush()  # issue 14: every location's tallies before judging
         self.scheduler.apply(self._schedule(), now=now)
         freeze_heap(self.config)  # issue 20: the configuration and the months are built
+        heap.manage(len(self.config.targets) + len(self.config.slas) >= FREEZE_FROM)  # c21
         tune_collector(len(self.config.targets))  # p21 (issue 20): runtime/gc_tuning.py
         self.scheduler.start()
         for loop, period in (

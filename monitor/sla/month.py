@@ -436,12 +436,23 @@ def assemble_month(
     canaries: Sequence[str],
     exclusions: Sequence[ExclusionWindow],
     monitor_errors: tuple[Mapping[str, int], int],
+    previous: MonthResult | None = None,
 ) -> MonthResult:
     """Every figure of the month from its final bucket states and their counts (``counts``
     over the whole month, ``elapsed_counts`` over its first ``elapsed`` buckets): the one
     summary, used by :func:`compute_month` and by the daemon's running month.
     ``exclusions`` are the honoured windows (for the recurring occurrences shown);
-    ``monitor_errors`` is :func:`monitor_errors_of`'s answer."""
+    ``monitor_errors`` is :func:`monitor_errors_of`'s answer.
+
+    Issue 20: ``previous`` is a result this function assembled earlier for the same
+    ``policy``, ``service``, ``month``, ``quorum`` and ``canaries`` (the daemon's running
+    month passes its last one; only the states, windows and time may have moved since). The
+    figures that depend on nothing else than counts equal to its own are taken from it: when
+    a bucket closes available (the common case at every close) the uptime, the estimate, the
+    budget, the credit and the next tier do not move, and computing them again in exact
+    fractions was most of a month's cost. What is taken is what this function would compute
+    again (``tests/test_sla_running.py`` holds the running month equal to
+    :func:`compute_month` after any sequence of events)."""
     count = grid.count
     size = grid.bucket_seconds
     available, unavailable = counts.get(_A, 0), counts.get(_U, 0)
@@ -450,16 +461,11 @@ def assemble_month(
     # denominator, and only periods proven unavailable count against the vendor; unknown and
     # pending periods are not proven unavailable.
     denominator = count - excluded_n
-    uptime = uptime_percent(unavailable, denominator)
-    worst = uptime_percent(unavailable + unknown, denominator)
     # The estimate, under the configured unknown_buckets policy.
     estimate_counted = unavailable + (
         unknown if policy.unknown_policy is UnknownPolicy.UNAVAILABLE else 0
     )
-    estimate_denominator = denominator - (
-        unknown if policy.unknown_policy is UnknownPolicy.EXCLUDE else 0
-    )
-    estimate = uptime_percent(estimate_counted, estimate_denominator)
+    money = _money_of(previous, policy, month, count, unavailable, unknown, denominator)
 
     mtd_denominator = elapsed - elapsed_counts.get(_X, 0)
     if policy.unknown_policy is UnknownPolicy.EXCLUDE:
@@ -468,10 +474,14 @@ def assemble_month(
     eligible = elapsed - elapsed_counts.get(_X, 0)
     coverage = None if eligible <= 0 else Fraction(available + unavailable, eligible)
 
-    budget = error_budget(denominator, policy.objective_percent)
-    tier = credit_tier(uptime, policy.credit)
-    estimate_tier = credit_tier(estimate, policy.credit)
     reasons, error_buckets = monitor_errors
+    if previous is not None and previous.excluded_kinds == excluded:
+        excluded_by_kind, excluded_kinds = previous.excluded_by_kind, previous.excluded_kinds
+    else:
+        excluded_by_kind = MappingProxyType(
+            dict(sorted(Counter(excluded.values()).items(), key=lambda kv: str(kv[0])))
+        )
+        excluded_kinds = MappingProxyType(dict(excluded))
     return MonthResult(
         sla=policy.name,
         service=service.name,
@@ -491,38 +501,111 @@ def assemble_month(
         buckets_pending=pending,
         counted_unavailable=unavailable,
         denominator=denominator,
-        uptime_percent=uptime,
-        uptime_percent_worst_case=worst,
+        uptime_percent=money.uptime_percent,
+        uptime_percent_worst_case=money.uptime_percent_worst_case,
         month_to_date_uptime_percent=mtd,
-        error_budget_buckets=budget,
+        error_budget_buckets=money.error_budget_buckets,
         error_budget_used=unavailable,
-        error_budget_remaining=budget - unavailable,
-        breached=uptime is not None and uptime < Fraction(policy.objective_percent),
-        credit_tier=tier,
-        credit_percent=Decimal(0) if tier is None else tier.credit_percent,
-        credit_amount=credit_amount(tier, policy.credit),
+        error_budget_remaining=money.error_budget_buckets - unavailable,
+        breached=money.breached,
+        credit_tier=money.credit_tier,
+        credit_percent=money.credit_percent,
+        credit_amount=money.credit_amount,
         currency=policy.credit.currency,
-        buckets_to_next_tier=buckets_to_next_tier(unavailable, denominator, policy.credit),
-        claim_deadline=claim_deadline(month, policy.timezone, policy.claim_window_days),
+        buckets_to_next_tier=money.buckets_to_next_tier,
+        claim_deadline=money.claim_deadline,
         outages=outages,
-        excluded_by_kind=MappingProxyType(
-            dict(sorted(Counter(excluded.values()).items(), key=lambda kv: str(kv[0])))
-        ),
-        excluded_kinds=MappingProxyType(dict(excluded)),
+        excluded_by_kind=excluded_by_kind,
+        excluded_kinds=excluded_kinds,
         exclusions_applied=applied,
-        rules=MappingProxyType(_rules(policy, service, quorum, canaries)),
+        rules=(
+            previous.rules
+            if previous is not None
+            else MappingProxyType(_rules(policy, service, quorum, canaries))
+        ),
         buckets_eligible=eligible,
         coverage=coverage,
         min_coverage=policy.min_coverage,
-        uptime_percent_estimate=estimate,
-        credit_percent_estimate=(
-            Decimal(0) if estimate_tier is None else estimate_tier.credit_percent
-        ),
-        credit_amount_estimate=credit_amount(estimate_tier, policy.credit),
+        uptime_percent_estimate=money.uptime_percent_estimate,
+        credit_percent_estimate=money.credit_percent_estimate,
+        credit_amount_estimate=money.credit_amount_estimate,
         buckets_unknown_monitor_error=error_buckets,
         monitor_errors=reasons,
         recurring_occurrences=_occurrences(grid, exclusions, service.name),
     )
+
+
+def _money_of(
+    previous: MonthResult | None,
+    policy: SlaPolicy,
+    month: Month,
+    count: int,
+    unavailable: int,
+    unknown: int,
+    denominator: int,
+) -> MonthResult | _Money:
+    """The month's money figures for these counts: ``previous``'s own when its counts are
+    the same (see :func:`assemble_month`), else :func:`_money`."""
+    if (
+        previous is not None
+        and previous.buckets_unavailable == unavailable
+        and previous.buckets_unknown == unknown
+        and previous.denominator == denominator
+        and previous.buckets_total == count
+    ):
+        return previous
+    return _money(policy, month, unavailable, unknown, denominator)
+
+
+def _money(
+    policy: SlaPolicy, month: Month, unavailable: int, unknown: int, denominator: int
+) -> _Money:
+    """The figures that depend only on the policy, the month and the counts of unavailable
+    and unknown buckets out of the denominator (read as a MonthResult's same-named fields)."""
+    uptime = uptime_percent(unavailable, denominator)
+    estimate_counted = unavailable + (
+        unknown if policy.unknown_policy is UnknownPolicy.UNAVAILABLE else 0
+    )
+    estimate_denominator = denominator - (
+        unknown if policy.unknown_policy is UnknownPolicy.EXCLUDE else 0
+    )
+    estimate = uptime_percent(estimate_counted, estimate_denominator)
+    tier = credit_tier(uptime, policy.credit)
+    estimate_tier = credit_tier(estimate, policy.credit)
+    return _Money(
+        uptime_percent=uptime,
+        uptime_percent_worst_case=uptime_percent(unavailable + unknown, denominator),
+        uptime_percent_estimate=estimate,
+        error_budget_buckets=error_budget(denominator, policy.objective_percent),
+        breached=uptime is not None and uptime < Fraction(policy.objective_percent),
+        credit_tier=tier,
+        credit_percent=Decimal(0) if tier is None else tier.credit_percent,
+        credit_amount=credit_amount(tier, policy.credit),
+        buckets_to_next_tier=buckets_to_next_tier(unavailable, denominator, policy.credit),
+        claim_deadline=claim_deadline(month, policy.timezone, policy.claim_window_days),
+        credit_percent_estimate=(
+            Decimal(0) if estimate_tier is None else estimate_tier.credit_percent
+        ),
+        credit_amount_estimate=credit_amount(estimate_tier, policy.credit),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Money:
+    """:func:`_money`'s figures, under the names a :class:`MonthResult` gives them."""
+
+    uptime_percent: Fraction | None
+    uptime_percent_worst_case: Fraction | None
+    uptime_percent_estimate: Fraction | None
+    error_budget_buckets: int
+    breached: bool
+    credit_tier: CreditTier | None
+    credit_percent: Decimal
+    credit_amount: Decimal
+    buckets_to_next_tier: int | None
+    claim_deadline: datetime
+    credit_percent_estimate: Decimal
+    credit_amount_estimate: Decimal
 
 
 def all_failures_excused(cells: Sequence[Tally | None]) -> bool:
