@@ -24,11 +24,13 @@ import structlog
 from monitor.accounting import (
     Accounting,
     AccountingInputs,
+    InputsIndex,
+    index_inputs,
     inputs_from_config,
     month_violations,
 )
 from monitor.clock import Clock, system_clock
-from monitor.config import Config, ConfigError, load_config
+from monitor.config import Config, ConfigError, gc_paused, load_config
 from monitor.config.model import share_unchanged
 from monitor.config.secrets import check_secrets
 from monitor.host import sdnotify
@@ -176,6 +178,9 @@ class Daemon:
         self._verdicts_idle: tuple[object, dict[str, float]] = (None, {})
         self._verdicts_idle_next: dict[str, float] = {}
         self._settle: tuple[Config, float] | None = None
+        # Issue 20: the accounting's target index of a configuration read by a reload, built
+        # in its worker thread (``read_config``), taken if that configuration is applied.
+        self._indexed: tuple[Config | None, InputsIndex | None] = (None, None)
         self._restoring = 0  # months being read back from the store: nothing leaves memory
         self._reloads = 0
         self.started_at = self.clock()
@@ -262,6 +267,7 @@ class Daemon:
         sdnotify.reloading()
         self._reloads += 1
         inputs = self._inputs_of(new)
+        index = self._indexed[1] if self._indexed[0] is new else None  # issue 20: built ahead
         rebuilt = self.accounting.rebuilt_by(inputs)
         if rebuilt and any(self.state.evicted_before(p.bucket_seconds) for p in rebuilt):
             # Issue 20: those SLAs' closed tallies are in the store only. Read them back
@@ -273,7 +279,7 @@ class Daemon:
             self._background.append(task)
             return True
         self._apply_config(new, old_hash)
-        self.accounting.replace_inputs(inputs)
+        self.accounting.replace_inputs(inputs, index)
         return True
 
     def _inputs_of(self, config: Config) -> AccountingInputs:
@@ -1013,9 +1019,13 @@ class Daemon:
                 end=gap.end,
                 seconds=round(gap.end - gap.start, 3),
             )
-        await self._load_history(now)
-        await self._after_flush()  # issue 14: every location's tallies before judging
-        self.scheduler.apply(self._schedule(), now=now)
+        # Issue 20: the months and the schedule are long-lived objects built in one go, none
+        # garbage before it ends: full collections walking them (2.7 s of a 10,000-SLA
+        # start-up in process) wait until it is done, then the heap is frozen.
+        with gc_paused():
+            await self._load_history(now)
+            await self._after_flush()  # issue 14: every location's tallies before judging
+            self.scheduler.apply(self._schedule(), now=now)
         freeze_heap(self.config)  # issue 20: the configuration and the months are built
         self.scheduler.start()
         for loop, period in (
@@ -1093,6 +1103,7 @@ class Daemon:
         new.recurring_exclusions()
         _ = new.content_hash, self.config.content_hash  # compared in the reload's log line
         self._planned = (new, *plan_targets(new))  # used if it is the one applied
+        self._indexed = (new, index_inputs(new.sla_policies(), new.service_defs()))
         freeze_heap(new)  # issue 20: before its objects pile up into a full collection
         return new
 

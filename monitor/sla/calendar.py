@@ -81,8 +81,12 @@ def month_containing(instant: datetime, tz: str) -> Month:
     return Month(local.year, local.month)
 
 
+@lru_cache(maxsize=4096)
 def month_bounds(month: Month, tz: str) -> tuple[datetime, datetime]:
-    """``[start, end)`` of ``month`` in ``tz``, both as UTC-aware datetimes."""
+    """``[start, end)`` of ``month`` in ``tz``, both as UTC-aware datetimes.
+
+    Memoised (issue 20): the same few months and zones are asked for every SLA, 180,000 times
+    in a 10,000-SLA start-up (2.8 s); the result is immutable."""
     return (
         month.local_start(tz).astimezone(UTC),
         month.next().local_start(tz).astimezone(UTC),
@@ -147,8 +151,10 @@ class BucketGrid:
         return range(self.start_epoch, self.end_epoch, self.bucket_seconds)
 
 
+@lru_cache(maxsize=4096)
 def month_grid(month: Month, tz: str, bucket_seconds: int) -> BucketGrid:
-    """The bucket grid over ``month`` in ``tz``."""
+    """The bucket grid over ``month`` in ``tz`` (memoised, as :func:`month_bounds`; a grid is
+    frozen)."""
     start, end = month_bounds(month, tz)
     return BucketGrid(start=start, end=end, bucket_seconds=bucket_seconds)
 
