@@ -351,10 +351,8 @@ class Accounting:
         if inputs is old:
             return  # the inputs held (``install`` after ``replace_inputs``): all stands
         self._inputs = inputs
-        held_windows = self._windows
-        self._windows = {}
-        self._current.clear()
         self._index(index, old)
+        by_name = self._by_name
         same_gaps = inputs.gaps == old.gaps
         # A kept month's policy equals the held one (its name, service and zone), so its
         # windows move only when their sources do.
@@ -363,29 +361,41 @@ class Accounting:
             and inputs.recurring == old.recurring
             and inputs.notice_rules == old.notice_rules
         )
-        kept: dict[tuple[str, Month], RunningMonth] = {}
+        if not same_windows:
+            self._windows.clear()
+        # The months that go are few on a reload (the SLAs changed): they are removed from
+        # the held structures in place, which then need no copy (and no key hashed again).
+        gone: list[tuple[str, Month]] = []
+        moved: list[tuple[str, Month]] = []
+        kept_names: set[str] = set()
         for key, running in self._running.items():
-            policy = self._by_name.get(key[0])
-            if policy is not None and same_gaps and _keeps(running, policy, inputs):
-                if same_windows:
-                    known = held_windows.get(key)
-                    if known is not None:
-                        self._windows[key] = known
-                else:
-                    # Only the windows moved (an exclusion added or removed): the judged
-                    # states stand, and the exclusions are laid over them again; no tally
-                    # is read.
-                    windows = self.windows_for(policy, key[1])
-                    if windows != running.windows:
-                        running.replace_windows(windows)
-                kept[key] = running
-        self._running = kept
-        self._results = {
-            k: v for k, v in self._results.items() if k in kept and v[0] == kept[k].version
-        }
-        self._months = {}
-        for name, month in kept:
-            self._months.setdefault(name, []).append(month)
+            policy = by_name.get(key[0])
+            if policy is None or not same_gaps or not _keeps(running, policy, inputs):
+                gone.append(key)
+                continue
+            kept_names.add(key[0])
+            if not same_windows:
+                # Only the windows moved (an exclusion added or removed): the judged states
+                # stand, and the exclusions are laid over them again; no tally is read.
+                windows = self.windows_for(policy, key[1])
+                if windows != running.windows:
+                    running.replace_windows(windows)
+                    moved.append(key)
+        for key in gone:
+            del self._running[key]
+            months = self._months.get(key[0])
+            if months is not None:
+                months.remove(key[1])
+                if not months:
+                    del self._months[key[0]]
+        for key in (*gone, *moved):
+            self._results.pop(key, None)  # a kept month's result is checked by its version
+        # Cached windows and current-month spans stand for the SLAs kept as they were.
+        if same_windows:
+            for key in [k for k in self._windows if k[0] not in kept_names]:
+                del self._windows[key]
+        for name in [n for n in self._current if n not in kept_names]:
+            del self._current[name]
 
     def rebuilt_by(self, inputs: AccountingInputs) -> list[SlaPolicy]:
         """The SLAs of ``inputs`` whose running months :meth:`replace_inputs` would not keep
@@ -393,15 +403,17 @@ class Accounting:
         back from the store before replacing, once closed tallies have left memory."""
         if inputs.gaps != self._inputs.gaps:
             return list(inputs.policies)
-        out = []
-        running = self._running
-        for policy in inputs.policies:
-            months = self._months.get(policy.name, ())
-            if not months or not all(
-                _keeps(running[(policy.name, m)], policy, inputs) for m in months
-            ):
-                out.append(policy)
-        return out
+        by_name = {policy.name: policy for policy in inputs.policies}
+        held: set[str] = set()
+        lost: set[str] = set()
+        for (name, _), running in self._running.items():
+            policy = by_name.get(name)
+            if policy is None:
+                continue
+            held.add(name)
+            if not _keeps(running, policy, inputs):
+                lost.add(name)
+        return [p for p in inputs.policies if p.name not in held or p.name in lost]
 
     def prepare(
         self,

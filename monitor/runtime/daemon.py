@@ -321,9 +321,10 @@ class Daemon:
         self.config = new
         self.scheduler.apply(self._schedule())
         self._follow_locations_config()
-        self.state.forget_targets({t.name for t in new.targets})
+        names = self._bucket_lengths.keys()  # every target of ``new`` (issue 20: no new set)
+        self.state.forget_targets(names)
         self.state.set_canaries(new.canary_intervals())
-        self.recent.forget_targets({t.name for t in new.targets})
+        self.recent.forget_targets(names)
         self.health.reload_successful = True
         self.health.last_reload_success = now
         freeze_heap(new)  # issue 20: the new configuration is built
