@@ -25,12 +25,13 @@ is 80 M rows, which neither fits the time to write nor the "full" start to read 
 the 2,000-SLA rows above). Instead the store is given what a daemon stopped at day D leaves in
 it: the guards armed (by ``MonthSnapshots.restorable``, as at a start), every SLA's previous
 month and current month saved as snapshots up to ``HOURS`` before now (built synthetically
-through the real codec and inputs digest: every bucket available but one in 100 unavailable,
-``--unavailable-every``, with its tallies as evidence), and the last ``HOURS`` of real tallies. A fresh interpreter then
-times what ``slawatch run`` does before ``/readyz``: the imports (``ready_s`` counts from the
-interpreter's start), ``load_config``, ``Daemon()``, ``_load_history`` and the schedule, and
-checks that every month started from its snapshot (``first_s``: per SLA, over 200 SLAs). The tallies before the snapshots are not in
-the store: a start from proven snapshots never reads them.
+through the real codec and inputs digest: every bucket available but one in 100,
+``--unavailable-every``, unavailable with its tallies as evidence), and the last ``HOURS`` of
+real tallies. A fresh interpreter then times what ``slawatch run`` does before ``/readyz``:
+the imports (``ready_s`` counts from the interpreter's start), ``load_config``, ``Daemon()``,
+``_load_history`` and the schedule, and checks that every month started from its snapshot
+(``first_s``: per SLA, over 200 SLAs). The tallies before the snapshots are not in the store:
+a start from proven snapshots never reads them.
 """
 
 from __future__ import annotations
@@ -163,6 +164,8 @@ def seed(config: Path, now: int, hours: float, every: int = 100) -> int:
         try:
             inputs = daemon._inputs()
             await daemon.snapshots.restorable(inputs, inputs.policies, moment, "fresh")
+            store = daemon.snapshots.store
+            assert store is not None, "the bench's store is SQLite, which keeps snapshots"
             written = 0
             pending: list[MonthSnapshot] = []
             for policy in inputs.policies:
@@ -196,9 +199,9 @@ def seed(config: Path, now: int, hours: float, every: int = 100) -> int:
                         )
                     )
                 if len(pending) >= 1000:
-                    written += await daemon.store.save_month_snapshots(pending)  # type: ignore[attr-defined]
+                    written += await store.save_month_snapshots(pending)
                     pending = []
-            written += await daemon.store.save_month_snapshots(pending)  # type: ignore[attr-defined]
+            written += await store.save_month_snapshots(pending)
             return written
         finally:
             await daemon.store.close()

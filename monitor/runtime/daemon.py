@@ -1040,7 +1040,10 @@ class Daemon:
         with gc_paused():
             await self._load_history(now)
             await self._after_flush()  # issue 14: every location's tallies before judging
-            self.scheduler.apply(self._schedule(), now=now)
+            # Planned from the instant the months are built, not from the start's first
+            # instant: the runs due while they were read (seconds at 10,000 SLAs) were never
+            # missed, so neither skipped (``probe_runs_skipped``) nor run at once.
+            self.scheduler.apply(self._schedule(), now=self.clock())
         freeze_heap(self.config)  # issue 20: the configuration and the months are built
         self.scheduler.start()
         for loop, period in (
