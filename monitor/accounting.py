@@ -286,6 +286,9 @@ class Accounting:
         self._windows: dict[tuple[str, Month], MonthWindows] = {}
         self._current: dict[str, tuple[float, float, Month]] = {}
         self._dependents: dict[tuple[int, str], tuple[str, ...]] = {}
+        self._lost_under: tuple[AccountingInputs, int, set[str]] | None = None
+        """Issue 20: the SLAs :meth:`rebuilt_by` found not kept under these inputs, with the
+        months held then; taken by the next :meth:`replace_inputs` if nothing changed."""
         self._feeds: weakref.WeakSet[ChangeFeed] = weakref.WeakSet()
         # SLA name -> month asked (None: the running one) -> (from, until epoch, running
         # month, its version, result): month_result's fast path (see there).
@@ -365,12 +368,22 @@ class Accounting:
             self._windows.clear()
         # The months that go are few on a reload (the SLAs changed): they are removed from
         # the held structures in place, which then need no copy (and no key hashed again).
+        asked, self._lost_under = self._lost_under, None
+        lost = (
+            asked[2]
+            if asked is not None and asked[0] is inputs and asked[1] == len(self._running)
+            else None
+        )
         gone: list[tuple[str, Month]] = []
         moved: list[tuple[str, Month]] = []
         kept_names: set[str] = set()
         for key, running in self._running.items():
             policy = by_name.get(key[0])
-            if policy is None or not same_gaps or not _keeps(running, policy, inputs):
+            if (
+                policy is None
+                or not same_gaps
+                or (not _keeps(running, policy, inputs) if lost is None else key[0] in lost)
+            ):
                 gone.append(key)
                 continue
             kept_names.add(key[0])
@@ -413,6 +426,9 @@ class Accounting:
             held.add(name)
             if not _keeps(running, policy, inputs):
                 lost.add(name)
+        # Issue 20: a reload replaces the inputs right after asking (on the loop, nothing in
+        # between): the SLAs found here need not be compared again there.
+        self._lost_under = (inputs, len(self._running), lost)
         return [p for p in inputs.policies if p.name not in held or p.name in lost]
 
     def prepare(
