@@ -40,7 +40,7 @@ from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.health import Health
 from monitor.runtime.locations import LocationFeed
-from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget
+from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget, group_targets
 from monitor.runtime.shard import (
     ShardKeeper,
     record_member_downtime,
@@ -184,6 +184,10 @@ class Daemon:
         # Issue 20: the accounting's target index of a configuration read by a reload, built
         # in its worker thread (``read_config``), taken if that configuration is applied.
         self._indexed: tuple[Config | None, InputsIndex | None] = (None, None)
+        self._grouped: tuple[Config | None, dict[float, list[tuple[float, str]]] | None] = (
+            None,
+            None,
+        )
         self._restoring = 0  # months being read back from the store: nothing leaves memory
         self._reloads = 0
         self.started_at = self.clock()
@@ -322,7 +326,10 @@ class Daemon:
     def _apply_config(self, new: Config, old_hash: str) -> None:
         now = self.clock()
         self.config = new
-        self.scheduler.apply(self._schedule())
+        # Issue 20: the schedule's layout was built with the file, in the reload's worker
+        # thread (a sharded member schedules only its share: built here).
+        grouped = self._grouped[1] if self._grouped[0] is new and self.shard is None else None
+        self.scheduler.apply(self._schedule(), grouped=grouped)
         self._follow_locations_config()
         names = self._bucket_lengths.keys()  # every target of ``new`` (issue 20: no new set)
         self.state.forget_targets(names)
@@ -1122,6 +1129,7 @@ class Daemon:
         _ = new.content_hash, self.config.content_hash  # compared in the reload's log line
         self._planned = (new, *plan_targets(new))  # used if it is the one applied
         self._indexed = (new, index_inputs(new.sla_policies(), new.service_defs()))
+        self._grouped = (new, group_targets(self._planned[1]))  # the schedule's layout
         freeze_heap(new)  # issue 20: before its objects pile up into a full collection
         return new
 
