@@ -325,7 +325,10 @@ class Daemon:
 
     def _apply_config(self, new: Config, old_hash: str) -> None:
         now = self.clock()
+        retired = [self.config]
         self.config = new
+        if retired[0] is not new:
+            self._release_in_pieces(retired)
         # Issue 20: the schedule's layout was built with the file, in the reload's worker
         # thread (a sharded member schedules only its share: built here).
         grouped = self._grouped[1] if self._grouped[0] is new and self.shard is None else None
@@ -345,6 +348,20 @@ class Daemon:
             changed=old_hash != new.content_hash,
             targets=len(new.targets),
         )
+
+    def _release_in_pieces(self, holder: list[Config]) -> None:
+        """Issue 20: free the configuration a reload replaced in a worker thread, its sections'
+        items a few hundred at a time. Dropped at once, the last reference freed every object
+        of a 10,000-SLA file in one cascade (~70 ms measured, holding the GIL whichever thread
+        drops it): on the loop, the largest part of a reload's block."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on a loop (a test calling reload directly): freed here
+            holder.clear()
+            return
+        task = loop.create_task(asyncio.to_thread(release_in_pieces, holder))
+        self._reload_tasks.add(task)
+        task.add_done_callback(self._reload_tasks.discard)
 
     # -- results ---------------------------------------------------------------------------------
     def _on_result(self, target: ScheduledTarget, result: ProbeResult) -> None:
@@ -1277,6 +1294,24 @@ def plan_targets(
             )
         )
     return tuple(out), bucket_lengths
+
+
+RELEASE_CHUNK = 500
+"""Objects of a replaced configuration freed at once (``release_in_pieces``)."""
+
+
+def release_in_pieces(holder: list[Config]) -> None:
+    """Take the configuration out of ``holder`` and free it: first the model (its sections'
+    tuples only hold references, still held here), then the sections' items in chunks, each
+    chunk between two bytecodes, so another thread (the event loop) runs in between."""
+    if not holder:
+        return
+    config = holder.pop()
+    pieces = [list(v) for v in config.__dict__.values() if isinstance(v, tuple)]
+    del config
+    for piece in pieces:
+        while piece:
+            del piece[-RELEASE_CHUNK:]
 
 
 FREEZE_FROM = 1000
