@@ -128,6 +128,9 @@ class MonthWindows:
     violations: tuple[Violation, ...]
 
 
+_NO_WINDOWS = MonthWindows((), ())
+
+
 def _announced_by_schedule(rule: NoticeRule) -> NoticeRule:
     """The rule for a recurring occurrence: its schedule is its notice (no minimum to check)."""
     return dataclasses.replace(rule, min_notice=None)
@@ -136,6 +139,8 @@ def _announced_by_schedule(rule: NoticeRule) -> NoticeRule:
 def month_windows(inputs: AccountingInputs, policy: SlaPolicy, month: Month) -> MonthWindows:
     """The windows touching ``month`` for ``policy``'s service, recurring ones expanded over
     the month in the SLA's zone, after the SLA's notice rule."""
+    if not inputs.windows and not inputs.recurring:
+        return _NO_WINDOWS  # issue 20: nothing to honour or break (most SLAs, most months)
     start, end = month_bounds(month, policy.timezone)
     fixed = [w for w in inputs.windows if w.end > start and w.start < end]
     occurrences = [w for rec in inputs.recurring for w in expand_recurring(rec, start, end)]
@@ -281,6 +286,9 @@ class Accounting:
         self._windows: dict[tuple[str, Month], MonthWindows] = {}
         self._current: dict[str, tuple[float, float, Month]] = {}
         self._dependents: dict[tuple[int, str], tuple[str, ...]] = {}
+        self._lost_under: tuple[AccountingInputs, int, set[str]] | None = None
+        """Issue 20: the SLAs :meth:`rebuilt_by` found not kept under these inputs, with the
+        months held then; taken by the next :meth:`replace_inputs` if nothing changed."""
         self._feeds: weakref.WeakSet[ChangeFeed] = weakref.WeakSet()
         # SLA name -> month asked (None: the running one) -> (from, until epoch, running
         # month, its version, result): month_result's fast path (see there).
@@ -316,60 +324,112 @@ class Accounting:
     def inputs(self) -> AccountingInputs:
         return self._inputs
 
-    def _index(self) -> None:
+    def _index(self, index: InputsIndex | None = None, old: AccountingInputs | None = None) -> None:
         """(bucket length, target) -> the SLAs whose month reads its tallies: once per
-        configuration, O(targets in services)."""
-        found: dict[tuple[int, str], list[str]] = {}
-        services = self._inputs.services
-        for policy in self._inputs.policies:
-            service = services.get(policy.service)
-            # Nested services read every leaf target of their members.
-            names = () if service is None else service.all_targets
-            # Canaries are not read: their failures reach a month as the excused counts of
-            # its targets' tallies (monitor.runtime.state), each change told by the owner.
-            for name in names:
-                found.setdefault((policy.bucket_seconds, name), []).append(policy.name)
-        self._dependents = {key: tuple(dict.fromkeys(v)) for key, v in found.items()}
-        self._by_name = {policy.name: policy for policy in self._inputs.policies}
+        configuration, O(targets in services). Issue 20: ``index`` built ahead for these
+        inputs' SLAs (a reload, in its worker thread), or the one held when ``old`` had the
+        same SLAs and services (an exclusion added or removed), is taken as it is."""
+        inputs = self._inputs
+        if index is None or index.policies is not inputs.policies:
+            if (
+                old is not None
+                and old.policies is inputs.policies
+                and old.services == (inputs.services)
+            ):
+                return  # the same SLAs over the same services: the index held stands
+            index = index_inputs(inputs.policies, inputs.services)
+        self._dependents = index.dependents
+        self._by_name = index.by_name
 
-    def replace_inputs(self, inputs: AccountingInputs) -> None:
+    def replace_inputs(self, inputs: AccountingInputs, index: InputsIndex | None = None) -> None:
+        """New inputs (a reload, an exclusion added or removed): keep every running month
+        they leave standing (:func:`_keeps`), windows laid over again where they moved.
+
+        Issue 20: O(SLAs) with a small constant, for a reload blocks the probes while this
+        runs: unchanged SLAs are found by identity (``model.share_unchanged``), a month's
+        windows are recomputed only when the windows' sources changed, and the target index
+        may come built (``index``, see :func:`index_inputs`)."""
         self._notify_all()
         old = self._inputs
+        if inputs is old:
+            return  # the inputs held (``install`` after ``replace_inputs``): all stands
         self._inputs = inputs
-        self._windows.clear()
-        self._current.clear()
-        self._index()
-        kept: dict[tuple[str, Month], RunningMonth] = {}
+        self._index(index, old)
+        by_name = self._by_name
+        same_gaps = inputs.gaps == old.gaps
+        # A kept month's policy equals the held one (its name, service and zone), so its
+        # windows move only when their sources do.
+        same_windows = (
+            inputs.windows == old.windows
+            and inputs.recurring == old.recurring
+            and inputs.notice_rules == old.notice_rules
+        )
+        if not same_windows:
+            self._windows.clear()
+        # The months that go are few on a reload (the SLAs changed): they are removed from
+        # the held structures in place, which then need no copy (and no key hashed again).
+        asked, self._lost_under = self._lost_under, None
+        lost = (
+            asked[2]
+            if asked is not None and asked[0] is inputs and asked[1] == len(self._running)
+            else None
+        )
+        gone: list[tuple[str, Month]] = []
+        moved: list[tuple[str, Month]] = []
+        kept_names: set[str] = set()
         for key, running in self._running.items():
-            policy = self._by_name.get(key[0])
-            if policy is not None and _keeps(running, policy, inputs, old):
+            policy = by_name.get(key[0])
+            if (
+                policy is None
+                or not same_gaps
+                or (not _keeps(running, policy, inputs) if lost is None else key[0] in lost)
+            ):
+                gone.append(key)
+                continue
+            kept_names.add(key[0])
+            if not same_windows:
                 # Only the windows moved (an exclusion added or removed): the judged states
                 # stand, and the exclusions are laid over them again; no tally is read.
                 windows = self.windows_for(policy, key[1])
                 if windows != running.windows:
                     running.replace_windows(windows)
-                kept[key] = running
-        self._running = kept
-        self._results = {
-            k: v for k, v in self._results.items() if k in kept and v[0] == kept[k].version
-        }
-        self._months = {}
-        for name, month in kept:
-            self._months.setdefault(name, []).append(month)
+                    moved.append(key)
+        for key in gone:
+            del self._running[key]
+            months = self._months.get(key[0])
+            if months is not None:
+                months.remove(key[1])
+                if not months:
+                    del self._months[key[0]]
+        for key in (*gone, *moved):
+            self._results.pop(key, None)  # a kept month's result is checked by its version
+        # Cached windows and current-month spans stand for the SLAs kept as they were.
+        if same_windows:
+            for key in [k for k in self._windows if k[0] not in kept_names]:
+                del self._windows[key]
+        for name in [n for n in self._current if n not in kept_names]:
+            del self._current[name]
 
     def rebuilt_by(self, inputs: AccountingInputs) -> list[SlaPolicy]:
         """The SLAs of ``inputs`` whose running months :meth:`replace_inputs` would not keep
         (new SLAs, or one whose rules, service, canaries or gaps change): the months to read
         back from the store before replacing, once closed tallies have left memory."""
-        out = []
-        for policy in inputs.policies:
-            months = self._months.get(policy.name, ())
-            if not months or not all(
-                _keeps(self._running[(policy.name, m)], policy, inputs, self._inputs)
-                for m in months
-            ):
-                out.append(policy)
-        return out
+        if inputs.gaps != self._inputs.gaps:
+            return list(inputs.policies)
+        by_name = {policy.name: policy for policy in inputs.policies}
+        held: set[str] = set()
+        lost: set[str] = set()
+        for (name, _), running in self._running.items():
+            policy = by_name.get(name)
+            if policy is None:
+                continue
+            held.add(name)
+            if not _keeps(running, policy, inputs):
+                lost.add(name)
+        # Issue 20: a reload replaces the inputs right after asking (on the loop, nothing in
+        # between): the SLAs found here need not be compared again there.
+        self._lost_under = (inputs, len(self._running), lost)
+        return [p for p in inputs.policies if p.name not in held or p.name in lost]
 
     def prepare(
         self,
@@ -421,17 +481,22 @@ class Accounting:
             for month in list(self._months.get(policy.name, ()))
         ]
 
-    def install(self, inputs: AccountingInputs, prepared: Sequence[RunningMonth]) -> None:
+    def install(
+        self,
+        inputs: AccountingInputs,
+        prepared: Sequence[RunningMonth],
+        index: InputsIndex | None = None,
+    ) -> None:
         """Replace the inputs (:meth:`replace_inputs`) and hold the ``prepared`` months.
 
         Buckets from ``floor`` on are re-judged from the live source at the next call: a late
         result may have changed one while the owner read the store (the marks went to the
         months held then), and the live source holds every tally from ``floor`` on."""
-        self.replace_inputs(inputs)
+        self.replace_inputs(inputs, index)
         self._notify_all()
         for running in prepared:
             policy = self._by_name.get(running.policy.name)
-            if policy is None or not _keeps(running, policy, inputs, inputs):
+            if policy is None or not _keeps(running, policy, inputs):
                 continue  # prepared under inputs replaced since: built again when asked
             key = (policy.name, running.month)
             windows = self.windows_for(policy, running.month)
@@ -443,8 +508,8 @@ class Accounting:
             self._results.pop(key, None)
             floor = 0 if self._floor is None else self._floor(policy.bucket_seconds)
             first, size = running.grid.start_epoch, policy.bucket_seconds
-            for index in range(max(0, -((first - floor) // size)), running.elapsed):
-                running.mark(first + index * size)
+            for at in range(max(0, -((first - floor) // size)), running.elapsed):
+                running.mark(first + at * size)
         for name, months in self._months.items():
             if months:
                 self._forget_before(name, max(months).previous())
@@ -642,13 +707,46 @@ class HistoryNotLoaded(ValueError):
     """A month was asked for whose closed tallies are only in the store (see ``floor``)."""
 
 
-def _keeps(
-    running: RunningMonth, policy: SlaPolicy, inputs: AccountingInputs, old: AccountingInputs
-) -> bool:
-    """Whether ``running`` stands under ``inputs`` (only its windows may move)."""
+def _keeps(running: RunningMonth, policy: SlaPolicy, inputs: AccountingInputs) -> bool:
+    """Whether ``running`` stands under ``inputs`` (only its windows may move), the gaps
+    being the ones it was built with (the caller's check, once for every month).
+
+    Identity first (issue 20): a reload shares every unchanged SLA's policy and service
+    objects (``model.share_unchanged``), so 10,000 kept SLAs cost no field comparison."""
+    service = inputs.services.get(policy.service)
     return (
-        policy == running.policy
-        and inputs.services.get(policy.service) == running.service
-        and inputs.canaries == running.canaries
-        and inputs.gaps == old.gaps
+        (policy is running.policy or policy == running.policy)
+        and (service is running.service or service == running.service)
+        and (inputs.canaries is running.canaries or inputs.canaries == running.canaries)
+    )
+
+
+@dataclass(frozen=True)
+class InputsIndex:
+    """Which SLAs read each (bucket length, target)'s tallies, and each SLA by name, for one
+    tuple of SLAs over their services (:func:`index_inputs`)."""
+
+    policies: tuple[SlaPolicy, ...]
+    dependents: dict[tuple[int, str], tuple[str, ...]]
+    by_name: dict[str, SlaPolicy]
+
+
+def index_inputs(
+    policies: tuple[SlaPolicy, ...], services: Mapping[str, ServiceDef]
+) -> InputsIndex:
+    """The index :class:`Accounting` keeps for ``policies`` over ``services``: pure, so a
+    reload builds it in its worker thread (issue 20: ~0.2 s at 10,000 SLAs, off the loop)."""
+    found: dict[tuple[int, str], list[str]] = {}
+    for policy in policies:
+        service = services.get(policy.service)
+        # Nested services read every leaf target of their members.
+        names = () if service is None else service.all_targets
+        # Canaries are not read: their failures reach a month as the excused counts of
+        # its targets' tallies (monitor.runtime.state), each change told by the owner.
+        for name in names:
+            found.setdefault((policy.bucket_seconds, name), []).append(policy.name)
+    return InputsIndex(
+        policies,
+        {key: tuple(dict.fromkeys(v)) for key, v in found.items()},
+        {policy.name: policy for policy in policies},
     )

@@ -51,6 +51,7 @@ __all__ = [
     "ServiceConfig",
     "SlaConfig",
     "TargetConfig",
+    "gc_paused",
     "load_config",
     "parse_config_text",
 ]

@@ -41,6 +41,10 @@ ten years; past that a value is a typo, and ``timedelta`` overflows at 2.7 milli
 
 def format_duration(seconds: float) -> str:
     """``5400`` -> ``1h30m``; the inverse of ``parse_duration`` for whole milliseconds."""
+    if not math.isfinite(seconds * 1000):
+        # A bound computed from another field may overflow (a 400-digit DTMF pause makes the
+        # longest call infinite): the problem is still said in one line, not a traceback.
+        return "forever"
     millis = round(seconds * 1000)
     if millis == 0:
         return "0s"

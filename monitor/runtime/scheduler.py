@@ -24,7 +24,7 @@ import asyncio
 import math
 import zlib
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +59,19 @@ class ScheduledTarget:
 def phase_of(name: str, interval: float) -> float:
     """A stable offset in ``[0, interval)`` for ``name``."""
     return zlib.crc32(name.encode("utf-8")) / 2**32 * interval
+
+
+def group_targets(targets: Iterable[ScheduledTarget]) -> dict[float, list[tuple[float, str]]]:
+    """Interval -> its targets as (phase, name), sorted: the schedule's layout, pure (issue
+    20: a reload builds it in its worker thread, ``ProbeScheduler.apply(grouped=...)``)."""
+    by_interval: dict[float, list[tuple[float, str]]] = {}
+    for target in targets:
+        by_interval.setdefault(target.interval, []).append(
+            (phase_of(target.name, target.interval), target.name)
+        )
+    for members in by_interval.values():
+        members.sort()
+    return by_interval
 
 
 def next_run_after(now: float, interval: float, phase: float) -> float:
@@ -199,12 +212,19 @@ class ProbeScheduler:
         for group in self._groups.values():
             self._plan(group, now)
 
-    def apply(self, targets: Iterable[ScheduledTarget], now: float | None = None) -> None:
+    def apply(
+        self,
+        targets: Iterable[ScheduledTarget],
+        now: float | None = None,
+        *,
+        grouped: Mapping[float, Sequence[tuple[float, str]]] | None = None,
+    ) -> None:
         """Make the schedule match ``targets``.
 
         A target whose interval is unchanged keeps its grid and its planned next run; its new
         options take effect at that run. A new target (or one whose interval changed) first
-        runs at its first grid time after ``now``.
+        runs at its first grid time after ``now``. ``grouped``: ``group_targets(targets)``,
+        built ahead (issue 20: a reload's worker thread), not built here again.
         """
         wanted = {t.name: t for t in targets}
         current = self._targets
@@ -218,16 +238,11 @@ class ProbeScheduler:
         if moved:
             for key in [key for key in self._timers if key[0] in moved]:
                 self._timers.pop(key).cancel()
-        by_interval: dict[float, list[tuple[float, str]]] = {}
-        for name, target in wanted.items():
-            by_interval.setdefault(target.interval, []).append(
-                (phase_of(name, target.interval), name)
-            )
+        by_interval = group_targets(wanted.values()) if grouped is None else grouped
         for interval in set(self._groups) - set(by_interval):
             del self._groups[interval]
             self._scheduler.remove_job(_job_id(interval))
         for interval, members in by_interval.items():
-            members.sort()
             group = self._groups.get(interval)
             if group is None:
                 group = self._groups[interval] = _IntervalGroup(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -264,7 +265,7 @@ class LiveState:
                     if (seconds, target, start) not in self._dirty:
                         del buckets[start]
 
-    def forget_targets(self, keep: set[str]) -> None:
+    def forget_targets(self, keep: AbstractSet[str]) -> None:
         for name in list(self.targets):
             if name not in keep:
                 del self.targets[name]

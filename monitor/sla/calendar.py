@@ -75,14 +75,21 @@ class Month:
         return datetime(self.year, self.month, 1, tzinfo=zone(tz))
 
 
+@lru_cache(maxsize=1024)
 def month_containing(instant: datetime, tz: str) -> Month:
-    """The calendar month, in ``tz``, that ``instant`` falls in."""
+    """The calendar month, in ``tz``, that ``instant`` falls in (memoised: start-up asks it
+    for every SLA at one instant, 70,000 times at 10,000 SLAs; equal instants in any zone
+    are one key, and give the same month)."""
     local = require_aware(instant, "instant").astimezone(zone(tz))
     return Month(local.year, local.month)
 
 
+@lru_cache(maxsize=4096)
 def month_bounds(month: Month, tz: str) -> tuple[datetime, datetime]:
-    """``[start, end)`` of ``month`` in ``tz``, both as UTC-aware datetimes."""
+    """``[start, end)`` of ``month`` in ``tz``, both as UTC-aware datetimes.
+
+    Memoised (issue 20): the same few months and zones are asked for every SLA, 180,000 times
+    in a 10,000-SLA start-up (2.8 s); the result is immutable."""
     return (
         month.local_start(tz).astimezone(UTC),
         month.next().local_start(tz).astimezone(UTC),
@@ -147,8 +154,10 @@ class BucketGrid:
         return range(self.start_epoch, self.end_epoch, self.bucket_seconds)
 
 
+@lru_cache(maxsize=4096)
 def month_grid(month: Month, tz: str, bucket_seconds: int) -> BucketGrid:
-    """The bucket grid over ``month`` in ``tz``."""
+    """The bucket grid over ``month`` in ``tz`` (memoised, as :func:`month_bounds`; a grid is
+    frozen)."""
     start, end = month_bounds(month, tz)
     return BucketGrid(start=start, end=end, bucket_seconds=bucket_seconds)
 

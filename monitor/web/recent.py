@@ -9,6 +9,7 @@ MOS, RTP loss and jitter seen: 48 small records per target.
 from __future__ import annotations
 
 import math
+from collections.abc import Set as AbstractSet
 
 from monitor.web.view import RecentSlot
 from probes.result import ProbeResult
@@ -81,6 +82,6 @@ class RecentResults:
             )
         return tuple(out)
 
-    def forget_targets(self, keep: set[str]) -> None:
+    def forget_targets(self, keep: AbstractSet[str]) -> None:
         for name in [n for n in self._slots if n not in keep]:
             del self._slots[name]
