@@ -50,6 +50,7 @@ from monitor.sla.policy import (
     SlaPolicy,
     Tally,
 )
+from monitor.sla.packed import pack, unpack
 from monitor.sla.quorum import LocatedTallies, located_of
 
 Tallies = Mapping[str, Mapping[int, Tally]]
@@ -65,15 +66,35 @@ _JUDGED_CODES = bytes(code for code in range(len(_STATES)) if code != _P)
 
 
 class CodedStates(Sequence[BucketState]):
-    """A read-only sequence of bucket states over one byte per bucket (a snapshot)."""
+    """A read-only sequence of bucket states over one byte per bucket (a snapshot), kept
+    compressed (``monitor.sla.packed``) when built with :meth:`of_packed`: a cached month
+    result then costs tens of bytes for its states, not one per bucket (issue 20)."""
 
-    __slots__ = ("_codes",)
+    __slots__ = ("_codes", "_length", "_packed")
 
-    def __init__(self, codes: bytes) -> None:
-        self._codes = codes
+    def __init__(self, codes: bytes | bytearray) -> None:
+        # A bytearray only from its owner, who never writes it once lent (RunningMonth._own).
+        self._codes: bytes | bytearray | None = codes
+        self._packed: bytes | None = None
+        self._length = len(codes)
+
+    @classmethod
+    def of_packed(cls, packed: bytes, length: int) -> CodedStates:
+        """The states whose codes ``packed.pack`` made ``packed`` (``length`` of them)."""
+        states = cls.__new__(cls)
+        states._codes = None
+        states._packed = packed
+        states._length = length
+        return states
+
+    def _plain(self) -> bytes | bytearray:
+        if self._codes is not None:
+            return self._codes
+        assert self._packed is not None
+        return unpack(self._packed)
 
     def __len__(self) -> int:
-        return len(self._codes)
+        return self._length
 
     @overload
     def __getitem__(self, index: int) -> BucketState: ...
@@ -81,15 +102,15 @@ class CodedStates(Sequence[BucketState]):
     def __getitem__(self, index: slice) -> tuple[BucketState, ...]: ...
     def __getitem__(self, index: int | slice) -> BucketState | tuple[BucketState, ...]:
         if isinstance(index, slice):
-            return tuple(_STATES[code] for code in self._codes[index])
-        return _STATES[self._codes[index]]
+            return tuple(_STATES[code] for code in self._plain()[index])
+        return _STATES[self._plain()[index]]
 
     def __iter__(self) -> Iterator[BucketState]:
-        return (_STATES[code] for code in self._codes)
+        return (_STATES[code] for code in self._plain())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, CodedStates):
-            return self._codes == other._codes
+            return self._plain() == other._plain()
         if isinstance(other, Sequence):
             return len(other) == len(self) and all(a is b for a, b in zip(self, other, strict=True))
         return NotImplemented
@@ -97,7 +118,7 @@ class CodedStates(Sequence[BucketState]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"CodedStates({len(self._codes)} buckets)"
+        return f"CodedStates({self._length} buckets)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +209,12 @@ class RunningMonth:
         # state with exclusions applied: the one the month's figures count.
         self._raw = bytearray([_P]) * count
         self._final = bytearray([_P]) * count
+        # Issue 20: both arrays compressed (raw, final) while the month is complete and nothing
+        # is marked: the previous month, which changes only through a late tally or new
+        # windows, then costs tens of bytes, not two per bucket (see _settle / _thaw).
+        self._packed: tuple[bytes, bytes] | None = None
+        self._lent = False
+        """Whether ``_final`` is shared with a result's states (copied before a write)."""
         # Buckets not available whose every failure the canaries excused (exclusion (iii)
         # candidates), and the monitor's own failures per judged bucket holding any.
         self._excused: set[int] = set()
@@ -231,6 +258,8 @@ class RunningMonth:
         self._dirty.clear()
         if not todo and elapsed == self.elapsed:
             return
+        self._thaw()
+        self._own()
         lo, hi = self.elapsed, elapsed
         if hi - lo > 8:
             # Many buckets at once (start-up, a long pause): an elapsed bucket without a
@@ -252,6 +281,7 @@ class RunningMonth:
         self.elapsed = elapsed
         self._judge(sorted(todo), tallies)
         self.version += 1
+        self._settle()
 
     def _located(self, tallies: Tallies) -> LocatedTallies | None:
         return located_of(tallies, self.policy.name, self.policy.locations)
@@ -259,7 +289,17 @@ class RunningMonth:
     def result(self, now: datetime | None) -> MonthResult:
         """The month's figures as of the last :meth:`advance`, stamped ``now``: no tally is
         read (outages from the unavailable buckets' tallies kept when judged)."""
-        final = bytes(self._final)
+        final: bytes | bytearray
+        if self._packed is not None:
+            final = unpack(self._packed[1])
+            states = CodedStates.of_packed(self._packed[1], len(final))
+        else:
+            # Lent, not copied: the next write copies the array first (_own), so the result
+            # keeps the states it was built from and a month that did not move since shares
+            # its one array with its cached result (issue 20).
+            final = self._final
+            self._lent = True
+            states = CodedStates(final)
         elapsed = self.elapsed
         if self._outages is None:
             self._outages = self._find_outages(final)
@@ -269,7 +309,7 @@ class RunningMonth:
             self.month,
             self.grid,
             now=now,
-            states=CodedStates(final),
+            states=states,
             counts=_counts(final, 0, len(final)),
             elapsed_counts=_counts(final, 0, elapsed),
             elapsed=elapsed,
@@ -288,9 +328,12 @@ class RunningMonth:
         self.windows = tuple(windows)
         self._exclude()
         self.version += 1
+        self._settle()
 
     def state_at(self, index: int) -> BucketState:
         """Bucket ``index``'s state as of the last :meth:`advance` (exclusions applied)."""
+        if self._packed is not None:
+            return _STATES[unpack(self._packed[1])[index]]
         return _STATES[self._final[index]]
 
     def excluded_kind(self, index: int) -> ExclusionKind | None:
@@ -307,7 +350,11 @@ class RunningMonth:
             raise ValueError("judged_state: buckets marked since the last advance; advance first")
         return JudgedState(
             judged=through,
-            raw=bytes(self._raw[:through]),
+            raw=bytes(
+                unpack(self._packed[0])[:through]
+                if self._packed is not None
+                else self._raw[:through]
+            ),
             excused=tuple(sorted(i for i in self._excused if i < through)),
             errors=tuple(sorted((i, e) for i, e in self._errors.items() if i < through)),
             evidence=tuple(
@@ -359,9 +406,33 @@ class RunningMonth:
         running._excluded = {}
         running._exclude()
         running.version = 1
+        running._settle()
         return running
 
     # -- internals -------------------------------------------------------------------------------
+    def _settle(self) -> None:
+        """Pack the arrays if the month is complete and nothing is marked (issue 20)."""
+        if self._packed is None and self.elapsed >= self._count and not self._dirty:
+            self._packed = (pack(self._raw), pack(self._final))
+            self._raw = bytearray()
+            self._final = bytearray()
+            self._lent = False
+
+    def _thaw(self) -> None:
+        """The arrays back from :meth:`_settle`'s packing, before any of them is written."""
+        packed = self._packed
+        if packed is not None:
+            self._raw = bytearray(unpack(packed[0]))
+            self._final = bytearray(unpack(packed[1]))
+            self._packed = None
+            self._lent = False
+
+    def _own(self) -> None:
+        """``_final`` not shared with a result any more, before it is written."""
+        if self._lent:
+            self._final = bytearray(self._final)
+            self._lent = False
+
     def _judge(self, indices: Sequence[int], tallies: Tallies) -> None:
         rule = self.policy.bucket_rule
         leaves = self.leaves
@@ -429,6 +500,8 @@ class RunningMonth:
 
     def _exclude(self, _windows_only: bool = False) -> None:
         """Apply the windows (and the runs of canary-excused buckets) to the judged states."""
+        self._thaw()
+        self._own()
         grid = self.grid
         canary = (
             []
