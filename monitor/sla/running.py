@@ -205,14 +205,16 @@ class RunningMonth:
         self._gap_buckets = frozenset(_gap_buckets(self.grid, gaps))
         count = self.grid.count
         self.elapsed = 0
-        # Judged verdict per bucket before exclusions (pending until elapsed), and the final
-        # state with exclusions applied: the one the month's figures count.
-        self._raw = bytearray([_P]) * count
+        # The final state per bucket with exclusions applied (pending until elapsed): the one
+        # the month's figures count. The judged verdict before exclusions differs from it
+        # only in excluded buckets: ``_hidden`` holds those (bucket -> code), not a second
+        # array (issue 20: one byte per bucket and month, not two).
         self._final = bytearray([_P]) * count
-        # Issue 20: both arrays compressed (raw, final) while the month is complete and nothing
-        # is marked: the previous month, which changes only through a late tally or new
-        # windows, then costs tens of bytes, not two per bucket (see _settle / _thaw).
-        self._packed: tuple[bytes, bytes] | None = None
+        self._hidden: dict[int, int] = {}
+        # Issue 20: the array compressed while the month is complete and nothing is marked:
+        # the previous month, which changes only through a late tally or new windows, then
+        # costs tens of bytes, not one per bucket (see _settle / _thaw).
+        self._packed: bytes | None = None
         self._lent = False
         """Whether ``_final`` is shared with a result's states (copied before a write)."""
         # Buckets not available whose every failure the canaries excused (exclusion (iii)
@@ -264,10 +266,10 @@ class RunningMonth:
         if hi - lo > 8:
             # Many buckets at once (start-up, a long pause): an elapsed bucket without a
             # tally is unknown, so set them all in one slice and judge only those holding one.
-            self._raw[lo:hi] = bytes([_Q]) * (hi - lo)
-            self._final[lo:hi] = self._raw[lo:hi]
+            self._final[lo:hi] = bytes([_Q]) * (hi - lo)
             for excluded in self._excluded:
                 if lo <= excluded < hi:
+                    self._hidden[excluded] = _Q
                     self._final[excluded] = _X
             # Plain integers: the grid's epoch properties convert a datetime on every read.
             first, size = self._start_epoch, self.grid.bucket_seconds
@@ -291,8 +293,8 @@ class RunningMonth:
         read (outages from the unavailable buckets' tallies kept when judged)."""
         final: bytes | bytearray
         if self._packed is not None:
-            final = unpack(self._packed[1])
-            states = CodedStates.of_packed(self._packed[1], len(final))
+            final = unpack(self._packed)
+            states = CodedStates.of_packed(self._packed, len(final))
         else:
             # Lent, not copied: the next write copies the array first (_own), so the result
             # keeps the states it was built from and a month that did not move since shares
@@ -333,7 +335,7 @@ class RunningMonth:
     def state_at(self, index: int) -> BucketState:
         """Bucket ``index``'s state as of the last :meth:`advance` (exclusions applied)."""
         if self._packed is not None:
-            return _STATES[unpack(self._packed[1])[index]]
+            return _STATES[unpack(self._packed)[index]]
         return _STATES[self._final[index]]
 
     def excluded_kind(self, index: int) -> ExclusionKind | None:
@@ -350,11 +352,7 @@ class RunningMonth:
             raise ValueError("judged_state: buckets marked since the last advance; advance first")
         return JudgedState(
             judged=through,
-            raw=bytes(
-                unpack(self._packed[0])[:through]
-                if self._packed is not None
-                else self._raw[:through]
-            ),
+            raw=self._raw_codes(through),
             excused=tuple(sorted(i for i in self._excused if i < through)),
             errors=tuple(sorted((i, e) for i, e in self._errors.items() if i < through)),
             evidence=tuple(
@@ -394,8 +392,9 @@ class RunningMonth:
                 f"month {month} has {running._count}"
             )
         judged = state.judged
-        running._raw[:judged] = state.raw
-        running._final[:] = running._raw
+        running._final[:judged] = state.raw
+        running._final[judged:] = bytes([_P]) * (running._count - judged)
+        running._hidden = {}
         running._excused = set(state.excused)
         running._errors = dict(state.errors)
         running._evidence = {i: dict(cells) for i, cells in state.evidence}
@@ -411,21 +410,28 @@ class RunningMonth:
 
     # -- internals -------------------------------------------------------------------------------
     def _settle(self) -> None:
-        """Pack the arrays if the month is complete and nothing is marked (issue 20)."""
+        """Pack the array if the month is complete and nothing is marked (issue 20)."""
         if self._packed is None and self.elapsed >= self._count and not self._dirty:
-            self._packed = (pack(self._raw), pack(self._final))
-            self._raw = bytearray()
+            self._packed = pack(self._final)
             self._final = bytearray()
             self._lent = False
 
     def _thaw(self) -> None:
-        """The arrays back from :meth:`_settle`'s packing, before any of them is written."""
+        """The array back from :meth:`_settle`'s packing, before it is written."""
         packed = self._packed
         if packed is not None:
-            self._raw = bytearray(unpack(packed[0]))
-            self._final = bytearray(unpack(packed[1]))
+            self._final = bytearray(unpack(packed))
             self._packed = None
             self._lent = False
+
+    def _raw_codes(self, through: int) -> bytes:
+        """The judged verdicts before exclusions of buckets ``0 .. through - 1``."""
+        raw = bytearray(unpack(self._packed) if self._packed is not None else self._final)
+        del raw[through:]
+        for index, code in self._hidden.items():
+            if index < through:
+                raw[index] = code
+        return bytes(raw)
 
     def _own(self) -> None:
         """``_final`` not shared with a result any more, before it is written."""
@@ -439,7 +445,7 @@ class RunningMonth:
         located = self._located(tallies)
         columns = [tallies.get(name, _NO_TALLIES) for name in leaves]
         start, size = self._start_epoch, self._size
-        raw, final, excluded = self._raw, self._final, self._excluded
+        hidden, final, excluded = self._hidden, self._final, self._excluded
         errors, excused, evidence = self._errors, self._excused, self._evidence
         seen = self._seen
         canaries_moved = False
@@ -484,8 +490,11 @@ class RunningMonth:
                 evidence.pop(index, None)
                 seen.pop(index, None)
             old = final[index]
-            raw[index] = code
-            new = _X if index in excluded else code
+            if index in excluded:
+                hidden[index] = code
+                new = _X
+            else:
+                new = code
             final[index] = new
             if _U in (old, new):
                 self._outages = None
@@ -514,10 +523,11 @@ class RunningMonth:
         self._applied = tuple(w for w in windows if id(w) in applied)
         before = self._excluded
         self._excluded = excluded
-        final, raw = self._final, self._raw
+        final, hidden = self._final, self._hidden
         for index in before.keys() - excluded.keys():
-            final[index] = raw[index]
-        for index in excluded:
+            final[index] = hidden.pop(index)
+        for index in excluded.keys() - before.keys():
+            hidden[index] = final[index]
             final[index] = _X
         self._outages = None
 
