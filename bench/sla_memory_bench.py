@@ -104,8 +104,9 @@ def judged(start: int, count: int, leaves: tuple[str, ...]) -> JudgedState:
     """The first ``count`` buckets of a month starting at ``start`` as start-up restores them
     from a snapshot: available, one bucket in 100 unavailable (its tallies kept as evidence)."""
     codes = tuple(BucketState)
-    available, unavailable = codes.index(BucketState.AVAILABLE), codes.index(
-        BucketState.UNAVAILABLE
+    available, unavailable = (
+        codes.index(BucketState.AVAILABLE),
+        codes.index(BucketState.UNAVAILABLE),
     )
     raw = bytearray([available]) * count
     evidence = []

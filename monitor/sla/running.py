@@ -42,6 +42,7 @@ from monitor.sla.month import (
     monitor_errors_of,
     outage_of,
 )
+from monitor.sla.packed import pack, unpack
 from monitor.sla.policy import (
     BucketState,
     ExclusionKind,
@@ -50,7 +51,6 @@ from monitor.sla.policy import (
     SlaPolicy,
     Tally,
 )
-from monitor.sla.packed import pack, unpack
 from monitor.sla.quorum import LocatedTallies, located_of
 
 Tallies = Mapping[str, Mapping[int, Tally]]
@@ -531,7 +531,7 @@ class RunningMonth:
             final[index] = _X
         self._outages = None
 
-    def _find_outages(self, final: bytes) -> tuple[Outage, ...]:
+    def _find_outages(self, final: bytes | bytearray) -> tuple[Outage, ...]:
         # The columns outage_of reads, rebuilt from the kept evidence: a final unavailable
         # bucket was judged unavailable (exclusions only turn buckets excluded), so every
         # bucket an outage covers is in it, with the same tallies in the same target order.
@@ -554,5 +554,5 @@ class RunningMonth:
         return tuple(outages)
 
 
-def _counts(final: bytes, lo: int, hi: int) -> dict[BucketState, int]:
+def _counts(final: bytes | bytearray, lo: int, hi: int) -> dict[BucketState, int]:
     return {state: final.count(_CODE[state], lo, hi) for state in _STATES}
