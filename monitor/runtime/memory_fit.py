@@ -18,16 +18,16 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-BASE_BYTES = 160 * 2**20
-"""The interpreter, the libraries and the daemon's fixed parts (RSS of a daemon over a small
-configuration, with room for a scrape's transient text)."""
+BASE_BYTES = 64 * 2**20
+"""The interpreter, the libraries and the daemon's fixed parts."""
 BYTES_PER_TARGET = 14 * 2**10
 """A probed target: its configuration, schedule, live tallies of the open hour, recent results
-and its ``/metrics`` lines (10,000 targets with 50 in SLAs: 204 MB, docs/benchmarks.md)."""
-BYTES_PER_SLA = 40 * 2**10
-"""An SLA over one target, steady at a month's end: its configuration, the running month (one
-byte per 5-minute bucket, 8.9 KB), the previous month packed, the cached results and its
-``/metrics`` text (docs/benchmarks.md, issue 20 memory)."""
+and its ``/metrics`` lines (10,000 targets with 50 in SLAs: 204 MB peak, docs/benchmarks.md)."""
+BYTES_PER_SLA = 46 * 2**10
+"""An SLA over one target, at its peak: its configuration, the running month (one byte per
+5-minute bucket, 8.9 KB), the previous month packed, the cached results, its ``/metrics``
+text and a bucket close's transient copies (10,000 one-target SLAs: 678 MB peak, 2 Dec 2026,
+docs/benchmarks.md). An SLA with many outages keeps each one's evidence on top of this."""
 
 
 @dataclass(frozen=True)
