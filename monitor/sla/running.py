@@ -227,7 +227,8 @@ class RunningMonth:
         # an outage's evidence (failed targets, reasons, probes) is summed over them, and
         # they are all an outage ever reads, so the month never needs its closed buckets'
         # tallies again once judged (the daemon drops them from memory; issue 20).
-        self._evidence: dict[int, dict[str, Tally]] = {}
+        # (target, tally) pairs, not a dict: a one-target SLA's bucket costs a small tuple.
+        self._evidence: dict[int, tuple[tuple[str, Tally], ...]] = {}
         self._seen: dict[int, frozenset[str]] = {}
         """Issue 14: per unavailable bucket of an SLA judged by locations, those that saw it."""
         self.first_tallied: int | None = None
@@ -356,9 +357,7 @@ class RunningMonth:
             excused=tuple(sorted(i for i in self._excused if i < through)),
             errors=tuple(sorted((i, e) for i, e in self._errors.items() if i < through)),
             evidence=tuple(
-                (i, tuple(cells.items()))
-                for i, cells in sorted(self._evidence.items())
-                if i < through
+                (i, cells) for i, cells in sorted(self._evidence.items()) if i < through
             ),
             first_tallied=(
                 self.first_tallied
@@ -397,7 +396,7 @@ class RunningMonth:
         running._hidden = {}
         running._excused = set(state.excused)
         running._errors = dict(state.errors)
-        running._evidence = {i: dict(cells) for i, cells in state.evidence}
+        running._evidence = {i: tuple(cells) for i, cells in state.evidence}
         running.first_tallied = state.first_tallied
         running.elapsed = judged
         # The windows (and the canary-excused runs) over the restored verdicts, as _judge
@@ -475,11 +474,13 @@ class RunningMonth:
                 excused_only = False
                 errors.pop(index, None)
             if code == _U:
-                evidence[index] = {
-                    name: column[epoch]
-                    for name, column in zip(leaves, columns, strict=True)
-                    if epoch in column
-                }
+                evidence[index] = tuple(
+                    {
+                        name: column[epoch]
+                        for name, column in zip(leaves, columns, strict=True)
+                        if epoch in column
+                    }.items()
+                )
                 if located is not None:  # issue 14: the locations that saw it, kept too
                     seen[index] = frozenset(
                         place
@@ -539,7 +540,7 @@ class RunningMonth:
         start, size = self._start_epoch, self._size
         for index, cells in self._evidence.items():
             if final[index] == _U:
-                for name, tally in cells.items():
+                for name, tally in cells:
                     columns[name][start + index * size] = tally
         where = self.policy.locations
         seen = None if where is None else (where.of, self._seen)
