@@ -12,6 +12,7 @@ another (the web view's heat map, the API's bucket list) inflates once, not once
 
 from __future__ import annotations
 
+import threading
 import zlib
 
 LEVEL = 1
@@ -22,6 +23,7 @@ _RECENT: dict[int, tuple[bytes, bytes]] = {}
 """id(packed) -> (packed, codes): the last inflated arrays. Each entry holds its packed object,
 so no other object can take that id while the entry exists."""
 _RECENT_SIZE = 8
+_LOCK = threading.Lock()
 
 
 def pack(codes: bytes | bytearray) -> bytes:
@@ -35,7 +37,8 @@ def unpack(packed: bytes) -> bytes:
     if known is not None and known[0] is packed:
         return known[1]
     codes = zlib.decompress(packed)
-    if len(_RECENT) >= _RECENT_SIZE:
-        del _RECENT[next(iter(_RECENT))]
-    _RECENT[id(packed)] = (packed, codes)
+    with _LOCK:  # a report thread may read a month while the loop does
+        if len(_RECENT) >= _RECENT_SIZE:
+            del _RECENT[next(iter(_RECENT))]
+        _RECENT[id(packed)] = (packed, codes)
     return codes
