@@ -42,6 +42,7 @@ from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
 from monitor.runtime.gc_tuning import tune_collector
 from monitor.runtime.health import Health
 from monitor.runtime.locations import LocationFeed
+from monitor.runtime.memory_fit import warn_if_short
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget, group_targets
 from monitor.runtime.shard import (
     ShardKeeper,
@@ -1054,6 +1055,8 @@ class Daemon:
         """Open the store, record the downtime gap, read the history back, start probing and
         the background loops. The caller then starts the adapters (HTTP) and calls
         :meth:`serving`."""
+        # Issue 20 (m21): one warning line when the SLAs and targets will not fit memory.max.
+        warn_if_short(len(self.config.slas), len(self.config.targets))
         await self.store.open()
         if self.config.monitor.sharding is not None:
             # Issue 14: join the location before writing anything: a daemon refused for a

@@ -43,7 +43,7 @@ _NO_TALLIES: Mapping[int, Tally] = MappingProxyType({})
 CANARY_SOURCE = "canary"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outage:
     """Consecutive unavailable buckets ``[start, end)``, with the failures seen in them.
 
@@ -763,12 +763,28 @@ def outage_of(
         start=datetime.fromtimestamp(grid.bucket_start(first), UTC),
         end=datetime.fromtimestamp(grid.bucket_start(last) + grid.bucket_seconds, UTC),
         buckets=last - first + 1,
-        errors=MappingProxyType(dict(errors.most_common())),
-        failed_targets=MappingProxyType(dict(failed.most_common())),
+        errors=_shared_counts(errors.most_common()),
+        failed_targets=_shared_counts(failed.most_common()),
         probes=probes,
         excused=excused,
         locations=_seen_from(located, saw, seen, first, last),
     )
+
+
+_COUNTS: dict[tuple[tuple[str, int], ...], Mapping[str, int]] = {}
+"""Issue 20 (memory): read-only count mappings by their items, shared between outages (most
+outages of an SLA fail the same way: ``{"http_503": 1}``, ``{target: 1}``). Bounded: cleared
+when large, so it holds at most the mappings of recent months."""
+
+
+def _shared_counts(items: list[tuple[str, int]]) -> Mapping[str, int]:
+    key = tuple(items)
+    shared = _COUNTS.get(key)
+    if shared is None:
+        if len(_COUNTS) >= 50_000:
+            _COUNTS.clear()
+        shared = _COUNTS[key] = MappingProxyType(dict(items))
+    return shared
 
 
 def _seen_from(

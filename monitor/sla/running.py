@@ -42,6 +42,7 @@ from monitor.sla.month import (
     monitor_errors_of,
     outage_of,
 )
+from monitor.sla.packed import pack, unpack
 from monitor.sla.policy import (
     BucketState,
     ExclusionKind,
@@ -65,15 +66,35 @@ _JUDGED_CODES = bytes(code for code in range(len(_STATES)) if code != _P)
 
 
 class CodedStates(Sequence[BucketState]):
-    """A read-only sequence of bucket states over one byte per bucket (a snapshot)."""
+    """A read-only sequence of bucket states over one byte per bucket (a snapshot), kept
+    compressed (``monitor.sla.packed``) when built with :meth:`of_packed`: a cached month
+    result then costs tens of bytes for its states, not one per bucket (issue 20)."""
 
-    __slots__ = ("_codes",)
+    __slots__ = ("_codes", "_length", "_packed")
 
-    def __init__(self, codes: bytes) -> None:
-        self._codes = codes
+    def __init__(self, codes: bytes | bytearray) -> None:
+        # A bytearray only from its owner, who never writes it once lent (RunningMonth._own).
+        self._codes: bytes | bytearray | None = codes
+        self._packed: bytes | None = None
+        self._length = len(codes)
+
+    @classmethod
+    def of_packed(cls, packed: bytes, length: int) -> CodedStates:
+        """The states whose codes ``packed.pack`` made ``packed`` (``length`` of them)."""
+        states = cls.__new__(cls)
+        states._codes = None
+        states._packed = packed
+        states._length = length
+        return states
+
+    def _plain(self) -> bytes | bytearray:
+        if self._codes is not None:
+            return self._codes
+        assert self._packed is not None
+        return unpack(self._packed)
 
     def __len__(self) -> int:
-        return len(self._codes)
+        return self._length
 
     @overload
     def __getitem__(self, index: int) -> BucketState: ...
@@ -81,15 +102,15 @@ class CodedStates(Sequence[BucketState]):
     def __getitem__(self, index: slice) -> tuple[BucketState, ...]: ...
     def __getitem__(self, index: int | slice) -> BucketState | tuple[BucketState, ...]:
         if isinstance(index, slice):
-            return tuple(_STATES[code] for code in self._codes[index])
-        return _STATES[self._codes[index]]
+            return tuple(_STATES[code] for code in self._plain()[index])
+        return _STATES[self._plain()[index]]
 
     def __iter__(self) -> Iterator[BucketState]:
-        return (_STATES[code] for code in self._codes)
+        return (_STATES[code] for code in self._plain())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, CodedStates):
-            return self._codes == other._codes
+            return self._plain() == other._plain()
         if isinstance(other, Sequence):
             return len(other) == len(self) and all(a is b for a, b in zip(self, other, strict=True))
         return NotImplemented
@@ -97,7 +118,7 @@ class CodedStates(Sequence[BucketState]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"CodedStates({len(self._codes)} buckets)"
+        return f"CodedStates({self._length} buckets)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +205,18 @@ class RunningMonth:
         self._gap_buckets = frozenset(_gap_buckets(self.grid, gaps))
         count = self.grid.count
         self.elapsed = 0
-        # Judged verdict per bucket before exclusions (pending until elapsed), and the final
-        # state with exclusions applied: the one the month's figures count.
-        self._raw = bytearray([_P]) * count
+        # The final state per bucket with exclusions applied (pending until elapsed): the one
+        # the month's figures count. The judged verdict before exclusions differs from it
+        # only in excluded buckets: ``_hidden`` holds those (bucket -> code), not a second
+        # array (issue 20: one byte per bucket and month, not two).
         self._final = bytearray([_P]) * count
+        self._hidden: dict[int, int] = {}
+        # Issue 20: the array compressed while the month is complete and nothing is marked:
+        # the previous month, which changes only through a late tally or new windows, then
+        # costs tens of bytes, not one per bucket (see _settle / _thaw).
+        self._packed: bytes | None = None
+        self._lent = False
+        """Whether ``_final`` is shared with a result's states (copied before a write)."""
         # Buckets not available whose every failure the canaries excused (exclusion (iii)
         # candidates), and the monitor's own failures per judged bucket holding any.
         self._excused: set[int] = set()
@@ -198,7 +227,8 @@ class RunningMonth:
         # an outage's evidence (failed targets, reasons, probes) is summed over them, and
         # they are all an outage ever reads, so the month never needs its closed buckets'
         # tallies again once judged (the daemon drops them from memory; issue 20).
-        self._evidence: dict[int, dict[str, Tally]] = {}
+        # (target, tally) pairs, not a dict: a one-target SLA's bucket costs a small tuple.
+        self._evidence: dict[int, tuple[tuple[str, Tally], ...]] = {}
         self._seen: dict[int, frozenset[str]] = {}
         """Issue 14: per unavailable bucket of an SLA judged by locations, those that saw it."""
         self.first_tallied: int | None = None
@@ -232,14 +262,16 @@ class RunningMonth:
         self._dirty.clear()
         if not todo and elapsed == self.elapsed:
             return
+        self._thaw()
+        self._own()
         lo, hi = self.elapsed, elapsed
         if hi - lo > 8:
             # Many buckets at once (start-up, a long pause): an elapsed bucket without a
             # tally is unknown, so set them all in one slice and judge only those holding one.
-            self._raw[lo:hi] = bytes([_Q]) * (hi - lo)
-            self._final[lo:hi] = self._raw[lo:hi]
+            self._final[lo:hi] = bytes([_Q]) * (hi - lo)
             for excluded in self._excluded:
                 if lo <= excluded < hi:
+                    self._hidden[excluded] = _Q
                     self._final[excluded] = _X
             # Plain integers: the grid's epoch properties convert a datetime on every read.
             first, size = self._start_epoch, self.grid.bucket_seconds
@@ -253,6 +285,7 @@ class RunningMonth:
         self.elapsed = elapsed
         self._judge(sorted(todo), tallies)
         self.version += 1
+        self._settle()
 
     def _located(self, tallies: Tallies) -> LocatedTallies | None:
         return located_of(tallies, self.policy.name, self.policy.locations)
@@ -262,7 +295,17 @@ class RunningMonth:
         read (outages from the unavailable buckets' tallies kept when judged). The figures
         whose counts did not move since the last result are taken from it (issue 20, c21:
         ``assemble_month``'s ``previous``)."""
-        final = bytes(self._final)
+        final: bytes | bytearray
+        if self._packed is not None:
+            final = unpack(self._packed)
+            states = CodedStates.of_packed(self._packed, len(final))
+        else:
+            # Lent, not copied: the next write copies the array first (_own), so the result
+            # keeps the states it was built from and a month that did not move since shares
+            # its one array with its cached result (issue 20).
+            final = self._final
+            self._lent = True
+            states = CodedStates(final)
         elapsed = self.elapsed
         if self._outages is None:
             self._outages = self._find_outages(final)
@@ -272,7 +315,7 @@ class RunningMonth:
             self.month,
             self.grid,
             now=now,
-            states=CodedStates(final),
+            states=states,
             counts=(split := _split_counts(final, elapsed))[0],
             elapsed_counts=split[1],
             elapsed=elapsed,
@@ -282,7 +325,7 @@ class RunningMonth:
             quorum=self.quorum,
             canaries=self.canaries,
             exclusions=self.windows,
-            monitor_errors=monitor_errors_of(CodedStates(final), self._errors),
+            monitor_errors=monitor_errors_of(states, self._errors),
             previous=self._last_result,
         )
         self._last_result = result  # c21
@@ -294,9 +337,12 @@ class RunningMonth:
         self.windows = tuple(windows)
         self._exclude()
         self.version += 1
+        self._settle()
 
     def state_at(self, index: int) -> BucketState:
         """Bucket ``index``'s state as of the last :meth:`advance` (exclusions applied)."""
+        if self._packed is not None:
+            return _STATES[unpack(self._packed)[index]]
         return _STATES[self._final[index]]
 
     def excluded_kind(self, index: int) -> ExclusionKind | None:
@@ -313,13 +359,11 @@ class RunningMonth:
             raise ValueError("judged_state: buckets marked since the last advance; advance first")
         return JudgedState(
             judged=through,
-            raw=bytes(self._raw[:through]),
+            raw=self._raw_codes(through),
             excused=tuple(sorted(i for i in self._excused if i < through)),
             errors=tuple(sorted((i, e) for i, e in self._errors.items() if i < through)),
             evidence=tuple(
-                (i, tuple(cells.items()))
-                for i, cells in sorted(self._evidence.items())
-                if i < through
+                (i, cells) for i, cells in sorted(self._evidence.items()) if i < through
             ),
             first_tallied=(
                 self.first_tallied
@@ -353,11 +397,12 @@ class RunningMonth:
                 f"month {month} has {running._count}"
             )
         judged = state.judged
-        running._raw[:judged] = state.raw
-        running._final[:] = running._raw
+        running._final[:judged] = state.raw
+        running._final[judged:] = bytes([_P]) * (running._count - judged)
+        running._hidden = {}
         running._excused = set(state.excused)
         running._errors = dict(state.errors)
-        running._evidence = {i: dict(cells) for i, cells in state.evidence}
+        running._evidence = {i: tuple(cells) for i, cells in state.evidence}
         running.first_tallied = state.first_tallied
         running.elapsed = judged
         # The windows (and the canary-excused runs) over the restored verdicts, as _judge
@@ -365,16 +410,47 @@ class RunningMonth:
         running._excluded = {}
         running._exclude()
         running.version = 1
+        running._settle()
         return running
 
     # -- internals -------------------------------------------------------------------------------
+    def _settle(self) -> None:
+        """Pack the array if the month is complete and nothing is marked (issue 20)."""
+        if self._packed is None and self.elapsed >= self._count and not self._dirty:
+            self._packed = pack(self._final)
+            self._final = bytearray()
+            self._lent = False
+
+    def _thaw(self) -> None:
+        """The array back from :meth:`_settle`'s packing, before it is written."""
+        packed = self._packed
+        if packed is not None:
+            self._final = bytearray(unpack(packed))
+            self._packed = None
+            self._lent = False
+
+    def _raw_codes(self, through: int) -> bytes:
+        """The judged verdicts before exclusions of buckets ``0 .. through - 1``."""
+        raw = bytearray(unpack(self._packed) if self._packed is not None else self._final)
+        del raw[through:]
+        for index, code in self._hidden.items():
+            if index < through:
+                raw[index] = code
+        return bytes(raw)
+
+    def _own(self) -> None:
+        """``_final`` not shared with a result any more, before it is written."""
+        if self._lent:
+            self._final = bytearray(self._final)
+            self._lent = False
+
     def _judge(self, indices: Sequence[int], tallies: Tallies) -> None:
         rule = self.policy.bucket_rule
         leaves = self.leaves
         located = self._located(tallies)
         columns = [tallies.get(name, _NO_TALLIES) for name in leaves]
         start, size = self._start_epoch, self._size
-        raw, final, excluded = self._raw, self._final, self._excluded
+        hidden, final, excluded = self._hidden, self._final, self._excluded
         errors, excused, evidence = self._errors, self._excused, self._evidence
         seen = self._seen
         canaries_moved = False
@@ -404,11 +480,13 @@ class RunningMonth:
                 excused_only = False
                 errors.pop(index, None)
             if code == _U:
-                evidence[index] = {
-                    name: column[epoch]
-                    for name, column in zip(leaves, columns, strict=True)
-                    if epoch in column
-                }
+                evidence[index] = tuple(
+                    {
+                        name: column[epoch]
+                        for name, column in zip(leaves, columns, strict=True)
+                        if epoch in column
+                    }.items()
+                )
                 if located is not None:  # issue 14: the locations that saw it, kept too
                     seen[index] = frozenset(
                         place
@@ -419,8 +497,11 @@ class RunningMonth:
                 evidence.pop(index, None)
                 seen.pop(index, None)
             old = final[index]
-            raw[index] = code
-            new = _X if index in excluded else code
+            if index in excluded:
+                hidden[index] = code
+                new = _X
+            else:
+                new = code
             final[index] = new
             if _U in (old, new):
                 self._outages = None
@@ -435,6 +516,8 @@ class RunningMonth:
 
     def _exclude(self, _windows_only: bool = False) -> None:
         """Apply the windows (and the runs of canary-excused buckets) to the judged states."""
+        self._thaw()
+        self._own()
         grid = self.grid
         canary = (
             []
@@ -447,14 +530,15 @@ class RunningMonth:
         self._applied = tuple(w for w in windows if id(w) in applied)
         before = self._excluded
         self._excluded = excluded
-        final, raw = self._final, self._raw
+        final, hidden = self._final, self._hidden
         for index in before.keys() - excluded.keys():
-            final[index] = raw[index]
-        for index in excluded:
+            final[index] = hidden.pop(index)
+        for index in excluded.keys() - before.keys():
+            hidden[index] = final[index]
             final[index] = _X
         self._outages = None
 
-    def _find_outages(self, final: bytes) -> tuple[Outage, ...]:
+    def _find_outages(self, final: bytes | bytearray) -> tuple[Outage, ...]:
         # The columns outage_of reads, rebuilt from the kept evidence: a final unavailable
         # bucket was judged unavailable (exclusions only turn buckets excluded), so every
         # bucket an outage covers is in it, with the same tallies in the same target order.
@@ -462,7 +546,7 @@ class RunningMonth:
         start, size = self._start_epoch, self._size
         for index, cells in self._evidence.items():
             if final[index] == _U:
-                for name, tally in cells.items():
+                for name, tally in cells:
                     columns[name][start + index * size] = tally
         where = self.policy.locations
         seen = None if where is None else (where.of, self._seen)
@@ -478,7 +562,7 @@ class RunningMonth:
 
 
 def _split_counts(
-    final: bytes, elapsed: int
+    final: bytes | bytearray, elapsed: int
 ) -> tuple[dict[BucketState, int], dict[BucketState, int]]:
     """(the states' counts over the month, over its first ``elapsed`` buckets), in four
     passes of ``bytes.count`` instead of ten (issue 20, c21: they were the largest cost of a
