@@ -39,7 +39,6 @@ from monitor.runtime import heap  # c21 (issue 20)
 from monitor.runtime.accountant import Accountant
 from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
-from monitor.runtime.gc_tuning import tune_collector
 from monitor.runtime.health import Health
 from monitor.runtime.locations import LocationFeed
 from monitor.runtime.memory_fit import warn_if_short
@@ -1088,7 +1087,6 @@ class Daemon:
             self.scheduler.apply(self._schedule(), now=self.clock())
         freeze_heap(self.config)  # issue 20: the configuration and the months are built
         heap.manage(len(self.config.targets) + len(self.config.slas) >= FREEZE_FROM)  # c21
-        tune_collector(len(self.config.targets))  # p21 (issue 20): runtime/gc_tuning.py
         self.scheduler.start()
         for loop, period in (
             ("flush", FLUSH_INTERVAL),
