@@ -15,9 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.instants import utc_from_epoch
 from monitor.runtime.daemon import Daemon
-from monitor.sla.policy import ExclusionKind, ExclusionWindow
 from tests.test_metrics_sla_text import Harness
 
 pytestmark = pytest.mark.timeout(300)
@@ -77,17 +75,7 @@ class TestVerdictSkip:
                             h.clock.advance(event[1])
                     elif event[0] == "exclude":
                         for h in both:
-                            await h.daemon.add_exclusion(
-                                ExclusionWindow(
-                                    id=f"x{number}",
-                                    start=utc_from_epoch(h.clock() - 1800),
-                                    end=utc_from_epoch(h.clock() + 600),
-                                    kind=ExclusionKind.TELECOM_PROVIDER,
-                                    reason="carrier outage",
-                                    services=frozenset({event[1]}),
-                                    source="api",
-                                )
-                            )
+                            await h.exclude(f"x{number}", event[1], before=1800)
                     else:
                         outs = []
                         for h in both:

@@ -126,6 +126,22 @@ class Harness:
         scheduled = self.daemon.scheduler.targets[target]
         self.daemon._on_result(scheduled, result(target, at, ok))
 
+    async def exclude(self, ident: str, service: str, *, before: float = 3600.0) -> None:
+        """A carrier's window over ``service`` from ``before`` seconds ago to 10 minutes
+        ahead, added through the daemon as the API adds it."""
+        now = self.clock()
+        await self.daemon.add_exclusion(
+            ExclusionWindow(
+                id=ident,
+                start=utc_from_epoch(now - before),
+                end=utc_from_epoch(now + 600),
+                kind=ExclusionKind.TELECOM_PROVIDER,
+                reason="carrier outage",
+                services=frozenset({service}),
+                source="api",
+            )
+        )
+
     def history(self, hours: float) -> None:
         """Every target probed every 5 minutes (c1: 15) for ``hours`` before now and once 5 s
         ago; a1 down for the last 12 minutes (an outage running), b2 down one early bucket."""
@@ -467,17 +483,7 @@ class TestSlaText:
                         await exposition.settled()
                     elif event[0] == "exclude":
                         ident = f"x{len(added)}"
-                        await d.add_exclusion(
-                            ExclusionWindow(
-                                id=ident,
-                                start=utc_from_epoch(h.clock() - 3600),
-                                end=utc_from_epoch(h.clock() + 600),
-                                kind=ExclusionKind.TELECOM_PROVIDER,
-                                reason="carrier outage",
-                                services=frozenset({event[1]}),
-                                source="api",
-                            )
-                        )
+                        await h.exclude(ident, event[1])
                         added.append(ident)
                     elif event[0] == "unexclude":
                         if added:
@@ -561,17 +567,7 @@ class TestChangeFeed:
                 await scrape_matches()
                 assert flagged() == set()
 
-                await d.add_exclusion(
-                    ExclusionWindow(
-                        id="carrier-1",
-                        start=utc_from_epoch(h.clock() - 3600),
-                        end=utc_from_epoch(h.clock() + 600),
-                        kind=ExclusionKind.TELECOM_PROVIDER,
-                        reason="carrier outage",
-                        services=frozenset({"sa"}),
-                        source="api",
-                    )
-                )
+                await h.exclude("carrier-1", "sa")
                 assert flagged() == set(position)
                 await scrape_matches()
                 assert flagged() == set()

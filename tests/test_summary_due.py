@@ -19,7 +19,6 @@ from monitor.accounting import month_result
 from monitor.instants import utc_from_epoch
 from monitor.runtime.daemon import Daemon
 from monitor.runtime.summary_due import boundary_step
-from monitor.sla.policy import ExclusionKind, ExclusionWindow
 from tests.test_metrics_sla_text import T0, Harness, write_config
 
 pytestmark = pytest.mark.timeout(300)
@@ -107,17 +106,7 @@ class TestSummaryDue:
                 h.clock.advance(1)
                 assert await asked(d) == set()
 
-                await d.add_exclusion(
-                    ExclusionWindow(
-                        id="carrier-1",
-                        start=utc_from_epoch(h.clock() - 3600),
-                        end=utc_from_epoch(h.clock() + 600),
-                        kind=ExclusionKind.TELECOM_PROVIDER,
-                        reason="carrier outage",
-                        services=frozenset({"sa"}),
-                        source="api",
-                    )
-                )
+                await h.exclude("carrier-1", "sa")
                 assert await asked(d) == everyone
                 assert_summarised(d)
             finally:
@@ -219,17 +208,7 @@ class TestSummaryDue:
                         h.clock.seconds = max(h.clock.seconds, 1798761607.0)
                     elif event[0] == "exclude":
                         ident = f"x{len(added)}"
-                        await d.add_exclusion(
-                            ExclusionWindow(
-                                id=ident,
-                                start=utc_from_epoch(h.clock() - 3600),
-                                end=utc_from_epoch(h.clock() + 600),
-                                kind=ExclusionKind.TELECOM_PROVIDER,
-                                reason="carrier outage",
-                                services=frozenset({event[1]}),
-                                source="api",
-                            )
-                        )
+                        await h.exclude(ident, event[1])
                         added.append(ident)
                     elif event[0] == "unexclude":
                         if added:

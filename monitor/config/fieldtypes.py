@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import re
 import zoneinfo
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, StrictStr
 
@@ -74,7 +75,7 @@ Name = Annotated[StrictStr, AfterValidator(_check_name)]
 _MEMO_LIMIT = 4096
 """Distinct spellings remembered per field type: a 10,000-SLA file writes the same few
 objectives, fees and durations thousands of times (issue 20)."""
-_DECIMALS: dict[tuple[type, object], Decimal] = {}
+_T = TypeVar("_T")
 
 
 def _memo_key(value: Any) -> tuple[type, object] | None:
@@ -85,19 +86,29 @@ def _memo_key(value: Any) -> tuple[type, object] | None:
     return (kind, str(value)) if kind in (str, YamlFloat) else None
 
 
+def _memoised(check: Callable[[Any], _T]) -> Callable[[Any], _T]:
+    """``check`` remembered by the value's type and spelling, up to ``_MEMO_LIMIT`` of them.
+    Its results are immutable; a refused value is never kept, so it is refused again with
+    its message."""
+    memo: dict[tuple[type, object], _T] = {}
+
+    def validate(value: Any) -> _T:
+        key = _memo_key(value)
+        if key is not None:
+            known = memo.get(key)
+            if known is not None:
+                return known
+        result = check(value)
+        if key is not None and len(memo) < _MEMO_LIMIT:
+            memo[key] = result
+        return result
+
+    return validate
+
+
 def exact_decimal(value: Any) -> Decimal:
     """A Decimal from what was written: ``10000.00``, ``"10000.00"`` or ``10000``, never a float."""
-    # Memoised by type and spelling (a Decimal is immutable; a refused value is never kept,
-    # so it is refused again with its message).
-    key = _memo_key(value)
-    if key is not None:
-        known = _DECIMALS.get(key)
-        if known is not None:
-            return known
-    result = _exact_decimal(value)
-    if key is not None and len(_DECIMALS) < _MEMO_LIMIT:
-        _DECIMALS[key] = result
-    return result
+    return _memoised_decimal(value)
 
 
 def _exact_decimal(value: Any) -> Decimal:
@@ -124,6 +135,9 @@ def _exact_decimal(value: Any) -> Decimal:
     if decimal_places(result) > MAX_PLACES:
         raise ValueError(f"must have at most {MAX_PLACES} decimal places")
     return result
+
+
+_memoised_decimal = _memoised(_exact_decimal)
 
 
 def decimal_places(value: Decimal) -> int:
@@ -177,20 +191,6 @@ def duration_field(
 ) -> BeforeValidator:
     """A duration validator with bounds stated in the message the way the file writes them."""
 
-    memo: dict[tuple[type, object], float] = {}
-
-    def validate(value: Any) -> float:
-        # Memoised by type and spelling, like exact_decimal (only what passed is kept).
-        key = _memo_key(value)
-        if key is not None:
-            known = memo.get(key)
-            if known is not None:
-                return known
-        seconds = checked(value)
-        if key is not None and len(memo) < _MEMO_LIMIT:
-            memo[key] = seconds
-        return seconds
-
     def checked(value: Any) -> float:
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
             if value < -(10**15):
@@ -208,7 +208,7 @@ def duration_field(
             raise ValueError(f"must be at most {format_duration(maximum)}")
         return seconds
 
-    return BeforeValidator(validate)
+    return BeforeValidator(_memoised(checked))
 
 
 PositiveDuration = Annotated[float, duration_field(above=True, maximum=YEAR_SECONDS)]
