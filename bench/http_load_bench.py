@@ -146,7 +146,7 @@ def run(n: int, reads: int, bucket: str) -> list[dict[str, object]]:
             after = get(base)
             dump(target_port)
             arrivals = json.loads(arrivals_log.read_text())
-            _, target_p99, _ = lag_percentiles([(a, b) for a, b in arrivals])
+            _, target_p99, _ = lag_percentiles([(a, b) for a, b, _ in arrivals])
 
             def delta(name: str, contains: str = "", b: str = before, a: str = after) -> float:
                 return metric_sum(a, name, contains) - metric_sum(b, name, contains)
