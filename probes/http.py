@@ -16,12 +16,13 @@ import asyncio
 import base64
 import dataclasses
 import re
-import ssl
+from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from probes.fields import SecretRef, SecretUnavailable
+from probes.rawconn import open_raw
 from probes.result import ProbeContext, ProbeResult
 from probes.tcp import Attempt, IpProtocol, ProbeDown, drop, open_stream, run_guarded
 from probes.tls import TlsOptions, client_context
@@ -341,6 +342,14 @@ def _is_redirect(status: int) -> bool:
     return status in (301, 302, 303, 307, 308)
 
 
+class _Reader(Protocol):
+    """What the parser reads with: ``asyncio.StreamReader`` (TLS) or ``RawStream`` (plain)."""
+
+    async def read(self, n: int) -> bytes: ...
+    async def readexactly(self, n: int) -> bytes: ...
+    async def readuntil(self, separator: bytes = ...) -> bytes: ...
+
+
 async def _fetch(
     options: HttpOptions,
     url: _Url,
@@ -349,46 +358,67 @@ async def _fetch(
     keep_body: bool,
     attempt: Attempt,
 ) -> _Response:
-    tls: ssl.SSLContext | None = None
-    if url.scheme == "https":
-        tls = client_context(options.tls)
+    if url.scheme != "https":
+        # Plain HTTP on the loop's socket calls (issue 20: a third less CPU per probe and
+        # fewer loop iterations before the request is sent; probes/rawconn.py).
+        stream = await open_raw(
+            attempt,
+            url.host,
+            url.port,
+            preferred=options.preferred_ip_protocol,
+            fallback=options.ip_protocol_fallback,
+            limit=_HEAD_LIMIT,
+        )
+        try:
+            attempt.enter("first_byte")
+            await stream.write(request)
+            return await _answer(stream, head_request, keep_body, options, attempt)
+        finally:
+            stream.close()
     reader, writer = await open_stream(
         attempt,
         url.host,
         url.port,
         preferred=options.preferred_ip_protocol,
         fallback=options.ip_protocol_fallback,
-        tls=tls,
+        tls=client_context(options.tls),
         server_name=options.tls.server_name or url.host,
         limit=_HEAD_LIMIT,
     )
     try:
         attempt.enter("first_byte")
         writer.write(request)
-        first = await reader.read(1)
-        if not first:
-            raise ProbeDown("empty_reply")
-        for interim in range(_MAX_INTERIM + 1):
-            if interim == _MAX_INTERIM:
-                raise ProbeDown("http_too_many_interim_responses")
-            status, version, headers = await _read_head(reader, first)
-            first = b""
-            attempt.details["status_code"] = status
-            attempt.details["http_version"] = version
-            # Interim answers (100 Continue, 103 Early Hints) precede the real one.
-            if not 100 <= status <= 199 or status == 101:
-                break
-        attempt.enter("transfer")
-        no_body = head_request or status in (204, 304) or 100 <= status <= 199
-        body, size = (b"", 0) if no_body else await _read_body(reader, headers, options, keep_body)
-        attempt.details["body_bytes"] = size
-        attempt.stop()
-        return _Response(status, version, headers, body, size)
+        return await _answer(reader, head_request, keep_body, options, attempt)
     finally:
         drop(writer)
 
 
-async def _read_head(reader: asyncio.StreamReader, first: bytes) -> tuple[int, str, dict[str, str]]:
+async def _answer(
+    reader: _Reader, head_request: bool, keep_body: bool, options: HttpOptions, attempt: Attempt
+) -> _Response:
+    """Read and check the answer to the request just sent (phase ``first_byte`` running)."""
+    first = await reader.read(1)
+    if not first:
+        raise ProbeDown("empty_reply")
+    for interim in range(_MAX_INTERIM + 1):
+        if interim == _MAX_INTERIM:
+            raise ProbeDown("http_too_many_interim_responses")
+        status, version, headers = await _read_head(reader, first)
+        first = b""
+        attempt.details["status_code"] = status
+        attempt.details["http_version"] = version
+        # Interim answers (100 Continue, 103 Early Hints) precede the real one.
+        if not 100 <= status <= 199 or status == 101:
+            break
+    attempt.enter("transfer")
+    no_body = head_request or status in (204, 304) or 100 <= status <= 199
+    body, size = (b"", 0) if no_body else await _read_body(reader, headers, options, keep_body)
+    attempt.details["body_bytes"] = size
+    attempt.stop()
+    return _Response(status, version, headers, body, size)
+
+
+async def _read_head(reader: _Reader, first: bytes) -> tuple[int, str, dict[str, str]]:
     try:
         raw = first + await reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError as exc:
@@ -415,7 +445,7 @@ async def _read_head(reader: asyncio.StreamReader, first: bytes) -> tuple[int, s
 
 
 async def _read_body(
-    reader: asyncio.StreamReader,
+    reader: _Reader,
     headers: dict[str, str],
     options: HttpOptions,
     keep: bool,
@@ -439,7 +469,7 @@ async def _read_body(
     return await _read_to_eof(reader, limit, keep)
 
 
-async def _read_to_eof(reader: asyncio.StreamReader, limit: int, keep: bool) -> tuple[bytes, int]:
+async def _read_to_eof(reader: _Reader, limit: int, keep: bool) -> tuple[bytes, int]:
     parts: list[bytes] = []
     size = 0
     while chunk := await reader.read(_READ_SIZE):
@@ -451,7 +481,7 @@ async def _read_to_eof(reader: asyncio.StreamReader, limit: int, keep: bool) -> 
     return b"".join(parts), size
 
 
-async def _read_chunked(reader: asyncio.StreamReader, limit: int, keep: bool) -> tuple[bytes, int]:
+async def _read_chunked(reader: _Reader, limit: int, keep: bool) -> tuple[bytes, int]:
     parts: list[bytes] = []
     size = 0
     try:
