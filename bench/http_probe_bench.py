@@ -10,7 +10,10 @@ session and a ``force_close`` connector (fresh connection per probe) on the same
 module, the anchor the daemon's budget is set against.
 
 usage: .venv/bin/python bench/http_probe_bench.py [-n 2000] [-c 4] [--reps 3]
-                                                  [--compare] [--blackbox] [--tls]
+                                                  [--compare] [--blackbox] [--tls] [--streams]
+
+``--streams`` also runs plain HTTP over asyncio streams (the path before issue 20's socket
+calls, ``probes/rawconn.py``), for an A/B in one process.
 """
 
 from __future__ import annotations
@@ -102,6 +105,29 @@ async def _slawatch(url: str, n: int, concurrency: int, ca: str | None) -> dict[
     return await _measure(one, n, concurrency)
 
 
+async def _slawatch_streams(url: str, n: int, concurrency: int, ca: str | None) -> dict[str, float]:
+    """The same probe with plain HTTP over asyncio streams, as before issue 20 (l22): the
+    TLS path's exchange without TLS, in place of the loop's socket calls."""
+    import probes.http as http
+
+    if ca:
+        raise SystemExit("--streams compares plain HTTP only")
+    fetch = http._fetch
+
+    async def over_streams(  # type: ignore[no-untyped-def]
+        options, url, request, head_request, keep_body, attempt
+    ) -> Any:
+        return await http._fetch_streams(
+            options, url, request, head_request, keep_body, attempt, None
+        )
+
+    http._fetch = over_streams
+    try:
+        return await _slawatch(url, n, concurrency, ca)
+    finally:
+        http._fetch = fetch
+
+
 async def _aiohttp_shared(url: str, n: int, concurrency: int, ca: str | None) -> dict[str, float]:
     import ssl
 
@@ -181,6 +207,11 @@ def main() -> None:
         "--blackbox", action="store_true", help="also measure prometheus-blackbox-exporter"
     )
     parser.add_argument("--tls", action="store_true", help="HTTPS (self-signed EC P-256 cert)")
+    parser.add_argument(
+        "--streams",
+        action="store_true",
+        help="also run plain HTTP over asyncio streams (the path before issue 20's socket calls)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as directory:
@@ -208,6 +239,8 @@ def _bench(args: argparse.Namespace, cert_args: list[str], directory: str) -> No
         port = int(target.stdout.readline())
         url = f"{'https' if ca else 'http'}://127.0.0.1:{port}/"
         variants: dict[str, Variant] = {"slawatch_http": _slawatch}
+        if args.streams:
+            variants["slawatch_http_streams"] = _slawatch_streams
         if args.compare:
             variants["aiohttp_shared_force_close"] = _aiohttp_shared
         if args.blackbox:

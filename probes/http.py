@@ -16,6 +16,7 @@ import asyncio
 import base64
 import dataclasses
 import re
+import ssl
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -375,13 +376,29 @@ async def _fetch(
             return await _answer(stream, head_request, keep_body, options, attempt)
         finally:
             stream.close()
+    return await _fetch_streams(
+        options, url, request, head_request, keep_body, attempt, client_context(options.tls)
+    )
+
+
+async def _fetch_streams(
+    options: HttpOptions,
+    url: _Url,
+    request: bytes,
+    head_request: bool,
+    keep_body: bool,
+    attempt: Attempt,
+    tls: ssl.SSLContext | None,
+) -> _Response:
+    """The same exchange over asyncio streams: HTTPS (``tls``), and plain HTTP before issue
+    20 (``bench/http_probe_bench.py --streams`` measures it against the socket calls)."""
     reader, writer = await open_stream(
         attempt,
         url.host,
         url.port,
         preferred=options.preferred_ip_protocol,
         fallback=options.ip_protocol_fallback,
-        tls=client_context(options.tls),
+        tls=tls,
         server_name=options.tls.server_name or url.host,
         limit=_HEAD_LIMIT,
     )
