@@ -18,7 +18,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -362,9 +362,28 @@ async def probe(options: TcpOptions, ctx: ProbeContext) -> ProbeResult:
     """Connect (and optionally complete a TLS handshake and a send/expect dialogue)."""
 
     async def body(attempt: Attempt) -> None:
-        context = client_context(options.tls) if options.tls is not None else None
-        server_name = (options.tls.server_name if options.tls else None) or options.host
-        _, writer = reader_writer = await open_stream(
+        if options.tls is None:
+            # Plain TCP on the loop's socket calls, as the plain HTTP probe (issue 20).
+            from probes.rawconn import open_raw  # it builds on this module
+
+            stream = await open_raw(
+                attempt,
+                options.host,
+                options.port,
+                preferred=options.preferred_ip_protocol,
+                fallback=options.ip_protocol_fallback,
+                limit=_LINE_LIMIT,
+            )
+            try:
+                if options.query_response:
+                    attempt.enter("query_response")
+                    await _dialogue(stream, stream.write, options, attempt)
+            finally:
+                stream.close()
+            return
+        context = client_context(options.tls)
+        server_name = options.tls.server_name or options.host
+        reader, writer = await open_stream(
             attempt,
             options.host,
             options.port,
@@ -373,19 +392,30 @@ async def probe(options: TcpOptions, ctx: ProbeContext) -> ProbeResult:
             tls=context,
             server_name=server_name,
         )
+
+        async def send(data: bytes) -> None:
+            writer.write(data)
+            await writer.drain()
+
         try:
             if options.query_response:
                 attempt.enter("query_response")
-                await _dialogue(reader_writer[0], writer, options, attempt)
+                await _dialogue(reader, send, options, attempt)
         finally:
             drop(writer)
 
     return await run_guarded(ctx, body)
 
 
+class _LineReader(Protocol):
+    """``asyncio.StreamReader`` (TLS) or ``probes.rawconn.RawStream`` (plain)."""
+
+    async def readuntil(self, separator: bytes = ...) -> bytes: ...
+
+
 async def _dialogue(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    reader: _LineReader,
+    send: Callable[[bytes], Awaitable[None]],
     options: TcpOptions,
     attempt: Attempt,
 ) -> None:
@@ -409,6 +439,5 @@ async def _dialogue(
                     break
                 attempt.details["last_line"] = _short(line.decode(errors="replace"))
         if step.send is not None:
-            writer.write(step.send.encode())
-            await writer.drain()
+            await send(step.send.encode())
     attempt.details.pop("last_line", None)
