@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,19 @@ def write_sample(tmp_path: Path, *, reorder: bool = False, **ivr: Any) -> Path:
     return path
 
 
+@asynccontextmanager
+async def started(path: Path) -> AsyncIterator[Daemon]:
+    """A daemon over ``path`` on the fixed clock, its store open and its months read back as
+    at start; the store is closed on the way out."""
+    daemon = Daemon(load_config(path), path, clock=FixedClock(NOW.timestamp()))
+    await daemon.store.open()
+    try:
+        await daemon._load_history(daemon.clock())
+        yield daemon
+    finally:
+        await daemon.store.close()
+
+
 class TestReloadKeepingTheContent:
     def test_same_content_rebuilds_nothing(self, tmp_path: Path) -> None:
         """A reload of a file with the running content (comments and key order aside), read
@@ -51,12 +66,8 @@ class TestReloadKeepingTheContent:
         path = write_sample(tmp_path)
 
         async def run() -> None:
-            clock = FixedClock(NOW.timestamp())
-            daemon = Daemon(load_config(path), path, clock=clock)
-            await daemon.store.open()
-            try:
-                await daemon._load_history(clock())
-                daemon.scheduler.apply(daemon._schedule(), now=clock())
+            async with started(path) as daemon:
+                daemon.scheduler.apply(daemon._schedule(), now=daemon.clock())
                 policies = daemon.accounting.inputs.policies
                 results = [daemon.accounting.month_result(p, NOW, MONTH) for p in policies]
                 config, inputs = daemon.config, daemon.accounting.inputs
@@ -74,8 +85,6 @@ class TestReloadKeepingTheContent:
                 for policy, result in zip(policies, results, strict=True):
                     assert daemon.accounting.month_result(policy, NOW, MONTH) is result
                 assert daemon.health.reload_successful
-            finally:
-                await daemon.store.close()
 
         asyncio.run(run())
 
@@ -85,11 +94,7 @@ class TestReloadKeepingTheContent:
         path = write_sample(tmp_path)
 
         async def run() -> None:
-            clock = FixedClock(NOW.timestamp())
-            daemon = Daemon(load_config(path), path, clock=clock)
-            await daemon.store.open()
-            try:
-                await daemon._load_history(clock())
+            async with started(path) as daemon:
                 before = daemon.accounting.policy("ujet-ivr")
                 write_sample(tmp_path, min_probes=2)
                 loaded = await asyncio.to_thread(daemon.read_config, path)
@@ -99,8 +104,6 @@ class TestReloadKeepingTheContent:
                 after = daemon.accounting.policy("ujet-ivr")
                 assert after != before
                 assert after.bucket_rule.min_probes == 2
-            finally:
-                await daemon.store.close()
 
         asyncio.run(run())
 

@@ -164,6 +164,57 @@ class TestKeeper:
         await a.leave()
         await b.leave()
 
+    async def test_leave_waits_for_a_heartbeat_in_flight(self, dsn: str) -> None:
+        """A stop while this member's heartbeat is still in flight (its transaction held here
+        on a row lock, as a loaded server holds it) releases after that heartbeat, not inside
+        it on the same connection: the leave reads the other member live, so the stop
+        records no monitor_stopped gap, and this member's lease is gone."""
+
+        def keeper(member: str) -> ShardKeeper:
+            # A long lease: the heartbeat held below must not time out (period = lease / 3).
+            leases = PostgresLeases(
+                dsn, location="dublin", member=member, lease_seconds=60.0, timeout=20.0
+            )
+            return ShardKeeper(leases, location="dublin", member=member, lease_seconds=60.0)
+
+        a, b = keeper("a"), keeper("b")
+        await a.join()
+        await b.join()
+        async with await psycopg.AsyncConnection.connect(dsn) as blocker:
+            await blocker.execute("SELECT 1 FROM shard_leases WHERE member = 'a' FOR UPDATE")
+            beat = asyncio.create_task(a.heartbeat_once())
+            await _blocked_by(blocker)  # a's heartbeat is inside its transaction, waiting
+            leaving = asyncio.create_task(a.leave())
+            for _ in range(5):  # event-loop turns, no wall time: leave reaches its wait
+                await asyncio.sleep(0)
+            assert not leaving.done()
+            await blocker.commit()
+            await leaving
+            assert a.covering(time.time()) == ["b"]  # read when leaving: b covers a's share
+            assert await beat
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute("SELECT member FROM shard_leases ORDER BY member").fetchall()
+        assert rows == [("b",)]
+        await b.leave()
+
+
+async def _blocked_by(blocker: psycopg.AsyncConnection) -> None:
+    """Until a statement of another session waits for a lock ``blocker`` holds (10 s at most)."""
+    pid = blocker.info.backend_pid
+    async with asyncio.timeout(10):
+        while True:
+            async with await psycopg.AsyncConnection.connect(
+                blocker.info.dsn, autocommit=True
+            ) as probe:
+                cur = await probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                    (pid,),
+                )
+                row = await cur.fetchone()
+            if row is not None and row[0] > 0:
+                return
+            await asyncio.sleep(0.02)
+
 
 class TestDowntime:
     async def test_covered_downtime_is_not_a_gap(self, dsn: str) -> None:

@@ -71,6 +71,12 @@ class ShardKeeper:
         self.since: dict[str, float] = {}
         """Member -> start of its current lease, at the last successful heartbeat."""
         self._unreachable_logged = False
+        self._lease_lock = asyncio.Lock()
+        """One lease operation at a time: the lease table has one connection, and a stop
+        comes while the heartbeat loop still runs. A heartbeat in flight when ``leave``
+        began had both transactions interleave on that connection; both failed, the leave
+        read no member live, and the stop recorded a monitor_stopped gap while the others
+        were already probing this member's share."""
 
     def select(self, names: Sequence[str], canaries: frozenset[str]) -> frozenset[str]:
         """Of ``names`` (the configured probe targets), those this member probes: its
@@ -94,7 +100,7 @@ class ShardKeeper:
         return membership
 
     async def _beat(self) -> Membership:
-        async with asyncio.timeout(self.period):
+        async with self._lease_lock, asyncio.timeout(self.period):
             membership = await self.leases.heartbeat()
         members = tuple(sorted(set(membership.members) | {self.member}))
         changed = members != self.members
@@ -160,13 +166,17 @@ class ShardKeeper:
     async def leave(self) -> None:
         """At a clean stop: give up the lease so the others take the share at once."""
         left: Membership | None = None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.period):
-                left = await self.leases.release()
-        # Who covers this member's targets from now on (``covering``, for the stop's gap):
-        # read when leaving; unknown (nobody) when the database did not answer.
-        self.since = {} if left is None else dict(left.since)
-        await self.leases.close()
+        # After a heartbeat in flight (bounded by its own period), never inside it.
+        async with self._lease_lock:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.period):
+                    left = await self.leases.release()
+            # Who covers this member's targets from now on (``covering``, for the stop's
+            # gap): read when leaving; unknown (nobody) when the database did not answer.
+            self.since = {} if left is None else dict(left.since)
+            await self.leases.close()
+        if left is None:
+            log.warning("shard_release_unanswered", location=self.location, member=self.member)
         log.info("shard_left", location=self.location, member=self.member)
 
 
