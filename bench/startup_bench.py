@@ -209,9 +209,22 @@ def seed(config: Path, now: int, hours: float, every: int = 100) -> int:
     return asyncio.run(go())
 
 
-def run(config: Path, now: int, save: bool, first: int = 0) -> dict[str, float]:
+def run(
+    config: Path, now: int, save: bool, first: int = 0, profile: str | None = None
+) -> dict[str, float]:
+    """One fresh interpreter's :func:`measure`; ``profile``: under cProfile, its stats
+    written there (``python -m pstats``), the figures then inflated by the profiler."""
+    wrap = [] if profile is None else ["-m", "cProfile", "-o", profile]
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", str(config), str(now), f"{int(save)},{first}"],
+        [
+            sys.executable,
+            *wrap,
+            __file__,
+            "--measure",
+            str(config),
+            str(now),
+            f"{int(save)},{first}",
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -236,6 +249,11 @@ def main() -> None:
         default=100,
         metavar="N",
         help="with --seeded: one bucket in N judged unavailable (its tallies kept as evidence)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="with --seeded: a third start under cProfile, its stats written to PATH",
     )
     parser.add_argument(
         "--measure", nargs=3, metavar=("CONFIG", "NOW", "SAVE"), help=argparse.SUPPRESS
@@ -266,6 +284,9 @@ def main() -> None:
                         + ", ".join(f"{k} {v:.2f}" for k, v in row.items()),
                         flush=True,
                     )
+                if args.profile:
+                    run(config, now + 62, False, first=200, profile=args.profile)
+                    print(f"profile of a third start written to {args.profile}", flush=True)
         return
     keys = [
         "targets",
