@@ -12,6 +12,7 @@ import dataclasses
 import zlib
 from collections.abc import Mapping
 from decimal import Decimal
+from enum import StrEnum
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +23,7 @@ from monitor.sla.policy import (
     BucketRule,
     CreditPolicy,
     CreditTier,
+    PartialExclusion,
     ServiceDef,
     ServiceRule,
     SlaPolicy,
@@ -155,3 +157,17 @@ class TestCanonicalText:
             {"a": extra, "b": (policy.bucket_rule, None, True, 1.5)},
         ):
             assert running_codec._canonical(value) == _reflected(value)
+
+    def test_equal_members_of_two_enums_keep_their_own_text(self) -> None:
+        """Enum texts are kept per class: a ``StrEnum`` member equal to another class's
+        (both ``"full"``) is still written with its own class's name."""
+
+        class Other(StrEnum):
+            FULL = "full"
+
+        assert str(PartialExclusion.FULL) == str(Other.FULL)  # equal, and equal hashes
+        for value in (PartialExclusion.FULL, Other.FULL, PartialExclusion.FULL, Other.FULL):
+            assert running_codec._canonical(value) == _reflected(value)
+        assert running_codec._canonical(Other.FULL) != running_codec._canonical(
+            PartialExclusion.FULL
+        )

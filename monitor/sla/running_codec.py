@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from fractions import Fraction
 from typing import Any
 
@@ -204,6 +205,9 @@ def _canonical(value: object) -> str:
     kind = type(value)
     if kind in _PLAIN:
         return repr(value)
+    known = _REPRS.get((kind, value)) if isinstance(value, Enum) else None
+    if known is not None:
+        return known
     try:
         shape = _FIELDS[kind]
     except KeyError:
@@ -215,16 +219,24 @@ def _canonical(value: object) -> str:
         _FIELDS[kind] = shape
     if shape is not None:
         name, names = shape
-        fields = ",".join(f"{f}={_canonical(getattr(value, f))}" for f in names)
+        fields = ",".join([f"{f}={_canonical(getattr(value, f))}" for f in names])
         return f"{name}({fields})"
     if isinstance(value, set | frozenset):
-        return "{" + ",".join(sorted(_canonical(v) for v in value)) + "}"
+        return "{" + ",".join(sorted([_canonical(v) for v in value])) + "}"
     if isinstance(value, Mapping):
-        items = sorted((_canonical(k), _canonical(v)) for k, v in value.items())
-        return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
+        items = sorted([(_canonical(k), _canonical(v)) for k, v in value.items()])
+        return "{" + ",".join([f"{k}:{v}" for k, v in items]) + "}"
     if isinstance(value, tuple | list):
-        return "(" + ",".join(_canonical(v) for v in value) + ")"
-    return repr(value)
+        return "(" + ",".join([_canonical(v) for v in value]) + ")"
+    text = repr(value)
+    if isinstance(value, Enum):  # members are singletons: one text each, kept
+        _REPRS[(kind, value)] = text
+    return text
+
+
+_REPRS: dict[tuple[type, Enum], str] = {}
+"""(class, member) -> the member's ``repr`` (Python-level, and asked for several times per
+SLA). Keyed by class too: members of two ``StrEnum`` classes with equal values are equal."""
 
 
 def _tally(t: Tally) -> list[Any]:
