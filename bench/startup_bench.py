@@ -29,7 +29,9 @@ through the real codec and inputs digest: every bucket available but one in 100,
 ``--unavailable-every``, unavailable with its tallies as evidence), and the last ``HOURS`` of
 real tallies. A fresh interpreter then times what ``slawatch run`` does before ``/readyz``:
 the imports (``ready_s`` counts from the interpreter's start), ``load_config``, ``Daemon()``,
-``_load_history`` and the schedule, and checks that every month started from its snapshot
+``_load_history`` and the schedule (``ready_cpu_s``: the process's CPU time up to the same
+point, every thread, less disturbed than ``ready_s`` by other work on a shared machine), and
+checks that every month started from its snapshot
 (``first_s``: per SLA, over 200 SLAs). The tallies before the snapshots are not in the store:
 a start from proven snapshots never reads them.
 """
@@ -79,6 +81,7 @@ def measure(config: Path, now: int, save: bool, first_limit: int | None = None) 
                 daemon.scheduler.apply(daemon._schedule(), now=float(now))
             loaded = time.perf_counter()
             ready = loaded - T_START
+            ready_cpu = time.process_time()
             moment = utc_from_epoch(now)
             asked = daemon.accounting.inputs.policies[:first_limit]
             for policy in asked:
@@ -87,6 +90,7 @@ def measure(config: Path, now: int, save: bool, first_limit: int | None = None) 
             done = time.perf_counter()
             out = {
                 "ready_s": ready,
+                "ready_cpu_s": ready_cpu,
                 "config_s": config_s,
                 "daemon_s": daemon_s,
                 "load_s": loaded - began,
@@ -209,9 +213,22 @@ def seed(config: Path, now: int, hours: float, every: int = 100) -> int:
     return asyncio.run(go())
 
 
-def run(config: Path, now: int, save: bool, first: int = 0) -> dict[str, float]:
+def run(
+    config: Path, now: int, save: bool, first: int = 0, profile: str | None = None
+) -> dict[str, float]:
+    """One fresh interpreter's :func:`measure`; ``profile``: under cProfile, its stats
+    written there (``python -m pstats``), the figures then inflated by the profiler."""
+    wrap = [] if profile is None else ["-m", "cProfile", "-o", profile]
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", str(config), str(now), f"{int(save)},{first}"],
+        [
+            sys.executable,
+            *wrap,
+            __file__,
+            "--measure",
+            str(config),
+            str(now),
+            f"{int(save)},{first}",
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -236,6 +253,11 @@ def main() -> None:
         default=100,
         metavar="N",
         help="with --seeded: one bucket in N judged unavailable (its tallies kept as evidence)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="with --seeded: a third start under cProfile, its stats written to PATH",
     )
     parser.add_argument(
         "--measure", nargs=3, metavar=("CONFIG", "NOW", "SAVE"), help=argparse.SUPPRESS
@@ -266,6 +288,9 @@ def main() -> None:
                         + ", ".join(f"{k} {v:.2f}" for k, v in row.items()),
                         flush=True,
                     )
+                if args.profile:
+                    run(config, now + 62, False, first=200, profile=args.profile)
+                    print(f"profile of a third start written to {args.profile}", flush=True)
         return
     keys = [
         "targets",

@@ -655,3 +655,46 @@ def shard_targets(draw: _st.DrawFn, *, count: int = 400) -> list[str]:
     """``count`` distinct target names sharing a drawn prefix (as a configuration's do)."""
     prefix = draw(_st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=0, max_size=10))
     return [f"{prefix}{index}" for index in range(count)]
+
+
+# --- a running month's judged state (issue 20, r22: the snapshot codec) --------------------
+@_st.composite
+def judged_states(draw: _st.DrawFn) -> "_JudgedState":
+    """A ``JudgedState`` as a month leaves it: judged codes (never pending), the sparse parts
+    on buckets among those judged, unavailable buckets holding tallies of one to three
+    targets."""
+    from monitor.sla.running import _JUDGED_CODES, _U, JudgedState
+
+    judged = draw(_st.integers(0, 300))
+    raw = bytearray(
+        draw(_st.lists(_st.sampled_from(list(_JUDGED_CODES)), min_size=judged, max_size=judged))
+    )
+    if not judged:
+        return JudgedState(0, b"", (), (), (), None)
+    indices = _st.integers(0, judged - 1)
+    counts = _st.dictionaries(_st.text(min_size=1, max_size=12), _st.integers(0, 2**31), max_size=3)
+    tally = _st.builds(
+        _policy.Tally,
+        ok=_st.integers(0, 1000),
+        failed=_st.integers(0, 1000),
+        reasons=counts,
+        errors=_st.integers(0, 1000),
+        error_reasons=counts,
+        excused=_st.integers(0, 1000),
+    )
+    cells = _st.lists(_st.tuples(_st.text(min_size=1, max_size=8), tally), min_size=1, max_size=3)
+    evidence = draw(_st.dictionaries(indices, cells, max_size=4))
+    for index in evidence:
+        raw[index] = _U
+    return JudgedState(
+        judged=judged,
+        raw=bytes(raw),
+        excused=tuple(sorted(draw(_st.sets(indices, max_size=5)))),
+        errors=tuple(sorted(draw(_st.dictionaries(indices, counts, max_size=4)).items())),
+        evidence=tuple((i, tuple(c)) for i, c in sorted(evidence.items())),
+        first_tallied=draw(_st.none() | indices),
+    )
+
+
+if TYPE_CHECKING:
+    from monitor.sla.running import JudgedState as _JudgedState

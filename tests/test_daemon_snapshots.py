@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from monitor.clock import FixedClock
 from monitor.config import load_config
 from monitor.runtime.daemon import Daemon
 from monitor.sla.policy import Tally
+from monitor.sla.running_codec import decode, encode_v1
 from monitor.store.base import TallyRow, WriteBatch
 from monitor.store.sqlite import SqliteStore
 from tests.test_daemon_eviction import MONTH, NOW, same_as_store, sample_config
@@ -111,6 +114,54 @@ class TestRestartFromSnapshots:
                 assert await _months(third) == expected
             finally:
                 await third.store.close()
+
+        asyncio.run(run())
+
+    def test_corrupt_or_old_format_snapshots(self, tmp_path: Path) -> None:
+        """Issue 20, r22: a truncated snapshot and one of unknown format are rebuilt from the
+        tallies with one log line each, a snapshot in the first format (``SWJS1``) still
+        starts its month; the figures equal the months computed from the store."""
+        config = sample_config(tmp_path)
+        asyncio.run(store_results(config))
+        database = load_config(config).monitor.database_path
+
+        async def run() -> None:
+            first = await _start(config)
+            try:
+                expected = await _months(first)
+                await first._save_snapshots(NOW.timestamp())
+            finally:
+                await first.store.close()
+            conn = sqlite3.connect(database)
+            rows = conn.execute(
+                "SELECT rowid, state FROM month_snapshots ORDER BY sla, month"
+            ).fetchall()
+            assert len(rows) >= 3
+            (cut, cut_state), (alien, _), (old, old_state) = rows[:3]
+            conn.execute(
+                "UPDATE month_snapshots SET state = ? WHERE rowid = ?",
+                (bytes(cut_state)[: len(cut_state) // 2], cut),
+            )
+            conn.execute(
+                "UPDATE month_snapshots SET state = ? WHERE rowid = ?", (b"SWJS9junk", alien)
+            )
+            conn.execute(
+                "UPDATE month_snapshots SET state = ? WHERE rowid = ?",
+                (encode_v1(decode(bytes(old_state))), old),
+            )
+            conn.commit()
+            conn.close()
+            with capture_logs() as logs:
+                second = await _start(config)
+            try:
+                months = len(second.accounting.inputs.policies) * 2
+                assert second.snapshots.restored == months - 2
+                unreadable = [e for e in logs if e["event"] == "month_snapshot_unreadable"]
+                assert len(unreadable) == 2, logs
+                assert await _months(second) == expected
+                await same_as_store(second, NOW)
+            finally:
+                await second.store.close()
 
         asyncio.run(run())
 

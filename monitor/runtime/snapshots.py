@@ -77,66 +77,74 @@ class MonthSnapshots:
         store = self.store
         if store is None:
             return {}
-        wanted = [
-            (policy, month)
-            for policy in policies
-            if policy.locations is None and policy.service in inputs.services
-            for month in self._shown(policy, moment)
-        ]
+        # Issue 20, r22: per SLA once (not per month): its months, its targets, its grids.
+        wanted = [p for p in policies if p.locations is None and p.service in inputs.services]
         out: dict[tuple[str, Month], JudgedState] = {}
-        for lo in range(0, len(wanted), CHUNK):
-            chunk = wanted[lo : lo + CHUNK]
-            loaded = await store.load_month_snapshots([(p.name, str(m)) for p, m in chunk])
-            usable: dict[tuple[str, str], tuple[int, JudgedState]] = {}
+        step = max(1, CHUNK // 2)  # two months per SLA: about CHUNK months per store call
+        for lo in range(0, len(wanted), step):
+            chunk = wanted[lo : lo + step]
+            shown = []
+            for policy in chunk:
+                previous, current = self._shown(policy, moment)
+                shown.append((policy, previous, str(previous), current, str(current)))
+            loaded = await store.load_month_snapshots(
+                [
+                    (p.name, name)
+                    for p, _, before, _, now_name in shown
+                    for name in (before, now_name)
+                ]
+            )
+            usable: dict[tuple[str, str], JudgedState] = {}
             guards: list[SnapshotGuard] = []
-            for policy, month in chunk:
-                key = (policy.name, str(month))
+            for policy, previous, before, current, now_name in shown:
                 service = inputs.services[policy.service]
                 targets = tuple(sorted(set(service.all_targets)))
-                grid = month_grid(month, policy.timezone, policy.bucket_seconds)
-                found = loaded.get(key)
-                keep: int | None = None
-                if found is not None:
-                    snapshot, guarded = found
-                    state = self._check(inputs, policy, month, snapshot, guarded, targets)
-                    if state is not None:
-                        keep = snapshot.judged_through
-                        usable[key] = (keep, state)
-                guards.append(
-                    SnapshotGuard(
-                        policy.name,
-                        str(month),
-                        targets,
-                        policy.bucket_seconds,
-                        grid.start_epoch,
-                        grid.end_epoch,
-                        keep_through=keep,
-                        mode=mode,
-                    )
-                )
-                if month == self._shown(policy, moment)[1]:
-                    following = month.next()
-                    self._ahead.add((policy.name, following))
-                    ahead = month_grid(following, policy.timezone, policy.bucket_seconds)
+                zone, size = policy.timezone, policy.bucket_seconds
+                for month, name in ((previous, before), (current, now_name)):
+                    key = (policy.name, name)
+                    grid = month_grid(month, zone, size)
+                    found = loaded.get(key)
+                    keep: int | None = None
+                    if found is not None:
+                        snapshot, guarded = found
+                        state = self._check(inputs, policy, month, snapshot, guarded, targets)
+                        if state is not None:
+                            keep = snapshot.judged_through
+                            usable[key] = state
                     guards.append(
                         SnapshotGuard(
                             policy.name,
-                            str(following),
+                            name,
                             targets,
-                            policy.bucket_seconds,
-                            ahead.start_epoch,
-                            ahead.end_epoch,
-                            mode="ahead",
+                            size,
+                            grid.start_epoch,
+                            grid.end_epoch,
+                            keep_through=keep,
+                            mode=mode,
                         )
                     )
+                following = current.next()
+                self._ahead.add((policy.name, following))
+                ahead = month_grid(following, zone, size)
+                guards.append(
+                    SnapshotGuard(
+                        policy.name,
+                        str(following),
+                        targets,
+                        size,
+                        ahead.start_epoch,
+                        ahead.end_epoch,
+                        mode="ahead",
+                    )
+                )
             kept = await store.arm_month_snapshots(guards)
-            for policy, month in chunk:
-                key = (policy.name, str(month))
-                if key in kept and key in usable:
-                    out[(policy.name, month)] = usable[key][1]
-            # Armed afresh: whatever was saved before is gone or kept as it was.
-            for policy, month in chunk:
-                self._saved.pop((policy.name, month), None)
+            for policy, previous, before, current, now_name in shown:
+                for month, name in ((previous, before), (current, now_name)):
+                    key = (policy.name, name)
+                    if key in kept and key in usable:
+                        out[(policy.name, month)] = usable[key]
+                    # Armed afresh: whatever was saved before is gone or kept as it was.
+                    self._saved.pop((policy.name, month), None)
         self.restored = len(out)
         return out
 

@@ -1,9 +1,15 @@
 """A running month's judged state as bytes, and the digest of the inputs it was judged under
 (issue 20: start-up at a month's end reads these instead of every stored tally).
 
-The bytes are ``MAGIC`` + zlib-compressed JSON: the verdict codes as base64 (one byte per
-bucket; runs of the same state compress to almost nothing), the sparse parts (canary-excused
-buckets, monitor-error reasons, the tallies of unavailable buckets) as lists. A snapshot is
+The bytes are ``MAGIC`` (``SWJS2``) + zlib over a fixed binary head (``_HEAD``: the buckets
+judged, the first tallied bucket or -1, the length of the sparse part), the verdict codes as
+raw bytes (one byte per bucket; runs of the same state compress to almost nothing), then the
+sparse parts (canary-excused buckets, monitor-error reasons, the tallies of unavailable
+buckets) as compact JSON, absent when all are empty (most months). Issue 20, r22: the first
+format (``SWJS1``, JSON holding the codes as base64) cost most of a start at a month's end
+to decode; it is still read (:func:`decode`), and written again in the new format at the
+next save. Bytes in neither format, or not whole, are refused (:class:`SnapshotError`): the
+caller rebuilds that month from its tallies. A snapshot is
 only ever used together with :func:`inputs_digest`: the same digest proves the buckets it
 holds would be judged the same under today's inputs, and the store's guard proves their
 tallies did not change (``monitor.store.snapshots``).
@@ -15,9 +21,13 @@ import base64
 import dataclasses
 import hashlib
 import json
+import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from fractions import Fraction
 from typing import Any
 
 from monitor.sla.calendar import Month, month_grid
@@ -25,8 +35,15 @@ from monitor.sla.month import _gap_buckets
 from monitor.sla.policy import ServiceDef, SlaPolicy, Tally
 from monitor.sla.running import JudgedState
 
-MAGIC = b"SWJS1"
-"""Format of the bytes; a change of format or of judging bumps it (and ``JUDGING``)."""
+MAGIC = b"SWJS2"
+"""Format of the bytes written; a change of format bumps it (a change of judging bumps
+``JUDGING``)."""
+
+MAGIC_V1 = b"SWJS1"
+"""The first format (zlib over JSON, the codes in base64): still read, never written."""
+
+_HEAD = struct.Struct("<IiI")
+"""judged, first_tallied (-1: None), bytes of the sparse JSON after the codes."""
 
 JUDGING = "judge_bucket/1"
 """Part of every digest: a release that judges buckets differently must bump it, so that no
@@ -38,6 +55,78 @@ class SnapshotError(ValueError):
 
 
 def encode(state: JudgedState) -> bytes:
+    """``state`` in the current format (``MAGIC``, see the module docs)."""
+    sparse = b""
+    if state.excused or state.errors or state.evidence:
+        doc = {
+            "excused": list(state.excused),
+            "errors": [[i, dict(e)] for i, e in state.errors],
+            "evidence": [
+                [i, [[name, _tally(t)] for name, t in cells]] for i, cells in state.evidence
+            ],
+        }
+        sparse = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    first = -1 if state.first_tallied is None else state.first_tallied
+    body = b"".join((_HEAD.pack(state.judged, first, len(sparse)), state.raw, sparse))
+    return MAGIC + zlib.compress(body, 6)
+
+
+def decode(blob: bytes) -> JudgedState:
+    """The judged state in ``blob`` (either format); :class:`SnapshotError` if it is not one
+    whole judged state (unknown header, truncated, corrupt, inconsistent)."""
+    if blob.startswith(MAGIC):
+        return _decode_v2(blob)
+    if blob.startswith(MAGIC_V1):
+        return _decode_v1(blob)
+    raise SnapshotError("judged state: unknown format (expected the SWJS2 or SWJS1 header)")
+
+
+def _decode_v2(blob: bytes) -> JudgedState:
+    try:
+        body = zlib.decompress(blob[len(MAGIC) :])
+        judged, first, size = _HEAD.unpack_from(body)
+        lo = _HEAD.size
+        if len(body) != lo + judged + size:
+            raise ValueError(f"expected {lo + judged + size} bytes, got {len(body)}")
+        raw = body[lo : lo + judged]
+        excused: tuple[int, ...] = ()
+        errors: tuple[tuple[int, dict[str, int]], ...] = ()
+        evidence: tuple[tuple[int, tuple[tuple[str, Tally], ...]], ...] = ()
+        if size:
+            doc = json.loads(body[lo + judged :])
+            excused = tuple(int(i) for i in doc["excused"])
+            errors = tuple((int(i), _counts(e)) for i, e in doc["errors"])
+            evidence = _evidence(doc["evidence"])
+        return JudgedState(
+            judged=judged,
+            raw=raw,
+            excused=excused,
+            errors=errors,
+            evidence=evidence,
+            first_tallied=None if first == -1 else first,
+        )
+    except (ValueError, KeyError, TypeError, struct.error, zlib.error) as exc:
+        raise SnapshotError(f"judged state: unreadable ({exc})") from exc
+
+
+def _decode_v1(blob: bytes) -> JudgedState:
+    try:
+        doc = json.loads(zlib.decompress(blob[len(MAGIC_V1) :]))
+        return JudgedState(
+            judged=int(doc["judged"]),
+            raw=base64.b64decode(doc["raw"], validate=True),
+            excused=tuple(int(i) for i in doc["excused"]),
+            errors=tuple((int(i), _counts(e)) for i, e in doc["errors"]),
+            evidence=_evidence(doc["evidence"]),
+            first_tallied=None if doc["first"] is None else int(doc["first"]),
+        )
+    except (ValueError, KeyError, TypeError, zlib.error) as exc:
+        raise SnapshotError(f"judged state: unreadable ({exc})") from exc
+
+
+def encode_v1(state: JudgedState) -> bytes:
+    """``state`` in the first format (``MAGIC_V1``): only for tests that prove snapshots
+    written by an earlier release still load."""
     doc = {
         "judged": state.judged,
         "raw": base64.b64encode(state.raw).decode("ascii"),
@@ -47,27 +136,11 @@ def encode(state: JudgedState) -> bytes:
         "first": state.first_tallied,
     }
     text = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    return MAGIC + zlib.compress(text, 6)
+    return MAGIC_V1 + zlib.compress(text, 6)
 
 
-def decode(blob: bytes) -> JudgedState:
-    if not blob.startswith(MAGIC):
-        raise SnapshotError("judged state: unknown format (expected the SWJS1 header)")
-    try:
-        doc = json.loads(zlib.decompress(blob[len(MAGIC) :]))
-        return JudgedState(
-            judged=int(doc["judged"]),
-            raw=base64.b64decode(doc["raw"]),
-            excused=tuple(int(i) for i in doc["excused"]),
-            errors=tuple((int(i), _counts(e)) for i, e in doc["errors"]),
-            evidence=tuple(
-                (int(i), tuple((str(name), _untally(t)) for name, t in cells))
-                for i, cells in doc["evidence"]
-            ),
-            first_tallied=None if doc["first"] is None else int(doc["first"]),
-        )
-    except (ValueError, KeyError, TypeError, zlib.error) as exc:
-        raise SnapshotError(f"judged state: unreadable ({exc})") from exc
+def _evidence(v: Any) -> tuple[tuple[int, tuple[tuple[str, Tally], ...]], ...]:
+    return tuple((int(i), tuple((str(name), _untally(t)) for name, t in cells)) for i, cells in v)
 
 
 def inputs_digest(
@@ -115,38 +188,86 @@ def _text_of(value: object) -> str:
     return text
 
 
+_PLAIN: frozenset[type] = frozenset({str, int, bool, float, type(None), Decimal, Fraction})
+"""Types whose ``repr`` is already the same in every process (exact types: a ``StrEnum`` is
+a ``str`` but reprs differently, and goes the general way)."""
+
+_FIELDS: dict[type, tuple[str, tuple[str, ...]] | None] = {}
+"""type -> (its name, its dataclass field names), or None if it is not a dataclass: the
+reflection ``dataclasses.fields`` does on every call, done once per type (issue 20, r22:
+the digest of 10,000 SLAs at start-up)."""
+
+
 def _canonical(value: object) -> str:
     """A text for ``value`` that is the same in every process: a set's ``repr`` follows the
-    string hash seed, so sets and mappings are written sorted, dataclasses field by field."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = ",".join(
-            f"{f.name}={_canonical(getattr(value, f.name))}" for f in dataclasses.fields(value)
+    string hash seed, so sets and mappings are written sorted, dataclasses field by field.
+    (The text is part of every stored snapshot's digest: changing it discards them all.)"""
+    kind = type(value)
+    if kind in _PLAIN:
+        return repr(value)
+    known = _REPRS.get((kind, value)) if isinstance(value, Enum) else None
+    if known is not None:
+        return known
+    try:
+        shape = _FIELDS[kind]
+    except KeyError:
+        shape = (
+            (kind.__name__, tuple(f.name for f in dataclasses.fields(kind)))
+            if dataclasses.is_dataclass(kind) and not isinstance(value, type)
+            else None
         )
-        return f"{type(value).__name__}({fields})"
+        _FIELDS[kind] = shape
+    if shape is not None:
+        name, names = shape
+        fields = ",".join([f"{f}={_canonical(getattr(value, f))}" for f in names])
+        return f"{name}({fields})"
     if isinstance(value, set | frozenset):
-        return "{" + ",".join(sorted(_canonical(v) for v in value)) + "}"
+        return "{" + ",".join(sorted([_canonical(v) for v in value])) + "}"
     if isinstance(value, Mapping):
-        items = sorted((_canonical(k), _canonical(v)) for k, v in value.items())
-        return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
+        items = sorted([(_canonical(k), _canonical(v)) for k, v in value.items()])
+        return "{" + ",".join([f"{k}:{v}" for k, v in items]) + "}"
     if isinstance(value, tuple | list):
-        return "(" + ",".join(_canonical(v) for v in value) + ")"
-    return repr(value)
+        return "(" + ",".join([_canonical(v) for v in value]) + ")"
+    text = repr(value)
+    if isinstance(value, Enum):  # members are singletons: one text each, kept
+        _REPRS[(kind, value)] = text
+    return text
+
+
+_REPRS: dict[tuple[type, Enum], str] = {}
+"""(class, member) -> the member's ``repr`` (Python-level, and asked for several times per
+SLA). Keyed by class too: members of two ``StrEnum`` classes with equal values are equal."""
 
 
 def _tally(t: Tally) -> list[Any]:
     return [t.ok, t.failed, dict(t.reasons), t.errors, dict(t.error_reasons), t.excused]
 
 
+_TALLIES: dict[tuple[Any, ...], Tally] = {}
+"""Decoded evidence tallies by their stored values: a month's unavailable buckets mostly
+hold equal tallies (the same failures, the same counts), and frozen tallies may be shared
+(issue 20, r22: constructing them was a third of decoding at start-up)."""
+
+
 def _untally(v: Any) -> Tally:
     ok, failed, reasons, errors, error_reasons, excused = v
-    return Tally(
-        ok=int(ok),
-        failed=int(failed),
-        reasons=_counts(reasons),
-        errors=int(errors),
-        error_reasons=_counts(error_reasons),
-        excused=int(excused),
-    )
+    if not isinstance(reasons, dict) or not isinstance(error_reasons, dict):
+        raise TypeError("expected objects of counts in a tally")
+    key = (ok, failed, errors, excused, *reasons.items(), None, *error_reasons.items())
+    known = _TALLIES.get(key)
+    if known is None:
+        known = Tally(
+            ok=int(ok),
+            failed=int(failed),
+            reasons=_counts(reasons),
+            errors=int(errors),
+            error_reasons=_counts(error_reasons),
+            excused=int(excused),
+        )
+        if len(_TALLIES) >= 10_000:
+            _TALLIES.clear()
+        _TALLIES[key] = known
+    return known
 
 
 def _counts(v: Any) -> dict[str, int]:
