@@ -406,6 +406,8 @@ def monitor_errors_of(
     judged buckets holding any (``errors``: index -> reasons), and how many unknown buckets
     hold any (shown as unknown for "monitor error"). Excluded and pending buckets do not
     count."""
+    if not errors:  # c22: the common month, at every bucket close: no Counter, no copies
+        return _NO_ERRORS, 0
     reasons: Counter[str] = Counter()
     buckets = 0
     for index, bucket_reasons in errors.items():
