@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import logging
 import statistics
@@ -42,7 +43,7 @@ from monitor.metrics.contract import ContractCollector  # noqa: E402
 from monitor.runtime.daemon import Daemon  # noqa: E402
 
 
-async def run(slas: int, rounds: int) -> None:
+async def run(slas: int, rounds: int, profile: str | None = None) -> None:
     config = load_config(write_config(Path(tempfile.mkdtemp(prefix="slawatch-close-")), slas, 1))
     now = MONTH_START + 2 * 3600 + 17
     clock = FixedClock(now)
@@ -78,11 +79,17 @@ async def run(slas: int, rounds: int) -> None:
         for name in names:
             report(name, clock() - 0.2)
         clock.seconds = (clock() // 300 + 1) * 300 + 1
+        profiler = cProfile.Profile() if profile is not None and number == rounds - 1 else None
         began = time.process_time()
+        if profiler is not None:
+            profiler.enable()
         await daemon._summarise()
         await exposition.settled()
         await exposition.render()
         closes.append(time.process_time() - began)
+        if profiler is not None and profile is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
     print(
         f"a quiet second (summary + /metrics refresh): median "
         f"{statistics.median(quiet) * 1000:.1f} ms CPU over {len(quiet)}"
@@ -99,8 +106,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--slas", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--profile", metavar="FILE", help="write a cProfile of the last round's bucket close here"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.slas, args.rounds))
+    asyncio.run(run(args.slas, args.rounds, args.profile))
 
 
 if __name__ == "__main__":

@@ -305,6 +305,14 @@ class Accounting:
 
     def _notify(self, name: str) -> None:
         self._fast.pop(name, None)
+        self._notify_moved(name)
+
+    def _notify_moved(self, name: str) -> None:
+        """Tell the feeds that a month of ``name`` moved its version in an advance, keeping
+        month_result's fast entries: each holds the version it was taken at, so the moved
+        month's entry misses and the other month's stays good (c22, issue 20: at a bucket
+        close the previous month, asked beside the running one, took the slow path for
+        every SLA: its tallies, an advance, the results cache)."""
         for feed in self._feeds:
             if not feed.paused:
                 feed.names.add(name)
@@ -638,7 +646,7 @@ class Accounting:
             before = known.version
             known.advance(tallies, moment_known)
             if known.version != before:
-                self._notify(policy.name)
+                self._notify_moved(policy.name)  # c22
             return (policy.name, known.month), known, tallies, moment_known
         if month is None and span is not None and span[0] <= epoch < span[1]:
             # The common call (the month running now): no calendar arithmetic per SLA.
@@ -690,7 +698,7 @@ class Accounting:
         before = running.version
         running.advance(tallies, moment)
         if running.version != before:
-            self._notify(policy.name)
+            self._notify_moved(policy.name)  # c22
         return key, running, tallies, moment
 
     def _forget_before(self, name: str, month: Month) -> None:

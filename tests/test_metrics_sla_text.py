@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,13 @@ from monitor.metrics.contract import ContractCollector
 from monitor.metrics.sla_text import (
     SLA_FAMILY_NAMES,
     SlaFamilies,
+    _count_text,
+    _ratio,
     instant_service_state,
     outage_open,
     provisional_bucket_state,
 )
+from monitor.metrics.text import num
 from monitor.runtime.claims import Claim
 from monitor.runtime.daemon import Daemon
 from monitor.sla.calendar import Month
@@ -625,3 +629,24 @@ class TestReloadSoon:
             assert str(d.accounting.policy("la").objective_percent) == "99.95"
 
         asyncio.run(run())
+
+
+class TestValueText:
+    """c22 (issue 20): the shortcuts in writing a value are the values written before."""
+
+    @given(st.integers(1, 10**7), st.data())
+    def test_ratio_is_the_float_of_the_exact_quotient(
+        self, denominator: int, data: st.DataObject
+    ) -> None:
+        """A percent's ratio is ``float(percent / 100)``, to the last bit, for any fraction."""
+        percent = Fraction(data.draw(st.integers(0, 100 * denominator)), denominator)
+        ratio = _ratio(percent)
+        assert ratio is not None
+        assert ratio.hex() == float(percent / 100).hex()
+        assert _ratio(None) is None
+
+    @given(st.lists(st.integers(0, 10**7), max_size=20))
+    def test_a_count_is_written_as_any_number(self, counts: list[int]) -> None:
+        """A remembered count's text is the text of that count, asked once or again."""
+        for count in [*counts, *counts]:
+            assert _count_text(count) == num(count)

@@ -154,3 +154,21 @@ class TestBucketsToNextTier:
             None,
         )
         assert buckets_to_next_tier(down, denominator, table) == expected
+
+
+class TestUptimePercent:
+    """c22 (issue 20): the uptime is one exact fraction, built once."""
+
+    @given(st.integers(1, 100_000), st.data())
+    def test_equals_the_contract_formula(self, denominator: int, data: st.DataObject) -> None:
+        """``100 * (1 - unavailable / denominator)`` exactly, in lowest terms, for any count."""
+        unavailable = data.draw(st.integers(0, denominator))
+        value = uptime_percent(unavailable, denominator)
+        expected = 100 * (1 - Fraction(unavailable, denominator))
+        assert value == expected
+        assert value is not None
+        assert (value.numerator, value.denominator) == (expected.numerator, expected.denominator)
+
+    def test_nothing_measured_is_none(self) -> None:
+        """A denominator of zero (every bucket excluded) has no uptime."""
+        assert uptime_percent(0, 0) is None

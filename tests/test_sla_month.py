@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.sla.calendar import Month, month_grid
-from monitor.sla.month import MonthResult, compute_month
+from monitor.sla.month import MonthResult, _assembled, compute_month
 from monitor.sla.policy import (
     BucketRule,
     BucketState,
@@ -395,3 +396,39 @@ class TestMonthProperties:
         assert b.credit_percent >= a.credit_percent
         if a.uptime_percent is not None and b.uptime_percent is not None:
             assert b.uptime_percent <= a.uptime_percent
+
+
+class TestAssembledResult:
+    """c22 (issue 20): assemble_month builds its MonthResult without the dataclass's __init__;
+    the instance must be the one that __init__ would make."""
+
+    @given(engine_scenarios())
+    def test_same_as_the_dataclass_init(self, scenario: dict[str, Any]) -> None:
+        """Equal, same hash input, same repr, same to_json, and every field the same object."""
+        result = _compute(scenario)
+        values = {f.name: getattr(result, f.name) for f in dataclasses.fields(MonthResult)}
+        made = MonthResult(**values)
+        fast = _assembled(**values)
+        assert type(fast) is MonthResult
+        assert fast == made
+        assert made == fast
+        assert repr(fast) == repr(made)
+        assert fast.to_json() == made.to_json()
+        assert vars(fast) == vars(made)
+        assert all(getattr(fast, name) is value for name, value in values.items())
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.now = None  # type: ignore[misc]
+
+    def test_every_field_is_the_value_given(self) -> None:
+        """Each field holds exactly the object passed for it (distinct sentinels), as the
+        dataclass's own __init__ leaves it: nothing dropped, swapped or computed."""
+        values: dict[str, Any] = {f.name: object() for f in dataclasses.fields(MonthResult)}
+        fast, made = _assembled(**values), MonthResult(**values)
+        assert vars(fast) == vars(made) == values
+        assert all(getattr(fast, name) is value for name, value in values.items())
+        assert fast == made
+
+    def test_a_field_missing_or_unknown_is_refused(self) -> None:
+        """Every field by name, nothing else: a TypeError naming them otherwise."""
+        with pytest.raises(TypeError, match="MonthResult: expected the fields"):
+            _assembled(sla="x")

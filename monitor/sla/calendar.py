@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
@@ -118,15 +118,17 @@ class BucketGrid:
                 f"number of {self.bucket_seconds}s buckets, got {span}s"
             )
 
-    @property
+    # Computed once per grid (c22, issue 20: grids are shared per month and zone, and these
+    # were read tens of thousands of times at each bucket close; the fields are frozen).
+    @cached_property
     def start_epoch(self) -> int:
         return int(self.start.timestamp())
 
-    @property
+    @cached_property
     def end_epoch(self) -> int:
         return int(self.end.timestamp())
 
-    @property
+    @cached_property
     def count(self) -> int:
         return (self.end_epoch - self.start_epoch) // self.bucket_seconds
 

@@ -51,7 +51,9 @@ def uptime_percent(unavailable: int, denominator: int) -> Fraction | None:
     """``100 * (1 - unavailable / denominator)`` exactly; ``None`` when nothing is measured."""
     if denominator <= 0:
         return None
-    return 100 * (1 - Fraction(unavailable, denominator))
+    # One exact fraction, not three: the same value (a Fraction is always in lowest terms),
+    # computed for every SLA at every bucket close (issue 20, c22).
+    return Fraction(100 * (denominator - unavailable), denominator)
 
 
 def error_budget(denominator: int, objective_percent: Decimal) -> int:
