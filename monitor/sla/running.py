@@ -68,15 +68,24 @@ _JUDGED_CODES = bytes(code for code in range(len(_STATES)) if code != _P)
 class CodedStates(Sequence[BucketState]):
     """A read-only sequence of bucket states over one byte per bucket (a snapshot), kept
     compressed (``monitor.sla.packed``) when built with :meth:`of_packed`: a cached month
-    result then costs tens of bytes for its states, not one per bucket (issue 20)."""
+    result then costs tens of bytes for its states, not one per bucket (issue 20).
 
-    __slots__ = ("_codes", "_length", "_packed")
+    Built with :meth:`lent`, it reads a running month's own array without a copy: only the
+    first ``through`` codes (the buckets elapsed when it was handed out) are read from that
+    array, which its owner never writes below ``through`` without copying it first
+    (:meth:`RunningMonth._own`); the buckets after them were pending or excluded, and which
+    were excluded is kept beside it. A bucket close writes only buckets after ``through``, so
+    it copies nothing (issue 20: the close's transient copy of every month's array)."""
+
+    __slots__ = ("_codes", "_later_excluded", "_length", "_packed", "_through")
 
     def __init__(self, codes: bytes | bytearray) -> None:
         # A bytearray only from its owner, who never writes it once lent (RunningMonth._own).
         self._codes: bytes | bytearray | None = codes
         self._packed: bytes | None = None
         self._length = len(codes)
+        self._through = self._length
+        self._later_excluded: tuple[int, ...] = ()
 
     @classmethod
     def of_packed(cls, packed: bytes, length: int) -> CodedStates:
@@ -85,13 +94,43 @@ class CodedStates(Sequence[BucketState]):
         states._codes = None
         states._packed = packed
         states._length = length
+        states._through = length
+        states._later_excluded = ()
+        return states
+
+    @classmethod
+    def lent(cls, codes: bytearray, through: int) -> CodedStates:
+        """The states ``codes`` hold now, read later from ``codes[:through]`` (which the owner
+        keeps unchanged while lent) and the excluded buckets at or after ``through`` (every
+        other code there is pending). Codes after ``through`` that are neither pending nor
+        excluded are copied instead (never the case for a running month: it judges only
+        elapsed buckets)."""
+        later: list[int] = []
+        at = codes.find(_X, through)
+        while at >= 0:
+            later.append(at)
+            at = codes.find(_X, at + 1)
+        if codes.count(_P, through) + len(later) != len(codes) - through:
+            return cls(bytes(codes))
+        states = cls.__new__(cls)
+        states._codes = codes
+        states._packed = None
+        states._length = len(codes)
+        states._through = through
+        states._later_excluded = tuple(later) if later else ()
         return states
 
     def _plain(self) -> bytes | bytearray:
-        if self._codes is not None:
+        if self._codes is None:
+            assert self._packed is not None
+            return unpack(self._packed)
+        if self._through == self._length:
             return self._codes
-        assert self._packed is not None
-        return unpack(self._packed)
+        plain = bytearray(self._codes[: self._through])
+        plain += bytes([_P]) * (self._length - self._through)
+        for index in self._later_excluded:
+            plain[index] = _X
+        return plain
 
     def __len__(self) -> int:
         return self._length
@@ -103,7 +142,14 @@ class CodedStates(Sequence[BucketState]):
     def __getitem__(self, index: int | slice) -> BucketState | tuple[BucketState, ...]:
         if isinstance(index, slice):
             return tuple(_STATES[code] for code in self._plain()[index])
-        return _STATES[self._plain()[index]]
+        if self._codes is None:
+            return _STATES[self._plain()[index]]
+        at = index + self._length if index < 0 else index
+        if 0 <= at < self._through:
+            return _STATES[self._codes[at]]
+        if not 0 <= at < self._length:
+            raise IndexError("bucket index out of range")
+        return _STATES[_X if at in self._later_excluded else _P]
 
     def __iter__(self) -> Iterator[BucketState]:
         return (_STATES[code] for code in self._plain())
@@ -215,8 +261,9 @@ class RunningMonth:
         # the previous month, which changes only through a late tally or new windows, then
         # costs tens of bytes, not one per bucket (see _settle / _thaw).
         self._packed: bytes | None = None
-        self._lent = False
-        """Whether ``_final`` is shared with a result's states (copied before a write)."""
+        self._lent_through = 0
+        """``_final`` is shared with results' states, which read its first buckets up to this
+        one (0: none): a write below it copies the array first (:meth:`_own`)."""
         # Buckets not available whose every failure the canaries excused (exclusion (iii)
         # candidates), and the monitor's own failures per judged bucket holding any.
         self._excused: set[int] = set()
@@ -263,7 +310,9 @@ class RunningMonth:
         if not todo and elapsed == self.elapsed:
             return
         self._thaw()
-        self._own()
+        # Buckets from the last elapsed one on are pending (or excluded) in every result
+        # handed out: only a marked bucket before it makes the lent array copied.
+        self._own(min(todo, default=self.elapsed))
         lo, hi = self.elapsed, elapsed
         if hi - lo > 8:
             # Many buckets at once (start-up, a long pause): an elapsed bucket without a
@@ -300,12 +349,14 @@ class RunningMonth:
             final = unpack(self._packed)
             states = CodedStates.of_packed(self._packed, len(final))
         else:
-            # Lent, not copied: the next write copies the array first (_own), so the result
-            # keeps the states it was built from and a month that did not move since shares
-            # its one array with its cached result (issue 20).
+            # Lent, not copied: a write below the buckets elapsed copies the array first
+            # (_own), so the result keeps the states it was built from, and a month shares
+            # its one array with its cached results; a bucket close writes after them and
+            # copies nothing (issue 20).
             final = self._final
-            self._lent = True
-            states = CodedStates(final)
+            states = CodedStates.lent(final, self.elapsed)
+            if states._codes is final:
+                self._lent_through = max(self._lent_through, self.elapsed)
         elapsed = self.elapsed
         if self._outages is None:
             self._outages = self._find_outages(final)
@@ -419,7 +470,7 @@ class RunningMonth:
         if self._packed is None and self.elapsed >= self._count and not self._dirty:
             self._packed = pack(self._final)
             self._final = bytearray()
-            self._lent = False
+            self._lent_through = 0
 
     def _thaw(self) -> None:
         """The array back from :meth:`_settle`'s packing, before it is written."""
@@ -427,7 +478,7 @@ class RunningMonth:
         if packed is not None:
             self._final = bytearray(unpack(packed))
             self._packed = None
-            self._lent = False
+            self._lent_through = 0
 
     def _raw_codes(self, through: int) -> bytes:
         """The judged verdicts before exclusions of buckets ``0 .. through - 1``."""
@@ -438,11 +489,12 @@ class RunningMonth:
                 raw[index] = code
         return bytes(raw)
 
-    def _own(self) -> None:
-        """``_final`` not shared with a result any more, before it is written."""
-        if self._lent:
+    def _own(self, lowest: int = 0) -> None:
+        """``_final`` not shared with a result any more, before buckets ``lowest`` and after
+        are written: copied if a result reads any of them."""
+        if lowest < self._lent_through:
             self._final = bytearray(self._final)
-            self._lent = False
+            self._lent_through = 0
 
     def _judge(self, indices: Sequence[int], tallies: Tallies) -> None:
         rule = self.policy.bucket_rule
