@@ -5,6 +5,8 @@ out, held equal to what it would have copied.
   handed out (``CodedStates.lent``); the month copies the array only before writing below
   them (a late tally re-judged, windows changed), so a bucket close copies nothing. Every
   result handed out keeps its states after any later events.
+- An unavailable bucket's evidence is shared by value between buckets (``shared_cells``):
+  equal to the cells it stands for.
 - A result's ``rules`` are built when read (``monitor.sla.month.Rules``): equal, item for item
   and in order, to the mapping ``_rules`` builds.
 """
@@ -20,7 +22,7 @@ from hypothesis import strategies as st
 
 from monitor.sla.month import Rules, _rules, compute_month
 from monitor.sla.policy import BucketState, ExclusionKind, ExclusionWindow, Tally
-from monitor.sla.running import CodedStates, RunningMonth
+from monitor.sla.running import CodedStates, RunningMonth, shared_cells
 from tests.strategies import engine_scenarios
 
 _CODES = tuple(BucketState)
@@ -188,3 +190,48 @@ class TestRules:
         policy, service = scenario["policy"], scenario["service"]
         assert Rules(policy, service, 1, ()) != Rules(policy, service, 2, ())
         assert Rules(policy, service, 1, ()) != _rules(policy, service, 2, ())
+
+
+reasons = st.dictionaries(st.sampled_from(["http_503", "timeout", "late"]), st.integers(1, 3))
+tallies = st.builds(
+    Tally,
+    ok=st.integers(0, 3),
+    failed=st.integers(0, 3),
+    reasons=reasons,
+    errors=st.integers(0, 2),
+    error_reasons=reasons,
+    excused=st.integers(0, 1),
+)
+cells_lists = st.lists(
+    st.lists(st.tuples(st.sampled_from(["t0", "t1", "t2"]), tallies), max_size=3).map(tuple),
+    min_size=1,
+    max_size=8,
+)
+
+
+class TestSharedEvidence:
+    """Evidence shared by value stands for the cells it replaces."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(many=cells_lists)
+    def test_shared_cells_equal_the_originals(
+        self, many: list[tuple[tuple[str, Tally], ...]]
+    ) -> None:
+        """Every cells shared equal the originals field for field (reasons in the same
+        order), and value-equal cells given again are the one kept first."""
+        kept = [shared_cells(cells) for cells in many]
+        for cells, shared in zip(many, kept, strict=True):
+            assert shared == cells
+            assert [
+                (n, list(t.reasons.items()), list(t.error_reasons.items())) for n, t in shared
+            ] == [(n, list(t.reasons.items()), list(t.error_reasons.items())) for n, t in cells]
+            again = tuple(
+                (
+                    name,
+                    Tally(
+                        t.ok, t.failed, dict(t.reasons), t.errors, dict(t.error_reasons), t.excused
+                    ),
+                )
+                for name, t in cells
+            )
+            assert shared_cells(again) is shared_cells(cells)

@@ -453,7 +453,7 @@ class RunningMonth:
         running._hidden = {}
         running._excused = set(state.excused)
         running._errors = dict(state.errors)
-        running._evidence = {i: tuple(cells) for i, cells in state.evidence}
+        running._evidence = {i: shared_cells(tuple(cells)) for i, cells in state.evidence}
         running.first_tallied = state.first_tallied
         running.elapsed = judged
         # The windows (and the canary-excused runs) over the restored verdicts, as _judge
@@ -532,12 +532,14 @@ class RunningMonth:
                 excused_only = False
                 errors.pop(index, None)
             if code == _U:
-                evidence[index] = tuple(
-                    {
-                        name: column[epoch]
-                        for name, column in zip(leaves, columns, strict=True)
-                        if epoch in column
-                    }.items()
+                evidence[index] = shared_cells(
+                    tuple(
+                        {
+                            name: column[epoch]
+                            for name, column in zip(leaves, columns, strict=True)
+                            if epoch in column
+                        }.items()
+                    )
                 )
                 if located is not None:  # issue 14: the locations that saw it, kept too
                     seen[index] = frozenset(
@@ -611,6 +613,41 @@ class RunningMonth:
             outages.append(outage_of(self.grid, first, last, columns, seen=seen))
             first = final.find(_U, last + 1)
         return tuple(outages)
+
+
+_CELLS: dict[tuple[object, ...], tuple[tuple[str, Tally], ...]] = {}
+"""Issue 20 (memory): an unavailable bucket's evidence ((target, tally) pairs) by value,
+shared between buckets and months: most failing buckets of an SLA fail the same way (the same
+target, ``failed=1``, ``{"http_503": 1}``), and each kept its own pairs and tallies (~170 bytes
+a bucket without the tally, which the store's reader makes one per row). Bounded: cleared when
+large, like ``monitor.sla.month._COUNTS``."""
+
+
+def shared_cells(cells: tuple[tuple[str, Tally], ...]) -> tuple[tuple[str, Tally], ...]:
+    """``cells``, or equal cells seen before (the same targets in the same order, tallies of
+    equal fields with their reasons in the same order): what an outage and a snapshot read
+    from them is the same."""
+    key = tuple(
+        (
+            name,
+            tally.ok,
+            tally.failed,
+            tuple(tally.reasons.items()),
+            tally.errors,
+            tuple(tally.error_reasons.items()),
+            tally.excused,
+        )
+        for name, tally in cells
+    )
+    try:
+        shared = _CELLS.get(key)
+    except TypeError:  # a reason that is not a plain string -> int: kept as it is
+        return cells
+    if shared is None:
+        if len(_CELLS) >= 50_000:
+            _CELLS.clear()
+        shared = _CELLS[key] = cells
+    return shared
 
 
 def _split_counts(
