@@ -139,6 +139,10 @@ class TestLentStates:
             assert lent[index] is copy[index]
             assert lent[index - len(codes)] is copy[index]
             assert lent[index:] == copy[index:]
+            assert lent[: index + 1] == copy[: index + 1]
+            assert lent[index : index + 7] == copy[index : index + 7]
+            assert lent[index::2] == copy[index::2]
+            assert lent[-index - 1 : -1] == copy[-index - 1 : -1]
             codes[len(head) :] = bytes([0]) * len(tail)  # the owner judges later buckets
             assert list(lent) == list(copy)
 

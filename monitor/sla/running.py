@@ -132,6 +132,24 @@ class CodedStates(Sequence[BucketState]):
             plain[index] = _X
         return plain
 
+    def _slice(self, index: slice) -> bytes | bytearray:
+        """The codes of ``index``, without building the whole array of a lent view (the
+        API reads a month in pieces)."""
+        codes = self._codes
+        start, stop, step = index.indices(self._length)
+        if codes is None or self._through == self._length or step != 1:
+            return self._plain()[index]
+        through = self._through
+        part = bytearray(codes[start : max(start, min(stop, through))])
+        first = max(start, through)
+        if stop > first:
+            tail = bytearray([_P]) * (stop - first)
+            for at in self._later_excluded:
+                if first <= at < stop:
+                    tail[at - first] = _X
+            part += tail
+        return part
+
     def __len__(self) -> int:
         return self._length
 
@@ -141,7 +159,7 @@ class CodedStates(Sequence[BucketState]):
     def __getitem__(self, index: slice) -> tuple[BucketState, ...]: ...
     def __getitem__(self, index: int | slice) -> BucketState | tuple[BucketState, ...]:
         if isinstance(index, slice):
-            return tuple(_STATES[code] for code in self._plain()[index])
+            return tuple(_STATES[code] for code in self._slice(index))
         if self._codes is None:
             return _STATES[self._plain()[index]]
         at = index + self._length if index < 0 else index
