@@ -36,6 +36,7 @@ from monitor.config.model import (
     TargetConfig,
     registered_kinds,
 )
+from monitor.config.slim import slim
 from monitor.config.translate import translate_errors, yaml_keys
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def _parse_config_text(text: str, name: str, kinds: Mapping[str, ProbeKind] | No
     if plain is not None:
         config, issues = _validate(plain, kinds)
         if config is not None and not issues:
-            return config
+            return slim(config)
         where = lines_of(text, [found.path for found in issues])
         raise ConfigError(name, [_located(where, found) for found in issues])
     document, problems = read_yaml(text, name)
@@ -113,7 +114,7 @@ def _parse_config_text(text: str, name: str, kinds: Mapping[str, ProbeKind] | No
     ]
     if problems or config is None:
         raise ConfigError(name, problems)
-    return config
+    return slim(config)
 
 
 def _validate(

@@ -23,11 +23,12 @@ BASE_BYTES = 64 * 2**20
 BYTES_PER_TARGET = 14 * 2**10
 """A probed target: its configuration, schedule, live tallies of the open hour, recent results
 and its ``/metrics`` lines (10,000 targets with 50 in SLAs: 204 MB peak, docs/benchmarks.md)."""
-BYTES_PER_SLA = 46 * 2**10
+BYTES_PER_SLA = 37 * 2**10
 """An SLA over one target, at its peak: its configuration, the running month (one byte per
-5-minute bucket, 8.9 KB), the previous month packed, the cached results, its ``/metrics``
-text and a bucket close's transient copies (10,000 one-target SLAs: 678 MB peak, 2 Dec 2026,
-docs/benchmarks.md). An SLA with many outages keeps each one's evidence on top of this."""
+5-minute bucket, 8.9 KB), the previous month packed, the cached results and its ``/metrics``
+text (10,000 one-target SLAs: 565 MB peak in the whole daemon, 414 MB in process at a month's
+end, 2 Dec 2026, docs/benchmarks.md). An SLA with many outages keeps each one's ``Outage``
+and evidence on top of this (~210 bytes per outage)."""
 
 
 @dataclass(frozen=True)

@@ -68,15 +68,24 @@ _JUDGED_CODES = bytes(code for code in range(len(_STATES)) if code != _P)
 class CodedStates(Sequence[BucketState]):
     """A read-only sequence of bucket states over one byte per bucket (a snapshot), kept
     compressed (``monitor.sla.packed``) when built with :meth:`of_packed`: a cached month
-    result then costs tens of bytes for its states, not one per bucket (issue 20)."""
+    result then costs tens of bytes for its states, not one per bucket (issue 20).
 
-    __slots__ = ("_codes", "_length", "_packed")
+    Built with :meth:`lent`, it reads a running month's own array without a copy: only the
+    first ``through`` codes (the buckets elapsed when it was handed out) are read from that
+    array, which its owner never writes below ``through`` without copying it first
+    (:meth:`RunningMonth._own`); the buckets after them were pending or excluded, and which
+    were excluded is kept beside it. A bucket close writes only buckets after ``through``, so
+    it copies nothing (issue 20: the close's transient copy of every month's array)."""
+
+    __slots__ = ("_codes", "_later_excluded", "_length", "_packed", "_through")
 
     def __init__(self, codes: bytes | bytearray) -> None:
         # A bytearray only from its owner, who never writes it once lent (RunningMonth._own).
         self._codes: bytes | bytearray | None = codes
         self._packed: bytes | None = None
         self._length = len(codes)
+        self._through = self._length
+        self._later_excluded: tuple[int, ...] = ()
 
     @classmethod
     def of_packed(cls, packed: bytes, length: int) -> CodedStates:
@@ -85,13 +94,61 @@ class CodedStates(Sequence[BucketState]):
         states._codes = None
         states._packed = packed
         states._length = length
+        states._through = length
+        states._later_excluded = ()
+        return states
+
+    @classmethod
+    def lent(cls, codes: bytearray, through: int) -> CodedStates:
+        """The states ``codes`` hold now, read later from ``codes[:through]`` (which the owner
+        keeps unchanged while lent) and the excluded buckets at or after ``through`` (every
+        other code there is pending). Codes after ``through`` that are neither pending nor
+        excluded are copied instead (never the case for a running month: it judges only
+        elapsed buckets)."""
+        later: list[int] = []
+        at = codes.find(_X, through)
+        while at >= 0:
+            later.append(at)
+            at = codes.find(_X, at + 1)
+        if codes.count(_P, through) + len(later) != len(codes) - through:
+            return cls(bytes(codes))
+        states = cls.__new__(cls)
+        states._codes = codes
+        states._packed = None
+        states._length = len(codes)
+        states._through = through
+        states._later_excluded = tuple(later) if later else ()
         return states
 
     def _plain(self) -> bytes | bytearray:
-        if self._codes is not None:
+        if self._codes is None:
+            assert self._packed is not None
+            return unpack(self._packed)
+        if self._through == self._length:
             return self._codes
-        assert self._packed is not None
-        return unpack(self._packed)
+        plain = bytearray(self._codes[: self._through])
+        plain += bytes([_P]) * (self._length - self._through)
+        for index in self._later_excluded:
+            plain[index] = _X
+        return plain
+
+    def _slice(self, index: slice) -> bytes | bytearray:
+        """The codes of ``index``, without building the whole array of a lent view (the
+        API reads a month in pieces)."""
+        codes = self._codes
+        start, stop, step = index.indices(self._length)
+        if codes is None or self._through == self._length or step != 1:
+            return self._plain()[index]
+        through = self._through
+        part = bytearray(codes[start : max(start, min(stop, through))])
+        first = max(start, through)
+        if stop > first:
+            tail = bytearray([_P]) * (stop - first)
+            for at in self._later_excluded:
+                if first <= at < stop:
+                    tail[at - first] = _X
+            part += tail
+        return part
 
     def __len__(self) -> int:
         return self._length
@@ -102,8 +159,15 @@ class CodedStates(Sequence[BucketState]):
     def __getitem__(self, index: slice) -> tuple[BucketState, ...]: ...
     def __getitem__(self, index: int | slice) -> BucketState | tuple[BucketState, ...]:
         if isinstance(index, slice):
-            return tuple(_STATES[code] for code in self._plain()[index])
-        return _STATES[self._plain()[index]]
+            return tuple(_STATES[code] for code in self._slice(index))
+        if self._codes is None:
+            return _STATES[self._plain()[index]]
+        at = index + self._length if index < 0 else index
+        if 0 <= at < self._through:
+            return _STATES[self._codes[at]]
+        if not 0 <= at < self._length:
+            raise IndexError("bucket index out of range")
+        return _STATES[_X if at in self._later_excluded else _P]
 
     def __iter__(self) -> Iterator[BucketState]:
         return (_STATES[code] for code in self._plain())
@@ -215,8 +279,9 @@ class RunningMonth:
         # the previous month, which changes only through a late tally or new windows, then
         # costs tens of bytes, not one per bucket (see _settle / _thaw).
         self._packed: bytes | None = None
-        self._lent = False
-        """Whether ``_final`` is shared with a result's states (copied before a write)."""
+        self._lent_through = 0
+        """``_final`` is shared with results' states, which read its first buckets up to this
+        one (0: none): a write below it copies the array first (:meth:`_own`)."""
         # Buckets not available whose every failure the canaries excused (exclusion (iii)
         # candidates), and the monitor's own failures per judged bucket holding any.
         self._excused: set[int] = set()
@@ -263,7 +328,9 @@ class RunningMonth:
         if not todo and elapsed == self.elapsed:
             return
         self._thaw()
-        self._own()
+        # Buckets from the last elapsed one on are pending (or excluded) in every result
+        # handed out: only a marked bucket before it makes the lent array copied.
+        self._own(min(todo, default=self.elapsed))
         lo, hi = self.elapsed, elapsed
         if hi - lo > 8:
             # Many buckets at once (start-up, a long pause): an elapsed bucket without a
@@ -300,12 +367,14 @@ class RunningMonth:
             final = unpack(self._packed)
             states = CodedStates.of_packed(self._packed, len(final))
         else:
-            # Lent, not copied: the next write copies the array first (_own), so the result
-            # keeps the states it was built from and a month that did not move since shares
-            # its one array with its cached result (issue 20).
+            # Lent, not copied: a write below the buckets elapsed copies the array first
+            # (_own), so the result keeps the states it was built from, and a month shares
+            # its one array with its cached results; a bucket close writes after them and
+            # copies nothing (issue 20).
             final = self._final
-            self._lent = True
-            states = CodedStates(final)
+            states = CodedStates.lent(final, self.elapsed)
+            if states._codes is final:
+                self._lent_through = max(self._lent_through, self.elapsed)
         elapsed = self.elapsed
         if self._outages is None:
             self._outages = self._find_outages(final)
@@ -402,7 +471,7 @@ class RunningMonth:
         running._hidden = {}
         running._excused = set(state.excused)
         running._errors = dict(state.errors)
-        running._evidence = {i: tuple(cells) for i, cells in state.evidence}
+        running._evidence = {i: shared_cells(tuple(cells)) for i, cells in state.evidence}
         running.first_tallied = state.first_tallied
         running.elapsed = judged
         # The windows (and the canary-excused runs) over the restored verdicts, as _judge
@@ -419,7 +488,7 @@ class RunningMonth:
         if self._packed is None and self.elapsed >= self._count and not self._dirty:
             self._packed = pack(self._final)
             self._final = bytearray()
-            self._lent = False
+            self._lent_through = 0
 
     def _thaw(self) -> None:
         """The array back from :meth:`_settle`'s packing, before it is written."""
@@ -427,7 +496,7 @@ class RunningMonth:
         if packed is not None:
             self._final = bytearray(unpack(packed))
             self._packed = None
-            self._lent = False
+            self._lent_through = 0
 
     def _raw_codes(self, through: int) -> bytes:
         """The judged verdicts before exclusions of buckets ``0 .. through - 1``."""
@@ -438,11 +507,12 @@ class RunningMonth:
                 raw[index] = code
         return bytes(raw)
 
-    def _own(self) -> None:
-        """``_final`` not shared with a result any more, before it is written."""
-        if self._lent:
+    def _own(self, lowest: int = 0) -> None:
+        """``_final`` not shared with a result any more, before buckets ``lowest`` and after
+        are written: copied if a result reads any of them."""
+        if lowest < self._lent_through:
             self._final = bytearray(self._final)
-            self._lent = False
+            self._lent_through = 0
 
     def _judge(self, indices: Sequence[int], tallies: Tallies) -> None:
         rule = self.policy.bucket_rule
@@ -480,12 +550,14 @@ class RunningMonth:
                 excused_only = False
                 errors.pop(index, None)
             if code == _U:
-                evidence[index] = tuple(
-                    {
-                        name: column[epoch]
-                        for name, column in zip(leaves, columns, strict=True)
-                        if epoch in column
-                    }.items()
+                evidence[index] = shared_cells(
+                    tuple(
+                        {
+                            name: column[epoch]
+                            for name, column in zip(leaves, columns, strict=True)
+                            if epoch in column
+                        }.items()
+                    )
                 )
                 if located is not None:  # issue 14: the locations that saw it, kept too
                     seen[index] = frozenset(
@@ -559,6 +631,41 @@ class RunningMonth:
             outages.append(outage_of(self.grid, first, last, columns, seen=seen))
             first = final.find(_U, last + 1)
         return tuple(outages)
+
+
+_CELLS: dict[tuple[object, ...], tuple[tuple[str, Tally], ...]] = {}
+"""Issue 20 (memory): an unavailable bucket's evidence ((target, tally) pairs) by value,
+shared between buckets and months: most failing buckets of an SLA fail the same way (the same
+target, ``failed=1``, ``{"http_503": 1}``), and each kept its own pairs and tallies (~170 bytes
+a bucket without the tally, which the store's reader makes one per row). Bounded: cleared when
+large, like ``monitor.sla.month._COUNTS``."""
+
+
+def shared_cells(cells: tuple[tuple[str, Tally], ...]) -> tuple[tuple[str, Tally], ...]:
+    """``cells``, or equal cells seen before (the same targets in the same order, tallies of
+    equal fields with their reasons in the same order): what an outage and a snapshot read
+    from them is the same."""
+    key = tuple(
+        (
+            name,
+            tally.ok,
+            tally.failed,
+            tuple(tally.reasons.items()),
+            tally.errors,
+            tuple(tally.error_reasons.items()),
+            tally.excused,
+        )
+        for name, tally in cells
+    )
+    try:
+        shared = _CELLS.get(key)
+    except TypeError:  # a reason that is not a plain string -> int: kept as it is
+        return cells
+    if shared is None:
+        if len(_CELLS) >= 50_000:
+            _CELLS.clear()
+        shared = _CELLS[key] = cells
+    return shared
 
 
 def _split_counts(
