@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import shutil
 import tempfile
@@ -287,10 +288,21 @@ async def _dns_peer() -> AsyncIterator[int]:
         finally:
             writer.transport.abort()
 
-    server = await asyncio.start_server(tcp, "127.0.0.1", 0)
-    port = int(server.sockets[0].getsockname()[1])
+    # One port for both transports, as a resolver listens. The UDP port of the number the
+    # kernel gave TCP can be held by another process (a full run binds many UDP sockets), so
+    # a taken one is retried with a new TCP port, a bounded number of times.
     loop = asyncio.get_running_loop()
-    udp, _ = await loop.create_datagram_endpoint(_DnsUdp, local_addr=("127.0.0.1", port))
+    for attempt in range(20):
+        server = await asyncio.start_server(tcp, "127.0.0.1", 0)
+        port = int(server.sockets[0].getsockname()[1])
+        try:
+            udp, _ = await loop.create_datagram_endpoint(_DnsUdp, local_addr=("127.0.0.1", port))
+        except OSError as error:
+            server.close()
+            if error.errno != errno.EADDRINUSE or attempt == 19:
+                raise
+            continue
+        break
     try:
         yield port
     finally:
