@@ -30,7 +30,7 @@ import dataclasses
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -478,7 +478,15 @@ class Accounting:
             running = RunningMonth(
                 policy, service, month, windows, canaries=inputs.canaries, gaps=inputs.gaps
             )
-        running.advance(tallies, as_of(policy, month, now))
+        moment = as_of(policy, month, now)
+        if self._floor is not None:
+            # Issue 20 (e23): install marks every bucket from the floor on, to be judged
+            # again from the live source at the first call; judging them here as well did it
+            # twice (at start-up the last hour, every SLA, before ready). Judged up to it.
+            floor = self._floor(policy.bucket_seconds)
+            if floor < (running.end_epoch if moment is None else moment.timestamp()):
+                moment = datetime.fromtimestamp(floor, UTC)
+        running.advance(tallies, moment)
         return running
 
     def held_months(self, policy: SlaPolicy, now: datetime) -> list[RunningMonth]:

@@ -466,18 +466,36 @@ class RunningMonth:
                 f"month {month} has {running._count}"
             )
         judged = state.judged
-        running._final[:judged] = state.raw
-        running._final[judged:] = bytes([_P]) * (running._count - judged)
-        running._hidden = {}
+        # Issue 20 (e23): the windows were laid over the all-pending month by ``__init__``
+        # (the buckets they exclude, their kinds, the windows applied); they do not depend on
+        # the verdicts, so they are not laid again: the restored verdicts go under them (into
+        # ``_hidden``) and in the open elsewhere. Only the canary-excused runs depend on the
+        # verdicts: laid, with the windows, only when the state holds any (as _judge does).
+        final, hidden = running._final, running._hidden
+        final[:judged] = state.raw
+        for index in running._excluded:
+            if index < judged:
+                hidden[index] = final[index]
+                final[index] = _X
         running._excused = set(state.excused)
         running._errors = dict(state.errors)
-        running._evidence = {i: shared_cells(tuple(cells)) for i, cells in state.evidence}
+        # Equal evidence is decoded as the same tally objects: each distinct bucket evidence
+        # is looked up in the shared cells once per month, not once per bucket.
+        known: dict[tuple[tuple[str, int], ...], tuple[tuple[str, Tally], ...]] = {}
+        evidence: dict[int, tuple[tuple[str, Tally], ...]] = {}
+        for index, cells in state.evidence:
+            key = tuple([(name, id(tally)) for name, tally in cells])
+            shared = known.get(key)
+            if shared is None:
+                shared = known[key] = shared_cells(tuple(cells))
+            evidence[index] = shared
+        running._evidence = evidence
         running.first_tallied = state.first_tallied
         running.elapsed = judged
-        # The windows (and the canary-excused runs) over the restored verdicts, as _judge
-        # leaves them after judging these buckets.
-        running._excluded = {}
-        running._exclude()
+        if running.canaries and running._excused:
+            running._exclude()
+        else:
+            running._outages = None
         running.version = 1
         running._settle()
         return running

@@ -1,0 +1,95 @@
+"""Issue 20 (e23): a month restored from its judged state (``RunningMonth.restored``, what a
+restart starts from) equals the month judged afresh from its tallies.
+
+``restored`` lays the exclusion windows once (the month's constructor lays them over the
+all-pending month; the restored verdicts go under them) and the canary-excused runs only
+when the state holds any; the evidence of equal unavailable buckets is shared. The windows
+may change while the daemon is stopped (an exclusion added or removed through the API), so the
+state is saved under one set of windows and restored under another.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.sla.month import compute_month
+from monitor.sla.policy import Tally
+from monitor.sla.running import RunningMonth
+from monitor.sla.running_codec import decode, encode
+from tests.strategies import ENGINE_CANARIES, engine_scenarios
+
+_EXCUSED = Tally(ok=0, failed=2, reasons={"timeout": 2}, excused=2)
+"""A bucket's tally whose every failure a canary excused."""
+
+
+def _at(scenario: dict[str, Any], index: int) -> datetime:
+    grid = scenario["grid"]
+    return datetime.fromtimestamp(grid.start_epoch + index * grid.bucket_seconds, tz=UTC)
+
+
+class TestRestoredEqualsJudgedAfresh:
+    """A restored month, advanced on from the tallies after its state, equals the month
+    judged from every tally (and compute_month's), under any windows."""
+
+    @settings(
+        max_examples=120,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(scenario=engine_scenarios(), data=st.data())
+    def test_restored_with_windows_equals_the_month_from_its_tallies(
+        self, scenario: dict[str, Any], data: Any
+    ) -> None:
+        """Saved after ``judged`` buckets under some of the windows, restored under others
+        (through the snapshot codec), advanced to ``now`` from the later tallies only: the
+        result, its states and excluded kinds equal a month built from every tally, and
+        compute_month's."""
+        policy, service, month = scenario["policy"], scenario["service"], scenario["month"]
+        count = scenario["grid"].count
+        # Runs of buckets whose every failure a canary excused (the scenarios hold none):
+        # the canary-excused runs restored with the windows.
+        canaries = ENGINE_CANARIES if data.draw(st.booleans(), label="canaries") else ()
+        tallies = {name: dict(column) for name, column in scenario["tallies"].items()}
+        runs = st.tuples(st.integers(0, count - 1), st.integers(1, 40))
+        for first, length in data.draw(st.lists(runs, max_size=4), label="excused runs"):
+            for index in range(first, min(count, first + length)):
+                epoch = scenario["grid"].start_epoch + index * scenario["grid"].bucket_seconds
+                for name in service.all_targets:
+                    tallies[name][epoch] = _EXCUSED
+        windows = scenario["exclusions"]
+        then = [w for w in windows if data.draw(st.booleans(), label="window kept then")]
+        now_windows = [w for w in windows if data.draw(st.booleans(), label="window kept now")]
+        judged = data.draw(st.integers(0, count), label="judged")
+        upto = data.draw(st.integers(judged, count), label="now")
+        now = _at(scenario, upto)
+
+        saved = RunningMonth(policy, service, month, then, canaries=canaries)
+        saved.advance(tallies, _at(scenario, judged))
+        state = decode(encode(saved.judged_state(judged)))
+
+        first = scenario["grid"].start_epoch + judged * scenario["grid"].bucket_seconds
+        later = {n: {e: t for e, t in col.items() if e >= first} for n, col in tallies.items()}
+        restored = RunningMonth.restored(
+            policy, service, month, now_windows, state, canaries=canaries
+        )
+        restored.advance(later, now)
+
+        fresh = RunningMonth(policy, service, month, now_windows, canaries=canaries)
+        fresh.advance(tallies, now)
+        got, want = restored.result(now), fresh.result(now)
+        assert got.to_json() == want.to_json()
+        assert tuple(got.states) == tuple(want.states)
+        assert dict(got.excluded_kinds) == dict(want.excluded_kinds)
+        assert restored.judged_state(upto) == fresh.judged_state(upto)
+
+        before = scenario["grid"].start_epoch + upto * scenario["grid"].bucket_seconds
+        so_far = {n: {e: t for e, t in col.items() if e < before} for n, col in tallies.items()}
+        reference = compute_month(
+            policy, service, month, so_far, now_windows, canaries=canaries, now=now
+        )
+        assert tuple(got.states) == reference.states
+        assert got.to_json() == reference.to_json()
