@@ -46,6 +46,9 @@ class _Slimmer:
         # type -> frozen model (True), other model (False), not a model (None): isinstance
         # through pydantic's metaclass is slow, and a 10,000-SLA file holds 600,000 values.
         self._kinds: dict[type, bool | None] = {}
+        # Types :meth:`value` returns as they are (numbers, enums, mappings, paths): the
+        # walk skips them without a call. Grown as :meth:`value` meets them.
+        self._atoms: set[type] = set(_ATOMS)
 
     def model(self, model: BaseModel, *, depth: int) -> BaseModel:
         """``model`` walked (its values slimmed), or an equal one seen before. ``depth`` 0 is
@@ -61,7 +64,7 @@ class _Slimmer:
                 if interned is not value:
                     values[name] = interned
                 continue
-            if kind in _ATOMS:
+            if kind in self._atoms:
                 continue
             slimmer = self.value(value, depth=depth + 1)
             if slimmer is not value:
@@ -102,6 +105,7 @@ class _Slimmer:
                 if slimmer is not item:
                     value[index] = slimmer
             return value
+        self._atoms.add(kind)
         return value
 
     def _kind(self, kind: type) -> bool | None:
