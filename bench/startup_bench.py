@@ -20,6 +20,10 @@ interpreters, one after the other, each building the daemon over that store (fix
 ``load_s`` is the read and build (what ``/readyz`` waits for after the configuration is
 read), ``first_s`` every SLA's current and previous month computed once after it.
 
+``--fresh RUNS`` (issue 20, s23): a month's start instead, an empty store 12 hours into
+the month, RUNS fresh interpreters, each timed as ``--seeded`` (``ready_s``, ``ready_cpu_s``)
+with the configuration (``config_s``), ``Daemon()`` and the months (``load_s``) apart.
+
 ``--seeded HOURS`` (issue 20, month end at 10,000 SLAs): a month of tallies for 10,000 targets
 is 80 M rows, which neither fits the time to write nor the "full" start to read (that start is
 the 2,000-SLA rows above). Instead the store is given what a daemon stopped at day D leaves in
@@ -260,6 +264,13 @@ def main() -> None:
         help="with --seeded: a third start under cProfile, its stats written to PATH",
     )
     parser.add_argument(
+        "--fresh",
+        type=int,
+        metavar="RUNS",
+        help="a month's start instead (issue 20, s23): an empty store 12 h into the month, "
+        "RUNS fresh interpreters one after the other",
+    )
+    parser.add_argument(
         "--measure", nargs=3, metavar=("CONFIG", "NOW", "SAVE"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -268,6 +279,18 @@ def main() -> None:
         saving, first = save.split(",")
         limit = int(first) or None
         print(json.dumps(measure(Path(config), int(now), saving == "1", limit)))
+        return
+    if args.fresh:
+        now = MONTH_START + 12 * 3600
+        with tempfile.TemporaryDirectory(prefix="slawatch-start-") as tmp:
+            config = write_config(Path(tmp), args.targets)
+            for attempt in range(args.fresh):
+                row = run(config, now + attempt, False, first=1)
+                print(
+                    f"{args.targets} SLAs, a month's start (empty store): "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k in _FRESH),
+                    flush=True,
+                )
         return
     if args.seeded is not None:
         for days in args.days:
@@ -314,6 +337,10 @@ def main() -> None:
                 _print(keys, row, args.targets, days, rows, label)
             spoil(config, now)
             _print(keys, run(config, now + 120, False), args.targets, days, rows, "spoiled")
+
+
+_FRESH = ("ready_s", "ready_cpu_s", "config_s", "daemon_s", "load_s")
+"""What ``--fresh`` prints: nothing is restored or saved at a month's start."""
 
 
 def _print(
