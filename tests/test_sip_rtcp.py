@@ -128,9 +128,11 @@ async def _call(uri: str, budget: float, **options: Any) -> ProbeResult:
 
 class TestAgainstBaresip:
     async def test_rtt_measured_and_used_in_mos(self, baresip_sine: BaresipPeer) -> None:
-        """An 8 s call: baresip's reports about our stream carry our LSR; the RTT (loopback,
-        well under 50 ms) is reported and the MOS uses it; the far end lost nothing."""
-        result = await _call(baresip_sine.uri, 14.0, duration="8s")
+        """A 12 s call: baresip's reports about our stream carry our LSR; the RTT (loopback,
+        well under 50 ms) is reported and the MOS uses it; the far end lost nothing. (12 s,
+        not 8: baresip reports about every 5 s, and under a full run's load its only report
+        in 8 s once went out before our first SR reached it, so it carried no LSR.)"""
+        result = await _call(baresip_sine.uri, 18.0, duration="12s")
         assert result.outcome is Outcome.UP, result
         details = result.details
         assert int(details["rtcp_reports_sent"]) >= 3  # type: ignore[arg-type]
