@@ -351,81 +351,106 @@ def read_plain_yaml(text: str) -> dict[str, Any] | None:
 
 def _plain_events(next_event: Callable[[], Any]) -> dict[str, Any] | None:
     # Iterative (an explicit stack), so depth costs no recursion; MAX_DEPTH still applies.
+    # Issue 20 (me24): the open container, whether it is a mapping and its pending key are
+    # locals (the parents' on ``stack``), and a plain scalar's meaning is looked up once per
+    # spelling (``as_value``, ``as_key``): ``tests/test_config_plain_events.py``
+    # holds this equal to the walk it replaced on any document.
     if type(next_event()) is not yaml.StreamStartEvent:
         return None
     if type(next_event()) is not yaml.DocumentStartEvent:
         return None  # an empty file
-    tags: dict[str, str] = {}
-    constructed: dict[tuple[str, str], Any] = {}
-    floats: dict[str, float] = {}
+    scalar_event, mapping_start, sequence_start = (
+        yaml.ScalarEvent,
+        yaml.MappingStartEvent,
+        yaml.SequenceStartEvent,
+    )
+    mapping_end, sequence_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
+    as_value: dict[str, Any] = {}  # a plain scalar's text -> its value, or _DECLINE
+    as_key: dict[str, bool] = {}  # a scalar's text -> whether it may be a mapping's key
     constructor = SafeConstructor()
-    containers: list[Any] = []
-    keys: list[Any] = []
-    root: Any = _KEY
-    while root is _KEY:
+    stack: list[tuple[Any, bool, Any]] = []  # the parents: (container, is a mapping, key)
+    top: Any = None  # the open container (None before the root)
+    in_mapping = False
+    key: Any = _KEY
+    depth_left = MAX_DEPTH - 1
+    while True:
         event = next_event()
         kind = type(event)
-        if kind is yaml.ScalarEvent:
+        if kind is scalar_event:
             if event.anchor is not None or event.tag is not None:
                 return None
             text = event.value
-            tag = _STR
-            if event.implicit[0]:
-                found = tags.get(text)
-                if found is None:
-                    found = tags[text] = _implicit_tag(text)
-                tag = found
-            if containers and keys[-1] is _KEY and type(containers[-1]) is dict:
-                if tag != _STR or not text.isprintable() or text in containers[-1]:
+            plain = event.implicit[0]
+            if in_mapping and key is _KEY:
+                fit = as_key.get(text) if plain else None
+                if fit is None:
+                    fit = (not plain or _implicit_tag(text) == _STR) and text.isprintable()
+                    if plain:
+                        as_key[text] = fit
+                if not fit or text in top:
                     return None
-                keys[-1] = text
+                key = text
                 continue
-            if tag in (_STR, _TIMESTAMP):
-                value: Any = text
-            elif tag not in _SCALAR_TAGS or (
-                tag in (_INT, _FLOAT) and _SURPRISING_NUMBER.match(text)
-            ):
-                return None
-            elif tag == _FLOAT:
-                number = floats.get(text)
-                if number is None:
-                    number = floats[text] = constructor.construct_yaml_float(ScalarNode(tag, text))
-                value = YamlFloat(number, text)
-            else:  # int, bool, null: immutable, so one object per spelling
-                key = (tag, text)
-                if key not in constructed:
-                    try:
-                        constructed[key] = constructor.construct_object(ScalarNode(tag, text))
-                    except ValueError:  # an int too long for int(): read_yaml reports it
-                        return None
-                value = constructed[key]
-        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            if plain:
+                value = as_value.get(text, _UNSEEN)
+                if value is _UNSEEN:
+                    value = as_value[text] = _plain_value(text, constructor)
+                if value is _DECLINE:
+                    return None
+            else:
+                value = text
+        elif kind is mapping_start or kind is sequence_start:
             if event.anchor is not None or event.tag is not None:
                 return None
-            if len(containers) >= MAX_DEPTH - 1:
+            if top is not None and len(stack) + 1 >= depth_left:
                 return None
-            if containers and keys[-1] is _KEY and type(containers[-1]) is dict:
+            if in_mapping and key is _KEY:
                 return None  # a complex key
-            containers.append({} if kind is yaml.MappingStartEvent else [])
-            keys.append(_KEY)
+            if top is not None:
+                stack.append((top, in_mapping, key))
+            in_mapping = kind is mapping_start
+            top = {} if in_mapping else []
+            key = _KEY
             continue
-        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-            value = containers.pop()
-            keys.pop()
+        elif kind is mapping_end or kind is sequence_end:
+            value = top
+            if not stack:
+                break
+            top, in_mapping, key = stack.pop()
         else:  # an alias, or anything a well-formed single document does not hold here
             return None
-        if not containers:
-            root = value
-        elif type(containers[-1]) is list:
-            containers[-1].append(value)
+        if top is None:
+            return None  # a scalar as the whole document: not a mapping
+        if in_mapping:
+            top[key] = value
+            key = _KEY
         else:
-            containers[-1][keys[-1]] = value
-            keys[-1] = _KEY
+            top.append(value)
     if type(next_event()) is not yaml.DocumentEndEvent:
         return None
     if type(next_event()) is not yaml.StreamEndEvent:
         return None  # another document follows
-    return root if type(root) is dict else None
+    return value if type(value) is dict else None
+
+
+_UNSEEN = object()
+_DECLINE = object()  # a plain scalar read_yaml would report (or read otherwise): decline
+
+
+def _plain_value(text: str, constructor: SafeConstructor) -> Any:
+    """A plain scalar's value as ``read_yaml`` reads it, or ``_DECLINE``: immutable, so one
+    object per spelling (a float's ``YamlFloat`` keeps that spelling)."""
+    tag = _implicit_tag(text)
+    if tag in (_STR, _TIMESTAMP):
+        return text
+    if tag not in _SCALAR_TAGS or (tag in (_INT, _FLOAT) and _SURPRISING_NUMBER.match(text)):
+        return _DECLINE
+    if tag == _FLOAT:
+        return YamlFloat(constructor.construct_yaml_float(ScalarNode(tag, text)), text)
+    try:  # int, bool, null: immutable, so one object per spelling
+        return constructor.construct_object(ScalarNode(tag, text))
+    except ValueError:  # an int too long for int(): read_yaml reports it
+        return _DECLINE
 
 
 def lines_of(text: str, paths: Iterable[KeyPath]) -> YamlDocument:
