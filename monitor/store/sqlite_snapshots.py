@@ -18,34 +18,72 @@ def _guard_of(conn: sqlite3.Connection, vantage: str, sla: str, month: str) -> l
     ).fetchall()
 
 
+_GUARD_ROW = tuple[str, int, int]
+"""A guard row as read here: (target, judged_through, spoiled)."""
+
+_MANY = 400
+"""SLAs per batched read (two parameters per SLA and month stay far below SQLite's limit)."""
+
+
+def _guards_of(
+    conn: sqlite3.Connection, vantage: str, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[_GUARD_ROW]]:
+    """The guard rows of every (SLA, month) of ``keys``, read a few hundred SLAs per statement
+    (issue 20, me24: one indexed look-up per SLA instead of one statement per month; ``sla IN``
+    and ``month IN`` search the ``(vantage, sla, month)`` index, and rows of other months of
+    those SLAs are dropped here)."""
+    wanted = set(keys)
+    out: dict[tuple[str, str], list[_GUARD_ROW]] = {}
+    slas = sorted({sla for sla, _ in wanted})
+    months = sorted({month for _, month in wanted})
+    for lo in range(0, len(slas), _MANY):
+        some = slas[lo : lo + _MANY]
+        for sla, month, target, through, spoiled in conn.execute(
+            "SELECT sla, month, target, judged_through, spoiled FROM snapshot_guard "
+            f"WHERE vantage = ? AND sla IN ({','.join('?' * len(some))}) "
+            f"AND month IN ({','.join('?' * len(months))})",
+            (vantage, *some, *months),
+        ):
+            key = (str(sla), str(month))
+            if key in wanted:
+                out.setdefault(key, []).append((str(target), int(through), int(spoiled)))
+    return out
+
+
 def load(
     conn: sqlite3.Connection, vantage: str, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[MonthSnapshot, tuple[str, ...]]]:
     out: dict[tuple[str, str], tuple[MonthSnapshot, tuple[str, ...]]] = {}
     conn.execute("BEGIN")  # one read snapshot of the database for every key
     try:
-        for sla, month in keys:
-            row = conn.execute(
-                "SELECT bucket_seconds, judged_through, inputs, state FROM month_snapshots "
-                "WHERE vantage = ? AND sla = ? AND month = ?",
-                (vantage, sla, month),
-            ).fetchone()
+        wanted = set(keys)
+        stored: dict[tuple[str, str], tuple[int, int, str, bytes]] = {}
+        slas = sorted({sla for sla, _ in wanted})
+        months = sorted({month for _, month in wanted})
+        for lo in range(0, len(slas), _MANY):
+            some = slas[lo : lo + _MANY]
+            for sla, month, seconds, through, inputs, state in conn.execute(
+                "SELECT sla, month, bucket_seconds, judged_through, inputs, state "
+                "FROM month_snapshots "
+                f"WHERE vantage = ? AND sla IN ({','.join('?' * len(some))}) "
+                f"AND month IN ({','.join('?' * len(months))})",
+                (vantage, *some, *months),
+            ):
+                key = (str(sla), str(month))
+                if key in wanted:
+                    stored[key] = (int(seconds), int(through), str(inputs), bytes(state))
+        guards = _guards_of(conn, vantage, [key for key in keys if key in stored])
+        for key in keys:
+            row = stored.get(key)
             if row is None:
                 continue
-            guard = _guard_of(conn, vantage, sla, month)
-            through = int(row["judged_through"])
-            if not guard or any(g["spoiled"] or int(g["judged_through"]) != through for g in guard):
+            seconds, through, inputs, state = row
+            guard = guards.get(key, [])
+            if not guard or any(spoiled or judged != through for _, judged, spoiled in guard):
                 continue
-            out[(sla, month)] = (
-                MonthSnapshot(
-                    sla,
-                    month,
-                    int(row["bucket_seconds"]),
-                    through,
-                    str(row["inputs"]),
-                    bytes(row["state"]),
-                ),
-                tuple(sorted(str(g["target"]) for g in guard)),
+            out[key] = (
+                MonthSnapshot(key[0], key[1], seconds, through, inputs, state),
+                tuple(sorted(target for target, _, _ in guard)),
             )
     finally:
         conn.execute("COMMIT")
@@ -57,23 +95,32 @@ def arm(
 ) -> set[tuple[str, str]]:
     kept: set[tuple[str, str]] = set()
     with transaction(conn):
+        # Every guard's rows read at once, inside the transaction; a key this call rewrites
+        # is read again if it comes up a second time.
+        before = _guards_of(conn, vantage, [(g.sla, g.month) for g in guards])
+        rewritten: set[tuple[str, str]] = set()
         for g in guards:
-            rows = _guard_of(conn, vantage, g.sla, g.month)
+            if g.key in rewritten:
+                rows = [
+                    (str(r["target"]), int(r["judged_through"]), int(r["spoiled"]))
+                    for r in _guard_of(conn, vantage, g.sla, g.month)
+                ]
+            else:
+                rows = before.get(g.key, [])
             targets = sorted(set(g.targets))
-            if g.mode == "ahead" and rows and sorted(str(r["target"]) for r in rows) == targets:
+            if g.mode == "ahead" and rows and sorted(t for t, _, _ in rows) == targets:
                 continue  # armed before: it has seen every write since
             if (
                 g.mode != "ahead"
                 and g.keep_through is not None
                 and rows
-                and sorted(str(r["target"]) for r in rows) == targets
-                and all(
-                    not r["spoiled"] and int(r["judged_through"]) == g.keep_through for r in rows
-                )
+                and sorted(t for t, _, _ in rows) == targets
+                and all(not spoiled and judged == g.keep_through for _, judged, spoiled in rows)
             ):
                 kept.add(g.key)
                 continue
             spoiled = _starts_spoiled(conn, vantage, g, targets)
+            rewritten.add(g.key)
             conn.execute(
                 "DELETE FROM snapshot_guard WHERE vantage = ? AND sla = ? AND month = ?",
                 (vantage, g.sla, g.month),
