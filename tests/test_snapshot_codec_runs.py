@@ -1,0 +1,132 @@
+"""The snapshot codec's third format (issue 20, me24: ``SWJS3``, the verdict codes as runs of
+equal codes instead of one byte per bucket, which was half of decoding a month at start-up).
+
+Any judged state written in it reads back the same, and the same as in the second format
+(``SWJS2``, still read, and still written for a month whose codes change too often); a month of
+long runs is written in it; strict prefixes and changed bytes are refused or read the same
+(zlib's checksum covers the runs); runs that do not add up to the buckets judged are refused.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.sla import running_codec
+from monitor.sla.running import _JUDGED_CODES, _U, JudgedState
+from monitor.sla.running_codec import (
+    MAGIC,
+    MAGIC_V2,
+    SnapshotError,
+    decode,
+    encode,
+    encode_runs,
+    encode_v2,
+)
+from tests.strategies import judged_states
+
+
+@st.composite
+def long_runs(draw: st.DrawFn) -> JudgedState:
+    """A judged state as months mostly are: a few long runs of one code (its evidence buckets
+    unavailable, as they must be), the sparse parts of any judged state."""
+    base = draw(judged_states())
+    raw = bytearray()
+    while len(raw) < base.judged:
+        code = draw(st.sampled_from(list(_JUDGED_CODES)))
+        raw += bytes((code,)) * draw(st.integers(1, 400))
+    raw = raw[: base.judged]
+    for index, _ in base.evidence:
+        raw[index] = _U
+    return JudgedState(
+        base.judged, bytes(raw), base.excused, base.errors, base.evidence, base.first_tallied
+    )
+
+
+STATES = st.one_of(judged_states(), long_runs())
+
+
+class TestRuns:
+    """The third format against the second."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(STATES)
+    def test_any_state_reads_back_the_same_in_both_formats(self, state: JudgedState) -> None:
+        """``decode`` of the third format, of the second and of what ``encode`` chose all
+        give back the state."""
+        assert decode(encode_runs(state)) == state
+        assert decode(encode_v2(state)) == state
+        assert decode(encode(state)) == state
+
+    @settings(max_examples=200, deadline=None)
+    @given(long_runs())
+    def test_long_runs_are_written_as_runs(self, state: JudgedState) -> None:
+        """``encode`` writes the third format when the codes change at most once per
+        ``_MOST_RUNS`` buckets, else the second."""
+        runs = sum(1 for i in range(state.judged) if i == 0 or state.raw[i] != state.raw[i - 1])
+        blob = encode(state)
+        if runs * running_codec._MOST_RUNS <= state.judged:
+            assert blob.startswith(MAGIC)
+        else:
+            assert blob.startswith(MAGIC_V2)
+
+    def test_a_month_of_alternating_codes_is_written_as_codes(self) -> None:
+        """Codes changing at every bucket stay one byte per bucket (``SWJS2``)."""
+        a, b = sorted(_JUDGED_CODES)[:2]
+        state = JudgedState(600, bytes((a, b)) * 300, (), (), (), 0)
+        assert encode(state).startswith(MAGIC_V2)
+        assert decode(encode(state)) == state
+
+    def test_a_month_of_one_state_is_one_run(self) -> None:
+        """8,640 buckets of one code are one run of five bytes."""
+        state = JudgedState(8640, bytes((min(_JUDGED_CODES),)) * 8640, (), (), (), 0)
+        body = zlib.decompress(encode(state)[len(MAGIC) :])
+        assert running_codec._HEAD_RUNS.unpack_from(body)[2] == 1
+        assert decode(encode(state)) == state
+
+
+class TestRunsRefused:
+    """Bytes in the third format that are not one whole judged state raise ``SnapshotError``."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(STATES, st.data())
+    def test_truncated_is_refused(self, state: JudgedState, data: st.DataObject) -> None:
+        """Any strict prefix is refused."""
+        blob = encode_runs(state)
+        cut = data.draw(st.integers(0, len(blob) - 1))
+        with pytest.raises(SnapshotError):
+            decode(blob[:cut])
+
+    @settings(max_examples=200, deadline=None)
+    @given(STATES, st.data())
+    def test_flipped_byte_is_refused_or_same(self, state: JudgedState, data: st.DataObject) -> None:
+        """A changed byte is refused or reads the very same state, never another."""
+        blob = bytearray(encode_runs(state))
+        at = data.draw(st.integers(0, len(blob) - 1))
+        blob[at] ^= data.draw(st.integers(1, 255))
+        try:
+            got = decode(bytes(blob))
+        except SnapshotError:
+            return
+        assert got == state
+
+    @settings(max_examples=100, deadline=None)
+    @given(long_runs().filter(lambda s: s.judged > 0), st.sampled_from([-1, 1]))
+    def test_runs_that_do_not_add_up_are_refused(self, state: JudgedState, step: int) -> None:
+        """A head or a run claiming one bucket more or fewer than the other is refused, and so
+        is a run of no bucket."""
+        body = zlib.decompress(encode_runs(state)[len(MAGIC) :])
+        judged, first, count, size = running_codec._HEAD_RUNS.unpack_from(body)
+        lo = running_codec._HEAD_RUNS.size
+        head = running_codec._HEAD_RUNS.pack(judged + step, first, count, size)
+        with pytest.raises(SnapshotError):
+            decode(MAGIC + zlib.compress(head + body[lo:]))
+        code, length = running_codec._RUN.unpack_from(body, lo)
+        for other in (length + step, 0):
+            run = running_codec._RUN.pack(code, max(other, 0))
+            changed = body[:lo] + run + body[lo + running_codec._RUN.size :]
+            with pytest.raises(SnapshotError):
+                decode(MAGIC + zlib.compress(changed))
