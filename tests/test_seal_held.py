@@ -24,10 +24,11 @@ from monitor.clock import FixedClock
 from monitor.config import load_config
 from monitor.instants import utc_from_epoch
 from monitor.reports.seal import run_lengths, seal_document, state_runs, tallies_digest
-from monitor.reports.stored import month_results_held, store_month_results
+from monitor.reports.stored import UNMEASURED, month_results_held, store_month_results
 from monitor.runtime.daemon import Daemon
 from monitor.runtime.sealing import DONE_KEY, done_months, held_result, record_done
 from monitor.sla.calendar import Month, month_bounds
+from monitor.sla.month import MonthResult
 from monitor.sla.policy import BucketState, ExclusionKind, ExclusionWindow, Tally
 from monitor.sla.running import CodedStates
 from monitor.store.base import TallyRow, WriteBatch
@@ -126,7 +127,7 @@ class TestSealedFromHeldMonths:
                 inputs = await _store_inputs(daemon, NOVEMBER)
                 for policy in daemon.config.sla_policies():
                     held = held_result(daemon.accounting, policy, NOVEMBER, inputs, SEAL_AT)
-                    assert held is not None, policy.name
+                    assert isinstance(held, MonthResult), policy.name
                 await daemon._seal_closed_months(SEAL_AT.timestamp())
                 sealed = await _sealed_docs(daemon)
                 assert sealed == await _reference_docs(daemon)
@@ -272,6 +273,11 @@ class TestSealedFromHeldMonths:
                 )
                 assert shortcut == [None] * len(policies)
                 assert all(r.buckets_available + r.buckets_unavailable == 0 for r in reference)
+                # The held months say so too, without building their figures.
+                inputs = await _store_inputs(daemon, NOVEMBER)
+                for policy in policies:
+                    held = held_result(daemon.accounting, policy, NOVEMBER, inputs, SEAL_AT)
+                    assert held is UNMEASURED, policy.name
                 await daemon._seal_closed_months(SEAL_AT.timestamp())
                 assert await _sealed_docs(daemon) == {}
                 assert {name for name, _ in daemon._seals_known[1]} == {p.name for p in policies}

@@ -16,7 +16,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.accounting import AccountingInputs
 from monitor.config import Config
@@ -26,6 +26,9 @@ from monitor.sla.month import MonthResult
 from monitor.sla.policy import BucketState, SlaPolicy
 from monitor.sla.running import CodedStates
 from monitor.store.base import MonthSeal, Store, TallyRow
+
+if TYPE_CHECKING:
+    from monitor.reports.stored import Unmeasured
 from monitor.store.seals import canonical, seal_digest
 
 COMPARED = (
@@ -170,10 +173,11 @@ async def month_tallies_digest(
     return digest
 
 
-HeldResult = Callable[[SlaPolicy, AccountingInputs], MonthResult | None]
+HeldResult = Callable[[SlaPolicy, AccountingInputs], "MonthResult | Unmeasured | None"]
 """(policy, the month's inputs as the store gives them) -> the month's result the caller
-already holds, proven equal to the one :func:`monitor.accounting.month_result` computes from
-the store, or None (see :func:`monitor.reports.stored.store_month_results`)."""
+already holds, equal to the one :func:`monitor.accounting.month_result` computes from the
+store, ``UNMEASURED`` if that month has no measured bucket, or None (see
+:func:`monitor.reports.stored.month_results_held`)."""
 
 
 async def seal_months(

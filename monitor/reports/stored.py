@@ -25,6 +25,14 @@ from monitor.store.located import load_located
 SLICE_SECONDS = 0.01
 """Work done on the loop between two yields while taking held months (issue 20, se24)."""
 
+
+class Unmeasured:
+    """What ``held`` returns for a month it holds in which no bucket held a tally (every
+    bucket unknown or excluded): the month need not be built to know nothing was measured."""
+
+
+UNMEASURED = Unmeasured()
+
 MAX_NAMED_TARGETS = 2000
 """Above this many targets, the month's tallies are read whole (one range) rather than by
 name (one index seek per target)."""
@@ -51,7 +59,7 @@ async def month_results_held(
     now: datetime,
     extra_exclusions: Sequence[ExclusionWindow] = (),
     *,
-    held: Callable[[SlaPolicy, AccountingInputs], MonthResult | None] | None = None,
+    held: Callable[[SlaPolicy, AccountingInputs], MonthResult | Unmeasured | None] | None = None,
     unmeasured_as_none: bool = False,
 ) -> list[MonthResult | None]:
     """:func:`store_month_results`, taking each month ``held(policy, inputs)`` returns
@@ -87,10 +95,11 @@ async def month_results_held(
             inputs = built[gaps] = inputs_from_config(
                 config, api_windows=extra_exclusions, gaps=gaps
             )
-        result = None if held is None else held(policy, inputs)
-        if result is None:
+        taken = None if held is None else held(policy, inputs)
+        if taken is None or (isinstance(taken, Unmeasured) and not unmeasured_as_none):
             computed.append((len(results), policy, inputs, span))
-        results.append(result)
+        # An Unmeasured month (no bucket of the held month held a tally) is left None.
+        results.append(taken if isinstance(taken, MonthResult) else None)
         if time.perf_counter() - began > SLICE_SECONDS:
             await asyncio.sleep(0)  # let the daemon's probes run between slices
             began = time.perf_counter()

@@ -31,9 +31,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from monitor.accounting import Accounting, AccountingInputs, month_windows
+from monitor.reports.stored import UNMEASURED, Unmeasured
 from monitor.sla.calendar import Month
 from monitor.sla.month import MonthResult, _gap_buckets
 from monitor.sla.policy import SlaPolicy
+from monitor.sla.running import RunningMonth
 
 
 def held_result(
@@ -42,9 +44,10 @@ def held_result(
     month: Month,
     inputs: AccountingInputs,
     now: datetime,
-) -> MonthResult | None:
+) -> MonthResult | Unmeasured | None:
     """``policy``'s complete ``month`` as ``accounting`` holds it, if it is the month the
-    store path computes under ``inputs`` (the store's exclusions and gaps); else None."""
+    store path computes under ``inputs`` (the store's exclusions and gaps); ``UNMEASURED``
+    if that month is complete and no bucket of it held a tally; else None."""
     if policy.locations is not None or not accounting.built(policy, month):
         return None
     try:
@@ -53,6 +56,18 @@ def held_result(
         return None
     if mine is not policy and mine != policy:
         return None
+    known = accounting._running.get((policy.name, month))
+    if (
+        known is not None
+        and known.first_tallied is None
+        and known.elapsed >= known.grid.count
+        and not known._dirty
+        and _same_inputs(known, policy, month, inputs)
+    ):
+        # Every bucket judged, none holding a tally, nothing marked since: no bucket was
+        # measured, which is all the daemon's seal asks of such a month (it is not sealed);
+        # its figures are not built for that (4 s at 10,000 SLAs on a new store).
+        return UNMEASURED
     # The result first: it advances this month only (a marked bucket re-judged), where
     # ``held_months`` would advance the running month too; then the month it came from.
     try:
@@ -64,27 +79,32 @@ def held_result(
     running = accounting._running.get((policy.name, month))  # the month just asked
     if running is None or running.elapsed < running.grid.count:
         return None
+    return result if _same_inputs(running, policy, month, inputs) else None
+
+
+def _same_inputs(
+    running: RunningMonth, policy: SlaPolicy, month: Month, inputs: AccountingInputs
+) -> bool:
+    """Whether ``running`` was judged with what ``inputs`` give ``policy``'s ``month``."""
     service = inputs.services.get(policy.service)
     if service is None or (running.service is not service and running.service != service):
-        return None
+        return False
     if tuple(running.canaries) != tuple(inputs.canaries):
-        return None
+        return False
     if running.windows != month_windows(inputs, policy, month).honoured:
-        return None
+        return False
     # The gaps as judging reads them: the buckets they touch (the daemon holds the gaps of
     # its live window, the store those of the month: equal where it matters).
-    if running._gap_buckets != frozenset(_gap_buckets(running.grid, inputs.gaps)):
-        return None
-    return result
+    return running._gap_buckets == frozenset(_gap_buckets(running.grid, inputs.gaps))
 
 
 def held_from(
     accounting: Accounting, month: Month, now: datetime, trusted: Callable[[], bool]
-) -> Callable[[SlaPolicy, AccountingInputs], MonthResult | None]:
+) -> Callable[[SlaPolicy, AccountingInputs], MonthResult | Unmeasured | None]:
     """``monitor.reports.seal.seal_months``'s ``held`` for ``month``: :func:`held_result`
     while ``trusted()`` (the store has taken every write of the daemon so far)."""
 
-    def held(policy: SlaPolicy, inputs: AccountingInputs) -> MonthResult | None:
+    def held(policy: SlaPolicy, inputs: AccountingInputs) -> MonthResult | Unmeasured | None:
         if not trusted():
             return None
         return held_result(accounting, policy, month, inputs, now)
