@@ -1,0 +1,140 @@
+"""Sealing the previous month from the month the daemon already holds (issue 20, se24).
+
+Once a month is over, the daemon seals each SLA's month (``monitor.reports.seal``). Its
+accounting (``monitor.accounting.Accounting``) holds that month as running state for every
+SLA (``monitor.sla.running.RunningMonth``: judged from the store's tallies at start, or a
+snapshot the store's guard proves, then from every tally this daemon wrote since), and its
+result equals :func:`monitor.sla.month.compute_month` over the same tallies
+(``tests/test_sla_running.py``). Computing the month again from all its buckets, per SLA, cost
+11.4 % of the daemon's samples at 10,000 one-target SLAs after a start early in a month, and
+at a real month's end it reads and judges every stored tally of every SLA.
+
+:func:`held_result` hands the held month over only where the store path would compute the
+same month (otherwise None, and the month is computed from the store as before):
+
+- the SLA is not judged by locations (those read other members' tallies from the store);
+- the month is held, complete (every bucket judged, nothing marked: ``month_result``
+  re-judges what a late tally marked), under the same SLA, service and canaries;
+- the windows it honours are the ones the store's exclusions give for the month, and the
+  gaps the store holds for the month cover the same buckets as the gaps it was judged with;
+- the store took every write of this daemon (``trusted``: the daemon's last flush
+  committed; a failed flush keeps its tallies in memory and writes them later).
+
+What this cannot see is a write to the store by someone else while the daemon runs (a
+``slawatch import`` into its file): the daemon's own figures for the month then already
+ignore it, and a report of the sealed month shows that today's recomputation differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from monitor.accounting import Accounting, AccountingInputs, month_windows
+from monitor.reports.stored import UNMEASURED, Unmeasured
+from monitor.sla.calendar import Month
+from monitor.sla.month import MonthResult, _gap_buckets
+from monitor.sla.policy import SlaPolicy
+from monitor.sla.running import RunningMonth
+
+
+def held_result(
+    accounting: Accounting,
+    policy: SlaPolicy,
+    month: Month,
+    inputs: AccountingInputs,
+    now: datetime,
+) -> MonthResult | Unmeasured | None:
+    """``policy``'s complete ``month`` as ``accounting`` holds it, if it is the month the
+    store path computes under ``inputs`` (the store's exclusions and gaps); ``UNMEASURED``
+    if that month is complete and no bucket of it held a tally; else None."""
+    if policy.locations is not None or not accounting.built(policy, month):
+        return None
+    try:
+        mine = accounting.policy(policy.name)
+    except KeyError:
+        return None
+    if mine is not policy and mine != policy:
+        return None
+    known = accounting._running.get((policy.name, month))
+    if (
+        known is not None
+        and known.first_tallied is None
+        and known.elapsed >= known.grid.count
+        and not known._dirty
+        and _same_inputs(known, policy, month, inputs)
+    ):
+        # Every bucket judged, none holding a tally, nothing marked since: no bucket was
+        # measured, which is all the daemon's seal asks of such a month (it is not sealed);
+        # its figures are not built for that (4 s at 10,000 SLAs on a new store).
+        return UNMEASURED
+    # The result first: it advances this month only (a marked bucket re-judged), where
+    # ``held_months`` would advance the running month too; then the month it came from.
+    try:
+        result = accounting.month_result(policy, now, month)
+    except ValueError:
+        return None
+    if result.now is not None:
+        return None  # not computed as complete (never for a month over): the store path
+    running = accounting._running.get((policy.name, month))  # the month just asked
+    if running is None or running.elapsed < running.grid.count:
+        return None
+    return result if _same_inputs(running, policy, month, inputs) else None
+
+
+def _same_inputs(
+    running: RunningMonth, policy: SlaPolicy, month: Month, inputs: AccountingInputs
+) -> bool:
+    """Whether ``running`` was judged with what ``inputs`` give ``policy``'s ``month``."""
+    service = inputs.services.get(policy.service)
+    if service is None or (running.service is not service and running.service != service):
+        return False
+    if tuple(running.canaries) != tuple(inputs.canaries):
+        return False
+    if running.windows != month_windows(inputs, policy, month).honoured:
+        return False
+    # The gaps as judging reads them: the buckets they touch (the daemon holds the gaps of
+    # its live window, the store those of the month: equal where it matters).
+    return running._gap_buckets == frozenset(_gap_buckets(running.grid, inputs.gaps))
+
+
+def held_from(
+    accounting: Accounting, month: Month, now: datetime, trusted: Callable[[], bool]
+) -> Callable[[SlaPolicy, AccountingInputs], MonthResult | Unmeasured | None]:
+    """``monitor.reports.seal.seal_months``'s ``held`` for ``month``: :func:`held_result`
+    while ``trusted()`` (the store has taken every write of the daemon so far)."""
+
+    def held(policy: SlaPolicy, inputs: AccountingInputs) -> MonthResult | Unmeasured | None:
+        if not trusted():
+            return None
+        return held_result(accounting, policy, month, inputs, now)
+
+    return held
+
+
+DONE_KEY = "month_seals_done"
+"""The store's key-value record of the months the daemon finished sealing (issue 20, se24):
+``{month: configuration content hash}``. A restart reads it once instead of asking the
+store for every SLA's seal (10,000 queries at 10,000 SLAs)."""
+
+KEEP_DONE = 4
+"""Months kept in the record (each SLA zone's previous month is one of the last few)."""
+
+
+def done_months(record: object, content_hash: str) -> set[str]:
+    """The months ``record`` (the store's :data:`DONE_KEY` value) says every SLA of the
+    configuration ``content_hash`` has been sealed for (or had nothing measured)."""
+    if not isinstance(record, dict):
+        return set()
+    return {month for month, digest in record.items() if digest == content_hash}
+
+
+def record_done(record: object, month: str, content_hash: str) -> dict[str, str]:
+    """``record`` with ``month`` done under ``content_hash``, the oldest months dropped."""
+    kept = {
+        str(key): str(value)
+        for key, value in (record.items() if isinstance(record, dict) else ())
+        if key != month
+    }
+    kept[month] = content_hash
+    return dict(sorted(kept.items())[-KEEP_DONE:])
