@@ -94,8 +94,9 @@ class TestVerdictSkip:
 
     def test_a_quiet_second_visits_no_sla(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         """Once the verdicts are written, a pass a second later with no tally written
-        visits no SLA (no running month asked); one with a1's tally written visits la and ld
-        only; the pass after the next bucket settles visits them all."""
+        visits no SLA (no running month asked), nor one writing a1's running bucket; one with
+        a1's tally of a closed bucket written visits la and ld only; the pass after the next
+        bucket settles visits them all."""
 
         async def run() -> None:
             h = Harness(tmp_path_factory.mktemp("quiet"))
@@ -115,7 +116,10 @@ class TestVerdictSkip:
             h.clock.advance(1)
             flush_pass(d, [])
             assert asked == []
-            h.feed("a1", h.clock() - 1, True)
+            h.feed("a1", h.clock() - 1, True)  # fl24: the running bucket's: no mark can move
+            flush_pass(d, [key for key, _ in d.state.take_dirty()])
+            assert asked == []
+            h.feed("a1", h.clock() - 900, True)  # a late one, in a closed bucket
             flush_pass(d, [key for key, _ in d.state.take_dirty()])
             assert sorted(asked) == ["la", "ld"]
             asked.clear()

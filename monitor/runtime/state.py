@@ -77,6 +77,11 @@ class LiveState:
         # Issue 20: bucket length -> the bucket start before which closed tallies have left
         # memory (written to the store and judged by every running month; see evict_before).
         self._evicted: dict[int, int] = {}
+        # fl24 (issue 20): bucket length -> bucket start -> the targets a tally was created
+        # for there (a target may appear twice, or after its tally left): eviction visits the
+        # buckets that closed, not every tally held (a pass over 10,000 targets' hour of
+        # buckets held the loop 30-60 ms at every bucket close).
+        self._created: dict[int, dict[int, list[str]]] = {}
         self.results_after_eviction = 0
         """Results whose bucket had already left memory: not counted (see record)."""
 
@@ -109,7 +114,10 @@ class LiveState:
                 self.results_after_eviction += 1
                 continue
             by_target = self._tallies.setdefault(seconds, {}).setdefault(result.target, {})
-            by_target[start] = add_result(by_target.get(start), result, excused=excused)
+            tally = by_target.get(start)
+            if tally is None:
+                self._created_at(seconds, start).append(result.target)
+            by_target[start] = add_result(tally, result, excused=excused)
             self._dirty.add((seconds, result.target, start))
         if is_canary and (result.ok or vendor_failure):
             # A canary's own monitor error says nothing about our network either way.
@@ -173,6 +181,7 @@ class LiveState:
         previous run wrote, and this run adds to it.
         """
         table = self._tallies.setdefault(bucket_seconds, {})
+        created = self._created.setdefault(bucket_seconds, {})
         for target, buckets in tallies.items():
             mine = table.setdefault(target, {})
             for start, stored in buckets.items():
@@ -181,6 +190,10 @@ class LiveState:
                     mine[start] = (
                         plain_tally(stored.ok) if stored == plain_tally(stored.ok) else stored
                     )
+                    at = created.get(start)
+                    if at is None:
+                        at = created[start] = []
+                    at.append(target)
                 else:
                     mine[start] = merge(stored, current)
                 if current is not None:
@@ -189,7 +202,10 @@ class LiveState:
     def put(self, bucket_seconds: int, target: str, start: int, tally: Tally) -> None:
         """Set one bucket's tally outright (a kind: prometheus target's, filled after the
         bucket closed) and mark it for the next flush."""
-        self._tallies.setdefault(bucket_seconds, {}).setdefault(target, {})[start] = tally
+        buckets = self._tallies.setdefault(bucket_seconds, {}).setdefault(target, {})
+        if start not in buckets:
+            self._created_at(bucket_seconds, start).append(target)
+        buckets[start] = tally
         self._dirty.add((bucket_seconds, target, start))
         if self.on_change is not None:
             self.on_change(bucket_seconds, target, start)
@@ -205,11 +221,22 @@ class LiveState:
             if cutoff <= self._evicted.get(seconds, 0):
                 continue
             self._evicted[seconds] = cutoff
-            for target, buckets in self._tallies.get(seconds, {}).items():
-                for start in [s for s in buckets if s < cutoff]:
-                    if (seconds, target, start) not in dirty:
+            table = self._tallies.get(seconds, {})
+            created = self._created.get(seconds, {})
+            # fl24: only the buckets before the cutoff, through the targets created there.
+            for start in [s for s in created if s < cutoff]:
+                kept: list[str] = []
+                for target in created.pop(start):
+                    buckets = table.get(target)
+                    if buckets is None or start not in buckets:
+                        continue  # already gone (forget_before), or listed twice
+                    if (seconds, target, start) in dirty:
+                        kept.append(target)  # written first, evicted at a later cutoff
+                    else:
                         del buckets[start]
                         dropped += 1
+                if kept:
+                    created[start] = kept
         return dropped
 
     def evicted_before(self, bucket_seconds: int) -> int:
@@ -219,6 +246,15 @@ class LiveState:
 
     def lengths(self) -> tuple[int, ...]:
         return tuple(self._tallies)
+
+    def _created_at(self, bucket_seconds: int, start: int) -> list[str]:
+        by_start = self._created.get(bucket_seconds)
+        if by_start is None:
+            by_start = self._created[bucket_seconds] = {}
+        at = by_start.get(start)
+        if at is None:
+            at = by_start[start] = []
+        return at
 
     # -- reading -----------------------------------------------------------------------------
     def tallies(self, bucket_seconds: int) -> Mapping[str, Mapping[int, Tally]]:
@@ -264,6 +300,14 @@ class LiveState:
                 for start in old:
                     if (seconds, target, start) not in self._dirty:
                         del buckets[start]
+            # fl24: the eviction index keeps only what may still be held.
+            created = self._created.get(seconds, {})
+            for start in [s for s in created if s < epoch]:
+                left = [t for t in created[start] if start in table.get(t, {})]
+                if left:
+                    created[start] = left
+                else:
+                    del created[start]
 
     def forget_targets(self, keep: AbstractSet[str]) -> None:
         for name in list(self.targets):

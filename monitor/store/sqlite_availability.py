@@ -114,13 +114,22 @@ def _tally_values(
             r.bucket_start,
             r.ok,
             r.failed,
-            encode_json(f"tally {r.target}@{r.bucket_start}: reasons", dict(r.reasons)),
+            _reasons_json(f"tally {r.target}@{r.bucket_start}: reasons", r.reasons),
             r.errors,
-            encode_json(f"tally {r.target}@{r.bucket_start}: error_reasons", dict(r.error_reasons)),
+            _reasons_json(f"tally {r.target}@{r.bucket_start}: error_reasons", r.error_reasons),
             r.excused,
         )
         for r in batch.tallies
     ]
+
+
+_NO_REASONS_JSON = encode_json("no reasons", {})
+
+
+def _reasons_json(what: str, reasons: Mapping[str, int]) -> str:
+    """``encode_json`` of a tally's reasons; most tallies have none (fl24, issue 20: the
+    write runs in the store's thread, but its Python work holds the GIL the loop needs)."""
+    return _NO_REASONS_JSON if not reasons else encode_json(what, dict(reasons))
 
 
 def _evidence_values(batch: WriteBatch) -> list[tuple[str, float, str, str, str, float, str]]:
