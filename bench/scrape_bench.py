@@ -188,6 +188,7 @@ async def run(slas: int, per: int, hours: float, repeat: int, traced: bool) -> N
     if traced:
         tracemalloc.start()
     rows: dict[str, list[tuple[float, float, float, float, float]]] = {}
+    rss_before = _rss()
     keep_body = True
     body = await measure("first scrape", ticker, scrape, traced, rows)
     keep_body = False
@@ -219,6 +220,11 @@ async def run(slas: int, per: int, hours: float, repeat: int, traced: bool) -> N
         await measure("scrape after a bucket closed, refreshed", ticker, scrape, traced, rows)
     ticker.stop()
     await ticking
+    rss = _status()
+    print(
+        f"RSS after the scrapes {rss['VmRSS']:.0f} MB, peak (VmHWM) {rss['VmHWM']:.0f} MB, "
+        f"before the first scrape {rss_before:.0f} MB"
+    )
     if STACKS is not None:
         print("-- the loop thread while held over 15 ms (5 ms samples):")
         for key, count in sorted(STACKS.items(), key=lambda kv: -kv[1])[:25]:
@@ -235,6 +241,19 @@ async def run(slas: int, per: int, hours: float, repeat: int, traced: bool) -> N
             f"{peak:8.1f}  ({max(v[2] for v in values) * 1000:.1f}/"
             f"{max(v[3] for v in values) * 1000:.1f} ms, n={len(values)})"
         )
+
+
+def _status() -> dict[str, float]:
+    """VmRSS and VmHWM of this process, MB."""
+    return {
+        line[:5]: int(line.split()[1]) / 1024
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line[:5] in ("VmRSS", "VmHWM")
+    }
+
+
+def _rss() -> float:
+    return _status()["VmRSS"]
 
 
 def settle(app: web.Application) -> Callable[[], Awaitable[None]]:
