@@ -40,7 +40,9 @@ def sample(pid: int) -> tuple[float, float] | None:
     for line in text.splitlines():
         if line.startswith(("VmRSS:", "VmHWM:")):
             values[line[:5]] = int(line.split()[1]) / 1024
-    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+    if "VmRSS" not in values:  # a zombie (exited, not yet reaped) has no memory lines
+        return None
+    return values["VmRSS"], values.get("VmHWM", 0.0)
 
 
 def main() -> None:
