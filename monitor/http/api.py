@@ -25,6 +25,7 @@ from monitor.http.faults import fault_routes
 from monitor.http.limits import Coalesce, ReadLimits
 from monitor.http.pages import web_routes
 from monitor.http.pages_source import DaemonWebSource
+from monitor.http.pieces import send_pieces  # sc24
 from monitor.http.reports import daemon_month_results
 from monitor.instant_bounds import check_exclusion, check_recorded
 from monitor.instants import parse_instant, utc_from_epoch
@@ -172,10 +173,11 @@ def build_app(daemon: DaemonView) -> web.Application:
 
     shared = Coalesce()
 
-    async def metrics(request: web.Request) -> web.Response:
-        # A burst of scrapes costs one rendering (limits.Coalesce).
-        payload = await shared.run("/metrics", exposition.render)
-        return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        # A burst of scrapes costs one rendering (limits.Coalesce); the body goes out as the
+        # pieces it was rendered as, never joined (issue 20, sc24: monitor.http.pieces).
+        pieces = await shared.run("/metrics", exposition.render_parts)
+        return await send_pieces(request, pieces, CONTENT_TYPE_LATEST)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok\n")

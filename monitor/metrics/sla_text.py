@@ -88,7 +88,7 @@ HELP_OUTAGE_LOCATION = (
     "1 for each monitoring location that saw the running outage (SLAs judged by locations)."
 )
 
-SLICE_SECONDS = 0.02
+SLICE_SECONDS = 0.01
 """CPU spent rendering between two yields to the event loop (probes due meanwhile start)."""
 
 # The families in the order they are written; the comment says what keys a family's lines.
@@ -496,7 +496,7 @@ class SlaFamilies:
 
     def __init__(self, daemon: DaemonView) -> None:
         self._daemon = daemon
-        self._info: tuple[object, object, str] | None = None
+        self._info: tuple[object, object, bytes] | None = None
         self._lock = asyncio.Lock()
         self._accounting: object = None
         self._feed: ChangeFeed | None = None
@@ -521,13 +521,24 @@ class SlaFamilies:
         return (await self.render_bytes()).decode("utf-8")
 
     async def render_bytes(self) -> bytes:
-        """The encoded text of every family in ``SLA_FAMILY_NAMES``, yielding to the event
-        loop every ``SLICE_SECONDS`` of work. A reload (or an exclusion added) while it
-        yields changes the SLAs: the work starts again over the new ones, so a scrape never
-        mixes two configurations nor builds running months for an SLA that is gone."""
+        """The encoded text of every family in ``SLA_FAMILY_NAMES`` (the pieces of
+        :meth:`render_parts` joined)."""
+        return b"".join(await self.render_parts())
+
+    async def render_parts(self) -> list[bytes]:
+        """The encoded text of every family in ``SLA_FAMILY_NAMES`` as pieces to send one
+        after the other, yielding to the event loop every ``SLICE_SECONDS`` of work. A reload
+        (or an exclusion added) while it yields changes the SLAs: the work starts again over
+        the new ones, so a scrape never mixes two configurations nor builds running months
+        for an SLA that is gone.
+
+        The pieces are the cached chunks themselves (sc24, issue 20): never joined into one
+        body, so a scrape adds no copy of the ~2.5 KB per SLA to what is kept, and they stay
+        valid (bytes are immutable) while the chunks are replaced by later scrapes."""
         async with self._lock:
             await self._bring_up_to_date()
-            return self._join()
+            await self._build_chunks(yielding=True)
+            return self._parts()
 
     async def refresh(self) -> None:
         """Evaluate what changed since the last scrape, in slices, without writing the body:
@@ -542,6 +553,13 @@ class SlaFamilies:
                 if self._accounting is not d.accounting or self._inputs is not d.accounting.inputs:
                     self._collect(d.clock())  # a reload meanwhile: the new SLAs, all of them
                 if await self._process(d.clock(), yielding=False, one_slice=True):
+                    break
+            await asyncio.sleep(0)
+        # sc24: the chunks of the SLAs whose lines moved are joined and encoded here too, a
+        # slice at a time, so that the next scrape only hands the pieces out.
+        while True:
+            async with self._lock:
+                if await self._build_chunks(yielding=False):
                     break
             await asyncio.sleep(0)
         # c21: lines that live until their SLA moves again (a bucket close) leave the
@@ -764,36 +782,52 @@ class SlaFamilies:
                 chunks[position // CHUNK_SLAS] = None
         return True
 
-    def _join(self) -> bytes:
-        """The body: each family's header, then its lines chunk by chunk (a chunk's text is
-        joined and encoded again only when one of its SLAs' lines changed).
-
-        The body itself is not kept (c22, issue 20): between two scrapes some SLA's lines
-        nearly always moved, so a kept body was rarely served again, and it was a third copy
-        of the text (after the lines and the chunks: 2.1 KB per SLA). Joining the chunks is
-        one copy of the bytes, a few ms at 10,000 SLAs."""
-        services = self._daemon.accounting.inputs.services
-        info = self._target_info(services)
+    async def _build_chunks(self, *, yielding: bool) -> bool:
+        """Join and encode the text of every chunk one of whose SLAs' lines changed, each
+        chunk's lines family by family. With ``yielding`` it yields to the event loop every
+        ``SLICE_SECONDS`` (the caller holds the lock: nothing else changes the chunks);
+        without, it returns False once a slice of work is done and chunks are left."""
         entries = self._entries
         chunks = self._chunks
+        mark = time.perf_counter()
         for index, chunk in enumerate(chunks):
-            if chunk is None:
-                rows = [
-                    e.row for e in entries[index * CHUNK_SLAS : (index + 1) * CHUNK_SLAS] if e.row
-                ]
-                columns = zip(*rows, strict=True) if rows else ((),) * len(_HEADERS)
-                chunks[index] = tuple("".join(column).encode("utf-8") for column in columns)
+            if chunk is not None:
+                continue
+            if time.perf_counter() - mark > SLICE_SECONDS:
+                if not yielding:
+                    return False
+                await asyncio.sleep(0)
+                mark = time.perf_counter()
+            rows = [e.row for e in entries[index * CHUNK_SLAS : (index + 1) * CHUNK_SLAS] if e.row]
+            columns = zip(*rows, strict=True) if rows else ((),) * len(_HEADERS)
+            chunks[index] = tuple("".join(column).encode("utf-8") for column in columns)
+        return True
+
+    def _parts(self) -> list[bytes]:
+        """The body as pieces: each family's header, then its text chunk by chunk, then
+        ``slawatch_target_info``. Every chunk is built (``_build_chunks``).
+
+        No body is kept (c22, issue 20): between two scrapes some SLA's lines nearly always
+        moved, so a kept body was rarely served again, and it was a further copy of the text
+        (after the lines and the chunks: 2.1 KB per SLA). Nor is one joined any more (sc24):
+        the pieces go to the socket one after the other (``monitor.http.pieces``)."""
+        services = self._daemon.accounting.inputs.services
+        info = self._target_info(services)
+        chunks = self._chunks
         parts: list[bytes] = []
         for family, header in enumerate(_ENCODED_HEADERS):
             parts.append(header)
             for chunk in chunks:
                 assert chunk is not None
-                parts.append(chunk[family])
-        parts.append(info.encode("utf-8"))
-        return b"".join(parts)
+                piece = chunk[family]
+                if piece:
+                    parts.append(piece)
+        parts.append(info)
+        return parts
 
-    def _target_info(self, services: Mapping[str, ServiceDef]) -> str:
-        """``slawatch_target_info``: fixed by the configuration, written once per reload."""
+    def _target_info(self, services: Mapping[str, ServiceDef]) -> bytes:
+        """``slawatch_target_info``: fixed by the configuration, written (and encoded: sc24)
+        once per reload."""
         d = self._daemon
         config = d.config
         if self._info is not None and self._info[0] is config and self._info[1] is services:
@@ -808,7 +842,7 @@ class SlaFamilies:
                     f'service="{_label_value(service.name)}",'
                     f'target="{_label_value(target)}"}} 1.0\n'
                 )
-        text = "".join(lines)
+        text = "".join(lines).encode("utf-8")
         self._info = (config, services, text)
         return text
 
