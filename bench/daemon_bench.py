@@ -50,7 +50,8 @@ and for the faithfulness test (``tests/test_bench_month_end.py``).
 ``--diagnose DIR`` (a diagnostic run, its CPU figures slightly disturbed): the daemon runs with a
 hook timing every event-loop callback and every garbage collection, and writes those over 20 ms
 and 10 ms to DIR/loop-blocks.json at exit; if py-spy is installed it samples the daemon and the
-target server over the window (``--nonblocking``, so neither is paused) into DIR/*.raw, whose
+target server over the window (``--nonblocking``, so neither is paused) into DIR/*.raw (and the
+daemon from launch to ``/readyz`` into DIR/daemon-startup.raw), whose
 collapsed stacks ``--summarise DIR`` folds into self and inclusive shares per function.
 """
 
@@ -61,6 +62,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -177,14 +179,19 @@ if _shift:  # --month-end: the daemon's clock is the wall clock moved by whole d
     import monitor.cli.run as _run
     _run.run_daemon.__kwdefaults__["clock"] = lambda: time.time() + _shift
 """
-LAUNCH = CLOCK_SHIFT + r"""
+LAUNCH = (
+    CLOCK_SHIFT
+    + r"""
 import runpy, sys
 sys.argv = ["monitor.cli", *sys.argv[1:]]
 runpy.run_module("monitor.cli", run_name="__main__")
 """
+)
 """The daemon's launcher without --diagnose (``python -m monitor.cli`` with the clock shift)."""
 
-LOOP_HOOK = CLOCK_SHIFT + r"""
+LOOP_HOOK = (
+    CLOCK_SHIFT
+    + r"""
 import asyncio, atexit, gc, json, os, runpy, sys, time
 blocks, pauses = [], []
 _run = asyncio.events.Handle._run
@@ -215,6 +222,7 @@ atexit.register(_dump)
 sys.argv = ["monitor.cli", *sys.argv[1:]]
 runpy.run_module("monitor.cli", run_name="__main__")
 """
+)
 DIAGNOSE: Path | None = None
 """--diagnose: where the loop blocks, GC pauses and py-spy samples go."""
 
@@ -545,8 +553,14 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
         procs.append(daemon)
         base = f"http://127.0.0.1:{port}"
         launched = time.time()
+        starting = None
+        if DIAGNOSE is not None:  # the start-up too: launch to /readyz (mw24)
+            starting = spy(daemon.pid, 600, DIAGNOSE / "daemon-startup.raw")
         wait_http(base + "/readyz", timeout=600)
         out["ready_s"] = time.time() - launched
+        if starting is not None:
+            starting.send_signal(signal.SIGINT)  # py-spy writes what it sampled, and exits
+            starting.wait(60)
         time.sleep(INTERVAL)  # warm-up: every target has run once
         out["load_before"] = os.getloadavg()[0]
         dump(target_port)

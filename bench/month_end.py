@@ -18,9 +18,11 @@ sealed (``monitor.reports.seal``), and a heartbeat. :func:`prefill_month_end` wr
    at a start) and ``SnapshotStore.save_month_snapshots`` (as the hourly save);
 3. **the tail**: the tallies after the snapshot instant, tally by tally, and a heartbeat at
    ``now`` (no downtime gap);
-4. **the seal**: a daemon restores every month from that store (the product's start-up path),
-   and each SLA's previous month is sealed with ``make_seal`` from its ``month_result``, as
-   ``Daemon._seal_closed_months`` does an hour into the month.
+4. **the seal**: the template's previous month is sealed with ``make_seal`` from the
+   daemon's ``month_result`` (as ``Daemon._seal_closed_months`` does an hour into the month),
+   and every SLA's seal is that document with its own SLA, service and target names, its
+   digest ``seal_digest``'s (sealing 10,000 months one by one costs minutes: the bucket
+   states' encoding, ``seal_document``, is ~10 ms per SLA-month).
 
 What differs from a store a month of running leaves: the tallies before the snapshot instant
 are not stored (a start from proven snapshots never reads them; the database file is smaller,
@@ -37,7 +39,7 @@ import dataclasses
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 BUCKET = 300
@@ -155,8 +157,9 @@ def prefill_month_end(
 ) -> dict[str, float]:
     """Write what a daemon that ran up to ``now`` leaves in ``config``'s store (see the
     module docs). ``write_template_config(directory, k)`` writes a configuration of one SLA
-    whose service holds the full configuration's first ``k`` targets under the same names
-    (the layout's first SLA). Returns the figures (rows, snapshots, seals, seconds)."""
+    ``sla0`` of service ``svc0`` holding the full configuration's first ``k`` targets under
+    the same names (the layout's first SLA). Returns the figures (rows, snapshots, seals,
+    seconds)."""
     from monitor.config import load_config
 
     began = time.perf_counter()
@@ -166,11 +169,13 @@ def prefill_month_end(
     sizes = {len(set(services[p.service].all_targets)) for p in policies}
     through = last_bucket(now) + BUCKET - int(tail_hours * 3600) // BUCKET * BUCKET
     out: dict[str, float] = {}
-    templates: dict[int, tuple[list[str], dict[str, object]]] = {}
+    templates: dict[int, Template] = {}
     scratch = Path(tempfile.mkdtemp(prefix="slawatch-template-"))
     try:
         for size in sorted(sizes):
-            templates[size] = _template(scratch / str(size), size, now, through, write_template_config)
+            templates[size] = _template(
+                scratch / str(size), size, now, through, write_template_config, loaded.content_hash
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     out["template_s"] = time.perf_counter() - began
@@ -190,14 +195,26 @@ def prefill_month_end(
     )
     out["tail_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    out["snapshots"] = float(asyncio.run(_save_snapshots(config, now, templates)))
-    out["snapshots_s"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    restored, sealed = asyncio.run(_seal_previous(config, now))
-    out["restored"], out["seals"] = float(restored), float(sealed)
-    out["seal_s"] = time.perf_counter() - mark
+    snapshots, seals = asyncio.run(_save_months(loaded, config, now, templates))
+    out["snapshots"], out["seals"] = float(snapshots), float(seals)
+    out["months_s"] = time.perf_counter() - mark
     out["prefill_s"] = time.perf_counter() - began
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Template:
+    """One SLA of a layout's size as the daemon judged it from the old route's tallies."""
+
+    sla: str
+    service: str
+    targets: list[str]
+    """Its targets, sorted."""
+    states: dict[str, object]
+    """Month name -> its ``JudgedState`` up to the snapshot instant."""
+    seal: Mapping[str, object] | None
+    """Its previous month's sealed document (``make_seal``), None if unmeasured."""
+    sealed_at: float
 
 
 def _template(
@@ -206,13 +223,16 @@ def _template(
     now: int,
     through: int,
     write_template_config: Callable[[Path, int], Path],
-) -> tuple[list[str], dict[str, object]]:
-    """(the template SLA's targets, sorted; month name -> its ``JudgedState`` up to
-    ``through``) judged by the daemon from the old route's tallies."""
+    config_hash: str,
+) -> Template:
+    """The template SLA of ``size`` targets, judged by the daemon from the old route's
+    tallies (``config_hash``: the full configuration's, which its seal names)."""
     from monitor.clock import FixedClock
     from monitor.config import load_config
     from monitor.instants import utc_from_epoch
+    from monitor.reports.seal import make_seal
     from monitor.runtime.daemon import Daemon
+    from monitor.sla.calendar import month_bounds, month_containing
 
     directory.mkdir(parents=True)
     config = write_template_config(directory, size)
@@ -222,8 +242,10 @@ def _template(
     targets = sorted(set(loaded.service_defs()[policy.service].all_targets))
     daemon = Daemon(loaded, config, clock=FixedClock(float(now)))
     moment = utc_from_epoch(now)
+    previous = month_containing(moment, policy.timezone).previous()
+    sealed_at = month_bounds(previous, policy.timezone)[1].timestamp() + 3600
 
-    async def judge() -> dict[str, object]:
+    async def judge() -> Template:
         await daemon.store.open()
         try:
             await daemon._load_history(float(now))
@@ -232,28 +254,50 @@ def _template(
                 grid = running.grid
                 judged = min(running.elapsed, (through - grid.start_epoch) // grid.bucket_seconds)
                 states[str(running.month)] = running.judged_state(judged)
-            return states
+            # As Daemon._seal_closed_months (seal_months, skip_unmeasured): the month's
+            # result and the tallies the month-end store holds for it (none: see the docs).
+            result = daemon.accounting.month_result(policy, moment, previous)
+            seal = None
+            if result.buckets_available + result.buckets_unavailable:
+                seal = make_seal(result, config_hash, [], sealed_at).doc
+            return Template(policy.name, policy.service, targets, states, seal, sealed_at)
         finally:
             await daemon.store.close()
 
-    return targets, asyncio.run(judge())
+    return asyncio.run(judge())
 
 
-async def _save_snapshots(
-    config: Path, now: int, templates: dict[int, tuple[list[str], dict[str, object]]]
-) -> int:
+def _renamed(value: object, names: dict[str, str]) -> object:
+    """``value`` (a JSON document) with every string or key equal to one of ``names``
+    replaced by its new name."""
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, dict):
+        return {names.get(k, k): _renamed(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, names) for v in value]
+    return value
+
+
+async def _save_months(
+    loaded: object, config: Path, now: int, templates: dict[int, Template]
+) -> tuple[int, int]:
     """Every SLA's previous and current month from its template, renamed to its targets,
-    saved as the daemon saves them (guards armed first, as at a start)."""
+    saved as the daemon saves them (guards armed first, as at a start), and its previous
+    month's seal, renamed likewise. Returns (snapshots, seals) written."""
     from monitor.clock import FixedClock
-    from monitor.config import load_config
+    from monitor.config import Config
     from monitor.instants import utc_from_epoch
     from monitor.runtime.daemon import Daemon
     from monitor.sla.calendar import Month, month_grid
     from monitor.sla.running import JudgedState
     from monitor.sla.running_codec import encode, inputs_digest
+    from monitor.store.base import MonthSeal
+    from monitor.store.seals import seal_digest
     from monitor.store.snapshots import MonthSnapshot
 
-    daemon = Daemon(load_config(config), config, clock=FixedClock(float(now)))
+    assert isinstance(loaded, Config)
+    daemon = Daemon(loaded, config, clock=FixedClock(float(now)))
     moment = utc_from_epoch(now)
     await daemon.store.open()
     try:
@@ -261,82 +305,60 @@ async def _save_snapshots(
         await daemon.snapshots.restorable(inputs, inputs.policies, moment, "fresh")
         store = daemon.snapshots.store
         assert store is not None, "the bench's store is SQLite, which keeps snapshots"
-        written = 0
+        written = sealed = 0
         pending: list[MonthSnapshot] = []
         for policy in inputs.policies:
-            if policy.locations is not None or policy.service not in inputs.services:
-                continue
-            service = inputs.services[policy.service]
-            mine = sorted(set(service.all_targets))
-            template_targets, states = templates[len(mine)]
-            # Both lists sorted, names of one width: the evidence keeps its order.
-            renamed = dict(zip(template_targets, mine, strict=True))
-            for month_name, state in states.items():
-                assert isinstance(state, JudgedState)
-                if renamed and any(a != b for a, b in renamed.items()):
-                    state = dataclasses.replace(
-                        state,
-                        evidence=tuple(
-                            (index, tuple((renamed[name], tally) for name, tally in tallies))
-                            for index, tallies in state.evidence
-                        ),
+            if policy.locations is None and policy.service in inputs.services:
+                service = inputs.services[policy.service]
+                mine = sorted(set(service.all_targets))
+                template = templates[len(mine)]
+                # Both lists sorted, names of one width: the evidence keeps its order.
+                renamed = dict(zip(template.targets, mine, strict=True))
+                for month_name, state in template.states.items():
+                    assert isinstance(state, JudgedState)
+                    if any(a != b for a, b in renamed.items()):
+                        state = dataclasses.replace(
+                            state,
+                            evidence=tuple(
+                                (i, tuple((renamed[name], tally) for name, tally in tallies))
+                                for i, tallies in state.evidence
+                            ),
+                        )
+                    month = Month.parse(month_name)
+                    grid = month_grid(month, policy.timezone, policy.bucket_seconds)
+                    digest = inputs_digest(
+                        policy, service, month, inputs.canaries, inputs.gaps, state.judged
                     )
-                month = Month.parse(month_name)
-                grid = month_grid(month, policy.timezone, policy.bucket_seconds)
-                digest = inputs_digest(
-                    policy, service, month, inputs.canaries, inputs.gaps, state.judged
-                )
-                pending.append(
-                    MonthSnapshot(
-                        policy.name,
-                        month_name,
-                        policy.bucket_seconds,
-                        grid.start_epoch + state.judged * grid.bucket_seconds,
-                        digest,
-                        encode(state),
+                    pending.append(
+                        MonthSnapshot(
+                            policy.name,
+                            month_name,
+                            policy.bucket_seconds,
+                            grid.start_epoch + state.judged * grid.bucket_seconds,
+                            digest,
+                            encode(state),
+                        )
                     )
-                )
+                if template.seal is not None:
+                    names = {template.sla: policy.name, template.service: policy.service}
+                    names.update(renamed)
+                    doc = _renamed(template.seal, names)
+                    assert isinstance(doc, dict)
+                    seal = MonthSeal(
+                        sla=policy.name,
+                        month=str(doc["report"]["month"]),
+                        sealed_at=template.sealed_at,
+                        config_hash=str(doc["config_hash"]),
+                        tallies_digest=str(doc["tallies_digest"]),
+                        doc=doc,
+                        digest=seal_digest(doc),
+                    )
+                    sealed += int(await daemon.store.save_month_seal(seal))
             if len(pending) >= 1000:
                 written += await store.save_month_snapshots(pending)
                 pending = []
         written += await store.save_month_snapshots(pending)
-        return written
-    finally:
-        await daemon.store.close()
-
-
-async def _seal_previous(config: Path, now: int) -> tuple[int, int]:
-    """Restore every month as a daemon starting at ``now`` does, and seal each SLA's
-    previous month as ``Daemon._seal_closed_months`` did an hour into this one. Returns
-    (months restored from snapshots, seals written)."""
-    from monitor.clock import FixedClock
-    from monitor.config import load_config
-    from monitor.instants import utc_from_epoch
-    from monitor.reports.seal import make_seal, month_tally_rows
-    from monitor.runtime.daemon import Daemon
-    from monitor.sla.calendar import month_bounds, month_containing
-
-    loaded = load_config(config)
-    daemon = Daemon(loaded, config, clock=FixedClock(float(now)))
-    moment = utc_from_epoch(now)
-    await daemon.store.open()
-    sealed = 0
-    try:
-        await daemon._load_history(float(now))
-        restored = daemon.snapshots.restored
-        rows_of: dict[tuple[str, str], list[object]] = {}
-        for policy in loaded.sla_policies():
-            previous = month_containing(moment, policy.timezone).previous()
-            result = daemon.accounting.month_result(policy, moment, previous)
-            if result.buckets_available + result.buckets_unavailable == 0:
-                continue  # the daemon's own seal skips an unmeasured month
-            key = (policy.timezone, str(previous))
-            if key not in rows_of:
-                rows_of[key] = list(await month_tally_rows(daemon.store, policy, previous))
-            at = month_bounds(previous, policy.timezone)[1].timestamp() + 3600
-            seal = make_seal(result, loaded.content_hash, rows_of[key], at)  # type: ignore[arg-type]
-            sealed += int(await daemon.store.save_month_seal(seal))
-        return restored, sealed
+        return written, sealed
     finally:
         await daemon.store.close()
 
