@@ -176,8 +176,14 @@ CLOCK_SHIFT = r"""
 import os, time
 _shift = float(os.environ.get("BENCH_CLOCK_SHIFT", "0"))
 if _shift:  # --month-end: the daemon's clock is the wall clock moved by whole days
+    import types
     import monitor.cli.run as _run
+    import probes.result as _result
     _run.run_daemon.__kwdefaults__["clock"] = lambda: time.time() + _shift
+    # A probe stamps its result with the wall clock (probes.result): moved the same.
+    _result.time = types.SimpleNamespace(
+        time=lambda: time.time() + _shift, monotonic=time.monotonic
+    )
 """
 LAUNCH = (
     CLOCK_SHIFT
