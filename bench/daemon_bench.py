@@ -34,10 +34,24 @@ the same rate (a driver calls /probe?module=http_2xx for each target once per in
 its process CPU per 1,000 probes is printed beside the daemon's, with the ratio, and the rate
 the driver reached (it must match the daemon's for the ratio to mean anything).
 
+``--month-end DAY`` (issue 20, mw24): the daemon at a month's end. Writing a month tally by tally
+(``--history-days``) is 80 M rows at 10,000 targets on day 28, more than an hour; instead the
+store is given what a daemon that ran all month leaves (``bench/month_end.py``): every SLA's
+previous and current month as snapshots up to an hour before "now" (judged by the daemon
+itself from the old route's tallies for one SLA of the layout, renamed per SLA, written through
+the product's codec, inputs digest and snapshot store), the last hour's tallies, the previous
+month sealed (``make_seal`` of each SLA's ``month_result``) and a heartbeat. The daemon then
+runs with its clock moved back by whole days to the latest DAY-th of a month (so probe phases
+and bucket boundaries are those of the wall clock): on 2 Dec, ``--month-end 28`` runs it on
+28 Nov, with October sealed. ``prefill_s`` is the whole prefill (the seal includes one full
+restore of every month); ``--history-days`` (every tally, the wall clock) stays for small N
+and for the faithfulness test (``tests/test_bench_month_end.py``).
+
 ``--diagnose DIR`` (a diagnostic run, its CPU figures slightly disturbed): the daemon runs with a
 hook timing every event-loop callback and every garbage collection, and writes those over 20 ms
 and 10 ms to DIR/loop-blocks.json at exit; if py-spy is installed it samples the daemon and the
-target server over the window (``--nonblocking``, so neither is paused) into DIR/*.raw, whose
+target server over the window (``--nonblocking``, so neither is paused) into DIR/*.raw (and the
+daemon from launch to ``/readyz`` into DIR/daemon-startup.raw), whose
 collapsed stacks ``--summarise DIR`` folds into self and inclusive shares per function.
 """
 
@@ -48,6 +62,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -59,6 +74,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from monitor.runtime.scheduler import phase_of  # noqa: E402
 
@@ -156,7 +172,32 @@ while True:
 """
 
 
-LOOP_HOOK = r"""
+CLOCK_SHIFT = r"""
+import os, time
+_shift = float(os.environ.get("BENCH_CLOCK_SHIFT", "0"))
+if _shift:  # --month-end: the daemon's clock is the wall clock moved by whole days
+    import types
+    import monitor.cli.run as _run
+    import probes.result as _result
+    _run.run_daemon.__kwdefaults__["clock"] = lambda: time.time() + _shift
+    # A probe stamps its result with the wall clock (probes.result): moved the same.
+    _result.time = types.SimpleNamespace(
+        time=lambda: time.time() + _shift, monotonic=time.monotonic
+    )
+"""
+LAUNCH = (
+    CLOCK_SHIFT
+    + r"""
+import runpy, sys
+sys.argv = ["monitor.cli", *sys.argv[1:]]
+runpy.run_module("monitor.cli", run_name="__main__")
+"""
+)
+"""The daemon's launcher without --diagnose (``python -m monitor.cli`` with the clock shift)."""
+
+LOOP_HOOK = (
+    CLOCK_SHIFT
+    + r"""
 import asyncio, atexit, gc, json, os, runpy, sys, time
 blocks, pauses = [], []
 _run = asyncio.events.Handle._run
@@ -187,6 +228,7 @@ atexit.register(_dump)
 sys.argv = ["monitor.cli", *sys.argv[1:]]
 runpy.run_module("monitor.cli", run_name="__main__")
 """
+)
 DIAGNOSE: Path | None = None
 """--diagnose: where the loop blocks, GC pauses and py-spy samples go."""
 
@@ -313,7 +355,12 @@ PER_SLA: int | None = None
 """--per-sla: targets per service/SLA, every target in one (None: the 10 SLAs of 5 targets)."""
 
 
-def write_config(directory: Path, n: int, target_port: int, port: int) -> Path:
+def write_config(
+    directory: Path, n: int, target_port: int, port: int, per_sla: int | None = None
+) -> Path:
+    """The bench's configuration: ``n`` targets, SLAs as ``--per-sla`` (``per_sla`` given:
+    that many targets per SLA, every target in one)."""
+    per_sla = PER_SLA if per_sla is None else per_sla
     names = [f"t{i:05d}" for i in range(n)]
     lines = [
         "monitor:",
@@ -332,8 +379,8 @@ def write_config(directory: Path, n: int, target_port: int, port: int) -> Path:
             "    http:",
             f"      url: http://127.0.0.1:{target_port}/t/{name}",
         ]
-    per = 5 if PER_SLA is None else PER_SLA
-    groups = 10 if PER_SLA is None else n // PER_SLA
+    per = 5 if per_sla is None else per_sla
+    groups = 10 if per_sla is None else n // per_sla
     lines.append("services:")
     for s in range(groups):
         members = ", ".join(names[s * per : s * per + per])
@@ -350,12 +397,16 @@ def write_config(directory: Path, n: int, target_port: int, port: int) -> Path:
             "      - {below: 99.9, credit_percent: 10}",
         ]
     path = directory / "bench.yaml"
+    directory.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 HISTORY_DAYS = 0.0
 """--history-days: tallies stored before the daemon starts, for every target in an SLA."""
+
+MONTH_END: int | None = None
+"""--month-end: the day of the month the daemon starts on, from a month-end store."""
 
 
 def prefill(config: Path, days: float) -> int:
@@ -474,15 +525,29 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
     try:
         wait_http(f"http://127.0.0.1:{target_port}/t/ping")
         config = write_config(work, n, target_port, port)
-        if HISTORY_DAYS > 0:
+        env = dict(os.environ)
+        if MONTH_END is not None:
+            from month_end import month_end_now, prefill_month_end, write_heartbeat
+
+            real = time.time()
+            now = month_end_now(MONTH_END, real)
+            shift = now - int(real)
+            env["BENCH_CLOCK_SHIFT"] = str(shift)
+            figures = prefill_month_end(
+                config, now, lambda d, k: write_config(d, k, target_port, port, per_sla=k)
+            )
+            out.update({f"month_end_{k}": v for k, v in figures.items()})
+            out["prefill_s"] = figures["prefill_s"]
+            out["history_rows"] = figures["tail_rows"]
+            write_heartbeat(config, time.time() + shift)  # no downtime gap before the start
+        elif HISTORY_DAYS > 0:
             began = time.time()
             out["history_rows"] = prefill(config, HISTORY_DAYS)
             out["prefill_s"] = time.time() - began
-        command = [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)]
-        env = dict(os.environ)
+        command = [sys.executable, "-c", LAUNCH, "run", "--config", str(config)]
         if DIAGNOSE is not None:
             DIAGNOSE.mkdir(parents=True, exist_ok=True)
-            command[1:3] = ["-c", LOOP_HOOK]
+            command[2] = LOOP_HOOK
             env["BENCH_LOOP_BLOCKS"] = str(DIAGNOSE / "loop-blocks.json")
         daemon = subprocess.Popen(
             command,
@@ -494,8 +559,14 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
         procs.append(daemon)
         base = f"http://127.0.0.1:{port}"
         launched = time.time()
+        starting = None
+        if DIAGNOSE is not None:  # the start-up too: launch to /readyz (mw24)
+            starting = spy(daemon.pid, 600, DIAGNOSE / "daemon-startup.raw")
         wait_http(base + "/readyz", timeout=600)
         out["ready_s"] = time.time() - launched
+        if starting is not None:
+            starting.send_signal(signal.SIGINT)  # py-spy writes what it sampled, and exits
+            starting.wait(60)
         time.sleep(INTERVAL)  # warm-up: every target has run once
         out["load_before"] = os.getloadavg()[0]
         dump(target_port)
@@ -617,6 +688,15 @@ def main() -> None:
         "steady state at a month's end, the previous month complete)",
     )
     parser.add_argument(
+        "--month-end",
+        type=int,
+        default=None,
+        metavar="DAY",
+        help="start the daemon on the DAY-th of a month (its clock the wall clock moved back "
+        "by whole days) from the store a daemon that ran all month leaves: snapshots, the "
+        "last hour's tallies, the previous month sealed (bench/month_end.py)",
+    )
+    parser.add_argument(
         "--per-sla",
         type=int,
         default=None,
@@ -639,7 +719,8 @@ def main() -> None:
     if args.summarise is not None:
         summarise(args.summarise)
         return
-    global PER_SLA, HISTORY_DAYS, DIAGNOSE
+    global PER_SLA, HISTORY_DAYS, DIAGNOSE, MONTH_END
+    MONTH_END = args.month_end
     DIAGNOSE = args.diagnose
     PER_SLA = args.per_sla
     HISTORY_DAYS = args.history_days
@@ -655,6 +736,7 @@ def main() -> None:
     keys = [
         "targets",
         "history_rows",
+        "prefill_s",
         "ready_s",
         "probes_per_s",
         "lag_p50_ms",
