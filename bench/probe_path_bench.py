@@ -14,7 +14,14 @@ over ``--measure`` seconds after ``--warmup`` reports:
   kernel's loopback work included), ``Daemon._on_result`` and what it calls;
 - the scheduler's lag (timer fire minus grid time) p50 / p99 / max;
 - the cyclic collector: collections per generation and their total and longest wall time;
-- the probes' outcomes (every one must be ``up``).
+- the probes' outcomes (every one must be ``up``);
+- the lag at the target: the request's arrival at the target server (the kernel's receive
+  time, as ``daemon_bench``'s ``kernel_lag``) minus its grid time, p50 / p99: the scheduler's
+  lag plus what runs between the timer and the request's send.
+
+``--block MS --block-every S`` also runs a callback busy for MS milliseconds every S seconds on
+the loop (the daemon's ``/metrics`` render chunks and flushes are such blocks): a run whose send
+waits for one more loop iteration waits behind them.
 
 ``BENCH_CODE=/path/to/a/checkout`` runs that checkout's code instead of this one's (the bench
 and its target server stay this file's), for an A/B in the same minutes: run the two in turn.
@@ -63,7 +70,20 @@ class _Collector:
             values.clear()
 
 
-async def _run(args: argparse.Namespace, config_path: Path) -> dict[str, float | str]:
+def _busy(seconds: float) -> None:
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
+
+
+def _blocking(loop: asyncio.AbstractEventLoop, seconds: float, every: float) -> None:
+    _busy(seconds)
+    loop.call_later(every, _blocking, loop, seconds, every)
+
+
+async def _run(
+    args: argparse.Namespace, config_path: Path, target_port: int, arrivals: Path
+) -> dict[str, float | str]:
     config = load_config(config_path)
     daemon = Daemon(config, config_path)
     lags: list[float] = []
@@ -72,6 +92,9 @@ async def _run(args: argparse.Namespace, config_path: Path) -> dict[str, float |
     gc.collect()
     gc.freeze()  # as the daemon does once the configuration and months are built
     daemon.scheduler.start()
+    if args.block > 0:
+        loop = asyncio.get_running_loop()
+        loop.call_later(args.block_every, _blocking, loop, args.block / 1e3, args.block_every)
     await asyncio.sleep(args.warmup)
 
     def probes() -> int:
@@ -87,6 +110,7 @@ async def _run(args: argparse.Namespace, config_path: Path) -> dict[str, float |
 
     collector = _Collector()
     gc.callbacks.append(collector)
+    await asyncio.to_thread(daemon_bench.dump, target_port)
     lags.clear()
     n0, f0 = probes(), failures()
     c0, t0, w0 = time.process_time(), time.thread_time(), time.perf_counter()
@@ -94,7 +118,12 @@ async def _run(args: argparse.Namespace, config_path: Path) -> dict[str, float |
     c1, t1, w1 = time.process_time(), time.thread_time(), time.perf_counter()
     n1, f1 = probes(), failures()
     gc.callbacks.remove(collector)
+    await asyncio.to_thread(daemon_bench.dump, target_port)
     await daemon.scheduler.shutdown()
+    seen = json.loads(await asyncio.to_thread(arrivals.read_text))
+    k50, k99, _ = daemon_bench.lag_percentiles(
+        [(name, float("nan") if kernel is None else kernel) for name, _, kernel in seen]
+    )
     done = n1 - n0
     lags.sort()
     out: dict[str, float | str] = {
@@ -108,7 +137,10 @@ async def _run(args: argparse.Namespace, config_path: Path) -> dict[str, float |
         "lag_p50_ms": lags[len(lags) // 2] * 1e3,
         "lag_p99_ms": lags[int(len(lags) * 0.99)] * 1e3,
         "lag_max_ms": lags[-1] * 1e3,
+        "target_lag_p50_ms": k50 * 1e3,
+        "target_lag_p99_ms": k99 * 1e3,
         "load": os.getloadavg()[0],
+        "block_ms": args.block,
     }
     for generation, values in collector.times.items():
         out[f"gc{generation}_count"] = len(values)
@@ -126,6 +158,8 @@ def main() -> None:
     parser.add_argument("--per-sla", type=int, default=None)
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--measure", type=float, default=20.0)
+    parser.add_argument("--block", type=float, default=0.0, help="ms busy on the loop")
+    parser.add_argument("--block-every", type=float, default=1.0, help="seconds between")
     parser.add_argument("--json", action="store_true", help="one JSON line instead of a table")
     args = parser.parse_args()
     daemon_bench.INTERVAL = args.interval
@@ -138,7 +172,7 @@ def main() -> None:
     try:
         daemon_bench.wait_http(f"http://127.0.0.1:{target_port}/t/ping")
         config_path = daemon_bench.write_config(work, args.targets, target_port, port)
-        out = asyncio.run(_run(args, config_path))
+        out = asyncio.run(_run(args, config_path, target_port, work / "a"))
     finally:
         server.terminate()
         server.wait()

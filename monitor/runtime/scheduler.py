@@ -352,7 +352,7 @@ class ProbeScheduler:
         plain loop timer cancelling this task instead of an ``asyncio.timeout`` context
         (issue 20, pp24: a ``Timeout`` object, its two coroutines and its rescheduling per
         probe). Timed out, cancelled at shutdown, crashed: recorded exactly as ``run_probe``
-        records them (tests/test_scheduler_fastpath.py holds the two equal)."""
+        records them (tests/test_probe_fastpath.py holds the two equal)."""
         task = asyncio.current_task()
         assert task is not None
         loop = task.get_loop()
