@@ -182,7 +182,6 @@ class ProbeScheduler:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._expired: set[asyncio.Task[Any]] = set()
         """Tasks their timeout cancelled (``_expire``), told apart from a shutdown's cancel."""
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={
@@ -315,9 +314,7 @@ class ProbeScheduler:
         group.planned_until = end
 
     def _arm(self, name: str, due: float) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         key = (name, due)
         # call_at on the loop's clock, as call_later(due - clock()) computes it, without
         # call_later's extra frame (issue 20, pp24: every probe passes here).
@@ -340,10 +337,7 @@ class ProbeScheduler:
             log.warning("probe_skipped_still_running", target=name)
             self.runs_skipped += 1
             return
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        task = loop.create_task(self._run(target))
+        task = asyncio.create_task(self._run(target))
         running[name] = task
         self._tasks.add(task)
 
@@ -374,7 +368,6 @@ class ProbeScheduler:
         except asyncio.CancelledError:
             # A timeout only when the timeout's cancel was the only one.
             if not expired or others > 0:
-                self._finished(target.name, task)
                 if self._stopping:
                     # We cancelled it ourselves at shutdown: an unfinished probe proved nothing.
                     return
@@ -383,7 +376,9 @@ class ProbeScheduler:
         except Exception as exc:
             log.exception("probe_crashed", target=target.name, kind=target.kind.name)
             result = ctx.result(Outcome.ERROR, type(exc).__name__)
-        self._finished(target.name, task)
+        finally:
+            self._running.pop(target.name, None)
+            self._tasks.discard(task)
         try:
             self._sink(target, result)
         except Exception:
@@ -394,11 +389,6 @@ class ProbeScheduler:
         if not task.done():
             self._expired.add(task)
             task.cancel()
-
-    def _finished(self, name: str, task: asyncio.Task[None]) -> None:
-        if self._running.get(name) is task:
-            del self._running[name]
-        self._tasks.discard(task)
 
     async def shutdown(self, grace: float = 0.5) -> None:
         """Stop starting probes, give running ones ``grace`` seconds, then cancel the rest.
