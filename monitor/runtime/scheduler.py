@@ -180,6 +180,8 @@ class ProbeScheduler:
         self._timers: dict[tuple[str, float], asyncio.TimerHandle] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._expired: set[asyncio.Task[Any]] = set()
+        """Tasks their timeout cancelled (``_expire``), told apart from a shutdown's cancel."""
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={
@@ -314,7 +316,9 @@ class ProbeScheduler:
     def _arm(self, name: str, due: float) -> None:
         loop = asyncio.get_running_loop()
         key = (name, due)
-        self._timers[key] = loop.call_later(due - self._clock(), self._launch, key)
+        # call_at on the loop's clock, as call_later(due - clock()) computes it, without
+        # call_later's extra frame (issue 20, pp24: every probe passes here).
+        self._timers[key] = loop.call_at(loop.time() + (due - self._clock()), self._launch, key)
 
     def _launch(self, key: tuple[str, float]) -> None:
         self._timers.pop(key, None)
@@ -327,32 +331,64 @@ class ProbeScheduler:
             self._lag_observer(now - due)
         if now - due > LATE_AFTER:
             self.runs_late += 1
-        if name in self._running:
+        running = self._running
+        if name in running:
             # Cannot happen while timeouts are shorter than intervals; never run one target twice.
             log.warning("probe_skipped_still_running", target=name)
             self.runs_skipped += 1
             return
         task = asyncio.create_task(self._run(target))
-        self._running[name] = task
+        running[name] = task
         self._tasks.add(task)
 
     async def _run(self, target: ScheduledTarget) -> None:
+        """``run_probe(target)``, then the sink: one coroutine, and the target's timeout as a
+        plain loop timer cancelling this task instead of an ``asyncio.timeout`` context
+        (issue 20, pp24: a ``Timeout`` object, its two coroutines and its rescheduling per
+        probe). Timed out, cancelled at shutdown, crashed: recorded exactly as ``run_probe``
+        records them (tests/test_probe_fastpath.py holds the two equal)."""
         task = asyncio.current_task()
+        assert task is not None
+        loop = task.get_loop()
+        ctx = ProbeContext.starting_now(target.name, target.timeout)
+        expiry = loop.call_at(loop.time() + target.timeout, self._expire, task)
+        others = 0  # cancels besides the timeout's (asyncio.timeout's rule, below)
+        expired = False
         try:
-            result = await run_probe(target)
+            try:
+                result = await target.kind.run(target.options, ctx)
+            finally:
+                expiry.cancel()
+                if self._expired and task in self._expired:
+                    # The timeout cancelled this task: take its cancel back, as asyncio.timeout
+                    # does on leaving, also when the probe swallowed it and answered anyway.
+                    self._expired.discard(task)
+                    expired = True
+                    others = task.uncancel()
         except asyncio.CancelledError:
-            if self._stopping:
-                # We cancelled it ourselves at shutdown: an unfinished probe proved nothing.
-                return
-            raise
+            # A timeout only when the timeout's cancel was the only one.
+            if not expired or others > 0:
+                if self._stopping:
+                    # We cancelled it ourselves at shutdown: an unfinished probe proved nothing.
+                    return
+                raise
+            result = ctx.result(Outcome.TIMEOUT, "timeout", duration_seconds=target.timeout)
+        except Exception as exc:
+            log.exception("probe_crashed", target=target.name, kind=target.kind.name)
+            result = ctx.result(Outcome.ERROR, type(exc).__name__)
         finally:
             self._running.pop(target.name, None)
-            if task is not None:
-                self._tasks.discard(task)
+            self._tasks.discard(task)
         try:
             self._sink(target, result)
         except Exception:
             self._failed("probe_result_not_recorded", target=target.name)
+
+    def _expire(self, task: asyncio.Task[None]) -> None:
+        """The target's timeout: cancel its probe, which ``_run`` records as ``timeout``."""
+        if not task.done():
+            self._expired.add(task)
+            task.cancel()
 
     async def shutdown(self, grace: float = 0.5) -> None:
         """Stop starting probes, give running ones ``grace`` seconds, then cancel the rest.

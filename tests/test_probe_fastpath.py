@@ -1,0 +1,310 @@
+"""The per-probe fast paths of issue 20 (pp24) against the code they replace.
+
+- ``probes.rawconn.connect``: no wait when the handshake completed inside ``connect()``, and
+  otherwise asyncio's wait; the same outcome and the same ``OSError`` (errno and text) as
+  ``loop.sock_connect`` on either path.
+- ``probes.rawconn.receive``: the same bytes as ``loop.sock_recv``, and no reader left
+  registered after a timeout.
+- ``ProbeScheduler._run``: the target's timeout as a plain loop timer, the probe and the sink
+  in one coroutine; every result (outcome, reason, phases, details, and the duration of a
+  timeout) equal to ``run_probe``'s, the reference, for any probe behaviour.
+Loopback only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget, run_probe
+from probes import rawconn
+from probes.registry import ProbeKind
+from probes.result import Outcome, ProbeContext, ProbeResult
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _plain(sock: socket.socket) -> socket.socket:
+    sock.setblocking(False)
+    return sock
+
+
+class _NeverReady:
+    """Stands in for ``select.poll()``: the handshake is never seen as done at once, so
+    ``connect`` takes its waiting path."""
+
+    def register(self, fd: object, events: int) -> None:
+        pass
+
+    def poll(self, timeout: float) -> list[tuple[int, int]]:
+        return []
+
+
+@pytest.fixture(params=["at once", "waiting"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "waiting":
+        monkeypatch.setattr(select, "poll", _NeverReady)
+    return str(request.param)
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[int]:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        yield int(server.sockets[0].getsockname()[1])
+
+
+class TestConnect:
+    """``rawconn.connect`` against ``loop.sock_connect``."""
+
+    async def test_connects(self, path: str, listener: int) -> None:
+        """A listening port: connected (the peer is the listener), on either path."""
+        loop = asyncio.get_running_loop()
+        with _plain(socket.socket()) as sock:
+            await rawconn.connect(loop, sock, "127.0.0.1", listener)
+            assert sock.getpeername() == ("127.0.0.1", listener)
+            assert await rawconn.receive(loop, sock, 100) == b"hello"
+
+    async def test_refused_same_error(self, path: str) -> None:
+        """A closed port: the same errno and text as asyncio's, on either path."""
+        loop = asyncio.get_running_loop()
+        port = _closed_port()
+        with (
+            _plain(socket.socket()) as sock,
+            pytest.raises(OSError, match="Connect call failed") as ours,
+        ):
+            await rawconn.connect(loop, sock, "127.0.0.1", port)
+        with (
+            _plain(socket.socket()) as sock,
+            pytest.raises(OSError, match="Connect call failed") as theirs,
+        ):
+            await loop.sock_connect(sock, ("127.0.0.1", port))
+        assert (ours.value.errno, str(ours.value)) == (theirs.value.errno, str(theirs.value))
+        assert "Connect call failed ('127.0.0.1'" in str(ours.value)
+
+    async def test_refused_same_error_ipv6(self, path: str) -> None:
+        """IPv6 loopback: asyncio words the address as a 4-tuple, and so does ``connect``."""
+        if not socket.has_ipv6:
+            pytest.skip("no IPv6 on this host")  # not a feature: the host's stack
+        try:
+            with socket.socket(socket.AF_INET6) as probe:
+                probe.bind(("::1", 0))
+                port = probe.getsockname()[1]
+        except OSError:
+            pytest.skip("no IPv6 loopback on this host")
+        loop = asyncio.get_running_loop()
+        with (
+            _plain(socket.socket(socket.AF_INET6)) as sock,
+            pytest.raises(OSError, match="Connect call failed") as ours,
+        ):
+            await rawconn.connect(loop, sock, "::1", port)
+        with (
+            _plain(socket.socket(socket.AF_INET6)) as sock,
+            pytest.raises(OSError, match="Connect call failed") as theirs,
+        ):
+            await loop.sock_connect(sock, ("::1", port))
+        assert (ours.value.errno, str(ours.value)) == (theirs.value.errno, str(theirs.value))
+
+    async def test_waiting_connect_cancelled_leaves_no_writer(
+        self, listener: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A connect cancelled while waiting (a probe's timeout) unregisters its socket."""
+        monkeypatch.setattr(select, "poll", _NeverReady)
+        loop = asyncio.get_running_loop()
+        with _plain(socket.socket()) as sock:
+            task = asyncio.create_task(rawconn.connect(loop, sock, "127.0.0.1", listener))
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not loop.remove_writer(sock.fileno())  # nothing was left registered
+
+
+class TestReceive:
+    """``rawconn.receive`` against ``loop.sock_recv``."""
+
+    async def test_same_bytes_then_end_of_file(self) -> None:
+        """Data sent in two writes arrive as ``sock_recv`` gives them; then ``b""``."""
+        loop = asyncio.get_running_loop()
+        ours, peer = socket.socketpair()
+        with _plain(ours), peer:
+
+            async def later() -> None:
+                await asyncio.sleep(0.01)
+                peer.sendall(b"abc")
+                await asyncio.sleep(0.01)
+                peer.sendall(b"def")
+                peer.shutdown(socket.SHUT_WR)
+
+            sender = asyncio.create_task(later())
+            got = [await rawconn.receive(loop, ours, 100) for _ in range(3)]
+            await sender
+            assert got == [b"abc", b"def", b""]
+
+    async def test_timeout_leaves_no_reader(self) -> None:
+        """A receive cancelled by a timeout unregisters its socket; the next one works."""
+        loop = asyncio.get_running_loop()
+        ours, peer = socket.socketpair()
+        with _plain(ours), peer:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.02):
+                    await rawconn.receive(loop, ours, 100)
+            assert not loop.remove_reader(ours.fileno())
+            peer.sendall(b"x")
+            assert await rawconn.receive(loop, ours, 100) == b"x"
+
+
+# -- the scheduler's run against run_probe ---------------------------------------------------
+
+
+class _Behaviour(BaseModel):
+    """What a test probe does: wait ``delay`` seconds (checking the deadline or not), then
+    answer, raise, or swallow one cancellation."""
+
+    delay: float
+    outcome: Outcome
+    reason: str
+    detail: int
+    raises: str | None
+    swallow_cancel: bool
+
+
+_ERRORS: dict[str, type[Exception]] = {"ValueError": ValueError, "OSError": OSError}
+
+
+async def _behave(options: Any, ctx: ProbeContext) -> ProbeResult:
+    behaviour: _Behaviour = options
+    try:
+        await asyncio.sleep(behaviour.delay)
+    except asyncio.CancelledError:
+        if not behaviour.swallow_cancel:
+            raise
+        # A badly written probe that eats the runner's cancellation and answers anyway.
+        return ctx.result(Outcome.DOWN, "swallowed", details={"n": behaviour.detail})
+    if behaviour.raises is not None:
+        raise _ERRORS[behaviour.raises]("boom")
+    return ctx.result(
+        behaviour.outcome,
+        behaviour.reason,
+        phases={"connect": 0.001},
+        details={"n": behaviour.detail},
+    )
+
+
+BEHAVE = ProbeKind("behave", _Behaviour, _behave, "does what its options say")
+TIMEOUT = 0.05
+
+behaviours = st.builds(
+    _Behaviour,
+    delay=st.sampled_from([0.0, 0.005, TIMEOUT * 2]),
+    outcome=st.sampled_from(list(Outcome)),
+    reason=st.sampled_from(["", "status_code_503", "timeout_connect"]),
+    detail=st.integers(min_value=0, max_value=9),
+    raises=st.sampled_from([None, "ValueError", "OSError"]),
+    swallow_cancel=st.booleans(),
+)
+
+
+def _comparable(result: ProbeResult) -> tuple[object, ...]:
+    """Everything a result records except when it ran (a timeout's duration included)."""
+    timed_out = result.outcome is Outcome.TIMEOUT and result.reason == "timeout"
+    return (
+        result.target,
+        result.outcome,
+        result.reason,
+        dict(result.phases),
+        dict(result.details),
+        result.duration_seconds if timed_out else None,
+    )
+
+
+async def _through_scheduler(target: ScheduledTarget) -> list[ProbeResult]:
+    recorded: list[ProbeResult] = []
+    scheduler = ProbeScheduler(lambda t, r: recorded.append(r))
+    task = asyncio.create_task(scheduler._run(target))
+    scheduler._running[target.name] = task
+    scheduler._tasks.add(task)
+    await task
+    assert not scheduler._running
+    assert not scheduler._tasks
+    assert not scheduler._expired  # a timeout's cancel taken back, its task forgotten
+    return recorded
+
+
+class TestRunEqualsRunProbe:
+    """The scheduler's run records what ``run_probe`` returns, for any probe behaviour."""
+
+    @settings(max_examples=40, deadline=None)
+    @given(behaviour=behaviours)
+    def test_same_result(self, behaviour: _Behaviour) -> None:
+        """Answer, crash, time out, swallow the cancel: the same recorded result."""
+        target = ScheduledTarget("t", BEHAVE, behaviour, interval=1.0, timeout=TIMEOUT)
+
+        async def both() -> tuple[ProbeResult, list[ProbeResult]]:
+            return await run_probe(target), await _through_scheduler(target)
+
+        reference, recorded = asyncio.run(both())
+        assert len(recorded) == 1
+        assert _comparable(recorded[0]) == _comparable(reference)
+
+    async def test_timeout_recorded_as_timeout(self) -> None:
+        """A probe still running at the timeout: ``timeout``, with the timeout as duration."""
+        slow = _Behaviour(
+            delay=1.0,
+            outcome=Outcome.UP,
+            reason="",
+            detail=0,
+            raises=None,
+            swallow_cancel=False,
+        )
+        target = ScheduledTarget("t", BEHAVE, slow, interval=1.0, timeout=TIMEOUT)
+        (result,) = await _through_scheduler(target)
+        assert (result.outcome, result.reason, result.duration_seconds) == (
+            Outcome.TIMEOUT,
+            "timeout",
+            TIMEOUT,
+        )
+
+    async def test_cancelled_from_outside_is_not_a_timeout(self) -> None:
+        """A cancel that is not the timeout's propagates and records nothing."""
+        slow = _Behaviour(
+            delay=1.0,
+            outcome=Outcome.UP,
+            reason="",
+            detail=0,
+            raises=None,
+            swallow_cancel=False,
+        )
+        target = ScheduledTarget("t", BEHAVE, slow, interval=1.0, timeout=0.5)
+        recorded: list[ProbeResult] = []
+        scheduler = ProbeScheduler(lambda t, r: recorded.append(r))
+        task = asyncio.create_task(scheduler._run(target))
+        scheduler._running[target.name] = task
+        scheduler._tasks.add(task)
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert recorded == []
+        assert not scheduler._running
+        assert not scheduler._tasks
