@@ -55,6 +55,7 @@ from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.summary_due import SummaryDue  # c21 (issue 20)
 from monitor.runtime.support_link import SupportFigures
 from monitor.runtime.verdict_due import Readers, VerdictDue  # fl24 (issue 20)
+from monitor.runtime.verdict_resume import first_differing  # rw25 (issue 20)
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
 from monitor.sla.running import JudgedState, RunningMonth
@@ -82,6 +83,9 @@ _T = TypeVar("_T")
 FLUSH_INTERVAL = 1.0
 SUPPORT_REFRESH_FLUSHES = 5
 MAX_VERDICTS_PER_FLUSH = 20_000
+RESUME_ROWS_PER_FLUSH = 100_000
+"""rw25 (issue 20): stored verdicts a flush reads back to resume SLAs' marks (see
+:meth:`Daemon._resume_verdict_marks`); reading is cheaper than writing them again."""
 MAINTENANCE_INTERVAL = 3600.0
 SUMMARY_SLICE_SECONDS = 0.02
 KEEP_CLOSED_SECONDS = 3600.0
@@ -183,6 +187,10 @@ class Daemon:
             tuple[Config, tuple[ScheduledTarget, ...], dict[str, tuple[int, ...]]] | None
         ) = None
         self._verdicts_written: dict[str, tuple[Month, int]] = {}
+        # rw25 (issue 20): SLAs a pass found with no mark for their month, waiting for the
+        # next flush to resume it from the stored verdicts (monitor.runtime.verdict_resume).
+        self._verdicts_resume: set[str] = set()
+        self._verdicts_resume_all = True  # at start and after an exclusion change: every SLA
         # r20 (issue 20): SLA -> the instant before which a flush has no verdict to write for
         # it unless one of its tallies is written (its next bucket settles then, or its month
         # ends), committed with the marks; valid for the accounting inputs it was taken under.
@@ -431,6 +439,7 @@ class Daemon:
             now = self.clock()
             verdict_error: Exception | None = None
             inputs = self.accounting.inputs
+            await self._resume_verdict_marks(now)  # rw25 (issue 20)
             try:
                 batch, dirty, evidence, marks = await self._take_batch_sliced(now)
             except _VerdictsFailed as failed:
@@ -643,9 +652,11 @@ class Daemon:
         """Service verdicts of buckets that closed (and whose last probes have reported) since
         the last flush, at most ``MAX_VERDICTS_PER_FLUSH`` at a time.
 
-        After a restart or an exclusion change the month is rewritten from its first bucket
-        holding any probe: the unknown buckets before monitoring began are not evidence of
-        anything and would only bloat the table.
+        After a restart or an exclusion change (no mark for the month) the month is written
+        from its first bucket holding any probe (the unknown buckets before monitoring began
+        are not evidence of anything and would only bloat the table); rw25 (issue 20): from
+        the first of those whose stored verdict is not the judged one, found by the next
+        flush's :meth:`_resume_verdict_marks` (this pass writes nothing for such an SLA).
 
         Issue 11, defect 7: the verdicts are taken from a month computed afresh now, after the
         settle time, never from the accounting's cached month (up to 5 s old: a result that
@@ -716,10 +727,14 @@ class Daemon:
             upto = max(0, min(running.grid.count, settled))
             written, first = self._verdicts_written.get(policy.name, (month, -1))
             if written != month or first < 0:
-                # The first bucket holding a probe of the SLA's targets, as the running month
-                # judged it (closed buckets' tallies may have left memory).
-                found = running.first_tallied
-                first = upto if found is None else min(upto, found)
+                # rw25 (issue 20): no mark for this month (a restart, an exclusion change, a
+                # new month): the next flush resumes it from the stored verdicts first
+                # (_resume_verdict_marks); until then nothing is written or marked for it.
+                self._verdicts_resume.add(policy.name)
+                yield
+                if self.accounting.inputs is not inputs:
+                    return rows, marks
+                continue
             else:
                 for target in inputs.services[policy.service].all_targets:
                     for bucket in late_by.get((seconds, target), ()):
@@ -759,6 +774,72 @@ class Daemon:
         if readers is not None:
             due.indexed(readers, inputs.policies)
         return rows, marks
+
+    async def _resume_verdict_marks(self, now: float) -> None:
+        """rw25 (issue 20): the marks of SLAs a pass found without one, taken from the store:
+        writing resumes at the first bucket, from the first holding a probe of the SLA's
+        targets to the last settled, whose stored verdict is not the judged one
+        (:func:`monitor.runtime.verdict_resume.first_differing`), not at the month's first
+        bucket. At most ``RESUME_ROWS_PER_FLUSH`` stored rows read per flush; the rest wait
+        for the next. A read that fails, or new inputs meanwhile, leave the SLA waiting."""
+        inputs = self.accounting.inputs
+        if self._verdicts_resume_all:  # no SLA has a mark: resumed before the first pass
+            self._verdicts_resume_all = False
+            self._verdicts_resume.update(
+                p.name for p in inputs.policies if p.name not in self._verdicts_written
+            )
+        if not self._verdicts_resume:
+            return
+        by_name = {policy.name: policy for policy in inputs.policies}
+        settle = self._settle_seconds()
+        moment = utc_from_epoch(now)
+        vantage = self.config.monitor.name
+        location = self.config.monitor.location_name
+        budget = RESUME_ROWS_PER_FLUSH
+        for name in list(self._verdicts_resume):
+            if budget <= 0:
+                return
+            policy = by_name.get(name)
+            if policy is None:  # gone with a reload
+                self._verdicts_resume.discard(name)
+                continue
+            seconds = policy.bucket_seconds
+            running = self.accounting.running_month(policy, moment)
+            start_epoch = running.grid.start_epoch
+            settled = int((now - settle - start_epoch) // seconds)
+            upto = max(0, min(running.grid.count, settled))
+            found = running.first_tallied
+            first = upto if found is None else min(upto, found)
+            stored: list[ServiceBucketRow] = []
+            if upto > first:
+                try:
+                    stored = await self.store.load_service_buckets(
+                        name, start_epoch + first * seconds, start_epoch + upto * seconds, vantage
+                    )
+                except Exception as exc:
+                    log.warning("verdict_marks_not_resumed", sla=name, error=str(exc))
+                    return
+                if self.accounting.inputs is not inputs:
+                    return  # judged under other inputs now: the next flush reads again
+                # The month as judged now (the read awaited; results arriving meanwhile are
+                # dirty tallies, which rewind the mark in the pass that writes them).
+                running = self.accounting.running_month(policy, moment)
+                if running.grid.start_epoch != start_epoch:
+                    continue
+                budget -= max(len(stored), upto - first)
+            resume = first_differing(
+                stored,
+                start_epoch=start_epoch,
+                bucket_seconds=seconds,
+                first=first,
+                upto=upto,
+                service=policy.service,
+                location=location,
+                state_at=running.state_at,
+                kind_at=running.excluded_kind,
+            )
+            self._verdicts_written[name] = (running.month, resume)
+            self._verdicts_resume.discard(name)
 
     def _settle_seconds(self) -> float:
         """How long after a bucket closes its last probes may still report: the longest
@@ -1183,6 +1264,7 @@ class Daemon:
         self.api_exclusions = await self.store.list_exclusions()
         self.accounting.replace_inputs(self._inputs())
         self._verdicts_written.clear()
+        self._verdicts_resume_all = True  # rw25
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
