@@ -10,8 +10,8 @@ month complete and its current month judged to 28 Nov 2026, every bucket availab
 pattern), restored from that judged state as at a start. Prints the time of the first summary
 (``RunningMonth.result`` of both months, every SLA: what ``Daemon._summarise`` does first),
 the time of a second summary after one bucket closed unavailable in every current month, and
-the bytes tracemalloc sees held by the first results (per outage). ``--root`` imports ``monitor`` from another tree (before /
-after on the same machine, alternated).
+the bytes tracemalloc sees held by the first results (per outage). ``--root`` imports
+``monitor`` from another tree (before / after on the same machine, alternated).
 """
 
 from __future__ import annotations
