@@ -22,6 +22,7 @@ over every bucket.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,7 @@ from monitor.sla.month import (
     _windows_used,
     assemble_month,
     canary_windows_of,
+    instant_of,
     judge_bucket,
     monitor_errors_of,
     outage_of,
@@ -295,6 +297,13 @@ class RunningMonth:
         # (target, tally) pairs, not a dict: a one-target SLA's bucket costs a small tuple.
         self._evidence: dict[int, tuple[tuple[str, Tally], ...]] = {}
         self._seen: dict[int, frozenset[str]] = {}
+        # Issue 20 (ot25): the outages last found, their first buckets, and the unavailable
+        # buckets judged again since (their evidence may differ): an outage whose run of
+        # buckets is the same and holds none of those is the same outage, reused as the same
+        # object (a bucket close rebuilds no outage, a late result one).
+        self._found: tuple[Outage, ...] = ()
+        self._found_firsts = array("q")
+        self._touched: set[int] = set()
         """Issue 14: per unavailable bucket of an SLA judged by locations, those that saw it."""
         self.first_tallied: int | None = None
         """Index of the first judged bucket holding any tally of the month's targets."""
@@ -571,6 +580,7 @@ class RunningMonth:
                 excused_only = False
                 errors.pop(index, None)
             if code == _U:
+                self._touched.add(index)
                 evidence[index] = shared_cells(
                     tuple(
                         {
@@ -632,26 +642,73 @@ class RunningMonth:
         self._outages = None
 
     def _find_outages(self, final: bytes | bytearray) -> tuple[Outage, ...]:
-        # The columns outage_of reads, rebuilt from the kept evidence: a final unavailable
-        # bucket was judged unavailable (exclusions only turn buckets excluded), so every
-        # bucket an outage covers is in it, with the same tallies in the same target order.
-        columns: dict[str, dict[int, Tally]] = {name: {} for name in self.leaves}
-        start, size = self._start_epoch, self._size
-        for index, cells in self._evidence.items():
-            if final[index] == _U:
-                for name, tally in cells:
-                    columns[name][start + index * size] = tally
+        # Each maximal run of final unavailable buckets is an outage (``month._outages``). A
+        # final unavailable bucket was judged unavailable (exclusions only turn buckets
+        # excluded), so its evidence is kept: the tallies ``outage_of`` sums, in the same
+        # target order. Issue 20 (ot25): an outage reads nothing but its run's buckets'
+        # evidence (and locations), so (1) a run found before, unchanged and holding no bucket
+        # judged since, is the outage found before, and (2) runs of equal evidence (the same
+        # shared cells, bucket by bucket) differ only in where they are: ``outage_of`` sums
+        # the first, the others take its figures (86 outages of a month-end month cost one
+        # ``outage_of``, not 86).
+        evidence, seen_at = self._evidence, self._seen
         where = self.policy.locations
-        seen = None if where is None else (where.of, self._seen)
-        outages = []
+        seen = None if where is None else (where.of, seen_at)
+        touched = self._touched
+        old_firsts, old_found = self._found_firsts, self._found
+        start, size, grid = self._start_epoch, self._size, self.grid
+        length = len(final)
+        templates: dict[tuple[object, ...], Outage] = {}
+        outages: list[Outage] = []
+        firsts = array("q")
+        k = 0
         first = final.find(_U)
         while first >= 0:
             last = first
-            while last + 1 < len(final) and final[last + 1] == _U:
+            while last + 1 < length and final[last + 1] == _U:
                 last += 1
-            outages.append(outage_of(self.grid, first, last, columns, seen=seen))
+            buckets = last - first + 1
+            while k < len(old_firsts) and old_firsts[k] < first:
+                k += 1
+            if (
+                k < len(old_firsts)
+                and old_firsts[k] == first
+                and old_found[k].buckets == buckets
+                and (not touched or touched.isdisjoint(range(first, last + 1)))
+            ):
+                outage = old_found[k]
+            else:
+                cells = tuple(evidence.get(i, ()) for i in range(first, last + 1))
+                saw = (
+                    None if seen is None else tuple(seen_at.get(i) for i in range(first, last + 1))
+                )
+                # By identity: the cells are held by ``evidence`` for this call's length.
+                key = (*map(id, cells), saw)
+                template = templates.get(key)
+                if template is None:
+                    columns: dict[str, dict[int, Tally]] = {name: {} for name in self.leaves}
+                    for index, bucket in zip(range(first, last + 1), cells, strict=True):
+                        for name, tally in bucket:
+                            columns[name][start + index * size] = tally
+                    outage = templates[key] = outage_of(grid, first, last, columns, seen=seen)
+                else:
+                    outage = Outage(
+                        start=instant_of(start + first * size),
+                        end=instant_of(start + (last + 1) * size),
+                        buckets=buckets,
+                        errors=template.errors,
+                        failed_targets=template.failed_targets,
+                        probes=template.probes,
+                        excused=template.excused,
+                        locations=template.locations,
+                    )
+            outages.append(outage)
+            firsts.append(first)
             first = final.find(_U, last + 1)
-        return tuple(outages)
+        found = tuple(outages)
+        self._found, self._found_firsts = found, firsts
+        touched.clear()
+        return found
 
 
 _LAST_PACKED: tuple[bytes, bytes] = (b"", pack(b""))
