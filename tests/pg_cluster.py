@@ -33,10 +33,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from monitor.store.base import Store
 from tests import procs
+from tests.peers import missing_peer
 
 _DIR_PREFIX = "slawatch-pg-"
 
@@ -61,10 +60,7 @@ def require_pg_bindir() -> Path:
     bindir = pg_bindir()
     if bindir is not None:
         return bindir
-    message = "PostgreSQL server binaries not found: install the Debian package postgresql"
-    if os.environ.get("SLAWATCH_REQUIRE_PEERS") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing_peer("PostgreSQL server binaries not found: install the Debian package postgresql")
 
 
 def _free_port() -> int:

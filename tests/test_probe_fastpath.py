@@ -28,6 +28,7 @@ from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget, run_probe
 from probes import rawconn
 from probes.registry import ProbeKind
 from probes.result import Outcome, ProbeContext, ProbeResult
+from tests.peers import missing_peer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,6 +38,19 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _closed_port_ipv6() -> int:
+    """An IPv6 loopback port nothing listens on. The host's stack, not a feature: without
+    IPv6 loopback the test is skipped locally and fails in CI (tests/peers.py)."""
+    if not socket.has_ipv6:
+        missing_peer("no IPv6 in this Python build")
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+            return int(s.getsockname()[1])
+    except OSError as exc:
+        missing_peer(f"no IPv6 loopback on this host ({exc}): enable ::1 on lo")
 
 
 def _plain(sock: socket.socket) -> socket.socket:
@@ -104,14 +118,7 @@ class TestConnect:
 
     async def test_refused_same_error_ipv6(self, path: str) -> None:
         """IPv6 loopback: asyncio words the address as a 4-tuple, and so does ``connect``."""
-        if not socket.has_ipv6:
-            pytest.skip("no IPv6 on this host")  # not a feature: the host's stack
-        try:
-            with socket.socket(socket.AF_INET6) as probe:
-                probe.bind(("::1", 0))
-                port = probe.getsockname()[1]
-        except OSError:
-            pytest.skip("no IPv6 loopback on this host")
+        port = _closed_port_ipv6()
         loop = asyncio.get_running_loop()
         with (
             _plain(socket.socket(socket.AF_INET6)) as sock,

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_harness import DaemonProcess, free_port, wait_until
-from tests.peers import require_binary
+from tests.peers import missing_peer, require_binary
 from tests.test_daemon import http_target, sla, write_config
 
 pytestmark = pytest.mark.timeout(180)
@@ -92,10 +92,7 @@ class TestDiskFull:
         require_binary("mount", "mount")
         if os.geteuid() != 0:
             # Like a missing peer: CI (root, SLAWATCH_REQUIRE_PEERS=1) fails instead.
-            message = "mounting the small tmpfs needs root (scripts/test.sh runs as root in CI)"
-            if os.environ.get("SLAWATCH_REQUIRE_PEERS") == "1":
-                pytest.fail(message)
-            pytest.skip(message)
+            missing_peer("mounting the small tmpfs needs root (scripts/test.sh runs as root in CI)")
         with small_tmpfs(tmp_path / "state") as state:
             port = free_port()
             closed = free_port()

@@ -32,7 +32,7 @@ from monitor.store.sqlite import SqliteStore
 from monitor.support.faults import Level, Severity
 from monitor.support.service import FaultService
 from tests.daemon_harness import DaemonProcess, free_port
-from tests.peers import require_binary
+from tests.peers import missing_peer, require_binary
 
 pytestmark = [
     pytest.mark.peers,
@@ -61,10 +61,7 @@ def chromium_path() -> str:
 def axe_script() -> Path:
     path = Path(os.environ.get("SLAWATCH_AXE_JS", str(AXE_DEFAULT)))
     if not path.is_file():
-        message = f"axe-core not found at {path}: scripts/test.sh installs it with npm"
-        if os.environ.get("SLAWATCH_REQUIRE_PEERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_peer(f"axe-core not found at {path}: scripts/test.sh installs it with npm")
     return path
 
 
