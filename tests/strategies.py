@@ -640,6 +640,34 @@ def location_tallies() -> _st.SearchStrategy[_policy.Tally | None]:
     )
 
 
+# --- a daemon's life, step by step (tests/test_metrics_sla_text.py's Harness) ----------------
+# Steps the daemon property tests draw (tests/test_flush_slices.py, test_verdict_resume.py,
+# test_accounting_verdicts.py, test_metrics_sla_text.py, test_summary_due.py); each test adds
+# the steps of its own (flush, restart, scrape, ...). The Harness's targets and services.
+HARNESS_TARGETS = ("a1", "b1", "b2", "c1")
+HARNESS_SERVICES = ("sa", "sb", "sc")
+
+
+def harness_results(max_age: int = 3600) -> _st.SearchStrategy[tuple[str, str, bool, int]]:
+    """``("result", target, ok, age)``: a result stamped ``age`` seconds before the clock, so
+    late ones (in buckets already closed) are drawn too."""
+    return _st.tuples(
+        _st.just("result"),
+        _st.sampled_from(HARNESS_TARGETS),
+        _st.booleans(),
+        _st.integers(0, max_age),
+    )
+
+
+def harness_advances(most: int = 1200) -> _st.SearchStrategy[tuple[str, int]]:
+    """``("advance", seconds)``: the clock moves on by 1 to ``most`` seconds."""
+    return _st.tuples(_st.just("advance"), _st.integers(1, most))
+
+
+harness_exclusions = _st.tuples(_st.just("exclude"), _st.sampled_from(HARNESS_SERVICES))
+"""``("exclude", service)``: an exclusion window added through the API for one service."""
+
+
 # --- sharding inside a location (monitor/sla/shard.py) -------------------------------------
 shard_member_names = _st.text(
     alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=16

@@ -12,10 +12,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.runtime.daemon import Daemon
+from tests.daemon_verdicts import daemon_examples
+from tests.strategies import harness_advances, harness_exclusions, harness_results
 from tests.test_metrics_sla_text import Harness
 
 pytestmark = pytest.mark.timeout(300)
@@ -39,23 +41,14 @@ async def flush_pass(
 
 
 class TestVerdictSkip:
-    @settings(
-        max_examples=20,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
+    @daemon_examples(20)
     @given(
         st.lists(
             st.one_of(
-                st.tuples(
-                    st.just("result"),
-                    st.sampled_from(["a1", "b1", "b2", "c1"]),
-                    st.booleans(),
-                    st.integers(0, 3600),
-                ),
-                st.tuples(st.just("advance"), st.integers(1, 1200)),
+                harness_results(),
+                harness_advances(),
                 st.tuples(st.just("flush")),
-                st.tuples(st.just("exclude"), st.sampled_from(["sa", "sb", "sc"])),
+                harness_exclusions,
             ),
             max_size=25,
         )

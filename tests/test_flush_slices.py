@@ -18,87 +18,46 @@ import asyncio
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.accounting import month_result
-from monitor.instants import utc_from_epoch
 from monitor.runtime import daemon as daemon_module
 from monitor.runtime.state import LiveState, bucket_floor
 from monitor.runtime.verdict_due import VerdictDue
-from monitor.sla.calendar import month_containing
-from monitor.sla.policy import BucketState, Tally
-from monitor.store.base import StoreError
-from probes.result import Outcome, ProbeResult
-from tests.test_metrics_sla_text import Harness
+from monitor.sla.policy import Tally
+from tests.daemon_verdicts import assert_store_equals_reference, daemon_examples, failed_flush
+from tests.strategies import (
+    HARNESS_SERVICES,
+    HARNESS_TARGETS,
+    harness_advances,
+    harness_exclusions,
+    harness_results,
+)
+from tests.test_metrics_sla_text import Harness, result
 
 pytestmark = pytest.mark.timeout(600)
 
-TARGETS = ("a1", "b1", "b2", "c1")
-
-
-async def assert_store_equals_reference(h: Harness) -> None:
-    """Every SLA's stored verdicts of its running month are the reference month's states,
-    one per bucket from the first holding a tally of its targets to the last settled."""
-    d = h.daemon
-    now = d.clock()
-    moment = utc_from_epoch(now)
-    inputs = d.accounting.inputs
-    settle = d._settle_seconds()
-    for policy in inputs.policies:
-        month = month_containing(moment, policy.timezone)
-        tallies = d._tallies_for(policy.bucket_seconds, month, policy)
-        reference = month_result(inputs, policy, month, tallies, moment)
-        start = int(reference.start.timestamp())
-        size = policy.bucket_seconds
-        upto = min(len(reference.states), int((now - settle - start) // size))
-        first = min(
-            (
-                (bucket - start) // size
-                for target in inputs.services[policy.service].all_targets
-                for bucket in tallies.get(target, {})
-                if start <= bucket < start + upto * size
-            ),
-            default=None,
-        )
-        rows = await d.store.load_service_buckets(policy.name, start, start + upto * size)
-        stored = {(r.bucket_start - start) // size: r for r in rows}
-        if first is None:
-            assert not stored, policy.name
-            continue
-        assert sorted(stored) == list(range(first, upto)), policy.name
-        for index, row in stored.items():
-            assert row.state is reference.states[index], (policy.name, index)
-            assert (row.kind is not None) == (row.state is BucketState.EXCLUDED)
-
 
 class TestSlicedFlushWritesTheReference:
-    @settings(
-        max_examples=25,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
+    @daemon_examples(25)
     @given(
         st.lists(
             st.one_of(
-                st.tuples(
-                    st.just("result"),
-                    st.sampled_from(TARGETS),
-                    st.booleans(),
-                    st.integers(0, 3600),
-                ),
-                st.tuples(st.just("advance"), st.integers(1, 1200)),
+                harness_results(),
+                harness_advances(),
                 st.tuples(st.just("flush")),
                 st.tuples(st.just("fail")),
                 st.tuples(
                     st.just("during"),
                     st.lists(
-                        st.tuples(st.sampled_from(TARGETS), st.booleans(), st.integers(0, 1800)),
+                        st.tuples(
+                            st.sampled_from(HARNESS_TARGETS), st.booleans(), st.integers(0, 1800)
+                        ),
                         max_size=4,
                     ),
-                    st.one_of(st.none(), st.sampled_from(["sa", "sb", "sc"])),
+                    st.one_of(st.none(), st.sampled_from(HARNESS_SERVICES)),
                 ),
-                st.tuples(st.just("exclude"), st.sampled_from(["sa", "sb", "sc"])),
+                harness_exclusions,
             ),
             max_size=20,
         )
@@ -132,7 +91,7 @@ class TestSlicedFlushWritesTheReference:
                     elif event[0] == "flush":
                         assert await d.flush()
                     elif event[0] == "fail":
-                        await self._failed_flush(d, monkeypatch)
+                        await failed_flush(d, monkeypatch)
                     else:
                         await self._flush_with_arrivals(h, number, event[1], event[2])
                 h.clock.advance(20 * 60)  # every bucket fed settles
@@ -143,15 +102,6 @@ class TestSlicedFlushWritesTheReference:
                 await d.store.close()
 
         asyncio.run(run())
-
-    @staticmethod
-    async def _failed_flush(d: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        async def refuse(batch: Any) -> None:
-            raise StoreError("disk full")
-
-        with monkeypatch.context() as patch:
-            patch.setattr(d.store, "write_batch", refuse)
-            assert await d.flush() is False
 
     @staticmethod
     async def _flush_with_arrivals(
@@ -196,16 +146,6 @@ def _policies(count: int) -> list[Any]:
     return [Named(f"s{n}") for n in range(count)]
 
 
-def _result(target: str, at: float, ok: bool) -> ProbeResult:
-    return ProbeResult(
-        target,
-        Outcome.UP if ok else Outcome.DOWN,
-        at,
-        duration_seconds=0.01,
-        reason="" if ok else "status_code_503",
-    )
-
-
 class TestEvictionIndex:
     @settings(max_examples=200, deadline=None)
     @given(
@@ -236,7 +176,7 @@ class TestEvictionIndex:
         for event in events:
             if event[0] == "record":
                 _, target, at, ok = event
-                state.record(_result(target, float(at), ok), (300, 900))
+                state.record(result(target, float(at), ok), (300, 900))
             elif event[0] == "load":
                 state.load(300, {event[1]: {event[2] * 300: Tally(ok=2)}})
             elif event[0] == "put":

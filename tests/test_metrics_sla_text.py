@@ -40,6 +40,7 @@ from monitor.sla.calendar import Month
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import BucketState, ExclusionKind, ExclusionWindow
 from probes.result import Outcome, ProbeResult
+from tests.strategies import harness_advances, harness_exclusions, harness_results
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -440,16 +441,11 @@ class TestSlaText:
     @given(
         st.lists(
             st.one_of(
-                st.tuples(
-                    st.just("result"),
-                    st.sampled_from(["a1", "b1", "b2", "c1"]),
-                    st.booleans(),
-                    st.integers(0, 3600),
-                ),
-                st.tuples(st.just("advance"), st.integers(1, 1200)),
+                harness_results(),
+                harness_advances(),
                 st.tuples(st.just("scrape")),
                 st.tuples(st.just("refresh")),
-                st.tuples(st.just("exclude"), st.sampled_from(["sa", "sb", "sc"])),
+                harness_exclusions,
                 st.tuples(st.just("unexclude")),
                 st.tuples(st.just("claim"), st.sampled_from(["la", "lb", "lc", "ld"])),
                 st.tuples(st.just("reload"), st.sampled_from(["99.9", "99.95", "99.99"])),

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.accounting import month_result
 from monitor.instants import utc_from_epoch
 from monitor.runtime.daemon import Daemon
 from monitor.runtime.summary_due import boundary_step
+from tests.daemon_verdicts import daemon_examples
+from tests.strategies import harness_advances, harness_exclusions, harness_results
 from tests.test_metrics_sla_text import T0, Harness, write_config
 
 pytestmark = pytest.mark.timeout(300)
@@ -157,23 +159,14 @@ class TestSummaryDue:
                 start = 20_000 * 86_400 - offset
                 assert all((start + j * size) % step == 0 for j in range(50))
 
-    @settings(
-        max_examples=30,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
+    @daemon_examples(30)
     @given(
         st.lists(
             st.one_of(
-                st.tuples(
-                    st.just("result"),
-                    st.sampled_from(["a1", "b1", "b2", "c1"]),
-                    st.booleans(),
-                    st.integers(0, 4 * 3600),
-                ),
-                st.tuples(st.just("advance"), st.integers(1, 1300)),
+                harness_results(max_age=4 * 3600),
+                harness_advances(most=1300),
                 st.tuples(st.just("summarise")),
-                st.tuples(st.just("exclude"), st.sampled_from(["sa", "sb", "sc"])),
+                harness_exclusions,
                 st.tuples(st.just("unexclude")),
                 st.tuples(st.just("reload"), st.sampled_from(["99.9", "99.95"])),
                 st.tuples(st.just("rollover")),

@@ -19,63 +19,26 @@ import asyncio
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.accounting import month_result
 from monitor.config import load_config
 from monitor.instants import utc_from_epoch
 from monitor.runtime.daemon import Daemon
 from monitor.runtime.state import bucket_floor
 from monitor.runtime.verdict_resume import first_differing
-from monitor.sla.calendar import month_containing
 from monitor.sla.policy import BucketState, ExclusionKind, ExclusionWindow
-from monitor.store.base import ServiceBucketRow, StoreError, TallyRow, WriteBatch
-from tests.test_flush_slices import TARGETS
+from monitor.store.base import ServiceBucketRow, TallyRow, WriteBatch
+from tests.daemon_verdicts import assert_store_equals_reference, daemon_examples, failed_flush
+from tests.strategies import (
+    HARNESS_SERVICES,
+    harness_advances,
+    harness_exclusions,
+    harness_results,
+)
 from tests.test_metrics_sla_text import Harness
 
 pytestmark = pytest.mark.timeout(600)
-
-
-async def assert_store_equals_reference(h: Harness) -> None:
-    """Every SLA's stored verdicts of its running month are the reference month's states over
-    the tallies the store holds (every one, whatever daemon wrote it), one per bucket from the
-    first holding a tally of its targets to the last settled (tests/test_flush_slices.py's
-    check, with the store's tallies: after a restart the live state holds only the last
-    hour's)."""
-    d = h.daemon
-    now = d.clock()
-    moment = utc_from_epoch(now)
-    inputs = d.accounting.inputs
-    settle = d._settle_seconds()
-    for policy in inputs.policies:
-        month = month_containing(moment, policy.timezone)
-        size = policy.bucket_seconds
-        reference0 = month_result(inputs, policy, month, {}, moment)
-        start = int(reference0.start.timestamp())
-        tallies = await d.store.load_tallies(
-            start, start + len(reference0.states) * size, bucket_seconds=size
-        )
-        reference = month_result(inputs, policy, month, tallies, moment)
-        upto = min(len(reference.states), int((now - settle - start) // size))
-        first = min(
-            (
-                (bucket - start) // size
-                for target in inputs.services[policy.service].all_targets
-                for bucket in tallies.get(target, {})
-                if start <= bucket < start + upto * size
-            ),
-            default=None,
-        )
-        rows = await d.store.load_service_buckets(policy.name, start, start + upto * size)
-        stored = {(r.bucket_start - start) // size: r for r in rows}
-        if first is None:
-            assert not stored, policy.name
-            continue
-        assert sorted(stored) == list(range(first, upto)), policy.name
-        for index, row in stored.items():
-            assert row.state is reference.states[index], (policy.name, index)
-            assert (row.kind is not None) == (row.state is BucketState.EXCLUDED)
 
 
 async def restart(h: Harness, *, down_exclusion: str | None = None, ident: str = "down") -> None:
@@ -114,25 +77,16 @@ async def crash_mid_flush(h: Harness) -> None:
 
 
 class TestRestartWritesTheReference:
-    @settings(
-        max_examples=60,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
+    @daemon_examples(60)
     @given(
         st.lists(
             st.one_of(
-                st.tuples(
-                    st.just("result"),
-                    st.sampled_from(TARGETS),
-                    st.booleans(),
-                    st.integers(0, 3600),
-                ),
-                st.tuples(st.just("advance"), st.integers(1, 1200)),
+                harness_results(),
+                harness_advances(),
                 st.tuples(st.just("flush")),
                 st.tuples(st.just("fail")),
-                st.tuples(st.just("exclude"), st.sampled_from(["sa", "sb", "sc"])),
-                st.tuples(st.just("restart"), st.sampled_from([None, "sa", "sb", "sc"])),
+                harness_exclusions,
+                st.tuples(st.just("restart"), st.sampled_from([None, *HARNESS_SERVICES])),
                 st.tuples(st.just("crash_mid_flush")),
             ),
             max_size=20,
@@ -168,7 +122,7 @@ class TestRestartWritesTheReference:
                     elif event[0] == "flush":
                         assert await d.flush()
                     elif event[0] == "fail":
-                        await self._failed_flush(d, monkeypatch)
+                        await failed_flush(d, monkeypatch)
                     elif event[0] == "restart":
                         await restart(h, down_exclusion=event[1], ident=f"down{number}")
                     else:
@@ -176,20 +130,11 @@ class TestRestartWritesTheReference:
                 h.clock.advance(20 * 60)  # every bucket fed settles
                 for _ in range(4):
                     assert await h.daemon.flush()
-                await assert_store_equals_reference(h)
+                await assert_store_equals_reference(h, stored_tallies=True)
             finally:
                 await h.daemon.store.close()
 
         asyncio.run(run())
-
-    @staticmethod
-    async def _failed_flush(d: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        async def refuse(batch: Any) -> None:
-            raise StoreError("disk full")
-
-        with monkeypatch.context() as patch:
-            patch.setattr(d.store, "write_batch", refuse)
-            assert await d.flush() is False
 
 
 def _counting(d: Daemon) -> list[int]:
@@ -218,13 +163,13 @@ class TestRestartWritesWhatDiffers:
             try:
                 for _ in range(3):
                     assert await h.daemon.flush()
-                await assert_store_equals_reference(h)
+                await assert_store_equals_reference(h, stored_tallies=True)
                 await restart(h)
                 counts = _counting(h.daemon)
                 for _ in range(3):
                     assert await h.daemon.flush()
                 assert sum(counts) == 0
-                await assert_store_equals_reference(h)
+                await assert_store_equals_reference(h, stored_tallies=True)
                 # b1, b2 down 20 minutes ago (a closed, settled bucket), stored with no verdict.
                 late = h.clock() - 1200
                 for at in range(5):  # b1 and b2 down there: sb (quorum 2) judged down
@@ -234,7 +179,7 @@ class TestRestartWritesWhatDiffers:
                 counts = _counting(h.daemon)
                 for _ in range(3):
                     assert await h.daemon.flush()
-                await assert_store_equals_reference(h)
+                await assert_store_equals_reference(h, stored_tallies=True)
                 settle = h.daemon._settle_seconds()
                 now = h.clock()
                 # Only the SLAs reading b1 write, from its bucket to the last settled at most.
