@@ -10,6 +10,7 @@ long runs is written in it; strict prefixes and changed bytes are refused or rea
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -24,6 +25,7 @@ from monitor.sla.running_codec import (
     decode,
     encode,
     encode_runs,
+    encode_v1,
     encode_v2,
 )
 from tests.strategies import judged_states
@@ -130,3 +132,26 @@ class TestRunsRefused:
             changed = body[:lo] + run + body[lo + running_codec._RUN.size :]
             with pytest.raises(SnapshotError):
                 decode(MAGIC + zlib.compress(changed))
+
+
+class TestOneLineErrors:
+    """Damaged bytes in each of the three formats are refused with one line naming why."""
+
+    @settings(max_examples=100, deadline=None)
+    @given(STATES, st.sampled_from([encode_runs, encode_v2, encode_v1]), st.data())
+    def test_a_damaged_snapshot_is_one_line(
+        self, state: JudgedState, writer: Callable[[JudgedState], bytes], data: st.DataObject
+    ) -> None:
+        """A strict prefix past the header: ``judged state: unreadable (why)``, one line."""
+        blob = writer(state)
+        cut = data.draw(st.integers(len(MAGIC), len(blob) - 1))
+        with pytest.raises(SnapshotError) as refused:
+            decode(blob[:cut])
+        assert str(refused.value).startswith("judged state: unreadable (")
+        assert "\n" not in str(refused.value)
+
+    def test_an_unknown_header_names_the_three_formats(self) -> None:
+        """Bytes in no format: the one line names every header read."""
+        with pytest.raises(SnapshotError, match=r"^judged state: unknown format") as refused:
+            decode(b"SWJS9" + zlib.compress(b"{}"))
+        assert all(magic in str(refused.value) for magic in ("SWJS3", "SWJS2", "SWJS1"))

@@ -133,32 +133,39 @@ _RUNS = re.compile(rb"(.)\1*", re.DOTALL)
 
 
 def decode(blob: bytes) -> JudgedState:
-    """The judged state in ``blob`` (either format); :class:`SnapshotError` if it is not one
-    whole judged state (unknown header, truncated, corrupt, inconsistent)."""
+    """The judged state in ``blob`` (any of the three formats); :class:`SnapshotError` if it
+    is not one whole judged state (unknown header, truncated, corrupt, inconsistent)."""
     if blob.startswith(MAGIC):
-        return _decode_v3(blob)
+        return _decode_binary(blob, MAGIC, _HEAD_RUNS)
     if blob.startswith(MAGIC_V2):
-        return _decode_v2(blob)
+        return _decode_binary(blob, MAGIC_V2, _HEAD)
     if blob.startswith(MAGIC_V1):
         return _decode_v1(blob)
-    raise SnapshotError("judged state: unknown format (expected the SWJS2 or SWJS1 header)")
+    raise SnapshotError("judged state: unknown format (expected the SWJS3, SWJS2 or SWJS1 header)")
 
 
-def _decode_v3(blob: bytes) -> JudgedState:
+def _decode_binary(blob: bytes, magic: bytes, head: struct.Struct) -> JudgedState:
+    """``MAGIC`` (``head`` is ``_HEAD_RUNS``: the codes as that many ``_RUN``s) or ``MAGIC_V2``
+    (``_HEAD``: the codes one byte per bucket judged); the rest of the two is the same."""
     try:
-        body = zlib.decompress(blob[len(MAGIC) :])
-        judged, first, count, size = _HEAD_RUNS.unpack_from(body)
-        lo = _HEAD_RUNS.size
-        hi = lo + count * _RUN.size
+        body = zlib.decompress(blob[len(magic) :])
+        judged, first, *count, size = head.unpack_from(body)  # count: MAGIC's runs
+        lo = head.size
+        hi = lo + (count[0] * _RUN.size if count else judged)
         if len(body) != hi + size:
             raise ValueError(f"expected {hi + size} bytes, got {len(body)}")
-        runs = list(_RUN.iter_unpack(body[lo:hi]))
-        if sum(length for _, length in runs) != judged or any(n == 0 for _, n in runs):
-            raise ValueError(f"expected runs of {judged} buckets in all")
-        raw = b"".join([_BYTE[code] * length for code, length in runs])
+        raw = _inflate(body[lo:hi], judged) if count else body[lo:hi]
         return _state(judged, first, raw, body[hi:] if size else b"")
     except (ValueError, KeyError, TypeError, struct.error, zlib.error) as exc:
         raise SnapshotError(f"judged state: unreadable ({exc})") from exc
+
+
+def _inflate(packed: bytes, judged: int) -> bytes:
+    """The verdict codes of ``judged`` buckets from their ``_RUN``s."""
+    runs = list(_RUN.iter_unpack(packed))
+    if sum(length for _, length in runs) != judged or any(n == 0 for _, n in runs):
+        raise ValueError(f"expected runs of {judged} buckets in all")
+    return b"".join([_BYTE[code] * length for code, length in runs])
 
 
 _BYTE = [bytes((code,)) for code in range(256)]
@@ -181,34 +188,6 @@ def _state(judged: int, first: int, raw: bytes, sparse: bytes) -> JudgedState:
         evidence=evidence,
         first_tallied=None if first == -1 else first,
     )
-
-
-def _decode_v2(blob: bytes) -> JudgedState:
-    try:
-        body = zlib.decompress(blob[len(MAGIC_V2) :])
-        judged, first, size = _HEAD.unpack_from(body)
-        lo = _HEAD.size
-        if len(body) != lo + judged + size:
-            raise ValueError(f"expected {lo + judged + size} bytes, got {len(body)}")
-        raw = body[lo : lo + judged]
-        excused: tuple[int, ...] = ()
-        errors: tuple[tuple[int, dict[str, int]], ...] = ()
-        evidence: tuple[tuple[int, tuple[tuple[str, Tally], ...]], ...] = ()
-        if size:
-            doc = json.loads(body[lo + judged :])
-            excused = tuple(int(i) for i in doc["excused"])
-            errors = tuple((int(i), _counts(e)) for i, e in doc["errors"])
-            evidence = _evidence(doc["evidence"])
-        return JudgedState(
-            judged=judged,
-            raw=raw,
-            excused=excused,
-            errors=errors,
-            evidence=evidence,
-            first_tallied=None if first == -1 else first,
-        )
-    except (ValueError, KeyError, TypeError, struct.error, zlib.error) as exc:
-        raise SnapshotError(f"judged state: unreadable ({exc})") from exc
 
 
 def _decode_v1(blob: bytes) -> JudgedState:
