@@ -534,6 +534,11 @@ class Accounting:
         """Whether ``policy``'s ``month`` is held as running state."""
         return (policy.name, month) in self._running
 
+    def held(self, policy: SlaPolicy, month: Month) -> RunningMonth | None:
+        """``policy``'s ``month`` as held, as it stands (not advanced), or None: for readers
+        that decide whether the held month may stand for the store's (``runtime.sealing``)."""
+        return self._running.get((policy.name, month))
+
     def policy(self, name: str) -> SlaPolicy:
         policy = self._by_name.get(name)
         if policy is None:

@@ -56,12 +56,12 @@ def held_result(
         return None
     if mine is not policy and mine != policy:
         return None
-    known = accounting._running.get((policy.name, month))
+    known = accounting.held(policy, month)
     if (
         known is not None
         and known.first_tallied is None
         and known.elapsed >= known.grid.count
-        and not known._dirty
+        and not known.marked
         and _same_inputs(known, policy, month, inputs)
     ):
         # Every bucket judged, none holding a tally, nothing marked since: no bucket was
@@ -76,7 +76,7 @@ def held_result(
         return None
     if result.now is not None:
         return None  # not computed as complete (never for a month over): the store path
-    running = accounting._running.get((policy.name, month))  # the month just asked
+    running = accounting.held(policy, month)  # the month just asked
     if running is None or running.elapsed < running.grid.count:
         return None
     return result if _same_inputs(running, policy, month, inputs) else None
@@ -95,7 +95,7 @@ def _same_inputs(
         return False
     # The gaps as judging reads them: the buckets they touch (the daemon holds the gaps of
     # its live window, the store those of the month: equal where it matters).
-    return running._gap_buckets == frozenset(_gap_buckets(running.grid, inputs.gaps))
+    return running.gap_buckets == frozenset(_gap_buckets(running.grid, inputs.gaps))
 
 
 def held_from(

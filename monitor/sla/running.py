@@ -420,6 +420,16 @@ class RunningMonth:
         self.version += 1
         self._settle()
 
+    @property
+    def marked(self) -> bool:
+        """Whether a bucket is marked (its tally changed) and not judged again since."""
+        return bool(self._dirty)
+
+    @property
+    def gap_buckets(self) -> frozenset[int]:
+        """The buckets the recorded gaps it was judged with touch."""
+        return self._gap_buckets
+
     def state_at(self, index: int) -> BucketState:
         """Bucket ``index``'s state as of the last :meth:`advance` (exclusions applied)."""
         if self._packed is not None:
