@@ -59,11 +59,12 @@ def result(name: str, at: float, ok: bool = True) -> ProbeResult:
     )
 
 
-async def run(slas: int, per: int, hours: float, repeat: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="slawatch-metrics-"))
-    began = time.perf_counter()
+def build_daemon(work: Path, slas: int, per: int, hours: float) -> tuple[Daemon, FixedClock]:
+    """The daemon of ``slas`` SLAs of ``per`` targets over a fixed clock ``hours`` into the
+    month (``accounting_bench``'s configuration in ``work``): ``hours`` of tallies of ten
+    successes per bucket in its live state, every target with a last result (1 in 7 down).
+    Shared with bench/scrape_bench.py."""
     config = load_config(write_config(work, slas, per))
-    print(f"config loaded: {time.perf_counter() - began:.2f} s")
     now = MONTH_START + hours * 3600 + 17
     clock = FixedClock(now)
     daemon = Daemon(config, clock=clock)
@@ -77,17 +78,38 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
         daemon._on_result(
             daemon.scheduler.targets[target.name], result(target.name, now - 10, number % 7 != 0)
         )
+    return daemon, clock
+
+
+def summarise(daemon: Daemon, clock: FixedClock) -> float:
+    """Every SLA's running and previous month brought up to ``clock()`` (as the daemon's
+    summary does before a scrape); the seconds it took."""
+    began = time.perf_counter()
+    moment = utc_from_epoch(clock())
+    for policy in daemon.accounting.inputs.policies:
+        r = daemon.accounting.month_result(policy, moment, stamp=False)
+        daemon.accounting.month_result(policy, moment, r.month.previous(), stamp=False)
+    return time.perf_counter() - began
+
+
+def new_results(daemon: Daemon, clock: FixedClock, round_: int) -> None:
+    """A sixth of the targets (which sixth turns with ``round_``) report a success a second
+    ago: five seconds of a 30 s interval."""
+    for number, target in enumerate(daemon.config.targets):
+        if number % 6 == round_ % 6:
+            daemon._on_result(
+                daemon.scheduler.targets[target.name], result(target.name, clock() - 1)
+            )
+
+
+async def run(slas: int, per: int, hours: float, repeat: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="slawatch-metrics-"))
+    began = time.perf_counter()
+    daemon, clock = build_daemon(work, slas, per, hours)
+    config = daemon.config
+    print(f"config loaded, daemon built: {time.perf_counter() - began:.2f} s")
     exposition = MetricsExposition(daemon, extra=[ContractCollector(daemon)])
-
-    def summarise() -> float:
-        began = time.perf_counter()
-        moment = utc_from_epoch(clock())
-        for policy in daemon.accounting.inputs.policies:
-            r = daemon.accounting.month_result(policy, moment, stamp=False)
-            daemon.accounting.month_result(policy, moment, r.month.previous(), stamp=False)
-        return time.perf_counter() - began
-
-    print(f"months built (the daemon's summary slices): {summarise():.2f} s")
+    print(f"months built (the daemon's summary slices): {summarise(daemon, clock):.2f} s")
     # The month's verdicts so far written once, as the daemon's first flushes do.
     while True:
         rows, marks = daemon._closed_verdicts(clock())
@@ -112,12 +134,8 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
     profile = cProfile.Profile() if PROFILE else None
     for round_ in range(repeat):
         clock.advance(5)
-        for number, target in enumerate(config.targets):
-            if number % 6 == round_ % 6:
-                daemon._on_result(
-                    daemon.scheduler.targets[target.name], result(target.name, clock() - 1)
-                )
-        summaries.append(summarise())
+        new_results(daemon, clock, round_)
+        summaries.append(summarise(daemon, clock))
         # The flush's verdict pass, with the keys a flush writes (a second of results).
         late = [(300, t.name, int(bucket_floor(clock() - 1, 300))) for t in config.targets[:333]]
         began = time.perf_counter()
@@ -147,10 +165,10 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
         f"median {statistics.median(verdicts):.3f} s"
     )
     clock.advance(300)
-    print(f"a bucket closed, months summarised: {summarise():.2f} s")
+    print(f"a bucket closed, months summarised: {summarise(daemon, clock):.2f} s")
     await scrape("scrape after a bucket closed (nothing done before it)")
     clock.advance(300)
-    print(f"another bucket closed, months summarised: {summarise():.2f} s")
+    print(f"another bucket closed, months summarised: {summarise(daemon, clock):.2f} s")
     refresh = getattr(exposition, "refresh", None)  # absent before issue 20's change feed
     if refresh is not None:
         began = time.perf_counter()

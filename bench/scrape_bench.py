@@ -42,15 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from accounting_bench import MONTH_START, write_config  # noqa: E402
-from metrics_bench import result  # noqa: E402
+from metrics_bench import build_daemon, new_results, summarise  # noqa: E402
 
-from monitor.clock import FixedClock  # noqa: E402
-from monitor.config import load_config  # noqa: E402
 from monitor.http.api import build_app  # noqa: E402
-from monitor.instants import utc_from_epoch  # noqa: E402
-from monitor.runtime.daemon import Daemon  # noqa: E402
-from monitor.sla.policy import Tally  # noqa: E402
 
 
 class Ticker:
@@ -133,28 +127,8 @@ def watch(ticker: Ticker, thread_id: int, stacks: dict[str, int]) -> None:
 
 async def run(slas: int, per: int, hours: float, repeat: int, traced: bool) -> None:
     work = Path(tempfile.mkdtemp(prefix="slawatch-scrape-"))
-    config = load_config(write_config(work, slas, per))
-    now = MONTH_START + hours * 3600 + 17
-    clock = FixedClock(now)
-    daemon = Daemon(config, clock=clock)
-    ten = Tally(ok=10)
-    daemon.state.load(
-        300,
-        {t.name: {b: ten for b in range(MONTH_START, int(now) - 300, 300)} for t in config.targets},
-    )
-    daemon.scheduler.apply(daemon._schedule(), now=now)
-    for number, target in enumerate(config.targets):
-        daemon._on_result(
-            daemon.scheduler.targets[target.name], result(target.name, now - 10, number % 7 != 0)
-        )
-
-    def summarise() -> None:
-        moment = utc_from_epoch(clock())
-        for policy in daemon.accounting.inputs.policies:
-            r = daemon.accounting.month_result(policy, moment, stamp=False)
-            daemon.accounting.month_result(policy, moment, r.month.previous(), stamp=False)
-
-    summarise()
+    daemon, clock = build_daemon(work, slas, per, hours)
+    summarise(daemon, clock)
     app = build_app(daemon)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -198,22 +172,18 @@ async def run(slas: int, per: int, hours: float, repeat: int, traced: bool) -> N
     del body
     for round_ in range(repeat):
         clock.advance(5)
-        for number, target in enumerate(config.targets):
-            if number % 6 == round_ % 6:
-                daemon._on_result(
-                    daemon.scheduler.targets[target.name], result(target.name, clock() - 1)
-                )
-        summarise()
+        new_results(daemon, clock, round_)
+        summarise(daemon, clock)
         await measure("steady scrape (1/6 new results)", ticker, scrape, traced, rows)
     exposition_refresh = None
     for hook in daemon.summary_hooks:
         exposition_refresh = hook
     for _ in range(max(1, repeat // 2)):
         clock.advance(300)
-        summarise()
+        summarise(daemon, clock)
         await measure("scrape after a bucket closed, not refreshed", ticker, scrape, traced, rows)
         clock.advance(300)
-        summarise()
+        summarise(daemon, clock)
         if exposition_refresh is not None:
             await exposition_refresh()  # starts the refresh in its own task, as the daemon
             await measure("  refresh after a bucket closed", ticker, settle(app), traced, rows)
