@@ -118,7 +118,9 @@ async def run_client(
             _signal_group(proc.pid, signal.SIGKILL)
             await proc.wait()
         _spawned.pop(proc.pid, None)
-    return proc.returncode, out or b""
+    # communicate() returned: the process was reaped, and wait() gives its status at once (an
+    # int, where ``returncode`` is typed as possibly None).
+    return await proc.wait(), out or b""
 
 
 def _signal_group(pgid: int, sig: int) -> None:
