@@ -182,14 +182,21 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
     await scrape("scrape 5 s later, nothing changed")
 
 
-def main() -> None:
-    # 1/7 of the targets fail: one log line each, not what is measured.
+def daemon_arguments(doc: str) -> argparse.ArgumentParser:
+    """The options of :func:`build_daemon` (and ``--repeat``), described by ``doc``'s first
+    paragraph; logs below warnings silenced (1/7 of the targets fail: one log line each, not
+    what is measured). Shared with bench/scrape_bench.py."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--slas", type=int, default=10000)
     parser.add_argument("--per-sla", type=int, default=1)
     parser.add_argument("--hours", type=float, default=20.0, help="history into the month")
     parser.add_argument("--repeat", type=int, default=5)
+    return parser
+
+
+def main() -> None:
+    parser = daemon_arguments(__doc__)
     parser.add_argument("--profile", action="store_true", help="cProfile the steady scrapes")
     args = parser.parse_args()
     global PROFILE

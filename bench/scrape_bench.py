@@ -21,7 +21,6 @@ the peak of traced memory above what was allocated before the scrape began.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import shutil
@@ -35,14 +34,13 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import structlog
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from metrics_bench import build_daemon, new_results, summarise  # noqa: E402
+from metrics_bench import build_daemon, daemon_arguments, new_results, summarise  # noqa: E402
 
 from monitor.http.api import build_app  # noqa: E402
 
@@ -247,12 +245,7 @@ def settle(app: web.Application) -> Callable[[], Awaitable[None]]:
 
 
 def main() -> None:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--slas", type=int, default=10000)
-    parser.add_argument("--per-sla", type=int, default=1)
-    parser.add_argument("--hours", type=float, default=20.0, help="history into the month")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser = daemon_arguments(__doc__)
     parser.add_argument("--tracemalloc", action="store_true", help="trace allocation peaks")
     parser.add_argument(
         "--blocks", action="store_true", help="asyncio debug: log each callback over 20 ms"
