@@ -1,7 +1,7 @@
 """What the daemon verdict tests share (tests/test_flush_slices.py, test_verdict_resume.py,
-test_accounting_verdicts.py): their Hypothesis settings, a flush the store refuses, and the
-check that the store holds the reference month's verdicts (``compute_month`` via
-``month_result``).
+test_accounting_verdicts.py): their Hypothesis settings, the steps they play alike (a flush
+the store refuses among them), and the check that the store holds the reference month's
+verdicts (``compute_month`` via ``month_result``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,30 @@ async def failed_flush(d: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as patch:
         patch.setattr(d.store, "write_batch", refuse)
         assert await d.flush() is False
+
+
+async def shared_step(
+    h: Harness, number: int, event: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+) -> bool:
+    """Play ``event``, the ``number``-th step, on ``h``'s daemon if it is one of the steps
+    the verdict tests share: a result (``h.feed``), the clock moving on, an exclusion (from
+    half an hour ago), a flush, a flush the store refuses. False if it is none of them (a
+    step of the test's own)."""
+    d = h.daemon
+    if event[0] == "result":
+        _, target, ok, age = event
+        h.feed(target, h.clock() - age, ok)
+    elif event[0] == "advance":
+        h.clock.advance(event[1])
+    elif event[0] == "exclude":
+        await h.exclude(f"x{number}", event[1], before=1800)
+    elif event[0] == "flush":
+        assert await d.flush()
+    elif event[0] == "fail":
+        await failed_flush(d, monkeypatch)
+    else:
+        return False
+    return True
 
 
 async def assert_store_equals_reference(h: Harness, *, stored_tallies: bool = False) -> None:

@@ -668,6 +668,14 @@ harness_exclusions = _st.tuples(_st.just("exclude"), _st.sampled_from(HARNESS_SE
 """``("exclude", service)``: an exclusion window added through the API for one service."""
 
 
+def harness_steps(
+    *others: _st.SearchStrategy[tuple[_Any, ...]], max_age: int = 3600, most: int = 1200
+) -> _st.SearchStrategy[tuple[_Any, ...]]:
+    """One step: a result, the clock moving on, or one of ``others`` (in that order: the
+    order Hypothesis shrinks towards)."""
+    return _st.one_of(harness_results(max_age), harness_advances(most), *others)
+
+
 # --- sharding inside a location (monitor/sla/shard.py) -------------------------------------
 shard_member_names = _st.text(
     alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=16

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from monitor.runtime.daemon import Daemon
 from tests.daemon_verdicts import daemon_examples
-from tests.strategies import harness_advances, harness_exclusions, harness_results
+from tests.strategies import harness_exclusions, harness_steps
 from tests.test_metrics_sla_text import Harness
 
 pytestmark = pytest.mark.timeout(300)
@@ -44,9 +44,7 @@ class TestVerdictSkip:
     @daemon_examples(20)
     @given(
         st.lists(
-            st.one_of(
-                harness_results(),
-                harness_advances(),
+            harness_steps(
                 st.tuples(st.just("flush")),
                 harness_exclusions,
             ),

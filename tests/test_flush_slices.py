@@ -25,13 +25,12 @@ from monitor.runtime import daemon as daemon_module
 from monitor.runtime.state import LiveState, bucket_floor
 from monitor.runtime.verdict_due import VerdictDue
 from monitor.sla.policy import Tally
-from tests.daemon_verdicts import assert_store_equals_reference, daemon_examples, failed_flush
+from tests.daemon_verdicts import assert_store_equals_reference, daemon_examples, shared_step
 from tests.strategies import (
     HARNESS_SERVICES,
     HARNESS_TARGETS,
-    harness_advances,
     harness_exclusions,
-    harness_results,
+    harness_steps,
 )
 from tests.test_metrics_sla_text import Harness, result
 
@@ -42,9 +41,7 @@ class TestSlicedFlushWritesTheReference:
     @daemon_examples(25)
     @given(
         st.lists(
-            st.one_of(
-                harness_results(),
-                harness_advances(),
+            harness_steps(
                 st.tuples(st.just("flush")),
                 st.tuples(st.just("fail")),
                 st.tuples(
@@ -81,18 +78,7 @@ class TestSlicedFlushWritesTheReference:
             await d.store.open()
             try:
                 for number, event in enumerate(events):
-                    if event[0] == "result":
-                        _, target, ok, age = event
-                        h.feed(target, h.clock() - age, ok)
-                    elif event[0] == "advance":
-                        h.clock.advance(event[1])
-                    elif event[0] == "exclude":
-                        await h.exclude(f"x{number}", event[1], before=1800)
-                    elif event[0] == "flush":
-                        assert await d.flush()
-                    elif event[0] == "fail":
-                        await failed_flush(d, monkeypatch)
-                    else:
+                    if not await shared_step(h, number, event, monkeypatch):  # "during"
                         await self._flush_with_arrivals(h, number, event[1], event[2])
                 h.clock.advance(20 * 60)  # every bucket fed settles
                 for _ in range(3):

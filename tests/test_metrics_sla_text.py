@@ -40,7 +40,7 @@ from monitor.sla.calendar import Month
 from monitor.sla.month import MonthResult
 from monitor.sla.policy import BucketState, ExclusionKind, ExclusionWindow
 from probes.result import Outcome, ProbeResult
-from tests.strategies import harness_advances, harness_exclusions, harness_results
+from tests.strategies import harness_exclusions, harness_steps
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -440,9 +440,7 @@ class TestSlaText:
     )
     @given(
         st.lists(
-            st.one_of(
-                harness_results(),
-                harness_advances(),
+            harness_steps(
                 st.tuples(st.just("scrape")),
                 st.tuples(st.just("refresh")),
                 harness_exclusions,

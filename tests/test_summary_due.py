@@ -20,7 +20,7 @@ from monitor.instants import utc_from_epoch
 from monitor.runtime.daemon import Daemon
 from monitor.runtime.summary_due import boundary_step
 from tests.daemon_verdicts import daemon_examples
-from tests.strategies import harness_advances, harness_exclusions, harness_results
+from tests.strategies import harness_exclusions, harness_steps
 from tests.test_metrics_sla_text import T0, Harness, write_config
 
 pytestmark = pytest.mark.timeout(300)
@@ -162,14 +162,14 @@ class TestSummaryDue:
     @daemon_examples(30)
     @given(
         st.lists(
-            st.one_of(
-                harness_results(max_age=4 * 3600),
-                harness_advances(most=1300),
+            harness_steps(
                 st.tuples(st.just("summarise")),
                 harness_exclusions,
                 st.tuples(st.just("unexclude")),
                 st.tuples(st.just("reload"), st.sampled_from(["99.9", "99.95"])),
                 st.tuples(st.just("rollover")),
+                max_age=4 * 3600,
+                most=1300,
             ),
             max_size=30,
         )

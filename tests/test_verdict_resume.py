@@ -29,12 +29,11 @@ from monitor.runtime.state import bucket_floor
 from monitor.runtime.verdict_resume import first_differing
 from monitor.sla.policy import BucketState, ExclusionKind, ExclusionWindow
 from monitor.store.base import ServiceBucketRow, TallyRow, WriteBatch
-from tests.daemon_verdicts import assert_store_equals_reference, daemon_examples, failed_flush
+from tests.daemon_verdicts import assert_store_equals_reference, daemon_examples, shared_step
 from tests.strategies import (
     HARNESS_SERVICES,
-    harness_advances,
     harness_exclusions,
-    harness_results,
+    harness_steps,
 )
 from tests.test_metrics_sla_text import Harness
 
@@ -80,9 +79,7 @@ class TestRestartWritesTheReference:
     @daemon_examples(60)
     @given(
         st.lists(
-            st.one_of(
-                harness_results(),
-                harness_advances(),
+            harness_steps(
                 st.tuples(st.just("flush")),
                 st.tuples(st.just("fail")),
                 harness_exclusions,
@@ -111,19 +108,9 @@ class TestRestartWritesTheReference:
             assert await h.daemon.flush()
             try:
                 for number, event in enumerate(events):
-                    d = h.daemon
-                    if event[0] == "result":
-                        _, target, ok, age = event
-                        h.feed(target, h.clock() - age, ok)
-                    elif event[0] == "advance":
-                        h.clock.advance(event[1])
-                    elif event[0] == "exclude":
-                        await h.exclude(f"x{number}", event[1], before=1800)
-                    elif event[0] == "flush":
-                        assert await d.flush()
-                    elif event[0] == "fail":
-                        await failed_flush(d, monkeypatch)
-                    elif event[0] == "restart":
+                    if await shared_step(h, number, event, monkeypatch):
+                        continue
+                    if event[0] == "restart":
                         await restart(h, down_exclusion=event[1], ident=f"down{number}")
                     else:
                         await crash_mid_flush(h)
