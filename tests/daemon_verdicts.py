@@ -47,16 +47,13 @@ async def shared_step(
     h: Harness, number: int, event: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
 ) -> bool:
     """Play ``event``, the ``number``-th step, on ``h``'s daemon if it is one of the steps
-    the verdict tests share: a result (``h.feed``), the clock moving on, an exclusion (from
-    half an hour ago), a flush, a flush the store refuses. False if it is none of them (a
-    step of the test's own)."""
+    the verdict tests share: a result or the clock moving on (``Harness.play``), an
+    exclusion (from half an hour ago), a flush, a flush the store refuses. False if it is
+    none of them (a step of the test's own)."""
+    if h.play(event):
+        return True
     d = h.daemon
-    if event[0] == "result":
-        _, target, ok, age = event
-        h.feed(target, h.clock() - age, ok)
-    elif event[0] == "advance":
-        h.clock.advance(event[1])
-    elif event[0] == "exclude":
+    if event[0] == "exclude":
         await h.exclude(f"x{number}", event[1], before=1800)
     elif event[0] == "flush":
         assert await d.flush()

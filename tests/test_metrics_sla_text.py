@@ -131,6 +131,19 @@ class Harness:
         scheduled = self.daemon.scheduler.targets[target]
         self.daemon._on_result(scheduled, result(target, at, ok))
 
+    def play(self, event: tuple[Any, ...]) -> bool:
+        """Play a drawn ``("result", target, ok, age)`` (a result ``age`` seconds before the
+        clock) or ``("advance", seconds)`` (tests/strategies.py's ``harness_steps``); False
+        if ``event`` is neither (a step of the test's own)."""
+        if event[0] == "result":
+            _, target, ok, age = event
+            self.feed(target, self.clock() - age, ok)
+        elif event[0] == "advance":
+            self.clock.advance(event[1])
+        else:
+            return False
+        return True
+
     async def exclude(self, ident: str, service: str, *, before: float = 3600.0) -> None:
         """A carrier's window over ``service`` from ``before`` seconds ago to 10 minutes
         ahead, added through the daemon as the API adds it."""
@@ -470,12 +483,9 @@ class TestSlaText:
                 cached = SlaFamilies(d)
                 added: list[str] = []
                 for event in [*events, ("scrape",)]:
-                    if event[0] == "result":
-                        _, target, ok, age = event
-                        h.feed(target, h.clock() - age, ok)
-                    elif event[0] == "advance":
-                        h.clock.advance(event[1])
-                    elif event[0] == "refresh":
+                    if h.play(event):
+                        continue
+                    if event[0] == "refresh":
                         await d._summarise()  # starts the exposition's refresh after it
                         await cached.refresh()
                         await exposition.settled()

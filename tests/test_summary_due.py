@@ -192,12 +192,9 @@ class TestSummaryDue:
                 await d._summarise()
                 added: list[str] = []
                 for event in [*events, ("summarise",)]:
-                    if event[0] == "result":
-                        _, target, ok, age = event
-                        h.feed(target, h.clock() - age, ok)
-                    elif event[0] == "advance":
-                        h.clock.advance(event[1])
-                    elif event[0] == "rollover":  # to 1 Jan 2027 00:00:07 UTC, then on
+                    if h.play(event):
+                        continue
+                    if event[0] == "rollover":  # to 1 Jan 2027 00:00:07 UTC, then on
                         h.clock.seconds = max(h.clock.seconds, 1798761607.0)
                     elif event[0] == "exclude":
                         ident = f"x{len(added)}"
