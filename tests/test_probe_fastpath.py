@@ -196,6 +196,11 @@ class _Behaviour(BaseModel):
     swallow_cancel: bool
 
 
+_SLOW = _Behaviour(
+    delay=1.0, outcome=Outcome.UP, reason="", detail=0, raises=None, swallow_cancel=False
+)
+"""A probe that would answer up after a second (past the tests' timeouts)."""
+
 _ERRORS: dict[str, type[Exception]] = {"ValueError": ValueError, "OSError": OSError}
 
 
@@ -276,15 +281,7 @@ class TestRunEqualsRunProbe:
 
     async def test_timeout_recorded_as_timeout(self) -> None:
         """A probe still running at the timeout: ``timeout``, with the timeout as duration."""
-        slow = _Behaviour(
-            delay=1.0,
-            outcome=Outcome.UP,
-            reason="",
-            detail=0,
-            raises=None,
-            swallow_cancel=False,
-        )
-        target = ScheduledTarget("t", BEHAVE, slow, interval=1.0, timeout=TIMEOUT)
+        target = ScheduledTarget("t", BEHAVE, _SLOW, interval=1.0, timeout=TIMEOUT)
         (result,) = await _through_scheduler(target)
         assert (result.outcome, result.reason, result.duration_seconds) == (
             Outcome.TIMEOUT,
@@ -294,15 +291,7 @@ class TestRunEqualsRunProbe:
 
     async def test_cancelled_from_outside_is_not_a_timeout(self) -> None:
         """A cancel that is not the timeout's propagates and records nothing."""
-        slow = _Behaviour(
-            delay=1.0,
-            outcome=Outcome.UP,
-            reason="",
-            detail=0,
-            raises=None,
-            swallow_cancel=False,
-        )
-        target = ScheduledTarget("t", BEHAVE, slow, interval=1.0, timeout=0.5)
+        target = ScheduledTarget("t", BEHAVE, _SLOW, interval=1.0, timeout=0.5)
         recorded: list[ProbeResult] = []
         scheduler = ProbeScheduler(lambda t, r: recorded.append(r))
         task = asyncio.create_task(scheduler._run(target))
