@@ -64,7 +64,7 @@ async def shared_step(
     return True
 
 
-async def assert_store_equals_reference(h: Harness, *, stored_tallies: bool = False) -> None:
+async def assert_store_holds_reference(h: Harness, *, stored_tallies: bool) -> None:
     """Every SLA's stored verdicts of its running month are the reference month's states,
     one per bucket from the first holding a tally of its targets to the last settled.
 
