@@ -466,6 +466,8 @@ _BUCKET = 4  # slawatch_bucket_state (the running bucket or one of its tallies)
 _TIMED = 8  # slawatch_outage_open / _outage_location_info (an outage's end passing)
 _CLAIM = 16  # slawatch_claim_filed
 _ALL = _MONTH | _UP | _BUCKET | _TIMED | _CLAIM
+_SCRAPE_ONLY = _UP | _BUCKET
+"""cpu26 (issue 20): what the refresh leaves to the next scrape (:meth:`SlaFamilies.refresh`)."""
 
 
 class SlaFamilies:
@@ -543,16 +545,28 @@ class SlaFamilies:
     async def refresh(self) -> None:
         """Evaluate what changed since the last scrape, in slices, without writing the body:
         the next scrape finds it done. The lock is taken one slice at a time, so a scrape
-        arriving meanwhile waits for one slice at most and carries on with what is left."""
-        async with self._lock:
-            self._collect(self._daemon.clock())
-            months = sum(1 for flags in self._todo.values() if flags & _MONTH)
+        arriving meanwhile waits for one slice at most and carries on with what is left.
+
+        cpu26 (issue 20): an SLA flagged only for ``slawatch_service_up`` or
+        ``slawatch_bucket_state`` (one of its targets has a new result, a result went stale)
+        is left flagged for the scrape. The daemon refreshes every second and Prometheus
+        scrapes every 15-60 s; an SLA of 100 targets at a 30 s interval has a new result
+        every second, and evaluating those two families (over every target of the SLA) at
+        every refresh was a fifth of the whole daemon's CPU at 100 SLAs of 100. Left to the
+        scrape, each is evaluated once per scrape, from the targets' latest results then,
+        which is what the scrape writes either way. What the refresh is for (a bucket close:
+        every SLA's months moved, seconds of work at 10,000 SLAs) is still done here."""
         d = self._daemon
-        while self._todo:
+        async with self._lock:
+            self._collect(d.clock())
+            picked = self._refreshed()
+            months = sum(1 for position in picked if self._todo[position] & _MONTH)
+        while picked:
             async with self._lock:
                 if self._accounting is not d.accounting or self._inputs is not d.accounting.inputs:
                     self._collect(d.clock())  # a reload meanwhile: the new SLAs, all of them
-                if await self._process(d.clock(), yielding=False, one_slice=True):
+                    picked = self._refreshed()
+                if await self._process(d.clock(), yielding=False, one_slice=True, picked=picked):
                     break
             await asyncio.sleep(0)
         # sc24: the chunks of the SLAs whose lines moved are joined and encoded here too, a
@@ -578,6 +592,16 @@ class SlaFamilies:
         task = self._refreshing
         if task is not None:
             await task
+
+    def _refreshed(self) -> list[int]:
+        """The flagged SLAs a refresh evaluates: all but those flagged only for the families
+        the scrape evaluates anyway (``_SCRAPE_ONLY``), once their lines were written."""
+        entries = self._entries
+        return [
+            position
+            for position, flags in self._todo.items()
+            if flags & ~_SCRAPE_ONLY or entries[position].row is None
+        ]
 
     async def _bring_up_to_date(self) -> None:
         d = self._daemon
@@ -695,9 +719,18 @@ class SlaFamilies:
         for position in self._located:
             todo[position] = _ALL
 
-    async def _process(self, now: float, *, yielding: bool, one_slice: bool = False) -> bool:
-        """Evaluate the flagged SLAs; False when the configuration changed meanwhile (or,
-        with ``one_slice``, when a slice of work is done and some SLAs are left)."""
+    async def _process(
+        self,
+        now: float,
+        *,
+        yielding: bool,
+        one_slice: bool = False,
+        picked: list[int] | None = None,
+    ) -> bool:
+        """Evaluate the flagged SLAs (with ``picked``: those of them it names, taken from its
+        end; one no longer flagged, evaluated by a scrape meanwhile, is passed over); False
+        when the configuration changed meanwhile (or, with ``one_slice``, when a slice of work
+        is done and some SLAs are left)."""
         d = self._daemon
         accounting = d.accounting
         inputs = accounting.inputs
@@ -712,7 +745,7 @@ class SlaFamilies:
         chunks = self._chunks
         heap = self._heap
         mark = time.perf_counter()
-        while todo:
+        while picked if picked is not None else todo:
             if one_slice and time.perf_counter() - mark > SLICE_SECONDS:
                 return False
             if yielding and time.perf_counter() - mark > SLICE_SECONDS:
@@ -720,7 +753,13 @@ class SlaFamilies:
                 if accounting.inputs is not inputs or d.accounting is not accounting:
                     return False
                 mark = time.perf_counter()
-            position, flags = todo.popitem()
+            if picked is None:
+                position, flags = todo.popitem()
+            else:
+                position = picked.pop()
+                flags = todo.pop(position, 0)
+                if not flags:
+                    continue
             entry = entries[position]
             policy = entry.policy
             if policy.locations is not None and not accountant:
