@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from fractions import Fraction
 from operator import attrgetter
@@ -49,7 +49,7 @@ from monitor.runtime.state import bucket_floor
 from monitor.sla.buckets import nested_verdict, target_verdict
 from monitor.sla.calendar import Month, month_containing
 from monitor.sla.month import _NO_TALLIES, MonthResult, all_failures_excused
-from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy
+from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy, Tally
 from monitor.sla.quorum import LocatedTallies, latest_verdicts
 from probes.result import ProbeResult
 
@@ -242,14 +242,9 @@ class _SlaText:
             or any(a is not b for a, b in zip(old, key, strict=True))
             or any(now - started > limit for started, limit in self.fresh)
         ):
-            state = instant_service_state(daemon, self.service, now)
-            fresh = []
-            for index in range(0, len(key), 2):
-                last, target = key[index], key[index + 1]
-                if isinstance(last, ProbeResult) and isinstance(target, ScheduledTarget):
-                    limit = 2 * target.interval + target.timeout
-                    if not now - last.started_at > limit:
-                        fresh.append((last.started_at, limit))
+            # cpu26: judged from the results and schedules just looked up (the same reads).
+            fresh: list[tuple[float, float]] = []
+            state = _instant_state(self.service, key, now, fresh)
             self.instant_key = tuple(key)
             self.fresh = tuple(fresh)
             return self._set_up(state)
@@ -269,8 +264,8 @@ class _SlaText:
         start = bucket_floor(now, policy.bucket_seconds)
         windows = daemon.accounting.windows_for(policy, month)
         tallies = daemon.state.tallies(policy.bucket_seconds)
-        key: list[object] = [windows]
-        key.extend(tallies.get(name, _NO_TALLIES).get(start) for name in self.leaves)
+        cells = [tallies.get(name, _NO_TALLIES).get(start) for name in self.leaves]
+        key: list[object] = [windows, *cells]
         old = self.bucket_key
         if (
             policy.locations is not None  # issue 14: other locations' tallies, every scrape
@@ -287,7 +282,14 @@ class _SlaText:
                         daemon, policy, self.service, now, month=month
                     )
             else:
-                state = provisional_bucket_state(daemon, policy, self.service, now, month=month)
+                state = provisional_bucket_state(
+                    daemon,
+                    policy,
+                    self.service,
+                    now,
+                    month=month,
+                    cells=None if policy.locations is not None else cells,  # cpu26
+                )
             self.bucket_key = tuple(key)
             self.bucket_start = start
             if self.bucket[0] is not state:
@@ -892,20 +894,33 @@ _ENCODED_HEADERS = tuple(header.encode("utf-8") for header in _HEADERS)
 def instant_service_state(daemon: DaemonView, service: ServiceDef, now: float) -> BucketState:
     """The service by its rule over its targets' latest results; a result older than two
     intervals (or none yet) is unknown, so a stalled monitor never reads as available."""
-    states: dict[str, BucketState] = {}
     scheduled = daemon.scheduler.targets
+    seen: list[object] = []
     for name in service.all_targets:
         status = daemon.state.targets.get(name)
-        target = scheduled.get(name)
-        last = status.last if status else None
-        if (
-            last is None
-            or target is None
-            or now - last.started_at > 2 * target.interval + target.timeout
-        ):
+        seen.append(status.last if status else None)
+        seen.append(scheduled.get(name))
+    return _instant_state(service, seen, now, [])
+
+
+def _instant_state(
+    service: ServiceDef, seen: Sequence[object], now: float, fresh: list[tuple[float, float]]
+) -> BucketState:
+    """:func:`instant_service_state` from what was read for ``service.all_targets``, in order:
+    each target's last result (or None) then its scheduled target (or None). Appends to
+    ``fresh`` the (started_at, staleness limit) of each result judged fresh."""
+    states: dict[str, BucketState] = {}
+    for index, name in enumerate(service.all_targets):
+        last, target = seen[2 * index], seen[2 * index + 1]
+        if not isinstance(last, ProbeResult) or not isinstance(target, ScheduledTarget):
+            states[name] = BucketState.UNKNOWN
+            continue
+        limit = 2 * target.interval + target.timeout
+        if now - last.started_at > limit:
             states[name] = BucketState.UNKNOWN
         else:
             states[name] = BucketState.AVAILABLE if last.ok else BucketState.UNAVAILABLE
+            fresh.append((last.started_at, limit))
     return nested_verdict(service, states)
 
 
@@ -932,10 +947,13 @@ def provisional_bucket_state(
     now: float,
     *,
     month: Month | None = None,
+    cells: Sequence[Tally | None] | None = None,
 ) -> BucketState:
     """The running bucket's verdict so far, by the same rules the month will apply once it
     closes (the engine itself reports a running bucket as pending). ``month`` is the month
-    holding ``now`` in the SLA's zone, when the caller already knows it."""
+    holding ``now`` in the SLA's zone, when the caller already knows it; ``cells`` the running
+    bucket's tallies of ``service.all_targets`` (None where absent), when it read them
+    (cpu26: ``/metrics`` did, to tell whether they changed)."""
     start = bucket_floor(now, policy.bucket_seconds)
     end = start + policy.bucket_seconds
     if month is None:
@@ -953,8 +971,9 @@ def provisional_bucket_state(
                 for name in service.all_targets
             },
         )
-    tallies = daemon.state.tallies(policy.bucket_seconds)
-    cells = [tallies.get(name, {}).get(start) for name in service.all_targets]
+    if cells is None:
+        tallies = daemon.state.tallies(policy.bucket_seconds)
+        cells = [tallies.get(name, {}).get(start) for name in service.all_targets]
     states = {
         name: target_verdict(cell, policy.bucket_rule)
         for name, cell in zip(service.all_targets, cells, strict=True)
