@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -164,6 +165,8 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
         f"  the flush's verdict pass (Daemon._closed_verdicts, 333 tallies written): "
         f"median {statistics.median(verdicts):.3f} s"
     )
+    if STEADY:
+        await steady_state(daemon, exposition, clock, config.targets, STEADY)
     clock.advance(300)
     print(f"a bucket closed, months summarised: {summarise(daemon, clock):.2f} s")
     await scrape("scrape after a bucket closed (nothing done before it)")
@@ -182,6 +185,48 @@ async def run(slas: int, per: int, hours: float, repeat: int) -> None:
     await scrape("scrape 5 s later, nothing changed")
 
 
+STEADY = 0
+
+
+async def steady_state(
+    daemon: Daemon, exposition: MetricsExposition, clock: FixedClock, targets: Any, seconds: int
+) -> None:
+    """cpu26 (issue 20): ``seconds`` of the daemon's steady state between two bucket closes,
+    as far as /metrics is concerned: every second a thirtieth of the targets (a 30 s
+    interval) has a new result and the daemon's refresh runs after its summary; every 5 s a
+    scrape. Prints the CPU of the refreshes and of the scrapes, per second simulated."""
+    refreshing = scraping = 0.0
+    profile = cProfile.Profile() if PROFILE else None
+    clock.seconds = bucket_floor(clock(), 300) + 301  # just after a close, taken untimed
+    await exposition.refresh()
+    await exposition.render()
+    for second in range(seconds):
+        clock.advance(1)
+        for number, target in enumerate(targets):
+            if number % 30 == second % 30:
+                daemon._on_result(
+                    daemon.scheduler.targets[target.name], result(target.name, clock() - 0.5)
+                )
+        began = time.process_time()
+        await exposition.refresh()
+        refreshing += time.process_time() - began
+        if second % 5 == 4:
+            began = time.process_time()
+            if profile is not None:
+                profile.enable()
+            await exposition.render()
+            if profile is not None:
+                profile.disable()
+            scraping += time.process_time() - began
+    print(
+        f"steady state, {seconds} s (no bucket close): refresh {1000 * refreshing / seconds:.2f}"
+        f" ms CPU per second, scrapes {1000 * scraping / seconds:.2f} ms per second, "
+        f"together {1000 * (refreshing + scraping) / seconds:.2f} ms per second"
+    )
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(15)
+
+
 def daemon_arguments(doc: str) -> argparse.ArgumentParser:
     """The options of :func:`build_daemon` (and ``--repeat``), described by ``doc``'s first
     paragraph; logs below warnings silenced (1/7 of the targets fail: one log line each, not
@@ -198,9 +243,17 @@ def daemon_arguments(doc: str) -> argparse.ArgumentParser:
 def main() -> None:
     parser = daemon_arguments(__doc__)
     parser.add_argument("--profile", action="store_true", help="cProfile the steady scrapes")
+    parser.add_argument(
+        "--steady",
+        type=int,
+        default=0,
+        help="seconds of steady state (results, refreshes, a "
+        "scrape every 5 s) to time before the bucket close (cpu26)",
+    )
     args = parser.parse_args()
-    global PROFILE
+    global PROFILE, STEADY
     PROFILE = args.profile
+    STEADY = args.steady
     asyncio.run(run(args.slas, args.per_sla, args.hours, args.repeat))
 
 

@@ -25,6 +25,7 @@ from monitor.instants import utc_from_epoch
 from monitor.metrics.collector import MetricsExposition
 from monitor.metrics.contract import ContractCollector
 from monitor.metrics.sla_text import (
+    _SCRAPE_ONLY,
     SLA_FAMILY_NAMES,
     SlaFamilies,
     _count_text,
@@ -600,8 +601,44 @@ class TestChangeFeed:
             await exposition.settled()
             families = exposition._slas
             families._collect(h.clock())
-            assert families._todo == {}
+            # cpu26: only what the scrape evaluates anyway is left (a result gone stale
+            # meanwhile flags its SLA's service-up line), never a month.
+            assert all(not flags & ~_SCRAPE_ONLY for flags in families._todo.values())
             assert_matches(d, await scrape(exposition))
+
+        asyncio.run(run())
+
+    def test_the_refresh_leaves_new_results_to_the_scrape(self, tmp_path: Path) -> None:
+        """cpu26: between two bucket closes the daemon's refresh (every second) does not
+        evaluate the SLAs whose only change is a target's new result (their service-up and
+        running-bucket lines): they stay flagged for the next scrape, which writes them from
+        the latest results; a late result (its month moved) is still evaluated by the
+        refresh. Each scrape equals a renderer without a cache and the month's figures."""
+
+        async def run() -> None:
+            h = Harness(tmp_path)
+            d = h.daemon
+            await d.store.open()
+            try:
+                h.history(6)
+                families = SlaFamilies(d)
+                position = {p.name: i for i, p in enumerate(d.accounting.inputs.policies)}
+                await families.render()
+                h.feed("a1", h.clock() - 1, False)
+                await families.refresh()
+                assert {n for n, i in position.items() if i in families._todo} == {"la", "ld"}
+                text = await families.render()
+                assert families._todo == {}
+                assert text == await SlaFamilies(d).render()
+                assert 'slawatch_service_up{service="sa",sla="la"} 0.0' in text
+                assert_matches(d, text)
+                # A late result of c1 moves lc's month: the refresh evaluates lc.
+                h.feed("c1", h.clock() - 2 * 3600 + 10, False)
+                await families.refresh()
+                assert position["lc"] not in families._todo
+                assert_matches(d, await families.render())
+            finally:
+                await d.store.close()
 
         asyncio.run(run())
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from fractions import Fraction
 from operator import attrgetter
@@ -49,7 +49,7 @@ from monitor.runtime.state import bucket_floor
 from monitor.sla.buckets import nested_verdict, target_verdict
 from monitor.sla.calendar import Month, month_containing
 from monitor.sla.month import _NO_TALLIES, MonthResult, all_failures_excused
-from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy
+from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy, Tally
 from monitor.sla.quorum import LocatedTallies, latest_verdicts
 from probes.result import ProbeResult
 
@@ -242,14 +242,9 @@ class _SlaText:
             or any(a is not b for a, b in zip(old, key, strict=True))
             or any(now - started > limit for started, limit in self.fresh)
         ):
-            state = instant_service_state(daemon, self.service, now)
-            fresh = []
-            for index in range(0, len(key), 2):
-                last, target = key[index], key[index + 1]
-                if isinstance(last, ProbeResult) and isinstance(target, ScheduledTarget):
-                    limit = 2 * target.interval + target.timeout
-                    if not now - last.started_at > limit:
-                        fresh.append((last.started_at, limit))
+            # cpu26: judged from the results and schedules just looked up (the same reads).
+            fresh: list[tuple[float, float]] = []
+            state = _instant_state(self.service, key, now, fresh)
             self.instant_key = tuple(key)
             self.fresh = tuple(fresh)
             return self._set_up(state)
@@ -269,8 +264,8 @@ class _SlaText:
         start = bucket_floor(now, policy.bucket_seconds)
         windows = daemon.accounting.windows_for(policy, month)
         tallies = daemon.state.tallies(policy.bucket_seconds)
-        key: list[object] = [windows]
-        key.extend(tallies.get(name, _NO_TALLIES).get(start) for name in self.leaves)
+        cells = [tallies.get(name, _NO_TALLIES).get(start) for name in self.leaves]
+        key: list[object] = [windows, *cells]
         old = self.bucket_key
         if (
             policy.locations is not None  # issue 14: other locations' tallies, every scrape
@@ -287,7 +282,14 @@ class _SlaText:
                         daemon, policy, self.service, now, month=month
                     )
             else:
-                state = provisional_bucket_state(daemon, policy, self.service, now, month=month)
+                state = provisional_bucket_state(
+                    daemon,
+                    policy,
+                    self.service,
+                    now,
+                    month=month,
+                    cells=None if policy.locations is not None else cells,  # cpu26
+                )
             self.bucket_key = tuple(key)
             self.bucket_start = start
             if self.bucket[0] is not state:
@@ -466,6 +468,8 @@ _BUCKET = 4  # slawatch_bucket_state (the running bucket or one of its tallies)
 _TIMED = 8  # slawatch_outage_open / _outage_location_info (an outage's end passing)
 _CLAIM = 16  # slawatch_claim_filed
 _ALL = _MONTH | _UP | _BUCKET | _TIMED | _CLAIM
+_SCRAPE_ONLY = _UP | _BUCKET
+"""cpu26 (issue 20): what the refresh leaves to the next scrape (:meth:`SlaFamilies.refresh`)."""
 
 
 class SlaFamilies:
@@ -543,16 +547,28 @@ class SlaFamilies:
     async def refresh(self) -> None:
         """Evaluate what changed since the last scrape, in slices, without writing the body:
         the next scrape finds it done. The lock is taken one slice at a time, so a scrape
-        arriving meanwhile waits for one slice at most and carries on with what is left."""
-        async with self._lock:
-            self._collect(self._daemon.clock())
-            months = sum(1 for flags in self._todo.values() if flags & _MONTH)
+        arriving meanwhile waits for one slice at most and carries on with what is left.
+
+        cpu26 (issue 20): an SLA flagged only for ``slawatch_service_up`` or
+        ``slawatch_bucket_state`` (one of its targets has a new result, a result went stale)
+        is left flagged for the scrape. The daemon refreshes every second and Prometheus
+        scrapes every 15-60 s; an SLA of 100 targets at a 30 s interval has a new result
+        every second, and evaluating those two families (over every target of the SLA) at
+        every refresh was a fifth of the whole daemon's CPU at 100 SLAs of 100. Left to the
+        scrape, each is evaluated once per scrape, from the targets' latest results then,
+        which is what the scrape writes either way. What the refresh is for (a bucket close:
+        every SLA's months moved, seconds of work at 10,000 SLAs) is still done here."""
         d = self._daemon
-        while self._todo:
+        async with self._lock:
+            self._collect(d.clock())
+            picked = self._refreshed()
+            months = sum(1 for position in picked if self._todo[position] & _MONTH)
+        while picked:
             async with self._lock:
                 if self._accounting is not d.accounting or self._inputs is not d.accounting.inputs:
                     self._collect(d.clock())  # a reload meanwhile: the new SLAs, all of them
-                if await self._process(d.clock(), yielding=False, one_slice=True):
+                    picked = self._refreshed()
+                if await self._process(d.clock(), yielding=False, one_slice=True, picked=picked):
                     break
             await asyncio.sleep(0)
         # sc24: the chunks of the SLAs whose lines moved are joined and encoded here too, a
@@ -578,6 +594,16 @@ class SlaFamilies:
         task = self._refreshing
         if task is not None:
             await task
+
+    def _refreshed(self) -> list[int]:
+        """The flagged SLAs a refresh evaluates: all but those flagged only for the families
+        the scrape evaluates anyway (``_SCRAPE_ONLY``), once their lines were written."""
+        entries = self._entries
+        return [
+            position
+            for position, flags in self._todo.items()
+            if flags & ~_SCRAPE_ONLY or entries[position].row is None
+        ]
 
     async def _bring_up_to_date(self) -> None:
         d = self._daemon
@@ -695,9 +721,18 @@ class SlaFamilies:
         for position in self._located:
             todo[position] = _ALL
 
-    async def _process(self, now: float, *, yielding: bool, one_slice: bool = False) -> bool:
-        """Evaluate the flagged SLAs; False when the configuration changed meanwhile (or,
-        with ``one_slice``, when a slice of work is done and some SLAs are left)."""
+    async def _process(
+        self,
+        now: float,
+        *,
+        yielding: bool,
+        one_slice: bool = False,
+        picked: list[int] | None = None,
+    ) -> bool:
+        """Evaluate the flagged SLAs (with ``picked``: those of them it names, taken from its
+        end; one no longer flagged, evaluated by a scrape meanwhile, is passed over); False
+        when the configuration changed meanwhile (or, with ``one_slice``, when a slice of work
+        is done and some SLAs are left)."""
         d = self._daemon
         accounting = d.accounting
         inputs = accounting.inputs
@@ -712,7 +747,7 @@ class SlaFamilies:
         chunks = self._chunks
         heap = self._heap
         mark = time.perf_counter()
-        while todo:
+        while picked if picked is not None else todo:
             if one_slice and time.perf_counter() - mark > SLICE_SECONDS:
                 return False
             if yielding and time.perf_counter() - mark > SLICE_SECONDS:
@@ -720,7 +755,13 @@ class SlaFamilies:
                 if accounting.inputs is not inputs or d.accounting is not accounting:
                     return False
                 mark = time.perf_counter()
-            position, flags = todo.popitem()
+            if picked is None:
+                position, flags = todo.popitem()
+            else:
+                position = picked.pop()
+                flags = todo.pop(position, 0)
+                if not flags:
+                    continue
             entry = entries[position]
             policy = entry.policy
             if policy.locations is not None and not accountant:
@@ -853,20 +894,33 @@ _ENCODED_HEADERS = tuple(header.encode("utf-8") for header in _HEADERS)
 def instant_service_state(daemon: DaemonView, service: ServiceDef, now: float) -> BucketState:
     """The service by its rule over its targets' latest results; a result older than two
     intervals (or none yet) is unknown, so a stalled monitor never reads as available."""
-    states: dict[str, BucketState] = {}
     scheduled = daemon.scheduler.targets
+    seen: list[object] = []
     for name in service.all_targets:
         status = daemon.state.targets.get(name)
-        target = scheduled.get(name)
-        last = status.last if status else None
-        if (
-            last is None
-            or target is None
-            or now - last.started_at > 2 * target.interval + target.timeout
-        ):
+        seen.append(status.last if status else None)
+        seen.append(scheduled.get(name))
+    return _instant_state(service, seen, now, [])
+
+
+def _instant_state(
+    service: ServiceDef, seen: Sequence[object], now: float, fresh: list[tuple[float, float]]
+) -> BucketState:
+    """:func:`instant_service_state` from what was read for ``service.all_targets``, in order:
+    each target's last result (or None) then its scheduled target (or None). Appends to
+    ``fresh`` the (started_at, staleness limit) of each result judged fresh."""
+    states: dict[str, BucketState] = {}
+    for index, name in enumerate(service.all_targets):
+        last, target = seen[2 * index], seen[2 * index + 1]
+        if not isinstance(last, ProbeResult) or not isinstance(target, ScheduledTarget):
+            states[name] = BucketState.UNKNOWN
+            continue
+        limit = 2 * target.interval + target.timeout
+        if now - last.started_at > limit:
             states[name] = BucketState.UNKNOWN
         else:
             states[name] = BucketState.AVAILABLE if last.ok else BucketState.UNAVAILABLE
+            fresh.append((last.started_at, limit))
     return nested_verdict(service, states)
 
 
@@ -893,10 +947,13 @@ def provisional_bucket_state(
     now: float,
     *,
     month: Month | None = None,
+    cells: Sequence[Tally | None] | None = None,
 ) -> BucketState:
     """The running bucket's verdict so far, by the same rules the month will apply once it
     closes (the engine itself reports a running bucket as pending). ``month`` is the month
-    holding ``now`` in the SLA's zone, when the caller already knows it."""
+    holding ``now`` in the SLA's zone, when the caller already knows it; ``cells`` the running
+    bucket's tallies of ``service.all_targets`` (None where absent), when it read them
+    (cpu26: ``/metrics`` did, to tell whether they changed)."""
     start = bucket_floor(now, policy.bucket_seconds)
     end = start + policy.bucket_seconds
     if month is None:
@@ -914,8 +971,9 @@ def provisional_bucket_state(
                 for name in service.all_targets
             },
         )
-    tallies = daemon.state.tallies(policy.bucket_seconds)
-    cells = [tallies.get(name, {}).get(start) for name in service.all_targets]
+    if cells is None:
+        tallies = daemon.state.tallies(policy.bucket_seconds)
+        cells = [tallies.get(name, {}).get(start) for name in service.all_targets]
     states = {
         name: target_verdict(cell, policy.bucket_rule)
         for name, cell in zip(service.all_targets, cells, strict=True)
