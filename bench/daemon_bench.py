@@ -564,6 +564,9 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
             starting = spy(daemon.pid, 600, DIAGNOSE / "daemon-startup.raw")
         wait_http(base + "/readyz", timeout=600)
         out["ready_s"] = time.time() - launched
+        # st26: the daemon's CPU (every thread) from launch to ready: less disturbed by the
+        # machine's load than ready_s.
+        out["ready_cpu_s"] = cpu_seconds(daemon.pid)
         if starting is not None:
             starting.send_signal(signal.SIGINT)  # py-spy writes what it sampled, and exits
             starting.wait(60)
@@ -738,6 +741,7 @@ def main() -> None:
         "history_rows",
         "prefill_s",
         "ready_s",
+        "ready_cpu_s",
         "probes_per_s",
         "lag_p50_ms",
         "lag_p99_ms",
