@@ -226,6 +226,73 @@ class TestLoopsSurvive:
         asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
+class TestReadyDuringTheFirstSummary:
+    """st26 (issue 20): ``/readyz`` does not wait for the first summary after a start (tens
+    of seconds at a month's end at 10,000 SLAs), nor count the start's own read-back as the
+    loops' silence; a later iteration that stops making progress is stuck as before."""
+
+    def test_long_start_and_first_summary_are_not_stuck(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import monitor.runtime.daemon as daemon_module
+
+        path = core_config(tmp_path)
+        config = json.loads(path.read_text(encoding="utf-8"))
+        config["slas"] = [
+            {**sla(f"web-{n}", "web", timezone="UTC"), "monthly_fee": "1000.00"} for n in range(4)
+        ]
+        path.write_text(json.dumps(config), encoding="utf-8")
+        clock = FixedClock(T0)
+        # Every SLA asked is a slice of its own; each month asked takes 4 s of the clock, so
+        # a summary of 4 SLAs (8 months) runs 32 s, beyond STUCK_PERIODS flush periods.
+        monkeypatch.setattr(daemon_module, "SUMMARY_SLICE_SECONDS", -1.0)
+        step = 4.0
+        assert 2 * step < STUCK_PERIODS * FLUSH_INTERVAL < 8 * step
+
+        async def scenario() -> None:
+            daemon = Daemon(load_config(path), path, clock=clock)
+            original_history = daemon._load_history
+
+            async def long_history(now: float) -> None:
+                await original_history(now)
+                clock.advance(3 * STUCK_PERIODS * FLUSH_INTERVAL)  # a long read back
+
+            daemon._load_history = long_history  # type: ignore[method-assign]
+            seen: list[tuple[bool, list[str]]] = []
+            accounting = daemon.accounting
+            original = accounting.month_result
+
+            def slow(policy: Any, *args: Any, **kwargs: Any) -> Any:
+                clock.advance(step)
+                seen.append((daemon._warming, daemon.health.problems(clock())))
+                return original(policy, *args, **kwargs)
+
+            accounting.month_result = slow  # type: ignore[method-assign]
+            await daemon.start()
+            daemon.serving(None)
+            try:
+                assert daemon.health.problems(clock()) == []
+                await until(lambda: _async(not daemon._warming and len(seen) >= 8), "first")
+                first = [problems for warming, problems in seen if warming]
+                assert len(first) >= 8
+                assert all(problems == [] for problems in first), first
+                # Later iterations: a summary as long, with no beat until it ends, is stuck.
+                clock.advance(6)
+                count = len(seen)
+                await until(lambda: _async(len(seen) >= count + 8), "second")
+                later = [problems for warming, problems in seen[count:] if not warming]
+                assert any("loop flush stuck" in " ".join(p) for p in later), later
+            finally:
+                del accounting.month_result
+                await daemon.stop()
+
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
 class TestStopDuringAFlush:
     def test_a_stop_while_a_failing_write_is_in_flight_spools_its_rows(
         self, tmp_path: Path

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from monitor.config import load_config
 from monitor.instants import utc_from_epoch
 from monitor.reports.seal import run_lengths, seal_document, state_runs, tallies_digest
 from monitor.reports.stored import UNMEASURED, month_results_held, store_month_results
-from monitor.runtime.daemon import Daemon
+from monitor.runtime.daemon import SEAL_BATCH, Daemon
 from monitor.runtime.sealing import DONE_KEY, done_months, held_result, record_done
 from monitor.sla.calendar import Month, month_bounds
 from monitor.sla.month import MonthResult
@@ -226,13 +227,15 @@ class TestSealedFromHeldMonths:
             daemon = await _daemon(config)
             try:
                 asked: list[str] = []
-                original = daemon.store.load_month_seal
+                calls: list[int] = []
+                original = daemon.store.load_month_seals
 
-                async def load(sla: str, month: str) -> Any:
-                    asked.append(sla)
-                    return await original(sla, month)
+                async def load(slas: Sequence[str], month: str) -> Any:
+                    asked.extend(slas)
+                    calls.append(len(slas))
+                    return await original(slas, month)
 
-                daemon.store.load_month_seal = load  # type: ignore[method-assign]
+                daemon.store.load_month_seals = load  # type: ignore[method-assign]
                 await daemon._seal_closed_months(SEAL_AT.timestamp())
                 assert asked == []
                 assert await _sealed_docs(daemon) == first
@@ -242,6 +245,8 @@ class TestSealedFromHeldMonths:
                 asked.clear()
                 await daemon._seal_closed_months(SEAL_AT.timestamp())
                 assert sorted(asked) == sorted(p.name for p in daemon.config.sla_policies()), asked
+                # st26: one store call per batch of SLAs, not one per SLA.
+                assert len(calls) == -(-len(asked) // SEAL_BATCH), calls
                 assert await _sealed_docs(daemon) == first
             finally:
                 await daemon.store.close()

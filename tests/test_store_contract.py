@@ -662,6 +662,35 @@ class TestSealsAndRetention:
         assert await store.load_month_seal("sla", "2026-11") == first
         assert await store.load_month_seal("sla", "2026-10") is None
 
+    async def test_seals_are_loaded_many_at_once(self, store: Store) -> None:
+        """st26 (issue 20): ``load_month_seals`` holds exactly what ``load_month_seal`` gives
+        for each SLA asked (sealed ones only, that month only), over more SLAs than one query
+        binds."""
+        from monitor.store.base import MonthSeal
+        from monitor.store.sqlite_records import SEALS_PER_QUERY
+
+        names = [f"sla{n:04d}" for n in range(SEALS_PER_QUERY + 7)]
+        for n, name in enumerate(names):
+            if n % 3:  # a third left unsealed
+                doc = {"report": {"credit_percent": n}}
+                await store.save_month_seal(
+                    MonthSeal(name, "2026-11", 1.0e9 + n, "abc", "sha256:00", doc, f"d{n}")
+                )
+            if n % 5 == 0:  # another month: never returned for November
+                await store.save_month_seal(
+                    MonthSeal(name, "2026-10", 1.0, "abc", "sha256:00", {}, "oct")
+                )
+        asked = [*names[::-1], "never-sealed", names[1]]  # any order, unknown and repeated
+        held = await store.load_month_seals(asked, "2026-11")
+        one_by_one = {
+            name: seal
+            for name in asked
+            if (seal := await store.load_month_seal(name, "2026-11")) is not None
+        }
+        assert held == one_by_one
+        assert len(held) == len(names) - len(names[::3])
+        assert await store.load_month_seals([], "2026-11") == {}
+
     async def test_prune_tallies_drops_only_the_range_of_this_vantage(
         self, store: Store, other_vantage: Store
     ) -> None:

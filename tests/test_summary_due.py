@@ -213,3 +213,55 @@ class TestSummaryDue:
                 await d.store.close()
 
         asyncio.run(run())
+
+
+class TestSummaryFreezes:
+    def test_a_long_summary_freezes_what_it_built_as_it_goes(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """st26 (issue 20): with the collector policy on, a summary of many SLAs (the first
+        after a start) freezes the heap every ``FREEZE_AFTER`` SLAs it asked, not only at
+        its end, and its figures are the same."""
+        import gc
+
+        from monitor.runtime import heap
+
+        monkeypatch.setattr(heap, "FREEZE_AFTER", 2)
+        thresholds = gc.get_threshold()
+        asked_at_freeze: list[int] = []
+        names: list[str] = []
+        monkeypatch.setattr(gc, "freeze", lambda: asked_at_freeze.append(len(names)))
+
+        async def run() -> None:
+            h = Harness(tmp_path)
+            d = h.daemon
+            await d.store.open()
+            try:
+                h.history(2)
+                accounting = d.accounting
+                original = accounting.month_result
+
+                def spy(policy: Any, *args: Any, **kwargs: Any) -> Any:
+                    if len(args) == 1:  # the current month (the previous one has two)
+                        names.append(policy.name)
+                    return original(policy, *args, **kwargs)
+
+                heap.manage(True)
+                accounting.month_result = spy  # type: ignore[method-assign]
+                try:
+                    await d._summarise()
+                finally:
+                    del accounting.month_result
+                    heap.manage(False)
+                    gc.set_threshold(*thresholds)
+                every = len(d.accounting.inputs.policies)
+                assert every >= 4
+                assert len(names) == every
+                # Frozen after the 2nd, 4th, ... SLA (mid-summary), then once more at the end.
+                mid = list(range(2, every + 1, 2))
+                assert asked_at_freeze == [*mid, every], asked_at_freeze
+                assert_summarised(d)
+            finally:
+                await d.store.close()
+
+        asyncio.run(run())

@@ -591,6 +591,10 @@ class Store(Protocol):
 
     async def load_month_seal(self, sla: str, month: str) -> MonthSeal | None: ...
 
+    # st26 (issue 20): the seals of ``month`` held for any of ``slas``, by SLA (those not
+    # sealed absent), in one call: a restart's seal pass asked 10,000 SLAs one by one.
+    async def load_month_seals(self, slas: Sequence[str], month: str) -> dict[str, MonthSeal]: ...
+
     # Schema (issue 17; ``slawatch store status|migrate`` call these): the version the open
     # store is at, and bringing it to this build's version (returns the version reached;
     # a backend that migrates in ``open()`` returns the current version).

@@ -883,6 +883,21 @@ class PostgresStore:
             sla, month, float(row[0]), str(row[1]), str(row[2]), json.loads(row[3]), str(row[4])
         )
 
+    async def load_month_seals(self, slas: Sequence[str], month: str) -> dict[str, MonthSeal]:
+        async with self._conn() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT sla, sealed_at, config_hash, tallies_digest, doc, digest FROM month_seals "
+                "WHERE month = %s AND sla = ANY(%s)",
+                (month, sorted(set(slas))),
+            )
+            rows = await cur.fetchall()
+        return {
+            str(sla): MonthSeal(
+                str(sla), month, float(at), str(config), str(tallies), json.loads(doc), str(digest)
+            )
+            for sla, at, config, tallies, doc, digest in rows
+        }
+
     async def prune_tallies(self, start: int, end: int) -> int:
         self._check_writable()
         async with self._conn() as conn, conn.cursor() as cur:

@@ -450,6 +450,9 @@ class SqliteStore:
     async def load_month_seal(self, sla: str, month: str) -> MonthSeal | None:
         return await self._call(records.load_month_seal, sla, month)
 
+    async def load_month_seals(self, slas: Sequence[str], month: str) -> dict[str, MonthSeal]:
+        return await self._call(records.load_month_seals, list(slas), month)
+
     # -- month snapshots (issue 20; monitor.store.snapshots) ------------------------------------
     async def load_month_snapshots(
         self, keys: Sequence[tuple[str, str]]

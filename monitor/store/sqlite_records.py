@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from monitor.sla.policy import ExclusionWindow
@@ -242,6 +243,34 @@ def save_month_seal(conn: sqlite3.Connection, seal: MonthSeal) -> bool:
             ),
         )
         return cursor.rowcount == 1
+
+
+SEALS_PER_QUERY = 500
+"""SLA names bound in one ``IN`` list (SQLite allows 999 or more variables)."""
+
+
+def load_month_seals(
+    conn: sqlite3.Connection, slas: Sequence[str], month: str
+) -> dict[str, MonthSeal]:
+    found: dict[str, MonthSeal] = {}
+    names = sorted(set(slas))
+    for first in range(0, len(names), SEALS_PER_QUERY):
+        some = names[first : first + SEALS_PER_QUERY]
+        for sla, *row in conn.execute(
+            "SELECT sla, sealed_at, config_hash, tallies_digest, doc, digest FROM month_seals "
+            f"WHERE month = ? AND sla IN ({','.join('?' * len(some))})",
+            (month, *some),
+        ):
+            found[str(sla)] = MonthSeal(
+                str(sla),
+                month,
+                float(row[0]),
+                str(row[1]),
+                str(row[2]),
+                json.loads(row[3]),
+                str(row[4]),
+            )
+    return found
 
 
 def load_month_seal(conn: sqlite3.Connection, sla: str, month: str) -> MonthSeal | None:
