@@ -23,7 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.instants import utc_from_epoch
 from monitor.runtime.daemon import Daemon
+from monitor.sla.policy import ExclusionKind, ExclusionWindow
 from monitor.store.base import StoreError
 from tests.test_flush_slices import TARGETS
 from tests.test_metrics_sla_text import Harness
@@ -207,11 +209,25 @@ class TestVouchedRestartReadsTheLastHour:
                 assert sum(counts) > 0
                 await assert_store_equals_reference(h)
 
-                # An exclusion added while down over buckets the snapshot vouches for.
+                # An exclusion added while down over buckets the snapshot vouches for (2 h to
+                # 1.5 h ago: the snapshot ends an hour and a settle ago).
                 await _cycle(h)
-                await restart(h, down_exclusion="sa", ident="down")
+                await h.daemon.store.add_exclusion(
+                    ExclusionWindow(
+                        id="down",
+                        start=utc_from_epoch(h.clock() - 7200),
+                        end=utc_from_epoch(h.clock() - 5400),
+                        kind=ExclusionKind.TELECOM_PROVIDER,
+                        reason="carrier outage",
+                        services=frozenset({"sa"}),
+                        source="api",
+                    )
+                )
+                await restart(h)
+                counts = _counting(h.daemon)
                 for _ in range(3):
                     assert await h.daemon.flush()
+                assert sum(counts) > 0
                 await assert_store_equals_reference(h)
             finally:
                 await h.daemon.store.close()
