@@ -3,9 +3,10 @@ snapshots vouch for (issue 20, vm26; ``monitor.runtime.verdict_resume``).
 
 - After any sequence of results (late ones included), time, flushes, failed writes, snapshot
   saves, exclusions added while running or while the daemon is down, verdict rows deleted
-  behind the daemon's back, crashes mid-flush and restarts (from snapshots or not), the store
-  holds exactly the reference month's verdicts (``compute_month`` via ``month_result``), from
-  the first bucket with a tally to the last settled.
+  behind the daemon's back while it is down (a running daemon does not look for them),
+  crashes mid-flush and restarts (from snapshots or not), the store holds exactly the
+  reference month's verdicts (``compute_month`` via ``month_result``), from the first bucket
+  with a tally to the last settled.
 - A restart from a snapshot with nothing changed reads back only the rows after its vouched
   bucket (the last hour) and writes none; a row deleted, or an exclusion added while down,
   before that bucket is found and written again.
@@ -136,8 +137,11 @@ class TestVouchedRestartsWriteTheReference:
                         await d._save_snapshots(h.clock())
                     elif event[0] == "cycle":
                         await _cycle(h)
-                    elif event[0] == "delete":
+                    elif event[0] == "delete":  # while down: a running daemon never looks
+                        await h.daemon.store.close()
                         _delete_verdict(h, event[1])
+                        await h.daemon.store.open()
+                        await restart(h)
                     elif event[0] == "restart":
                         await restart(h, down_exclusion=event[1], ident=f"down{number}")
                     else:
