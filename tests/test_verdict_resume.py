@@ -113,31 +113,57 @@ async def crash_mid_flush(h: Harness) -> None:
     await restart(h)
 
 
+EVENTS = (
+    st.tuples(st.just("result"), st.sampled_from(TARGETS), st.booleans(), st.integers(0, 3600)),
+    st.tuples(st.just("advance"), st.integers(1, 1200)),
+    st.tuples(st.just("flush")),
+    st.tuples(st.just("fail")),
+    st.tuples(st.just("exclude"), st.sampled_from(["sa", "sb", "sc"])),
+    st.tuples(st.just("restart"), st.sampled_from([None, "sa", "sb", "sc"])),
+    st.tuples(st.just("crash_mid_flush")),
+)
+"""The events of the property below (tests/test_verdict_vouch.py adds its own)."""
+
+
+async def play(
+    h: Harness, number: int, event: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Apply one of :data:`EVENTS` (the ``number``-th) to the harness's daemon."""
+    d = h.daemon
+    if event[0] == "result":
+        _, target, ok, age = event
+        h.feed(target, h.clock() - age, ok)
+    elif event[0] == "advance":
+        h.clock.advance(event[1])
+    elif event[0] == "exclude":
+        await h.exclude(f"x{number}", event[1], before=1800)
+    elif event[0] == "flush":
+        assert await d.flush()
+    elif event[0] == "fail":
+        await _failed_flush(d, monkeypatch)
+    elif event[0] == "restart":
+        await restart(h, down_exclusion=event[1], ident=f"down{number}")
+    else:
+        assert event[0] == "crash_mid_flush"
+        await crash_mid_flush(h)
+
+
+async def _failed_flush(d: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def refuse(batch: Any) -> None:
+        raise StoreError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(d.store, "write_batch", refuse)
+        assert await d.flush() is False
+
+
 class TestRestartWritesTheReference:
     @settings(
         max_examples=60,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
-    @given(
-        st.lists(
-            st.one_of(
-                st.tuples(
-                    st.just("result"),
-                    st.sampled_from(TARGETS),
-                    st.booleans(),
-                    st.integers(0, 3600),
-                ),
-                st.tuples(st.just("advance"), st.integers(1, 1200)),
-                st.tuples(st.just("flush")),
-                st.tuples(st.just("fail")),
-                st.tuples(st.just("exclude"), st.sampled_from(["sa", "sb", "sc"])),
-                st.tuples(st.just("restart"), st.sampled_from([None, "sa", "sb", "sc"])),
-                st.tuples(st.just("crash_mid_flush")),
-            ),
-            max_size=20,
-        )
-    )
+    @given(st.lists(st.one_of(*EVENTS), max_size=20))
     def test_after_any_events_and_restarts_the_store_holds_the_reference(
         self,
         tmp_path_factory: pytest.TempPathFactory,
@@ -157,22 +183,7 @@ class TestRestartWritesTheReference:
             assert await h.daemon.flush()
             try:
                 for number, event in enumerate(events):
-                    d = h.daemon
-                    if event[0] == "result":
-                        _, target, ok, age = event
-                        h.feed(target, h.clock() - age, ok)
-                    elif event[0] == "advance":
-                        h.clock.advance(event[1])
-                    elif event[0] == "exclude":
-                        await h.exclude(f"x{number}", event[1], before=1800)
-                    elif event[0] == "flush":
-                        assert await d.flush()
-                    elif event[0] == "fail":
-                        await self._failed_flush(d, monkeypatch)
-                    elif event[0] == "restart":
-                        await restart(h, down_exclusion=event[1], ident=f"down{number}")
-                    else:
-                        await crash_mid_flush(h)
+                    await play(h, number, event, monkeypatch)
                 h.clock.advance(20 * 60)  # every bucket fed settles
                 for _ in range(4):
                     assert await h.daemon.flush()
@@ -181,15 +192,6 @@ class TestRestartWritesTheReference:
                 await h.daemon.store.close()
 
         asyncio.run(run())
-
-    @staticmethod
-    async def _failed_flush(d: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        async def refuse(batch: Any) -> None:
-            raise StoreError("disk full")
-
-        with monkeypatch.context() as patch:
-            patch.setattr(d.store, "write_batch", refuse)
-            assert await d.flush() is False
 
 
 def _counting(d: Daemon) -> list[int]:

@@ -27,13 +27,12 @@ from hypothesis import strategies as st
 from monitor.instants import utc_from_epoch
 from monitor.runtime.daemon import Daemon
 from monitor.sla.policy import ExclusionKind, ExclusionWindow
-from monitor.store.base import StoreError
-from tests.test_flush_slices import TARGETS
 from tests.test_metrics_sla_text import Harness
 from tests.test_verdict_resume import (
+    EVENTS,
     _counting,
     assert_store_equals_reference,
-    crash_mid_flush,
+    play,
     restart,
 )
 
@@ -85,21 +84,10 @@ class TestVouchedRestartsWriteTheReference:
     @given(
         st.lists(
             st.one_of(
-                st.tuples(
-                    st.just("result"),
-                    st.sampled_from(TARGETS),
-                    st.booleans(),
-                    st.integers(0, 3600),
-                ),
-                st.tuples(st.just("advance"), st.integers(1, 1200)),
-                st.tuples(st.just("flush")),
-                st.tuples(st.just("fail")),
+                *EVENTS,
                 st.tuples(st.just("save")),
                 st.tuples(st.just("cycle")),
                 st.tuples(st.just("delete"), st.integers(0, 200)),
-                st.tuples(st.just("exclude"), st.sampled_from(["sa", "sb", "sc"])),
-                st.tuples(st.just("restart"), st.sampled_from([None, "sa", "sb", "sc"])),
-                st.tuples(st.just("crash_mid_flush")),
             ),
             max_size=20,
         )
@@ -121,20 +109,8 @@ class TestVouchedRestartsWriteTheReference:
             await _cycle(h)  # guards armed, marks resumed, snapshots vouching: the start
             try:
                 for number, event in enumerate(events):
-                    d = h.daemon
-                    if event[0] == "result":
-                        _, target, ok, age = event
-                        h.feed(target, h.clock() - age, ok)
-                    elif event[0] == "advance":
-                        h.clock.advance(event[1])
-                    elif event[0] == "exclude":
-                        await h.exclude(f"x{number}", event[1], before=1800)
-                    elif event[0] == "flush":
-                        assert await d.flush()
-                    elif event[0] == "fail":
-                        await self._failed_flush(d, monkeypatch)
-                    elif event[0] == "save":
-                        await d._save_snapshots(h.clock())
+                    if event[0] == "save":
+                        await h.daemon._save_snapshots(h.clock())
                     elif event[0] == "cycle":
                         await _cycle(h)
                     elif event[0] == "delete":  # while down: a running daemon never looks
@@ -142,10 +118,8 @@ class TestVouchedRestartsWriteTheReference:
                         _delete_verdict(h, event[1])
                         await h.daemon.store.open()
                         await restart(h)
-                    elif event[0] == "restart":
-                        await restart(h, down_exclusion=event[1], ident=f"down{number}")
                     else:
-                        await crash_mid_flush(h)
+                        await play(h, number, event, monkeypatch)
                 h.clock.advance(20 * 60)  # every bucket fed settles
                 for _ in range(4):
                     assert await h.daemon.flush()
@@ -154,15 +128,6 @@ class TestVouchedRestartsWriteTheReference:
                 await h.daemon.store.close()
 
         asyncio.run(run())
-
-    @staticmethod
-    async def _failed_flush(d: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        async def refuse(batch: Any) -> None:
-            raise StoreError("disk full")
-
-        with monkeypatch.context() as patch:
-            patch.setattr(d.store, "write_batch", refuse)
-            assert await d.flush() is False
 
 
 class TestVouchedRestartReadsTheLastHour:
