@@ -518,7 +518,8 @@ def verdict_rows_after_start(
 ) -> dict[str, float]:
     """vm26 (issue 20): the service verdict rows the daemon added to the month-end store
     after its start (rows now stored less those the prefill wrote) and the stored verdicts
-    its resumes read back (its last ``verdict_marks_resumed`` line; -1 if none was logged)."""
+    its resumes read back (its last ``verdict_marks_resumed`` line, logged at info: -1 at the
+    bench's ``log_level: warning``; tests/test_verdict_vouch.py counts them in process)."""
     import re
     import sqlite3
 
