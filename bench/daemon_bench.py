@@ -513,6 +513,28 @@ def dump(target_port: int) -> None:
     ).read()
 
 
+def verdict_rows_after_start(
+    config: Path, daemon_log: Path, out: dict[str, float]
+) -> dict[str, float]:
+    """vm26 (issue 20): the service verdict rows the daemon added to the month-end store
+    after its start (rows now stored less those the prefill wrote) and the stored verdicts
+    its resumes read back (its last ``verdict_marks_resumed`` line, logged at info: -1 at the
+    bench's ``log_level: warning``; tests/test_verdict_vouch.py counts them in process)."""
+    import re
+    import sqlite3
+
+    from monitor.config import load_config
+
+    path = load_config(config).monitor.database_path
+    with sqlite3.connect(path) as conn:
+        stored = conn.execute("SELECT count(*) FROM service_buckets").fetchone()[0]
+    read = re.findall(r"verdict_marks_resumed\W.*?rows_read\W+(\d+)", daemon_log.read_text())
+    return {
+        "verdict_rows_added": float(stored - out.get("month_end_verdict_rows", 0.0)),
+        "verdict_rows_read": float(read[-1]) if read else -1.0,
+    }
+
+
 def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix=f"slawatch-bench-{n}-"))
     target_port, port = free_port(), free_port()
@@ -638,6 +660,8 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
             daemon.kill()
             daemon.wait(30)
             out["stop_s"] = float("inf")
+        if MONTH_END is not None:
+            out.update(verdict_rows_after_start(config, work / "daemon.log", out))
         bb = shutil.which("prometheus-blackbox-exporter")
         if bb:
             bb_port = free_port()
@@ -766,6 +790,8 @@ def main() -> None:
         "daemon_to_blackbox_cpu_ratio",
         "load_before",
         "load_after",
+        "verdict_rows_added",
+        "verdict_rows_read",
     ]
     if args.repeat > 1:
         print(f"medians of {args.repeat} runs per N")

@@ -18,18 +18,33 @@ sealed (``monitor.reports.seal``), and a heartbeat. :func:`prefill_month_end` wr
    at a start) and ``SnapshotStore.save_month_snapshots`` (as the hourly save);
 3. **the tail**: the tallies after the snapshot instant, tally by tally, and a heartbeat at
    ``now`` (no downtime gap);
+3b. **the verdicts** (vm26): every SLA's stored service verdicts of its current month, the
+   template's (``state_at``, as ``Daemon._verdict_steps`` writes them) from its first bucket
+   with a tally to the last settled at ``now``, written before the snapshots, which carry the
+   hourly save's verdict mark (its vouch up to the snapshot instant, with the exclusions'
+   digest: ``monitor.runtime.verdict_resume``). At most ``VERDICTS_IN_FULL`` rows: above it
+   (10,000 one-target SLAs, 78 M rows at day 28) only those after the snapshot instant, the
+   ones a start reads back; the earlier ones are vouched for and never read;
 4. **the seal**: the template's previous month is sealed with ``make_seal`` from the
    daemon's ``month_result`` (as ``Daemon._seal_closed_months`` does an hour into the month),
    and every SLA's seal is that document with its own SLA, service and target names, its
    digest ``seal_digest``'s (sealing 10,000 months one by one costs minutes: the bucket
    states' encoding, ``seal_document``, is ~10 ms per SLA-month).
 
-What differs from a store a month of running leaves: the tallies before the snapshot instant
+What differs from a store a month of running leaves: the previous month's verdicts are not
+stored (nothing reads them at a start), nor, above ``VERDICTS_IN_FULL``, the current month's
+before the snapshot instant (a daemon over this store neither reads nor writes them: the
+database is smaller, its verdict index shallower); the tallies before the snapshot instant
 are not stored (a start from proven snapshots never reads them; the database file is smaller,
 80 M rows fewer), so each seal's ``tallies_digest`` is over the tallies the store holds for
 that month (none) rather than the month's; and the evidence rows of the month's probes are not
 there. ``tests/test_bench_month_end.py`` holds the daemon's figures from this store equal to
-those from the tally-by-tally store.
+those from the tally-by-tally store, and its stored verdicts to the reference's (a daemon over
+it reads back only the last hour's, and writes none again).
+
+Before vm26 the prefill stored no verdict at all: a daemon started over it wrote the whole
+month's (78 M rows at 10,000 one-target SLAs) during the measured window, which a daemon that
+ran all month never does.
 """
 
 from __future__ import annotations
@@ -195,8 +210,9 @@ def prefill_month_end(
     )
     out["tail_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    snapshots, seals = asyncio.run(_save_months(loaded, config, now, templates))
+    snapshots, seals, verdicts = asyncio.run(_save_months(loaded, config, now, templates))
     out["snapshots"], out["seals"] = float(snapshots), float(seals)
+    out["verdict_rows"] = float(verdicts)
     out["months_s"] = time.perf_counter() - mark
     out["prefill_s"] = time.perf_counter() - began
     return out
@@ -212,6 +228,10 @@ class Template:
     """Its targets, sorted."""
     states: dict[str, object]
     """Month name -> its ``JudgedState`` up to the snapshot instant."""
+    verdicts: dict[str, tuple[int, tuple[tuple[str, str | None], ...], str]]
+    """vm26: current month name -> (its first bucket with a tally, the (state, exclusion kind)
+    of every bucket from there to the last settled at ``now``, the exclusions digest of the
+    buckets before the snapshot's): the verdicts a daemon that ran all month has stored."""
     seal: Mapping[str, object] | None
     """Its previous month's sealed document (``make_seal``), None if unmeasured."""
     sealed_at: float
@@ -232,7 +252,9 @@ def _template(
     from monitor.instants import utc_from_epoch
     from monitor.reports.seal import make_seal
     from monitor.runtime.daemon import Daemon
+    from monitor.runtime.verdict_resume import exclusions_digest
     from monitor.sla.calendar import month_bounds, month_containing
+    from monitor.sla.policy import BucketState
 
     directory.mkdir(parents=True)
     config = write_template_config(directory, size)
@@ -250,17 +272,35 @@ def _template(
         try:
             await daemon._load_history(float(now))
             states: dict[str, object] = {}
+            verdicts: dict[str, tuple[int, tuple[tuple[str, str | None], ...], str]] = {}
+            current = month_containing(moment, policy.timezone)
+            settle = daemon._settle_seconds()
             for running in daemon.accounting.held_months(policy, moment):
                 grid = running.grid
                 judged = min(running.elapsed, (through - grid.start_epoch) // grid.bucket_seconds)
                 states[str(running.month)] = running.judged_state(judged)
+                first = running.first_tallied
+                if running.month != current or first is None:
+                    continue
+                # vm26: as Daemon._verdict_steps wrote them, up to the last settled bucket;
+                # its mark at the last hourly save was past the snapshot's buckets, so the
+                # snapshot vouches for those before ``judged`` (verdict_resume's docs).
+                size = grid.bucket_seconds
+                upto = min(grid.count, int((now - settle - grid.start_epoch) // size))
+                rows = []
+                for index in range(first, upto):
+                    state = running.state_at(index)
+                    kind = running.excluded_kind(index) if state is BucketState.EXCLUDED else None
+                    rows.append((state.value, None if kind is None else kind.value))
+                digest = exclusions_digest(running.excluded_kinds(), judged)
+                verdicts[str(running.month)] = (first, tuple(rows), digest)
             # As Daemon._seal_closed_months (seal_months, skip_unmeasured): the month's
             # result and the tallies the month-end store holds for it (none: see the docs).
             result = daemon.accounting.month_result(policy, moment, previous)
             seal = None
             if result.buckets_available + result.buckets_unavailable:
                 seal = make_seal(result, config_hash, [], sealed_at).doc
-            return Template(policy.name, policy.service, targets, states, seal, sealed_at)
+            return Template(policy.name, policy.service, targets, states, verdicts, seal, sealed_at)
         finally:
             await daemon.store.close()
 
@@ -281,10 +321,11 @@ def _renamed(value: object, names: dict[str, str]) -> object:
 
 async def _save_months(
     loaded: object, config: Path, now: int, templates: dict[int, Template]
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Every SLA's previous and current month from its template, renamed to its targets,
     saved as the daemon saves them (guards armed first, as at a start), and its previous
-    month's seal, renamed likewise. Returns (snapshots, seals) written."""
+    month's seal, renamed likewise; before them, its stored verdicts (:func:`_write_verdicts`,
+    vm26). Returns (snapshots, seals, verdict rows) written."""
     from monitor.clock import FixedClock
     from monitor.config import Config
     from monitor.instants import utc_from_epoch
@@ -307,6 +348,19 @@ async def _save_months(
         assert store is not None, "the bench's store is SQLite, which keeps snapshots"
         written = sealed = 0
         pending: list[MonthSnapshot] = []
+        # vm26: the stored verdicts first (the snapshots saved after them vouch for them: a
+        # verdict written after its snapshot pulls the vouch down), all of them if few enough.
+        wanted = [
+            p for p in inputs.policies if p.locations is None and p.service in inputs.services
+        ]
+        everything = sum(
+            len(v[1])
+            for p in wanted
+            for v in templates[len(set(inputs.services[p.service].all_targets))].verdicts.values()
+        )
+        verdict_rows = await _write_verdicts(
+            daemon, wanted, templates, everything <= VERDICTS_IN_FULL
+        )
         for policy in inputs.policies:
             if policy.locations is None and policy.service in inputs.services:
                 service = inputs.services[policy.service]
@@ -329,6 +383,7 @@ async def _save_months(
                     digest = inputs_digest(
                         policy, service, month, inputs.canaries, inputs.gaps, state.judged
                     )
+                    verdicts = template.verdicts.get(month_name)
                     pending.append(
                         MonthSnapshot(
                             policy.name,
@@ -337,6 +392,11 @@ async def _save_months(
                             grid.start_epoch + state.judged * grid.bucket_seconds,
                             digest,
                             encode(state),
+                            grid.start_epoch,
+                            # vm26: the hourly save's verdict mark (past the snapshot's).
+                            grid.start_epoch
+                            + (0 if verdicts is None else state.judged) * grid.bucket_seconds,
+                            "" if verdicts is None else verdicts[2],
                         )
                     )
                 if template.seal is not None:
@@ -358,9 +418,65 @@ async def _save_months(
                 written += await store.save_month_snapshots(pending)
                 pending = []
         written += await store.save_month_snapshots(pending)
-        return written, sealed
+        return written, sealed, verdict_rows
     finally:
         await daemon.store.close()
+
+
+VERDICTS_IN_FULL = 5_000_000
+"""vm26: the most service verdicts the prefill writes for the buckets the snapshots vouch for
+(100 SLAs of 100 targets at day 28: 0.8 M; 10,000 one-target SLAs: 78 M, omitted)."""
+
+
+async def _write_verdicts(
+    daemon: object, policies: list[object], templates: dict[int, Template], in_full: bool
+) -> int:
+    """Every SLA's stored verdicts of its current month, as a daemon that ran all month
+    wrote them (its template's, under its own name): from its first bucket with a tally to
+    the last settled, or (``in_full`` False) only those after the snapshot's buckets (the
+    ones the daemon reads back at its start; the earlier are vouched for and never read).
+    Returns the rows written."""
+    from monitor.runtime.daemon import Daemon
+    from monitor.sla.calendar import Month, month_grid
+    from monitor.sla.policy import BucketState, ExclusionKind, SlaPolicy
+    from monitor.sla.running import JudgedState
+    from monitor.store.base import ServiceBucketRow, WriteBatch
+
+    assert isinstance(daemon, Daemon)
+    inputs = daemon.accounting.inputs
+    vantage = daemon.config.monitor.name
+    location = daemon.config.monitor.location_name
+    rows: list[ServiceBucketRow] = []
+    written = 0
+    for policy in policies:
+        assert isinstance(policy, SlaPolicy)
+        template = templates[len(set(inputs.services[policy.service].all_targets))]
+        for month_name, (first, states, _) in template.verdicts.items():
+            grid = month_grid(Month.parse(month_name), policy.timezone, policy.bucket_seconds)
+            state = template.states[month_name]
+            assert isinstance(state, JudgedState)
+            judged = state.judged
+            skip = 0 if in_full else max(0, judged - first)
+            for offset, (state, kind) in enumerate(states[skip:], start=first + skip):
+                rows.append(
+                    ServiceBucketRow(
+                        vantage,
+                        policy.name,
+                        policy.service,
+                        grid.start_epoch + offset * grid.bucket_seconds,
+                        BucketState(state),
+                        None if kind is None else ExclusionKind(kind),
+                        location,
+                    )
+                )
+        if len(rows) >= 200_000:
+            await daemon.store.write_batch(WriteBatch(service_buckets=rows))
+            written += len(rows)
+            rows = []
+    if rows:
+        await daemon.store.write_batch(WriteBatch(service_buckets=rows))
+        written += len(rows)
+    return written
 
 
 def write_heartbeat(config: Path, at: float) -> None:

@@ -135,6 +135,65 @@ class TestMonthEndStore:
         for (sla, month), expected in want.items():
             if month == str(_month(-1)):
                 assert _figures_of(seals[sla]) == _doc(expected), sla
+        assert written["verdict_rows"] > 0
+        _assert_verdicts_as_a_month_of_running(new, reported)
+
+
+def _assert_verdicts_as_a_month_of_running(
+    config: Path, reported: dict[tuple[str, str], MonthResult]
+) -> None:
+    """vm26: the month-end store holds every SLA's current-month verdicts as the reference
+    judges them (``reported``, over every tally), from its first bucket with a tally to the
+    last settled at ``NOW``; a daemon started over it reads back only the buckets after its
+    snapshots' (which vouch for the rest), and writes no verdict again."""
+    loaded = load_config(config)
+    daemon = Daemon(loaded, config, clock=FixedClock(float(NOW)))
+    current = str(_month(0))
+
+    async def go() -> None:
+        await daemon.store.open()
+        try:
+            await daemon._load_history(float(NOW))
+            vouched = {sla: v for (sla, month), v in daemon.snapshots.vouched.items()}
+            assert {str(m) for _, m in daemon.snapshots.vouched} == {current}
+            assert set(vouched) == {p.name for p in loaded.sla_policies()}
+            settle = daemon._settle_seconds()
+            for policy in loaded.sla_policies():
+                reference = reported[(policy.name, current)]
+                start = int(reference.start.timestamp())
+                size = policy.bucket_seconds
+                upto = int((NOW - settle - start) // size)
+                rows = await daemon.store.load_service_buckets(
+                    policy.name, start, start + upto * size
+                )
+                indices = [(r.bucket_start - start) // size for r in rows]
+                assert indices == list(range(0, upto)), policy.name  # tallies from the start
+                for index, row in zip(indices, rows, strict=True):
+                    assert row.state is reference.states[index], (policy.name, index)
+                assert vouched[policy.name][0] == start
+                assert start < vouched[policy.name][1] <= start + upto * size
+            reads: list[tuple[str, int]] = []
+            written: list[int] = []
+            load, write = daemon.store.load_service_buckets, daemon.store.write_batch
+
+            async def counted_load(sla: str, lo: int, hi: int, vantage: Any = None) -> Any:
+                reads.append((sla, lo))
+                return await load(sla, lo, hi, vantage)
+
+            async def counted_write(batch: Any) -> None:
+                written.append(len(batch.service_buckets))
+                await write(batch)
+
+            daemon.store.load_service_buckets = counted_load  # type: ignore[method-assign]
+            daemon.store.write_batch = counted_write  # type: ignore[method-assign]
+            for _ in range(3):
+                assert await daemon.flush()
+            assert sum(written) == 0, "the month-end store holds every verdict as judged"
+            assert sorted(reads) == sorted((sla, v[1]) for sla, v in vouched.items())
+        finally:
+            await daemon.store.close()
+
+    asyncio.run(go())
 
 
 class TestMonthEndNow:

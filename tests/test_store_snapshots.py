@@ -78,10 +78,11 @@ async def _valid(daemon: SqliteStore) -> bool:
 
 
 class TestGuard:
-    async def test_schema_7_holds_the_guard(self, daemon: SqliteStore) -> None:
-        """The migration to schema 7 is applied to a new file."""
-        assert schema.SCHEMA_VERSION == 7
-        assert (await daemon.schema_version()).version == 7
+    async def test_schema_holds_the_guard(self, daemon: SqliteStore) -> None:
+        """The migrations to schema 7 (the guard) and 8 (the verdict marks, vm26) are
+        applied to a new file."""
+        assert schema.SCHEMA_VERSION == 8
+        assert (await daemon.schema_version()).version == 8
 
     async def test_saved_snapshot_comes_back_while_unchanged(self, daemon: SqliteStore) -> None:
         """Armed, saved, loaded: the snapshot and the guarded targets come back."""

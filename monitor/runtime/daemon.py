@@ -55,7 +55,7 @@ from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.summary_due import SummaryDue  # c21 (issue 20)
 from monitor.runtime.support_link import SupportFigures
 from monitor.runtime.verdict_due import Readers, VerdictDue  # fl24 (issue 20)
-from monitor.runtime.verdict_resume import first_differing  # rw25 (issue 20)
+from monitor.runtime.verdict_resume import first_differing, vouched_index  # rw25, vm26
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
 from monitor.sla.running import JudgedState, RunningMonth
@@ -191,6 +191,7 @@ class Daemon:
         # next flush to resume it from the stored verdicts (monitor.runtime.verdict_resume).
         self._verdicts_resume: set[str] = set()
         self._verdicts_resume_all = True  # at start and after an exclusion change: every SLA
+        self.verdict_rows_read = 0  # vm26: stored verdicts read back by resumes (logs, tests)
         # r20 (issue 20): SLA -> the instant before which a flush has no verdict to write for
         # it unless one of its tallies is written (its next bucket settles then, or its month
         # ends), committed with the marks; valid for the accounting inputs it was taken under.
@@ -737,6 +738,9 @@ class Daemon:
                     return rows, marks
                 continue
             else:
+                # vm26: this SLA is marked: a vouch loaded since is not needed (and its rows
+                # may be rewritten from now on), the next resume compares from the mark's.
+                self.snapshots.vouched.pop((policy.name, month), None)
                 for target in inputs.services[policy.service].all_targets:
                     for bucket in late_by.get((seconds, target), ()):
                         index = (bucket - start_epoch) // seconds
@@ -811,6 +815,25 @@ class Daemon:
             upto = max(0, min(running.grid.count, settled))
             found = running.first_tallied
             first = upto if found is None else min(upto, found)
+            # vm26: the stored verdicts a restored month's snapshot vouches for are not read
+            # back (monitor.runtime.verdict_resume); used once, before any is written here
+            # (an SLA waiting here has no mark: nothing of it is written meanwhile).
+            vouch = self.snapshots.vouched.get((name, running.month))
+            if vouch is not None:
+                first = max(
+                    first,
+                    min(
+                        upto,
+                        vouched_index(
+                            start_epoch=start_epoch,
+                            bucket_seconds=seconds,
+                            verdicts_from=vouch[0],
+                            verdicts_through=vouch[1],
+                            digest=vouch[2],
+                            excluded=running.excluded_kinds(),
+                        ),
+                    ),
+                )
             stored: list[ServiceBucketRow] = []
             if upto > first:
                 try:
@@ -828,6 +851,7 @@ class Daemon:
                 if running.grid.start_epoch != start_epoch:
                     continue
                 budget -= max(len(stored), upto - first)
+                self.verdict_rows_read += len(stored)
             resume = first_differing(
                 stored,
                 start_epoch=start_epoch,
@@ -841,6 +865,20 @@ class Daemon:
             )
             self._verdicts_written[name] = (running.month, resume)
             self._verdicts_resume.discard(name)
+            self.snapshots.vouched.pop((name, running.month), None)
+        if not self._verdicts_resume:  # vm26: one line per completed resume (benches read it)
+            log.info("verdict_marks_resumed", rows_read=self.verdict_rows_read)
+
+    def _verdict_mark(self, name: str, month: Month) -> int | None:
+        """vm26 (issue 20): the committed verdict mark of SLA ``name`` in ``month`` (every
+        verdict before it, from the first bucket with a tally, stored as judged), None if it
+        has none (not resumed yet, or an exclusion change waits): what a snapshot records."""
+        if self._verdicts_resume_all or name in self._verdicts_resume:
+            return None
+        held = self._verdicts_written.get(name)
+        if held is None or held[0] != month or held[1] < 0:
+            return None
+        return held[1]
 
     def _settle_seconds(self) -> float:
         """How long after a bucket closes its last probes may still report: the longest
@@ -1026,7 +1064,11 @@ class Daemon:
             return
         try:
             written = await self.snapshots.save(
-                self.accounting, utc_from_epoch(now), self.state.evicted_before, within=within
+                self.accounting,
+                utc_from_epoch(now),
+                self.state.evicted_before,
+                within=within,
+                verdict_marks=self._verdict_mark,
             )
         except Exception as exc:
             # Not an error of the figures: the next start reads the tallies instead (a full

@@ -15,6 +15,10 @@ Each month is serialised and its save queued in one synchronous step: the store'
 calls in order, so every tally write queued after the state was taken runs after the snapshot
 is stored, where the guard sees it.
 
+vm26: each snapshot also carries the SLA's verdict mark (``save``'s ``verdict_marks``), and
+:attr:`MonthSnapshots.vouched` holds, for the months restored, the stored verdicts they vouch
+for (``monitor.runtime.verdict_resume``).
+
 SLAs judged by locations (issue 14) are not snapshotted (they are built from every location's
 tallies when first asked for); a store that is not a :class:`SnapshotStore` (PostgreSQL)
 keeps none, and every month is read in full as before.
@@ -31,6 +35,7 @@ from datetime import datetime
 import structlog
 
 from monitor.accounting import Accounting, AccountingInputs
+from monitor.runtime.verdict_resume import exclusions_digest
 from monitor.sla.calendar import Month, month_containing, month_grid
 from monitor.sla.policy import SlaPolicy
 from monitor.sla.running import JudgedState, RunningMonth
@@ -51,12 +56,16 @@ class MonthSnapshots:
 
     def __init__(self, store: object) -> None:
         self.store: SnapshotStore | None = store if isinstance(store, SnapshotStore) else None
-        self._saved: dict[tuple[str, Month], tuple[weakref.ref[RunningMonth], int, int]] = {}
-        """(SLA, month) -> (running version, buckets) last saved: unchanged months are skipped."""
+        self._saved: dict[tuple[str, Month], tuple[weakref.ref[RunningMonth], int, int, int]] = {}
+        """(SLA, month) -> (running version, buckets, verdicts vouched through) last saved:
+        unchanged months are skipped."""
         self._ahead: set[tuple[str, Month]] = set()
         """(SLA, month) guarded ahead by this process (see :meth:`_arm_ahead`)."""
         self.restored = 0
         """Months started from a snapshot at the last :meth:`restorable` (for logs, tests)."""
+        self.vouched: dict[tuple[str, Month], tuple[int, int, str]] = {}
+        """vm26: (SLA, month) restored -> its snapshot's (verdicts_from, verdicts_through,
+        verdicts_digest); taken by the daemon's first verdict resume of that SLA."""
 
     @staticmethod
     def _shown(policy: SlaPolicy, moment: datetime) -> tuple[Month, Month]:
@@ -141,8 +150,16 @@ class MonthSnapshots:
             for policy, previous, before, current, now_name in shown:
                 for month, name in ((previous, before), (current, now_name)):
                     key = (policy.name, name)
+                    self.vouched.pop((policy.name, month), None)
                     if key in kept and key in usable:
                         out[(policy.name, month)] = usable[key]
+                        snapshot = loaded[key][0]
+                        if snapshot.verdicts_through > snapshot.verdicts_from:
+                            self.vouched[(policy.name, month)] = (
+                                snapshot.verdicts_from,
+                                snapshot.verdicts_through,
+                                snapshot.verdicts_digest,
+                            )
                     # Armed afresh: whatever was saved before is gone or kept as it was.
                     self._saved.pop((policy.name, month), None)
         self.restored = len(out)
@@ -183,11 +200,15 @@ class MonthSnapshots:
         evicted_before: Callable[[int], int],
         *,
         within: float | None = None,
+        verdict_marks: Callable[[str, Month], int | None] | None = None,
     ) -> int:
         """Save every held month whose judged state moved since its last save, up to the
         buckets before ``evicted_before(bucket_seconds)``; returns the months written.
         ``within``: stop queueing after that many seconds (at stop; what is not written keeps
-        its earlier, still valid snapshot)."""
+        its earlier, still valid snapshot). ``verdict_marks(sla, month)``: the bucket index
+        up to which the SLA's verdicts of that month are stored as judged (committed), None
+        if unknown (vm26: recorded as the snapshot's vouch, ``monitor.runtime.verdict_resume``).
+        """
         store = self.store
         if store is None:
             return 0
@@ -203,18 +224,20 @@ class MonthSnapshots:
         await self._arm_ahead(store, inputs, moment)
         written = 0
         pending: list[MonthSnapshot] = []
-        marks: list[tuple[tuple[str, Month], tuple[weakref.ref[RunningMonth], int, int]]] = []
+        marks: list[tuple[tuple[str, Month], tuple[weakref.ref[RunningMonth], int, int, int]]] = []
         mark = time.perf_counter()
         for policy in inputs.policies:
             if policy.locations is not None or policy.service not in inputs.services:
                 continue
             floor = evicted_before(policy.bucket_seconds)
             for running in accounting.held_months(policy, moment):
-                snapshot = self._snapshot_of(inputs, running, floor)
+                held = None if verdict_marks is None else verdict_marks(policy.name, running.month)
+                snapshot = self._snapshot_of(inputs, running, floor, held)
                 if snapshot is None:
                     continue
                 key = (policy.name, running.month)
-                seen = (weakref.ref(running), running.version, snapshot[1])
+                vouch = snapshot[0].verdicts_through
+                seen = (weakref.ref(running), running.version, snapshot[1], vouch)
                 before = self._saved.get(key)
                 if before is not None and before[0]() is running and before[1:] == seen[1:]:
                     continue
@@ -267,7 +290,7 @@ class MonthSnapshots:
         self,
         store: SnapshotStore,
         pending: list[MonthSnapshot],
-        marks: list[tuple[tuple[str, Month], tuple[weakref.ref[RunningMonth], int, int]]],
+        marks: list[tuple[tuple[str, Month], tuple[weakref.ref[RunningMonth], int, int, int]]],
         drop_before: int | None,
     ) -> int:
         # Queued before any await of this step: see the module docs.
@@ -277,13 +300,15 @@ class MonthSnapshots:
 
     @staticmethod
     def _snapshot_of(
-        inputs: AccountingInputs, running: RunningMonth, floor: int
+        inputs: AccountingInputs, running: RunningMonth, floor: int, mark: int | None = None
     ) -> tuple[MonthSnapshot, int] | None:
         grid = running.grid
         size = grid.bucket_seconds
         through = min(running.elapsed, max(0, (floor - grid.start_epoch) // size))
         if through <= 0:
             return None
+        # vm26: the stored verdicts vouched for, before min(W, J) (verdict_resume's docs).
+        vouch = 0 if mark is None else max(0, min(mark, through))
         state = running.judged_state(through)
         policy = running.policy
         digest = inputs_digest(
@@ -297,6 +322,9 @@ class MonthSnapshots:
                 grid.start_epoch + through * size,
                 digest,
                 encode(state),
+                grid.start_epoch,
+                grid.start_epoch + vouch * size,
+                exclusions_digest(running.excluded_kinds(), vouch) if vouch else "",
             ),
             through,
         )

@@ -26,6 +26,7 @@ from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import overload
 
 from monitor.sla.buckets import quorum_of
@@ -439,6 +440,11 @@ class RunningMonth:
     def excluded_kind(self, index: int) -> ExclusionKind | None:
         """The kind that excluded bucket ``index``, if one did."""
         return self._excluded.get(index)
+
+    def excluded_kinds(self) -> Mapping[int, ExclusionKind]:
+        """Every excluded bucket's kind, read-only (issue 20, vm26: what a snapshot's
+        verdict mark was stored under, ``monitor.runtime.verdict_resume``)."""
+        return MappingProxyType(self._excluded)
 
     # -- compact state (issue 20: a restart starts from it) -------------------------------------
     def judged_state(self, through: int) -> JudgedState:

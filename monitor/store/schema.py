@@ -93,6 +93,31 @@ _SNAPSHOTS: tuple[str, ...] = (
 )
 
 
+# Issue 20 (vm26, monitor.runtime.verdict_resume): a snapshot also vouches for its SLA's stored
+# verdicts in [verdicts_from, verdicts_through) (stored as judged when it was saved); any later
+# write that changes or removes one of them, by anyone, pulls verdicts_through down to its
+# bucket. A rewrite that stores the same verdict again changes nothing.
+_UNVOUCH = """UPDATE month_snapshots SET verdicts_through = {row}.bucket_start
+    WHERE vantage = {row}.vantage AND sla = {row}.sla
+        AND {row}.bucket_start >= verdicts_from AND {row}.bucket_start < verdicts_through;"""
+
+_VERDICT_MARKS: tuple[str, ...] = (
+    "ALTER TABLE month_snapshots ADD COLUMN verdicts_from INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE month_snapshots ADD COLUMN verdicts_through INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE month_snapshots ADD COLUMN verdicts_digest TEXT NOT NULL DEFAULT ''",
+    f"CREATE TRIGGER verdicts_vouch_insert AFTER INSERT ON service_buckets BEGIN "
+    f"{_UNVOUCH.format(row='NEW')} END",
+    f"CREATE TRIGGER verdicts_vouch_update AFTER UPDATE ON service_buckets "
+    f"WHEN OLD.state IS NOT NEW.state OR OLD.kind IS NOT NEW.kind "
+    f"OR OLD.service IS NOT NEW.service OR OLD.location IS NOT NEW.location "
+    f"OR OLD.bucket_start IS NOT NEW.bucket_start OR OLD.sla IS NOT NEW.sla "
+    f"OR OLD.vantage IS NOT NEW.vantage BEGIN "
+    f"{_UNVOUCH.format(row='NEW')} {_UNVOUCH.format(row='OLD')} END",
+    f"CREATE TRIGGER verdicts_vouch_delete AFTER DELETE ON service_buckets BEGIN "
+    f"{_UNVOUCH.format(row='OLD')} END",
+)
+
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: availability evidence (issue 3).
     (
@@ -229,6 +254,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 7: persisted running months and the guard proving their tallies unchanged (issue 20).
     _SNAPSHOTS,
+    # 8: the stored verdicts a snapshot vouches for (issue 20, vm26).
+    _VERDICT_MARKS,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

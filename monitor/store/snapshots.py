@@ -28,8 +28,13 @@ is used only when the store proves that no tally it was judged from changed sinc
   results reach a month only as the ``excused`` counts of its targets' tallies, which the
   guard covers.
 
+The snapshot also vouches for the SLA's stored service verdicts up to a bucket (vm26,
+``MonthSnapshot.verdicts_through``): triggers on ``service_buckets`` pull that bucket down to
+any verdict written otherwise, or deleted, after the save (see
+``monitor.runtime.verdict_resume``).
+
 Backends that do not implement :class:`SnapshotStore` (PostgreSQL today) are read in full at
-every start, as before.
+every start, as before, and their stored verdicts compared in full.
 """
 
 from __future__ import annotations
@@ -52,6 +57,14 @@ class MonthSnapshot:
     judged_through: int
     inputs: str
     state: bytes
+    verdicts_from: int = 0
+    verdicts_through: int = 0
+    """Issue 20 (vm26): the SLA's stored service verdicts of buckets in ``[verdicts_from,
+    verdicts_through)`` were stored as judged when the snapshot was taken, under the
+    exclusions whose digest is ``verdicts_digest`` (``monitor.runtime.verdict_resume``). The
+    store pulls ``verdicts_through`` down to the bucket of any later write that changes or
+    removes one of them. Empty span (the default): vouches for none."""
+    verdicts_digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)

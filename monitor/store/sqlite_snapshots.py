@@ -57,32 +57,40 @@ def load(
     conn.execute("BEGIN")  # one read snapshot of the database for every key
     try:
         wanted = set(keys)
-        stored: dict[tuple[str, str], tuple[int, int, str, bytes]] = {}
+        stored: dict[tuple[str, str], tuple[int, int, str, bytes, int, int, str]] = {}
         slas = sorted({sla for sla, _ in wanted})
         months = sorted({month for _, month in wanted})
         for lo in range(0, len(slas), _MANY):
             some = slas[lo : lo + _MANY]
-            for sla, month, seconds, through, inputs, state in conn.execute(
-                "SELECT sla, month, bucket_seconds, judged_through, inputs, state "
-                "FROM month_snapshots "
+            for sla, month, seconds, through, inputs, state, lo, hi, digest in conn.execute(
+                "SELECT sla, month, bucket_seconds, judged_through, inputs, state, "
+                "verdicts_from, verdicts_through, verdicts_digest FROM month_snapshots "
                 f"WHERE vantage = ? AND sla IN ({','.join('?' * len(some))}) "
                 f"AND month IN ({','.join('?' * len(months))})",
                 (vantage, *some, *months),
             ):
                 key = (str(sla), str(month))
                 if key in wanted:
-                    stored[key] = (int(seconds), int(through), str(inputs), bytes(state))
+                    stored[key] = (
+                        int(seconds),
+                        int(through),
+                        str(inputs),
+                        bytes(state),
+                        int(lo),
+                        int(hi),
+                        str(digest),
+                    )
         guards = _guards_of(conn, vantage, [key for key in keys if key in stored])
         for key in keys:
             row = stored.get(key)
             if row is None:
                 continue
-            seconds, through, inputs, state = row
+            seconds, through, inputs, state, lo, hi, digest = row
             guard = guards.get(key, [])
             if not guard or any(spoiled or judged != through for _, judged, spoiled in guard):
                 continue
             out[key] = (
-                MonthSnapshot(key[0], key[1], seconds, through, inputs, state),
+                MonthSnapshot(key[0], key[1], seconds, through, inputs, state, lo, hi, digest),
                 tuple(sorted(target for target, _, _ in guard)),
             )
     finally:
@@ -215,12 +223,26 @@ def save(
             )
             conn.execute(
                 "INSERT INTO month_snapshots (vantage, sla, month, bucket_seconds, "
-                "judged_through, inputs, state) VALUES (?,?,?,?,?,?,?) "
+                "judged_through, inputs, state, verdicts_from, verdicts_through, "
+                "verdicts_digest) VALUES (?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (vantage, sla, month) DO UPDATE SET "
                 "bucket_seconds = excluded.bucket_seconds, "
                 "judged_through = excluded.judged_through, inputs = excluded.inputs, "
-                "state = excluded.state",
-                (vantage, s.sla, s.month, s.bucket_seconds, s.judged_through, s.inputs, s.state),
+                "state = excluded.state, verdicts_from = excluded.verdicts_from, "
+                "verdicts_through = excluded.verdicts_through, "
+                "verdicts_digest = excluded.verdicts_digest",
+                (
+                    vantage,
+                    s.sla,
+                    s.month,
+                    s.bucket_seconds,
+                    s.judged_through,
+                    s.inputs,
+                    s.state,
+                    s.verdicts_from,
+                    s.verdicts_through,
+                    s.verdicts_digest,
+                ),
             )
             written += 1
     return written
