@@ -151,8 +151,8 @@ class CompactOutages(Sequence[Outage]):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
         return NotImplemented
 
-    def __hash__(self) -> int:
-        return hash(tuple(self))  # equal to the tuple of the same outages, hashed alike
+    # An outage's count mappings are not hashable, so neither is a tuple of outages.
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"CompactOutages({list(self)!r})"
