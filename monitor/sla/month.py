@@ -97,14 +97,10 @@ class CompactOutages(Sequence[Outage]):
         self._firsts, self._lengths, self._kinds = firsts, lengths, kinds
         self._figures = figures
 
-    @property
-    def firsts(self) -> array[int]:
-        """Each outage's first bucket index (read-only by convention: do not write it)."""
-        return self._firsts
-
-    def run(self, index: int) -> tuple[int, int, Outage]:
-        """Outage ``index`` as (first bucket, buckets, an outage of its figures)."""
-        return self._firsts[index], self._lengths[index], self._figures[self._kinds[index]]
+    def parts(self) -> tuple[array[int], array[int], array[int], tuple[Outage, ...]]:
+        """(firsts, lengths, kinds, figures), for the running month that built them to find
+        its next outages from (read, never written)."""
+        return self._firsts, self._lengths, self._kinds, self._figures
 
     def _outage(self, index: int) -> Outage:
         first, length = self._firsts[index], self._lengths[index]

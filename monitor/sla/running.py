@@ -22,6 +22,7 @@ over every bucket.
 
 from __future__ import annotations
 
+import re
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
@@ -657,59 +658,64 @@ class RunningMonth:
         where = self.policy.locations
         seen = None if where is None else (where.of, seen_at)
         touched = self._touched
-        old = self._found
-        old_firsts = old.firsts
+        old_firsts, old_lengths, old_kinds, old_figures = self._found.parts()
         old_count = len(old_firsts)
+        renumbered = [-1] * len(old_figures)  # an old figure's index -> its index in figures
         start, size, grid = self._start_epoch, self._size, self.grid
-        length = len(final)
+        at, which, distinct = evidence.parts()
+        kept = len(at)
+        p = 0  # the evidence's cursor: runs come in order, so it only moves on
         templates: dict[tuple[object, ...], int] = {}
-        reused: dict[int, int] = {}  # id(an old figure) -> its index in ``figures``
         figures: list[Outage] = []
         firsts, lengths, kinds = array("i"), array("i"), array("i")
         k = 0
-        first = final.find(_U)
-        while first >= 0:
-            last = first
-            while last + 1 < length and final[last + 1] == _U:
-                last += 1
-            buckets = last - first + 1
+        for run in _RUN_OF_U.finditer(final):
+            first, stop = run.span()
+            buckets = stop - first
             while k < old_count and old_firsts[k] < first:
                 k += 1
             kind = -1
-            if k < old_count and old_firsts[k] == first:
-                _, old_buckets, figure = old.run(k)
-                if old_buckets == buckets and (
-                    not touched or touched.isdisjoint(range(first, last + 1))
-                ):
-                    kind = reused.get(id(figure), -1)
-                    if kind < 0:
-                        kind = reused[id(figure)] = len(figures)
-                        figures.append(figure)
+            if (
+                k < old_count
+                and old_firsts[k] == first
+                and old_lengths[k] == buckets
+                and (not touched or touched.isdisjoint(range(first, stop)))
+            ):
+                kind = renumbered[old_kinds[k]]
+                if kind < 0:
+                    kind = renumbered[old_kinds[k]] = len(figures)
+                    figures.append(old_figures[old_kinds[k]])
             if kind < 0:
-                cells = tuple(evidence.get(i, ()) for i in range(first, last + 1))
-                saw = (
-                    None if seen is None else tuple(seen_at.get(i) for i in range(first, last + 1))
-                )
-                # By identity: the cells are held by ``evidence`` for this call's length.
-                key = (*map(id, cells), saw)
+                p = bisect_left(at, first, p)
+                if p + buckets <= kept and at[p + buckets - 1] == stop - 1:
+                    # Every bucket of the run holds evidence (always: see above): which
+                    # distinct cells each holds is the run's evidence.
+                    slots = tuple(which[p : p + buckets])
+                    cells = tuple(distinct[slot] for slot in slots)
+                else:
+                    cells = tuple(evidence.get(i, ()) for i in range(first, stop))
+                    slots = tuple(map(id, cells))  # held by ``evidence`` for this call
+                saw = None if seen is None else tuple(seen_at.get(i) for i in range(first, stop))
+                key = (*slots, saw)
                 kind = templates.get(key, -1)
                 if kind < 0:
                     columns: dict[str, dict[int, Tally]] = {name: {} for name in self.leaves}
-                    for index, bucket in zip(range(first, last + 1), cells, strict=True):
+                    for index, bucket in zip(range(first, stop), cells, strict=True):
                         for name, tally in bucket:
                             columns[name][start + index * size] = tally
                     kind = templates[key] = len(figures)
-                    figures.append(outage_of(grid, first, last, columns, seen=seen))
+                    figures.append(outage_of(grid, first, stop - 1, columns, seen=seen))
             firsts.append(first)
             lengths.append(buckets)
             kinds.append(kind)
-            first = final.find(_U, last + 1)
         found = CompactOutages(start, size, firsts, lengths, kinds, tuple(figures))
         self._found = found
         touched.clear()
         return found
 
 
+_RUN_OF_U = re.compile(re.escape(bytes([_U])) + b"+")
+"""A maximal run of unavailable codes (found by the regular expression engine, not a loop)."""
 _NO_OUTAGES = CompactOutages(0, 1, array("i"), array("i"), array("i"), ())
 """A month without outages (never written: every month shares it)."""
 
@@ -770,6 +776,12 @@ class BucketEvidence:
         if pos < len(at) and at[pos] == index:
             del at[pos]
             del self._which[pos]
+
+    def parts(
+        self,
+    ) -> tuple[array[int], array[int], list[tuple[tuple[str, Tally], ...]]]:
+        """(bucket indexes, which cells each holds, the distinct cells), read, never written."""
+        return self._at, self._which, self._cells
 
     def below(self, through: int) -> tuple[tuple[int, tuple[tuple[str, Tally], ...]], ...]:
         """(index, cells) of the buckets below ``through``, in order."""
