@@ -11,7 +11,8 @@ pattern), restored from that judged state as at a start. Prints the time of the 
 (``RunningMonth.result`` of both months, every SLA: what ``Daemon._summarise`` does first),
 the time of a second summary after one bucket closed unavailable in every current month, and
 the bytes tracemalloc sees held by the restored months (before any summary: their arrays and
-evidence) and by the first results (per outage). ``--root`` imports
+evidence) and by the first results (per outage), and the process's resident set after the first
+summary and at its peak (VmRSS, VmHWM). ``--root`` imports
 ``monitor`` from another tree (before / after on the same machine, alternated).
 """
 
@@ -79,6 +80,8 @@ def main() -> None:
     t0 = time.perf_counter()
     results = [m.result(now) for m in months]
     first = time.perf_counter() - t0
+    gc.collect()
+    rss_first = _vm("VmRSS")  # the months and their first results held, as after a start
     outages = sum(len(r.outages) for r in results)
     # One bucket closes in every current month, unavailable, then a summary again.
     later = datetime(2026, 11, 28, 12, 5, tzinfo=UTC)
@@ -111,8 +114,19 @@ def main() -> None:
         f"root={args.root} slas={args.slas} months={len(months)} outages={outages} "
         f"held_by_months_MB={held_months / 1e6:.1f} "
         f"first_summary_s={first:.3f} second_summary_s={second:.3f} "
-        f"held_by_results_MB={held / 1e6:.1f} bytes_per_outage={held / max(1, outages):.0f}"
+        f"held_by_results_MB={held / 1e6:.1f} bytes_per_outage={held / max(1, outages):.0f} "
+        f"rss_after_first_summary_MB={rss_first:.0f} peak_rss_MB={_vm('VmHWM'):.0f}"
     )
+
+
+def _vm(field: str) -> float:
+    """This process's ``field`` of /proc/self/status (VmRSS, VmHWM) in MB (NaN elsewhere)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 if __name__ == "__main__":
