@@ -1,7 +1,13 @@
 """Issue 20 (ot25): a running month finds its outages incrementally (a run of unavailable
 buckets found before, unchanged and holding no bucket judged again, is reused; runs of equal
 evidence are summed once). Property: after any sequence of bucket closes, late results and
-exclusions added or removed, the running month's outages equal ``compute_month``'s."""
+exclusions added or removed, the running month's outages equal ``compute_month``'s.
+
+Issue 20 (oc26): the outages are kept compact (``CompactOutages``: runs and figure indexes,
+built into ``Outage`` objects when read) and the evidence as two integers a bucket
+(``BucketEvidence``): the same sequences of events hold them equal to the reference read
+every way a reader reads them, the evidence equal to the tallies of every bucket judged
+unavailable, and a month restored from its encoded state equal again."""
 
 from __future__ import annotations
 
@@ -13,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.sla.calendar import Month, month_grid
-from monitor.sla.month import compute_month
+from monitor.sla.month import MonthResult, compute_month
 from monitor.sla.policy import (
+    BucketState,
     ExclusionKind,
     ExclusionWindow,
     ServiceDef,
@@ -22,6 +29,7 @@ from monitor.sla.policy import (
     Tally,
 )
 from monitor.sla.running import RunningMonth
+from monitor.sla.running_codec import decode, encode
 from tests.strategies import STANDARD_CREDIT
 
 MONTH = Month(2026, 11)
@@ -111,3 +119,50 @@ class TestIncrementalOutages:
             reference = compute_month(POLICY, SERVICE, MONTH, tallies, windows, now=now)
             assert got.outages == reference.outages
             assert tuple(got.states) == tuple(reference.states)
+            _same_outages(got, reference)
+            _same_evidence(running, tallies, now)
+        # The encoded state restored (start-up's path) finds the same outages again.
+        restored = RunningMonth.restored(
+            POLICY, SERVICE, MONTH, windows, decode(encode(running.judged_state(running.elapsed)))
+        )
+        restored.advance(tallies, now)
+        _same_outages(restored.result(now), running.result(now))
+        _same_outages(
+            restored.result(now), compute_month(POLICY, SERVICE, MONTH, tallies, windows, now=now)
+        )
+
+
+def _same_outages(got: MonthResult, reference: MonthResult) -> None:
+    """``got``'s outages read every way a reader reads them (iteration, index from either
+    end, slices, length, equality both ways, JSON) equal ``reference``'s tuple."""
+    want = tuple(reference.outages)
+    assert len(got.outages) == len(want)
+    assert list(got.outages) == list(want)
+    assert tuple(got.outages) == want
+    assert want == got.outages
+    assert all(got.outages[i] == want[i] for i in range(-len(want), len(want)))
+    assert got.outages[1:-1] == want[1:-1]
+    assert got.outages[::2] == want[::2]
+    assert got.to_json()["outages"] == reference.to_json()["outages"]
+
+
+def _same_evidence(
+    running: RunningMonth, tallies: dict[str, dict[int, Tally]], now: datetime
+) -> None:
+    """The evidence kept equals the tallies of every elapsed bucket judged unavailable
+    before exclusions (compute_month without windows judges the same verdicts)."""
+    plain = compute_month(POLICY, SERVICE, MONTH, tallies, (), now=now)
+    elapsed = running.elapsed
+    want = tuple(
+        (
+            index,
+            tuple(
+                (name, tallies[name][GRID.bucket_start(index)])
+                for name in TARGETS
+                if GRID.bucket_start(index) in tallies[name]
+            ),
+        )
+        for index, state in enumerate(plain.states[:elapsed])
+        if state is BucketState.UNAVAILABLE
+    )
+    assert running.judged_state(elapsed).evidence == want

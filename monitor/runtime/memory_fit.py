@@ -27,8 +27,9 @@ BYTES_PER_SLA = 37 * 2**10
 """An SLA over one target, at its peak: its configuration, the running month (one byte per
 5-minute bucket, 8.9 KB), the previous month packed, the cached results and its ``/metrics``
 text (10,000 one-target SLAs: 565 MB peak in the whole daemon, 414 MB in process at a month's
-end, 2 Dec 2026, docs/benchmarks.md). An SLA with many outages keeps each one's ``Outage``
-and evidence on top of this (~210 bytes per outage)."""
+end, 2 Dec 2026, docs/benchmarks.md). An SLA with many outages keeps each one's run and
+evidence on top of this (~20 bytes per outage since oc26's compact outages, ~180 before;
+docs/benchmarks.md)."""
 
 
 @dataclass(frozen=True)

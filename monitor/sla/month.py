@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Any
+from typing import Any, overload
 
 from monitor.sla.buckets import nested_verdict, quorum_of, service_verdict, target_verdict
 from monitor.sla.calendar import BucketGrid, Month, claim_deadline, month_grid, require_aware
@@ -66,6 +67,93 @@ class Outage:
     buckets (an SLA with ``locations``, issue 14); empty for a single location."""
 
 
+class CompactOutages(Sequence[Outage]):
+    """A month's outages as three integers each, built into :class:`Outage` objects when read
+    (issue 20, oc26: at a month's end 20,000 months held ~86 outages each, 1.7 M ``Outage``
+    objects of ~110 bytes with their tuple slot; these are 12 bytes an outage).
+
+    Outage ``i`` covers the buckets ``firsts[i] .. firsts[i] + lengths[i] - 1`` of the grid
+    starting at ``start_epoch`` (``size`` seconds a bucket); its failure figures (``errors``,
+    ``failed_targets``, ``probes``, ``excused``, ``locations``) are those of
+    ``figures[kinds[i]]``, an outage of equal evidence (only its figures are read). Equal to
+    any sequence of equal outages (a tuple from :func:`compute_month` included), so a month's
+    ``outages`` compare, iterate, index and slice as the tuple did. Immutable: the arrays are
+    the builder's, never written once handed over."""
+
+    __slots__ = ("_figures", "_firsts", "_kinds", "_lengths", "_size", "_start")
+
+    def __init__(
+        self,
+        start_epoch: int,
+        size: int,
+        firsts: array[int],
+        lengths: array[int],
+        kinds: array[int],
+        figures: tuple[Outage, ...],
+    ) -> None:
+        if not len(firsts) == len(lengths) == len(kinds):
+            raise ValueError("outages: expected as many firsts, lengths and kinds")
+        self._start, self._size = start_epoch, size
+        self._firsts, self._lengths, self._kinds = firsts, lengths, kinds
+        self._figures = figures
+
+    def parts(self) -> tuple[array[int], array[int], array[int], tuple[Outage, ...]]:
+        """(firsts, lengths, kinds, figures), for the running month that built them to find
+        its next outages from (read, never written)."""
+        return self._firsts, self._lengths, self._kinds, self._figures
+
+    def _outage(self, index: int) -> Outage:
+        first, length = self._firsts[index], self._lengths[index]
+        figures = self._figures[self._kinds[index]]
+        start, size = self._start, self._size
+        return Outage(
+            start=instant_of(start + first * size),
+            end=instant_of(start + (first + length) * size),
+            buckets=length,
+            errors=figures.errors,
+            failed_targets=figures.failed_targets,
+            probes=figures.probes,
+            excused=figures.excused,
+            locations=figures.locations,
+        )
+
+    def __len__(self) -> int:
+        return len(self._firsts)
+
+    @overload
+    def __getitem__(self, index: int) -> Outage: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Outage, ...]: ...
+    def __getitem__(self, index: int | slice) -> Outage | tuple[Outage, ...]:
+        if isinstance(index, slice):
+            return tuple(self._outage(i) for i in range(*index.indices(len(self._firsts))))
+        count = len(self._firsts)
+        at = index + count if index < 0 else index
+        if not 0 <= at < count:
+            raise IndexError("outage index out of range")
+        return self._outage(at)
+
+    def __iter__(self) -> Iterator[Outage]:
+        return (self._outage(i) for i in range(len(self._firsts)))
+
+    def __eq__(self, other: object) -> bool:
+        if (
+            isinstance(other, CompactOutages)
+            and (self._start, self._size) == (other._start, other._size)
+            and (self._firsts != other._firsts or self._lengths != other._lengths)
+        ):
+            return False  # other runs: not equal, without building an outage
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    # An outage's count mappings are not hashable, so neither is a tuple of outages.
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CompactOutages({list(self)!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class MonthResult:
     """Every figure of one SLA's month. Uptimes are exact; ``None`` when the month less its
@@ -114,7 +202,9 @@ class MonthResult:
     currency: str
     buckets_to_next_tier: int | None
     claim_deadline: datetime
-    outages: tuple[Outage, ...]
+    outages: Sequence[Outage]
+    """A tuple from :func:`compute_month`, :class:`CompactOutages` from the daemon's running
+    month (equal when the outages are; slices are tuples either way)."""
     excluded_by_kind: Mapping[ExclusionKind, int]
     excluded_kinds: Mapping[int, ExclusionKind]
     """Bucket index -> the exclusion kind that excluded it (for each excluded bucket)."""
@@ -431,7 +521,7 @@ def assemble_month(
     counts: Mapping[BucketState, int],
     elapsed_counts: Mapping[BucketState, int],
     elapsed: int,
-    outages: tuple[Outage, ...],
+    outages: Sequence[Outage],
     excluded: Mapping[int, ExclusionKind],
     applied: tuple[ExclusionWindow, ...],
     quorum: int,

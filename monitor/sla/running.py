@@ -22,7 +22,9 @@ over every bucket.
 
 from __future__ import annotations
 
+import re
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,13 +36,13 @@ from monitor.sla.calendar import Month, month_grid, require_aware
 from monitor.sla.exclusions import excluded_buckets
 from monitor.sla.month import (
     _NO_TALLIES,
+    CompactOutages,
     MonthResult,
     Outage,
     _gap_buckets,
     _windows_used,
     assemble_month,
     canary_windows_of,
-    instant_of,
     judge_bucket,
     monitor_errors_of,
     outage_of,
@@ -295,22 +297,22 @@ class RunningMonth:
         # an outage's evidence (failed targets, reasons, probes) is summed over them, and
         # they are all an outage ever reads, so the month never needs its closed buckets'
         # tallies again once judged (the daemon drops them from memory; issue 20).
-        # (target, tally) pairs, not a dict: a one-target SLA's bucket costs a small tuple.
-        self._evidence: dict[int, tuple[tuple[str, Tally], ...]] = {}
+        # (target, tally) pairs, not a dict: a one-target SLA's bucket costs a small tuple;
+        # held as two integers a bucket (issue 20, oc26: see BucketEvidence).
+        self._evidence = BucketEvidence()
         self._seen: dict[int, frozenset[str]] = {}
         # Issue 20 (ot25): the outages last found, their first buckets, and the unavailable
         # buckets judged again since (their evidence may differ): an outage whose run of
         # buckets is the same and holds none of those is the same outage, reused as the same
         # object (a bucket close rebuilds no outage, a late result one).
-        self._found: tuple[Outage, ...] = ()
-        self._found_firsts = array("q")
+        self._found = _NO_OUTAGES
         self._touched: set[int] = set()
         """Issue 14: per unavailable bucket of an SLA judged by locations, those that saw it."""
         self.first_tallied: int | None = None
         """Index of the first judged bucket holding any tally of the month's targets."""
         self._dirty: set[int] = set()
         if self.windows:
-            self._outages: tuple[Outage, ...] | None = ()
+            self._outages: CompactOutages | None = _NO_OUTAGES
             self._exclude(_windows_only=True)
         else:  # issue 20 (start-up): what _exclude leaves when no window applies, at once
             self._outages = None
@@ -459,9 +461,7 @@ class RunningMonth:
             raw=self._raw_codes(through),
             excused=tuple(sorted(i for i in self._excused if i < through)),
             errors=tuple(sorted((i, e) for i, e in self._errors.items() if i < through)),
-            evidence=tuple(
-                (i, cells) for i, cells in sorted(self._evidence.items()) if i < through
-            ),
+            evidence=self._evidence.below(through),
             first_tallied=(
                 self.first_tallied
                 if self.first_tallied is not None and self.first_tallied < through
@@ -510,14 +510,13 @@ class RunningMonth:
         # Equal evidence is decoded as the same tally objects: each distinct bucket evidence
         # is looked up in the shared cells once per month, not once per bucket.
         known: dict[tuple[tuple[str, int], ...], tuple[tuple[str, Tally], ...]] = {}
-        evidence: dict[int, tuple[tuple[str, Tally], ...]] = {}
+        evidence = running._evidence
         for index, cells in state.evidence:
             key = tuple([(name, id(tally)) for name, tally in cells])
             shared = known.get(key)
             if shared is None:
                 shared = known[key] = shared_cells(tuple(cells))
-            evidence[index] = shared
-        running._evidence = evidence
+            evidence.put(index, shared)
         running.first_tallied = state.first_tallied
         running.elapsed = judged
         if running.canaries and running._excused:
@@ -597,14 +596,17 @@ class RunningMonth:
                 errors.pop(index, None)
             if code == _U:
                 self._touched.add(index)
-                evidence[index] = shared_cells(
-                    tuple(
-                        {
-                            name: column[epoch]
-                            for name, column in zip(leaves, columns, strict=True)
-                            if epoch in column
-                        }.items()
-                    )
+                evidence.put(
+                    index,
+                    shared_cells(
+                        tuple(
+                            {
+                                name: column[epoch]
+                                for name, column in zip(leaves, columns, strict=True)
+                                if epoch in column
+                            }.items()
+                        )
+                    ),
                 )
                 if located is not None:  # issue 14: the locations that saw it, kept too
                     seen[index] = frozenset(
@@ -613,7 +615,7 @@ class RunningMonth:
                         for place in located.verdict(name, epoch, size, rule).down
                     )
             else:
-                evidence.pop(index, None)
+                evidence.pop(index)
                 seen.pop(index, None)
             old = final[index]
             if index in excluded:
@@ -657,7 +659,7 @@ class RunningMonth:
             final[index] = _X
         self._outages = None
 
-    def _find_outages(self, final: bytes | bytearray) -> tuple[Outage, ...]:
+    def _find_outages(self, final: bytes | bytearray) -> CompactOutages:
         # Each maximal run of final unavailable buckets is an outage (``month._outages``). A
         # final unavailable bucket was judged unavailable (exclusions only turn buckets
         # excluded), so its evidence is kept: the tallies ``outage_of`` sums, in the same
@@ -666,65 +668,151 @@ class RunningMonth:
         # judged since, is the outage found before, and (2) runs of equal evidence (the same
         # shared cells, bucket by bucket) differ only in where they are: ``outage_of`` sums
         # the first, the others take its figures (86 outages of a month-end month cost one
-        # ``outage_of``, not 86).
+        # ``outage_of``, not 86). Issue 20 (oc26): the outages are kept as their runs and an
+        # index into the distinct figures (CompactOutages), not as one object each.
         evidence, seen_at = self._evidence, self._seen
         where = self.policy.locations
         seen = None if where is None else (where.of, seen_at)
         touched = self._touched
-        old_firsts, old_found = self._found_firsts, self._found
+        old_firsts, old_lengths, old_kinds, old_figures = self._found.parts()
+        old_count = len(old_firsts)
+        renumbered = [-1] * len(old_figures)  # an old figure's index -> its index in figures
         start, size, grid = self._start_epoch, self._size, self.grid
-        length = len(final)
-        templates: dict[tuple[object, ...], Outage] = {}
-        outages: list[Outage] = []
-        firsts = array("q")
+        at, which, distinct = evidence.parts()
+        kept = len(at)
+        p = 0  # the evidence's cursor: runs come in order, so it only moves on
+        templates: dict[tuple[object, ...], int] = {}
+        figures: list[Outage] = []
+        firsts, lengths, kinds = array("i"), array("i"), array("i")
         k = 0
-        first = final.find(_U)
-        while first >= 0:
-            last = first
-            while last + 1 < length and final[last + 1] == _U:
-                last += 1
-            buckets = last - first + 1
-            while k < len(old_firsts) and old_firsts[k] < first:
+        for run in _RUN_OF_U.finditer(final):
+            first, stop = run.span()
+            buckets = stop - first
+            while k < old_count and old_firsts[k] < first:
                 k += 1
+            kind = -1
             if (
-                k < len(old_firsts)
+                k < old_count
                 and old_firsts[k] == first
-                and old_found[k].buckets == buckets
-                and (not touched or touched.isdisjoint(range(first, last + 1)))
+                and old_lengths[k] == buckets
+                and (not touched or touched.isdisjoint(range(first, stop)))
             ):
-                outage = old_found[k]
-            else:
-                cells = tuple(evidence.get(i, ()) for i in range(first, last + 1))
-                saw = (
-                    None if seen is None else tuple(seen_at.get(i) for i in range(first, last + 1))
-                )
-                # By identity: the cells are held by ``evidence`` for this call's length.
-                key = (*map(id, cells), saw)
-                template = templates.get(key)
-                if template is None:
+                kind = renumbered[old_kinds[k]]
+                if kind < 0:
+                    kind = renumbered[old_kinds[k]] = len(figures)
+                    figures.append(old_figures[old_kinds[k]])
+            if kind < 0:
+                p = bisect_left(at, first, p)
+                if p + buckets <= kept and at[p + buckets - 1] == stop - 1:
+                    # Every bucket of the run holds evidence (always: see above): which
+                    # distinct cells each holds is the run's evidence.
+                    slots = tuple(which[p : p + buckets])
+                    cells = tuple(distinct[slot] for slot in slots)
+                else:
+                    cells = tuple(evidence.get(i, ()) for i in range(first, stop))
+                    slots = tuple(map(id, cells))  # held by ``evidence`` for this call
+                saw = None if seen is None else tuple(seen_at.get(i) for i in range(first, stop))
+                key = (*slots, saw)
+                kind = templates.get(key, -1)
+                if kind < 0:
                     columns: dict[str, dict[int, Tally]] = {name: {} for name in self.leaves}
-                    for index, bucket in zip(range(first, last + 1), cells, strict=True):
+                    for index, bucket in zip(range(first, stop), cells, strict=True):
                         for name, tally in bucket:
                             columns[name][start + index * size] = tally
-                    outage = templates[key] = outage_of(grid, first, last, columns, seen=seen)
-                else:
-                    outage = Outage(
-                        start=instant_of(start + first * size),
-                        end=instant_of(start + (last + 1) * size),
-                        buckets=buckets,
-                        errors=template.errors,
-                        failed_targets=template.failed_targets,
-                        probes=template.probes,
-                        excused=template.excused,
-                        locations=template.locations,
-                    )
-            outages.append(outage)
+                    kind = templates[key] = len(figures)
+                    figures.append(outage_of(grid, first, stop - 1, columns, seen=seen))
             firsts.append(first)
-            first = final.find(_U, last + 1)
-        found = tuple(outages)
-        self._found, self._found_firsts = found, firsts
+            lengths.append(buckets)
+            kinds.append(kind)
+        found = CompactOutages(start, size, firsts, lengths, kinds, tuple(figures))
+        self._found = found
         touched.clear()
         return found
+
+
+_RUN_OF_U = re.compile(re.escape(bytes([_U])) + b"+")
+"""A maximal run of unavailable codes (found by the regular expression engine, not a loop)."""
+_NO_OUTAGES = CompactOutages(0, 1, array("i"), array("i"), array("i"), ())
+"""A month without outages (never written: every month shares it)."""
+
+
+class BucketEvidence:
+    """The evidence kept per bucket judged unavailable (bucket index -> its ``shared_cells``),
+    as two integers a bucket: its index, in a sorted array, and which of the month's distinct
+    cells it holds (issue 20, oc26: a dict entry and an index object were ~70 bytes a bucket,
+    1.7 M buckets at a month's end; most buckets of a month share one or two cells).
+
+    Buckets are judged mostly in order, so a put is mostly an append; a late result inserts
+    in the middle of at most a month's unavailable buckets. Cells no bucket holds any more are
+    dropped when they are more than half of those kept."""
+
+    __slots__ = ("_at", "_cells", "_slot", "_which")
+
+    def __init__(self) -> None:
+        self._at = array("i")
+        self._which = array("i")
+        self._cells: list[tuple[tuple[str, Tally], ...]] = []
+        self._slot: dict[int, int] = {}  # id(cells) -> index in _cells (which holds them)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def get(
+        self, index: int, default: tuple[tuple[str, Tally], ...] = ()
+    ) -> tuple[tuple[str, Tally], ...]:
+        at = self._at
+        pos = bisect_left(at, index)
+        if pos < len(at) and at[pos] == index:
+            return self._cells[self._which[pos]]
+        return default
+
+    def put(self, index: int, cells: tuple[tuple[str, Tally], ...]) -> None:
+        slot = self._slot.get(id(cells))
+        if slot is None:
+            if len(self._cells) > 2 * len(self._at) + 8:
+                self._compact()
+            slot = self._slot[id(cells)] = len(self._cells)
+            self._cells.append(cells)
+        at = self._at
+        if not at or at[-1] < index:
+            at.append(index)
+            self._which.append(slot)
+            return
+        pos = bisect_left(at, index)
+        if at[pos] == index:
+            self._which[pos] = slot
+        else:
+            at.insert(pos, index)
+            self._which.insert(pos, slot)
+
+    def pop(self, index: int) -> None:
+        """Bucket ``index``'s evidence forgotten (if it held any)."""
+        at = self._at
+        pos = bisect_left(at, index)
+        if pos < len(at) and at[pos] == index:
+            del at[pos]
+            del self._which[pos]
+
+    def parts(
+        self,
+    ) -> tuple[array[int], array[int], list[tuple[tuple[str, Tally], ...]]]:
+        """(bucket indexes, which cells each holds, the distinct cells), read, never written."""
+        return self._at, self._which, self._cells
+
+    def below(self, through: int) -> tuple[tuple[int, tuple[tuple[str, Tally], ...]], ...]:
+        """(index, cells) of the buckets below ``through``, in order."""
+        cells, end = self._cells, bisect_left(self._at, through)
+        return tuple(
+            (index, cells[slot])
+            for index, slot in zip(self._at[:end], self._which[:end], strict=True)
+        )
+
+    def _compact(self) -> None:
+        used = sorted(set(self._which))
+        renumber = {old: new for new, old in enumerate(used)}
+        self._cells = [self._cells[old] for old in used]
+        self._slot = {id(cells): new for new, cells in enumerate(self._cells)}
+        self._which = array("i", [renumber[old] for old in self._which])
 
 
 _LAST_PACKED: tuple[bytes, bytes] = (b"", pack(b""))
