@@ -1373,6 +1373,7 @@ class Daemon:
             self.scheduler.apply(self._schedule(), now=self.clock())
         freeze_heap(self.config)  # issue 20: the configuration and the months are built
         heap.manage(len(self.config.targets) + len(self.config.slas) >= FREEZE_FROM)  # c21
+        heap.trim()  # rss27: the start-up's freed buffers back to the system
         self.scheduler.start()
         # st26 (issue 20): the loops start now, not at the start's first instant: reading
         # the months back took longer than the flush loop's STUCK_PERIODS (20-45 s at a
