@@ -23,13 +23,15 @@ BASE_BYTES = 64 * 2**20
 BYTES_PER_TARGET = 14 * 2**10
 """A probed target: its configuration, schedule, live tallies of the open hour, recent results
 and its ``/metrics`` lines (10,000 targets with 50 in SLAs: 204 MB peak, docs/benchmarks.md)."""
-BYTES_PER_SLA = 37 * 2**10
-"""An SLA over one target, at its peak: its configuration, the running month (one byte per
-5-minute bucket, 8.9 KB), the previous month packed, the cached results and its ``/metrics``
-text (10,000 one-target SLAs: 565 MB peak in the whole daemon, 414 MB in process at a month's
-end, 2 Dec 2026, docs/benchmarks.md). An SLA with many outages keeps each one's run and
-evidence on top of this (~20 bytes per outage since oc26's compact outages, ~180 before;
-docs/benchmarks.md)."""
+BYTES_PER_SLA = 81 * 2**10
+"""An SLA over one target, at its peak at a month's end: its configuration, the running month
+(one byte per 5-minute bucket, 8.9 KB), the previous month packed, the cached results and
+its ``/metrics`` text, with ~86 outages a month (one unavailable bucket in 100; ~20 bytes per
+outage since oc26's compact outages), and what the start-up's restore leaves behind: CPython's
+small-object arenas keep the pools the decoded snapshots touched (rss27). 10,000 one-target
+SLAs: 995 MB peak (= end) in the whole daemon at a month's end with rss27's trim (1,072 MB
+without), 327 MB in process for the months and their first results (2 Dec 2026,
+docs/benchmarks.md); (995 MB - BASE - 10,000 targets) / 10,000 SLAs."""
 
 
 @dataclass(frozen=True)
