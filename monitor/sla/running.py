@@ -727,12 +727,14 @@ class RunningMonth:
                     kind = renumbered[old_kinds[k]] = len(figures)
                     figures.append(old_figures[old_kinds[k]])
             if kind < 0:
-                p = bisect_left(at, first, p)
+                if p >= kept or at[p] != first:  # mostly the next one: no search
+                    p = bisect_left(at, first, p)
+                cells: tuple[tuple[tuple[str, Tally], ...], ...] | None = None
                 if p + buckets <= kept and at[p + buckets - 1] == stop - 1:
                     # Every bucket of the run holds evidence (always: see above): which
-                    # distinct cells each holds is the run's evidence.
+                    # distinct cells each holds is the run's evidence (the cells themselves
+                    # read only for a run whose evidence was not summed yet).
                     slots = tuple(which[p : p + buckets])
-                    cells = tuple(distinct[slot] for slot in slots)
                 else:
                     cells = tuple(evidence.get(i, ()) for i in range(first, stop))
                     slots = tuple(map(id, cells))  # held by ``evidence`` for this call
@@ -740,6 +742,8 @@ class RunningMonth:
                 key = (*slots, saw)
                 kind = templates.get(key, -1)
                 if kind < 0:
+                    if cells is None:
+                        cells = tuple(distinct[slot] for slot in slots)
                     columns: dict[str, dict[int, Tally]] = {name: {} for name in self.leaves}
                     for index, bucket in zip(range(first, stop), cells, strict=True):
                         for name, tally in bucket:
