@@ -710,6 +710,9 @@ class RunningMonth:
         kept = len(at)
         p = 0  # the evidence's cursor: runs come in order, so it only moves on
         templates: dict[tuple[object, ...], int] = {}
+        new_firsts: list[int] = []
+        new_lengths: list[int] = []
+        new_kinds: list[int] = []
         for run in _RUN_OF_U.finditer(final, resume):
             first, stop = run.span()
             buckets = stop - first
@@ -735,6 +738,7 @@ class RunningMonth:
                     # distinct cells each holds is the run's evidence (the cells themselves
                     # read only for a run whose evidence was not summed yet).
                     slots = tuple(which[p : p + buckets])
+                    p += buckets  # on the next run's first bucket, if it holds evidence
                 else:
                     cells = tuple(evidence.get(i, ()) for i in range(first, stop))
                     slots = tuple(map(id, cells))  # held by ``evidence`` for this call
@@ -750,9 +754,13 @@ class RunningMonth:
                             columns[name][start + index * size] = tally
                     kind = templates[key] = len(figures)
                     figures.append(outage_of(grid, first, stop - 1, columns, seen=seen))
-            firsts.append(first)
-            lengths.append(buckets)
-            kinds.append(kind)
+            # Lists, made arrays once at the end: a list's append is the cheaper call.
+            new_firsts.append(first)
+            new_lengths.append(buckets)
+            new_kinds.append(kind)
+        firsts.fromlist(new_firsts)
+        lengths.fromlist(new_lengths)
+        kinds.fromlist(new_kinds)
         found = CompactOutages(start, size, firsts, lengths, kinds, tuple(figures))
         self._found = found
         touched.clear()
