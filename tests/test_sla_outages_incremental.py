@@ -166,3 +166,56 @@ def _same_evidence(
         if state is BucketState.UNAVAILABLE
     )
     assert running.judged_state(elapsed).evidence == want
+
+
+class TestOutagesFoundFromTheLowestMove:
+    """Issue 20 (sum27): the runs ending before the lowest bucket moved since the last find
+    are kept as found (not walked again); a close moves one bucket at the end."""
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        judged=st.lists(st.integers(-1, len(PALETTE) - 1), min_size=0, max_size=40),
+        closes=st.lists(
+            st.tuples(
+                st.integers(-1, len(PALETTE) - 1),
+                st.one_of(
+                    st.none(),
+                    st.tuples(st.integers(0, 79), st.integers(0, len(PALETTE) - 1)),
+                ),
+            ),
+            min_size=1,
+            max_size=40,
+        ),
+    )
+    def test_restored_then_closed_bucket_by_bucket_equals_compute_month(
+        self, judged: list[int], closes: list[tuple[int, tuple[int, int] | None]]
+    ) -> None:
+        """A month restored from its judged state (as at a start), then closed one bucket at
+        a time (a failing, passing or missing tally for the one target; now and then a late
+        result on an earlier bucket): after each close the outages equal compute_month's (the
+        runs kept from the last find, those found again after them, the figures of either)."""
+        target = TARGETS[0]
+        tallies: dict[str, dict[int, Tally]] = {name: {} for name in TARGETS}
+        for index, kind in enumerate(judged):
+            if kind >= 0:
+                tallies[target][GRID.bucket_start(index)] = PALETTE[kind]
+        now = GRID.start + timedelta(hours=len(judged))
+        first = RunningMonth(POLICY, SERVICE, MONTH, ())
+        first.advance(tallies, now)
+        running = RunningMonth.restored(
+            POLICY, SERVICE, MONTH, (), decode(encode(first.judged_state(first.elapsed)))
+        )
+        _same_outages(running.result(now), first.result(now))
+        for kind, late in closes:
+            closing = running.elapsed
+            if kind >= 0:
+                tallies[target][GRID.bucket_start(closing)] = PALETTE[kind]
+            if late is not None and late[0] < closing:
+                epoch = GRID.bucket_start(late[0])
+                tallies[target][epoch] = PALETTE[late[1]]
+                running.mark(epoch)
+            now += timedelta(hours=1)
+            running.advance(tallies, now)
+            got = running.result(now)
+            reference = compute_month(POLICY, SERVICE, MONTH, tallies, (), now=now)
+            _same_outages(got, reference)

@@ -307,6 +307,10 @@ class RunningMonth:
         # object (a bucket close rebuilds no outage, a late result one).
         self._found = _NO_OUTAGES
         self._touched: set[int] = set()
+        # Issue 20 (sum27): the lowest bucket whose verdict moved into or out of unavailable
+        # (or was judged unavailable again) since the outages were last found: the runs
+        # ending before it are the runs found before, kept without walking them again.
+        self._stale_from = 0
         """Issue 14: per unavailable bucket of an SLA judged by locations, those that saw it."""
         self.first_tallied: int | None = None
         """Index of the first judged bucket holding any tally of the month's targets."""
@@ -626,6 +630,8 @@ class RunningMonth:
             final[index] = new
             if _U in (old, new):
                 self._outages = None
+                if index < self._stale_from:
+                    self._stale_from = index
             if excused_only != (index in excused):
                 canaries_moved = True
                 if excused_only:
@@ -658,6 +664,7 @@ class RunningMonth:
             hidden[index] = final[index]
             final[index] = _X
         self._outages = None
+        self._stale_from = 0
 
     def _find_outages(self, final: bytes | bytearray) -> CompactOutages:
         # Each maximal run of final unavailable buckets is an outage (``month._outages``). A
@@ -676,16 +683,37 @@ class RunningMonth:
         touched = self._touched
         old_firsts, old_lengths, old_kinds, old_figures = self._found.parts()
         old_count = len(old_firsts)
-        renumbered = [-1] * len(old_figures)  # an old figure's index -> its index in figures
+        # Issue 20 (sum27): the runs ending before the lowest bucket moved since
+        # (``_stale_from``; the bucket after each such run is not unavailable and did not
+        # move either) are the runs found before, with their figures: copied as they are
+        # (three array slices), and the walk starts after them. A bucket close moves only the
+        # last bucket, so a month's ~86 outages are not walked again for it.
+        stale = self._stale_from
+        k = bisect_left(old_firsts, stale)
+        if k and old_firsts[k - 1] + old_lengths[k - 1] >= stale:
+            k -= 1
+        figures: list[Outage]
+        if k and len(old_figures) <= 2 * len(set(old_kinds[:k])) + 8:
+            figures = list(old_figures)
+            renumbered = list(range(len(old_figures)))
+            firsts, lengths, kinds = old_firsts[:k], old_lengths[:k], old_kinds[:k]
+            resume = firsts[k - 1] + lengths[k - 1]
+        else:
+            # Nothing to keep, or figures no kept run reads pile up (an outage growing close
+            # by close): all found again, each distinct figure once.
+            k = resume = 0
+            figures = []
+            renumbered = [-1] * len(old_figures)  # an old figure's index -> its new index
+            firsts, lengths, kinds = array("i"), array("i"), array("i")
         start, size, grid = self._start_epoch, self._size, self.grid
         at, which, distinct = evidence.parts()
         kept = len(at)
         p = 0  # the evidence's cursor: runs come in order, so it only moves on
         templates: dict[tuple[object, ...], int] = {}
-        figures: list[Outage] = []
-        firsts, lengths, kinds = array("i"), array("i"), array("i")
-        k = 0
-        for run in _RUN_OF_U.finditer(final):
+        new_firsts: list[int] = []
+        new_lengths: list[int] = []
+        new_kinds: list[int] = []
+        for run in _RUN_OF_U.finditer(final, resume):
             first, stop = run.span()
             buckets = stop - first
             while k < old_count and old_firsts[k] < first:
@@ -702,12 +730,15 @@ class RunningMonth:
                     kind = renumbered[old_kinds[k]] = len(figures)
                     figures.append(old_figures[old_kinds[k]])
             if kind < 0:
-                p = bisect_left(at, first, p)
+                if p >= kept or at[p] != first:  # mostly the next one: no search
+                    p = bisect_left(at, first, p)
+                cells: tuple[tuple[tuple[str, Tally], ...], ...] | None = None
                 if p + buckets <= kept and at[p + buckets - 1] == stop - 1:
                     # Every bucket of the run holds evidence (always: see above): which
-                    # distinct cells each holds is the run's evidence.
+                    # distinct cells each holds is the run's evidence (the cells themselves
+                    # read only for a run whose evidence was not summed yet).
                     slots = tuple(which[p : p + buckets])
-                    cells = tuple(distinct[slot] for slot in slots)
+                    p += buckets  # on the next run's first bucket, if it holds evidence
                 else:
                     cells = tuple(evidence.get(i, ()) for i in range(first, stop))
                     slots = tuple(map(id, cells))  # held by ``evidence`` for this call
@@ -715,18 +746,25 @@ class RunningMonth:
                 key = (*slots, saw)
                 kind = templates.get(key, -1)
                 if kind < 0:
+                    if cells is None:
+                        cells = tuple(distinct[slot] for slot in slots)
                     columns: dict[str, dict[int, Tally]] = {name: {} for name in self.leaves}
                     for index, bucket in zip(range(first, stop), cells, strict=True):
                         for name, tally in bucket:
                             columns[name][start + index * size] = tally
                     kind = templates[key] = len(figures)
                     figures.append(outage_of(grid, first, stop - 1, columns, seen=seen))
-            firsts.append(first)
-            lengths.append(buckets)
-            kinds.append(kind)
+            # Lists, made arrays once at the end: a list's append is the cheaper call.
+            new_firsts.append(first)
+            new_lengths.append(buckets)
+            new_kinds.append(kind)
+        firsts.fromlist(new_firsts)
+        lengths.fromlist(new_lengths)
+        kinds.fromlist(new_kinds)
         found = CompactOutages(start, size, firsts, lengths, kinds, tuple(figures))
         self._found = found
         touched.clear()
+        self._stale_from = self._count
         return found
 
 
