@@ -6,9 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bootstrap.sh
 bootstrap_venv test
+# npm only when none is on PATH: Debian's npm conflicts with a nodejs that bundles its own
+# (NodeSource's, as on some build machines), and apt would then install nothing at all.
+NPM=()
+command -v npm >/dev/null || NPM=(npm)
 if apt_install kamailio kamailio-tls-modules sipsak baresip sip-tester prometheus \
-        prometheus-alertmanager prometheus-blackbox-exporter systemd chromium chromium-driver npm \
-        postgresql openssl; then
+        prometheus-alertmanager prometheus-blackbox-exporter systemd chromium chromium-driver \
+        "${NPM[@]}" postgresql openssl; then
     export SLAWATCH_REQUIRE_PEERS=1
 else
     echo "slawatch: some peer programs are missing; tests that need them will be skipped" >&2
