@@ -48,6 +48,15 @@ async def assert_store_equals_reference(h: Harness) -> None:
     await assert_store_holds_reference(h, stored_tallies=True)
 
 
+async def settle_and_check(h: Harness) -> None:
+    """Let every bucket fed settle, flush until it is written, and check the store against the
+    reference (the end of every property run here and in tests/test_verdict_vouch.py)."""
+    h.clock.advance(20 * 60)
+    for _ in range(4):
+        assert await h.daemon.flush()
+    await assert_store_equals_reference(h)
+
+
 async def restart(h: Harness, *, down_exclusion: str | None = None, ident: str = "down") -> None:
     """Stop (no flush: what was not written is lost, as at kill -9) and start a new daemon
     over the same configuration and store, as ``Daemon.start`` reads its history."""
@@ -131,10 +140,7 @@ class TestRestartWritesTheReference:
             try:
                 for number, event in enumerate(events):
                     await play(h, number, event, monkeypatch)
-                h.clock.advance(20 * 60)  # every bucket fed settles
-                for _ in range(4):
-                    assert await h.daemon.flush()
-                await assert_store_equals_reference(h)
+                await settle_and_check(h)
             finally:
                 await h.daemon.store.close()
 

@@ -34,6 +34,7 @@ from tests.test_verdict_resume import (
     assert_store_equals_reference,
     play,
     restart,
+    settle_and_check,
 )
 
 pytestmark = pytest.mark.timeout(600)
@@ -120,10 +121,7 @@ class TestVouchedRestartsWriteTheReference:
                         await restart(h)
                     else:
                         await play(h, number, event, monkeypatch)
-                h.clock.advance(20 * 60)  # every bucket fed settles
-                for _ in range(4):
-                    assert await h.daemon.flush()
-                await assert_store_equals_reference(h)
+                await settle_and_check(h)
             finally:
                 await h.daemon.store.close()
 
