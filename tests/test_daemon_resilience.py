@@ -167,7 +167,9 @@ class TestLoopsSurvive:
             assert daemon.listen_address is not None
             port = daemon.listen_address[1]
             try:
-                assert (await readyz(port))[0] == 200
+                # fs28 (issue 20): ready once the first summary's refresh wrote /metrics'
+                # per-SLA lines (a second or so after the start here).
+                await until(lambda: _ready(port), "ready after the first summary")
                 # Closed, failed buckets: enough unavailable ones for a credit tier.
                 for offset in range(2, 12):
                     daemon.state.put(BUCKET, "api", bucket(-offset), Tally(failed=3))
@@ -211,7 +213,9 @@ class TestLoopsSurvive:
             assert daemon.listen_address is not None
             port = daemon.listen_address[1]
             try:
-                assert (await readyz(port))[0] == 200
+                # fs28 (issue 20): ready once the first summary's refresh wrote /metrics'
+                # per-SLA lines (a second or so after the start here).
+                await until(lambda: _ready(port), "ready after the first summary")
                 store.failing = True
                 daemon.state.put(BUCKET, "api", bucket(-1), Tally(ok=5))
                 _, text = await until(lambda: _not_ready(port), "readyz 503")

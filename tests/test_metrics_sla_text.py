@@ -27,9 +27,11 @@ from monitor.metrics.contract import ContractCollector
 from monitor.metrics.sla_text import (
     _SCRAPE_ONLY,
     SLA_FAMILY_NAMES,
+    WARMING,
     SlaFamilies,
     _count_text,
     _ratio,
+    _SlaText,
     instant_service_state,
     outage_open,
     provisional_bucket_state,
@@ -639,6 +641,86 @@ class TestChangeFeed:
                 assert_matches(d, await families.render())
             finally:
                 await d.store.close()
+
+        asyncio.run(run())
+
+
+class TestReadyAfterTheText:
+    def test_ready_waits_for_every_sla_written_then_a_scrape_evaluates_only_what_changed(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """fs28 (issue 20): the daemon is not ready while ``/metrics``' per-SLA lines were
+        never written (the first scrape after a start wrote them all: 13-32 s at 10,000
+        SLAs); the refresh after the first summary writes them and the daemon is ready. A
+        scrape after that evaluates only the SLAs over a target with a new result (la and
+        ld over a1), builds no month, and writes the figures of a renderer without a cache
+        and of the month."""
+
+        async def run() -> None:
+            h = Harness(tmp_path)
+            d = h.daemon
+            h.history(6)
+            d.serving(None)
+            exposition = MetricsExposition(d, extra=[ContractCollector(d)])
+            families = exposition._slas
+            assert families.warming
+            assert d.health.problems(h.clock()) == [f"building {WARMING}"]
+            await d._summarise()  # the first summary; its hook starts the refresh
+            await exposition.settled()
+            assert not families.warming
+            assert d.health.problems(h.clock()) == []
+            h.feed("a1", h.clock() - 1, True)
+            evaluated: list[tuple[str, str]] = []
+            months = 0
+            month_result = d.accounting.month_result
+
+            def counted_month(*args: Any, **kwargs: Any) -> MonthResult:
+                nonlocal months
+                months += 1
+                return month_result(*args, **kwargs)
+
+            def counting(kind: str) -> Any:
+                original = getattr(_SlaText, kind)
+
+                def wrapper(self: _SlaText, *args: Any, **kwargs: Any) -> str:
+                    evaluated.append((kind, self.policy.name))
+                    return original(self, *args, **kwargs)
+
+                return wrapper
+
+            monkeypatch.setattr(d.accounting, "month_result", counted_month)
+            for kind in ("set_result", "up_line", "bucket_lines", "outage_line", "claim_line"):
+                monkeypatch.setattr(_SlaText, kind, counting(kind))
+            text = await scrape(exposition)
+            assert months == 0
+            assert sorted(evaluated) == [
+                ("bucket_lines", "la"),
+                ("bucket_lines", "ld"),
+                ("up_line", "la"),
+                ("up_line", "ld"),
+            ]
+            monkeypatch.undo()
+            assert_matches(d, text)
+            sla_text = await families.render()
+            assert sla_text == await SlaFamilies(d).render()
+
+        asyncio.run(run())
+
+    def test_a_scrape_before_the_first_refresh_ends_the_wait(self, tmp_path: Path) -> None:
+        """fs28: a scrape that came first (writing every SLA's lines itself) ends it too; a
+        renderer that does not gate readiness (tests, benches) never adds to it."""
+
+        async def run() -> None:
+            h = Harness(tmp_path)
+            d = h.daemon
+            h.history(6)
+            plain = SlaFamilies(d)
+            assert not plain.warming
+            assert d.health.warming == set()
+            exposition = MetricsExposition(d, extra=[ContractCollector(d)])
+            assert d.health.warming == {WARMING}
+            assert_matches(d, await scrape(exposition))
+            assert d.health.warming == set()
 
         asyncio.run(run())
 

@@ -406,7 +406,8 @@ class MetricsExposition:
     def __init__(self, daemon: DaemonView, extra: Sequence[Collector] = ()) -> None:
         self.registry = build_registry(daemon, extra)
         self._targets = TargetFamilies(daemon)
-        self._slas = SlaFamilies(daemon)
+        # fs28 (issue 20): /readyz waits for the per-SLA text to be written once.
+        self._slas = SlaFamilies(daemon, gate_ready=True)
         # Issue 20: the daemon brings the per-SLA text up to date after each summary (in
         # slices, before the next scrape). Held weakly: an exposition dropped stops there.
         hooks = getattr(daemon, "summary_hooks", None)

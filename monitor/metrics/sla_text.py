@@ -458,6 +458,9 @@ def _month_lines(
     return tuple(out)
 
 
+WARMING = "per-SLA metrics"
+"""fs28 (issue 20): what ``Health.warming`` names while the per-SLA lines are first written."""
+
 CHUNK_SLAS = 128
 """SLAs per chunk of cached text: a change re-joins its chunk's lines only."""
 
@@ -498,7 +501,9 @@ class SlaFamilies:
     the next scrape rather than inside it.
     """
 
-    def __init__(self, daemon: DaemonView) -> None:
+    def __init__(self, daemon: DaemonView, *, gate_ready: bool = False) -> None:
+        """``gate_ready``: the daemon is not ready (``Health.warming``) until every SLA's lines
+        were written once (:meth:`refresh` after the first summary, or a scrape)."""
         self._daemon = daemon
         self._info: tuple[object, object, bytes] | None = None
         self._lock = asyncio.Lock()
@@ -519,6 +524,25 @@ class SlaFamilies:
         self._todo: dict[int, int] = {}
         self._chunks: list[tuple[bytes, ...] | None] = []
         self._refreshing: asyncio.Task[None] | None = None
+        # fs28 (issue 20): after a start every SLA's lines are to be written (20,000 months
+        # and 10,000 SLAs' text at 10,000 SLAs). /readyz answered before they were, so the
+        # first scrape after ready wrote them all, beside the first summary and the first
+        # interval's probes: 13 s at a month's start, 32 s at its end (the tree before the
+        # third round did the same; its bench scraped only after a warm-up interval). Ready
+        # now means a scrape finds them written, each exact (the summary's own months).
+        self._warming = gate_ready
+        if gate_ready:
+            daemon.health.warming.add(WARMING)
+
+    @property
+    def warming(self) -> bool:
+        """True until every SLA's lines were written once (only with ``gate_ready``)."""
+        return self._warming
+
+    def _warmed(self) -> None:
+        if self._warming:
+            self._warming = False
+            self._daemon.health.warming.discard(WARMING)
 
     async def render(self) -> str:
         """The text of every family in ``SLA_FAMILY_NAMES`` (see :meth:`render_bytes`)."""
@@ -542,6 +566,7 @@ class SlaFamilies:
         async with self._lock:
             await self._bring_up_to_date()
             await self._build_chunks(yielding=True)
+            self._warmed()  # every SLA's lines written: what the warming refresh is for
             return self._parts()
 
     async def refresh(self) -> None:
@@ -559,6 +584,7 @@ class SlaFamilies:
         which is what the scrape writes either way. What the refresh is for (a bucket close:
         every SLA's months moved, seconds of work at 10,000 SLAs) is still done here."""
         d = self._daemon
+        warming = self._warming  # fs28: every SLA is flagged then (their lines unwritten)
         async with self._lock:
             self._collect(d.clock())
             picked = self._refreshed()
@@ -576,6 +602,8 @@ class SlaFamilies:
         while True:
             async with self._lock:
                 if await self._build_chunks(yielding=False):
+                    if warming and self._accounting is d.accounting:
+                        self._warmed()
                     break
             await asyncio.sleep(0)
         # c21: lines that live until their SLA moves again (a bucket close) leave the

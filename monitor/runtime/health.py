@@ -88,6 +88,10 @@ class Health:
         """Issue 14: this daemon exports the contract series of SLAs judged by locations
         (``monitor.runtime.accountant``; always true on SQLite, a single daemon)."""
         self.shard: ShardFigures | None = None  # issue 14: set when sharding is on
+        self.warming: set[str] = set()
+        """fs28 (issue 20): what is still being built after a start and would make a request
+        slow until it is (``/metrics``' per-SLA text before its first refresh: a scrape then
+        built it, 13-32 s at 10,000 SLAs); not ready while any is."""
 
     @property
     def store_failing(self) -> bool:
@@ -114,6 +118,8 @@ class Health:
             out.append("starting or stopping")
         if self.store_failing:
             out.append("store writes failing")
+        if self.warming:
+            out.append("building " + ", ".join(sorted(self.warming)))
         for loop, beat in sorted(self.beats.items()):
             if now - beat.last_ok > STUCK_PERIODS * beat.period:
                 out.append(f"loop {loop} stuck for {now - beat.last_ok:.0f}s")
