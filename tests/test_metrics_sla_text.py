@@ -22,7 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.clock import FixedClock
 from monitor.config import load_config
 from monitor.instants import utc_from_epoch
-from monitor.metrics.collector import MetricsExposition
+from monitor.metrics import collector
+from monitor.metrics.collector import TARGETS_WARMING, MetricsExposition
 from monitor.metrics.contract import ContractCollector
 from monitor.metrics.sla_text import (
     _SCRAPE_ONLY,
@@ -649,12 +650,12 @@ class TestReadyAfterTheText:
     def test_ready_waits_for_every_sla_written_then_a_scrape_evaluates_only_what_changed(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """fs28 (issue 20): the daemon is not ready while ``/metrics``' per-SLA lines were
-        never written (the first scrape after a start wrote them all: 13-32 s at 10,000
-        SLAs); the refresh after the first summary writes them and the daemon is ready. A
-        scrape after that evaluates only the SLAs over a target with a new result (la and
-        ld over a1), builds no month, and writes the figures of a renderer without a cache
-        and of the month."""
+        """fs28 (issue 20): the daemon is not ready while ``/metrics``' per-SLA and
+        per-target lines were never written (the first scrape after a start wrote them all:
+        13-32 s at 10,000 SLAs); the refresh after the first summary writes them and the
+        daemon is ready. A scrape after that evaluates only the SLAs over a target with a new
+        result (la and ld over a1) and that target's lines, builds no month, and writes the
+        figures of a renderer without a cache and of the month."""
 
         async def run() -> None:
             h = Harness(tmp_path)
@@ -664,10 +665,11 @@ class TestReadyAfterTheText:
             exposition = MetricsExposition(d, extra=[ContractCollector(d)])
             families = exposition._slas
             assert families.warming
-            assert d.health.problems(h.clock()) == [f"building {WARMING}"]
+            assert d.health.problems(h.clock()) == [f"building {WARMING}, {TARGETS_WARMING}"]
             await d._summarise()  # the first summary; its hook starts the refresh
             await exposition.settled()
             assert not families.warming
+            assert not exposition._targets.warming
             assert d.health.problems(h.clock()) == []
             h.feed("a1", h.clock() - 1, True)
             evaluated: list[tuple[str, str]] = []
@@ -689,6 +691,13 @@ class TestReadyAfterTheText:
                 return wrapper
 
             monkeypatch.setattr(d.accounting, "month_result", counted_month)
+            target_blocks = collector._target_blocks
+
+            def counted_blocks(name: str, *args: Any) -> tuple[str, ...]:
+                evaluated.append(("target", name))
+                return target_blocks(name, *args)
+
+            monkeypatch.setattr(collector, "_target_blocks", counted_blocks)
             for kind in ("set_result", "up_line", "bucket_lines", "outage_line", "claim_line"):
                 monkeypatch.setattr(_SlaText, kind, counting(kind))
             text = await scrape(exposition)
@@ -696,6 +705,7 @@ class TestReadyAfterTheText:
             assert sorted(evaluated) == [
                 ("bucket_lines", "la"),
                 ("bucket_lines", "ld"),
+                ("target", "a1"),
                 ("up_line", "la"),
                 ("up_line", "ld"),
             ]
@@ -718,7 +728,7 @@ class TestReadyAfterTheText:
             assert not plain.warming
             assert d.health.warming == set()
             exposition = MetricsExposition(d, extra=[ContractCollector(d)])
-            assert d.health.warming == {WARMING}
+            assert d.health.warming == {WARMING, TARGETS_WARMING}
             assert_matches(d, await scrape(exposition))
             assert d.health.warming == set()
 

@@ -273,13 +273,39 @@ class TargetFamilies:
     the target's state when its chunk was rendered: no later than the scrape's end.
     """
 
-    def __init__(self, daemon: DaemonView) -> None:
+    def __init__(self, daemon: DaemonView, *, gate_ready: bool = False) -> None:
+        """``gate_ready``: the daemon is not ready (``Health.warming``) until every target's
+        lines were written once (:meth:`warm_soon`, or a scrape)."""
         self._daemon = daemon
+        # fs28 (issue 20): after a start no target's lines are written; the first scrape
+        # after ready wrote all 10,000 (as many again as a scrape 15 s later).
+        self._warming = gate_ready
+        self._warm_task: asyncio.Task[list[bytes]] | None = None
+        if gate_ready:
+            daemon.health.warming.add(TARGETS_WARMING)
         # target -> (last result the lines were built from, (kind, role), one line block per family)
         self._cache: dict[str, tuple[ProbeResult | None, tuple[str, str], tuple[str, ...]]] = {}
         # Issue 20: per chunk of RENDER_CHUNK targets, its lines per family joined and encoded
         # (kept while none of its targets changed), and the targets it was built from.
         self._chunks: list[tuple[tuple[str, ...], tuple[bytes, ...]] | None] = []
+
+    @property
+    def warming(self) -> bool:
+        """True until every target's lines were written once (only with ``gate_ready``)."""
+        return self._warming
+
+    def warm_soon(self) -> None:
+        """While warming: write every target's lines in a task of its own (the daemon's hook
+        after each summary), as a scrape would; :meth:`render_parts` ends the warming."""
+        task = self._warm_task
+        if self._warming and (task is None or task.done()):
+            self._warm_task = asyncio.get_running_loop().create_task(self.render_parts())
+
+    async def settled(self) -> None:
+        """Wait for the writing :meth:`warm_soon` started, if one runs."""
+        task = self._warm_task
+        if task is not None:
+            await task
 
     async def render(self) -> str:
         """The text of every per-target family (see :meth:`render_parts`)."""
@@ -342,8 +368,14 @@ class TargetFamilies:
                 piece = chunk[1][family]
                 if piece:
                     parts.append(piece)
+        if self._warming:
+            self._warming = False
+            d.health.warming.discard(TARGETS_WARMING)
         return parts
 
+
+TARGETS_WARMING = "per-target metrics"
+"""fs28 (issue 20): what ``Health.warming`` names while the per-target lines are first written."""
 
 RENDER_CHUNK = 250
 """Targets rendered between two yields to the event loop (~3 ms of work at most; sc24: 500
@@ -405,22 +437,24 @@ class MetricsExposition:
 
     def __init__(self, daemon: DaemonView, extra: Sequence[Collector] = ()) -> None:
         self.registry = build_registry(daemon, extra)
-        self._targets = TargetFamilies(daemon)
+        self._targets = TargetFamilies(daemon, gate_ready=True)
         # fs28 (issue 20): /readyz waits for the per-SLA text to be written once.
         self._slas = SlaFamilies(daemon, gate_ready=True)
         # Issue 20: the daemon brings the per-SLA text up to date after each summary (in
         # slices, before the next scrape). Held weakly: an exposition dropped stops there.
         hooks = getattr(daemon, "summary_hooks", None)
         if isinstance(hooks, list):
-            hooks.append(_weak_refresh(self._slas))
+            hooks.append(_weak_refresh(self._slas, self._targets))
 
     async def refresh(self) -> None:
         """Evaluate what changed for the per-SLA families now (the next scrape finds it)."""
         await self._slas.refresh()
 
     async def settled(self) -> None:
-        """Wait for the per-SLA refresh the daemon's hook started, if one runs."""
+        """Wait for the per-SLA refresh (and the per-target warming) the daemon's hook
+        started, if one runs."""
         await self._slas.settled()
+        await self._targets.settled()
 
     async def render(self) -> bytes:
         """The whole body in one piece (tests, benches; ``/metrics`` sends the pieces)."""
@@ -437,14 +471,19 @@ class MetricsExposition:
         return parts
 
 
-def _weak_refresh(families: SlaFamilies) -> Callable[[], Awaitable[None]]:
-    """``families.refresh_soon`` without keeping ``families`` alive."""
+def _weak_refresh(families: SlaFamilies, targets: TargetFamilies) -> Callable[[], Awaitable[None]]:
+    """``families.refresh_soon`` (and, until ready, ``targets.warm_soon``) without keeping
+    either alive."""
     ref = weakref.ref(families)
+    target_ref = weakref.ref(targets)
 
     async def refresh() -> None:
         alive = ref()
         if alive is not None:
             alive.refresh_soon()
+        warming = target_ref()
+        if warming is not None:
+            warming.warm_soon()
 
     return refresh
 
