@@ -114,9 +114,9 @@ def _tally_values(
             r.bucket_start,
             r.ok,
             r.failed,
-            _reasons_json(f"tally {r.target}@{r.bucket_start}: reasons", r.reasons),
+            _reasons_json(r, "reasons", r.reasons),
             r.errors,
-            _reasons_json(f"tally {r.target}@{r.bucket_start}: error_reasons", r.error_reasons),
+            _reasons_json(r, "error_reasons", r.error_reasons),
             r.excused,
         )
         for r in batch.tallies
@@ -126,10 +126,14 @@ def _tally_values(
 _NO_REASONS_JSON = encode_json("no reasons", {})
 
 
-def _reasons_json(what: str, reasons: Mapping[str, int]) -> str:
+def _reasons_json(row: TallyRow, field: str, reasons: Mapping[str, int]) -> str:
     """``encode_json`` of a tally's reasons; most tallies have none (fl24, issue 20: the
-    write runs in the store's thread, but its Python work holds the GIL the loop needs)."""
-    return _NO_REASONS_JSON if not reasons else encode_json(what, dict(reasons))
+    write runs in the store's thread, but its Python work holds the GIL the loop needs).
+    cpu28 (issue 20): the error's label is only built for reasons to encode, not twice for
+    every row of every flush."""
+    if not reasons:
+        return _NO_REASONS_JSON
+    return encode_json(f"tally {row.target}@{row.bucket_start}: {field}", dict(reasons))
 
 
 def _evidence_values(batch: WriteBatch) -> list[tuple[str, float, str, str, str, float, str]]:
