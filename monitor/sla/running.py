@@ -513,13 +513,20 @@ class RunningMonth:
         running._errors = dict(state.errors)
         # Equal evidence is decoded as the same tally objects: each distinct bucket evidence
         # is looked up in the shared cells once per month, not once per bucket.
+        # rd28 (issue 20): the fourth snapshot format reads equal evidence as one tuple of
+        # cells, so the tuple itself is looked up first (``state`` holds every one of them
+        # for the loop: their ids are not reused meanwhile).
         known: dict[tuple[tuple[str, int], ...], tuple[tuple[str, Tally], ...]] = {}
+        by_cells: dict[int, tuple[tuple[str, Tally], ...]] = {}
         evidence = running._evidence
         for index, cells in state.evidence:
-            key = tuple([(name, id(tally)) for name, tally in cells])
-            shared = known.get(key)
+            shared = by_cells.get(id(cells))
             if shared is None:
-                shared = known[key] = shared_cells(tuple(cells))
+                key = tuple([(name, id(tally)) for name, tally in cells])
+                shared = known.get(key)
+                if shared is None:
+                    shared = known[key] = shared_cells(tuple(cells))
+                by_cells[id(cells)] = shared
             evidence.put(index, shared)
         running.first_tallied = state.first_tallied
         running.elapsed = judged
