@@ -88,6 +88,9 @@ class Health:
         """Issue 14: this daemon exports the contract series of SLAs judged by locations
         (``monitor.runtime.accountant``; always true on SQLite, a single daemon)."""
         self.shard: ShardFigures | None = None  # issue 14: set when sharding is on
+        self.store_corrupt: str | None = None
+        """rd28 (issue 20): what the store file's integrity check after the start found wrong
+        (None: nothing, or not checked yet); nothing more is written to it."""
 
     @property
     def store_failing(self) -> bool:
@@ -112,6 +115,8 @@ class Health:
         out: list[str] = []
         if not self.ready:
             out.append("starting or stopping")
+        if self.store_corrupt is not None:
+            out.append(f"store file corrupt ({self.store_corrupt})")
         if self.store_failing:
             out.append("store writes failing")
         for loop, beat in sorted(self.beats.items()):
