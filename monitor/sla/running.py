@@ -216,14 +216,16 @@ class JudgedState:
             raise ValueError(f"raw: expected {self.judged} buckets, got {len(self.raw)}")
         if self.raw.translate(None, _JUDGED_CODES):  # bytes left: not a judged state
             raise ValueError("raw: expected judged states only (not pending)")
+        # rd28 (issue 20): checked in C (min, max, map): 20,000 states at a month-end start.
+        unavailable = [i for i, _ in self.evidence]
         for what, indices in (
             ("excused", self.excused),
             ("errors", [i for i, _ in self.errors]),
-            ("evidence", [i for i, _ in self.evidence]),
+            ("evidence", unavailable),
         ):
-            if any(not 0 <= i < self.judged for i in indices):
+            if indices and (min(indices) < 0 or max(indices) >= self.judged):
                 raise ValueError(f"{what}: expected bucket indices below {self.judged}")
-        if any(self.raw[i] != _U for i, _ in self.evidence):
+        if set(map(self.raw.__getitem__, unavailable)) - {_U}:
             raise ValueError("evidence: expected unavailable buckets only")
 
 
