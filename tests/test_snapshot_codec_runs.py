@@ -20,7 +20,7 @@ from monitor.sla import running_codec
 from monitor.sla.running import _JUDGED_CODES, _U, JudgedState
 from monitor.sla.running_codec import (
     MAGIC,
-    MAGIC_V2,
+    MAGIC_V3,
     SnapshotError,
     decode,
     encode,
@@ -66,27 +66,30 @@ class TestRuns:
     @settings(max_examples=200, deadline=None)
     @given(long_runs())
     def test_long_runs_are_written_as_runs(self, state: JudgedState) -> None:
-        """``encode`` writes the third format when the codes change at most once per
-        ``_MOST_RUNS`` buckets, else the second."""
+        """``encode`` writes the codes as runs when they change at most once per
+        ``_MOST_RUNS`` buckets, else one byte per bucket (rd28: both in the fourth format)."""
         runs = sum(1 for i in range(state.judged) if i == 0 or state.raw[i] != state.raw[i - 1])
         blob = encode(state)
+        assert blob.startswith(MAGIC)
+        written = running_codec._HEAD_V4.unpack_from(zlib.decompress(blob[len(MAGIC) :]))[2]
         if runs * running_codec._MOST_RUNS <= state.judged:
-            assert blob.startswith(MAGIC)
+            assert written == runs
         else:
-            assert blob.startswith(MAGIC_V2)
+            assert written == running_codec._RAW_CODES
 
     def test_a_month_of_alternating_codes_is_written_as_codes(self) -> None:
-        """Codes changing at every bucket stay one byte per bucket (``SWJS2``)."""
+        """Codes changing at every bucket stay one byte per bucket."""
         a, b = sorted(_JUDGED_CODES)[:2]
         state = JudgedState(600, bytes((a, b)) * 300, (), (), (), 0)
-        assert encode(state).startswith(MAGIC_V2)
+        body = zlib.decompress(encode(state)[len(MAGIC) :])
+        assert running_codec._HEAD_V4.unpack_from(body)[2] == running_codec._RAW_CODES
         assert decode(encode(state)) == state
 
     def test_a_month_of_one_state_is_one_run(self) -> None:
         """8,640 buckets of one code are one run of five bytes."""
         state = JudgedState(8640, bytes((min(_JUDGED_CODES),)) * 8640, (), (), (), 0)
         body = zlib.decompress(encode(state)[len(MAGIC) :])
-        assert running_codec._HEAD_RUNS.unpack_from(body)[2] == 1
+        assert running_codec._HEAD_V4.unpack_from(body)[2] == 1
         assert decode(encode(state)) == state
 
 
@@ -120,31 +123,31 @@ class TestRunsRefused:
     def test_runs_that_do_not_add_up_are_refused(self, state: JudgedState, step: int) -> None:
         """A head or a run claiming one bucket more or fewer than the other is refused, and so
         is a run of no bucket."""
-        body = zlib.decompress(encode_runs(state)[len(MAGIC) :])
+        body = zlib.decompress(encode_runs(state)[len(MAGIC_V3) :])
         judged, first, count, size = running_codec._HEAD_RUNS.unpack_from(body)
         lo = running_codec._HEAD_RUNS.size
         head = running_codec._HEAD_RUNS.pack(judged + step, first, count, size)
         with pytest.raises(SnapshotError):
-            decode(MAGIC + zlib.compress(head + body[lo:]))
+            decode(MAGIC_V3 + zlib.compress(head + body[lo:]))
         code, length = running_codec._RUN.unpack_from(body, lo)
         for other in (length + step, 0):
             run = running_codec._RUN.pack(code, max(other, 0))
             changed = body[:lo] + run + body[lo + running_codec._RUN.size :]
             with pytest.raises(SnapshotError):
-                decode(MAGIC + zlib.compress(changed))
+                decode(MAGIC_V3 + zlib.compress(changed))
 
 
 class TestOneLineErrors:
     """Damaged bytes in each of the three formats are refused with one line naming why."""
 
     @settings(max_examples=100, deadline=None)
-    @given(STATES, st.sampled_from([encode_runs, encode_v2, encode_v1]), st.data())
+    @given(STATES, st.sampled_from([encode, encode_runs, encode_v2, encode_v1]), st.data())
     def test_a_damaged_snapshot_is_one_line(
         self, state: JudgedState, writer: Callable[[JudgedState], bytes], data: st.DataObject
     ) -> None:
         """A strict prefix past the header: ``judged state: unreadable (why)``, one line."""
         blob = writer(state)
-        cut = data.draw(st.integers(len(MAGIC), len(blob) - 1))
+        cut = data.draw(st.integers(len(MAGIC), len(blob) - 1))  # every header is 5 bytes
         with pytest.raises(SnapshotError) as refused:
             decode(blob[:cut])
         assert str(refused.value).startswith("judged state: unreadable (")
@@ -154,4 +157,4 @@ class TestOneLineErrors:
         """Bytes in no format: the one line names every header read."""
         with pytest.raises(SnapshotError, match=r"^judged state: unknown format") as refused:
             decode(b"SWJS9" + zlib.compress(b"{}"))
-        assert all(magic in str(refused.value) for magic in ("SWJS3", "SWJS2", "SWJS1"))
+        assert all(magic in str(refused.value) for magic in ("SWJS4", "SWJS3", "SWJS2", "SWJS1"))

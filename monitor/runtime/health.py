@@ -92,6 +92,9 @@ class Health:
         """fs28 (issue 20): what is still being built after a start and would make a request
         slow until it is (``/metrics``' per-SLA text before its first refresh: a scrape then
         built it, 13-32 s at 10,000 SLAs); not ready while any is."""
+        self.store_corrupt: str | None = None
+        """rd28 (issue 20): what the store file's integrity check after the start found wrong
+        (None: nothing, or not checked yet); nothing more is written to it."""
 
     @property
     def store_failing(self) -> bool:
@@ -116,6 +119,8 @@ class Health:
         out: list[str] = []
         if not self.ready:
             out.append("starting or stopping")
+        if self.store_corrupt is not None:
+            out.append(f"store file corrupt ({self.store_corrupt})")
         if self.store_failing:
             out.append("store writes failing")
         if self.warming:

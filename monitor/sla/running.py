@@ -216,14 +216,16 @@ class JudgedState:
             raise ValueError(f"raw: expected {self.judged} buckets, got {len(self.raw)}")
         if self.raw.translate(None, _JUDGED_CODES):  # bytes left: not a judged state
             raise ValueError("raw: expected judged states only (not pending)")
+        # rd28 (issue 20): checked in C (min, max, map): 20,000 states at a month-end start.
+        unavailable = [i for i, _ in self.evidence]
         for what, indices in (
             ("excused", self.excused),
             ("errors", [i for i, _ in self.errors]),
-            ("evidence", [i for i, _ in self.evidence]),
+            ("evidence", unavailable),
         ):
-            if any(not 0 <= i < self.judged for i in indices):
+            if indices and (min(indices) < 0 or max(indices) >= self.judged):
                 raise ValueError(f"{what}: expected bucket indices below {self.judged}")
-        if any(self.raw[i] != _U for i, _ in self.evidence):
+        if set(map(self.raw.__getitem__, unavailable)) - {_U}:
             raise ValueError("evidence: expected unavailable buckets only")
 
 
@@ -513,13 +515,20 @@ class RunningMonth:
         running._errors = dict(state.errors)
         # Equal evidence is decoded as the same tally objects: each distinct bucket evidence
         # is looked up in the shared cells once per month, not once per bucket.
+        # rd28 (issue 20): the fourth snapshot format reads equal evidence as one tuple of
+        # cells, so the tuple itself is looked up first (``state`` holds every one of them
+        # for the loop: their ids are not reused meanwhile).
         known: dict[tuple[tuple[str, int], ...], tuple[tuple[str, Tally], ...]] = {}
+        by_cells: dict[int, tuple[tuple[str, Tally], ...]] = {}
         evidence = running._evidence
         for index, cells in state.evidence:
-            key = tuple([(name, id(tally)) for name, tally in cells])
-            shared = known.get(key)
+            shared = by_cells.get(id(cells))
             if shared is None:
-                shared = known[key] = shared_cells(tuple(cells))
+                key = tuple([(name, id(tally)) for name, tally in cells])
+                shared = known.get(key)
+                if shared is None:
+                    shared = known[key] = shared_cells(tuple(cells))
+                by_cells[id(cells)] = shared
             evidence.put(index, shared)
         running.first_tallied = state.first_tallied
         running.elapsed = judged

@@ -1,19 +1,21 @@
 """A running month's judged state as bytes, and the digest of the inputs it was judged under
 (issue 20: start-up at a month's end reads these instead of every stored tally).
 
-The bytes are ``MAGIC`` (``SWJS3``) + zlib over a fixed binary head (``_HEAD_RUNS``: the
-buckets judged, the first tallied bucket or -1, the runs, the length of the sparse part), the
-verdict codes as runs of equal codes (``_RUN``), then the sparse parts as below (issue 20,
-me24: inflating the codes one byte per bucket was half of decoding a month). A month whose
-codes change more often than once in ``_MOST_RUNS`` buckets is written as ``MAGIC_V2``
-(``SWJS2``): zlib over a fixed binary head (``_HEAD``: the buckets
-judged, the first tallied bucket or -1, the length of the sparse part), the verdict codes as
-raw bytes (one byte per bucket; runs of the same state compress to almost nothing), then the
-sparse parts (canary-excused buckets, monitor-error reasons, the tallies of unavailable
-buckets) as compact JSON, absent when all are empty (most months). Issue 20, r22: the first
-format (``SWJS1``, JSON holding the codes as base64) cost most of a start at a month's end
-to decode; it is still read (:func:`decode`), and written again in the new format at the
-next save. Bytes in neither format, or not whole, are refused (:class:`SnapshotError`): the
+The bytes are ``MAGIC`` (``SWJS4``) + zlib over a fixed binary head (``_HEAD_V4``: the
+buckets judged, the first tallied bucket or -1, the runs or -1, the excused buckets, the
+evidence buckets, the length of the table), the verdict codes as runs of equal codes
+(``_RUN``) or, for a month whose codes change more often than once in ``_MOST_RUNS`` buckets,
+one byte per bucket; then, as little-endian 32-bit integers, the canary-excused buckets, the
+buckets judged unavailable and, for each, its evidence's index in the table; then the table as
+compact JSON (``cells``: each distinct evidence, its (target, tally) pairs, once; ``errors``:
+the monitor's own failure reasons per bucket), absent when both are empty (most months).
+Issue 20, rd28: the third format (``SWJS3``, the same codes, the sparse parts as JSON with
+every unavailable bucket's tallies spelled out) spent half of decoding a month at a month's
+end in reading those tallies, while a month's unavailable buckets mostly hold a few distinct
+evidences. The formats before are still read (:func:`decode`) and written again in the new
+one at the next save: ``SWJS3``; ``SWJS2`` (the codes always one byte per bucket, the sparse
+JSON as ``SWJS3``'s; me24); ``SWJS1`` (JSON holding the codes as base64; r22). Bytes in no
+format, or not whole, are refused (:class:`SnapshotError`): the
 caller rebuilds that month from its tallies. A snapshot is
 only ever used together with :func:`inputs_digest`: the same digest proves the buckets it
 holds would be judged the same under today's inputs, and the store's guard proves their
@@ -26,9 +28,12 @@ import base64
 import dataclasses
 import hashlib
 import json
+import operator
 import re
 import struct
+import sys
 import zlib
+from array import array
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -41,9 +46,13 @@ from monitor.sla.month import _gap_buckets
 from monitor.sla.policy import ServiceDef, SlaPolicy, Tally
 from monitor.sla.running import JudgedState
 
-MAGIC = b"SWJS3"
+MAGIC = b"SWJS4"
 """Format of the bytes written; a change of format bumps it (a change of judging bumps
 ``JUDGING``)."""
+
+MAGIC_V3 = b"SWJS3"
+"""The third format (the codes as runs, the sparse parts as JSON with every bucket's tallies
+spelled out): still read, never written."""
 
 MAGIC_V2 = b"SWJS2"
 """The second format (zlib over the head, the codes one byte per bucket, the sparse JSON):
@@ -56,7 +65,14 @@ _HEAD = struct.Struct("<IiI")
 """judged, first_tallied (-1: None), bytes of the sparse JSON after the codes."""
 
 _HEAD_RUNS = struct.Struct("<IiII")
-"""``MAGIC``'s head: judged, first_tallied (-1: None), runs, bytes of the sparse JSON."""
+"""``MAGIC_V3``'s head: judged, first_tallied (-1: None), runs, bytes of the sparse JSON."""
+
+_HEAD_V4 = struct.Struct("<IiiIII")
+"""``MAGIC``'s head: judged, first_tallied (-1: None), runs (-1: the codes one byte per
+bucket), excused buckets, evidence buckets, bytes of the table JSON."""
+
+_RAW_CODES = -1
+"""``_HEAD_V4``'s runs for a month whose codes are written one byte per bucket."""
 
 _RUN = struct.Struct("<BI")
 """One run of equal verdict codes: the code, how many buckets."""
@@ -77,16 +93,92 @@ class SnapshotError(ValueError):
 
 
 def encode(state: JudgedState) -> bytes:
-    """``state`` in the current format (``MAGIC``, see the module docs), or in ``MAGIC_V2``
-    when its codes change more often than once per ``_MOST_RUNS`` buckets."""
+    """``state`` in the current format (``MAGIC``, see the module docs): its codes as runs,
+    or one byte per bucket when they change more often than once per ``_MOST_RUNS`` buckets."""
     runs = _runs(state.raw, state.judged // _MOST_RUNS)
-    if runs is None:
-        return encode_v2(state)
-    return _encode_runs(state, runs)
+    first = -1 if state.first_tallied is None else state.first_tallied
+    # rd28 (issue 20): each distinct bucket evidence (its (target, tally) cells) is written
+    # once in the table, and a bucket holding it as the table's index in a packed array:
+    # a month's unavailable buckets mostly fail the same way, and decoding every bucket's
+    # tallies from JSON was half of decoding a month at start-up.
+    table: dict[tuple[object, ...], int] = {}
+    distinct: list[list[list[Any]]] = []
+    which = array("I")
+    for _, cells in state.evidence:
+        key = _cells_key(cells)
+        slot = table.get(key)
+        if slot is None:
+            slot = table[key] = len(distinct)
+            distinct.append([[name, _tally(t)] for name, t in cells])
+        which.append(slot)
+    doc: dict[str, Any] = {}
+    if state.errors:
+        doc["errors"] = [[i, dict(e)] for i, e in state.errors]
+    if distinct:
+        doc["cells"] = distinct
+    text = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8") if doc else b""
+    head = _HEAD_V4.pack(
+        state.judged,
+        first,
+        _RAW_CODES if runs is None else len(runs),
+        len(state.excused),
+        len(state.evidence),
+        len(text),
+    )
+    codes = state.raw if runs is None else b"".join([_RUN.pack(c, n) for c, n in runs])
+    parts = (
+        head,
+        codes,
+        _packed(array("I", state.excused)),
+        _packed(array("I", [i for i, _ in state.evidence])),
+        _packed(which),
+        text,
+    )
+    return MAGIC + zlib.compress(b"".join(parts), 6)
+
+
+def _cells_key(cells: Sequence[tuple[str, Tally]]) -> tuple[object, ...]:
+    """Equal cells (the same targets in order, tallies of equal fields with their counts in
+    the same order) have equal keys: they are written once."""
+    return tuple(
+        (
+            name,
+            t.ok,
+            t.failed,
+            tuple(t.reasons.items()),
+            t.errors,
+            tuple(t.error_reasons.items()),
+            t.excused,
+        )
+        for name, t in cells
+    )
+
+
+def _packed(values: array[int]) -> bytes:
+    """``values`` as little-endian unsigned 32-bit integers, whatever this machine's order."""
+    if values.itemsize != 4:  # rd28: 'I' is 4 bytes on every platform CPython builds for
+        raise SnapshotError(f"expected 4-byte unsigned integers, got {values.itemsize}")
+    if _BIG_ENDIAN:
+        values = array("I", values)
+        values.byteswap()
+    return values.tobytes()
+
+
+def _unpacked(data: bytes) -> list[int]:
+    """The unsigned 32-bit integers of ``_packed``'s ``data``."""
+    values = array("I")
+    values.frombytes(data)
+    if _BIG_ENDIAN:
+        values.byteswap()
+    return values.tolist()
+
+
+_BIG_ENDIAN = sys.byteorder == "big"
 
 
 def encode_runs(state: JudgedState) -> bytes:
-    """``state`` in ``MAGIC``'s format whatever its runs (for tests)."""
+    """``state`` in ``MAGIC_V3``'s format whatever its runs: only for tests that prove
+    snapshots written by an earlier release still load."""
     return _encode_runs(state, _runs(state.raw, len(state.raw) + 1) or [])
 
 
@@ -95,11 +187,12 @@ def _encode_runs(state: JudgedState, runs: Sequence[tuple[int, int]]) -> bytes:
     first = -1 if state.first_tallied is None else state.first_tallied
     packed = b"".join([_RUN.pack(code, length) for code, length in runs])
     head = _HEAD_RUNS.pack(state.judged, first, len(runs), len(sparse))
-    return MAGIC + zlib.compress(b"".join((head, packed, sparse)), 6)
+    return MAGIC_V3 + zlib.compress(b"".join((head, packed, sparse)), 6)
 
 
 def encode_v2(state: JudgedState) -> bytes:
-    """``state`` in ``MAGIC_V2``'s format (zlib over the head, the codes, the sparse JSON)."""
+    """``state`` in ``MAGIC_V2``'s format (zlib over the head, the codes, the sparse JSON):
+    only for tests that prove snapshots written by an earlier release still load."""
     sparse = _sparse(state)
     first = -1 if state.first_tallied is None else state.first_tallied
     body = b"".join((_HEAD.pack(state.judged, first, len(sparse)), state.raw, sparse))
@@ -136,12 +229,53 @@ def decode(blob: bytes) -> JudgedState:
     """The judged state in ``blob`` (any of the three formats); :class:`SnapshotError` if it
     is not one whole judged state (unknown header, truncated, corrupt, inconsistent)."""
     if blob.startswith(MAGIC):
-        return _decode_binary(blob, MAGIC, _HEAD_RUNS)
+        return _decode_v4(blob)
+    if blob.startswith(MAGIC_V3):
+        return _decode_binary(blob, MAGIC_V3, _HEAD_RUNS)
     if blob.startswith(MAGIC_V2):
         return _decode_binary(blob, MAGIC_V2, _HEAD)
     if blob.startswith(MAGIC_V1):
         return _decode_v1(blob)
-    raise SnapshotError("judged state: unknown format (expected the SWJS3, SWJS2 or SWJS1 header)")
+    raise SnapshotError(
+        "judged state: unknown format (expected the SWJS4, SWJS3, SWJS2 or SWJS1 header)"
+    )
+
+
+def _decode_v4(blob: bytes) -> JudgedState:
+    """``MAGIC``: the head, the codes (runs or bytes), the excused buckets, the evidence
+    buckets and the index of each one's cells in the table, the table JSON."""
+    try:
+        body = zlib.decompress(blob[len(MAGIC) :])
+        judged, first, runs, excused, buckets, size = _HEAD_V4.unpack_from(body)
+        lo = _HEAD_V4.size
+        hi = lo + (judged if runs == _RAW_CODES else runs * _RUN.size)
+        ends = (hi + 4 * excused, hi + 4 * excused + 4 * buckets, hi + 4 * (excused + 2 * buckets))
+        if runs < _RAW_CODES or len(body) != ends[2] + size:
+            raise ValueError(f"expected {ends[2] + size} bytes, got {len(body)}")
+        raw = body[lo:hi] if runs == _RAW_CODES else _inflate(body[lo:hi], judged)
+        doc = json.loads(body[ends[2] :]) if size else {}
+        if not isinstance(doc, dict):
+            raise TypeError("expected an object for the table")
+        distinct = [
+            tuple([(str(n), _untally(t)) for n, t in cells]) for cells in doc.pop("cells", ())
+        ]
+        errors = tuple((int(i), _counts(e)) for i, e in doc.pop("errors", ()))
+        if doc:
+            raise ValueError(f"unknown parts {sorted(doc)}")
+        slots = _unpacked(body[ends[1] : ends[2]])
+        if len(set(slots)) != len(distinct):  # written once each, every one used
+            raise ValueError("expected every distinct evidence used")
+        which = [distinct[slot] for slot in slots]
+        return JudgedState(
+            judged=judged,
+            raw=raw,
+            excused=tuple(_unpacked(body[hi : ends[0]])),
+            errors=errors,
+            evidence=tuple(zip(_unpacked(body[ends[0] : ends[1]]), which, strict=True)),
+            first_tallied=None if first == -1 else first,
+        )
+    except (ValueError, KeyError, TypeError, IndexError, struct.error, zlib.error) as exc:
+        raise SnapshotError(f"judged state: unreadable ({exc})") from exc
 
 
 def _decode_binary(blob: bytes, magic: bytes, head: struct.Struct) -> JudgedState:
@@ -162,10 +296,13 @@ def _decode_binary(blob: bytes, magic: bytes, head: struct.Struct) -> JudgedStat
 
 def _inflate(packed: bytes, judged: int) -> bytes:
     """The verdict codes of ``judged`` buckets from their ``_RUN``s."""
+    # rd28 (issue 20): the lengths summed and searched in C (a month of one failing bucket
+    # in a hundred holds ~170 runs; the generators were a fifth of decoding it).
     runs = list(_RUN.iter_unpack(packed))
-    if sum(length for _, length in runs) != judged or any(n == 0 for _, n in runs):
+    codes, lengths = (tuple(column) for column in zip(*runs, strict=True)) if runs else ((), ())
+    if sum(lengths) != judged or 0 in lengths:
         raise ValueError(f"expected runs of {judged} buckets in all")
-    return b"".join([_BYTE[code] * length for code, length in runs])
+    return b"".join(map(operator.mul, map(_BYTE.__getitem__, codes), lengths))
 
 
 _BYTE = [bytes((code,)) for code in range(256)]

@@ -647,6 +647,17 @@ class Store(Protocol):
 
 
 @runtime_checkable
+@runtime_checkable
+class IntegrityChecking(Protocol):
+    """rd28 (issue 20): a store whose file's integrity can be checked while it is open
+    (SQLite: ``PRAGMA quick_check``, ``SqliteStore.check_integrity``); the daemon does it
+    after it is ready instead of before (docs/storage.md)."""
+
+    corrupt: str | None
+
+    async def check_integrity(self) -> str | None: ...
+
+
 class SessionLock(Protocol):
     """A lock held by one process at a time across every daemon sharing the database, and
     released by the database itself when the holder's connection closes (process killed,

@@ -10,7 +10,7 @@ previous version intact.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -294,6 +294,27 @@ def check_magic(path: Path) -> bool:
     return True
 
 
+def quick_check_problems(rows: Sequence[Sequence[object]]) -> str | None:
+    """The first problems ``PRAGMA quick_check`` returned as one line, None if it found
+    none."""
+    problems = [str(row[0]) for row in rows]
+    return None if problems == ["ok"] else "; ".join(problems[:5])
+
+
+def quick_check(conn: sqlite3.Connection) -> str | None:
+    """rd28 (issue 20): ``PRAGMA quick_check`` on ``conn`` (the daemon's: a read-only
+    connection of its own, so in WAL mode the writer goes on meanwhile; the check reads the
+    snapshot it began with): the problems as one line, None if it found none."""
+    try:
+        return quick_check_problems(conn.execute("PRAGMA quick_check").fetchall())
+    except sqlite3.OperationalError as exc:
+        if "interrupt" in str(exc):
+            raise  # closed meanwhile: no finding
+        return f"reading it failed: {exc}"
+    except sqlite3.DatabaseError as exc:
+        return f"reading it failed: {exc}"
+
+
 def check_file(
     conn: sqlite3.Connection, path: Path, *, integrity: bool = True, new: bool = False
 ) -> int:
@@ -308,9 +329,8 @@ def check_file(
         raise SchemaError(
             f"{path}: corrupt or not a database (reading its header failed: {exc}); {RECOVERY}"
         ) from exc
-    problems = [str(row[0]) for row in rows]
-    if problems != ["ok"]:
-        shown = "; ".join(problems[:5])
+    shown = quick_check_problems(rows)
+    if shown is not None:
         raise SchemaError(
             f"{path}: database is corrupt (PRAGMA quick_check failed: {shown}); {RECOVERY}"
         )
