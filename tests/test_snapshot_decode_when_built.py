@@ -2,8 +2,8 @@
 (``ProvenSnapshot``), and ``MonthSnapshots.judged_state`` decodes it when its month is built.
 
 - a snapshot that decodes to the buckets it was proven for gives the judged state the codec
-  gives, its evidence naming targets with the service's own strings (one string per target,
-  not one per evidence cell);
+  gives; the month restored from it (``RunningMonth.restored``) keeps evidence naming targets
+  with the service's own strings (one string per target, not one per evidence cell);
 - one that does not decode, or decodes to other buckets than its ``judged_through``, gives
   None: it is no longer counted restored and vouches for no stored verdict (the daemon reads
   all of that month's tallies: ``tests/test_daemon_snapshots.py``).
@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from structlog.testing import capture_logs
 
 from monitor.runtime.snapshots import MonthSnapshots, ProvenSnapshot
+from monitor.sla import running as running_module
 from monitor.sla.calendar import Month
 from monitor.sla.policy import CreditPolicy, ServiceDef, ServiceRule, SlaPolicy
-from monitor.sla.running import JudgedState
+from monitor.sla.running import JudgedState, RunningMonth
 from monitor.sla.running_codec import encode, encode_v1
 from tests.strategies import judged_states
 
@@ -44,11 +45,16 @@ class TestJudgedState:
         snapshots = MonthSnapshots(None)
         for blob in (encode(state), encode_v1(state)):
             snapshots.restored = 1
-            got = snapshots.judged_state(policy, service, MONTH, ProvenSnapshot(state.judged, blob))
+            got = snapshots.judged_state(policy, MONTH, ProvenSnapshot(state.judged, blob))
             assert got == state
             assert snapshots.restored == 1
+            # Cells shared across months (``shared_cells``) may be an earlier example's.
+            running_module._CELLS.clear()
+            running = RunningMonth.restored(policy, service, MONTH, (), got)
+            kept = running.judged_state(state.judged)
+            assert kept.evidence == state.evidence
             own = {name: name for name in service.targets}
-            for _, cells in got.evidence:
+            for _, cells in kept.evidence:
                 for name, _ in cells:
                     assert name is own[name]
 
@@ -57,7 +63,7 @@ class TestJudgedState:
     def test_unusable_when_built_is_not_restored_and_vouches_for_nothing(
         self, state: JudgedState
     ) -> None:
-        policy, service = _policy_and_service(state)
+        policy, _ = _policy_and_service(state)
         blob = encode(state)
         for proven, unreadable in (
             (ProvenSnapshot(state.judged, blob[: len(blob) // 2]), 1),
@@ -69,7 +75,7 @@ class TestJudgedState:
             snapshots.vouched[("s", MONTH)] = (0, 300, "digest")
             snapshots.vouched[("s", MONTH.previous())] = (0, 300, "digest")
             with capture_logs() as logs:
-                assert snapshots.judged_state(policy, service, MONTH, proven) is None
+                assert snapshots.judged_state(policy, MONTH, proven) is None
             assert snapshots.restored == 1
             assert ("s", MONTH) not in snapshots.vouched
             assert ("s", MONTH.previous()) in snapshots.vouched  # another month's: kept

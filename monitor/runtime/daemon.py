@@ -1306,7 +1306,7 @@ class Daemon:
                     judged = None
                     source: Mapping[str, Mapping[int, Tally]] = tallies
                     if proven is not None:
-                        judged = self.snapshots.judged_state(policy, service, shown, proven)
+                        judged = self.snapshots.judged_state(policy, shown, proven)
                         if judged is None:  # not usable after all: the month's every tally
                             whole, count = await self._month_tallies(
                                 service.all_targets, policy, shown, cutoff

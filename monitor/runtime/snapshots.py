@@ -43,7 +43,7 @@ import structlog
 from monitor.accounting import Accounting, AccountingInputs
 from monitor.runtime.verdict_resume import exclusions_digest
 from monitor.sla.calendar import Month, month_containing, month_grid
-from monitor.sla.policy import ServiceDef, SlaPolicy, Tally
+from monitor.sla.policy import SlaPolicy
 from monitor.sla.running import JudgedState, RunningMonth
 from monitor.sla.running_codec import SnapshotError, decode, encode, inputs_digest
 from monitor.store.snapshots import ArmMode, MonthSnapshot, SnapshotGuard, SnapshotStore
@@ -209,7 +209,7 @@ class MonthSnapshots:
         return ProvenSnapshot(judged, snapshot.state) if digest == snapshot.inputs else None
 
     def judged_state(
-        self, policy: SlaPolicy, service: ServiceDef, month: Month, proven: ProvenSnapshot
+        self, policy: SlaPolicy, month: Month, proven: ProvenSnapshot
     ) -> JudgedState | None:
         """``proven``'s judged state (``policy``'s ``month``), or None if it does not decode
         to the buckets it was proven for: the month is then read from all its tallies, is
@@ -225,7 +225,7 @@ class MonthSnapshots:
             self.restored -= 1
             self.vouched.pop((policy.name, month), None)
             return None
-        return _interned(state, service)
+        return state
 
     async def save(
         self,
@@ -362,19 +362,3 @@ class MonthSnapshots:
             ),
             through,
         )
-
-
-def _interned(state: JudgedState, service: ServiceDef) -> JudgedState:
-    """``state`` with the target names of its evidence the service's own strings.
-
-    rb28 (issue 20): decoding makes one string per evidence cell (~80 MB at 10,000
-    one-target SLAs at a month's end); the months keep them (``RunningMonth.restored``)."""
-    if not state.evidence:
-        return state
-    names = {name: name for name in service.all_targets}
-    same = names.get
-    evidence: list[tuple[int, tuple[tuple[str, Tally], ...]]] = [
-        (index, tuple([(same(name, name), tally) for name, tally in cells]))
-        for index, cells in state.evidence
-    ]
-    return dataclasses.replace(state, evidence=tuple(evidence))
