@@ -50,7 +50,7 @@ from monitor.runtime.shard import (
     shard_settings_changed,
     start_shard,
 )
-from monitor.runtime.snapshots import MonthSnapshots
+from monitor.runtime.snapshots import MonthSnapshots, ProvenSnapshot
 from monitor.runtime.state import LiveState, TallyKey, bucket_floor
 from monitor.runtime.summary_due import SummaryDue  # c21 (issue 20)
 from monitor.runtime.support_link import SupportFigures
@@ -58,7 +58,7 @@ from monitor.runtime.verdict_due import Readers, VerdictDue  # fl24 (issue 20)
 from monitor.runtime.verdict_resume import first_differing, vouched_index  # rw25, vm26
 from monitor.sla.calendar import Month, month_bounds, month_containing
 from monitor.sla.policy import BucketState, ExclusionWindow, SlaPolicy, Tally
-from monitor.sla.running import JudgedState, RunningMonth
+from monitor.sla.running import RunningMonth
 from monitor.store.base import (
     IntegrityChecking,
     ServiceBucketRow,
@@ -1230,7 +1230,7 @@ class Daemon:
         policies: Sequence[SlaPolicy],
         now: float | None = None,
         *,
-        restorable: Mapping[tuple[str, Month], JudgedState] | None = None,
+        restorable: Mapping[tuple[str, Month], ProvenSnapshot] | None = None,
     ) -> list[RunningMonth]:
         """The current and previous months of ``policies`` under ``inputs``, built from the
         store's tallies before the eviction cutoff with the live state's laid over them.
@@ -1276,7 +1276,7 @@ class Daemon:
         inputs: AccountingInputs,
         policies: Sequence[SlaPolicy],
         moment: datetime,
-        restorable: Mapping[tuple[str, Month], JudgedState],
+        restorable: Mapping[tuple[str, Month], ProvenSnapshot],
     ) -> tuple[list[RunningMonth], int]:
         """The months of ``policies`` and the stored tallies read for them."""
         by_length: dict[int, list[SlaPolicy]] = {}
@@ -1302,15 +1302,41 @@ class Daemon:
             mark = time.perf_counter()
             for policy in group:
                 month = months[policy.name]
+                service = inputs.services[policy.service]
                 for shown in (month.previous(), month):
-                    judged = restorable.get((policy.name, shown))
+                    # rb28 (issue 20): each snapshot decoded just before its month is built
+                    # and dropped with it, not all of them held together from the start.
+                    proven = restorable.get((policy.name, shown))
+                    judged = None
+                    source: Mapping[str, Mapping[int, Tally]] = tallies
+                    if proven is not None:
+                        judged = self.snapshots.judged_state(policy, shown, proven)
+                        if judged is None:  # not usable after all: the month's every tally
+                            whole, count = await self._month_tallies(
+                                service.all_targets, policy, shown, cutoff
+                            )
+                            source, read = _Overlay(live, whole), read + count
                     out.append(
-                        self.accounting.prepare(inputs, policy, shown, tallies, moment, judged)
+                        self.accounting.prepare(inputs, policy, shown, source, moment, judged)
                     )
+                    del judged, source
                 if time.perf_counter() - mark > SUMMARY_SLICE_SECONDS:
                     await asyncio.sleep(0)
                     mark = time.perf_counter()
         return out, read
+
+    async def _month_tallies(
+        self, targets: Sequence[str], policy: SlaPolicy, month: Month, cutoff: int
+    ) -> tuple[Mapping[str, Mapping[int, Tally]], int]:
+        """rb28 (issue 20): the stored tallies of ``month`` before ``cutoff`` (a month whose
+        snapshot did not decode when built: its batch read only those after the snapshot)."""
+        begin = int(month_bounds(month, policy.timezone)[0].timestamp())
+        if cutoff <= begin:
+            return {}, 0
+        stored = await self.store.load_tallies(
+            begin, cutoff, sorted(set(targets)), bucket_seconds=policy.bucket_seconds
+        )
+        return stored, sum(len(column) for column in stored.values())
 
     async def record_claim(self, claim: Claim) -> None:
         # Merge what the store holds: `slawatch claim record` may have added claims since.
@@ -1700,7 +1726,7 @@ async def _finish_teardowns(within: float) -> None:
 
 
 def _read_from(
-    policy: SlaPolicy, moment: datetime, restorable: Mapping[tuple[str, Month], JudgedState]
+    policy: SlaPolicy, moment: datetime, restorable: Mapping[tuple[str, Month], ProvenSnapshot]
 ) -> int:
     """Issue 20: the first bucket start ``policy``'s current and previous months need read
     from the store: a month starting from a snapshot needs only the buckets after it."""
@@ -1708,8 +1734,8 @@ def _read_from(
     starts = []
     for month in (current.previous(), current):
         begin, end = (int(t.timestamp()) for t in month_bounds(month, policy.timezone))
-        judged = restorable.get((policy.name, month))
-        start = begin if judged is None else begin + judged.judged * policy.bucket_seconds
+        proven = restorable.get((policy.name, month))
+        start = begin if proven is None else begin + proven.judged * policy.bucket_seconds
         if start < end:  # a month judged to its end from a snapshot needs no tally
             starts.append(start)
     return min(starts, default=int(month_bounds(current, policy.timezone)[1].timestamp()))

@@ -7,6 +7,11 @@
   unspoiled, and arms the guards of every month it is about to read (and of the next month,
   before it begins). The caller builds those months from the snapshot and the tallies after
   it, the others from all their tallies, as before.
+- :meth:`MonthSnapshots.judged_state`, when the caller builds one such month: its snapshot
+  decoded (rb28, issue 20: ``restorable`` keeps each snapshot's bytes, not its judged state;
+  20,000 decoded states held together at a month's end left ~400 MB of the allocator's pools
+  behind). A snapshot that does not decode then is not used: the caller reads all of that
+  month's tallies (its guard, armed keeping the snapshot, still sees every write after it).
 - :meth:`MonthSnapshots.save`, hourly and at stop: each held month's judged state up to the
   buckets that left memory (no result can count into them any more: a write into them is a
   spool replay or someone else's, and spoils), written by the store's worker in chunks.
@@ -27,6 +32,7 @@ keeps none, and every month is read in full as before.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -49,6 +55,18 @@ CHUNK = 500
 
 SLICE_SECONDS = 0.02
 """CPU time serialised on the loop before a chunk is handed to the store and the loop yields."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProvenSnapshot:
+    """rb28 (issue 20): a month's snapshot proven usable by :meth:`MonthSnapshots.restorable`
+    (today's inputs digest, an unspoiled guard), still encoded: its judged state is decoded
+    only when the month is built (:meth:`MonthSnapshots.judged_state`)."""
+
+    judged: int
+    """Buckets it judged (from its ``judged_through``; the digest was taken over them)."""
+    state: bytes
+    """The judged state as saved (``running_codec.encode``)."""
 
 
 class MonthSnapshots:
@@ -78,17 +96,18 @@ class MonthSnapshots:
         policies: Sequence[SlaPolicy],
         moment: datetime,
         mode: ArmMode,
-    ) -> dict[tuple[str, Month], JudgedState]:
-        """The judged states to start the current and previous months of ``policies`` from;
-        arms the guards of those months (``mode``: ``fresh`` at start-up, ``carry`` on a
-        reload) and of each SLA's next month (``ahead``)."""
+    ) -> dict[tuple[str, Month], ProvenSnapshot]:
+        """The snapshots to start the current and previous months of ``policies`` from
+        (decoded by :meth:`judged_state` when each month is built); arms the guards of those
+        months (``mode``: ``fresh`` at start-up, ``carry`` on a reload) and of each SLA's next
+        month (``ahead``)."""
         self.restored = 0
         store = self.store
         if store is None:
             return {}
         # Issue 20, r22: per SLA once (not per month): its months, its targets, its grids.
         wanted = [p for p in policies if p.locations is None and p.service in inputs.services]
-        out: dict[tuple[str, Month], JudgedState] = {}
+        out: dict[tuple[str, Month], ProvenSnapshot] = {}
         step = max(1, CHUNK // 2)  # two months per SLA: about CHUNK months per store call
         for lo in range(0, len(wanted), step):
             chunk = wanted[lo : lo + step]
@@ -103,7 +122,7 @@ class MonthSnapshots:
                     for name in (before, now_name)
                 ]
             )
-            usable: dict[tuple[str, str], JudgedState] = {}
+            usable: dict[tuple[str, str], ProvenSnapshot] = {}
             guards: list[SnapshotGuard] = []
             for policy, previous, before, current, now_name in shown:
                 service = inputs.services[policy.service]
@@ -116,10 +135,10 @@ class MonthSnapshots:
                     keep: int | None = None
                     if found is not None:
                         snapshot, guarded = found
-                        state = self._check(inputs, policy, month, snapshot, guarded, targets)
-                        if state is not None:
+                        proven = self._check(inputs, policy, month, snapshot, guarded, targets)
+                        if proven is not None:
                             keep = snapshot.judged_through
-                            usable[key] = state
+                            usable[key] = proven
                     guards.append(
                         SnapshotGuard(
                             policy.name,
@@ -173,25 +192,40 @@ class MonthSnapshots:
         snapshot: MonthSnapshot,
         guarded: tuple[str, ...],
         targets: tuple[str, ...],
-    ) -> JudgedState | None:
-        """The snapshot's judged state if it was judged under today's inputs, else None."""
+    ) -> ProvenSnapshot | None:
+        """The snapshot, still encoded, if it was judged under today's inputs, else None.
+
+        rb28 (issue 20): the buckets judged are taken from ``judged_through`` (which the
+        decoded state must then match, :meth:`judged_state`), not from the decoded state: the
+        digest is taken over them without decoding."""
         if snapshot.bucket_seconds != policy.bucket_seconds or guarded != targets:
             return None
+        grid = month_grid(month, policy.timezone, policy.bucket_seconds)
+        judged, rest = divmod(snapshot.judged_through - grid.start_epoch, policy.bucket_seconds)
+        if rest or not 0 <= judged <= grid.count:
+            return None
+        service = inputs.services[policy.service]
+        digest = inputs_digest(policy, service, month, inputs.canaries, inputs.gaps, judged)
+        return ProvenSnapshot(judged, snapshot.state) if digest == snapshot.inputs else None
+
+    def judged_state(
+        self, policy: SlaPolicy, month: Month, proven: ProvenSnapshot
+    ) -> JudgedState | None:
+        """``proven``'s judged state (``policy``'s ``month``), or None if it does not decode
+        to the buckets it was proven for: the month is then read from all its tallies, is
+        not counted in :attr:`restored`, and vouches for no stored verdict."""
         try:
-            state = decode(snapshot.state)
+            state = decode(proven.state)
         except SnapshotError as exc:
             log.warning(
                 "month_snapshot_unreadable", sla=policy.name, month=str(month), error=str(exc)
             )
+            state = None
+        if state is None or state.judged != proven.judged:
+            self.restored -= 1
+            self.vouched.pop((policy.name, month), None)
             return None
-        grid = month_grid(month, policy.timezone, policy.bucket_seconds)
-        if state.judged > grid.count or snapshot.judged_through != (
-            grid.start_epoch + state.judged * policy.bucket_seconds
-        ):
-            return None
-        service = inputs.services[policy.service]
-        digest = inputs_digest(policy, service, month, inputs.canaries, inputs.gaps, state.judged)
-        return state if digest == snapshot.inputs else None
+        return state
 
     async def save(
         self,
