@@ -13,9 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from monitor.clock import FixedClock
+from monitor.config import load_config
+from monitor.http.server import serve
+from monitor.runtime.daemon import Daemon
 from monitor.runtime.health import Health
 from monitor.store.base import IntegrityChecking, StoreError, TallyRow, WriteBatch
 from monitor.store.sqlite import SqliteStore
+from tests.test_daemon_resilience import T0, _metrics, core_config, readyz, until
 from tests.test_store_integrity import START, write_day
 
 pytestmark = pytest.mark.timeout(120)
@@ -107,3 +112,72 @@ class TestReadiness:
         assert health.problems(0.0) == [
             "store file corrupt (*** in database main *** Page 3: btreeInitPage() returns error)"
         ]
+
+
+def damage_table(path: Path, table: str) -> None:
+    """The root page of ``table`` overwritten (as :func:`damage_tallies`)."""
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    finally:
+        conn.close()
+    data = bytearray(path.read_bytes())
+    data[(int(row[0]) - 1) * size : int(row[0]) * size] = b"\xa5" * size
+    path.write_bytes(bytes(data))
+
+
+async def _corrupt_gauge(port: int) -> float | None:
+    """``slawatch_store_corrupt``'s value in ``/metrics`` (None: not exported)."""
+    for line in (await _metrics(port)).splitlines():
+        if line.startswith("slawatch_store_corrupt "):
+            return float(line.split()[1])
+    return None
+
+
+class TestTheDaemonFindsTheDamage:
+    """sc28 (issue 20): the whole chain, a real daemon on a real file. Clean, the check after
+    ready leaves ``slawatch_store_corrupt`` at 0 and ``/readyz`` at 200. Damaged where the start
+    does not read (the support faults' table, with no support SLA configured), the daemon starts;
+    the check after ready finds it: ``slawatch_store_corrupt`` is 1 (``SlawatchStoreCorrupt``
+    pages), ``/readyz`` is 503 naming it, and the store refuses the next write."""
+
+    def test_damage_found_after_ready_is_exported_and_stops_the_writes(
+        self, tmp_path: Path
+    ) -> None:
+        path = core_config(tmp_path)
+        config = load_config(path)
+        db = config.monitor.database_path
+
+        async def run(at: float, damaged: bool) -> None:
+            daemon = Daemon(config, path, clock=FixedClock(at))  # its own store, as it opens it
+            await daemon.start()
+            daemon.serving(await serve(daemon))
+            assert daemon.listen_address is not None
+            port = daemon.listen_address[1]
+            try:
+                if not damaged:
+                    await until(lambda: _ready(port), "ready on a clean file")
+                    assert await _corrupt_gauge(port) == 0.0
+                    assert daemon.health.store_corrupt is None
+                    return
+
+                async def found() -> bool:
+                    return await _corrupt_gauge(port) == 1.0
+
+                await until(found, "slawatch_store_corrupt 1")
+                status, text = await readyz(port)
+                assert status == 503
+                assert "store file corrupt" in text
+                with pytest.raises(StoreError, match="database is corrupt, not written"):
+                    await daemon.store.write_batch(one_row(0))
+            finally:
+                await daemon.stop()
+
+        asyncio.run(asyncio.wait_for(run(T0, damaged=False), 60))
+        damage_table(db, "fault_events")
+        asyncio.run(asyncio.wait_for(run(T0 + 60, damaged=True), 90))
+
+
+async def _ready(port: int) -> bool:
+    return (await readyz(port))[0] == 200

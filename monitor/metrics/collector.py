@@ -101,6 +101,10 @@ HELP_RELOAD_OK = "1 if the last configuration reload succeeded."
 HELP_RELOAD_TIME = "When the configuration was last loaded successfully (epoch seconds)."
 HELP_STORE_ERRORS = "Failed writes to the store (the rows are kept and retried)."
 HELP_STORE_UP = "1 if the last flush reached the store, 0 while writes fail (rows kept, retried)."
+HELP_STORE_CORRUPT = (
+    "1 once the check of the SQLite file after the start found damage (nothing more is written "
+    "to it), else 0."
+)
 HELP_SHARD_MEMBERS = "Live members of this daemon's location at its last heartbeat (sharding)."
 HELP_SHARD_OWNED = "Targets of the location this member probes (its rendezvous share)."
 HELP_SHARD_UP = "1 while shard heartbeats reach the database, 0 while it keeps its last share."
@@ -155,6 +159,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "slawatch_config_last_reload_success_timestamp_seconds",
         "slawatch_store_write_errors_total",
         "slawatch_store_up",
+        "slawatch_store_corrupt",
         "slawatch_evidence_dropped_total",
         "slawatch_store_last_flush_timestamp_seconds",
         "slawatch_store_pending_rows",
@@ -232,6 +237,13 @@ class DaemonCollector(Collector):
         yield internal
         yield GaugeMetricFamily(
             "slawatch_store_up", HELP_STORE_UP, value=0.0 if h.store_failing else 1.0
+        )
+        # sc28 (issue 20): the integrity check runs after ready now (rd28); what it finds pages
+        # through SlawatchStoreCorrupt, not only through /readyz (which no alert reads).
+        yield GaugeMetricFamily(
+            "slawatch_store_corrupt",
+            HELP_STORE_CORRUPT,
+            value=0.0 if h.store_corrupt is None else 1.0,
         )
         if h.shard is not None:  # issue 14: this member's view of its location
             yield GaugeMetricFamily(

@@ -43,7 +43,15 @@ class LagHistogram:
 STUCK_PERIODS = 10
 """A loop is stuck when it has had no successful iteration for this many of its periods."""
 
-LOOPS = ("flush", "support", "maintenance", "watchdog", "scheduler", "prometheus")
+LOOPS = (
+    "flush",
+    "support",
+    "maintenance",
+    "watchdog",
+    "scheduler",
+    "prometheus",
+    "integrity",
+)
 """The background loops counted in ``slawatch_internal_errors_total{loop}`` (0 from the start,
 so that ``increase()`` sees the first error)."""
 
