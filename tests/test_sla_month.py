@@ -15,10 +15,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.sla.calendar import Month, month_grid
-from monitor.sla.month import MonthResult, _assembled, compute_month
+from monitor.sla.month import _MONEY, MonthResult, _assembled, _money, _shared_money, compute_month
 from monitor.sla.policy import (
     BucketRule,
     BucketState,
+    CreditPolicy,
+    CreditTier,
     ExclusionKind,
     ExclusionWindow,
     ServiceDef,
@@ -433,3 +435,89 @@ class TestAssembledResult:
         """Every field by name, nothing else: a TypeError naming them otherwise."""
         with pytest.raises(TypeError, match="MonthResult: expected the fields"):
             _assembled(sla="x")
+
+
+def _written(*texts: str) -> st.SearchStrategy[Decimal]:
+    """A Decimal among ``texts`` (equal values written differently: 10 and 10.0)."""
+    return st.sampled_from(texts).map(Decimal)
+
+
+@st.composite
+def _money_terms(draw: st.DrawFn, name: str) -> SlaPolicy:
+    """An SLA's money terms, each Decimal drawn from equal values written differently."""
+    tiers = (
+        CreditTier(
+            draw(_written("10", "10.0", "25")),
+            upper=draw(_written("99.999", "99.9990")),
+            lower=draw(_written("99.9", "99.90")),
+            lower_inclusive=draw(st.booleans()),
+        ),
+        CreditTier(
+            draw(_written("25", "25.00", "50")),
+            upper=draw(_written("99.9", "99.90", "99")),
+            upper_inclusive=draw(st.booleans()),
+        ),
+    )
+    credit = CreditPolicy(
+        tiers=tiers,
+        monthly_fee=draw(_written("10000", "10000.00", "99.999")),
+        currency=draw(st.sampled_from(("USD", "EUR"))),
+        cap=draw(st.none() | _written("500", "500.0")),
+    )
+    return policy(
+        name=name,
+        objective_percent=draw(_written("99.9", "99.90", "99.999")),
+        credit=credit,
+        timezone=draw(st.sampled_from(("UTC", "Europe/London"))),
+        unknown_policy=draw(st.sampled_from(list(UnknownPolicy))),
+        claim_window_days=draw(st.integers(0, 3)),
+    )
+
+
+class TestSharedMoney:
+    """fw28 (issue 20): the money figures shared between SLAs of the same terms and counts
+    are the ones each SLA's own computation gives, down to how each Decimal is written."""
+
+    @given(
+        _money_terms("a"),
+        _money_terms("b"),
+        st.integers(0, 9000),
+        st.integers(0, 9000),
+        st.integers(0, 9000),
+        st.sampled_from((NOV, Month(2026, 3), Month(2026, 10))),
+    )
+    def test_same_as_its_own(
+        self,
+        a: SlaPolicy,
+        b: SlaPolicy,
+        denominator: int,
+        unavailable: int,
+        unknown: int,
+        month: Month,
+    ) -> None:
+        unavailable = min(unavailable, denominator)
+        unknown = min(unknown, denominator - unavailable)
+        for first, second in ((a, b), (b, a), (a, a)):
+            _MONEY.clear()
+            _shared_money(first, month, unavailable, unknown, denominator)
+            shared = _shared_money(second, month, unavailable, unknown, denominator)
+            own = _money(second, month, unavailable, unknown, denominator)
+            assert shared == own
+            assert repr(shared) == repr(own)
+            for field in dataclasses.fields(own):
+                assert str(getattr(shared, field.name)) == str(getattr(own, field.name))
+
+    def test_shared_between_slas_of_the_same_terms(self) -> None:
+        """Two SLAs of the same terms (other names, other credit objects) share one object;
+        another count, zone or fee written otherwise does not."""
+        _MONEY.clear()
+        one = policy(name="one")
+        two = policy(name="two", credit=dataclasses.replace(STANDARD_CREDIT))
+        assert _shared_money(one, NOV, 3, 5, 8640) is _shared_money(two, NOV, 3, 5, 8640)
+        assert _shared_money(one, NOV, 4, 5, 8640) is not _shared_money(two, NOV, 3, 5, 8640)
+        london = policy(name="three", timezone="Europe/London")
+        assert _shared_money(london, NOV, 3, 5, 8640) is not _shared_money(one, NOV, 3, 5, 8640)
+        fee = dataclasses.replace(STANDARD_CREDIT, monthly_fee=Decimal("10000.0"))
+        other = policy(name="four", credit=fee)
+        assert _shared_money(other, NOV, 3, 5, 8640) is not _shared_money(one, NOV, 3, 5, 8640)
+        assert _shared_money(other, NOV, 3, 5, 8640) == _money(other, NOV, 3, 5, 8640)

@@ -25,6 +25,7 @@ from monitor.sla.exclusions import excluded_buckets
 from monitor.sla.policy import (
     BucketRule,
     BucketState,
+    CreditPolicy,
     CreditTier,
     ExclusionKind,
     ExclusionWindow,
@@ -675,7 +676,79 @@ def _money_of(
         and previous.buckets_total == count
     ):
         return previous
-    return _money(policy, month, unavailable, unknown, denominator)
+    return _shared_money(policy, month, unavailable, unknown, denominator)
+
+
+_MONEY_KEPT = 4096
+"""fw28 (issue 20): money figures kept by :func:`_shared_money` (one per distinct key; the
+whole memo is dropped when full, a key being a few hundred bytes)."""
+_MONEY: dict[tuple[object, ...], _Money] = {}
+_CREDIT_KEYS: dict[int, tuple[CreditPolicy, tuple[object, ...]]] = {}
+
+
+def _exact(value: Decimal | None) -> object:
+    """A Decimal as written (``10`` and ``10.0`` apart: equal, but not the same text)."""
+    return None if value is None else value.as_tuple()
+
+
+def _credit_key(credit: CreditPolicy) -> tuple[object, ...]:
+    """Everything of ``credit`` the money figures read, each Decimal as written (remembered
+    per object: a configuration's SLAs keep theirs for the daemon's life)."""
+    kept = _CREDIT_KEYS.get(id(credit))
+    if kept is not None and kept[0] is credit:
+        return kept[1]
+    key = (
+        _exact(credit.monthly_fee),
+        credit.currency,
+        _exact(credit.cap),
+        tuple(
+            (
+                _exact(t.credit_percent),
+                _exact(t.upper),
+                t.upper_inclusive,
+                _exact(t.lower),
+                t.lower_inclusive,
+            )
+            for t in credit.tiers
+        ),
+    )
+    if len(_CREDIT_KEYS) >= _MONEY_KEPT:
+        _CREDIT_KEYS.clear()
+    _CREDIT_KEYS[id(credit)] = (credit, key)  # the object held: its id is not reused
+    return key
+
+
+def _shared_money(
+    policy: SlaPolicy, month: Month, unavailable: int, unknown: int, denominator: int
+) -> _Money:
+    """:func:`_money`, computed once per distinct input and shared.
+
+    fw28 (issue 20): ``_money`` reads nothing of the policy but its unknown-bucket policy,
+    objective, credit table, zone and claim window (not its name): 10,000 SLAs of the same
+    terms whose months hold the same counts (every month at a month's start, every previous
+    month before the daemon existed) have the same figures, and computing them in exact
+    fractions was half of the first summary after a start. Decimals are keyed as written, so
+    a figure taken from another SLA is the one this SLA's own would be, text included (the
+    credit tier is an equal object of the other SLA's table). ``_Money`` is frozen.
+    ``tests/test_sla_month.py`` holds it equal to ``_money``."""
+    key = (
+        policy.unknown_policy,
+        _exact(policy.objective_percent),
+        _credit_key(policy.credit),
+        policy.timezone,
+        policy.claim_window_days,
+        month,
+        unavailable,
+        unknown,
+        denominator,
+    )
+    money = _MONEY.get(key)
+    if money is None:
+        money = _money(policy, month, unavailable, unknown, denominator)
+        if len(_MONEY) >= _MONEY_KEPT:
+            _MONEY.clear()
+        _MONEY[key] = money
+    return money
 
 
 def _money(

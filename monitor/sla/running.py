@@ -727,7 +727,13 @@ class RunningMonth:
         new_firsts: list[int] = []
         new_lengths: list[int] = []
         new_kinds: list[int] = []
-        for run in _RUN_OF_U.finditer(final, resume):
+        # fw28 (issue 20): the regular expression walks ~12 ns a byte even where it finds
+        # nothing (0.1 ms per month of 5-minute buckets, 2 s of the first summary at 10,000
+        # SLAs, whose months hold no unavailable bucket yet); ``find`` skips to the first
+        # unavailable bucket at memchr speed (none: no run to walk at all).
+        first_unavailable = final.find(_U_BYTE, resume)
+        runs = () if first_unavailable < 0 else _RUN_OF_U.finditer(final, first_unavailable)
+        for run in runs:
             first, stop = run.span()
             buckets = stop - first
             while k < old_count and old_firsts[k] < first:
@@ -782,7 +788,8 @@ class RunningMonth:
         return found
 
 
-_RUN_OF_U = re.compile(re.escape(bytes([_U])) + b"+")
+_U_BYTE = bytes([_U])
+_RUN_OF_U = re.compile(re.escape(_U_BYTE) + b"+")
 """A maximal run of unavailable codes (found by the regular expression engine, not a loop)."""
 _NO_OUTAGES = CompactOutages(0, 1, array("i"), array("i"), array("i"), ())
 """A month without outages (never written: every month shares it)."""
