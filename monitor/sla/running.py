@@ -855,8 +855,11 @@ class RunningMonth:
 _SPAN = re.Match.span
 
 
-_RUN_OF_U = re.compile(re.escape(bytes([_U])) + b"+")
-"""A maximal run of unavailable codes (found by the regular expression engine, not a loop)."""
+_RUN_OF_U = re.compile(re.escape(bytes([_U])) * 2 + b"*")
+"""A maximal run of unavailable codes (found by the regular expression engine, not a loop).
+ms28 (issue 20): written ``UU*``, not ``U+``: the same runs, but a pattern starting with a
+literal is searched for as one (a fast byte search between runs) where ``U+`` was tried at
+every byte: ~190 µs a month-end month, now ~20 (20,000 months at a month-end start)."""
 _NO_OUTAGES = CompactOutages(0, 1, array("i"), array("i"), array("i"), ())
 """A month without outages (never written: every month shares it)."""
 
