@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from monitor.sla.month import compute_month
@@ -157,3 +157,27 @@ class TestShortcutsEqualTheWalk:
         assert (a1, w1) == (a2, w2)
         assert [id(c) for c in c1] == [id(c) for c in c2]
         assert [laid.get(i) for i in range(62)] == [put.get(i) for i in range(62)]
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(scenario=engine_scenarios(), data=st.data())
+    def test_fresh_outages_decline_evidence_missing(
+        self, scenario: dict[str, Any], data: Any
+    ) -> None:
+        """Runs' buckets without evidence (never so in a month: the check is what makes the
+        shortcut safe) are declined (``None``), not read from another run's evidence."""
+        policy, service, month = scenario["policy"], scenario["service"], scenario["month"]
+        count = scenario["grid"].count
+        running = RunningMonth(policy, service, month, ())
+        running.advance(scenario["tallies"], _at(scenario, count))
+        at = list(running._evidence.parts()[0])
+        assume(at)
+        # Any buckets' evidence dropped (one, or most of a long run before a short one: a
+        # run's last offset past the evidence while the last run's is not).
+        for index in data.draw(st.sets(st.sampled_from(at), min_size=1), label="dropped"):
+            running._evidence.pop(index)
+        final = bytes(running.judged_state(count).raw)
+        assert running._fresh_outages(final) is None

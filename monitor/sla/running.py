@@ -818,7 +818,7 @@ class RunningMonth:
         offsets = list(map(bisect_left, repeat(at, len(firsts)), firsts))
         lasts = list(map(operator.sub, map(operator.add, offsets, lengths), repeat(1)))
         if (
-            lasts[-1] >= len(at)
+            max(lasts) >= len(at)  # any run past the evidence (lasts need not grow)
             or list(map(at.__getitem__, offsets)) != firsts
             or list(map(at.__getitem__, lasts)) != list(map(operator.sub, stops, repeat(1)))
         ):
