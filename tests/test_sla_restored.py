@@ -13,12 +13,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from monitor.sla.month import compute_month
 from monitor.sla.policy import Tally
-from monitor.sla.running import RunningMonth
+from monitor.sla.running import BucketEvidence, RunningMonth
 from monitor.sla.running_codec import decode, encode
 from tests.strategies import ENGINE_CANARIES, engine_scenarios
 
@@ -93,3 +93,91 @@ class TestRestoredEqualsJudgedAfresh:
         )
         assert tuple(got.states) == reference.states
         assert got.to_json() == reference.to_json()
+
+
+class TestShortcutsEqualTheWalk:
+    """ms28 (issue 20): a restored month's evidence laid at once (``BucketEvidence.laid``)
+    and its first outages found in C (``RunningMonth._fresh_outages``) equal, part for part,
+    what a put per bucket and the run-by-run walk of ``_find_outages`` build."""
+
+    @settings(
+        max_examples=120,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(scenario=engine_scenarios(), data=st.data())
+    def test_fresh_outages_equal_the_walk(self, scenario: dict[str, Any], data: Any) -> None:
+        policy, service, month = scenario["policy"], scenario["service"], scenario["month"]
+        count = scenario["grid"].count
+        tallies = scenario["tallies"]
+        windows = scenario["exclusions"]
+        then = [w for w in windows if data.draw(st.booleans(), label="window kept then")]
+        now_windows = [w for w in windows if data.draw(st.booleans(), label="window kept now")]
+        judged = data.draw(st.integers(0, count), label="judged")
+        saved = RunningMonth(policy, service, month, then)
+        saved.advance(tallies, _at(scenario, judged))
+        state = decode(encode(saved.judged_state(judged)))
+
+        def found(walk: bool) -> tuple[Any, ...]:
+            restored = RunningMonth.restored(policy, service, month, now_windows, state)
+            if walk:  # the shortcut declined: _find_outages walks every run
+                restored._fresh_outages = lambda final: None  # type: ignore[method-assign]
+            result = restored.result(_at(scenario, judged))
+            outages = restored._found
+            return (*outages.parts(), tuple(result.outages), restored._evidence.parts())
+
+        got, want = found(False), found(True)
+        assert got[:4] == want[:4]
+        assert got[4] == want[4]
+        at, which, cells = got[5]
+        w_at, w_which, w_cells = want[5]
+        assert (at, which) == (w_at, w_which)
+        assert [id(c) for c in cells] == [id(c) for c in w_cells]
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        pairs=st.lists(st.tuples(st.integers(0, 60), st.integers(0, 4)), max_size=40),
+        ordered=st.booleans(),
+    )
+    def test_laid_equals_a_put_per_bucket(
+        self, pairs: list[tuple[int, int]], ordered: bool
+    ) -> None:
+        """Any indices (in order and unique, as a snapshot holds them, or not): the arrays
+        and distinct cells of ``laid`` are those of a put per pair in turn."""
+        pool = [((f"t{k}", Tally(ok=0, failed=k + 1)),) for k in range(5)]
+        if ordered:
+            pairs = sorted(dict(pairs).items())
+        indices = [i for i, _ in pairs]
+        cells = [pool[k] for _, k in pairs]
+        laid, put = BucketEvidence(), BucketEvidence()
+        laid.laid(indices, cells)
+        for index, held in zip(indices, cells, strict=True):
+            put.put(index, held)
+        (a1, w1, c1), (a2, w2, c2) = laid.parts(), put.parts()
+        assert (a1, w1) == (a2, w2)
+        assert [id(c) for c in c1] == [id(c) for c in c2]
+        assert [laid.get(i) for i in range(62)] == [put.get(i) for i in range(62)]
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(scenario=engine_scenarios(), data=st.data())
+    def test_fresh_outages_decline_evidence_missing(
+        self, scenario: dict[str, Any], data: Any
+    ) -> None:
+        """Runs' buckets without evidence (never so in a month: the check is what makes the
+        shortcut safe) are declined (``None``), not read from another run's evidence."""
+        policy, service, month = scenario["policy"], scenario["service"], scenario["month"]
+        count = scenario["grid"].count
+        running = RunningMonth(policy, service, month, ())
+        running.advance(scenario["tallies"], _at(scenario, count))
+        at = list(running._evidence.parts()[0])
+        assume(at)
+        # Any buckets' evidence dropped (one, or most of a long run before a short one: a
+        # run's last offset past the evidence while the last run's is not).
+        for index in data.draw(st.sets(st.sampled_from(at), min_size=1), label="dropped"):
+            running._evidence.pop(index)
+        final = bytes(running.judged_state(count).raw)
+        assert running._fresh_outages(final) is None
