@@ -31,6 +31,7 @@ from monitor.metrics.sla_text import provisional_bucket_state as provisional_buc
 from monitor.metrics.text import header as _header
 from monitor.metrics.text import label_value as _label_value
 from monitor.metrics.text import num as _num
+from monitor.runtime.health import WarmingGate
 from monitor.runtime.state import TargetStatus
 from probes.result import Outcome, ProbeResult
 
@@ -291,10 +292,8 @@ class TargetFamilies:
         self._daemon = daemon
         # fs28 (issue 20): after a start no target's lines are written; the first scrape
         # after ready wrote all 10,000 (as many again as a scrape 15 s later).
-        self._warming = gate_ready
+        self._gate = WarmingGate(daemon.health.warming if gate_ready else None, TARGETS_WARMING)
         self._warm_task: asyncio.Task[list[bytes]] | None = None
-        if gate_ready:
-            daemon.health.warming.add(TARGETS_WARMING)
         # target -> (last result the lines were built from, (kind, role), one line block per family)
         self._cache: dict[str, tuple[ProbeResult | None, tuple[str, str], tuple[str, ...]]] = {}
         # Issue 20: per chunk of RENDER_CHUNK targets, its lines per family joined and encoded
@@ -304,13 +303,13 @@ class TargetFamilies:
     @property
     def warming(self) -> bool:
         """True until every target's lines were written once (only with ``gate_ready``)."""
-        return self._warming
+        return self._gate.closed
 
     def warm_soon(self) -> None:
         """While warming: write every target's lines in a task of its own (the daemon's hook
         after each summary), as a scrape would; :meth:`render_parts` ends the warming."""
         task = self._warm_task
-        if self._warming and (task is None or task.done()):
+        if self._gate.closed and (task is None or task.done()):
             self._warm_task = asyncio.get_running_loop().create_task(self.render_parts())
 
     async def settled(self) -> None:
@@ -380,9 +379,7 @@ class TargetFamilies:
                 piece = chunk[1][family]
                 if piece:
                     parts.append(piece)
-        if self._warming:
-            self._warming = False
-            d.health.warming.discard(TARGETS_WARMING)
+        self._gate.open()
         return parts
 
 

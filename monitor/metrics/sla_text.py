@@ -44,6 +44,7 @@ from monitor.metrics.text import header as _header
 from monitor.metrics.text import label_value as _label_value
 from monitor.metrics.text import num as _num
 from monitor.runtime import heap
+from monitor.runtime.health import WarmingGate
 from monitor.runtime.scheduler import ScheduledTarget
 from monitor.runtime.state import bucket_floor
 from monitor.sla.buckets import nested_verdict, target_verdict
@@ -530,19 +531,12 @@ class SlaFamilies:
         # interval's probes: 13 s at a month's start, 32 s at its end (the tree before the
         # third round did the same; its bench scraped only after a warm-up interval). Ready
         # now means a scrape finds them written, each exact (the summary's own months).
-        self._warming = gate_ready
-        if gate_ready:
-            daemon.health.warming.add(WARMING)
+        self._gate = WarmingGate(daemon.health.warming if gate_ready else None, WARMING)
 
     @property
     def warming(self) -> bool:
         """True until every SLA's lines were written once (only with ``gate_ready``)."""
-        return self._warming
-
-    def _warmed(self) -> None:
-        if self._warming:
-            self._warming = False
-            self._daemon.health.warming.discard(WARMING)
+        return self._gate.closed
 
     async def render(self) -> str:
         """The text of every family in ``SLA_FAMILY_NAMES`` (see :meth:`render_bytes`)."""
@@ -566,7 +560,7 @@ class SlaFamilies:
         async with self._lock:
             await self._bring_up_to_date()
             await self._build_chunks(yielding=True)
-            self._warmed()  # every SLA's lines written: what the warming refresh is for
+            self._gate.open()  # every SLA's lines written: what the warming refresh is for
             return self._parts()
 
     async def refresh(self) -> None:
@@ -584,7 +578,7 @@ class SlaFamilies:
         which is what the scrape writes either way. What the refresh is for (a bucket close:
         every SLA's months moved, seconds of work at 10,000 SLAs) is still done here."""
         d = self._daemon
-        warming = self._warming  # fs28: every SLA is flagged then (their lines unwritten)
+        warming = self._gate.closed  # fs28: every SLA is flagged then (their lines unwritten)
         async with self._lock:
             self._collect(d.clock())
             picked = self._refreshed()
@@ -603,7 +597,7 @@ class SlaFamilies:
             async with self._lock:
                 if await self._build_chunks(yielding=False):
                     if warming and self._accounting is d.accounting:
-                        self._warmed()
+                        self._gate.open()
                     break
             await asyncio.sleep(0)
         # c21: lines that live until their SLA moves again (a bucket close) leave the

@@ -140,3 +140,21 @@ class Health:
 
     def observe_lag(self, seconds: float) -> None:
         self.scheduler_lag.observe(seconds)
+
+
+class WarmingGate:
+    """fs28 (issue 20): one thing ``/readyz`` waits for (:attr:`Health.warming` names it until
+    :meth:`open`): the per-SLA and the per-target ``/metrics`` lines' first writing."""
+
+    def __init__(self, warming: set[str] | None, name: str) -> None:
+        """Closed, holding ``name`` in ``warming`` (a :attr:`Health.warming`); with None (a
+        renderer that does not gate readiness: tests, benches) open from the start."""
+        self._warming, self._name = warming, name
+        self.closed = warming is not None
+        if warming is not None:
+            warming.add(name)
+
+    def open(self) -> None:
+        if self._warming is not None and self.closed:
+            self.closed = False
+            self._warming.discard(self._name)

@@ -101,9 +101,9 @@ class SqliteStore:
         self._read_only = read_only
         self._integrity_check = integrity_check
         self.corrupt: str | None = None
-        self._checker: sqlite3.Connection | None = None
         """rd28 (issue 20): what :meth:`check_integrity` found wrong with the file (None:
         nothing, or not checked); set, every write is refused."""
+        self._checker: sqlite3.Connection | None = None  # the check's own connection, while it runs
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self.checkpoint_failures = 0
