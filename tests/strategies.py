@@ -732,5 +732,64 @@ def judged_states(draw: _st.DrawFn) -> "_JudgedState":
     )
 
 
+@_st.composite
+def judged_states_in_long_runs(draw: _st.DrawFn) -> "_JudgedState":
+    """A judged state as months mostly are: a few long runs of one code (its evidence buckets
+    unavailable, as they must be), the sparse parts of any judged state (the runs format,
+    ``SWJS3``)."""
+    from monitor.sla.running import _JUDGED_CODES, _U, JudgedState
+
+    base = draw(judged_states())
+    raw = bytearray()
+    while len(raw) < base.judged:
+        code = draw(_st.sampled_from(list(_JUDGED_CODES)))
+        raw += bytes((code,)) * draw(_st.integers(1, 400))
+    raw = raw[: base.judged]
+    for index, _ in base.evidence:
+        raw[index] = _U
+    return JudgedState(
+        base.judged, bytes(raw), base.excused, base.errors, base.evidence, base.first_tallied
+    )
+
+
+@_st.composite
+def judged_states_repeating_evidence(draw: _st.DrawFn) -> "_JudgedState":
+    """A judged state as a failing month leaves it: long runs of codes, many unavailable
+    buckets holding one of a few distinct evidences (equal cells, equal or fresh tallies; the
+    table format, ``SWJS4``)."""
+    import dataclasses
+
+    from monitor.sla.running import _JUDGED_CODES, _U, JudgedState
+
+    base = draw(judged_states().filter(lambda s: s.judged > 0))
+    raw = bytearray()
+    while len(raw) < base.judged:
+        code = draw(_st.sampled_from(list(_JUDGED_CODES)))
+        raw += bytes((code,)) * draw(_st.integers(1, 60))
+    raw = raw[: base.judged]
+    kinds = [cells for _, cells in base.evidence] or [
+        (("t", _policy.Tally(0, 1, {"http_503": 1})),)
+    ]
+    chosen = sorted(draw(_st.sets(_st.integers(0, base.judged - 1), max_size=80)))
+    evidence = []
+    for index in chosen:
+        cells = draw(_st.sampled_from(kinds))
+        if draw(_st.booleans()):  # an equal evidence in fresh objects: still written once
+            cells = tuple((name, dataclasses.replace(t)) for name, t in cells)
+        evidence.append((index, cells))
+        raw[index] = _U
+    return JudgedState(
+        base.judged, bytes(raw), base.excused, base.errors, tuple(evidence), base.first_tallied
+    )
+
+
+def snapshot_states() -> "_st.SearchStrategy[_JudgedState]":
+    """Judged states of every shape a snapshot format is chosen for: any, long runs, evidence
+    repeated (the refusal tests run each format over all of them)."""
+    return _st.one_of(
+        judged_states(), judged_states_in_long_runs(), judged_states_repeating_evidence()
+    )
+
+
 if TYPE_CHECKING:
     from monitor.sla.running import JudgedState as _JudgedState

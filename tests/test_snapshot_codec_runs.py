@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.sla import running_codec
-from monitor.sla.running import _JUDGED_CODES, _U, JudgedState
+from monitor.sla.running import _JUDGED_CODES, JudgedState
 from monitor.sla.running_codec import (
     MAGIC,
     MAGIC_V3,
@@ -28,27 +28,9 @@ from monitor.sla.running_codec import (
     encode_v1,
     encode_v2,
 )
-from tests.strategies import judged_states
+from tests.strategies import judged_states, judged_states_in_long_runs
 
-
-@st.composite
-def long_runs(draw: st.DrawFn) -> JudgedState:
-    """A judged state as months mostly are: a few long runs of one code (its evidence buckets
-    unavailable, as they must be), the sparse parts of any judged state."""
-    base = draw(judged_states())
-    raw = bytearray()
-    while len(raw) < base.judged:
-        code = draw(st.sampled_from(list(_JUDGED_CODES)))
-        raw += bytes((code,)) * draw(st.integers(1, 400))
-    raw = raw[: base.judged]
-    for index, _ in base.evidence:
-        raw[index] = _U
-    return JudgedState(
-        base.judged, bytes(raw), base.excused, base.errors, base.evidence, base.first_tallied
-    )
-
-
-STATES = st.one_of(judged_states(), long_runs())
+STATES = st.one_of(judged_states(), judged_states_in_long_runs())
 
 
 class TestRuns:
@@ -64,7 +46,7 @@ class TestRuns:
         assert decode(encode(state)) == state
 
     @settings(max_examples=200, deadline=None)
-    @given(long_runs())
+    @given(judged_states_in_long_runs())
     def test_long_runs_are_written_as_runs(self, state: JudgedState) -> None:
         """``encode`` writes the codes as runs when they change at most once per
         ``_MOST_RUNS`` buckets, else one byte per bucket (rd28: both in the fourth format)."""
@@ -94,32 +76,11 @@ class TestRuns:
 
 
 class TestRunsRefused:
-    """Bytes in the third format that are not one whole judged state raise ``SnapshotError``."""
-
-    @settings(max_examples=200, deadline=None)
-    @given(STATES, st.data())
-    def test_truncated_is_refused(self, state: JudgedState, data: st.DataObject) -> None:
-        """Any strict prefix is refused."""
-        blob = encode_runs(state)
-        cut = data.draw(st.integers(0, len(blob) - 1))
-        with pytest.raises(SnapshotError):
-            decode(blob[:cut])
-
-    @settings(max_examples=200, deadline=None)
-    @given(STATES, st.data())
-    def test_flipped_byte_is_refused_or_same(self, state: JudgedState, data: st.DataObject) -> None:
-        """A changed byte is refused or reads the very same state, never another."""
-        blob = bytearray(encode_runs(state))
-        at = data.draw(st.integers(0, len(blob) - 1))
-        blob[at] ^= data.draw(st.integers(1, 255))
-        try:
-            got = decode(bytes(blob))
-        except SnapshotError:
-            return
-        assert got == state
+    """Runs in the third format that do not add up are refused (strict prefixes and changed
+    bytes of every format: ``tests/test_snapshot_codec.py::TestRefused``)."""
 
     @settings(max_examples=100, deadline=None)
-    @given(long_runs().filter(lambda s: s.judged > 0), st.sampled_from([-1, 1]))
+    @given(judged_states_in_long_runs().filter(lambda s: s.judged > 0), st.sampled_from([-1, 1]))
     def test_runs_that_do_not_add_up_are_refused(self, state: JudgedState, step: int) -> None:
         """A head or a run claiming one bucket more or fewer than the other is refused, and so
         is a run of no bucket."""

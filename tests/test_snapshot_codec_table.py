@@ -12,7 +12,6 @@ that do not agree are refused with one line.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import struct
 import zlib
@@ -33,36 +32,12 @@ from monitor.sla.running_codec import (
     encode_v1,
     encode_v2,
 )
-from tests.strategies import judged_states
+from tests.strategies import judged_states, judged_states_repeating_evidence
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@st.composite
-def repeated_evidence(draw: st.DrawFn) -> JudgedState:
-    """A judged state as a failing month leaves it: long runs of codes, many unavailable
-    buckets holding one of a few distinct evidences (equal cells, equal or fresh tallies)."""
-    base = draw(judged_states().filter(lambda s: s.judged > 0))
-    raw = bytearray()
-    while len(raw) < base.judged:
-        code = draw(st.sampled_from(list(_JUDGED_CODES)))
-        raw += bytes((code,)) * draw(st.integers(1, 60))
-    raw = raw[: base.judged]
-    kinds = [cells for _, cells in base.evidence] or [(("t", Tally(0, 1, {"http_503": 1})),)]
-    chosen = sorted(draw(st.sets(st.integers(0, base.judged - 1), max_size=80)))
-    evidence = []
-    for index in chosen:
-        cells = draw(st.sampled_from(kinds))
-        if draw(st.booleans()):  # an equal evidence in fresh objects: still written once
-            cells = tuple((name, dataclasses.replace(t)) for name, t in cells)
-        evidence.append((index, cells))
-        raw[index] = _U
-    return JudgedState(
-        base.judged, bytes(raw), base.excused, base.errors, tuple(evidence), base.first_tallied
-    )
-
-
-STATES = st.one_of(judged_states(), repeated_evidence())
+STATES = st.one_of(judged_states(), judged_states_repeating_evidence())
 
 
 def _refusal(blob: bytes) -> str | None:
@@ -96,7 +71,7 @@ class TestTable:
             assert decode(old) == got
 
     @settings(max_examples=200, deadline=None)
-    @given(repeated_evidence())
+    @given(judged_states_repeating_evidence())
     def test_equal_evidence_is_written_once_and_read_as_one(self, state: JudgedState) -> None:
         """The table holds one entry per distinct evidence (by value, whatever the objects),
         and the buckets holding equal evidence read back the very same cells."""
@@ -125,31 +100,9 @@ class TestTable:
 
 
 class TestTableRefused:
-    """Bytes in the fourth format that are not one whole judged state raise
-    ``SnapshotError`` (one line), never another exception or another state."""
-
-    @settings(max_examples=200, deadline=None)
-    @given(STATES, st.data())
-    def test_truncated_is_refused(self, state: JudgedState, data: st.DataObject) -> None:
-        """Any strict prefix is refused."""
-        blob = encode(state)
-        cut = data.draw(st.integers(0, len(blob) - 1))
-        with pytest.raises(SnapshotError):
-            decode(blob[:cut])
-
-    @settings(max_examples=200, deadline=None)
-    @given(STATES, st.data())
-    def test_flipped_byte_is_refused_or_same(self, state: JudgedState, data: st.DataObject) -> None:
-        """A changed byte is refused or reads the very same state (zlib's checksum covers
-        the body)."""
-        blob = bytearray(encode(state))
-        at = data.draw(st.integers(0, len(blob) - 1))
-        blob[at] ^= data.draw(st.integers(1, 255))
-        try:
-            got = decode(bytes(blob))
-        except SnapshotError:
-            return
-        assert got == state
+    """Counts, indices and tables of the fourth format that do not agree are refused with one
+    line, never another exception or another state (strict prefixes and changed bytes of every
+    format: ``tests/test_snapshot_codec.py::TestRefused``)."""
 
     @settings(max_examples=200, deadline=None)
     @given(STATES, st.integers(0, 5), st.sampled_from([-1, 1, 7]), st.data())
