@@ -23,18 +23,17 @@ BASE_BYTES = 64 * 2**20
 BYTES_PER_TARGET = 14 * 2**10
 """A probed target: its configuration, schedule, live tallies of the open hour, recent results
 and its ``/metrics`` lines (10,000 targets with 50 in SLAs: 204 MB peak, docs/benchmarks.md)."""
-BYTES_PER_SLA = 37 * 2**10
+BYTES_PER_SLA = 32 * 2**10
 """An SLA over one target, at its peak at a month's end: its configuration, the running month
 (one byte per 5-minute bucket, 8.9 KB), the previous month packed, the cached results and
 its ``/metrics`` text, with ~86 outages a month (one unavailable bucket in 100; ~20 bytes per
-outage since oc26's compact outages). mem29 (issue 20), re-derived on 2 Dec 2026 from the whole
-daemon at day 28 (``bench/daemon_bench.py --targets 10000 --per-sla 1 --month-end 28 --measure
-30 --scrape-interval 5``, tree d7e94ff, 20:33 UTC, load ~8, VmHWM sampled every second in the
-daemon: the peak is the steady state after the first summary, no start-up spike since rb28):
-558.6 MiB, so (558.6 MiB - BASE - 10,000 targets) / 10,000 SLAs = 36.6 KiB. mem29's slots and
-shared empty sets hold ~50 MB less at 10,000 SLAs (docs/benchmarks.md, mem29 section), so this
-is an upper bound for the tree that carries them; it was 81 KiB before rb28's decode per month
-(995 MB peak)."""
+outage since oc26's compact outages). mem29 (issue 20), re-derived on 2 Dec 2026 (21:21 UTC,
+load ~5) from the whole daemon at day 28, ``bench/daemon_bench.py --targets 10000 --per-sla 1
+--month-end 28 --measure 30 --scrape-interval 5`` on mem29's tree (slotted months and policies):
+peak = end 509.2 MiB (the steady state after the first summary; main d7e94ff beside it: 557.8),
+so (509.2 MiB - BASE - 10,000 targets) / 10,000 SLAs = 31.6 KiB. It was 81 KiB before rb28's
+decode per month (995 MB peak). A loaded machine can add a transient ~90 MB after ready
+(docs/benchmarks.md, mem29 section)."""
 
 
 @dataclass(frozen=True)
