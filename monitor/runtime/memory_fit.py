@@ -23,15 +23,17 @@ BASE_BYTES = 64 * 2**20
 BYTES_PER_TARGET = 14 * 2**10
 """A probed target: its configuration, schedule, live tallies of the open hour, recent results
 and its ``/metrics`` lines (10,000 targets with 50 in SLAs: 204 MB peak, docs/benchmarks.md)."""
-BYTES_PER_SLA = 81 * 2**10
+BYTES_PER_SLA = 32 * 2**10
 """An SLA over one target, at its peak at a month's end: its configuration, the running month
 (one byte per 5-minute bucket, 8.9 KB), the previous month packed, the cached results and
 its ``/metrics`` text, with ~86 outages a month (one unavailable bucket in 100; ~20 bytes per
-outage since oc26's compact outages), and what the start-up's restore leaves behind: CPython's
-small-object arenas keep the pools the decoded snapshots touched (rss27). 10,000 one-target
-SLAs: 995 MB peak (= end) in the whole daemon at a month's end with rss27's trim (1,072 MB
-without), 327 MB in process for the months and their first results (2 Dec 2026,
-docs/benchmarks.md); (995 MB - BASE - 10,000 targets) / 10,000 SLAs."""
+outage since oc26's compact outages). mem29 (issue 20), re-derived on 2 Dec 2026 (21:21 UTC,
+load ~5) from the whole daemon at day 28, ``bench/daemon_bench.py --targets 10000 --per-sla 1
+--month-end 28 --measure 30 --scrape-interval 5`` on mem29's tree (slotted months and policies):
+peak = end 509.2 MiB (the steady state after the first summary; main d7e94ff beside it: 557.8),
+so (509.2 MiB - BASE - 10,000 targets) / 10,000 SLAs = 31.6 KiB. It was 81 KiB before rb28's
+decode per month (995 MB peak). A loaded machine can add a transient ~90 MB after ready
+(docs/benchmarks.md, mem29 section)."""
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ LATE_AFTER = 1.0
 """A run starting more than this after its grid time counts as late (``runs_late``)."""
 
 
-@dataclass(frozen=True)
+# mem29 (issue 20): slots: one per target, no ``__dict__`` each (10,000 at 10,000 targets).
+@dataclass(frozen=True, slots=True)
 class ScheduledTarget:
     """What the scheduler needs to probe one target."""
 

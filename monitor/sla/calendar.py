@@ -40,7 +40,9 @@ def require_aware(value: datetime, what: str) -> datetime:
     return value
 
 
-@dataclass(frozen=True, order=True)
+# mem29 (issue 20): slots: every running month and result holds one (20,000 at 10,000
+# one-target SLAs), no ``__dict__`` each.
+@dataclass(frozen=True, order=True, slots=True)
 class Month:
     """A calendar month, independent of any zone until one is given."""
 

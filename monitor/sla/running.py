@@ -27,6 +27,7 @@ import re
 from array import array
 from bisect import bisect_left
 from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import count, repeat
@@ -241,6 +242,46 @@ class RunningMonth:
     once judged, a bucket's tallies may leave the owner's memory.
     """
 
+    # mem29 (issue 20): slots, not an instance dict. A month's 32 attributes made its
+    # ``__dict__`` a ~1.6 KiB table (tracemalloc at 1,000 SLAs, day 28): ~32 MB at 10,000
+    # one-target SLAs (20,000 months), for nothing but names. ``__weakref__`` because the
+    # snapshot saver holds its months weakly (``monitor.runtime.snapshots``).
+    __slots__ = (
+        "__weakref__",
+        "_applied",
+        "_count",
+        "_dirty",
+        "_errors",
+        "_evidence",
+        "_excluded",
+        "_excused",
+        "_final",
+        "_found",
+        "_gap_buckets",
+        "_hidden",
+        "_last_result",
+        "_lent_through",
+        "_outages",
+        "_packed",
+        "_seen",
+        "_size",
+        "_stale_from",
+        "_start_epoch",
+        "_touched",
+        "canaries",
+        "elapsed",
+        "end_epoch",
+        "first_tallied",
+        "grid",
+        "leaves",
+        "month",
+        "policy",
+        "quorum",
+        "service",
+        "version",
+        "windows",
+    )
+
     def __init__(
         self,
         policy: SlaPolicy,
@@ -275,7 +316,7 @@ class RunningMonth:
         self._count = self.grid.count
         self._size = self.grid.bucket_seconds
         self.end_epoch = self.grid.end_epoch
-        self._gap_buckets = frozenset(_gap_buckets(self.grid, gaps))
+        self._gap_buckets = frozenset(_gap_buckets(self.grid, gaps)) or _NO_INDICES
         count = self.grid.count
         self.elapsed = 0
         # The final state per bucket with exclusions applied (pending until elapsed): the one
@@ -293,7 +334,10 @@ class RunningMonth:
         one (0: none): a write below it copies the array first (:meth:`_own`)."""
         # Buckets not available whose every failure the canaries excused (exclusion (iii)
         # candidates), and the monitor's own failures per judged bucket holding any.
-        self._excused: set[int] = set()
+        # mem29 (issue 20): the sets below start as the one shared empty frozenset and
+        # become a set of their own at their first index (``_with``): an empty set is a
+        # 216-byte object, four of them ~17 MB over 20,000 months that mostly hold none.
+        self._excused: AbstractSet[int] = _NO_INDICES
         self._errors: dict[int, Mapping[str, int]] = {}
         self._excluded: dict[int, ExclusionKind] = {}
         self._applied: tuple[ExclusionWindow, ...] = ()
@@ -310,7 +354,7 @@ class RunningMonth:
         # buckets is the same and holds none of those is the same outage, reused as the same
         # object (a bucket close rebuilds no outage, a late result one).
         self._found = _NO_OUTAGES
-        self._touched: set[int] = set()
+        self._touched: AbstractSet[int] = _NO_INDICES
         # Issue 20 (sum27): the lowest bucket whose verdict moved into or out of unavailable
         # (or was judged unavailable again) since the outages were last found: the runs
         # ending before it are the runs found before, kept without walking them again.
@@ -318,7 +362,7 @@ class RunningMonth:
         """Issue 14: per unavailable bucket of an SLA judged by locations, those that saw it."""
         self.first_tallied: int | None = None
         """Index of the first judged bucket holding any tally of the month's targets."""
-        self._dirty: set[int] = set()
+        self._dirty: AbstractSet[int] = _NO_INDICES
         if self.windows:
             self._outages: CompactOutages | None = _NO_OUTAGES
             self._exclude(_windows_only=True)
@@ -333,7 +377,7 @@ class RunningMonth:
         """A tally of one of the month's targets at ``bucket_start`` changed."""
         offset = bucket_start - self._start_epoch
         if offset >= 0 and offset % self._size == 0 and offset // self._size < self.elapsed:
-            self._dirty.add(offset // self._size)
+            self._dirty = _with(self._dirty, offset // self._size)
 
     def advance(self, tallies: Tallies, now: datetime | None) -> None:
         """Judge the buckets elapsed by ``now`` (``None``: the whole month) and those marked."""
@@ -347,7 +391,7 @@ class RunningMonth:
         # buckets already judged.
         elapsed = max(elapsed, self.elapsed)
         todo = {i for i in self._dirty if i < elapsed}
-        self._dirty.clear()
+        self._dirty = _NO_INDICES
         if not todo and elapsed == self.elapsed:
             return
         self._thaw()
@@ -513,7 +557,7 @@ class RunningMonth:
             if index < judged:
                 hidden[index] = final[index]
                 final[index] = _X
-        running._excused = set(state.excused)
+        running._excused = set(state.excused) if state.excused else _NO_INDICES
         running._errors = dict(state.errors)
         # Equal evidence is decoded as the same tally objects: each distinct bucket evidence
         # is looked up in the shared cells once per month, not once per bucket.
@@ -618,7 +662,7 @@ class RunningMonth:
                 excused_only = False
                 errors.pop(index, None)
             if code == _U:
-                self._touched.add(index)
+                self._touched = _with(self._touched, index)
                 evidence.put(
                     index,
                     shared_cells(
@@ -654,9 +698,9 @@ class RunningMonth:
             if excused_only != (index in excused):
                 canaries_moved = True
                 if excused_only:
-                    excused.add(index)
-                else:
-                    excused.discard(index)
+                    excused = self._excused = _with(excused, index)
+                else:  # index in excused: a set of its own (only the empty one is shared)
+                    excused = self._excused = _without(excused, index)
         if canaries_moved:
             self._exclude()
 
@@ -708,7 +752,7 @@ class RunningMonth:
             fresh = self._fresh_outages(final)
             if fresh is not None:
                 self._found = fresh
-                touched.clear()
+                self._touched = _NO_INDICES
                 self._stale_from = self._count
                 return fresh
         # Issue 20 (sum27): the runs ending before the lowest bucket moved since
@@ -797,7 +841,7 @@ class RunningMonth:
         kinds.fromlist(new_kinds)
         found = CompactOutages(start, size, firsts, lengths, kinds, tuple(figures))
         self._found = found
-        touched.clear()
+        self._touched = _NO_INDICES
         self._stale_from = self._count
         return found
 
@@ -967,6 +1011,27 @@ class BucketEvidence:
         self._cells = [self._cells[old] for old in used]
         self._slot = {id(cells): new for new, cells in enumerate(self._cells)}
         self._which = array("i", [renumber[old] for old in self._which])
+
+
+_NO_INDICES: frozenset[int] = frozenset()
+"""The empty set of bucket indices every month shares until it holds one (mem29, issue 20)."""
+
+
+def _with(indices: AbstractSet[int], index: int) -> set[int]:
+    """``indices`` with ``index`` added: ``indices`` itself when it is a set of its own, a new
+    set when it is the shared empty one (never written)."""
+    if type(indices) is set:
+        indices.add(index)
+        return indices
+    return {*indices, index}
+
+
+def _without(indices: AbstractSet[int], index: int) -> AbstractSet[int]:
+    """``indices`` without ``index``: the shared empty set once none is left."""
+    if type(indices) is set:
+        indices.discard(index)
+        return indices if indices else _NO_INDICES
+    return frozenset(indices - {index}) or _NO_INDICES
 
 
 _LAST_PACKED: tuple[bytes, bytes] = (b"", pack(b""))
