@@ -551,7 +551,10 @@ REUSE_PREFILL: Path | None = None
 
 
 def port_free(port: int) -> bool:
+    """Whether ``port`` can be listened on again (as the servers do: SO_REUSEADDR, so the
+    last run's connections in TIME_WAIT do not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
