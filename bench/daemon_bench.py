@@ -47,6 +47,17 @@ and bucket boundaries are those of the wall clock): on 2 Dec, ``--month-end 28``
 restore of every month); ``--history-days`` (every tally, the wall clock) stays for small N
 and for the faithfulness test (``tests/test_bench_month_end.py``).
 
+``--reuse-prefill DIR`` (dy29, issue 20): with ``--month-end``, the prefill's store (~83 s to
+write at 10,000 one-target SLAs) is kept in DIR, under a name of the layout (targets, targets
+per SLA, day), with the configuration and the store's instant; a later run of the same layout
+(either tree's bench, for an A/B) starts from a fresh copy of it instead of writing it again.
+The configuration is the one kept, byte for byte (its state directory is in DIR, its ports
+taken again: its ``content_hash`` is the one the seals name), and the daemon's clock is the
+wall clock moved back to the store's instant by whole 5-minute buckets (probe phases and
+bucket boundaries stay those of the wall clock), landing 0 to 5 minutes after it, as a fresh
+prefill's start lands ~1.5 minutes after its own. If a kept port is taken, the prefill is
+written again (and kept). ``prefill_s`` is then the copy's time.
+
 ``--diagnose DIR`` (a diagnostic run, its CPU figures slightly disturbed): the daemon runs with a
 hook timing every event-loop callback and every garbage collection, and writes those over 20 ms
 and 10 ms to DIR/loop-blocks.json at exit; if py-spy is installed it samples the daemon and the
@@ -535,9 +546,46 @@ def verdict_rows_after_start(
     }
 
 
+REUSE_PREFILL: Path | None = None
+"""--reuse-prefill: where month-end stores are kept and reused (dy29, issue 20)."""
+
+
+def port_free(port: int) -> bool:
+    """Whether ``port`` can be listened on again (as the servers do: SO_REUSEADDR, so the
+    last run's connections in TIME_WAIT do not count)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def kept_prefill(n: int) -> tuple[Path, dict[str, object] | None]:
+    """--reuse-prefill: this layout's directory, and what it keeps if it can be reused (its
+    ports free again), else None (dy29, issue 20)."""
+    assert REUSE_PREFILL is not None
+    kept = REUSE_PREFILL / f"targets{n}-per{PER_SLA}-day{MONTH_END}"
+    meta_path = kept / "meta.json"
+    if not (meta_path.exists() and (kept / "pristine").is_dir()):
+        return kept, None
+    meta = json.loads(meta_path.read_text())
+    if not (port_free(int(meta["target_port"])) and port_free(int(meta["port"]))):
+        print(f"--reuse-prefill: a port of {kept} is taken; writing the prefill again")
+        return kept, None
+    return kept, meta
+
+
 def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix=f"slawatch-bench-{n}-"))
     target_port, port = free_port(), free_port()
+    kept: Path | None = None
+    meta: dict[str, object] | None = None
+    if REUSE_PREFILL is not None and MONTH_END is not None:
+        kept, meta = kept_prefill(n)
+        if meta is not None:
+            target_port, port = int(meta["target_port"]), int(meta["port"])  # type: ignore[call-overload]
     arrivals_log = work / "arrivals.json"
     server = subprocess.Popen(
         [sys.executable, "-c", TARGET_SERVER, str(target_port), str(arrivals_log)]
@@ -546,9 +594,28 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
     out: dict[str, float] = {"targets": n}
     try:
         wait_http(f"http://127.0.0.1:{target_port}/t/ping")
-        config = write_config(work, n, target_port, port)
         env = dict(os.environ)
-        if MONTH_END is not None:
+        if kept is not None:  # --reuse-prefill: the store lives in the kept directory
+            config = write_config(kept, n, target_port, port)
+        else:
+            config = write_config(work, n, target_port, port)
+        if kept is not None and meta is not None:
+            began = time.time()
+            shutil.rmtree(kept / "state", ignore_errors=True)
+            shutil.copytree(kept / "pristine", kept / "state")
+            now = int(meta["now"])  # type: ignore[call-overload]
+            # Back to the store's instant by whole buckets (>= it: no tally after the clock).
+            shift = -((int(time.time()) - now) // 300) * 300
+            env["BENCH_CLOCK_SHIFT"] = str(shift)
+            figures = dict(meta["figures"])  # type: ignore[call-overload]
+            out.update({f"month_end_{k}": v for k, v in figures.items()})
+            out["prefill_s"] = time.time() - began
+            out["history_rows"] = figures["tail_rows"]
+            out["prefill_reused"] = 1.0
+            from month_end import write_heartbeat
+
+            write_heartbeat(config, time.time() + shift)  # no downtime gap before the start
+        elif MONTH_END is not None:
             from month_end import month_end_now, prefill_month_end, write_heartbeat
 
             real = time.time()
@@ -561,6 +628,14 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
             out.update({f"month_end_{k}": v for k, v in figures.items()})
             out["prefill_s"] = figures["prefill_s"]
             out["history_rows"] = figures["tail_rows"]
+            if kept is not None:  # --reuse-prefill: kept as written, before any heartbeat
+                shutil.rmtree(kept / "pristine", ignore_errors=True)
+                shutil.copytree(kept / "state", kept / "pristine")
+                (kept / "meta.json").write_text(
+                    json.dumps(
+                        {"now": now, "target_port": target_port, "port": port, "figures": figures}
+                    )
+                )
             write_heartbeat(config, time.time() + shift)  # no downtime gap before the start
         elif HISTORY_DAYS > 0:
             began = time.time()
@@ -729,6 +804,16 @@ def main() -> None:
         "last hour's tallies, the previous month sealed (bench/month_end.py)",
     )
     parser.add_argument(
+        "--reuse-prefill",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --month-end: keep the prefilled store in DIR and start later runs of the "
+        "same --targets/--per-sla/--month-end (this tree's bench or another's) from a copy "
+        "of it, skipping the prefill (~83 s at 10,000 one-target SLAs); the daemon's clock "
+        "is moved back to the store's instant by whole 5-minute buckets",
+    )
+    parser.add_argument(
         "--per-sla",
         type=int,
         default=None,
@@ -751,8 +836,9 @@ def main() -> None:
     if args.summarise is not None:
         summarise(args.summarise)
         return
-    global PER_SLA, HISTORY_DAYS, DIAGNOSE, MONTH_END
+    global PER_SLA, HISTORY_DAYS, DIAGNOSE, MONTH_END, REUSE_PREFILL
     MONTH_END = args.month_end
+    REUSE_PREFILL = args.reuse_prefill
     DIAGNOSE = args.diagnose
     PER_SLA = args.per_sla
     HISTORY_DAYS = args.history_days

@@ -10,6 +10,8 @@ state is saved under one set of windows and restored under another.
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +20,16 @@ from hypothesis import strategies as st
 
 from monitor.sla.month import compute_month
 from monitor.sla.policy import Tally
-from monitor.sla.running import BucketEvidence, RunningMonth
+from monitor.sla.running import (
+    _A,
+    _Q,
+    _RUN_OF_U,
+    _U,
+    _X,
+    BucketEvidence,
+    RunningMonth,
+    _runs_of_evidence,
+)
 from monitor.sla.running_codec import decode, encode
 from tests.strategies import ENGINE_CANARIES, engine_scenarios
 
@@ -165,6 +176,37 @@ class TestShortcutsEqualTheWalk:
         assert (a1, w1) == (a2, w2)
         assert [id(c) for c in c1] == [id(c) for c in c2]
         assert [laid.get(i) for i in range(62)] == [put.get(i) for i in range(62)]
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        codes=st.lists(st.sampled_from([_A, _U, _X, _Q]), max_size=60),
+        drop=st.sets(st.integers(0, 59)),
+        extra=st.sets(st.integers(-2, 62)),
+    )
+    def test_runs_of_evidence_equal_the_search(
+        self, codes: list[int], drop: set[int], extra: set[int]
+    ) -> None:
+        """dy29 (issue 20): any codes and any evidence indices (the unavailable buckets, some
+        dropped, others added: excluded, unknown, outside the month): the runs read off the
+        evidence are the runs the regular expression finds and their offsets the bisection's,
+        or None whenever the evidence is not exactly the unavailable buckets."""
+        final = bytes(codes)
+        unavailable = [i for i, c in enumerate(codes) if c == _U]
+        at = array("i", sorted((set(unavailable) - drop) | extra))
+        got = _runs_of_evidence(final, at)
+        if list(at) != unavailable:
+            assert got is None
+            return
+        spans = [m.span() for m in _RUN_OF_U.finditer(final)]
+        firsts = [a for a, _ in spans]
+        assert got == (
+            firsts,
+            [b - a for a, b in spans],
+            [bisect_left(at, first) for first in firsts],
+        )
+        # and the same indices out of order are refused, not misread
+        if len(at) > 1:
+            assert _runs_of_evidence(final, array("i", reversed(at))) is None
 
     @settings(
         max_examples=60,

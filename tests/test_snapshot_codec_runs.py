@@ -98,6 +98,35 @@ class TestRunsRefused:
                 decode(MAGIC_V3 + zlib.compress(changed))
 
 
+class TestInflate:
+    """dy29 (issue 20): the runs' codes made of cached pieces are the plain expansion."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(0, 255),
+                st.one_of(st.integers(0, 3), st.integers(250, 260), st.integers(0, 9000)),
+            ),
+            max_size=40,
+        ),
+        st.integers(-1, 1),
+    )
+    def test_inflate_is_the_plain_expansion(self, runs: list[tuple[int, int]], off: int) -> None:
+        """Any runs (of any code, short, around the longest piece kept, long; zero-length
+        ones), any claimed total: the codes are each code repeated its length, in order, or
+        the runs are refused (a run of no bucket, a total not the lengths' sum)."""
+        packed = b"".join(running_codec._RUN.pack(code, length) for code, length in runs)
+        total = sum(length for _, length in runs) + off
+        plain = b"".join(bytes([code]) * length for code, length in runs)
+        if off or any(length == 0 for _, length in runs):
+            with pytest.raises(ValueError, match="expected runs"):
+                running_codec._inflate(packed, total)
+        else:
+            assert running_codec._inflate(packed, total) == plain
+            assert running_codec._inflate(packed, total) == plain  # pieces now cached
+
+
 class TestOneLineErrors:
     """Damaged bytes in each of the three formats are refused with one line naming why."""
 

@@ -28,7 +28,6 @@ import base64
 import dataclasses
 import hashlib
 import json
-import operator
 import re
 import struct
 import sys
@@ -298,14 +297,36 @@ def _inflate(packed: bytes, judged: int) -> bytes:
     """The verdict codes of ``judged`` buckets from their ``_RUN``s."""
     # rd28 (issue 20): the lengths summed and searched in C (a month of one failing bucket
     # in a hundred holds ~170 runs; the generators were a fifth of decoding it).
-    runs = list(_RUN.iter_unpack(packed))
-    codes, lengths = (tuple(column) for column in zip(*runs, strict=True)) if runs else ((), ())
-    if sum(lengths) != judged or 0 in lengths:
+    # dy29 (issue 20): each (code, length) run looked up as its bytes, made once
+    # (:class:`_Pieces`): no columns, no product per run; a run of no bucket is refused by
+    # the lookup, the lengths' sum by the codes' length.
+    raw = b"".join(map(_PIECES.__getitem__, _RUN.iter_unpack(packed)))
+    if len(raw) != judged:
         raise ValueError(f"expected runs of {judged} buckets in all")
-    return b"".join(map(operator.mul, map(_BYTE.__getitem__, codes), lengths))
+    return raw
+
+
+class _Pieces(dict[tuple[int, int], bytes]):
+    """(code, length) -> that many bytes of the code, short runs kept (at most
+    ``_PIECES_KEPT`` of at most ``_PIECE_LONGEST`` bytes: a month's runs are mostly of a few
+    lengths, and the cache stays below a megabyte)."""
+
+    def __missing__(self, run: tuple[int, int]) -> bytes:
+        code, length = run
+        if length <= 0:
+            raise ValueError("expected runs of at least one bucket")
+        piece = _BYTE[code] * length
+        if length <= _PIECE_LONGEST:
+            if len(self) >= _PIECES_KEPT:
+                self.clear()
+            self[run] = piece
+        return piece
 
 
 _BYTE = [bytes((code,)) for code in range(256)]
+_PIECE_LONGEST = 256
+_PIECES_KEPT = 2048
+_PIECES = _Pieces()
 
 
 def _state(judged: int, first: int, raw: bytes, sparse: bytes) -> JudgedState:
