@@ -28,6 +28,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import operator
 import re
 import struct
 import sys
@@ -300,10 +301,12 @@ def _inflate(packed: bytes, judged: int) -> bytes:
     # dy29 (issue 20): each (code, length) run looked up as its bytes, made once
     # (:class:`_Pieces`): no columns, no product per run; a run of no bucket is refused by
     # the lookup, the lengths' sum by the codes' length.
-    raw = b"".join(map(_PIECES.__getitem__, _RUN.iter_unpack(packed)))
-    if len(raw) != judged:
+    # The lengths are summed (in C) before any run's bytes are made: a run's length is a
+    # uint32, so a damaged snapshot whose checksum still holds could otherwise ask for
+    # gigabytes before it is refused (review of round 29).
+    if sum(map(_LENGTH, _RUN.iter_unpack(packed))) != judged:
         raise ValueError(f"expected runs of {judged} buckets in all")
-    return raw
+    return b"".join(map(_PIECES.__getitem__, _RUN.iter_unpack(packed)))
 
 
 class _Pieces(dict[tuple[int, int], bytes]):
@@ -324,6 +327,7 @@ class _Pieces(dict[tuple[int, int], bytes]):
 
 
 _BYTE = [bytes((code,)) for code in range(256)]
+_LENGTH = operator.itemgetter(1)
 _PIECE_LONGEST = 256
 _PIECES_KEPT = 2048
 _PIECES = _Pieces()
