@@ -300,13 +300,13 @@ def _inflate(packed: bytes, judged: int) -> bytes:
     # in a hundred holds ~170 runs; the generators were a fifth of decoding it).
     # dy29 (issue 20): each (code, length) run looked up as its bytes, made once
     # (:class:`_Pieces`): no columns, no product per run; a run of no bucket is refused by
-    # the lookup, the lengths' sum by the codes' length.
-    # The lengths are summed (in C) before any run's bytes are made: a run's length is a
-    # uint32, so a damaged snapshot whose checksum still holds could otherwise ask for
-    # gigabytes before it is refused (review of round 29).
-    if sum(map(_LENGTH, _RUN.iter_unpack(packed))) != judged:
+    # the lookup. The lengths are summed (in C) before any run's bytes are made: a run's
+    # length is a uint32, so a damaged snapshot whose checksum still holds could otherwise
+    # ask for gigabytes before it is refused (review of round 29).
+    runs = list(_RUN.iter_unpack(packed))
+    if sum(map(_LENGTH, runs)) != judged:
         raise ValueError(f"expected runs of {judged} buckets in all")
-    return b"".join(map(_PIECES.__getitem__, _RUN.iter_unpack(packed)))
+    return b"".join(map(_PIECES.__getitem__, runs))
 
 
 class _Pieces(dict[tuple[int, int], bytes]):
