@@ -29,7 +29,9 @@ sealed (``monitor.reports.seal``), and a heartbeat. :func:`prefill_month_end` wr
    daemon's ``month_result`` (as ``Daemon._seal_closed_months`` does an hour into the month),
    and every SLA's seal is that document with its own SLA, service and target names, its
    digest ``seal_digest``'s (sealing 10,000 months one by one costs minutes: the bucket
-   states' encoding, ``seal_document``, is ~10 ms per SLA-month).
+   states' encoding, ``seal_document``, is ~10 ms per SLA-month); and (dq30) the record a
+   daemon's sealing pass leaves once the month is sealed (``monitor.runtime.sealing``'s
+   ``DONE_KEY``), so that a start does not read and check every seal again.
 
 What differs from a store a month of running leaves: the previous month's verdicts are not
 stored (nothing reads them at a start), nor, above ``VERDICTS_IN_FULL``, the current month's
@@ -326,11 +328,15 @@ async def _save_months(
     saved as the daemon saves them (guards armed first, as at a start), and its previous
     month's seal, renamed likewise; before them, its stored verdicts (:func:`_write_verdicts`,
     vm26). Returns (snapshots, seals, verdict rows) written."""
+    from datetime import timedelta
+
     from monitor.clock import FixedClock
     from monitor.config import Config
     from monitor.instants import utc_from_epoch
     from monitor.runtime.daemon import Daemon
-    from monitor.sla.calendar import Month, month_grid
+    from monitor.runtime.sealing import DONE_KEY as SEALS_DONE_KEY
+    from monitor.runtime.sealing import record_done
+    from monitor.sla.calendar import Month, month_containing, month_grid
     from monitor.sla.running import JudgedState
     from monitor.sla.running_codec import encode, inputs_digest
     from monitor.store.base import MonthSeal
@@ -418,6 +424,22 @@ async def _save_months(
                 written += await store.save_month_snapshots(pending)
                 pending = []
         written += await store.save_month_snapshots(pending)
+        # dq30 (issue 20): the record a running daemon's sealing pass leaves once every SLA's
+        # previous month is sealed (``Daemon._seal_closed_months``: ``record_done`` under the
+        # configuration's content hash). Without it a start over this store asked the store
+        # again for all 10,000 seals (decoding every document) and re-checked every month
+        # against its held result, competing with the first summary before ready: work a
+        # daemon restarted on day 28 never does.
+        # As the daemon names them: each SLA zone's month before the one holding an hour ago.
+        sealed_months = {
+            month_containing(moment - timedelta(hours=1), p.timezone).previous()
+            for p in inputs.policies
+        }
+        record: object = await daemon.store.kv_get(SEALS_DONE_KEY)
+        for month in sorted(sealed_months):
+            record = record_done(record, str(month), loaded.content_hash)
+        if sealed_months:
+            await daemon.store.kv_set(SEALS_DONE_KEY, record)
         return written, sealed, verdict_rows
     finally:
         await daemon.store.close()

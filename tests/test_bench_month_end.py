@@ -137,6 +137,44 @@ class TestMonthEndStore:
                 assert _figures_of(seals[sla]) == _doc(expected), sla
         assert written["verdict_rows"] > 0
         _assert_verdicts_as_a_month_of_running(new, reported)
+        _assert_sealing_done(new)
+
+
+def _assert_sealing_done(config: Path) -> None:
+    """dq30: the month-end store records the previous month as sealed under the
+    configuration (``monitor.runtime.sealing.DONE_KEY``), as a daemon that ran all month
+    leaves it: a daemon started over it asks the store for no seal and seals nothing again
+    (before, its first sealing pass read and checked every SLA's seal)."""
+    from monitor.runtime.sealing import DONE_KEY, done_months
+
+    loaded = load_config(config)
+    daemon = Daemon(loaded, config, clock=FixedClock(float(NOW)))
+
+    async def go() -> None:
+        await daemon.store.open()
+        try:
+            await daemon._load_history(float(NOW))
+            record = await daemon.store.kv_get(DONE_KEY)
+            assert done_months(record, loaded.content_hash) == {str(_month(-1))}
+            asked: list[int] = []
+            load_many, save = daemon.store.load_month_seals, daemon.store.save_month_seal
+
+            async def counted_many(slas: Any, month: str) -> Any:
+                asked.append(len(slas))
+                return await load_many(slas, month)
+
+            async def counted_save(seal: Any) -> Any:
+                asked.append(-1)
+                return await save(seal)
+
+            daemon.store.load_month_seals = counted_many  # type: ignore[method-assign]
+            daemon.store.save_month_seal = counted_save  # type: ignore[method-assign]
+            await daemon._seal_closed_months(float(NOW))
+            assert asked == [], "a daemon that ran all month does not seal its months again"
+        finally:
+            await daemon.store.close()
+
+    asyncio.run(go())
 
 
 def _assert_verdicts_as_a_month_of_running(
