@@ -91,16 +91,19 @@ def _parse_url(text: str, error: type[Exception]) -> _Url:
         port = parts.port
     except ValueError as exc:
         raise error(f"expected an http:// or https:// URL, got {text!r}: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    # Each of urllib's hostname, username and password properties splits the network location
+    # again: the host is read once, and an '@' in it is exactly when urllib finds a username
+    # (perhaps empty) or a password (issue 20: every target's URL is parsed at load).
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
         raise error(f"expected an absolute http:// or https:// URL, got {text!r}")
-    if parts.username is not None or parts.password is not None:
-        raise error(f"credentials in the URL are not allowed (use auth:), got {parts.hostname!r}")
+    if "@" in parts.netloc:
+        raise error(f"credentials in the URL are not allowed (use auth:), got {host!r}")
     if not text.isascii():
         raise error(f"expected an ASCII URL (percent-encode other characters), got {text!r}")
     if any(c in text for c in " \r\n\t\0"):
         raise error(f"a URL cannot contain spaces or line breaks, got {text!r}")
     default = 443 if parts.scheme == "https" else 80
-    host = parts.hostname
     shown = f"[{host}]" if ":" in host else host
     target = parts.path or "/"
     if parts.query:

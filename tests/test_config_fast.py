@@ -260,3 +260,59 @@ class TestShareUnchanged:
         assert new.sla_policies()[2] is old_policies[2]
         assert new.service_defs()["one"] is old_defs["one"]
         assert new.service_defs()["two"] is old_defs["two"]
+
+
+TIERS = """\
+targets:
+  - {name: a, kind: tcp, tcp: {host: 127.0.0.1, port: 9}}
+  - {name: b, kind: tcp, tcp: {host: 127.0.0.1, port: 9}}
+services:
+  - {name: one, targets: [a]}
+  - {name: two, targets: [b]}
+slas:
+  - name: s1
+    service: one
+    objective: 99.9
+    monthly_fee: "10.00"
+    currency: EUR
+    credit_tiers: [{below: BELOW1, credit_percent: 10}]
+  - name: s2
+    service: two
+    objective: OBJ2
+    monthly_fee: "10.00"
+    currency: EUR
+    credit_tiers: [{below: BELOW2, credit_percent: 10}]
+"""
+
+
+class TestCreditTablesOnce:
+    """Issue 20: a credit table written alike by many SLAs is validated once; what it means
+    and every refusal stay those of a table validated on its own."""
+
+    def test_a_table_written_alike_is_one_object(self) -> None:
+        text = TIERS.replace("OBJ2", "99.9").replace("BELOW1", "99.9").replace("BELOW2", "99.9")
+        config = parse_config_text(text)
+        assert config.slas[0].credit_tiers is config.slas[1].credit_tiers
+        assert config == parse_config_text(text)
+
+    def test_a_table_fit_under_one_objective_is_still_checked_under_another(self) -> None:
+        """The same table, already found fit under 99.9 (in this file and before it), is
+        refused under 99.0 at its own line."""
+        text = TIERS.replace("BELOW1", "99.9").replace("BELOW2", "99.9")
+        parse_config_text(text.replace("OBJ2", "99.9"))
+        with pytest.raises(ConfigError) as raised:
+            parse_config_text(text.replace("OBJ2", "99.0"), "x.yaml")
+        assert raised.value.lines() == [
+            "x.yaml:19: slas[1].credit_tiers[0]: a tier with a credit must lie below the "
+            "objective (99.0): bound it with below: 99.0"
+        ]
+
+    def test_a_refused_table_is_refused_each_time(self) -> None:
+        text = TIERS.replace("OBJ2", "99.9").replace("BELOW1", "101").replace("BELOW2", "101")
+        for _ in range(2):
+            with pytest.raises(ConfigError) as raised:
+                parse_config_text(text, "x.yaml")
+            assert [line.split(": ", 1)[0] for line in raised.value.lines()] == [
+                "x.yaml:13",
+                "x.yaml:19",
+            ]

@@ -86,6 +86,25 @@ def _memo_key(value: Any) -> tuple[type, object] | None:
     return (kind, str(value)) if kind in (str, YamlFloat) else None
 
 
+def plain_key(value: Any) -> tuple[object, ...] | None:
+    """A key that only values read alike share, for a list of mappings of scalars as YAML
+    gives them (a credit table): each scalar by its type and spelling, as ``_memoised`` keys
+    it; ``None`` for anything else (never remembered)."""
+    if type(value) is not list:
+        return None
+    parts: list[object] = []
+    for item in value:
+        if type(item) is not dict:
+            return None
+        for name, field in item.items():
+            key = _memo_key(field)
+            if key is None or type(name) is not str:
+                return None
+            parts.append((name, key))
+        parts.append(None)  # where one mapping ends
+    return tuple(parts)
+
+
 def _memoised(check: Callable[[Any], _T]) -> Callable[[Any], _T]:
     """``check`` remembered by the value's type and spelling, up to ``_MEMO_LIMIT`` of them.
     Its results are immutable; a refused value is never kept, so it is refused again with

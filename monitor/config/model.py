@@ -28,6 +28,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -44,6 +45,7 @@ from monitor.config.fieldtypes import (
     PositiveDuration,
     Timezone,
     format_duration,
+    plain_key,
 )
 from monitor.config.sections import (
     CreditTierConfig,
@@ -200,9 +202,11 @@ class TargetConfig(StrictModel):
             )
         # A kind whose run has a known worst case (a scripted call) says so; a timeout below
         # it would cut every run short and record the vendor as down for our own setting.
-        longest = getattr(self.options, "longest_call_seconds", None)
+        # Looked up on the class: on an instance, a missing attribute goes through pydantic's
+        # ``__getattr__`` and a raised AttributeError (3 % of a 10,000-target load, issue 20).
+        longest = getattr(type(self.options), "longest_call_seconds", None)
         if callable(longest):
-            needed = float(longest())
+            needed = float(longest(self.options))
             if self.timeout < needed:
                 issues.append(
                     issue(
@@ -344,6 +348,24 @@ class SlaConfig(StrictModel):
             raise ValueError("must be a percentage above 0 and at most 100")
         return value
 
+    @field_validator("credit_tiers", mode="wrap")
+    @classmethod
+    def _tiers_once(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler
+    ) -> tuple[CreditTierConfig, ...]:
+        # Issue 20: a file of 10,000 SLAs writes a few credit tables thousands of times. A
+        # table validated once stands for every later one written alike (its frozen models are
+        # values, and slim() would share them anyway); a refused table is never kept, so it is
+        # refused again with its own errors.
+        key = plain_key(value)
+        known = _VALID_TIERS.get(key) if key is not None else None
+        if known is not None:
+            return known
+        tiers: tuple[CreditTierConfig, ...] = handler(value)
+        if key is not None and len(_VALID_TIERS) < _MEMO_LIMIT:
+            _VALID_TIERS[key] = tiers
+        return tiers
+
     @field_validator("bucket")
     @classmethod
     def _bucket(cls, value: float) -> float:
@@ -372,22 +394,7 @@ class SlaConfig(StrictModel):
                     self.failed_fraction,
                 )
             )
-        issues.extend(tier_overlaps(self.credit_tiers))
-        for index, tier in enumerate(self.credit_tiers):
-            bound = tier.to_tier()
-            upper_meets = (
-                bound.upper is None
-                or bound.upper > self.objective
-                or (bound.upper == self.objective and bound.upper_inclusive)
-            )
-            if tier.credit_percent > 0 and upper_meets:
-                issues.append(
-                    issue(
-                        ("credit_tiers", index),
-                        f"a tier with a credit must lie below the objective ({self.objective}): "
-                        f"bound it with below: {self.objective}",
-                    )
-                )
+        issues.extend(_tier_issues(self.credit_tiers, self.objective))
         if issues:
             raise FieldProblems(issues)
         return self
@@ -395,6 +402,40 @@ class SlaConfig(StrictModel):
     @property
     def bucket_seconds(self) -> int:
         return int(self.bucket)
+
+
+_MEMO_LIMIT = 4096
+"""Distinct credit tables (and tables with their objective) remembered: a few in practice."""
+_VALID_TIERS: dict[tuple[object, ...], tuple[CreditTierConfig, ...]] = {}
+_TIERS_FIT: set[tuple[tuple[CreditTierConfig, ...], Decimal]] = set()
+
+
+def _tier_issues(tiers: tuple[CreditTierConfig, ...], objective: Decimal) -> list[Issue]:
+    """What is wrong with a credit table under ``objective``; a table found fit under an
+    objective is remembered (only by value: fit has no message), so 10,000 SLAs that share one
+    are checked once (issue 20)."""
+    key = (tiers, objective)
+    if key in _TIERS_FIT:
+        return []
+    issues = tier_overlaps(tiers)
+    for index, tier in enumerate(tiers):
+        bound = tier.to_tier()
+        upper_meets = (
+            bound.upper is None
+            or bound.upper > objective
+            or (bound.upper == objective and bound.upper_inclusive)
+        )
+        if tier.credit_percent > 0 and upper_meets:
+            issues.append(
+                issue(
+                    ("credit_tiers", index),
+                    f"a tier with a credit must lie below the objective ({objective}): "
+                    f"bound it with below: {objective}",
+                )
+            )
+    if not issues and len(_TIERS_FIT) < _MEMO_LIMIT:
+        _TIERS_FIT.add(key)
+    return issues
 
 
 class Config(StrictModel):
