@@ -8,8 +8,10 @@ own result path), so nothing depends on the date the tests run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,15 @@ from monitor.metrics.sla_text import (
     WARMING,
     SlaFamilies,
     _count_text,
+    _month_lines,
     _ratio,
     _SlaText,
+    _written_month_lines,
     instant_service_state,
     outage_open,
     provisional_bucket_state,
 )
+from monitor.metrics.text import label_value as _label_value
 from monitor.metrics.text import num
 from monitor.runtime.claims import Claim
 from monitor.runtime.daemon import Daemon
@@ -783,3 +788,41 @@ class TestValueText:
         """A remembered count's text is the text of that count, asked once or again."""
         for count in [*counts, *counts]:
             assert _count_text(count) == num(count)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["la", "lb", 'q"\\uote', "\x00mark"]),
+                st.integers(0, 3),  # unavailable buckets
+                st.sampled_from([Decimal("0"), Decimal("0.0"), Decimal("100.00")]),
+                st.sampled_from(["EUR", "USD", 'x"\\', "a\x00b"]),
+                st.sampled_from([None, Fraction(1, 3), Fraction(2, 3)]),
+            ),
+            min_size=1,
+            max_size=12,
+        )
+    )
+    def test_first_lines_from_the_last_written_are_the_results_own(
+        self, tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[Any, ...]]
+    ) -> None:
+        """em30 (issue 20): an SLA's first month lines, taken from the lines the result
+        written just before it (another SLA's) wrote when their figures are equal, are the
+        lines its own result writes, for any sequence of equal and differing results (an SLA
+        sharing another's lines and then failing once writes its own), whatever the names
+        and currency hold (the template's label mark included)."""
+        h = Harness(tmp_path_factory.mktemp("first-lines"))
+        policy = h.daemon.accounting.policy("la")
+        base = h.daemon.accounting.month_result(policy, utc_from_epoch(T0))
+        for name, unavailable, amount, currency, coverage in steps:
+            shown = dataclasses.replace(
+                base,
+                sla=name,
+                buckets_unavailable=unavailable,
+                error_budget_remaining=base.error_budget_buckets - unavailable,
+                credit_amount=amount,
+                currency=currency,
+                coverage=coverage,
+            )
+            labels = f'service="s",sla="{_label_value(name)}"'
+            assert _month_lines(labels, policy, shown) == _written_month_lines(labels, shown, None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import signal
 import time
@@ -1730,15 +1731,27 @@ def _read_from(
 ) -> int:
     """Issue 20: the first bucket start ``policy``'s current and previous months need read
     from the store: a month starting from a snapshot needs only the buckets after it."""
-    current = month_containing(moment, policy.timezone)
     starts = []
-    for month in (current.previous(), current):
-        begin, end = (int(t.timestamp()) for t in month_bounds(month, policy.timezone))
+    spans = _months_around(moment, policy.timezone)
+    for month, begin, end in spans:
         proven = restorable.get((policy.name, month))
         start = begin if proven is None else begin + proven.judged * policy.bucket_seconds
         if start < end:  # a month judged to its end from a snapshot needs no tally
             starts.append(start)
-    return min(starts, default=int(month_bounds(current, policy.timezone)[1].timestamp()))
+    return min(starts, default=spans[1][2])
+
+
+@functools.lru_cache(maxsize=64)
+def _months_around(moment: datetime, timezone: str) -> tuple[tuple[Month, int, int], ...]:
+    """The previous and the current month at ``moment`` in ``timezone``, each with its first
+    and end instants (epoch seconds). em30 (issue 20): asked twice per SLA at a start
+    (13 us each: 0.26 s at 10,000 SLAs) for the few zones the SLAs use."""
+    current = month_containing(moment, timezone)
+    out = []
+    for month in (current.previous(), current):
+        begin, end = (int(t.timestamp()) for t in month_bounds(month, timezone))
+        out.append((month, begin, end))
+    return tuple(out)
 
 
 class _Overlay(Mapping[str, Mapping[int, Tally]]):

@@ -441,6 +441,8 @@ class JudgedBucket:
 
 
 _NO_ERRORS: Mapping[str, int] = MappingProxyType({})
+_NO_EXCLUDED_BY_KIND: Mapping[ExclusionKind, int] = MappingProxyType({})
+_NO_EXCLUDED_KINDS: Mapping[int, ExclusionKind] = MappingProxyType({})
 
 
 def judge_bucket(
@@ -570,6 +572,11 @@ def assemble_month(
     reasons, error_buckets = monitor_errors
     if previous is not None and previous.excluded_kinds == excluded:
         excluded_by_kind, excluded_kinds = previous.excluded_by_kind, previous.excluded_kinds
+    elif not excluded:
+        # em30 (issue 20): no bucket excluded (most months, and every month of a start from an
+        # empty store): one shared empty pair, not a Counter and two proxies per month (the
+        # proxies are read-only and compare by content).
+        excluded_by_kind, excluded_kinds = _NO_EXCLUDED_BY_KIND, _NO_EXCLUDED_KINDS
     else:
         excluded_by_kind = MappingProxyType(
             dict(sorted(Counter(excluded.values()).items(), key=lambda kv: str(kv[0])))

@@ -1131,6 +1131,11 @@ def shared_cells(cells: tuple[tuple[str, Tally], ...]) -> tuple[tuple[str, Tally
     return shared
 
 
+_LAST_SPLIT: tuple[bytes, int, tuple[dict[BucketState, int], dict[BucketState, int]]] | None = None
+"""em30 (issue 20): the codes :func:`_split_counts` last counted when they were ``bytes``, with
+``elapsed`` and its answer."""
+
+
 def _split_counts(
     final: bytes | bytearray, elapsed: int
 ) -> tuple[dict[BucketState, int], dict[BucketState, int]]:
@@ -1138,7 +1143,27 @@ def _split_counts(
     passes of ``bytes.count`` instead of ten (issue 20, c21: they were the largest cost of a
     month's summary at a bucket close). The elapsed buckets are all judged (no pending) and
     the others pending or excluded: a running month judges only elapsed buckets and
-    exclusions may cover any."""
+    exclusions may cover any.
+
+    em30 (issue 20): codes that are ``bytes`` (a packed month's, unpacked) cannot change, and
+    equal packed months share one object (:func:`_pack_shared`, and ``unpack`` keeps its last
+    answer): the same object counted again with the same ``elapsed`` gets the same answer
+    without the passes (17 us a month; every SLA's previous month at a start from an empty
+    store). The dicts are shared then; their readers (``assemble_month``) only read them."""
+    global _LAST_SPLIT
+    last = _LAST_SPLIT
+    if last is not None and last[0] is final and last[1] == elapsed:
+        return last[2]
+    split = _count_split(final, elapsed)
+    if isinstance(final, bytes):
+        _LAST_SPLIT = (final, elapsed, split)
+    return split
+
+
+def _count_split(
+    final: bytes | bytearray, elapsed: int
+) -> tuple[dict[BucketState, int], dict[BucketState, int]]:
+    """:func:`_split_counts` counted."""
     unavailable = final.count(_U, 0, elapsed)
     excluded = final.count(_X, 0, elapsed)
     unknown = final.count(_Q, 0, elapsed)
