@@ -414,7 +414,7 @@ def _month_lines(
     figures equal those of the result written just before it, for another SLA, is that one's
     lines with this SLA's labels (:func:`_first_month_lines`)."""
     if before is None:
-        return _first_month_lines(labels, policy, result)
+        return _first_month_lines(labels, result)
     return _written_month_lines(labels, result, before)
 
 
@@ -427,7 +427,7 @@ _LAST_FIRST_LINES: tuple[tuple[object, ...], tuple[tuple[str, ...], ...]] | None
 at the labels."""
 
 
-def _first_month_lines(labels: str, policy: SlaPolicy, result: MonthResult) -> tuple[str, ...]:
+def _first_month_lines(labels: str, result: MonthResult) -> tuple[str, ...]:
     """:func:`_month_lines` without ``before``, from the last call's lines when every figure
     the lines write is equal to its (em30, issue 20: at a start from an empty store the
     10,000 SLAs of the same terms have equal figures and only their labels differ, and
