@@ -223,6 +223,31 @@ class TestLoadTallies:
         with pytest.raises(StoreError, match=r"web at 600 .* pass bucket_seconds"):
             await store.load_tallies(0, 900)
 
+    async def test_equal_rows_read_back_equal_each_in_its_bucket(self, store: Store) -> None:
+        """Rows alike (every target's last hour, read back at a start) load as equal tallies,
+        each in its own target and bucket; SQLite hands out one frozen ``Tally`` for equal
+        rows (tl31, issue 20), never one row's tally for another's."""
+        await store.write_batch(
+            WriteBatch(
+                tallies=[
+                    tally("web", 0, 3),
+                    tally("sip", 0, 3),
+                    tally("web", 300, 3),
+                    tally("sip", 300, 2, 1, timeout=1),
+                    tally("api", 300, 2, 1, refused=1),
+                ]
+            )
+        )
+        for length in (300, None):
+            got = await store.load_tallies(0, 600, bucket_seconds=length)
+            assert got["web"][0] == got["sip"][0] == got["web"][300] == Tally(ok=3)
+            assert got["sip"][300] == Tally(ok=2, failed=1, reasons={"timeout": 1})
+            assert got["api"][300] == Tally(ok=2, failed=1, reasons={"refused": 1})
+            assert set(got) == {"web", "sip", "api"}
+            assert 0 not in got["api"]
+            if isinstance(store, SqliteStore):
+                assert got["web"][0] is got["sip"][0] is got["web"][300]
+
     @settings(
         max_examples=25,
         deadline=None,

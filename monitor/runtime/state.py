@@ -182,14 +182,19 @@ class LiveState:
         """
         table = self._tallies.setdefault(bucket_seconds, {})
         created = self._created.setdefault(bucket_seconds, {})
+        # tl31 (issue 20): the store reads equal rows as one tally; each is compared with the
+        # plain tally once, not once per bucket (``tallies`` keeps them alive: ids stay put).
+        adopted: dict[int, Tally] = {}
         for target, buckets in tallies.items():
             mine = table.setdefault(target, {})
             for start, stored in buckets.items():
                 current = mine.get(start)
                 if current is None:
-                    mine[start] = (
-                        plain_tally(stored.ok) if stored == plain_tally(stored.ok) else stored
-                    )
+                    own = adopted.get(id(stored))
+                    if own is None:
+                        plain = plain_tally(stored.ok)
+                        own = adopted[id(stored)] = plain if stored == plain else stored
+                    mine[start] = own
                     at = created.get(start)
                     if at is None:
                         at = created[start] = []
