@@ -8,7 +8,9 @@ whole file checks clean and stays writable; ``slawatch report`` still checks at 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from monitor.runtime.daemon import Daemon
 from monitor.runtime.health import Health
 from monitor.store.base import IntegrityChecking, StoreError, TallyRow, WriteBatch
 from monitor.store.sqlite import SqliteStore
+from tests.daemon_harness import DaemonProcess, free_port
 from tests.test_daemon_resilience import T0, _metrics, core_config, readyz, until
 from tests.test_store_integrity import START, write_day
 
@@ -181,3 +184,42 @@ class TestTheDaemonFindsTheDamage:
 
 async def _ready(port: int) -> bool:
     return (await readyz(port))[0] == 200
+
+
+def test_slawatch_run_checks_the_file_after_ready_not_at_open(tmp_path: Path) -> None:
+    """tl31 (issue 20): ``slawatch run`` (the composition root, which builds the store it
+    hands the daemon) opens the file without the quick check too: a file damaged where the
+    start does not read starts, and ``/readyz`` then names the damage. Checked at open, the
+    start read the whole file first (seconds at a month's end) and refused to start."""
+    path = core_config(tmp_path)
+    port = free_port()
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["monitor"]["listen"] = f"127.0.0.1:{port}"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    config = load_config(path)
+
+    async def first_run() -> None:  # a whole file, written by a daemon
+        daemon = Daemon(config, path, clock=FixedClock(T0))
+        await daemon.start()
+        await daemon.stop()
+
+    asyncio.run(asyncio.wait_for(first_run(), 60))
+    damage_table(config.monitor.database_path, "fault_events")
+    daemon = DaemonProcess(path, port, tmp_path / "daemon.log")
+    try:
+        deadline = time.monotonic() + 60
+        status, text = 0, ""
+        while time.monotonic() < deadline:
+            assert daemon.proc.poll() is None, daemon.log()
+            try:
+                status, text = daemon.get("/readyz")
+            except OSError:  # not listening yet (urllib's URLError is an OSError)
+                time.sleep(0.2)
+                continue
+            if "store file corrupt" in text:
+                break
+            time.sleep(0.2)
+        assert status == 503, daemon.log()
+        assert "store file corrupt" in text
+    finally:
+        daemon.stop()

@@ -54,7 +54,13 @@ async def run_daemon(
     status."""
     # monitor.store picks the backend: SQLite (the default) or PostgreSQL.
     store = config.monitor.store.build(
-        config.monitor.name, config.monitor.database_path, location=config.monitor.location_name
+        config.monitor.name,
+        config.monitor.database_path,
+        location=config.monitor.location_name,
+        # tl31 (issue 20): as the Daemon builds its own (rd28): the file's quick check runs
+        # after ready (``Daemon._check_store_integrity``), not at open, where it read the
+        # whole file before every start of `slawatch run` and then again after ready.
+        integrity_check=False,
     )
     daemon = Daemon(config, config_path, clock=clock, store=store)
     web_security = None
