@@ -42,7 +42,7 @@ import structlog
 
 from monitor.accounting import Accounting, AccountingInputs
 from monitor.runtime.verdict_resume import exclusions_digest
-from monitor.sla.calendar import Month, month_containing, month_grid
+from monitor.sla.calendar import BucketGrid, Month, month_containing, month_grid
 from monitor.sla.policy import SlaPolicy
 from monitor.sla.running import JudgedState, RunningMonth
 from monitor.sla.running_codec import SnapshotError, decode, encode, inputs_digest
@@ -135,7 +135,9 @@ class MonthSnapshots:
                     keep: int | None = None
                     if found is not None:
                         snapshot, guarded = found
-                        proven = self._check(inputs, policy, month, snapshot, guarded, targets)
+                        proven = self._check(
+                            inputs, policy, month, grid, snapshot, guarded, targets
+                        )
                         if proven is not None:
                             keep = snapshot.judged_through
                             usable[key] = proven
@@ -189,23 +191,26 @@ class MonthSnapshots:
         inputs: AccountingInputs,
         policy: SlaPolicy,
         month: Month,
+        grid: BucketGrid,
         snapshot: MonthSnapshot,
         guarded: tuple[str, ...],
         targets: tuple[str, ...],
     ) -> ProvenSnapshot | None:
         """The snapshot, still encoded, if it was judged under today's inputs, else None.
+        ``grid``: ``month``'s (``month_grid`` in the policy's zone and bucket length).
 
         rb28 (issue 20): the buckets judged are taken from ``judged_through`` (which the
         decoded state must then match, :meth:`judged_state`), not from the decoded state: the
         digest is taken over them without decoding."""
         if snapshot.bucket_seconds != policy.bucket_seconds or guarded != targets:
             return None
-        grid = month_grid(month, policy.timezone, policy.bucket_seconds)
         judged, rest = divmod(snapshot.judged_through - grid.start_epoch, policy.bucket_seconds)
         if rest or not 0 <= judged <= grid.count:
             return None
         service = inputs.services[policy.service]
-        digest = inputs_digest(policy, service, month, inputs.canaries, inputs.gaps, judged)
+        digest = inputs_digest(
+            policy, service, month, inputs.canaries, inputs.gaps, judged, grid=grid
+        )
         return ProvenSnapshot(judged, snapshot.state) if digest == snapshot.inputs else None
 
     def judged_state(
@@ -346,7 +351,13 @@ class MonthSnapshots:
         state = running.judged_state(through)
         policy = running.policy
         digest = inputs_digest(
-            policy, running.service, running.month, running.canaries, inputs.gaps, through
+            policy,
+            running.service,
+            running.month,
+            running.canaries,
+            inputs.gaps,
+            through,
+            grid=grid,
         )
         return (
             MonthSnapshot(
