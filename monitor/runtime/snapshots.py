@@ -109,12 +109,27 @@ class MonthSnapshots:
         wanted = [p for p in policies if p.locations is None and p.service in inputs.services]
         out: dict[tuple[str, Month], ProvenSnapshot] = {}
         step = max(1, CHUNK // 2)  # two months per SLA: about CHUNK months per store call
+        # dg31 (issue 20): the months (and their names) and grids are those of a zone and
+        # bucket length, the same for most SLAs: taken once per call.
+        months: dict[str, tuple[Month, str, Month, str, Month, str]] = {}
+        grids: dict[tuple[str, int], tuple[BucketGrid, BucketGrid, BucketGrid]] = {}
         for lo in range(0, len(wanted), step):
             chunk = wanted[lo : lo + step]
             shown = []
             for policy in chunk:
-                previous, current = self._shown(policy, moment)
-                shown.append((policy, previous, str(previous), current, str(current)))
+                known = months.get(policy.timezone)
+                if known is None:
+                    previous, current = self._shown(policy, moment)
+                    following = current.next()
+                    known = months[policy.timezone] = (
+                        previous,
+                        str(previous),
+                        current,
+                        str(current),
+                        following,
+                        str(following),
+                    )
+                shown.append((policy, *known[:4]))
             loaded = await store.load_month_snapshots(
                 [
                     (p.name, name)
@@ -128,9 +143,19 @@ class MonthSnapshots:
                 service = inputs.services[policy.service]
                 targets = tuple(sorted(set(service.all_targets)))
                 zone, size = policy.timezone, policy.bucket_seconds
-                for month, name in ((previous, before), (current, now_name)):
+                _, _, _, _, following, next_name = months[zone]
+                three = grids.get((zone, size))
+                if three is None:
+                    three = grids[(zone, size)] = (
+                        month_grid(previous, zone, size),
+                        month_grid(current, zone, size),
+                        month_grid(following, zone, size),
+                    )
+                for month, name, grid in (
+                    (previous, before, three[0]),
+                    (current, now_name, three[1]),
+                ):
                     key = (policy.name, name)
-                    grid = month_grid(month, zone, size)
                     found = loaded.get(key)
                     keep: int | None = None
                     if found is not None:
@@ -153,13 +178,12 @@ class MonthSnapshots:
                             mode=mode,
                         )
                     )
-                following = current.next()
                 self._ahead.add((policy.name, following))
-                ahead = month_grid(following, zone, size)
+                ahead = three[2]
                 guards.append(
                     SnapshotGuard(
                         policy.name,
-                        str(following),
+                        next_name,
                         targets,
                         size,
                         ahead.start_epoch,
