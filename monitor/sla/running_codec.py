@@ -496,7 +496,7 @@ def _canonical(value: object) -> str:
     kind = type(value)
     if kind in _PLAIN:
         return repr(value)
-    if kind is tuple:  # dg31: a plain tuple (targets, nested services) before the ABC checks
+    if type(value) is tuple:  # dg31: a plain tuple (targets, nested services) before the ABC checks
         return "(" + ",".join([_canonical(v) for v in value]) + ")"
     known = _REPRS.get((kind, value)) if isinstance(value, Enum) else None
     if known is not None:
