@@ -490,15 +490,14 @@ class Config(StrictModel):
             self,
             "sla_policies",
             (self.slas, self.monitor),
-            lambda: tuple(
-                convert.sla_policy(
-                    sla,
-                    sharded_location=(
-                        None if self.monitor.sharding is None else self.monitor.location_name
-                    ),
-                )
-                for sla in self.slas
-            ),
+            self._sla_policies,
+        )
+
+    def _sla_policies(self) -> tuple[SlaPolicy, ...]:
+        located = None if self.monitor.sharding is None else self.monitor.location_name
+        parts = convert.Parts()  # dg31 (issue 20): equal credit tables and rules, one object
+        return tuple(
+            convert.sla_policy(sla, sharded_location=located, parts=parts) for sla in self.slas
         )
 
     def service_defs(self) -> dict[str, ServiceDef]:
@@ -508,8 +507,9 @@ class Config(StrictModel):
     def _service_defs(self) -> dict[str, ServiceDef]:
         configs = {service.name: service for service in self.services}
         built: dict[str, ServiceDef] = {}
+        parts = convert.Parts()
         for name in configs:
-            convert.service_def(configs[name], configs, built)
+            convert.service_def(configs[name], configs, built, parts)
         return built
 
     def exclusion_windows(self) -> tuple[ExclusionWindow, ...]:
@@ -550,9 +550,10 @@ def share_unchanged(new: Config, old: Config) -> None:
             sla.model_dump_json(): policy
             for sla, policy in zip(old.slas, old.sla_policies(), strict=True)
         }
+        parts = convert.Parts()
         policies = tuple(
             known.get(sla.model_dump_json())
-            or convert.sla_policy(sla, sharded_location=sharded_new)
+            or convert.sla_policy(sla, sharded_location=sharded_new, parts=parts)
             for sla in new.slas
         )
         _derived(new, "sla_policies", (new.slas, new.monitor), lambda: policies)
@@ -569,8 +570,9 @@ def share_unchanged(new: Config, old: Config) -> None:
             found = leaves.get(service.model_dump_json())
             if found is not None:
                 built[service.name] = found
+    parts = convert.Parts()
     for name in configs:
-        convert.service_def(configs[name], configs, built)
+        convert.service_def(configs[name], configs, built, parts)
     # In the order a fresh build gives (each service after its nested ones).
     ordered: dict[str, ServiceDef] = {}
 

@@ -42,7 +42,7 @@ import structlog
 
 from monitor.accounting import Accounting, AccountingInputs
 from monitor.runtime.verdict_resume import exclusions_digest
-from monitor.sla.calendar import Month, month_containing, month_grid
+from monitor.sla.calendar import BucketGrid, Month, month_containing, month_grid
 from monitor.sla.policy import SlaPolicy
 from monitor.sla.running import JudgedState, RunningMonth
 from monitor.sla.running_codec import SnapshotError, decode, encode, inputs_digest
@@ -109,12 +109,27 @@ class MonthSnapshots:
         wanted = [p for p in policies if p.locations is None and p.service in inputs.services]
         out: dict[tuple[str, Month], ProvenSnapshot] = {}
         step = max(1, CHUNK // 2)  # two months per SLA: about CHUNK months per store call
+        # dg31 (issue 20): the months (and their names) and grids are those of a zone and
+        # bucket length, the same for most SLAs: taken once per call.
+        months: dict[str, tuple[Month, str, Month, str, Month, str]] = {}
+        grids: dict[tuple[str, int], tuple[BucketGrid, BucketGrid, BucketGrid]] = {}
         for lo in range(0, len(wanted), step):
             chunk = wanted[lo : lo + step]
             shown = []
             for policy in chunk:
-                previous, current = self._shown(policy, moment)
-                shown.append((policy, previous, str(previous), current, str(current)))
+                known = months.get(policy.timezone)
+                if known is None:
+                    previous, current = self._shown(policy, moment)
+                    following = current.next()
+                    known = months[policy.timezone] = (
+                        previous,
+                        str(previous),
+                        current,
+                        str(current),
+                        following,
+                        str(following),
+                    )
+                shown.append((policy, *known[:4]))
             loaded = await store.load_month_snapshots(
                 [
                     (p.name, name)
@@ -128,14 +143,26 @@ class MonthSnapshots:
                 service = inputs.services[policy.service]
                 targets = tuple(sorted(set(service.all_targets)))
                 zone, size = policy.timezone, policy.bucket_seconds
-                for month, name in ((previous, before), (current, now_name)):
+                _, _, _, _, following, next_name = months[zone]
+                three = grids.get((zone, size))
+                if three is None:
+                    three = grids[(zone, size)] = (
+                        month_grid(previous, zone, size),
+                        month_grid(current, zone, size),
+                        month_grid(following, zone, size),
+                    )
+                for month, name, grid in (
+                    (previous, before, three[0]),
+                    (current, now_name, three[1]),
+                ):
                     key = (policy.name, name)
-                    grid = month_grid(month, zone, size)
                     found = loaded.get(key)
                     keep: int | None = None
                     if found is not None:
                         snapshot, guarded = found
-                        proven = self._check(inputs, policy, month, snapshot, guarded, targets)
+                        proven = self._check(
+                            inputs, policy, month, grid, snapshot, guarded, targets
+                        )
                         if proven is not None:
                             keep = snapshot.judged_through
                             usable[key] = proven
@@ -151,13 +178,12 @@ class MonthSnapshots:
                             mode=mode,
                         )
                     )
-                following = current.next()
                 self._ahead.add((policy.name, following))
-                ahead = month_grid(following, zone, size)
+                ahead = three[2]
                 guards.append(
                     SnapshotGuard(
                         policy.name,
-                        str(following),
+                        next_name,
                         targets,
                         size,
                         ahead.start_epoch,
@@ -189,23 +215,26 @@ class MonthSnapshots:
         inputs: AccountingInputs,
         policy: SlaPolicy,
         month: Month,
+        grid: BucketGrid,
         snapshot: MonthSnapshot,
         guarded: tuple[str, ...],
         targets: tuple[str, ...],
     ) -> ProvenSnapshot | None:
         """The snapshot, still encoded, if it was judged under today's inputs, else None.
+        ``grid``: ``month``'s (``month_grid`` in the policy's zone and bucket length).
 
         rb28 (issue 20): the buckets judged are taken from ``judged_through`` (which the
         decoded state must then match, :meth:`judged_state`), not from the decoded state: the
         digest is taken over them without decoding."""
         if snapshot.bucket_seconds != policy.bucket_seconds or guarded != targets:
             return None
-        grid = month_grid(month, policy.timezone, policy.bucket_seconds)
         judged, rest = divmod(snapshot.judged_through - grid.start_epoch, policy.bucket_seconds)
         if rest or not 0 <= judged <= grid.count:
             return None
         service = inputs.services[policy.service]
-        digest = inputs_digest(policy, service, month, inputs.canaries, inputs.gaps, judged)
+        digest = inputs_digest(
+            policy, service, month, inputs.canaries, inputs.gaps, judged, grid=grid
+        )
         return ProvenSnapshot(judged, snapshot.state) if digest == snapshot.inputs else None
 
     def judged_state(
@@ -346,7 +375,13 @@ class MonthSnapshots:
         state = running.judged_state(through)
         policy = running.policy
         digest = inputs_digest(
-            policy, running.service, running.month, running.canaries, inputs.gaps, through
+            policy,
+            running.service,
+            running.month,
+            running.canaries,
+            inputs.gaps,
+            through,
+            grid=grid,
         )
         return (
             MonthSnapshot(

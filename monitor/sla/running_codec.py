@@ -25,6 +25,7 @@ tallies did not change (``monitor.store.snapshots``).
 from __future__ import annotations
 
 import base64
+import bisect
 import dataclasses
 import hashlib
 import json
@@ -41,7 +42,7 @@ from enum import Enum
 from fractions import Fraction
 from typing import Any
 
-from monitor.sla.calendar import Month, month_grid
+from monitor.sla.calendar import BucketGrid, Month, month_grid
 from monitor.sla.month import _gap_buckets
 from monitor.sla.policy import ServiceDef, SlaPolicy, Tally
 from monitor.sla.running import JudgedState
@@ -393,21 +394,35 @@ def inputs_digest(
     canaries: Sequence[str],
     gaps: Sequence[tuple[datetime, datetime]],
     judged: int,
+    *,
+    grid: BucketGrid | None = None,
 ) -> str:
     """What judging the month's first ``judged`` buckets depends on besides their tallies:
     the SLA (its rules, zone, bucket length), the service (members, rule, nesting), the
     canaries, the buckets touched by a recorded gap among the first ``judged``, the code's
     ``JUDGING`` version. Exclusion windows are not in it: they are laid over the verdicts
-    when restored. Everything the reload logic compares (``accounting._keeps``) is here."""
-    grid = month_grid(month, policy.timezone, policy.bucket_seconds)
-    gap_buckets = sorted(i for i in _gap_buckets(grid, gaps) if i < judged)
+    when restored. Everything the reload logic compares (``accounting._keeps``) is here.
+    ``grid``: the month's grid, if the caller has it (``month_grid`` of the policy's zone
+    and bucket length; the same object, or the digest is another month's).
+
+    dg31 (issue 20): the value is main's (``tests/test_snapshot_digest_pinned.py``); what
+    is the same for many SLAs and months is kept by identity: the texts of the frozen parts
+    the configuration shares (:func:`_text_of`), the gap buckets of each grid
+    (:func:`_gap_list`), a tuple of canaries."""
+    if grid is None:
+        grid = month_grid(month, policy.timezone, policy.bucket_seconds)
+    if gaps:
+        touched = _gap_list(grid, gaps)
+        gap_buckets = touched[: bisect.bisect_left(touched, judged)]
+    else:
+        gap_buckets = []
     text = "\n".join(
         (
             JUDGING,
             _text_of(policy),
             _text_of(service),
             str(month),
-            _canonical(tuple(canaries)),
+            _text_of(canaries) if type(canaries) is tuple else _canonical(tuple(canaries)),
             repr(gap_buckets),
             str(judged),
         )
@@ -415,16 +430,44 @@ def inputs_digest(
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _gap_list(grid: BucketGrid, gaps: Sequence[tuple[datetime, datetime]]) -> list[int]:
+    """The buckets of ``grid`` a gap touches, sorted; kept per grid for a tuple of gaps (the
+    accounting inputs' one tuple, digested for each SLA and month: the same few grids)."""
+    if type(gaps) is not tuple:
+        return sorted(_gap_buckets(grid, gaps))
+    known = _GAPS.get(id(gaps))
+    if known is None or known[0] is not gaps:
+        if len(_GAPS) >= 16:
+            _GAPS.clear()
+        known = _GAPS[id(gaps)] = (gaps, {})
+    grids = known[1]
+    found = grids.get(grid)
+    if found is None:
+        if len(grids) >= 256:
+            grids.clear()
+        found = grids[grid] = sorted(_gap_buckets(grid, gaps))  # raises on a bad gap: no entry
+    return found
+
+
+_GAPS: dict[int, tuple[object, dict[BucketGrid, list[int]]]] = {}
+"""id(gaps) -> (the gaps tuple, grid -> its buckets touched, sorted): never handed out (a
+slice is taken), so never changed."""
+
+
 _TEXTS: dict[int, tuple[object, str]] = {}
 """id -> (object, its canonical text): a configuration's policies and services are digested
-for every month at every save and start; they are immutable, so their text is kept."""
+for every month at every save and start, and the frozen parts it shares between SLAs
+(``monitor.config.convert.Parts``: one credit table for 10,000 SLAs) in each of them; they are
+immutable, so their text is kept, with the object (its id is never another's while kept)."""
+
+_TEXTS_KEPT = 200_000
 
 
 def _text_of(value: object) -> str:
     known = _TEXTS.get(id(value))
     if known is not None and known[0] is value:
         return known[1]
-    if len(_TEXTS) > 100_000:
+    if len(_TEXTS) >= _TEXTS_KEPT:
         _TEXTS.clear()
     text = _canonical(value)
     _TEXTS[id(value)] = (value, text)
@@ -440,6 +483,11 @@ _FIELDS: dict[type, tuple[str, tuple[str, ...]] | None] = {}
 reflection ``dataclasses.fields`` does on every call, done once per type (issue 20, r22:
 the digest of 10,000 SLAs at start-up)."""
 
+_FROZEN: set[type] = set()
+"""The frozen dataclasses among ``_FIELDS``: a field holding one is written by
+:func:`_text_of` (kept by identity; dg31, issue 20: the configuration shares equal credit
+tables and rules between its SLAs, ``monitor.config.convert.Parts``)."""
+
 
 def _canonical(value: object) -> str:
     """A text for ``value`` that is the same in every process: a set's ``repr`` follows the
@@ -448,6 +496,8 @@ def _canonical(value: object) -> str:
     kind = type(value)
     if kind in _PLAIN:
         return repr(value)
+    if type(value) is tuple:  # dg31: a plain tuple (targets, nested services) before the ABC checks
+        return "(" + ",".join([_canonical(v) for v in value]) + ")"
     known = _REPRS.get((kind, value)) if isinstance(value, Enum) else None
     if known is not None:
         return known
@@ -460,10 +510,20 @@ def _canonical(value: object) -> str:
             else None
         )
         _FIELDS[kind] = shape
+        params = getattr(kind, "__dataclass_params__", None)  # what dataclass() was given
+        if shape is not None and params is not None and params.frozen:
+            _FROZEN.add(kind)
     if shape is not None:
         name, names = shape
-        fields = ",".join([f"{f}={_canonical(getattr(value, f))}" for f in names])
-        return f"{name}({fields})"
+        texts = []
+        for f in names:
+            # dg31: the plain fields written here (a policy's are mostly plain), a frozen
+            # part by its kept text, the rest the general way.
+            v = getattr(value, f)
+            k = type(v)
+            text = repr(v) if k in _PLAIN else _text_of(v) if k in _FROZEN else _canonical(v)
+            texts.append(f"{f}={text}")
+        return f"{name}({','.join(texts)})"
     if isinstance(value, set | frozenset):
         return "{" + ",".join(sorted([_canonical(v) for v in value])) + "}"
     if isinstance(value, Mapping):
