@@ -641,7 +641,9 @@ class RunningMonth:
         canaries_moved = False
         for index in indices:
             epoch = start + index * size
-            if any(epoch in column for column in columns):
+            # fs31 (issue 20): asked in C, not a generator per bucket (the last hour of
+            # every SLA's current month is judged here before the first summary ends).
+            if any(map(operator.contains, columns, repeat(epoch))):
                 if self.first_tallied is None or index < self.first_tallied:
                     self.first_tallied = index
                 judged = judge_bucket(
