@@ -1052,8 +1052,18 @@ class Daemon:
         store's one connection (the first flush waited behind them) and the configuration's
         content hash (0.4 s at 10,000 SLAs, in a thread) competed with the summary for the
         interpreter. Nothing it does is due at a start (it runs hourly); its beat is set when
-        the loops start, so waiting is not a stuck loop. A stop meanwhile cancels it."""
+        the loops start, so waiting is not a stuck loop. A stop meanwhile cancels it.
+
+        It waits as well for what ``/readyz`` waits for beside that iteration (the first
+        writing of ``/metrics``' lines, :attr:`Health.warming`, in tasks of its own), looked
+        at every flush period; at most one maintenance interval, so that a writing that never
+        ends (its readiness says so) does not stop the hourly pass for good."""
         await self._warmed.wait()
+        for _ in range(int(MAINTENANCE_INTERVAL / FLUSH_INTERVAL)):
+            if not self.health.warming or self._stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=FLUSH_INTERVAL)
         while not self._stop.is_set():
             await self._iteration("maintenance", MAINTENANCE_INTERVAL, self._maintain)
             with contextlib.suppress(TimeoutError):
