@@ -292,6 +292,55 @@ class TestReadyDuringTheFirstSummary:
 
         asyncio.run(asyncio.wait_for(scenario(), 60))
 
+    def test_the_maintenance_pass_waits_for_the_first_summary(self, tmp_path: Path) -> None:
+        """fs31 (issue 20): the maintenance loop's first pass runs once the flush loop's first
+        iteration after the start is over (the summary that builds every SLA's figures, what
+        ``/readyz`` waits for) and nothing else ``/readyz`` waits for is being built
+        (``Health.warming``), not beside them; its beat is set from the start (not stuck
+        while it waits), and it runs on its own once they are done."""
+        path = core_config(tmp_path)
+        clock = FixedClock(T0)
+
+        async def scenario() -> None:
+            daemon = Daemon(load_config(path), path, clock=clock)
+            asked: list[object] = []
+            accounting = daemon.accounting
+            original = accounting.month_result
+
+            def counted(policy: Any, *args: Any, **kwargs: Any) -> Any:
+                asked.append(policy.name)
+                return original(policy, *args, **kwargs)
+
+            accounting.month_result = counted  # type: ignore[method-assign]
+            passes: list[tuple[int, list[str]]] = []
+            maintain = daemon._maintain
+
+            async def recorded() -> None:
+                passes.append((len(asked), daemon.health.problems(clock())))
+                await maintain()
+
+            daemon._maintain = recorded  # type: ignore[method-assign]
+            daemon.health.warming.add("lines")  # as /metrics' gate holds it until written
+            await daemon.start()
+            daemon.serving(None)
+            try:
+                assert "maintenance" in daemon.health.beats
+                await until(lambda: _async(not daemon._warming), "the first flush iteration")
+                await until(lambda: _async(daemon._warmed.is_set()), "its support refresh")
+                await asyncio.sleep(2 * FLUSH_INTERVAL)  # the loop looks again meanwhile
+                assert passes == []  # still building: no pass (deterministic, not timed)
+                daemon.health.warming.discard("lines")
+                await until(lambda: _async(bool(passes)), "the first maintenance pass")
+                summarised, problems = passes[0]
+                # Every SLA's current and previous month asked before the pass began.
+                assert summarised >= 2 * len(daemon.config.sla_policies()) > 0
+                assert problems == []  # ready then
+            finally:
+                del accounting.month_result
+                await daemon.stop()
+
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+
 
 async def _async(value: bool) -> bool:
     return value

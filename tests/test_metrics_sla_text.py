@@ -826,3 +826,43 @@ class TestValueText:
             )
             labels = f'service="s",sla="{_label_value(name)}"'
             assert _month_lines(labels, policy, shown) == _written_month_lines(labels, shown, None)
+
+
+def test_location_lines_name_the_latest_outages_locations_while_it_runs(tmp_path: Path) -> None:
+    """fs31 (issue 20): ``slawatch_outage_location_info`` names the locations of the month's
+    latest outage (read once per result, with its end) while that outage reaches the running
+    bucket or the one just closed; nothing once it is over, nor when it names none (an
+    earlier outage's locations are not shown)."""
+    from monitor.sla.month import Outage
+
+    h = Harness(tmp_path)
+    policy = h.daemon.accounting.policy("la")
+    base = h.daemon.accounting.month_result(policy, utc_from_epoch(T0))
+    size = base.bucket_seconds
+    end = int(T0 // size * size)  # the latest outage ends where the running bucket starts
+
+    def outage(ends: int, *where: str) -> Outage:
+        return Outage(
+            start=utc_from_epoch(ends - size),
+            end=utc_from_epoch(ends),
+            buckets=1,
+            errors={},
+            failed_targets={},
+            locations=where,
+        )
+
+    entry = _SlaText(policy, h.daemon.accounting.inputs.services[policy.service])
+    entry.set_result(
+        dataclasses.replace(base, outages=(outage(end - 2 * size, "fra"), outage(end, "ams", 'q"')))
+    )
+    assert entry.location_lines(end + 1) == "".join(
+        f'slawatch_outage_location_info{{location="{_label_value(where)}",{entry.labels}}} 1.0\n'
+        for where in ("ams", 'q"')
+    )
+    assert entry.location_lines(end + size) == ""  # over: the running bucket is the next one
+    entry.set_result(
+        dataclasses.replace(base, outages=(outage(end - 2 * size, "fra"), outage(end)))
+    )
+    assert entry.location_lines(end + 1) == ""
+    entry.set_result(dataclasses.replace(base, outages=()))
+    assert entry.location_lines(end + 1) == ""

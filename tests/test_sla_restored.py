@@ -109,7 +109,7 @@ class TestRestoredEqualsJudgedAfresh:
 class _WalkOnly(RunningMonth):
     """A running month whose first outages are always found by the run-by-run walk."""
 
-    def _fresh_outages(self, final: bytes | bytearray) -> None:
+    def _fresh_outages(self, final: bytes | bytearray, unavailable: int | None = None) -> None:
         return None
 
 
@@ -194,16 +194,23 @@ class TestShortcutsEqualTheWalk:
         unavailable = [i for i, c in enumerate(codes) if c == _U]
         at = array("i", sorted((set(unavailable) - drop) | extra))
         got = _runs_of_evidence(final, at)
+        # fs31: the caller's count of unavailable codes, when given, is the one compared.
+        assert _runs_of_evidence(final, at, len(unavailable)) == got
+        if at:
+            assert _runs_of_evidence(final, at, len(at) + 1) is None
         if list(at) != unavailable:
             assert got is None
             return
+        assert got is not None
         spans = [m.span() for m in _RUN_OF_U.finditer(final)]
         firsts = [a for a, _ in spans]
-        assert got == (
+        assert tuple(map(list, got)) == (
             firsts,
             [b - a for a, b in spans],
             [bisect_left(at, first) for first in firsts],
         )
+        # The runs are arrays of their own (a CompactOutages' parts), never ``at`` itself.
+        assert got[0] is not at
         # and the same indices out of order are refused, not misread
         if len(at) > 1:
             assert _runs_of_evidence(final, array("i", reversed(at))) is None

@@ -162,6 +162,7 @@ class _SlaText:
         "outage",
         "outage_due",
         "outage_end",
+        "outage_locations",
         "policy",
         "previous",
         "previous_lines",
@@ -181,6 +182,8 @@ class _SlaText:
         self.result: MonthResult | None = None
         self.month_lines: tuple[str, ...] = ()
         self.outage_end: float | None = None
+        self.outage_locations: tuple[str, ...] = ()
+        """The latest outage's locations (fs31: read when its end is, see :meth:`set_result`)."""
         self.previous: MonthResult | None = None
         self.previous_lines: tuple[str, ...] = ()
         # (the targets' last results and schedules it was judged from, state, text), and the
@@ -210,7 +213,11 @@ class _SlaText:
         before = None if old is None or old.month != result.month else (old, self.month_lines)
         self.result = result
         self.month_lines = _month_lines(self.labels, self.policy, result, before)
-        self.outage_end = result.outages[-1].end.timestamp() if result.outages else None
+        # fs31 (issue 20): the latest outage built once per result (a month's outages are
+        # kept compact, each read builds one): its end and locations are what the lines read.
+        last = result.outages[-1] if result.outages else None
+        self.outage_end = None if last is None else last.end.timestamp()
+        self.outage_locations = () if last is None else last.locations
 
     def set_previous(self, previous: MonthResult) -> None:
         self.previous = previous
@@ -321,7 +328,8 @@ class _SlaText:
         """``slawatch_outage_location_info``: the locations that saw the running outage."""
         result = self.result
         assert result is not None
-        if not result.outages or not result.outages[-1].locations:
+        locations = self.outage_locations
+        if not locations:
             return ""
         end = self.outage_end
         if end is None or now - end >= result.bucket_seconds:
@@ -329,7 +337,7 @@ class _SlaText:
         # Label names sorted: location, service, sla.
         return "".join(
             f'slawatch_outage_location_info{{location="{_label_value(where)}",{self.labels}}} 1.0\n'
-            for where in result.outages[-1].locations
+            for where in locations
         )
 
     def claim_line(self, claims: Mapping[str, object], previous: Month) -> str:

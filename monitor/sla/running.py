@@ -443,8 +443,11 @@ class RunningMonth:
             if states._codes is final:
                 self._lent_through = max(self._lent_through, self.elapsed)
         elapsed = self.elapsed
+        split = _split_counts(final, elapsed)
         if self._outages is None:
-            self._outages = self._find_outages(final)
+            # fs31 (issue 20): the month's unavailable buckets as counted for its figures
+            # (the buckets after ``elapsed`` are pending or excluded), not counted again.
+            self._outages = self._find_outages(final, split[0][BucketState.UNAVAILABLE])
         result = assemble_month(
             self.policy,
             self.service,
@@ -452,7 +455,7 @@ class RunningMonth:
             self.grid,
             now=now,
             states=states,
-            counts=(split := _split_counts(final, elapsed))[0],
+            counts=split[0],
             elapsed_counts=split[1],
             elapsed=elapsed,
             outages=self._outages,
@@ -638,7 +641,9 @@ class RunningMonth:
         canaries_moved = False
         for index in indices:
             epoch = start + index * size
-            if any(epoch in column for column in columns):
+            # fs31 (issue 20): asked in C, not a generator per bucket (the last hour of
+            # every SLA's current month is judged here before the first summary ends).
+            if any(map(operator.contains, columns, repeat(epoch))):
                 if self.first_tallied is None or index < self.first_tallied:
                     self.first_tallied = index
                 judged = judge_bucket(
@@ -729,7 +734,9 @@ class RunningMonth:
         self._outages = None
         self._stale_from = 0
 
-    def _find_outages(self, final: bytes | bytearray) -> CompactOutages:
+    def _find_outages(
+        self, final: bytes | bytearray, unavailable: int | None = None
+    ) -> CompactOutages:
         # Each maximal run of final unavailable buckets is an outage (``month._outages``). A
         # final unavailable bucket was judged unavailable (exclusions only turn buckets
         # excluded), so its evidence is kept: the tallies ``outage_of`` sums, in the same
@@ -749,7 +756,7 @@ class RunningMonth:
         if not old_count and seen is None:
             # ms28 (issue 20): nothing found before (a restored or new month's first
             # summary: every run of a month-end month walked once, ~1 ms a month).
-            fresh = self._fresh_outages(final)
+            fresh = self._fresh_outages(final, unavailable)
             if fresh is not None:
                 self._found = fresh
                 self._touched = _NO_INDICES
@@ -845,18 +852,24 @@ class RunningMonth:
         self._stale_from = self._count
         return found
 
-    def _fresh_outages(self, final: bytes | bytearray) -> CompactOutages | None:
+    def _fresh_outages(
+        self, final: bytes | bytearray, unavailable: int | None = None
+    ) -> CompactOutages | None:
         """:meth:`_find_outages` when nothing was found before and no location is kept, with
         its per-run steps done in C (ms28, issue 20): the runs' spans, the evidence slots of
         each run (found by bisection and checked; else ``None``, and the caller walks as
         before), the distinct slot sequences in first-run order, each summed by
         ``outage_of`` once, and each run's index into them. The same ``CompactOutages`` the
-        walk builds (``tests/test_sla_restored.py`` compares both, part for part)."""
+        walk builds (``tests/test_sla_restored.py`` compares both, part for part).
+        ``unavailable``: how many codes of ``final`` are unavailable, if the caller knows."""
         at, which, distinct = self._evidence.parts()
         # dy29 (issue 20): read off the evidence's indices when they are exactly the final
         # unavailable buckets (a month without exclusions over them): no search of the codes
         # nor of the evidence, a third of the day-28 first summary at 10,000 SLAs.
-        runs = _runs_of_evidence(final, at)
+        firsts: Sequence[int]
+        lengths: Sequence[int]
+        offsets: Sequence[int]
+        runs = _runs_of_evidence(final, at, unavailable)
         if runs is not None:
             firsts, lengths, offsets = runs
         else:
@@ -886,13 +899,23 @@ class RunningMonth:
                 self._start_epoch, self._size, array("i"), array("i"), array("i"), ()
             )
         single = max(lengths) == 1  # every run one bucket long (the common month)
-        keys: list[Hashable] = (
-            list(map(which.__getitem__, offsets))
-            if single
-            else [tuple(which[o : o + n]) for o, n in zip(offsets, lengths, strict=True)]
-        )
+        keys: Sequence[Hashable]
+        if single and offsets == range(len(which)):
+            # fs31 (issue 20): each run is the next bucket of evidence (read off it): the
+            # runs' keys are the evidence's slots as they stand, not copied one by one.
+            keys = which
+        elif single:
+            keys = list(map(which.__getitem__, offsets))
+        else:
+            keys = [tuple(which[o : o + n]) for o, n in zip(offsets, lengths, strict=True)]
         kind_of = dict(zip(dict.fromkeys(keys), count()))
-        first_run = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
+        first_run: Mapping[Hashable, int]
+        if len(kind_of) <= 8:
+            # fs31: a few kinds (mostly one: a month's failures alike), each first run found
+            # by a search in C, not a dict over every run.
+            first_run = {key: operator.indexOf(keys, key) for key in kind_of}
+        else:
+            first_run = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
         start, size, grid = self._start_epoch, self._size, self.grid
         figures: list[Outage] = []
         for key in kind_of:
@@ -905,45 +928,63 @@ class RunningMonth:
                 for name, tally in distinct[slot]:
                     columns[name][start + index * size] = tally
             figures.append(outage_of(grid, first, stop - 1, columns, seen=None))
+        kinds: array[int]
+        if keys is which and all(map(operator.eq, kind_of, count())):
+            # fs31: the slots are numbered in their first run's order (``laid`` numbers them
+            # so), so each run's kind is its slot: the array copied, not mapped per run.
+            kinds = which[:]
+        else:
+            kinds = array("i", map(kind_of.__getitem__, keys))
         return CompactOutages(
             start,
             size,
-            array("i", firsts),
-            array("i", lengths),
-            array("i", map(kind_of.__getitem__, keys)),
+            firsts if isinstance(firsts, array) else array("i", firsts),
+            lengths if isinstance(lengths, array) else array("i", lengths),
+            kinds,
             tuple(figures),
         )
 
 
 def _runs_of_evidence(
-    final: bytes | bytearray, at: Sequence[int]
-) -> tuple[list[int], list[int], list[int]] | None:
+    final: bytes | bytearray, at: array[int], unavailable: int | None = None
+) -> tuple[array[int], array[int], Sequence[int]] | None:
     """The maximal runs of unavailable codes in ``final`` as (their first buckets, their
     lengths, each first bucket's offset in ``at``), read off ``at`` (the evidence's bucket
     indices) when ``at`` is strictly increasing and holds exactly the unavailable buckets of
     ``final``: then the runs are ``at``'s runs of consecutive indices. Else None (the caller
-    searches the codes).
+    searches the codes). ``unavailable``: how many codes of ``final`` are unavailable, if
+    the caller knows (else counted).
 
     dy29 (issue 20): every step in C (counts, maps, ``compress``), nothing per run in Python:
     a month-end month's ~86 one-bucket outages were searched for in the codes (a regular
     expression) and then in the evidence (a bisection per run), ~0.1 ms a month, 20,000
     months in the first summary after a start at 10,000 SLAs. ``tests/test_sla_restored.py``
-    holds this equal to the search, and ``_fresh_outages`` equal to the walk."""
+    holds this equal to the search, and ``_fresh_outages`` equal to the walk.
+
+    fs31 (issue 20): still ~20 us a month (a third of a restored month's first outages): the
+    codes counted again (the caller's figures had counted them), the evidence's codes read
+    into a set, and the runs built as lists the caller turned into arrays. Now the count is
+    the caller's, the codes are read by one ``itemgetter`` and counted, and one-bucket runs
+    (the common month) are the evidence's indices copied as an array (a ``memcpy``), their
+    lengths an array repeated and their offsets a range."""
     n = len(at)
-    if final.count(_U) != n:
+    if (final.count(_U) if unavailable is None else unavailable) != n:
         return None
     if not n:
-        return [], [], []
+        return array("i"), array("i"), range(0)
     if at[0] < 0 or at[-1] >= len(final):
         return None
     steps = list(map(operator.sub, at[1:], at[:-1]))
-    if (steps and min(steps) < 1) or set(map(final.__getitem__, at)) != {_U}:
-        return None  # not strictly increasing, or an index not unavailable (excluded)
+    if steps and min(steps) < 1:
+        return None  # not strictly increasing
+    codes = operator.itemgetter(*at)(final) if n > 1 else (final[at[0]],)
+    if codes.count(_U) != n:
+        return None  # an index not unavailable (excluded)
     if 1 not in steps:  # every run one bucket long (the common month)
-        return list(at), [1] * n, list(range(n))
+        return at[:], array("i", [1]) * n, range(n)
     starts = [0, *compress(range(1, n), map(operator.ne, steps, repeat(1)))]
     lengths = list(map(operator.sub, [*starts[1:], n], starts))
-    return list(map(at.__getitem__, starts)), lengths, starts
+    return array("i", map(at.__getitem__, starts)), array("i", lengths), starts
 
 
 _U_BYTE = bytes([_U])
