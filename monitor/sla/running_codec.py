@@ -44,7 +44,7 @@ from typing import Any
 from monitor.sla.calendar import Month, month_grid
 from monitor.sla.month import _gap_buckets
 from monitor.sla.policy import ServiceDef, SlaPolicy, Tally
-from monitor.sla.running import JudgedState
+from monitor.sla.running import JudgedState, LaidEvidence
 
 MAGIC = b"SWJS4"
 """Format of the bytes written; a change of format bumps it (a change of judging bumps
@@ -263,19 +263,47 @@ def _decode_v4(blob: bytes) -> JudgedState:
         if doc:
             raise ValueError(f"unknown parts {sorted(doc)}")
         slots = _unpacked(body[ends[1] : ends[2]])
-        if len(set(slots)) != len(distinct):  # written once each, every one used
+        used = list(dict.fromkeys(slots))  # each distinct evidence, in the order first held
+        if len(used) != len(distinct):  # written once each, every one used
             raise ValueError("expected every distinct evidence used")
         which = [distinct[slot] for slot in slots]
+        at = _unpacked(body[ends[0] : ends[1]])
         return JudgedState(
             judged=judged,
             raw=raw,
             excused=tuple(_unpacked(body[hi : ends[0]])),
             errors=errors,
-            evidence=tuple(zip(_unpacked(body[ends[0] : ends[1]]), which, strict=True)),
+            evidence=tuple(zip(at, which, strict=True)),
             first_tallied=None if first == -1 else first,
+            laid=_laid(at, slots, used, distinct, body[ends[0] : ends[2]]),
         )
     except (ValueError, KeyError, TypeError, IndexError, struct.error, zlib.error) as exc:
         raise SnapshotError(f"judged state: unreadable ({exc})") from exc
+
+
+def _laid(
+    at: list[int],
+    slots: list[int],
+    used: list[int],
+    distinct: list[tuple[tuple[str, Tally], ...]],
+    packed: bytes,
+) -> LaidEvidence | None:
+    """dc31 (issue 20): the evidence as ``BucketEvidence`` holds it (``LaidEvidence``), read
+    off the stored arrays (``packed``: the buckets' then the slots' little-endian integers)
+    when they are what it would build from the (bucket, cells) pairs: buckets strictly
+    increasing, below 2**31 (its integers are signed), the cells numbered in the order of
+    their first bucket (as :func:`encode` writes them). Else None: the pairs are laid."""
+    if at and (at[-1] >= 2**31 or not all(map(operator.lt, at, at[1:]))):
+        return None
+    if used != list(range(len(used))):
+        return None
+    if _BIG_ENDIAN:
+        native = array("I")
+        native.frombytes(packed)
+        native.byteswap()
+        packed = native.tobytes()
+    half = 4 * len(at)
+    return LaidEvidence(packed[:half], packed[half:], tuple(distinct))
 
 
 def _decode_binary(blob: bytes, magic: bytes, head: struct.Struct) -> JudgedState:
