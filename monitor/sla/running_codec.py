@@ -77,11 +77,16 @@ _RAW_CODES = -1
 _RUN = struct.Struct("<BI")
 """One run of equal verdict codes: the code, how many buckets."""
 
-_MOST_RUNS = 16
-"""``MAGIC`` is written while the runs are at most one per this many buckets judged (else
-``MAGIC_V2``): a month is mostly long runs of one state, and building its codes from runs
-takes a few microseconds where inflating them one byte per bucket took about 20 (issue 20,
-me24: 20,000 months at start-up)."""
+_MOST_RUNS = 128
+"""The codes are written as runs while they are at most one per this many buckets judged
+(else one byte per bucket, ``_RAW_CODES``): a month is mostly long runs of one state, and
+building its codes from a few runs takes a few microseconds where inflating them one byte per
+bucket took about 20 (issue 20, me24: 20,000 months at start-up). dc31 (issue 20): but each
+run costs its own piece and its share of the join, while zlib inflates the plain codes of
+a month in ~6 us: a whole decode of a month of 8,928 buckets costs as much either way near
+80 runs (measured: 180 runs 71-91 us as runs, 49-64 us as bytes; 24 runs 33-36 against
+45-47), so runs are kept for ~70 and fewer (the month-end bench month, one failing bucket in
+a hundred, holds ~180). Snapshots written before with more runs still read as they are."""
 
 JUDGING = "judge_bucket/1"
 """Part of every digest: a release that judges buckets differently must bump it, so that no
