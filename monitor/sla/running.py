@@ -28,7 +28,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress, count, repeat
 from types import MappingProxyType
@@ -213,6 +213,10 @@ class JudgedState:
     errors: tuple[tuple[int, Mapping[str, int]], ...]
     evidence: tuple[tuple[int, tuple[tuple[str, Tally], ...]], ...]
     first_tallied: int | None
+    laid: LaidEvidence | None = field(default=None, compare=False, repr=False)
+    """``evidence`` as :class:`BucketEvidence` holds it, when the decoder read it so (dc31,
+    issue 20): the month restored adopts it as it is instead of mapping every bucket's pair
+    again. Not part of the state (not compared): the same evidence, another shape."""
 
     def __post_init__(self) -> None:
         if len(self.raw) != self.judged:
@@ -230,6 +234,25 @@ class JudgedState:
                 raise ValueError(f"{what}: expected bucket indices below {self.judged}")
         if set(map(self.raw.__getitem__, unavailable)) - {_U}:
             raise ValueError("evidence: expected unavailable buckets only")
+
+
+@dataclass(frozen=True, slots=True)
+class LaidEvidence:
+    """A judged state's ``evidence`` as the arrays of :class:`BucketEvidence` (dc31, issue 20).
+
+    The fourth snapshot format stores the evidence so (the buckets, each one's index in a
+    table of distinct cells, the table), and a restored month holds it so: the decoder made
+    the (bucket, cells) pairs from these arrays and the month mapped the pairs back into
+    them (``zip``, ``id`` per bucket, the order checked, two arrays built; ~1.7 M buckets at
+    a month-end start of 10,000 SLAs). Only the decoder builds one, from the very arrays it
+    made ``evidence`` of, and only when they are what :meth:`BucketEvidence.laid` would
+    build: ``at`` strictly increasing, ``which`` numbering the cells in the order of their
+    first bucket, every cell held by some bucket. ``at`` and ``which`` are the native bytes
+    of ``array("i")`` (immutable: a month restored twice gets two arrays)."""
+
+    at: bytes
+    which: bytes
+    cells: tuple[tuple[tuple[str, Tally], ...], ...]
 
 
 class RunningMonth:
@@ -573,7 +596,20 @@ class RunningMonth:
         # not the decoder's (one string per distinct cell: ~80 MB at 10,000 one-target SLAs
         # at a month's end); renamed once per distinct cells, not per bucket.
         own = {name: name for name in service.all_targets}
-        if state.evidence:
+        laid = state.laid
+        if laid is not None and len(laid.at) == 4 * len(state.evidence):
+            # dc31 (issue 20): the decoder's arrays adopted, the cells renamed and shared
+            # once each (see LaidEvidence); equal cells shared as one object would be one
+            # slot to ``put``: then the pairs are laid as below.
+            adopted = [
+                shared_cells(tuple([(own.get(name, name), tally) for name, tally in held]))
+                for held in laid.cells
+            ]
+            if len(set(map(id, adopted))) == len(adopted):
+                running._evidence.adopt(laid.at, laid.which, adopted)
+            else:
+                laid = None
+        if laid is None and state.evidence:
             # ms28 (issue 20): the buckets' cells mapped in C (zip, map, dict), the Python
             # loop runs once per distinct decoded cells, and BucketEvidence.laid builds its
             # arrays at once: a put per bucket (1.7 M at a month-end start of 10,000 SLAs)
@@ -1067,6 +1103,21 @@ class BucketEvidence:
         self._slot = slot
         self._at = array("i", indices)
         self._which = array("i", map(slot.__getitem__, map(id, cells)))
+
+    def adopt(
+        self, at: bytes, which: bytes, cells: Sequence[tuple[tuple[str, Tally], ...]]
+    ) -> None:
+        """The arrays :meth:`laid` would build, given as they are (``LaidEvidence``'s: the
+        buckets strictly increasing, the cells numbered in the order of their first bucket,
+        each distinct), on an empty evidence (a restored month's)."""
+        if self._at:
+            raise ValueError("adopt: expected an empty evidence")
+        self._at = array("i")
+        self._at.frombytes(at)
+        self._which = array("i")
+        self._which.frombytes(which)
+        self._cells = list(cells)
+        self._slot = dict(zip(map(id, self._cells), range(len(self._cells)), strict=True))
 
     def pop(self, index: int) -> None:
         """Bucket ``index``'s evidence forgotten (if it held any)."""

@@ -45,7 +45,7 @@ from typing import Any
 from monitor.sla.calendar import BucketGrid, Month, month_grid
 from monitor.sla.month import _gap_buckets
 from monitor.sla.policy import ServiceDef, SlaPolicy, Tally
-from monitor.sla.running import JudgedState
+from monitor.sla.running import JudgedState, LaidEvidence
 
 MAGIC = b"SWJS4"
 """Format of the bytes written; a change of format bumps it (a change of judging bumps
@@ -78,11 +78,16 @@ _RAW_CODES = -1
 _RUN = struct.Struct("<BI")
 """One run of equal verdict codes: the code, how many buckets."""
 
-_MOST_RUNS = 16
-"""``MAGIC`` is written while the runs are at most one per this many buckets judged (else
-``MAGIC_V2``): a month is mostly long runs of one state, and building its codes from runs
-takes a few microseconds where inflating them one byte per bucket took about 20 (issue 20,
-me24: 20,000 months at start-up)."""
+_MOST_RUNS = 128
+"""The codes are written as runs while they are at most one per this many buckets judged
+(else one byte per bucket, ``_RAW_CODES``): a month is mostly long runs of one state, and
+building its codes from a few runs takes a few microseconds where inflating them one byte per
+bucket took about 20 (issue 20, me24: 20,000 months at start-up). dc31 (issue 20): but each
+run costs its own piece and its share of the join, while zlib inflates the plain codes of
+a month in ~6 us: a whole decode of a month of 8,928 buckets costs as much either way near
+80 runs (measured: 180 runs 71-91 us as runs, 49-64 us as bytes; 24 runs 33-36 against
+45-47), so runs are kept for ~70 and fewer (the month-end bench month, one failing bucket in
+a hundred, holds ~180). Snapshots written before with more runs still read as they are."""
 
 JUDGING = "judge_bucket/1"
 """Part of every digest: a release that judges buckets differently must bump it, so that no
@@ -264,19 +269,47 @@ def _decode_v4(blob: bytes) -> JudgedState:
         if doc:
             raise ValueError(f"unknown parts {sorted(doc)}")
         slots = _unpacked(body[ends[1] : ends[2]])
-        if len(set(slots)) != len(distinct):  # written once each, every one used
+        used = list(dict.fromkeys(slots))  # each distinct evidence, in the order first held
+        if len(used) != len(distinct):  # written once each, every one used
             raise ValueError("expected every distinct evidence used")
         which = [distinct[slot] for slot in slots]
+        at = _unpacked(body[ends[0] : ends[1]])
         return JudgedState(
             judged=judged,
             raw=raw,
             excused=tuple(_unpacked(body[hi : ends[0]])),
             errors=errors,
-            evidence=tuple(zip(_unpacked(body[ends[0] : ends[1]]), which, strict=True)),
+            evidence=tuple(zip(at, which, strict=True)),
             first_tallied=None if first == -1 else first,
+            laid=_laid(at, slots, used, distinct, body[ends[0] : ends[2]]),
         )
     except (ValueError, KeyError, TypeError, IndexError, struct.error, zlib.error) as exc:
         raise SnapshotError(f"judged state: unreadable ({exc})") from exc
+
+
+def _laid(
+    at: list[int],
+    slots: list[int],
+    used: list[int],
+    distinct: list[tuple[tuple[str, Tally], ...]],
+    packed: bytes,
+) -> LaidEvidence | None:
+    """dc31 (issue 20): the evidence as ``BucketEvidence`` holds it (``LaidEvidence``), read
+    off the stored arrays (``packed``: the buckets' then the slots' little-endian integers)
+    when they are what it would build from the (bucket, cells) pairs: buckets strictly
+    increasing, below 2**31 (its integers are signed), the cells numbered in the order of
+    their first bucket (as :func:`encode` writes them). Else None: the pairs are laid."""
+    if at and (at[-1] >= 2**31 or not all(map(operator.lt, at, at[1:]))):
+        return None
+    if used != list(range(len(used))):
+        return None
+    if _BIG_ENDIAN:
+        native = array("I")
+        native.frombytes(packed)
+        native.byteswap()
+        packed = native.tobytes()
+    half = 4 * len(at)
+    return LaidEvidence(packed[:half], packed[half:], tuple(distinct))
 
 
 def _decode_binary(blob: bytes, magic: bytes, head: struct.Struct) -> JudgedState:
