@@ -281,7 +281,7 @@ def _decode_v4(blob: bytes) -> JudgedState:
             errors=errors,
             evidence=tuple(zip(at, which, strict=True)),
             first_tallied=None if first == -1 else first,
-            laid=_laid(at, slots, used, distinct, body[ends[0] : ends[2]]),
+            laid=_laid(at, used, distinct, body[ends[0] : ends[2]]),
         )
     except (ValueError, KeyError, TypeError, IndexError, struct.error, zlib.error) as exc:
         raise SnapshotError(f"judged state: unreadable ({exc})") from exc
@@ -289,7 +289,6 @@ def _decode_v4(blob: bytes) -> JudgedState:
 
 def _laid(
     at: list[int],
-    slots: list[int],
     used: list[int],
     distinct: list[tuple[tuple[str, Tally], ...]],
     packed: bytes,
