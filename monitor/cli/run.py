@@ -20,7 +20,7 @@ from monitor.http.api import require_token
 from monitor.http.server import serve
 from monitor.http.web_config import WebConfigError, WebSecurity
 from monitor.promsource.live import start_live_filler
-from monitor.runtime.daemon import Daemon
+from monitor.runtime.daemon import Daemon, daemon_store
 
 
 async def start_daemon(daemon: Daemon, web_security: WebSecurity | None = None) -> None:
@@ -52,17 +52,9 @@ async def run_daemon(
 ) -> int:
     """Run until SIGTERM/SIGINT; SIGHUP reloads (the web configuration too). Returns the exit
     status."""
-    # monitor.store picks the backend: SQLite (the default) or PostgreSQL.
-    store = config.monitor.store.build(
-        config.monitor.name,
-        config.monitor.database_path,
-        location=config.monitor.location_name,
-        # tl31 (issue 20): as the Daemon builds its own (rd28): the file's quick check runs
-        # after ready (``Daemon._check_store_integrity``), not at open, where it read the
-        # whole file before every start of `slawatch run` and then again after ready.
-        integrity_check=False,
-    )
-    daemon = Daemon(config, config_path, clock=clock, store=store)
+    # The daemon's own store (tl31, issue 20: the one ``Daemon`` builds, so its quick check
+    # runs after ready here too, not at open and again after ready).
+    daemon = Daemon(config, config_path, clock=clock, store=daemon_store(config))
     web_security = None
     if web_config is not None:
         web_security = WebSecurity(web_config, lambda request: require_token(daemon, request))

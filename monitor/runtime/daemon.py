@@ -141,19 +141,7 @@ class Daemon:
         self.health = Health()
         self.state = LiveState()
         self.state.set_canaries(config.canary_intervals())  # canaries excuse instants (issue 12)
-        # monitor.store picks the backend (issue 14); sqlite at monitor.database by default.
-        self.store: Store = (
-            config.monitor.store.build(
-                config.monitor.name,
-                config.monitor.database_path,
-                location=config.monitor.location_name,
-                # rd28 (issue 20): the file's quick check runs after ready
-                # (:meth:`_check_store_integrity`), not before: it reads the whole file.
-                integrity_check=False,
-            )
-            if store is None
-            else store
-        )
+        self.store: Store = daemon_store(config) if store is None else store
         self.spool = EvidenceSpool(config.monitor.state_dir / "evidence-spool.jsonl")  # issue 14
         self.snapshots = MonthSnapshots(self.store)  # issue 20: running months persisted
         self.scheduler = ProbeScheduler(
@@ -917,12 +905,12 @@ class Daemon:
     async def _flush_loop(self) -> None:
         flushes = 0
         while not self._stop.is_set():
-            if flushes or not self._warming:
+            if flushes:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=FLUSH_INTERVAL)
-            # tl31 (issue 20): after a start the first iteration runs at once: /readyz waits
-            # for its summary, and the flush interval's wait before it was time the loop
-            # spent idle (0.6 s of a month-end start at 10,000 SLAs).
+            # tl31 (issue 20): the first iteration (this loop starts with the daemon) runs at
+            # once: /readyz waits for its summary, and the flush interval's wait before it was
+            # time the loop spent idle (0.6 s of a month-end start at 10,000 SLAs).
             await self._iteration("flush", FLUSH_INTERVAL, self._summarise_and_flush)
             self._warming = False  # the first iteration is over, done or failed
             if flushes % SUPPORT_REFRESH_FLUSHES == 0:
@@ -1658,6 +1646,20 @@ _STOP_SNAPSHOT_WITHIN = 1.0
 
 _STOP_FLUSH_WAIT = 2.0
 """Seconds a stop waits for a flush in flight before cancelling it (systemd allows 5 s)."""
+
+
+def daemon_store(config: Config) -> Store:
+    """The store the daemon runs on, not yet opened: the backend ``monitor.store`` names
+    (issue 14; SQLite at ``monitor.database`` by default), the one the composition root
+    (``monitor.cli.run``) hands the daemon. rd28 (issue 20): opened without the file's quick
+    check, which runs after ready (:meth:`Daemon._check_store_integrity`): it reads the whole
+    file, gigabytes at a month's end."""
+    return config.monitor.store.build(
+        config.monitor.name,
+        config.monitor.database_path,
+        location=config.monitor.location_name,
+        integrity_check=False,
+    )
 
 
 def plan_targets(

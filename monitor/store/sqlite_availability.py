@@ -264,29 +264,22 @@ def tallies_by_target(
     # the last hour back for every target (120,000 rows at 10,000 targets), most of them
     # alike, and building a Tally per row was most of the read's time.
     made: dict[tuple[int, int, str, int, str, int], Tally] = {}
-    if bucket_seconds is not None:
-        # One bucket length: the primary key (vantage, bucket_start, target, bucket_seconds)
-        # holds one row per target and bucket, so no bucket is read twice.
-        for row in cursor:
-            key = row[3:]
-            tally = made.get(key)
-            if tally is None:
-                tally = made[key] = _tally(*key)
-            by_bucket = out.get(row[0])
-            if by_bucket is None:
-                by_bucket = out[row[0]] = {}
-            by_bucket[row[1]] = tally
-        return out
-    lengths: dict[tuple[str, int], int] = {}
+    # One bucket length asked: the primary key (vantage, bucket_start, target,
+    # bucket_seconds) holds one row per target and bucket, so no bucket is read twice and no
+    # length is kept for the error below.
+    lengths: dict[tuple[str, int], int] | None = None if bucket_seconds is not None else {}
     for row in cursor:
-        target, bucket, seconds = row[0], row[1], row[2]
-        by_bucket = out.setdefault(target, {})
-        if bucket in by_bucket:
-            raise StoreError(
-                f"tallies of {target} at {bucket} are stored for bucket lengths "
-                f"{lengths[(target, bucket)]} and {seconds}: pass bucket_seconds"
-            )
-        lengths[(target, bucket)] = seconds
+        target, bucket = row[0], row[1]
+        by_bucket = out.get(target)
+        if by_bucket is None:
+            by_bucket = out[target] = {}
+        if lengths is not None:
+            if bucket in by_bucket:
+                raise StoreError(
+                    f"tallies of {target} at {bucket} are stored for bucket lengths "
+                    f"{lengths[(target, bucket)]} and {row[2]}: pass bucket_seconds"
+                )
+            lengths[(target, bucket)] = row[2]
         key = row[3:]
         tally = made.get(key)
         if tally is None:
