@@ -237,6 +237,9 @@ class Template:
     seal: Mapping[str, object] | None
     """Its previous month's sealed document (``make_seal``), None if unmeasured."""
     sealed_at: float
+    settled: dict[str, str]
+    """sm32: month name -> its snapshot's ``settled`` counts (the whole previous month's, as
+    the daemon's hourly save writes them; empty for a month not over)."""
 
 
 def _template(
@@ -254,6 +257,7 @@ def _template(
     from monitor.instants import utc_from_epoch
     from monitor.reports.seal import make_seal
     from monitor.runtime.daemon import Daemon
+    from monitor.runtime.snapshots import settled_of
     from monitor.runtime.verdict_resume import exclusions_digest
     from monitor.sla.calendar import month_bounds, month_containing
     from monitor.sla.policy import BucketState
@@ -274,6 +278,7 @@ def _template(
         try:
             await daemon._load_history(float(now))
             states: dict[str, object] = {}
+            settled: dict[str, str] = {}
             verdicts: dict[str, tuple[int, tuple[tuple[str, str | None], ...], str]] = {}
             current = month_containing(moment, policy.timezone)
             settle = daemon._settle_seconds()
@@ -281,6 +286,7 @@ def _template(
                 grid = running.grid
                 judged = min(running.elapsed, (through - grid.start_epoch) // grid.bucket_seconds)
                 states[str(running.month)] = running.judged_state(judged)
+                settled[str(running.month)] = settled_of(running, judged)
                 first = running.first_tallied
                 if running.month != current or first is None:
                     continue
@@ -302,7 +308,9 @@ def _template(
             seal = None
             if result.buckets_available + result.buckets_unavailable:
                 seal = make_seal(result, config_hash, [], sealed_at).doc
-            return Template(policy.name, policy.service, targets, states, verdicts, seal, sealed_at)
+            return Template(
+                policy.name, policy.service, targets, states, verdicts, seal, sealed_at, settled
+            )
         finally:
             await daemon.store.close()
 
@@ -403,6 +411,7 @@ async def _save_months(
                             grid.start_epoch
                             + (0 if verdicts is None else state.judged) * grid.bucket_seconds,
                             "" if verdicts is None else verdicts[2],
+                            template.settled.get(month_name, ""),
                         )
                     )
                 if template.seal is not None:

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from monitor.sla.calendar import Month, month_bounds, month_containing
+from monitor.sla.calendar import Month, month_bounds, month_containing, month_grid
 from monitor.sla.exclusions import expand_recurring
 from monitor.sla.month import MonthResult, compute_month
 from monitor.sla.policy import (
@@ -45,6 +45,13 @@ from monitor.sla.policy import (
     Tally,
 )
 from monitor.sla.running import JudgedState, RunningMonth
+from monitor.sla.settled import (
+    MonthMoney,
+    SettledCounts,
+    money_of_result,
+    settled_counts,
+    settled_money,
+)
 from monitor.support.notice import NoticeRule, Violation, apply_notice_rule
 
 if TYPE_CHECKING:
@@ -245,6 +252,77 @@ class ChangeFeed:
         return running
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SettledMonth:
+    """sm32 (issue 20): an SLA's month that is over, held by its counts, not as running state.
+
+    The owner hands one to :meth:`Accounting.install` instead of a :class:`RunningMonth` for a
+    month every bucket of which is in a proven snapshot carrying its counts
+    (``monitor.sla.settled``): the previous month at a start, which nothing but ``/metrics``'s
+    two lines of money reads until something touches it. Anything that needs the month itself
+    (its result: the API, a report, the web view, sealing; a late tally of it; windows other
+    than those it was counted under) builds it from ``restore`` (the snapshot decoded) as the
+    running month the owner would have built, at that moment, synchronously."""
+
+    policy: SlaPolicy
+    service: ServiceDef
+    month: Month
+    canaries: tuple[str, ...]
+    windows: tuple[ExclusionWindow, ...]
+    """The windows its counts were counted under (today's, when it was made)."""
+    counts: SettledCounts
+    buckets: int
+    start_epoch: int
+    end_epoch: int
+    restore: Callable[[], JudgedState | None]
+    """Its whole month's judged state, decoded from the snapshot; None if it does not decode
+    (then the month is not loaded: see :attr:`Accounting.unloaded`)."""
+    money: MonthMoney = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "money", settled_money(self.policy, self.month, self.buckets, self.counts)
+        )
+
+
+def settled_month(
+    inputs: AccountingInputs,
+    policy: SlaPolicy,
+    month: Month,
+    judged: int,
+    settled: str,
+    restore: Callable[[], JudgedState | None],
+) -> SettledMonth | None:
+    """sm32 (issue 20): ``policy``'s ``month`` under ``inputs`` held by the counts ``settled``
+    (``MonthSnapshot.settled``) of a proven snapshot of its first ``judged`` buckets, if that
+    is the whole month and the counts were counted under the windows it honours under
+    ``inputs``; else None (the month is built from the snapshot as before). ``restore``
+    decodes the snapshot. The caller also checks that no tally of the month is read from
+    memory (every bucket before its live floor)."""
+    service = inputs.services.get(policy.service)
+    if service is None or policy.locations is not None or not settled:
+        return None
+    grid = month_grid(month, policy.timezone, policy.bucket_seconds)
+    if judged != grid.count:
+        return None
+    windows = month_windows(inputs, policy, month).honoured
+    counts = settled_counts(settled, windows, grid.count)
+    if counts is None:
+        return None
+    return SettledMonth(
+        policy,
+        service,
+        month,
+        tuple(inputs.canaries),
+        windows,
+        counts,
+        grid.count,
+        grid.start_epoch,
+        grid.end_epoch,
+        restore,
+    )
+
+
 class Accounting:
     """The daemon's month results per SLA, kept as running state.
 
@@ -295,6 +373,15 @@ class Accounting:
         self._fast: dict[
             str, dict[Month | None, tuple[float, float, RunningMonth, int, MonthResult]]
         ] = {}
+        self._settled: dict[str, SettledMonth] = {}
+        """sm32 (issue 20): SLA name -> its month held by its counts (at most one: the
+        previous), see :class:`SettledMonth`."""
+        self._money: dict[str, tuple[MonthResult, MonthMoney]] = {}
+        """sm32: SLA name -> the previous month's last result and its money (one object while
+        the result stands: ``/metrics`` compares it)."""
+        self.unloaded: set[str] = set()
+        """sm32: SLAs whose settled month did not decode when it was needed: the owner reads
+        their months back from the store (:meth:`install`) before they are shown again."""
         self._index()
 
     def watch(self) -> ChangeFeed:
@@ -379,7 +466,11 @@ class Accounting:
         asked, self._lost_under = self._lost_under, None
         lost = (
             asked[2]
-            if asked is not None and asked[0] is inputs and asked[1] == len(self._running)
+            if (
+                asked is not None
+                and asked[0] is inputs
+                and asked[1] == len(self._running) + len(self._settled)
+            )
             else None
         )
         gone: list[tuple[str, Month]] = []
@@ -409,6 +500,19 @@ class Accounting:
                 months.remove(key[1])
                 if not months:
                     del self._months[key[0]]
+        # sm32: a settled month stands as its running month would (its windows are compared
+        # when its money is read: other windows build it then).
+        for name, settled in list(self._settled.items()):
+            policy = by_name.get(name)
+            if (
+                policy is None
+                or not same_gaps
+                or (not _keeps(settled, policy, inputs) if lost is None else name in lost)
+            ):
+                del self._settled[name]
+            else:
+                kept_names.add(name)
+        self._money.clear()
         for key in (*gone, *moved):
             self._results.pop(key, None)  # a kept month's result is checked by its version
         # Cached windows and current-month spans stand for the SLAs kept as they were.
@@ -427,7 +531,11 @@ class Accounting:
         by_name = {policy.name: policy for policy in inputs.policies}
         held: set[str] = set()
         lost: set[str] = set()
-        for (name, _), running in self._running.items():
+        months: list[tuple[str, RunningMonth | SettledMonth]] = [
+            (name, running) for (name, _), running in self._running.items()
+        ]
+        months.extend(self._settled.items())
+        for name, running in months:
             policy = by_name.get(name)
             if policy is None:
                 continue
@@ -436,7 +544,7 @@ class Accounting:
                 lost.add(name)
         # Issue 20: a reload replaces the inputs right after asking (on the loop, nothing in
         # between): the SLAs found here need not be compared again there.
-        self._lost_under = (inputs, len(self._running), lost)
+        self._lost_under = (inputs, len(self._running) + len(self._settled), lost)
         return [p for p in inputs.policies if p.name not in held or p.name in lost]
 
     def prepare(
@@ -500,7 +608,7 @@ class Accounting:
     def install(
         self,
         inputs: AccountingInputs,
-        prepared: Sequence[RunningMonth],
+        prepared: Sequence[RunningMonth | SettledMonth],
         index: InputsIndex | None = None,
     ) -> None:
         """Replace the inputs (:meth:`replace_inputs`) and hold the ``prepared`` months.
@@ -515,6 +623,18 @@ class Accounting:
             if policy is None or not _keeps(running, policy, inputs):
                 continue  # prepared under inputs replaced since: built again when asked
             key = (policy.name, running.month)
+            self.unloaded.discard(policy.name)
+            if isinstance(running, SettledMonth):
+                if key in self._running:
+                    del self._running[key]
+                    self._months[policy.name].remove(running.month)
+                self._settled[policy.name] = running
+                self._results.pop(key, None)
+                continue
+            if (settled := self._settled.get(policy.name)) is not None and (
+                settled.month == running.month
+            ):
+                del self._settled[policy.name]
             windows = self.windows_for(policy, running.month)
             if windows != running.windows:
                 running.replace_windows(windows)
@@ -531,13 +651,81 @@ class Accounting:
                 self._forget_before(name, max(months).previous())
 
     def built(self, policy: SlaPolicy, month: Month) -> bool:
-        """Whether ``policy``'s ``month`` is held as running state."""
-        return (policy.name, month) in self._running
+        """Whether ``policy``'s ``month`` is held (as running state, or settled)."""
+        if (policy.name, month) in self._running:
+            return True
+        settled = self._settled.get(policy.name)
+        return settled is not None and settled.month == month
+
+    def is_settled(self, policy: SlaPolicy, month: Month) -> bool:
+        """sm32: whether ``policy``'s ``month`` is held by its counts (not built)."""
+        settled = self._settled.get(policy.name)
+        return settled is not None and settled.month == month
 
     def held(self, policy: SlaPolicy, month: Month) -> RunningMonth | None:
         """``policy``'s ``month`` as held, as it stands (not advanced), or None: for readers
-        that decide whether the held month may stand for the store's (``runtime.sealing``)."""
-        return self._running.get((policy.name, month))
+        that decide whether the held month may stand for the store's (``runtime.sealing``).
+        A settled month is built first (see :class:`SettledMonth`)."""
+        running = self._running.get((policy.name, month))
+        if running is None:
+            settled = self._settled.get(policy.name)
+            if settled is not None and settled.month == month:
+                running = self._wake(policy.name)
+        return running
+
+    def previous_money(self, policy: SlaPolicy, now: datetime, month: Month) -> MonthMoney:
+        """sm32 (issue 20): the money of ``policy``'s ``month`` (the previous one, over) as of
+        ``now``: what ``/metrics`` shows of it. A settled month's from its counts while its
+        windows are those it was counted under; otherwise its result's
+        (:meth:`month_result`, which builds a settled month first). Raises
+        :class:`HistoryNotLoaded` as :meth:`month_result` does."""
+        settled = self._settled.get(policy.name)
+        if (
+            settled is not None
+            and settled.month == month
+            and settled.windows == self.windows_for(policy, month)
+        ):
+            return settled.money
+        result = self.month_result(policy, now, month, stamp=False)
+        known = self._money.get(policy.name)
+        if known is not None and known[0] is result:
+            return known[1]
+        money = money_of_result(result)
+        if known is not None and known[1] == money:
+            money = known[1]
+        self._money[policy.name] = (result, money)
+        return money
+
+    def _wake(self, name: str) -> RunningMonth:
+        """SLA ``name``'s settled month built as running state from its snapshot, and held as
+        such (the month :meth:`install` would have held, had the owner prepared it). Raises
+        :class:`HistoryNotLoaded` if its snapshot does not decode (``name`` is then among
+        :attr:`unloaded` until the owner installs its months again)."""
+        settled = self._settled.pop(name)
+        judged = settled.restore()
+        if judged is None or judged.judged != settled.buckets:
+            self.unloaded.add(name)
+            self._notify(name)
+            raise HistoryNotLoaded(
+                f"sla {name}: month {settled.month} is not loaded: its snapshot did not "
+                "decode (the daemon reads its tallies back first)"
+            )
+        running = RunningMonth.restored(
+            settled.policy,
+            settled.service,
+            settled.month,
+            settled.windows,
+            judged,
+            canaries=settled.canaries,
+            gaps=self._inputs.gaps,
+        )
+        policy = self._by_name.get(name, settled.policy)
+        windows = self.windows_for(policy, settled.month)
+        if windows != running.windows:
+            running.replace_windows(windows)
+        self._running[(name, settled.month)] = running
+        self._months.setdefault(name, []).append(settled.month)
+        return running
 
     def policy(self, name: str) -> SlaPolicy:
         policy = self._by_name.get(name)
@@ -556,8 +744,20 @@ class Accounting:
     def tally_changed(self, bucket_seconds: int, target: str, bucket_start: int) -> None:
         """A tally of ``target`` at ``bucket_start`` changed: re-judge that bucket in the
         running months reading it (a no-op for a bucket that has not elapsed yet)."""
+        settled_months = self._settled
         for name in self._dependents.get((bucket_seconds, target), ()):
             judged = False
+            if settled_months:
+                settled = settled_months.get(name)
+                if settled is not None and (
+                    settled.start_epoch <= bucket_start < settled.end_epoch
+                ):
+                    # sm32: a tally of a month held by its counts (a write the snapshot's
+                    # guard did not expect): the month is built, then judged again there.
+                    try:
+                        self._wake(name)
+                    except HistoryNotLoaded:
+                        continue  # read back from the store by the owner (``unloaded``)
             for month in self._months.get(name, ()):
                 running = self._running[(name, month)]
                 running.mark(bucket_start)
@@ -651,6 +851,10 @@ class Accounting:
         epoch = now.timestamp()
         span = self._current.get(policy.name)
         known = None if month is None else self._running.get((policy.name, month))
+        if known is None and month is not None:
+            settled = self._settled.get(policy.name)
+            if settled is not None and settled.month == month:
+                known = self._wake(policy.name)  # sm32
         if known is not None:
             # A month already running (the previous one, shown beside the current): as of
             # now until its end, complete after; no calendar arithmetic.
@@ -716,6 +920,10 @@ class Accounting:
 
     def _forget_before(self, name: str, month: Month) -> None:
         """Months before ``month`` are no longer shown live: drop their running state."""
+        settled = self._settled.get(name)
+        if settled is not None and settled.month < month:
+            del self._settled[name]
+            self._notify(name)
         months = self._months.get(name, [])
         for old in [m for m in months if m < month]:
             self._notify(name)
@@ -728,7 +936,9 @@ class HistoryNotLoaded(ValueError):
     """A month was asked for whose closed tallies are only in the store (see ``floor``)."""
 
 
-def _keeps(running: RunningMonth, policy: SlaPolicy, inputs: AccountingInputs) -> bool:
+def _keeps(
+    running: RunningMonth | SettledMonth, policy: SlaPolicy, inputs: AccountingInputs
+) -> bool:
     """Whether ``running`` stands under ``inputs`` (only its windows may move), the gaps
     being the ones it was built with (the caller's check, once for every month).
 

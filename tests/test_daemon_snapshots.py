@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from monitor.accounting import HistoryNotLoaded
 from monitor.clock import FixedClock
 from monitor.config import load_config
+from monitor.http.reports import daemon_month_results
 from monitor.runtime.daemon import Daemon
 from monitor.sla.policy import Tally
 from monitor.sla.running_codec import decode, encode_v1
@@ -120,7 +122,11 @@ class TestRestartFromSnapshots:
     def test_corrupt_or_old_format_snapshots(self, tmp_path: Path) -> None:
         """Issue 20, r22: a truncated snapshot and one of unknown format are rebuilt from the
         tallies with one log line each, a snapshot in the first format (``SWJS1``) still
-        starts its month; the figures equal the months computed from the store."""
+        starts its month; the figures equal the months computed from the store.
+
+        sm32: the truncated one is a previous month's, held by its counts at the start: it is
+        found when the month itself is first asked for. The API then answers from the store,
+        the month is not loaded until the next summary reads it back from the tallies."""
         config = sample_config(tmp_path)
         asyncio.run(store_results(config))
         database = load_config(config).monitor.database_path
@@ -134,10 +140,11 @@ class TestRestartFromSnapshots:
                 await first.store.close()
             conn = sqlite3.connect(database)
             rows = conn.execute(
-                "SELECT rowid, state FROM month_snapshots ORDER BY sla, month"
+                "SELECT rowid, state, sla, month FROM month_snapshots ORDER BY sla, month"
             ).fetchall()
             assert len(rows) >= 3
-            (cut, cut_state), (alien, _), (old, old_state) = rows[:3]
+            (cut, cut_state, cut_sla, cut_month), (alien, *_), (old, old_state, *_) = rows[:3]
+            assert cut_month == str(MONTH.previous())
             conn.execute(
                 "UPDATE month_snapshots SET state = ? WHERE rowid = ?",
                 (bytes(cut_state)[: len(cut_state) // 2], cut),
@@ -155,9 +162,28 @@ class TestRestartFromSnapshots:
                 second = await _start(config)
             try:
                 months = len(second.accounting.inputs.policies) * 2
-                assert second.snapshots.restored == months - 2
+                assert second.snapshots.restored == months - 1
                 unreadable = [e for e in logs if e["event"] == "month_snapshot_unreadable"]
-                assert len(unreadable) == 2, logs
+                assert len(unreadable) == 1, logs
+                accounting = second.accounting
+                policy = accounting.policy(cut_sla)
+                # The summary shows its money from its counts, without building it.
+                await second._summarise()
+                assert accounting.built(policy, MONTH.previous())
+                assert not accounting.unloaded
+                with capture_logs() as logs:
+                    with pytest.raises(HistoryNotLoaded):
+                        accounting.month_result(policy, NOW, MONTH.previous())
+                assert [e["event"] for e in logs] == ["month_snapshot_unreadable"]
+                assert accounting.unloaded == {cut_sla}
+                assert second.snapshots.restored == months - 2
+                (answer,) = await daemon_month_results(
+                    second, [policy], str(MONTH.previous()), NOW
+                )
+                key = f"{cut_sla} {MONTH.previous()}"
+                assert (answer.to_json(), tuple(answer.states)) == expected[key]
+                await second._summarise()  # reads it back from the tallies
+                assert not accounting.unloaded
                 assert await _months(second) == expected
                 await same_as_store(second, NOW)
             finally:

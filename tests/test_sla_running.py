@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from monitor.accounting import Accounting, AccountingInputs, month_result
+from monitor.accounting import Accounting, AccountingInputs, month_result, settled_month
+from monitor.runtime.snapshots import settled_of
 from monitor.sla.calendar import Month, month_containing, month_grid
 from monitor.sla.policy import (
     ExclusionKind,
@@ -21,6 +22,7 @@ from monitor.sla.policy import (
 )
 from monitor.sla.running import CodedStates
 from monitor.sla.running_codec import decode, encode, inputs_digest
+from monitor.sla.settled import money_of_result
 from tests.strategies import engine_scenarios, unproven_scenarios
 
 _LATE = (
@@ -159,6 +161,39 @@ class TestRunningMonthEqualsComputeMonth:
         steps = [*before, ("advance", hours), ("evict", keep), ("snapshot",), *between]
         _run(scenario, [*steps, restart, *after], gap, nested, data)
 
+    @_SETTINGS
+    @given(
+        scenario=_SCENARIOS,
+        before=events,
+        hours=st.integers(745, 1000),
+        keep=st.integers(0, 30),
+        between=events,
+        restart=st.sampled_from([("restart",), ("rebuild",)]),
+        after=events,
+        gap=st.booleans(),
+        nested=st.booleans(),
+        data=st.data(),
+    )
+    def test_restart_after_the_month_is_over(
+        self,
+        scenario: dict[str, Any],
+        before: list[tuple[Any, ...]],
+        hours: int,
+        keep: int,
+        between: list[tuple[Any, ...]],
+        restart: tuple[Any, ...],
+        after: list[tuple[Any, ...]],
+        gap: bool,
+        nested: bool,
+        data: Any,
+    ) -> None:
+        """sm32 (issue 20): the month over and saved whole, any events (late results,
+        exclusions added and removed over it, reloads), then a restart (or a rebuild) that
+        holds it by the counts its snapshot carries: its money, read first, and its month,
+        built from the snapshot when asked, still equal compute_month over every tally."""
+        steps = [*before, ("advance", hours), ("evict", keep), ("snapshot",), *between]
+        _run(scenario, [*steps, restart, *after], gap, nested, data)
+
 
 def _run(
     scenario: dict[str, Any],
@@ -234,6 +269,28 @@ def _run(
                 if digest == saved["digest"]:
                     judged = decode(saved["state"])
                     event("a month started from its snapshot")
+            if (
+                judged is not None
+                and saved is not None
+                and shown < month
+                and evicted[0]
+                >= month_grid(shown, policy.timezone, policy.bucket_seconds).end_epoch
+            ):
+                # sm32: a previous month whose whole snapshot carries its counts is held by
+                # them (as the daemon does), built from the snapshot when first needed.
+                state = saved["state"]
+                settled = settled_month(
+                    inputs(),
+                    policy,
+                    shown,
+                    saved["judged"],
+                    saved["settled"],
+                    lambda state=state: decode(state),
+                )
+                if settled is not None:
+                    event("a previous month held by its counts")
+                    prepared.append(settled)
+                    continue
             after = saved["through"] if judged is not None and saved is not None else 0
             read = {
                 name: {s: t for s, t in column.items() if s >= after}
@@ -261,6 +318,9 @@ def _run(
             if shown < month.previous() and not acc.built(policy, shown) and evicted[0]:
                 continue  # the daemon reads months before the previous from the store
             reference = month_result(acc.inputs, policy, shown, written, now)
+            if shown < month:
+                # sm32: its money first (a settled month's from its counts, not built).
+                assert acc.previous_money(policy, now, shown) == money_of_result(reference)
             _same(acc.month_result(policy, now, shown), reference)
             _same(acc.month_result(policy, now, shown, stamp=False), reference)
 
@@ -322,6 +382,7 @@ def _run(
                     "judged": through,
                     "through": grid_of.start_epoch + through * size,
                     "spoiled": False,
+                    "settled": settled_of(running, through),
                 }
         elif step[0] == "import":
             start = grid.bucket_floor(now.timestamp()) - step[2] * grid.bucket_seconds

@@ -6,6 +6,8 @@ before): the backend test below holds that it does not claim to."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -79,10 +81,18 @@ async def _valid(daemon: SqliteStore) -> bool:
 
 class TestGuard:
     async def test_schema_holds_the_guard(self, daemon: SqliteStore) -> None:
-        """The migrations to schema 7 (the guard) and 8 (the verdict marks, vm26) are
-        applied to a new file."""
-        assert schema.SCHEMA_VERSION == 8
-        assert (await daemon.schema_version()).version == 8
+        """The migrations to schema 7 (the guard), 8 (the verdict marks, vm26) and 9 (a
+        whole month's settled counts, sm32) are applied to a new file."""
+        assert schema.SCHEMA_VERSION == 9
+        assert (await daemon.schema_version()).version == 9
+
+    async def test_settled_counts_come_back(self, daemon: SqliteStore) -> None:
+        """sm32: a snapshot's settled counts are stored and read back with it."""
+        await _armed(daemon)
+        snapshot = dataclasses.replace(_snapshot(4500), settled="s1 0 0 0 x")
+        assert await daemon.save_month_snapshots([snapshot]) == 1
+        found = await daemon.load_month_snapshots([KEY])
+        assert found[KEY][0] == snapshot
 
     async def test_saved_snapshot_comes_back_while_unchanged(self, daemon: SqliteStore) -> None:
         """Armed, saved, loaded: the snapshot and the guarded targets come back."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from monitor.accounting import select_policies
+from monitor.accounting import HistoryNotLoaded, select_policies
 from monitor.instants import utc_from_epoch
 from monitor.reports.full import REPORT_FORMATS as FORMATS
 from monitor.reports.full import compose, has_support, support_parts
@@ -82,11 +82,17 @@ async def daemon_month_results(
         if chosen > current:
             raise ValueError(f"month: {chosen} has not started yet in {policy.timezone}")
         if chosen >= current.previous():
-            results.append(daemon.accounting.month_result(policy, now, chosen))
-        else:
-            results.extend(
-                await store_month_results(
-                    daemon.config, daemon.store, [policy], chosen, now, daemon.api_exclusions
-                )
+            try:
+                results.append(daemon.accounting.month_result(policy, now, chosen))
+                continue
+            except HistoryNotLoaded:
+                # sm32 (issue 20): a previous month whose snapshot did not decode when asked
+                # for: read back by the daemon at its next flush, until then from the store
+                # (complete, and computed by the same function).
+                pass
+        results.extend(
+            await store_month_results(
+                daemon.config, daemon.store, [policy], chosen, now, daemon.api_exclusions
             )
+        )
     return results

@@ -38,6 +38,7 @@ from fractions import Fraction
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
+from monitor.accounting import HistoryNotLoaded
 from monitor.instants import utc_from_epoch
 from monitor.metrics.contract import HELP_CLAIM_FILED, HELP_TARGET_INFO
 from monitor.metrics.text import header as _header
@@ -52,6 +53,7 @@ from monitor.sla.calendar import Month, month_containing
 from monitor.sla.month import _NO_TALLIES, MonthResult, all_failures_excused
 from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy, Tally
 from monitor.sla.quorum import LocatedTallies, latest_verdicts
+from monitor.sla.settled import MonthMoney
 from probes.result import ProbeResult
 
 if TYPE_CHECKING:
@@ -184,7 +186,7 @@ class _SlaText:
         self.outage_end: float | None = None
         self.outage_locations: tuple[str, ...] = ()
         """The latest outage's locations (fs31: read when its end is, see :meth:`set_result`)."""
-        self.previous: MonthResult | None = None
+        self.previous: MonthMoney | None = None
         self.previous_lines: tuple[str, ...] = ()
         # (the targets' last results and schedules it was judged from, state, text), and the
         # (started_at, staleness limit) of each target that was fresh then.
@@ -219,8 +221,13 @@ class _SlaText:
         self.outage_end = None if last is None else last.end.timestamp()
         self.outage_locations = () if last is None else last.locations
 
-    def set_previous(self, previous: MonthResult) -> None:
+    def set_previous(self, previous: MonthMoney | None) -> None:
+        """The previous month's lines from its money (None: its month is not loaded, being
+        read back from the store: no lines until it is)."""
         self.previous = previous
+        if previous is None:
+            self.previous_lines = ()
+            return
         labels = self.labels
         self.previous_lines = (
             f'slawatch_previous_month_credit_amount{{currency="{_label_value(previous.currency)}",'
@@ -858,15 +865,19 @@ class SlaFamilies:
                     feed.paused = True
                     try:
                         result = accounting.month_result(policy, moment, stamp=False)
-                        previous_month = result.month.previous()
-                        previous = accounting.month_result(
-                            policy, moment, previous_month, stamp=False
-                        )
+                        # sm32 (issue 20): the previous month's money only (a settled month
+                        # is not built for it).
+                        try:
+                            previous: MonthMoney | None = accounting.previous_money(
+                                policy, moment, result.month.previous()
+                            )
+                        except HistoryNotLoaded:
+                            previous = None  # read back from the store at the next flush
                     finally:
                         feed.paused = False
                     if entry.result is not result:
                         entry.set_result(result)
-                    if entry.previous is not previous:
+                    if entry.previous is not previous or previous is None:
                         entry.set_previous(previous)
                     flags |= _TIMED | _CLAIM
                 if flags & _UP or entry.up[0] is None:

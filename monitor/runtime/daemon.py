@@ -26,10 +26,13 @@ import structlog
 from monitor.accounting import (
     Accounting,
     AccountingInputs,
+    HistoryNotLoaded,
     InputsIndex,
+    SettledMonth,
     index_inputs,
     inputs_from_config,
     month_violations,
+    settled_month,
 )
 from monitor.clock import Clock, system_clock
 from monitor.config import Config, ConfigError, gc_paused, load_config
@@ -968,6 +971,8 @@ class Daemon:
         scrape then finds them ready)."""
         # Yield by elapsed CPU time, not by count: one SLA costs microseconds when nothing
         # changed and much more when its month is first built (start-up, reload).
+        if self.accounting.unloaded:
+            await self._load_unloaded()
         accounting = self.accounting
         feed, due = self._summary.due(accounting, self.clock())  # c21: only what moved
         mark = time.perf_counter()
@@ -980,7 +985,9 @@ class Daemon:
                     result = accounting.month_result(policy, moment, stamp=False)
                     # The previous month too: /metrics shows its credit, and building it in a
                     # scrape (once per month and SLA) held the loop for a minute at 10,000 SLAs.
-                    accounting.month_result(policy, moment, result.month.previous(), stamp=False)
+                    # sm32: a settled previous month's money is read off its counts.
+                    with contextlib.suppress(HistoryNotLoaded):  # read back (``unloaded``)
+                        accounting.previous_money(policy, moment, result.month.previous())
                 finally:
                     feed.paused = False
                 built += 1
@@ -1003,6 +1010,28 @@ class Daemon:
         heap.long_lived(len(due))  # c21: months built or moved live until the next close
         for hook in self.summary_hooks:  # issue 20 (r20)
             await hook()
+
+    async def _load_unloaded(self) -> None:
+        """sm32 (issue 20): the SLAs whose settled month did not decode when it was needed
+        (``Accounting.unloaded``): their months read back from the store's tallies, as a
+        reload that changed them would, and not settled again."""
+        accounting = self.accounting
+        inputs = accounting.inputs
+        names = set(accounting.unloaded)
+        policies = [p for p in inputs.policies if p.name in names]
+        accounting.unloaded.difference_update(names - {p.name for p in policies})
+        if not policies:
+            return
+        self._restoring += 1
+        try:
+            prepared = await self._rebuild_months(inputs, policies, settle=False)
+        except Exception as exc:  # the store could not be read: asked again at the next flush
+            log.warning("months_not_loaded", slas=len(policies), error=str(exc))
+            return
+        finally:
+            self._restoring -= 1
+        if accounting.inputs is inputs and self.accounting is accounting:
+            accounting.install(inputs, prepared)
 
     def _warming_progress(self) -> None:
         """st26 (issue 20): the flush loop's first iteration after a start is the summary
@@ -1249,7 +1278,8 @@ class Daemon:
         now: float | None = None,
         *,
         restorable: Mapping[tuple[str, Month], ProvenSnapshot] | None = None,
-    ) -> list[RunningMonth]:
+        settle: bool = True,
+    ) -> list[RunningMonth | SettledMonth]:
         """The current and previous months of ``policies`` under ``inputs``, built from the
         store's tallies before the eviction cutoff with the live state's laid over them.
 
@@ -1257,11 +1287,13 @@ class Daemon:
         query per batch and bucket length, ``target IN`` the batch's targets, in the store's
         worker thread), each batch's months built and its tallies dropped before the next.
         Issue 20: a month with a proven snapshot (``restorable``; on a reload looked up here)
-        starts from it, and only the tallies after it are read."""
+        starts from it, and only the tallies after it are read. sm32: with ``settle``, a
+        previous month whose snapshot carries its counts is held by them
+        (``accounting.settled_month``)."""
         moment = utc_from_epoch(self.clock() if now is None else now)
         if restorable is None:
             restorable = await self.snapshots.restorable(inputs, policies, moment, "carry")
-        prepared: list[RunningMonth] = []
+        prepared: list[RunningMonth | SettledMonth] = []
         batch: list[SlaPolicy] = []
         rows = 0
         limit = float(HISTORY_BATCH_ROWS)
@@ -1276,7 +1308,7 @@ class Daemon:
             batch.append(policy)
             rows += len(service.all_targets) * int(span // policy.bucket_seconds)
             if rows >= limit or index == len(policies) - 1:
-                built, read = await self._rebuild_batch(inputs, batch, moment, restorable)
+                built, read = await self._rebuild_batch(inputs, batch, moment, restorable, settle)
                 prepared.extend(built)
                 # Issue 20: ``rows`` counts every bucket as stored. A store holding fewer (a
                 # fresh one, months begun lately) is read in fewer, larger batches: 430
@@ -1286,7 +1318,9 @@ class Daemon:
                 limit = HISTORY_BATCH_ROWS / max(read / max(rows, 1), 1 / HISTORY_BATCH_GROWTH)
                 batch, rows = [], 0
         if batch:
-            prepared.extend((await self._rebuild_batch(inputs, batch, moment, restorable))[0])
+            prepared.extend(
+                (await self._rebuild_batch(inputs, batch, moment, restorable, settle))[0]
+            )
         return prepared
 
     async def _rebuild_batch(
@@ -1295,13 +1329,16 @@ class Daemon:
         policies: Sequence[SlaPolicy],
         moment: datetime,
         restorable: Mapping[tuple[str, Month], ProvenSnapshot],
-    ) -> tuple[list[RunningMonth], int]:
-        """The months of ``policies`` and the stored tallies read for them."""
+        settle: bool = True,
+    ) -> tuple[list[RunningMonth | SettledMonth], int]:
+        """The months of ``policies`` and the stored tallies read for them. ``settle``: a
+        previous month whose proven snapshot carries its counts is held by them
+        (``accounting.settled_month``)."""
         by_length: dict[int, list[SlaPolicy]] = {}
         read = 0
         for policy in policies:
             by_length.setdefault(policy.bucket_seconds, []).append(policy)
-        out: list[RunningMonth] = []
+        out: list[RunningMonth | SettledMonth] = []
         for seconds, group in by_length.items():
             cutoff = self.state.evicted_before(seconds)
             months = {policy.name: month_containing(moment, policy.timezone) for policy in group}
@@ -1325,6 +1362,27 @@ class Daemon:
                     # rb28 (issue 20): each snapshot decoded just before its month is built
                     # and dropped with it, not all of them held together from the start.
                     proven = restorable.get((policy.name, shown))
+                    if proven is not None and shown != month and settle:
+                        # sm32: the previous month held by its counts, if every bucket of
+                        # it is before the live state's (no tally of it read from memory);
+                        # its snapshot decoded only when the month itself is needed.
+                        settled = (
+                            settled_month(
+                                inputs,
+                                policy,
+                                shown,
+                                proven.judged,
+                                proven.settled,
+                                functools.partial(
+                                    self.snapshots.judged_state, policy, shown, proven
+                                ),
+                            )
+                            if cutoff >= month_bounds(shown, policy.timezone)[1].timestamp()
+                            else None
+                        )
+                        if settled is not None:
+                            out.append(settled)
+                            continue
                     judged = None
                     source: Mapping[str, Mapping[int, Tally]] = tallies
                     if proven is not None:

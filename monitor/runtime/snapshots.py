@@ -46,6 +46,7 @@ from monitor.sla.calendar import BucketGrid, Month, month_containing, month_grid
 from monitor.sla.policy import SlaPolicy
 from monitor.sla.running import JudgedState, RunningMonth
 from monitor.sla.running_codec import SnapshotError, decode, encode, inputs_digest
+from monitor.sla.settled import SettledCounts, settled_text
 from monitor.store.snapshots import ArmMode, MonthSnapshot, SnapshotGuard, SnapshotStore
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,8 @@ class ProvenSnapshot:
     """Buckets it judged (from its ``judged_through``; the digest was taken over them)."""
     state: bytes
     """The judged state as saved (``running_codec.encode``)."""
+    settled: str = ""
+    """sm32 (issue 20): a whole month's counts as saved (``MonthSnapshot.settled``)."""
 
 
 class MonthSnapshots:
@@ -235,7 +238,9 @@ class MonthSnapshots:
         digest = inputs_digest(
             policy, service, month, inputs.canaries, inputs.gaps, judged, grid=grid
         )
-        return ProvenSnapshot(judged, snapshot.state) if digest == snapshot.inputs else None
+        if digest != snapshot.inputs:
+            return None
+        return ProvenSnapshot(judged, snapshot.state, snapshot.settled)
 
     def judged_state(
         self, policy: SlaPolicy, month: Month, proven: ProvenSnapshot
@@ -394,6 +399,19 @@ class MonthSnapshots:
                 grid.start_epoch,
                 grid.start_epoch + vouch * size,
                 exclusions_digest(running.excluded_kinds(), vouch) if vouch else "",
+                settled_of(running, through),
             ),
             through,
         )
+
+
+def settled_of(running: RunningMonth, through: int) -> str:
+    """sm32 (issue 20): ``MonthSnapshot.settled`` for a snapshot of ``running``'s first
+    ``through`` buckets: its counts if that is the whole month (``monitor.sla.settled``),
+    else empty."""
+    if through < running.grid.count:
+        return ""
+    counts = running.settled_counts()
+    if counts is None:
+        return ""
+    return settled_text(SettledCounts(*counts), running.windows)

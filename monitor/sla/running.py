@@ -526,6 +526,20 @@ class RunningMonth:
         verdict mark was stored under, ``monitor.runtime.verdict_resume``)."""
         return MappingProxyType(self._excluded)
 
+    def settled_counts(self) -> tuple[int, int, int] | None:
+        """(buckets unavailable, unknown, excluded) of the whole month, exclusions laid: what
+        its money reads (``monitor.sla.settled``); None unless every bucket is judged and
+        none marked since."""
+        if self.elapsed < self._count or self._dirty:
+            return None
+        final = unpack(self._packed) if self._packed is not None else self._final
+        whole = _split_counts(final, self.elapsed)[0]
+        return (
+            whole[BucketState.UNAVAILABLE],
+            whole[BucketState.UNKNOWN],
+            whole[BucketState.EXCLUDED],
+        )
+
     # -- compact state (issue 20: a restart starts from it) -------------------------------------
     def judged_state(self, through: int) -> JudgedState:
         """The judged state of buckets ``0 .. through - 1`` (at most the buckets elapsed).

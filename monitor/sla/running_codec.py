@@ -574,6 +574,11 @@ _REPRS: dict[tuple[type, Enum], str] = {}
 SLA). Keyed by class too: members of two ``StrEnum`` classes with equal values are equal."""
 
 
+canonical_text = _canonical
+"""The process-independent text of a value (the digests' own): ``monitor.sla.settled``
+digests a month's windows with it."""
+
+
 def _tally(t: Tally) -> list[Any]:
     return [t.ok, t.failed, dict(t.reasons), t.errors, dict(t.error_reasons), t.excused]
 

@@ -256,6 +256,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _SNAPSHOTS,
     # 8: the stored verdicts a snapshot vouches for (issue 20, vm26).
     _VERDICT_MARKS,
+    # 9: a whole month's snapshot carries the counts its money reads (issue 20, sm32).
+    ("ALTER TABLE month_snapshots ADD COLUMN settled TEXT NOT NULL DEFAULT ''",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

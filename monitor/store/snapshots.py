@@ -65,6 +65,11 @@ class MonthSnapshot:
     store pulls ``verdicts_through`` down to the bucket of any later write that changes or
     removes one of them. Empty span (the default): vouches for none."""
     verdicts_digest: str = ""
+    settled: str = ""
+    """Issue 20 (sm32): for a snapshot of a whole month (``judged_through`` its end), the
+    counts its money figures read and the windows they were counted under
+    (``monitor.sla.settled``): the previous month's ``/metrics`` lines are taken from them at
+    a start without building the month. Empty (the default, and any other snapshot): none."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,18 +57,19 @@ def load(
     conn.execute("BEGIN")  # one read snapshot of the database for every key
     try:
         wanted = set(keys)
-        stored: dict[tuple[str, str], tuple[int, int, str, bytes, int, int, str]] = {}
+        stored: dict[tuple[str, str], tuple[int, int, str, bytes, int, int, str, str]] = {}
         slas = sorted({sla for sla, _ in wanted})
         months = sorted({month for _, month in wanted})
         for lo in range(0, len(slas), _MANY):
             some = slas[lo : lo + _MANY]
-            for sla, month, seconds, through, inputs, state, lo, hi, digest in conn.execute(
+            rows = conn.execute(
                 "SELECT sla, month, bucket_seconds, judged_through, inputs, state, "
-                "verdicts_from, verdicts_through, verdicts_digest FROM month_snapshots "
+                "verdicts_from, verdicts_through, verdicts_digest, settled FROM month_snapshots "
                 f"WHERE vantage = ? AND sla IN ({','.join('?' * len(some))}) "
                 f"AND month IN ({','.join('?' * len(months))})",
                 (vantage, *some, *months),
-            ):
+            )
+            for sla, month, seconds, through, inputs, state, lo, hi, digest, settled in rows:
                 key = (str(sla), str(month))
                 if key in wanted:
                     stored[key] = (
@@ -79,18 +80,21 @@ def load(
                         int(lo),
                         int(hi),
                         str(digest),
+                        str(settled),
                     )
         guards = _guards_of(conn, vantage, [key for key in keys if key in stored])
         for key in keys:
             row = stored.get(key)
             if row is None:
                 continue
-            seconds, through, inputs, state, lo, hi, digest = row
+            seconds, through, inputs, state, lo, hi, digest, settled = row
             guard = guards.get(key, [])
             if not guard or any(spoiled or judged != through for _, judged, spoiled in guard):
                 continue
             out[key] = (
-                MonthSnapshot(key[0], key[1], seconds, through, inputs, state, lo, hi, digest),
+                MonthSnapshot(
+                    key[0], key[1], seconds, through, inputs, state, lo, hi, digest, settled
+                ),
                 tuple(sorted(target for target, _, _ in guard)),
             )
     finally:
@@ -224,13 +228,13 @@ def save(
             conn.execute(
                 "INSERT INTO month_snapshots (vantage, sla, month, bucket_seconds, "
                 "judged_through, inputs, state, verdicts_from, verdicts_through, "
-                "verdicts_digest) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "verdicts_digest, settled) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (vantage, sla, month) DO UPDATE SET "
                 "bucket_seconds = excluded.bucket_seconds, "
                 "judged_through = excluded.judged_through, inputs = excluded.inputs, "
                 "state = excluded.state, verdicts_from = excluded.verdicts_from, "
                 "verdicts_through = excluded.verdicts_through, "
-                "verdicts_digest = excluded.verdicts_digest",
+                "verdicts_digest = excluded.verdicts_digest, settled = excluded.settled",
                 (
                     vantage,
                     s.sla,
@@ -242,6 +246,7 @@ def save(
                     s.verdicts_from,
                     s.verdicts_through,
                     s.verdicts_digest,
+                    s.settled,
                 ),
             )
             written += 1
