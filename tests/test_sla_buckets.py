@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.sla.buckets import quorum_of, service_verdict, target_verdict
+from monitor.sla.buckets import _down, quorum_of, service_verdict, target_verdict
 from monitor.sla.policy import (
     BucketRule,
     BucketRuleKind,
@@ -119,3 +119,23 @@ class TestServiceVerdict:
             for worse in (s for s in (A, Q, U) if order[s] > order[state]):
                 after = service_verdict([*states[:index], worse, *states[index + 1 :]], rule)
                 assert order[after] >= order[before]
+
+
+class TestDownInIntegers:
+    @given(
+        failed=st.integers(0, 10_000),
+        extra=st.integers(0, 10_000),
+        threshold=st.fractions(min_value=Fraction(1, 10_000), max_value=1),
+    )
+    def test_equals_the_fraction_comparison(
+        self, failed: int, extra: int, threshold: Fraction
+    ) -> None:
+        """sm32 (issue 20): the failed_fraction rule compared in integers gives the exact
+        comparison of the fractions, at the boundary too."""
+        probes = max(1, failed + extra)
+        rule = BucketRule(BucketRuleKind.FAILED_FRACTION, failed_fraction=threshold)
+        failed = min(failed, probes)
+        assert _down(failed, probes, rule) == (Fraction(failed, probes) >= threshold)
+        exact = threshold * probes
+        if exact.denominator == 1:  # exactly at the threshold: down
+            assert _down(int(exact), probes, rule)

@@ -57,7 +57,12 @@ def _down(failed: int, probes: int, rule: BucketRule) -> bool:
     threshold = rule.failed_fraction
     if threshold is None:  # BucketRule.__post_init__ forbids it; kept for the type checker.
         raise ValueError("bucket rule failed_fraction: expected a threshold, got None")
-    return Fraction(failed, probes) >= threshold
+    # sm32 (issue 20): failed / probes >= n / d compared in integers (probes > 0: at least
+    # min_probes >= 1 measured), not as a Fraction made per call (~20 us, two per bucket
+    # judged; every SLA's last hour is judged before a start's first summary ends).
+    if type(threshold) is not Fraction:  # a caller's int or Decimal: compared exactly
+        return Fraction(failed, probes) >= threshold
+    return failed * threshold.denominator >= threshold.numerator * probes
 
 
 def quorum_of(rule: ServiceRule, targets: int) -> int:

@@ -40,6 +40,7 @@ from monitor.sla.exclusions import excluded_buckets
 from monitor.sla.month import (
     _NO_TALLIES,
     CompactOutages,
+    JudgedBucket,
     MonthResult,
     Outage,
     _gap_buckets,
@@ -689,6 +690,12 @@ class RunningMonth:
         errors, excused, evidence = self._errors, self._excused, self._evidence
         seen = self._seen
         canaries_moved = False
+        # sm32 (issue 20): a bucket's verdict reads nothing but its cells (and whether a gap
+        # touches it) when no location is kept: buckets holding the same tally objects (the
+        # store reads equal rows back as one, tl31) are judged once per call. The last hour
+        # of every SLA's month, judged before the first summary ends, is mostly alike.
+        judged_by_cells: dict[tuple[object, ...], JudgedBucket] = {}
+        gap_buckets = self._gap_buckets
         for index in indices:
             epoch = start + index * size
             # fs31 (issue 20): asked in C, not a generator per bucket (the last hour of
@@ -696,16 +703,26 @@ class RunningMonth:
             if any(map(operator.contains, columns, repeat(epoch))):
                 if self.first_tallied is None or index < self.first_tallied:
                     self.first_tallied = index
-                judged = judge_bucket(
-                    self.service,
-                    rule,
-                    leaves,
-                    columns,
-                    epoch,
-                    index in self._gap_buckets,
-                    located=located,
-                    size=size,
-                )
+                in_gap = index in gap_buckets
+                judged: JudgedBucket | None = None
+                key: tuple[object, ...] = ()
+                if located is None:
+                    # The cells by identity: each is held by ``columns`` for the whole call.
+                    key = (in_gap, *map(id, map(operator.methodcaller("get", epoch), columns)))
+                    judged = judged_by_cells.get(key)
+                if judged is None:
+                    judged = judge_bucket(
+                        self.service,
+                        rule,
+                        leaves,
+                        columns,
+                        epoch,
+                        in_gap,
+                        located=located,
+                        size=size,
+                    )
+                    if located is None:
+                        judged_by_cells[key] = judged
                 code = _CODE[judged.state]
                 excused_only = bool(self.canaries) and judged.excused_only
                 if judged.error_reasons:
