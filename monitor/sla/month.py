@@ -725,6 +725,30 @@ def _credit_key(credit: CreditPolicy) -> tuple[object, ...]:
     return key
 
 
+_TERMS_KEYS: dict[int, tuple[SlaPolicy, tuple[object, ...]]] = {}
+_TERMS_KEPT = 65536
+
+
+def _terms_key(policy: SlaPolicy) -> tuple[object, ...]:
+    """What of ``policy`` the money figures read (see :func:`_shared_money`), remembered per
+    object (sm32, issue 20: a Decimal's ``as_tuple`` per SLA and call was a tenth of holding
+    10,000 previous months by their counts at a start)."""
+    kept = _TERMS_KEYS.get(id(policy))
+    if kept is not None and kept[0] is policy:
+        return kept[1]
+    key = (
+        policy.unknown_policy,
+        _exact(policy.objective_percent),
+        _credit_key(policy.credit),
+        policy.timezone,
+        policy.claim_window_days,
+    )
+    if len(_TERMS_KEYS) >= _TERMS_KEPT:
+        _TERMS_KEYS.clear()
+    _TERMS_KEYS[id(policy)] = (policy, key)  # the object held: its id is not reused
+    return key
+
+
 def _shared_money(
     policy: SlaPolicy, month: Month, unavailable: int, unknown: int, denominator: int
 ) -> _Money:
@@ -738,17 +762,7 @@ def _shared_money(
     a figure taken from another SLA is the one this SLA's own would be, text included (the
     credit tier is an equal object of the other SLA's table). ``_Money`` is frozen.
     ``tests/test_sla_month.py`` holds it equal to ``_money``."""
-    key = (
-        policy.unknown_policy,
-        _exact(policy.objective_percent),
-        _credit_key(policy.credit),
-        policy.timezone,
-        policy.claim_window_days,
-        month,
-        unavailable,
-        unknown,
-        denominator,
-    )
+    key = (_terms_key(policy), month, unavailable, unknown, denominator)
     money = _MONEY.get(key)
     if money is None:
         money = _money(policy, month, unavailable, unknown, denominator)
