@@ -1153,6 +1153,8 @@ class BucketEvidence:
     def pop(self, index: int) -> None:
         """Bucket ``index``'s evidence forgotten (if it held any)."""
         at = self._at
+        if not at or index > at[-1]:
+            return  # sm32: past every bucket held (a bucket judged in order, the common call)
         pos = bisect_left(at, index)
         if pos < len(at) and at[pos] == index:
             del at[pos]
