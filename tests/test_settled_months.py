@@ -24,7 +24,9 @@ from monitor.metrics.collector import MetricsExposition
 from monitor.metrics.contract import ContractCollector
 from monitor.reports.stored import store_month_results
 from monitor.runtime.daemon import Daemon
+from monitor.runtime.sealing import held_result
 from monitor.sla.calendar import Month
+from monitor.sla.month import MonthResult
 from monitor.sla.policy import ExclusionKind, ExclusionWindow, Tally
 from monitor.sla.settled import (
     SettledCounts,
@@ -235,3 +237,25 @@ class TestStartHoldsThePreviousMonthByItsCounts:
                     await daemon.store.close()
 
         asyncio.run(run())
+
+    def test_sealing_builds_it_and_seals_the_store_s_month(self, tmp_path: Path) -> None:
+        """Sealing asks for the month (``runtime.sealing.held_result``): a settled month is
+        built from its snapshot and stands for the store's; one whose snapshot does not decode
+        gives None (sealing computes it from the store), never an error."""
+
+        async def check(lines: list[str], months: dict[str, Any], second: Daemon) -> None:
+            accounting = second.accounting
+            stored = await _stored(second)
+            first, *others = accounting.inputs.policies
+            broken = accounting._settled[first.name]
+            object.__setattr__(broken, "restore", lambda: None)
+            assert held_result(accounting, first, NOVEMBER, accounting.inputs, LATER) is None
+            assert accounting.unloaded == {first.name}
+            for policy in others:
+                assert accounting.is_settled(policy, NOVEMBER)
+                held = held_result(accounting, policy, NOVEMBER, accounting.inputs, LATER)
+                assert isinstance(held, MonthResult)
+                assert held.to_json() == stored[policy.name].to_json()
+                assert not accounting.is_settled(policy, NOVEMBER)
+
+        _saved_then_started(tmp_path, check)

@@ -56,7 +56,10 @@ def held_result(
         return None
     if mine is not policy and mine != policy:
         return None
-    known = accounting.held(policy, month)
+    try:
+        known = accounting.held(policy, month)  # sm32: a settled month is built here
+    except ValueError:  # HistoryNotLoaded: its snapshot did not decode; the store path
+        return None
     if (
         known is not None
         and known.first_tallied is None
