@@ -37,6 +37,11 @@ _STATUS_LINE = re.compile(rb"^HTTP/(\d\.\d) (\d{3})(?: [^\r\n]*)?$")
 _CHUNK_SIZE = re.compile(rb"^[0-9A-Fa-f]{1,16}$")
 _RESERVED_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 _STATUS_SPEC = re.compile(r"^([1-5])xx$|^(\d{3})(?:-(\d{3}))?$")
+# A URL ``_parse_url`` surely accepts: http(s), a host of letters, digits, dots and dashes, a
+# port of at most five digits (checked against 65535 apart), a plain path. Every target's URL
+# is checked at load (issue 20: 10,000 of them took 0.08 s through urlsplit, 0.01 s here);
+# anything else goes through ``_parse_url``, which says what is wrong with it.
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::([0-9]{1,5}))?(?:/[A-Za-z0-9._~/-]*)?")
 
 
 class BasicAuth(BaseModel):
@@ -155,7 +160,9 @@ class HttpOptions(BaseModel):
     @field_validator("url")
     @classmethod
     def _absolute_http_url(cls, value: str) -> str:
-        _parse_url(value, ValueError)
+        plain = _PLAIN_URL.fullmatch(value)
+        if plain is None or int(plain.group(1) or 0) > 65535:
+            _parse_url(value, ValueError)
         return value
 
     @field_validator("method")
