@@ -26,7 +26,7 @@ from probes.fields import SecretRef, SecretUnavailable
 from probes.rawconn import open_raw
 from probes.result import ProbeContext, ProbeResult
 from probes.tcp import Attempt, IpProtocol, ProbeDown, drop, open_stream, run_guarded
-from probes.tls import TlsOptions, client_context
+from probes.tls import DEFAULT_TLS, TlsOptions, client_context
 
 _HEAD_LIMIT = 64 * 1024
 _READ_SIZE = 64 * 1024
@@ -152,7 +152,9 @@ class HttpOptions(BaseModel):
     max_redirects: int = Field(default=10, ge=0, le=100)
     preferred_ip_protocol: IpProtocol = "any"
     ip_protocol_fallback: bool = True
-    tls: TlsOptions = Field(default_factory=TlsOptions)
+    # One default object for every target that gives no ``tls:`` (frozen, so shared, as
+    # ``slim`` would share it anyway): not one validated per target (issue 20, cl32).
+    tls: TlsOptions = Field(default_factory=lambda: DEFAULT_TLS)
     auth: HttpAuth | None = None
 
     _plan: _Plan | None = PrivateAttr(default=None)
