@@ -181,13 +181,24 @@ def _seconds(value: Any, default: float) -> float | None:
 
 def _probes_per_bucket(data: dict[str, Any]) -> list[Issue]:
     """A target probed less often than its SLAs' buckets need leaves them unknown by design."""
+    # Each written duration parsed once: 10,000 targets write the same interval (issue 20).
+    parsed: dict[str, float | None] = {}
+
+    def seconds(value: Any, default: float) -> float | None:
+        if type(value) is not str:
+            return _seconds(value, default)
+        found = parsed.get(value, -1.0)
+        if found == -1.0:
+            found = parsed[value] = _seconds(value, default)
+        return found
+
     members: dict[str, list[str]] = {}
     for _, service in _items(data, "services"):
         if isinstance(service.get("name"), str) and isinstance(service.get("targets"), list):
             members[service["name"]] = [t for t in service["targets"] if isinstance(t, str)]
     needs: dict[str, list[tuple[float, int, str]]] = {}
     for _, sla in _items(data, "slas"):
-        bucket = _seconds(sla.get("bucket"), 300.0)
+        bucket = seconds(sla.get("bucket"), 300.0)
         min_probes = sla.get("min_probes", 1)
         name = sla.get("name")
         # Out-of-range values are the model's own problems (min_probes is at most 10,000).
@@ -197,7 +208,7 @@ def _probes_per_bucket(data: dict[str, Any]) -> list[Issue]:
             needs.setdefault(member, []).append((bucket, min_probes, str(name)))
     issues: list[Issue] = []
     for index, item in _items(data, "targets"):
-        interval = _seconds(item.get("interval"), 30.0)
+        interval = seconds(item.get("interval"), 30.0)
         name = item.get("name")
         if interval is None or interval <= 0 or not isinstance(name, str) or name not in needs:
             continue
