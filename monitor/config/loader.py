@@ -533,6 +533,9 @@ def _plain_lines(text: str) -> dict[str, Any] | None:
     pending: dict[str, Any] | None = None  # a mapping whose last key has no value yet
     pending_key = ""
     pending_column = 0
+    top: Any = None  # the innermost open block (the last on ``stack``), its column, its kind
+    top_column = -1
+    in_mapping = True
     match_line = _LINE.fullmatch
     for line in text.split("\n"):
         line = line.rstrip(" ")
@@ -560,9 +563,10 @@ def _plain_lines(text: str) -> dict[str, Any] | None:
                 # alone on the next line, or a list at the key's own column, declines).
                 if dash is None and key is None:
                     return None
-                child: Any = {} if dash is None else []
-                pending[pending_key] = child
-                stack.append((column, child))
+                in_mapping = dash is None
+                top = pending[pending_key] = {} if in_mapping else []
+                top_column = column
+                stack.append((column, top))
                 if len(stack) > _LINE_DEPTH:
                     return None
             else:
@@ -571,13 +575,17 @@ def _plain_lines(text: str) -> dict[str, Any] | None:
         elif not stack:  # the first line: the root mapping, at column 0
             if column or dash is not None or key is None:
                 return None
-            stack.append((0, {}))
-        while stack[-1][0] > column:
-            stack.pop()
-        top_column, top = stack[-1]
-        if top_column != column:
-            return None  # between two blocks' columns: a continued scalar, or an error
-        if type(top) is dict:
+            top, top_column, in_mapping = {}, 0, True
+            stack.append((0, top))
+        if column != top_column:
+            # Back out of the blocks deeper than this line: it must be at one's column.
+            while stack[-1][0] > column:
+                stack.pop()
+            top_column, top = stack[-1]
+            if top_column != column:
+                return None  # between two blocks' columns: a continued scalar, or an error
+            in_mapping = type(top) is dict
+        if in_mapping:
             if dash is not None or key is None:
                 return None
             target = top
@@ -599,6 +607,7 @@ def _plain_lines(text: str) -> dict[str, Any] | None:
             stack.append((column, target))
             if len(stack) > _LINE_DEPTH:
                 return None
+            top, top_column, in_mapping = target, column, True
         fit = as_key.get(key)
         if fit is None:
             fit = key_fits(key)
