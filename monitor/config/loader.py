@@ -460,12 +460,13 @@ def _plain_value(text: str, constructor: SafeConstructor) -> Any:
 # Most of the plain read is libyaml's events themselves: PyYAML makes a Python event and two
 # marks for each of a 10,000-SLA file's 300,000 events (0.40 s of the read's 0.55 s). A file as
 # slawatch's examples and the bench write it is block mappings and lists, one key a line, with
-# plain or simply quoted scalars and one-line flow lists and mappings of such scalars: that is
-# read here straight from its lines, each scalar meaning what ``_plain_value`` says, as in the
-# event walk. Anything else (a tab, a character outside printable ASCII, a comment after a
-# value, a scalar over several lines, a line indented where YAML might read it another way,
-# anything the walk would decline) declines, and the events read the file as before:
-# ``tests/test_config_lines.py`` holds this reader equal to the event walk on any document.
+# plain or simply quoted scalars and one-line flow lists and mappings of such scalars, comments
+# on their own lines or after a value: that is read here straight from its lines, each scalar
+# meaning what ``_plain_value`` says, as in the event walk. Anything else (a tab, a character
+# outside printable ASCII, an escape, a comment that might be inside quotes, a scalar over
+# several lines, a line indented where YAML might read it another way, anything the walk would
+# decline) declines, and the events read the file as before (0.29 s instead of 0.55 s at
+# 10,000 SLAs): ``tests/test_config_lines.py`` holds this reader equal to the event walk.
 
 _KEY_TEXT = r"[A-Za-z_][A-Za-z0-9_.-]{0,127}"  # libyaml refuses a key over 1,024 characters
 # One line, spaces on its right removed: its indentation, the "- " of a list item, and either
