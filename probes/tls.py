@@ -85,6 +85,10 @@ class TlsOptions(BaseModel):
         return self
 
 
+DEFAULT_TLS = TlsOptions()
+"""The options nothing was given for, shared: an options model is frozen."""
+
+
 class TlsConfigError(OSError):
     """Raised by ``client_context`` when a configured CA, certificate or key file cannot be
     loaded: a problem of the monitor's own set-up, never evidence against the vendor.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 import struct
@@ -20,7 +21,15 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probes.http import HttpOptions, _read_body, _read_chunked, _read_head, probe
+from probes.http import (
+    _PLAIN_URL,
+    HttpOptions,
+    _parse_url,
+    _read_body,
+    _read_chunked,
+    _read_head,
+    probe,
+)
 from probes.registry import PROBE_KINDS
 from probes.result import Outcome, ProbeContext, ProbeResult
 from probes.tcp import ProbeDown
@@ -301,6 +310,23 @@ class TestHttpOptions:
             HttpOptions.model_validate(data)
         assert field in str(info.value)
         assert message in str(info.value)
+
+    @given(
+        st.from_regex(_PLAIN_URL, fullmatch=True)
+        | st.sampled_from(
+            ["http://h:65535/", "http://h:65536/", "http://h:0/", "http://:80/", "http://h:/"]
+        )
+    )
+    def test_a_url_taken_without_urlsplit_is_one_urlsplit_accepts(self, url: str) -> None:
+        """The validator skips ``_parse_url`` only for what it accepts (issue 20, cl32): a URL
+        either validates and parses, or is refused with ``_parse_url``'s own message."""
+        try:
+            expected = _parse_url(url, ValueError).text
+        except ValueError as exc:
+            with pytest.raises(pydantic.ValidationError, match=re.escape(str(exc))):
+                HttpOptions(url=url)
+        else:
+            assert HttpOptions(url=url).url == expected
 
     def test_inline_secret_is_refused(self) -> None:
         """A password written inline (not an env/file reference) does not validate."""

@@ -195,9 +195,20 @@ def _check_non_negative(value: Decimal) -> Decimal:
 
 
 def _check_amount_places(value: Decimal) -> Decimal:
+    # Remembered by spelling (a Decimal's text is its digits and exponent, so its places):
+    # 10,000 SLAs write the same fee (issue 20, cl32).
+    text = str(value)
+    if text in _FEW_PLACES:
+        return value
     if decimal_places(value) > MAX_AMOUNT_PLACES:
         raise ValueError(f"must have at most {MAX_AMOUNT_PLACES} decimal places")
+    if len(_FEW_PLACES) < _MEMO_LIMIT:
+        _FEW_PLACES.add(text)
     return value
+
+
+_FEW_PLACES: set[str] = set()
+"""Amounts' texts found to have at most ``MAX_AMOUNT_PLACES`` places."""
 
 
 Amount = Annotated[

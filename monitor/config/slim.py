@@ -49,11 +49,20 @@ class _Slimmer:
         # Types :meth:`value` returns as they are (numbers, enums, mappings, paths): the
         # walk skips them without a call. Grown as :meth:`value` meets them.
         self._atoms: set[type] = set(_ATOMS)
+        # Objects below the sections' items already walked, by identity: id -> (the object, kept
+        # alive so that its id is not reused, and what it became). A credit table written alike
+        # is one tuple for every SLA (``SlaConfig``) and each target's default TLS options one
+        # object (``probes.http``): walked once, not 10,000 times (issue 20, cl32).
+        self._walked: dict[int, tuple[Any, Any]] = {}
 
     def model(self, model: BaseModel, *, depth: int) -> BaseModel:
         """``model`` walked (its values slimmed), or an equal one seen before. ``depth`` 0 is
         the configuration, 1 its sections' items (each target, service, SLA: unique names,
         so walked and never looked up)."""
+        if depth >= 2:
+            walked = self._walked.get(id(model))
+            if walked is not None:
+                return walked[1]  # type: ignore[no-any-return]
         values = model.__dict__
         for name, value in values.items():
             # Issue 20 (start-up): most values are None, numbers, enums or strings; settled
@@ -79,9 +88,11 @@ class _Slimmer:
         try:
             # Keyed with the fields given too: pydantic's equality leaves them out, and a dump
             # with exclude_unset reads them.
-            return self._models.setdefault((model, key), model)
+            slimmer = self._models.setdefault((model, key), model)
         except TypeError:  # a field holds an unhashable value (a mapping): not shared
-            return model
+            slimmer = model
+        self._walked[id(model)] = (model, slimmer)
+        return slimmer
 
     def value(self, value: Any, *, depth: int) -> Any:
         kind = type(value)
@@ -97,8 +108,14 @@ class _Slimmer:
         if kind is tuple:
             if not value:
                 return value
+            walked = self._walked.get(id(value)) if depth >= 2 else None
+            if walked is not None:
+                return walked[1]
             items = tuple([self.value(item, depth=depth) for item in value])
-            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+            slimmer = value if all(a is b for a, b in zip(items, value, strict=True)) else items
+            if depth >= 2:
+                self._walked[id(value)] = (value, slimmer)
+            return slimmer
         if kind is list:
             for index, item in enumerate(value):
                 slimmer = self.value(item, depth=depth)
