@@ -171,15 +171,12 @@ class TestRestartFromSnapshots:
                 await second._summarise()
                 assert accounting.built(policy, MONTH.previous())
                 assert not accounting.unloaded
-                with capture_logs() as logs:
-                    with pytest.raises(HistoryNotLoaded):
-                        accounting.month_result(policy, NOW, MONTH.previous())
+                with capture_logs() as logs, pytest.raises(HistoryNotLoaded):
+                    accounting.month_result(policy, NOW, MONTH.previous())
                 assert [e["event"] for e in logs] == ["month_snapshot_unreadable"]
                 assert accounting.unloaded == {cut_sla}
                 assert second.snapshots.restored == months - 2
-                (answer,) = await daemon_month_results(
-                    second, [policy], str(MONTH.previous()), NOW
-                )
+                (answer,) = await daemon_month_results(second, [policy], str(MONTH.previous()), NOW)
                 key = f"{cut_sla} {MONTH.previous()}"
                 assert (answer.to_json(), tuple(answer.states)) == expected[key]
                 await second._summarise()  # reads it back from the tallies

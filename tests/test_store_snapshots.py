@@ -7,7 +7,6 @@ before): the backend test below holds that it does not claim to."""
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import AsyncIterator
 from pathlib import Path
 
