@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -313,7 +313,10 @@ class TargetFamilies:
         self._size = RENDER_CHUNK
         self._positions: dict[str, int] = {}
         self._names: list[str] = []
-        self._labels: list[tuple[str, str]] = []
+        self._kinds: list[tuple[str, str]] = []
+        """Each target's (kind, role)."""
+        self._labels: list[_TargetLabels | None] = []
+        """Each target's labels written (None: not yet)."""
         self._lasts: list[ProbeResult | None] = []
         """Each target's last result its lines were written from (its identity says whether
         the counts moved too: recording a result replaces ``last`` and bumps them together)."""
@@ -324,8 +327,9 @@ class TargetFamilies:
         """Per chunk of targets, per family, its targets' lines joined and encoded."""
         self._todo: set[int] = set()
         """Targets to read again (kept here, not in the scrape: one cancelled loses none)."""
-        self._dirty: set[tuple[int, int]] = set()
-        """(chunk, family) whose text moved and is to be joined again."""
+        self._dirty: set[int] = set()
+        """The (chunk, family) whose text moved and is to be joined again, each as
+        ``chunk * families + family``."""
 
     @property
     def warming(self) -> bool:
@@ -391,13 +395,15 @@ class TargetFamilies:
         self._feed.take()  # every target is read below
         targets = d.config.targets
         self._targets = targets
-        old_positions, old_labels, old_lasts = self._positions, self._labels, self._lasts
+        old_positions, old_kinds, old_lasts = self._positions, self._kinds, self._lasts
+        old_labels = self._labels
         old_written, old_columns = self._written, self._columns
         size = self._size = RENDER_CHUNK
         count = len(targets)
         families = len(_TARGET_HEADERS)
         names = [target.name for target in targets]
-        labels: list[tuple[str, str]] = [(target.kind, target.role) for target in targets]
+        kinds: list[tuple[str, str]] = [(target.kind, target.role) for target in targets]
+        labels: list[_TargetLabels | None] = [None] * count
         statuses = state.targets
         lasts: list[ProbeResult | None] = [None] * count
         written = [False] * count
@@ -407,12 +413,11 @@ class TargetFamilies:
             old = old_positions.get(name)
             status = statuses.get(name)
             last = None if status is None else status.last
-            if (
-                old is not None
-                and old_written[old]
-                and old_lasts[old] is last
-                and old_labels[old] == labels[position]
-            ):
+            if old is None or old_kinds[old] != kinds[position]:
+                todo.add(position)
+                continue
+            labels[position] = old_labels[old]
+            if old_written[old] and old_lasts[old] is last:
                 lasts[position] = last
                 written[position] = True
                 for family in range(families):
@@ -420,11 +425,11 @@ class TargetFamilies:
             else:
                 todo.add(position)
         self._positions = {name: position for position, name in enumerate(names)}
-        self._names, self._labels, self._lasts = names, labels, lasts
+        self._names, self._kinds, self._labels, self._lasts = names, kinds, labels, lasts
         self._written, self._columns, self._todo = written, columns, todo
         chunks = -(-count // size)
         self._chunks = [[b""] * families for _ in range(chunks)]
-        self._dirty = {(chunk, family) for chunk in range(chunks) for family in range(families)}
+        self._dirty = set(range(chunks * families))
 
     def _collect(self) -> None:
         """Flag the targets a result was recorded for (or forgotten) since the last scrape."""
@@ -446,6 +451,7 @@ class TargetFamilies:
         statuses = self._daemon.state.targets
         names, labels, lasts, written = self._names, self._labels, self._lasts, self._written
         columns, dirty, size = self._columns, self._dirty, self._size
+        families = len(columns)
         done = 0
         while todo:
             if done == RENDER_CHUNK:
@@ -463,12 +469,16 @@ class TargetFamilies:
                 continue
             lasts[position] = last
             written[position] = True
-            chunk = position // size
-            for family, text in enumerate(_target_blocks(name, *labels[position], status)):
+            base = position // size * families
+            target = labels[position]
+            if target is None:
+                kind, role = self._kinds[position]
+                target = labels[position] = _target_labels(name, kind, role)
+            for family, text in enumerate(_target_blocks(target, status)):
                 column = columns[family]
                 if column[position] != text:
                     column[position] = text
-                    dirty.add((chunk, family))
+                    dirty.add(base + family)
         return True
 
     async def _join(self) -> None:
@@ -481,7 +491,7 @@ class TargetFamilies:
             if time.perf_counter() - mark > SLICE_SECONDS:
                 await asyncio.sleep(0)
                 mark = time.perf_counter()
-            chunk, family = dirty.pop()
+            chunk, family = divmod(dirty.pop(), len(columns))
             start = chunk * size
             chunks[chunk][family] = "".join(columns[family][start : start + size]).encode("utf-8")
 
@@ -517,40 +527,93 @@ _ENCODED_TARGET_HEADERS = tuple(header.encode("utf-8") for header in _TARGET_HEA
 _ZERO_OUTCOMES = dict.fromkeys(Outcome, 0)
 
 
-def _target_blocks(name: str, kind: str, role: str, status: TargetStatus | None) -> tuple[str, ...]:
-    """One text block per family in ``_TARGET_HEADERS`` order (empty when it has no sample).
+_OUTCOME_INDEX = {outcome: index for index, outcome in enumerate(Outcome)}
+_DETAIL_INDEX = {key: index for index, (_, key, _) in enumerate(DETAIL_GAUGES)}
+_NO_DETAILS = ("",) * len(DETAIL_GAUGES)
+_PHASE_LABELS: dict[str, str] = {}
 
-    Label names are sorted, as ``generate_latest`` writes them: kind, outcome|phase, role,
-    target.
-    """
+
+class _TargetLabels(NamedTuple):
+    """One target's lines up to their values: its labels written once, not at each of its
+    results (ps32, issue 20: escaping and placing the three labels in each of a target's
+    ~12 lines was half of writing them)."""
+
+    name: str
+    success: str
+    duration: str
+    phase_head: str
+    """Up to the phase's label value (then ``",`` and ``tail``)."""
+    tail: str
+    last_run: str
+    totals: tuple[str, ...]
+    """Per outcome, in ``Outcome``'s order."""
+    details: tuple[str, ...]
+    """Per ``DETAIL_GAUGES`` entry."""
+
+
+def _target_labels(name: str, kind: str, role: str) -> _TargetLabels:
+    """Label names sorted, as ``generate_latest`` writes them: kind, outcome|phase, role,
+    target."""
     head = f'{{kind="{_label_value(kind)}",'
     tail = f'role="{_label_value(role)}",target="{_label_value(name)}"}}'
     labels = head + tail
+    return _TargetLabels(
+        name,
+        f"slawatch_probe_success{labels} ",
+        f"slawatch_probe_duration_seconds{labels} ",
+        f'slawatch_probe_phase_seconds{head}phase="',
+        tail,
+        f"slawatch_probe_last_run_timestamp_seconds{labels} ",
+        tuple(f'slawatch_probes_total{head}outcome="{o.value}",{tail} ' for o in Outcome),
+        tuple(f"{metric}{labels} " for metric, _, _ in DETAIL_GAUGES),
+    )
+
+
+def _phase_label(phase: str) -> str:
+    """A phase's label value escaped, remembered (a handful of phase names)."""
+    text = _PHASE_LABELS.get(phase)
+    if text is None:
+        text = _label_value(phase)
+        if len(_PHASE_LABELS) < 1000:
+            _PHASE_LABELS[phase] = text
+    return text
+
+
+def _target_blocks(target: _TargetLabels, status: TargetStatus | None) -> tuple[str, ...]:
+    """One text block per family in ``_TARGET_HEADERS`` order (empty when it has no
+    sample)."""
     outcomes = status.outcomes if status is not None else _ZERO_OUTCOMES
+    prefixes = target.totals
     totals = "".join(
-        f'slawatch_probes_total{head}outcome="{outcome.value}",{tail} {_num(count)}\n'
-        for outcome, count in outcomes.items()
+        [
+            f"{prefixes[_OUTCOME_INDEX[outcome]]}{_num(count)}\n"
+            for outcome, count in outcomes.items()
+        ]
     )
     last = status.last if status is not None else None
     if last is None:
-        return ("", "", "", totals, "", *("" for _ in DETAIL_GAUGES))
-    details = []
-    for metric, key, _ in DETAIL_GAUGES:
-        value = last.details.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            details.append(f"{metric}{labels} {_num(value)}\n")
-        else:
-            details.append("")
+        return ("", "", "", totals, "", *_NO_DETAILS)
+    details = list(_NO_DETAILS)
+    if last.details:
+        prefixes = target.details
+        # The details the result holds, each in its family's place: the same lines as asking
+        # for every family's key in turn (a result holds a few of the nine).
+        for key, value in last.details.items():
+            index = _DETAIL_INDEX.get(key)
+            if index is not None and isinstance(value, int | float) and not isinstance(value, bool):
+                details[index] = f"{prefixes[index]}{_num(value)}\n"
+    head, tail = target.phase_head, target.tail
     return (
-        f"slawatch_probe_success{labels} {'1.0' if last.ok else '0.0'}\n",
-        f"slawatch_probe_duration_seconds{labels} {_num(last.duration_seconds)}\n",
+        f"{target.success}{'1.0' if last.ok else '0.0'}\n",
+        f"{target.duration}{_num(last.duration_seconds)}\n",
         "".join(
-            f'slawatch_probe_phase_seconds{head}phase="{_label_value(phase)}",{tail} '
-            f"{_num(seconds)}\n"
-            for phase, seconds in last.phases.items()
+            [
+                f'{head}{_phase_label(phase)}",{tail} {_num(seconds)}\n'
+                for phase, seconds in last.phases.items()
+            ]
         ),
         totals,
-        f"slawatch_probe_last_run_timestamp_seconds{labels} {_num(last.started_at)}\n",
+        f"{target.last_run}{_num(last.started_at)}\n",
         *details,
     )
 

@@ -107,14 +107,25 @@ class LiveState:
         self.results_after_eviction = 0
         """Results whose bucket had already left memory: not counted (see record)."""
         # Held weakly, as the accounting's change feeds: a renderer dropped stops being fed.
-        self._feeds: weakref.WeakSet[TargetFeed] = weakref.WeakSet()
+        # A tuple of references rather than a WeakSet: ``record`` walks it at every result
+        # and a WeakSet's iteration guard cost more than the adds (ps32).
+        self._feeds: tuple[weakref.ref[TargetFeed], ...] = ()
 
     def watch(self) -> TargetFeed:
         """A new feed of the targets whose status changes from now on (``record``,
         ``forget_targets``): what is in ``targets`` now is the consumer's to read."""
         feed = TargetFeed()
-        self._feeds.add(feed)
+        self._feeds = (*self._feeds, weakref.ref(feed, self._unwatch))
         return feed
+
+    def _unwatch(self, gone: weakref.ref[TargetFeed]) -> None:
+        self._feeds = tuple(ref for ref in self._feeds if ref is not gone)
+
+    def _changed(self, name: str) -> None:
+        for ref in self._feeds:
+            feed = ref()
+            if feed is not None:
+                feed.names.add(name)
 
     def set_canaries(self, intervals: Mapping[str, float]) -> None:
         """The canary targets and their intervals (the tolerance around a failed probe)."""
@@ -130,8 +141,8 @@ class LiveState:
             status = self.targets[result.target] = TargetStatus()
         status.last = result
         status.outcomes[result.outcome] += 1
-        for feed in self._feeds:
-            feed.names.add(result.target)
+        if self._feeds:
+            self._changed(result.target)
         lengths = tuple(bucket_lengths)
         vendor_failure = not result.ok and (
             side_of(result.outcome, result.reason or result.outcome.value) is Side.VENDOR
@@ -351,8 +362,7 @@ class LiveState:
         for name in list(self.targets):
             if name not in keep:
                 del self.targets[name]
-                for feed in self._feeds:
-                    feed.names.add(name)
+                self._changed(name)
 
 
 def add_result(tally: Tally | None, result: ProbeResult, *, excused: bool = False) -> Tally:
