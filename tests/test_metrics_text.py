@@ -10,7 +10,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -90,10 +90,18 @@ NAMES = ["a", "b", 'q"\\x\n', "d", "e", "f", "g"]
 DETAILS: list[dict[str, Any]] = [
     {},
     {"status_code": 200},
+    {"status_code": 503},
     {"status_code": 503, "certificate_expiry_timestamp": 1.8e9, "flag": True},
     {"mos": 4.25, "rtp_jitter_seconds": float("nan"), "sip_status": 1e20},
 ]
 """Target names (one with the characters a label value escapes) and the details drawn."""
+RESULTS = st.tuples(
+    st.just("result"),
+    st.sampled_from(NAMES[:3]) | st.sampled_from(NAMES),
+    st.sampled_from(list(Outcome)),
+    st.integers(0, len(DETAILS) - 1),
+    st.floats(0, 2e9, allow_nan=False),
+)
 
 
 class TestTargetFamilies:
@@ -133,17 +141,18 @@ class TestTargetFamilies:
         state.record(result("never", Outcome.UP, 1_795_000_031.0, rtp_packets_received=7), ())
         assert asyncio.run(families.render()).encode() == generate_latest(registry)
 
-    @settings(max_examples=80, deadline=None)
+    @settings(max_examples=200, deadline=None)
+    # A status code moving under the same detail keys (the lines kept when they are equal).
+    @example(
+        [("result", "a", Outcome.UP, 1, 0.0), ("scrape",), ("result", "a", Outcome.UP, 2, 0.0)]
+    )
     @given(
         st.lists(
             st.one_of(
-                st.tuples(
-                    st.just("result"),
-                    st.sampled_from(NAMES),
-                    st.sampled_from(list(Outcome)),
-                    st.integers(0, len(DETAILS) - 1),
-                    st.floats(0, 2e9, allow_nan=False),
-                ),
+                RESULTS,
+                RESULTS,  # results (and scrapes) drawn more often than the rest
+                RESULTS,
+                st.tuples(st.just("scrape")),
                 st.tuples(st.just("scrape")),
                 st.tuples(st.just("interrupted")),
                 st.tuples(st.just("forget"), st.lists(st.sampled_from(NAMES), unique=True)),

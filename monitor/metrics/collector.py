@@ -321,6 +321,8 @@ class TargetFamilies:
         """Each target's last result its lines were written from (its identity says whether
         the counts moved too: recording a result replaces ``last`` and bumps them together)."""
         self._written: list[bool] = []
+        self._rows: list[tuple[str, ...]] = []
+        """Each target's lines, one block per family (the same strings as the columns)."""
         self._columns: list[list[str]] = []
         """Per family, each target's lines (in the configuration's order)."""
         self._chunks: list[list[bytes]] = []
@@ -397,7 +399,7 @@ class TargetFamilies:
         self._targets = targets
         old_positions, old_kinds, old_lasts = self._positions, self._kinds, self._lasts
         old_labels = self._labels
-        old_written, old_columns = self._written, self._columns
+        old_written, old_columns, old_rows = self._written, self._columns, self._rows
         size = self._size = RENDER_CHUNK
         count = len(targets)
         families = len(_TARGET_HEADERS)
@@ -407,6 +409,7 @@ class TargetFamilies:
         statuses = state.targets
         lasts: list[ProbeResult | None] = [None] * count
         written = [False] * count
+        rows: list[tuple[str, ...]] = [()] * count
         columns = [[""] * count for _ in range(families)]
         todo: set[int] = set()
         for position, name in enumerate(names):
@@ -420,13 +423,14 @@ class TargetFamilies:
             if old_written[old] and old_lasts[old] is last:
                 lasts[position] = last
                 written[position] = True
+                rows[position] = old_rows[old]
                 for family in range(families):
                     columns[family][position] = old_columns[family][old]
             else:
                 todo.add(position)
         self._positions = {name: position for position, name in enumerate(names)}
         self._names, self._kinds, self._labels, self._lasts = names, kinds, labels, lasts
-        self._written, self._columns, self._todo = written, columns, todo
+        self._written, self._rows, self._columns, self._todo = written, rows, columns, todo
         chunks = -(-count // size)
         self._chunks = [[b""] * families for _ in range(chunks)]
         self._dirty = set(range(chunks * families))
@@ -450,6 +454,7 @@ class TargetFamilies:
         todo = self._todo
         statuses = self._daemon.state.targets
         names, labels, lasts, written = self._names, self._labels, self._lasts, self._written
+        rows = self._rows
         columns, dirty, size = self._columns, self._dirty, self._size
         families = len(columns)
         done = 0
@@ -465,7 +470,8 @@ class TargetFamilies:
             name = names[position]
             status = statuses.get(name)
             last = None if status is None else status.last
-            if written[position] and lasts[position] is last:
+            before = lasts[position] if written[position] else None
+            if written[position] and before is last:
                 continue
             lasts[position] = last
             written[position] = True
@@ -474,10 +480,11 @@ class TargetFamilies:
             if target is None:
                 kind, role = self._kinds[position]
                 target = labels[position] = _target_labels(name, kind, role)
-            for family, text in enumerate(_target_blocks(target, status)):
-                column = columns[family]
-                if column[position] != text:
-                    column[position] = text
+            old = rows[position]
+            row = rows[position] = _target_blocks(target, status, before, old)
+            for family, text in enumerate(row):
+                if text != (old[family] if old else ""):
+                    columns[family][position] = text
                     dirty.add(base + family)
         return True
 
@@ -539,7 +546,8 @@ class _TargetLabels(NamedTuple):
     ~12 lines was half of writing them)."""
 
     name: str
-    success: str
+    success: tuple[str, str]
+    """The whole line when the probe failed, then when it succeeded."""
     duration: str
     phase_head: str
     """Up to the phase's label value (then ``",`` and ``tail``)."""
@@ -559,7 +567,7 @@ def _target_labels(name: str, kind: str, role: str) -> _TargetLabels:
     labels = head + tail
     return _TargetLabels(
         name,
-        f"slawatch_probe_success{labels} ",
+        (f"slawatch_probe_success{labels} 0.0\n", f"slawatch_probe_success{labels} 1.0\n"),
         f"slawatch_probe_duration_seconds{labels} ",
         f'slawatch_probe_phase_seconds{head}phase="',
         tail,
@@ -579,9 +587,19 @@ def _phase_label(phase: str) -> str:
     return text
 
 
-def _target_blocks(target: _TargetLabels, status: TargetStatus | None) -> tuple[str, ...]:
+def _target_blocks(
+    target: _TargetLabels,
+    status: TargetStatus | None,
+    before: ProbeResult | None = None,
+    lines: Sequence[str] = (),
+) -> tuple[str, ...]:
     """One text block per family in ``_TARGET_HEADERS`` order (empty when it has no
-    sample)."""
+    sample).
+
+    ``before``: the target's previous last result, ``lines`` the blocks written from it. A
+    block whose values did not move is kept as written (ps32, issue 20: a new result of an
+    HTTP target moves its duration, phases, counts and start, rarely its success or its
+    status code)."""
     outcomes = status.outcomes if status is not None else _ZERO_OUTCOMES
     prefixes = target.totals
     totals = "".join(
@@ -593,18 +611,26 @@ def _target_blocks(target: _TargetLabels, status: TargetStatus | None) -> tuple[
     last = status.last if status is not None else None
     if last is None:
         return ("", "", "", totals, "", *_NO_DETAILS)
-    details = list(_NO_DETAILS)
-    if last.details:
-        prefixes = target.details
-        # The details the result holds, each in its family's place: the same lines as asking
-        # for every family's key in turn (a result holds a few of the nine).
-        for key, value in last.details.items():
-            index = _DETAIL_INDEX.get(key)
-            if index is not None and isinstance(value, int | float) and not isinstance(value, bool):
-                details[index] = f"{prefixes[index]}{_num(value)}\n"
+    if before is not None and last.details == before.details:
+        details: Sequence[str] = lines[5:]
+    else:
+        found = list(_NO_DETAILS)
+        if last.details:
+            prefixes = target.details
+            # The details the result holds, each in its family's place: the same lines as
+            # asking for every family's key in turn (a result holds a few of the nine).
+            for key, value in last.details.items():
+                index = _DETAIL_INDEX.get(key)
+                if (
+                    index is not None
+                    and isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                ):
+                    found[index] = f"{prefixes[index]}{_num(value)}\n"
+        details = found
     head, tail = target.phase_head, target.tail
     return (
-        f"{target.success}{'1.0' if last.ok else '0.0'}\n",
+        target.success[last.ok],
         f"{target.duration}{_num(last.duration_seconds)}\n",
         "".join(
             [
