@@ -482,8 +482,13 @@ class TargetFamilies:
                 target = labels[position] = _target_labels(name, kind, role)
             old = rows[position]
             row = rows[position] = _target_blocks(target, status, before, old)
+            if not old:  # its first lines (a start, a reload): every family's text moves
+                for family, text in enumerate(row):
+                    columns[family][position] = text
+                dirty.update(range(base, base + families))
+                continue
             for family, text in enumerate(row):
-                if text != (old[family] if old else ""):
+                if text != old[family]:
                     columns[family][position] = text
                     dirty.add(base + family)
         return True
@@ -537,6 +542,8 @@ _ZERO_OUTCOMES = dict.fromkeys(Outcome, 0)
 _OUTCOME_INDEX = {outcome: index for index, outcome in enumerate(Outcome)}
 _DETAIL_INDEX = {key: index for index, (_, key, _) in enumerate(DETAIL_GAUGES)}
 _NO_DETAILS = ("",) * len(DETAIL_GAUGES)
+_DETAIL_METRICS = tuple(metric for metric, _, _ in DETAIL_GAUGES)
+_OUTCOMES = tuple(outcome.value for outcome in Outcome)
 _PHASE_LABELS: dict[str, str] = {}
 
 
@@ -555,8 +562,8 @@ class _TargetLabels(NamedTuple):
     last_run: str
     totals: tuple[str, ...]
     """Per outcome, in ``Outcome``'s order."""
-    details: tuple[str, ...]
-    """Per ``DETAIL_GAUGES`` entry."""
+    labels: str
+    """For the detail families (written at a start, then rarely: see ``_target_blocks``)."""
 
 
 def _target_labels(name: str, kind: str, role: str) -> _TargetLabels:
@@ -572,8 +579,8 @@ def _target_labels(name: str, kind: str, role: str) -> _TargetLabels:
         f'slawatch_probe_phase_seconds{head}phase="',
         tail,
         f"slawatch_probe_last_run_timestamp_seconds{labels} ",
-        tuple(f'slawatch_probes_total{head}outcome="{o.value}",{tail} ' for o in Outcome),
-        tuple(f"{metric}{labels} " for metric, _, _ in DETAIL_GAUGES),
+        tuple([f'slawatch_probes_total{head}outcome="{value}",{tail} ' for value in _OUTCOMES]),
+        labels,
     )
 
 
@@ -616,7 +623,7 @@ def _target_blocks(
     else:
         found = list(_NO_DETAILS)
         if last.details:
-            prefixes = target.details
+            labels = target.labels
             # The details the result holds, each in its family's place: the same lines as
             # asking for every family's key in turn (a result holds a few of the nine).
             for key, value in last.details.items():
@@ -626,7 +633,7 @@ def _target_blocks(
                     and isinstance(value, int | float)
                     and not isinstance(value, bool)
                 ):
-                    found[index] = f"{prefixes[index]}{_num(value)}\n"
+                    found[index] = f"{_DETAIL_METRICS[index]}{labels} {_num(value)}\n"
         details = found
     head, tail = target.phase_head, target.tail
     return (
