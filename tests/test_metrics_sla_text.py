@@ -700,9 +700,9 @@ class TestReadyAfterTheText:
             monkeypatch.setattr(d.accounting, "month_result", counted_month)
             target_blocks = collector._target_blocks
 
-            def counted_blocks(target: Any, *args: Any) -> tuple[str, ...]:
-                evaluated.append(("target", target.name))
-                return target_blocks(target, *args)
+            def counted_blocks(name: str, *args: Any) -> tuple[str, ...]:
+                evaluated.append(("target", name))
+                return target_blocks(name, *args)
 
             monkeypatch.setattr(collector, "_target_blocks", counted_blocks)
             for kind in ("set_result", "up_line", "bucket_lines", "outage_line", "claim_line"):

@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from importlib import metadata
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -37,6 +37,7 @@ from monitor.runtime.state import TargetFeed, TargetStatus
 from probes.result import Outcome, ProbeResult
 
 if TYPE_CHECKING:
+    from monitor.config.model import TargetConfig
     from monitor.runtime.view import DaemonView
 
 
@@ -308,15 +309,11 @@ class TargetFamilies:
         self._lock = asyncio.Lock()
         self._state: object = None
         self._feed: TargetFeed | None = None
-        self._targets: object = None
+        self._targets: Sequence[TargetConfig] = ()
         """The configuration's targets the positions below are of (replaced: read again)."""
         self._size = RENDER_CHUNK
         self._positions: dict[str, int] = {}
         self._names: list[str] = []
-        self._kinds: list[tuple[str, str]] = []
-        """Each target's (kind, role)."""
-        self._labels: list[_TargetLabels | None] = []
-        """Each target's labels written (None: not yet)."""
         self._lasts: list[ProbeResult | None] = []
         """Each target's last result its lines were written from (its identity says whether
         the counts moved too: recording a result replaces ``last`` and bumps them together)."""
@@ -396,16 +393,12 @@ class TargetFamilies:
             self._feed = state.watch()
         self._feed.take()  # every target is read below
         targets = d.config.targets
-        self._targets = targets
-        old_positions, old_kinds, old_lasts = self._positions, self._kinds, self._lasts
-        old_labels = self._labels
+        old_positions, old_targets, old_lasts = self._positions, self._targets, self._lasts
         old_written, old_columns, old_rows = self._written, self._columns, self._rows
         size = self._size = RENDER_CHUNK
         count = len(targets)
         families = len(_TARGET_HEADERS)
         names = [target.name for target in targets]
-        kinds: list[tuple[str, str]] = [(target.kind, target.role) for target in targets]
-        labels: list[_TargetLabels | None] = [None] * count
         statuses = state.targets
         lasts: list[ProbeResult | None] = [None] * count
         written = [False] * count
@@ -416,10 +409,13 @@ class TargetFamilies:
             old = old_positions.get(name)
             status = statuses.get(name)
             last = None if status is None else status.last
-            if old is None or old_kinds[old] != kinds[position]:
+            target = targets[position]
+            if old is None or (old_targets[old].kind, old_targets[old].role) != (
+                target.kind,
+                target.role,
+            ):
                 todo.add(position)
                 continue
-            labels[position] = old_labels[old]
             if old_written[old] and old_lasts[old] is last:
                 lasts[position] = last
                 written[position] = True
@@ -429,7 +425,7 @@ class TargetFamilies:
             else:
                 todo.add(position)
         self._positions = {name: position for position, name in enumerate(names)}
-        self._names, self._kinds, self._labels, self._lasts = names, kinds, labels, lasts
+        self._targets, self._names, self._lasts = targets, names, lasts
         self._written, self._rows, self._columns, self._todo = written, rows, columns, todo
         chunks = -(-count // size)
         self._chunks = [[b""] * families for _ in range(chunks)]
@@ -453,7 +449,7 @@ class TargetFamilies:
         state) changed while it yielded."""
         todo = self._todo
         statuses = self._daemon.state.targets
-        names, labels, lasts, written = self._names, self._labels, self._lasts, self._written
+        names, targets, lasts, written = self._names, self._targets, self._lasts, self._written
         rows = self._rows
         columns, dirty, size = self._columns, self._dirty, self._size
         families = len(columns)
@@ -476,12 +472,11 @@ class TargetFamilies:
             lasts[position] = last
             written[position] = True
             base = position // size * families
-            target = labels[position]
-            if target is None:
-                kind, role = self._kinds[position]
-                target = labels[position] = _target_labels(name, kind, role)
             old = rows[position]
-            row = rows[position] = _target_blocks(target, status, before, old)
+            target = targets[position]
+            row = rows[position] = _target_blocks(
+                name, target.kind, target.role, status, before, old
+            )
             if not old:  # its first lines (a start, a reload): every family's text moves
                 for family, text in enumerate(row):
                     columns[family][position] = text
@@ -539,63 +534,28 @@ _ENCODED_TARGET_HEADERS = tuple(header.encode("utf-8") for header in _TARGET_HEA
 _ZERO_OUTCOMES = dict.fromkeys(Outcome, 0)
 
 
-_OUTCOME_INDEX = {outcome: index for index, outcome in enumerate(Outcome)}
 _DETAIL_INDEX = {key: index for index, (_, key, _) in enumerate(DETAIL_GAUGES)}
 _NO_DETAILS = ("",) * len(DETAIL_GAUGES)
 _DETAIL_METRICS = tuple(metric for metric, _, _ in DETAIL_GAUGES)
-_OUTCOMES = tuple(outcome.value for outcome in Outcome)
-_PHASE_LABELS: dict[str, str] = {}
+_OUTCOME_VALUES = {outcome: outcome.value for outcome in Outcome}
+_ESCAPED: dict[str, str] = {}
 
 
-class _TargetLabels(NamedTuple):
-    """One target's lines up to their values: its labels written once, not at each of its
-    results (ps32, issue 20: escaping and placing the three labels in each of a target's
-    ~12 lines was half of writing them)."""
-
-    name: str
-    success: tuple[str, str]
-    """The whole line when the probe failed, then when it succeeded."""
-    duration: str
-    phase_head: str
-    """Up to the phase's label value (then ``",`` and ``tail``)."""
-    tail: str
-    last_run: str
-    totals: tuple[str, ...]
-    """Per outcome, in ``Outcome``'s order."""
-    labels: str
-    """For the detail families (written at a start, then rarely: see ``_target_blocks``)."""
-
-
-def _target_labels(name: str, kind: str, role: str) -> _TargetLabels:
-    """Label names sorted, as ``generate_latest`` writes them: kind, outcome|phase, role,
-    target."""
-    head = f'{{kind="{_label_value(kind)}",'
-    tail = f'role="{_label_value(role)}",target="{_label_value(name)}"}}'
-    labels = head + tail
-    return _TargetLabels(
-        name,
-        (f"slawatch_probe_success{labels} 0.0\n", f"slawatch_probe_success{labels} 1.0\n"),
-        f"slawatch_probe_duration_seconds{labels} ",
-        f'slawatch_probe_phase_seconds{head}phase="',
-        tail,
-        f"slawatch_probe_last_run_timestamp_seconds{labels} ",
-        tuple([f'slawatch_probes_total{head}outcome="{value}",{tail} ' for value in _OUTCOMES]),
-        labels,
-    )
-
-
-def _phase_label(phase: str) -> str:
-    """A phase's label value escaped, remembered (a handful of phase names)."""
-    text = _PHASE_LABELS.get(phase)
-    if text is None:
-        text = _label_value(phase)
-        if len(_PHASE_LABELS) < 1000:
-            _PHASE_LABELS[phase] = text
-    return text
+def _escaped(text: str) -> str:
+    """A kind's, role's or phase's label value escaped, remembered (a handful of values;
+    target names, one each, are escaped as they are written)."""
+    escaped = _ESCAPED.get(text)
+    if escaped is None:
+        escaped = _label_value(text)
+        if len(_ESCAPED) < 1000:
+            _ESCAPED[text] = escaped
+    return escaped
 
 
 def _target_blocks(
-    target: _TargetLabels,
+    name: str,
+    kind: str,
+    role: str,
     status: TargetStatus | None,
     before: ProbeResult | None = None,
     lines: Sequence[str] = (),
@@ -606,47 +566,52 @@ def _target_blocks(
     ``before``: the target's previous last result, ``lines`` the blocks written from it. A
     block whose values did not move is kept as written (ps32, issue 20: a new result of an
     HTTP target moves its duration, phases, counts and start, rarely its success or its
-    status code)."""
+    status code).
+
+    Label names are sorted, as ``generate_latest`` writes them: kind, outcome|phase, role,
+    target.
+    """
+    head = f'{{kind="{_escaped(kind)}",'
+    tail = f'role="{_escaped(role)}",target="{_label_value(name)}"}}'
     outcomes = status.outcomes if status is not None else _ZERO_OUTCOMES
-    prefixes = target.totals
     totals = "".join(
         [
-            f"{prefixes[_OUTCOME_INDEX[outcome]]}{_num(count)}\n"
+            f'slawatch_probes_total{head}outcome="{_OUTCOME_VALUES[outcome]}",{tail} '
+            f"{_num(count)}\n"
             for outcome, count in outcomes.items()
         ]
     )
     last = status.last if status is not None else None
     if last is None:
         return ("", "", "", totals, "", *_NO_DETAILS)
+    labels = head + tail
+    if before is not None and last.ok is before.ok:
+        success = lines[0]
+    else:
+        success = f"slawatch_probe_success{labels} {'1.0' if last.ok else '0.0'}\n"
     if before is not None and last.details == before.details:
         details: Sequence[str] = lines[5:]
     else:
         found = list(_NO_DETAILS)
-        if last.details:
-            labels = target.labels
-            # The details the result holds, each in its family's place: the same lines as
-            # asking for every family's key in turn (a result holds a few of the nine).
-            for key, value in last.details.items():
-                index = _DETAIL_INDEX.get(key)
-                if (
-                    index is not None
-                    and isinstance(value, int | float)
-                    and not isinstance(value, bool)
-                ):
-                    found[index] = f"{_DETAIL_METRICS[index]}{labels} {_num(value)}\n"
+        # The details the result holds, each in its family's place: the same lines as asking
+        # for every family's key in turn (a result holds a few of the nine).
+        for key, value in last.details.items():
+            index = _DETAIL_INDEX.get(key)
+            if index is not None and isinstance(value, int | float) and not isinstance(value, bool):
+                found[index] = f"{_DETAIL_METRICS[index]}{labels} {_num(value)}\n"
         details = found
-    head, tail = target.phase_head, target.tail
     return (
-        target.success[last.ok],
-        f"{target.duration}{_num(last.duration_seconds)}\n",
+        success,
+        f"slawatch_probe_duration_seconds{labels} {_num(last.duration_seconds)}\n",
         "".join(
             [
-                f'{head}{_phase_label(phase)}",{tail} {_num(seconds)}\n'
+                f'slawatch_probe_phase_seconds{head}phase="{_escaped(phase)}",{tail} '
+                f"{_num(seconds)}\n"
                 for phase, seconds in last.phases.items()
             ]
         ),
         totals,
-        f"{target.last_run}{_num(last.started_at)}\n",
+        f"slawatch_probe_last_run_timestamp_seconds{labels} {_num(last.started_at)}\n",
         *details,
     )
 
