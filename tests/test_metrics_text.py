@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from types import MappingProxyType, SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 from unittest import mock
 
 import pytest
@@ -227,3 +227,50 @@ class TestTargetFamilies:
 
         with mock.patch.object(metrics, "RENDER_CHUNK", 2):
             asyncio.run(run())
+
+    def test_a_scrape_reads_only_the_targets_with_a_new_result(self) -> None:
+        """ps32 (issue 20): after a scrape, the next one reads the live state of the targets
+        a result was recorded for only, writes their lines only, and hands out the very pieces
+        of the previous scrape for every chunk none of them is in (nothing joined again)."""
+
+        class CountingDict(dict[str, Any]):
+            reads: ClassVar[list[str]] = []
+
+            def get(self, key: str, default: Any = None) -> Any:
+                self.reads.append(key)
+                return super().get(key, default)
+
+        names = [f"t{number:04d}" for number in range(1000)]
+        targets = tuple(SimpleNamespace(name=name, kind="http", role="probe") for name in names)
+        state = LiveState()
+        for number, name in enumerate(names):
+            state.record(result(name, Outcome.UP, 1_795_000_000.0 + number, status_code=200), ())
+        state.targets = CountingDict(state.targets)
+        daemon: Any = SimpleNamespace(config=SimpleNamespace(targets=targets), state=state)
+        families = metrics.TargetFamilies(daemon)
+
+        async def run() -> None:
+            before = await families.render_parts()
+            written: list[str] = []
+            blocks = metrics._target_blocks
+
+            def counted(name: str, *args: Any) -> tuple[str, ...]:
+                written.append(name)
+                return blocks(name, *args)
+
+            with mock.patch.object(metrics, "_target_blocks", counted):
+                for name in ("t0003", "t0007"):  # both in the first chunk
+                    state.record(result(name, Outcome.DOWN, 1_795_000_100.0), ())
+                CountingDict.reads.clear()  # (recording reads the status too)
+                after = await families.render_parts()
+            assert sorted(CountingDict.reads) == ["t0003", "t0007"]
+            assert sorted(written) == ["t0003", "t0007"]
+            assert len(after) == len(before)
+            moved = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a is not b]
+            # Each family's pieces: its header, then its four chunks of 250. The first chunk of
+            # success, duration, counts, start and status code (gone from the two results)
+            # moved; not its phases (the same as before), nor any other chunk.
+            assert moved == [family * 5 + 1 for family in (0, 1, 3, 4, 5)]
+            assert b"".join(after) == (await metrics.TargetFamilies(daemon).render_bytes())
+
+        asyncio.run(run())
