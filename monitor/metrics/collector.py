@@ -376,12 +376,10 @@ class TargetFamilies:
 
     # -- what changed ------------------------------------------------------------------------
     def _stale(self) -> bool:
+        """The configuration's targets (or the live state) are not those indexed."""
         d = self._daemon
-        return (
-            self._feed is None
-            or self._state is not d.state
-            or self._targets is not (d.config.targets)
-        )
+        targets = d.config.targets
+        return self._feed is None or self._state is not d.state or self._targets is not targets
 
     def _reindex(self) -> None:
         """A new configuration (or live state): every target read again, a target whose
