@@ -490,6 +490,7 @@ class TestSlaText:
             try:
                 exposition = MetricsExposition(d, extra=[ContractCollector(d)])
                 cached = SlaFamilies(d)
+                targets = collector.TargetFamilies(d)  # ps32: the per-target text too
                 added: list[str] = []
                 for event in [*events, ("scrape",)]:
                     if h.play(event):
@@ -514,6 +515,7 @@ class TestSlaText:
                         assert d.reload()
                     else:
                         assert await cached.render() == await SlaFamilies(d).render()
+                        assert await targets.render() == await collector.TargetFamilies(d).render()
                         assert_matches(d, await scrape(exposition))
             finally:
                 await d.store.close()

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from fractions import Fraction
 from operator import attrgetter
@@ -58,6 +58,7 @@ from probes.result import ProbeResult
 
 if TYPE_CHECKING:
     from monitor.accounting import AccountingInputs, ChangeFeed
+    from monitor.runtime.state import TargetFeed
     from monitor.runtime.view import DaemonView
 
 HELP_SERVICE_UP = (
@@ -555,9 +556,9 @@ class SlaFamilies:
     - the accounting's :class:`monitor.accounting.ChangeFeed` (a running month's version
       moved, a tally changed, a month built or forgotten; every SLA when the inputs are
       replaced: reload, exclusion added or removed);
-    - a target with a new last result (one identity check per target: the targets' own
-      families scan them the same way), and the scheduler's targets replaced (reload,
-      sharding);
+    - a target with a new last result (the live state's feed,
+      :meth:`monitor.runtime.state.LiveState.watch`, as for the targets' own families), and
+      the scheduler's targets replaced (reload, sharding);
     - time: every SLA whose running bucket is no longer the one it was evaluated in (a
       bucket closed: its month's figures move and its running bucket changes; a month
       starts only where a bucket does), and a heap of the instants at which a fresh result
@@ -586,7 +587,9 @@ class SlaFamilies:
         self._groups: dict[int, list[int]] = {}
         self._located: list[int] = []
         self._bucket_seen: dict[int, int] = {}
-        self._seen_last: dict[str, ProbeResult | None] = {}
+        self._live: object = None
+        self._lasts: TargetFeed | None = None
+        """The live state's feed of the targets a result was recorded for (ps32)."""
         self._scheduled: object = None
         self._claims: object = None
         self._accountant: bool | None = None
@@ -781,14 +784,21 @@ class SlaFamilies:
             for position in range(len(self._entries)):
                 todo[position] = todo.get(position, 0) | _UP
         # A new last result: the target's running bucket and the service's instant state.
-        seen = self._seen_last
+        # ps32 (issue 20): the targets the live state's feed names, not a look at every
+        # target's last result (10,000 at every refresh, once a second, and every scrape).
+        state = d.state
+        lasts = self._lasts
+        changed: Iterable[str]
+        if lasts is None or self._live is not state:
+            self._live = state
+            self._lasts = state.watch()
+            changed = list(state.targets)  # every target with a result, as the feed would
+        else:
+            changed = lasts.take()
         by_target = self._by_target
-        for name, status in d.state.targets.items():
-            last = status.last
-            if seen.get(name, self) is not last:
-                seen[name] = last
-                for position in by_target.get(name, ()):
-                    todo[position] = todo.get(position, 0) | _UP | _BUCKET
+        for name in changed:
+            for position in by_target.get(name, ()):
+                todo[position] = todo.get(position, 0) | _UP | _BUCKET
         # Time: a bucket closed (every SLA of that length: its month and running bucket).
         for size, members in self._groups.items():
             start = bucket_floor(now, size)

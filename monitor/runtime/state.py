@@ -8,6 +8,7 @@ that fails leaves them marked and the next one retries, so nothing is dropped on
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -58,6 +59,27 @@ class TargetStatus:
     outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
 
 
+class TargetFeed:
+    """The targets whose :class:`TargetStatus` may have changed since the consumer last took
+    them (issue 20).
+
+    ``/metrics`` keeps each target's lines and, at 10,000 targets, cannot afford to look at
+    every target at every scrape (between two scrapes 5 s apart only a sixth of the targets
+    of a 30 s interval have a new result). :class:`LiveState` adds a target's name here
+    whenever it records a result for it or forgets it; the consumer reads those targets
+    again and nothing else (see :meth:`LiveState.watch`)."""
+
+    __slots__ = ("__weakref__", "names")
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def take(self) -> set[str]:
+        """The names changed since the last call; empties the feed."""
+        names, self.names = self.names, set()
+        return names
+
+
 class LiveState:
     """Tallies, last results and the evidence waiting to be written."""
 
@@ -84,6 +106,26 @@ class LiveState:
         self._created: dict[int, dict[int, list[str]]] = {}
         self.results_after_eviction = 0
         """Results whose bucket had already left memory: not counted (see record)."""
+        # Held weakly, as the accounting's change feeds: a renderer dropped stops being fed.
+        # A tuple of references rather than a WeakSet: ``record`` walks it at every result
+        # and a WeakSet's iteration guard cost more than the adds (ps32).
+        self._feeds: tuple[weakref.ref[TargetFeed], ...] = ()
+
+    def watch(self) -> TargetFeed:
+        """A new feed of the targets whose status changes from now on (``record``,
+        ``forget_targets``): what is in ``targets`` now is the consumer's to read."""
+        feed = TargetFeed()
+        self._feeds = (*self._feeds, weakref.ref(feed, self._unwatch))
+        return feed
+
+    def _unwatch(self, gone: weakref.ref[TargetFeed]) -> None:
+        self._feeds = tuple(ref for ref in self._feeds if ref is not gone)
+
+    def _changed(self, name: str) -> None:
+        for ref in self._feeds:
+            feed = ref()
+            if feed is not None:
+                feed.names.add(name)
 
     def set_canaries(self, intervals: Mapping[str, float]) -> None:
         """The canary targets and their intervals (the tolerance around a failed probe)."""
@@ -99,6 +141,8 @@ class LiveState:
             status = self.targets[result.target] = TargetStatus()
         status.last = result
         status.outcomes[result.outcome] += 1
+        if self._feeds:
+            self._changed(result.target)
         lengths = tuple(bucket_lengths)
         vendor_failure = not result.ok and (
             side_of(result.outcome, result.reason or result.outcome.value) is Side.VENDOR
@@ -318,6 +362,7 @@ class LiveState:
         for name in list(self.targets):
             if name not in keep:
                 del self.targets[name]
+                self._changed(name)
 
 
 def add_result(tally: Tally | None, result: ProbeResult, *, excused: bool = False) -> Tally:
