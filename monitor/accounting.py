@@ -292,18 +292,19 @@ def settled_month(
     judged: int,
     settled: str,
     restore: Callable[[], JudgedState | None],
+    floor: int,
 ) -> SettledMonth | None:
     """sm32 (issue 20): ``policy``'s ``month`` under ``inputs`` held by the counts ``settled``
     (``MonthSnapshot.settled``) of a proven snapshot of its first ``judged`` buckets, if that
     is the whole month and the counts were counted under the windows it honours under
-    ``inputs``; else None (the month is built from the snapshot as before). ``restore``
-    decodes the snapshot. The caller also checks that no tally of the month is read from
-    memory (every bucket before its live floor)."""
+    ``inputs`` and every bucket of it is before ``floor`` (the live state's: no tally of it
+    is read from memory); else None (the month is built from the snapshot as before).
+    ``restore`` decodes the snapshot."""
     service = inputs.services.get(policy.service)
     if service is None or policy.locations is not None or not settled:
         return None
     grid = month_grid(month, policy.timezone, policy.bucket_seconds)
-    if judged != grid.count:
+    if judged != grid.count or floor < grid.end_epoch:
         return None
     windows = month_windows(inputs, policy, month).honoured
     counts = settled_counts(settled, windows, grid.count)

@@ -12,25 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from yaml._yaml import CParser
 
 from monitor.config import load_config, loader
-from monitor.config.loader import _plain_events, _plain_lines, read_plain_yaml
+from monitor.config.loader import _plain_lines, read_events, read_plain_yaml
 from tests.test_config_fast import VALID, same
 
-
-def events(text: str) -> dict[str, Any] | None:
-    """The event walk's data, or ``None`` where it declines (a syntax error included)."""
-    parser = CParser(text)
-    try:
-        return _plain_events(parser.get_event)
-    except yaml.YAMLError:
-        return None
-    finally:
-        parser.dispose()
+events = read_events
+"""The event walk's data, or ``None`` where it declines (a syntax error included)."""
 
 
 def agree(text: str) -> dict[str, Any] | None:

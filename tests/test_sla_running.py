@@ -269,13 +269,7 @@ def _run(
                 if digest == saved["digest"]:
                     judged = decode(saved["state"])
                     event("a month started from its snapshot")
-            if (
-                judged is not None
-                and saved is not None
-                and shown < month
-                and evicted[0]
-                >= month_grid(shown, policy.timezone, policy.bucket_seconds).end_epoch
-            ):
+            if judged is not None and saved is not None and shown < month:
                 # sm32: a previous month whose whole snapshot carries its counts is held by
                 # them (as the daemon does), built from the snapshot when first needed.
                 state = saved["state"]
@@ -286,6 +280,7 @@ def _run(
                     saved["judged"],
                     saved["settled"],
                     lambda state=state: decode(state),
+                    evicted[0],
                 )
                 if settled is not None:
                     event("a previous month held by its counts")

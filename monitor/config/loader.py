@@ -343,6 +343,12 @@ def read_plain_yaml(text: str) -> dict[str, Any] | None:
     lined = _plain_lines(text)
     if lined is not None:
         return lined
+    return read_events(text)
+
+
+def read_events(text: str) -> dict[str, Any] | None:
+    """``text``'s data by the event walk (libyaml's events), or ``None`` where the walk
+    declines (a syntax error included): what the line reader falls back to."""
     parser = CParser(text)
     try:
         return _plain_events(parser.get_event)

@@ -1363,22 +1363,16 @@ class Daemon:
                     # and dropped with it, not all of them held together from the start.
                     proven = restorable.get((policy.name, shown))
                     if proven is not None and shown != month and settle:
-                        # sm32: the previous month held by its counts, if every bucket of
-                        # it is before the live state's (no tally of it read from memory);
-                        # its snapshot decoded only when the month itself is needed.
-                        settled = (
-                            settled_month(
-                                inputs,
-                                policy,
-                                shown,
-                                proven.judged,
-                                proven.settled,
-                                functools.partial(
-                                    self.snapshots.judged_state, policy, shown, proven
-                                ),
-                            )
-                            if cutoff >= month_bounds(shown, policy.timezone)[1].timestamp()
-                            else None
+                        # sm32: the previous month held by its counts; its snapshot decoded
+                        # only when the month itself is needed.
+                        settled = settled_month(
+                            inputs,
+                            policy,
+                            shown,
+                            proven.judged,
+                            proven.settled,
+                            functools.partial(self.snapshots.judged_state, policy, shown, proven),
+                            cutoff,
                         )
                         if settled is not None:
                             out.append(settled)
