@@ -21,6 +21,7 @@ import dns.rdataclass
 import dns.rdatatype
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from probes.fields import checked_regex
 from probes.result import ProbeContext, ProbeResult
 from probes.tcp import Attempt, ProbeDown, run_guarded
 
@@ -31,10 +32,7 @@ _MAX_ANSWER_DETAIL = 200
 
 def _regexps(value: tuple[str, ...]) -> tuple[str, ...]:
     for pattern in value:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"expected a regular expression, got {pattern!r}: {exc}") from exc
+        checked_regex(pattern, over_bytes=False)
     return value
 
 

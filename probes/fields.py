@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +50,31 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """A duration in seconds, accepting ``30s``-style strings."""
+
+
+def checked_regex(pattern: str, *, over_bytes: bool) -> str:
+    """``pattern`` if it compiles (over bytes when the probe matches bytes), else a
+    ``ValueError`` saying why, for the option's validation error.
+
+    A pattern Python only warns about (``FutureWarning``: ``[[``, ``--``, ``&&``, ``~~`` or
+    ``||`` inside a set, "possible nested set") is refused too: a later Python reads it as
+    set syntax, so the same configuration would match other bodies or answers after an
+    upgrade, and the warning itself would reach the log as a multi-line report naming this
+    file, not the option. Escaping the character (``\\[``) keeps today's meaning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        try:
+            re.compile(pattern.encode() if over_bytes else pattern)
+        except re.error as exc:
+            # The reason before ", got": the configuration's error line keeps what precedes it.
+            raise ValueError(f"expected a regular expression ({exc}), got {pattern!r}") from exc
+        except FutureWarning as exc:
+            raise ValueError(
+                f"expected a regular expression that a later Python reads the same way "
+                f"({str(exc)[:1].lower()}{str(exc)[1:]}: escape a literal character with a "
+                f"backslash), got {pattern!r}"
+            ) from exc
+    return pattern
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from probes.fields import SecretRef, SecretUnavailable
+from probes.fields import SecretRef, SecretUnavailable, checked_regex
 from probes.rawconn import open_raw
 from probes.result import ProbeContext, ProbeResult
 from probes.tcp import Attempt, IpProtocol, ProbeDown, drop, open_stream, run_guarded
@@ -199,10 +199,7 @@ class HttpOptions(BaseModel):
     @classmethod
     def _regexps(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in value:
-            try:
-                re.compile(pattern.encode())
-            except re.error as exc:
-                raise ValueError(f"expected a regular expression, got {pattern!r}: {exc}") from exc
+            checked_regex(pattern, over_bytes=True)
         return value
 
     def plan(self) -> _Plan:

@@ -23,7 +23,7 @@ from typing import Literal, Protocol
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from probes.fields import SecretUnavailable
+from probes.fields import SecretUnavailable, checked_regex
 from probes.result import DetailValue, Outcome, ProbeContext, ProbeResult
 from probes.tls import (
     TlsConfigError,
@@ -300,10 +300,7 @@ class QueryStep(BaseModel):
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value.encode())  # as patterns() compiles it: over bytes
-            except re.error as exc:
-                raise ValueError(f"expected a regular expression, got {value!r}: {exc}") from exc
+            checked_regex(value, over_bytes=True)  # as patterns() compiles it: over bytes
         return value
 
     @model_validator(mode="after")

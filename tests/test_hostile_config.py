@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,68 @@ class TestOddBytes:
         path.write_text('"targets\\nx": 1\n', encoding="utf-8")
         status, lines = check(path)
         assert_one_line_problems(path, status, lines)
+
+
+class TestRegexps:
+    def test_patterns_are_refused_on_one_line_with_the_reason(self, tmp_path: Path) -> None:
+        """A broken pattern and one Python only warns about ("possible nested set": a later
+        Python reads ``[[``, ``--``, ``&&`` in a set as set syntax) are each one line naming
+        the option, the reason and the pattern, for HTTP, TCP and DNS; nothing is printed by
+        the warnings module (it printed two lines naming probes/http.py, and the file was
+        accepted)."""
+        path = tmp_path / "regexps.yaml"
+        path.write_text(
+            "targets:\n"
+            "  - name: page\n"
+            "    kind: http\n"
+            "    http:\n"
+            "      url: http://example.com/\n"
+            "      fail_if_body_matches_regexp: ['[[a]']\n"
+            "      fail_if_body_not_matches_regexp: ['(unclosed']\n"
+            "  - name: mail\n"
+            "    kind: tcp\n"
+            "    tcp:\n"
+            "      host: 192.0.2.1\n"
+            "      port: 25\n"
+            "      query_response: [{expect: '^220 [a--z]'}]\n"
+            "  - name: names\n"
+            "    kind: dns\n"
+            "    dns:\n"
+            "      query_name: a.example\n"
+            "      resolver: 192.0.2.53\n"
+            "      validate_answer_rrs: {fail_if_matches_regexp: ['[a&&b]']}\n",
+            encoding="utf-8",
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status, lines = check(path)
+        assert [str(w.message) for w in caught] == []
+        assert_one_line_problems(path, status, lines)
+        later = "must be a regular expression that a later Python reads the same way"
+        escape = "escape a literal character with a backslash"
+        assert lines[:-1] == [
+            f"{path}:6: targets[0].http.fail_if_body_matches_regexp: {later} (possible nested "
+            f"set at position 1: {escape}), got ['[[a]']",
+            f"{path}:7: targets[0].http.fail_if_body_not_matches_regexp: must be a regular "
+            "expression (missing ), unterminated subpattern at position 0), got ['(unclosed']",
+            f"{path}:13: targets[1].tcp.query_response[0].expect: {later} (possible set "
+            f"difference at position 7: {escape}), got '^220 [a--z]'",
+            f"{path}:19: targets[2].dns.validate_answer_rrs.fail_if_matches_regexp: {later} "
+            f"(possible set intersection at position 2: {escape}), got ['[a&&b]']",
+        ]
+
+    def test_the_escaped_pattern_is_accepted(self, tmp_path: Path) -> None:
+        """The fix the message names works: ``\\[`` keeps today's meaning, and is accepted."""
+        path = tmp_path / "escaped.yaml"
+        path.write_text(
+            "targets:\n"
+            "  - name: page\n"
+            "    kind: http\n"
+            "    http: {url: 'http://example.com/', fail_if_body_matches_regexp: ['[\\[a]']}\n",
+            encoding="utf-8",
+        )
+        status, lines = check(path)
+        assert (status, lines) == (0, [])
 
 
 _HOSTILE_FRAGMENTS = [
