@@ -40,10 +40,7 @@ from monitor.config.model import share_unchanged
 from monitor.config.secrets import check_secrets
 from monitor.host import sdnotify
 from monitor.instants import utc_from_epoch
-from monitor.runtime import (
-    ahead,  # ov33 (issue 20)
-    heap,  # c21 (issue 20)
-)
+from monitor.runtime import heap  # c21 (issue 20)
 from monitor.runtime.accountant import Accountant
 from monitor.runtime.claims import KV_KEY as CLAIMS_KEY
 from monitor.runtime.claims import Claim, claims_from_kv, claims_to_kv
@@ -1297,79 +1294,54 @@ class Daemon:
         if restorable is None:
             restorable = await self.snapshots.restorable(inputs, policies, moment, "carry")
         prepared: list[RunningMonth | SettledMonth] = []
-        todo = iter(policies)
-
-        def take(limit: float) -> tuple[list[SlaPolicy], int]:
-            """The next batch: SLAs up to about ``limit`` stored tallies, and that count."""
-            batch: list[SlaPolicy] = []
-            rows = 0
-            for policy in todo:
-                service = inputs.services.get(policy.service)
-                if service is None or policy.locations is not None:
-                    # Issue 14: judged from every location's tallies (the LocationFeed reads
-                    # them from the shared store), built when first asked for, never from the
-                    # eviction.
-                    continue
-                first = _read_from(policy, moment, restorable)
-                span = max(0, self.state.evicted_before(policy.bucket_seconds) - first)
-                batch.append(policy)
-                rows += len(service.all_targets) * int(span // policy.bucket_seconds)
-                if rows >= limit:
-                    break
-            return batch, rows
-
-        # ov33 (issue 20): one batch read ahead: the worker reads the next batch's tallies
-        # while the loop builds this one's months (each side waited on the other before).
-        # The tallies read ahead are the same: nothing leaves memory while months are read
-        # back (``_restoring``), so the eviction cutoff and the store's rows before it stand
-        # still. Memory holds two batches' tallies at most.
-        batch, rows = take(HISTORY_BATCH_ROWS)
-        reading = (
-            await ahead.begun(self._read_batch(inputs, batch, moment, restorable))
-            if batch
-            else None
-        )
-        try:
-            while reading is not None:
-                built, stored = batch, await reading
-                reading = None
-                read = sum(
-                    len(column) for _, _, _, tallies in stored for column in tallies.values()
-                )
+        batch: list[SlaPolicy] = []
+        rows = 0
+        limit = float(HISTORY_BATCH_ROWS)
+        for index, policy in enumerate(policies):
+            service = inputs.services.get(policy.service)
+            if service is None or policy.locations is not None:
+                # Issue 14: judged from every location's tallies (the LocationFeed reads them
+                # from the shared store), built when first asked for, never from the eviction.
+                continue
+            first = _read_from(policy, moment, restorable)
+            span = max(0, self.state.evicted_before(policy.bucket_seconds) - first)
+            batch.append(policy)
+            rows += len(service.all_targets) * int(span // policy.bucket_seconds)
+            if rows >= limit or index == len(policies) - 1:
+                built, read = await self._rebuild_batch(inputs, batch, moment, restorable, settle)
+                prepared.extend(built)
                 # Issue 20: ``rows`` counts every bucket as stored. A store holding fewer (a
                 # fresh one, months begun lately) is read in fewer, larger batches: 430
                 # round trips to the store's thread at 10,000 SLAs on an empty store, now
                 # about a quarter of them. A batch still reads at most
                 # HISTORY_BATCH_GROWTH x HISTORY_BATCH_ROWS tallies.
-                batch, rows = take(
-                    HISTORY_BATCH_ROWS / max(read / max(rows, 1), 1 / HISTORY_BATCH_GROWTH)
-                )
-                if batch:
-                    reading = await ahead.begun(self._read_batch(inputs, batch, moment, restorable))
-                prepared.extend(
-                    await self._build_batch(inputs, built, moment, restorable, stored, settle)
-                )
-                del built, stored
-        except BaseException:
-            await ahead.settle(reading)
-            raise
+                limit = HISTORY_BATCH_ROWS / max(read / max(rows, 1), 1 / HISTORY_BATCH_GROWTH)
+                batch, rows = [], 0
+        if batch:
+            prepared.extend(
+                (await self._rebuild_batch(inputs, batch, moment, restorable, settle))[0]
+            )
         return prepared
 
-    async def _read_batch(
+    async def _rebuild_batch(
         self,
         inputs: AccountingInputs,
         policies: Sequence[SlaPolicy],
         moment: datetime,
         restorable: Mapping[tuple[str, Month], ProvenSnapshot],
-    ) -> list[tuple[int, list[SlaPolicy], int, Mapping[str, Mapping[int, Tally]]]]:
-        """The stored tallies of a batch, per bucket length: (length, its SLAs, the eviction
-        cutoff, the tallies before it the months need: one query per length)."""
+        settle: bool = True,
+    ) -> tuple[list[RunningMonth | SettledMonth], int]:
+        """The months of ``policies`` and the stored tallies read for them. ``settle``: a
+        previous month whose proven snapshot carries its counts is held by them
+        (``accounting.settled_month``)."""
         by_length: dict[int, list[SlaPolicy]] = {}
+        read = 0
         for policy in policies:
             by_length.setdefault(policy.bucket_seconds, []).append(policy)
-        out: list[tuple[int, list[SlaPolicy], int, Mapping[str, Mapping[int, Tally]]]] = []
+        out: list[RunningMonth | SettledMonth] = []
         for seconds, group in by_length.items():
             cutoff = self.state.evicted_before(seconds)
+            months = {policy.name: month_containing(moment, policy.timezone) for policy in group}
             first = min(_read_from(p, moment, restorable) for p in group)
             targets = sorted(
                 {name for p in group for name in inputs.services[p.service].all_targets}
@@ -1379,26 +1351,7 @@ class Daemon:
                 if cutoff > first
                 else {}
             )
-            out.append((seconds, group, cutoff, stored))
-        return out
-
-    async def _build_batch(
-        self,
-        inputs: AccountingInputs,
-        policies: Sequence[SlaPolicy],
-        moment: datetime,
-        restorable: Mapping[tuple[str, Month], ProvenSnapshot],
-        stored_by_length: Sequence[
-            tuple[int, list[SlaPolicy], int, Mapping[str, Mapping[int, Tally]]]
-        ],
-        settle: bool = True,
-    ) -> list[RunningMonth | SettledMonth]:
-        """The months of ``policies`` from their stored tallies (:meth:`_read_batch`) with the
-        live state's laid over them. ``settle``: a previous month whose proven snapshot
-        carries its counts is held by them (``accounting.settled_month``)."""
-        out: list[RunningMonth | SettledMonth] = []
-        for seconds, group, cutoff, stored in stored_by_length:
-            months = {policy.name: month_containing(moment, policy.timezone) for policy in group}
+            read += sum(len(column) for column in stored.values())
             live = self.state.tallies(seconds)
             tallies = _Overlay(live, stored)
             mark = time.perf_counter()
@@ -1429,10 +1382,10 @@ class Daemon:
                     if proven is not None:
                         judged = self.snapshots.judged_state(policy, shown, proven)
                         if judged is None:  # not usable after all: the month's every tally
-                            whole, _ = await self._month_tallies(
+                            whole, count = await self._month_tallies(
                                 service.all_targets, policy, shown, cutoff
                             )
-                            source = _Overlay(live, whole)
+                            source, read = _Overlay(live, whole), read + count
                     out.append(
                         self.accounting.prepare(inputs, policy, shown, source, moment, judged)
                     )
@@ -1440,7 +1393,7 @@ class Daemon:
                 if time.perf_counter() - mark > SUMMARY_SLICE_SECONDS:
                     await asyncio.sleep(0)
                     mark = time.perf_counter()
-        return out
+        return out, read
 
     async def _month_tallies(
         self, targets: Sequence[str], policy: SlaPolicy, month: Month, cutoff: int

@@ -35,13 +35,12 @@ import asyncio
 import dataclasses
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import structlog
 
 from monitor.accounting import Accounting, AccountingInputs
-from monitor.runtime.ahead import begun, settle
 from monitor.runtime.verdict_resume import exclusions_digest
 from monitor.sla.calendar import BucketGrid, Month, month_containing, month_grid
 from monitor.sla.policy import SlaPolicy
@@ -71,23 +70,6 @@ class ProvenSnapshot:
     """The judged state as saved (``running_codec.encode``)."""
     settled: str = ""
     """sm32 (issue 20): a whole month's counts as saved (``MonthSnapshot.settled``)."""
-
-
-_Shown = tuple[SlaPolicy, Month, str, Month, str]
-"""An SLA of a :meth:`MonthSnapshots.restorable` chunk: (policy, previous month, its name,
-current month, its name)."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Arming:
-    """ov33 (issue 20): a chunk of :meth:`MonthSnapshots.restorable` whose guards are being
-    armed in the store's worker while the next chunk is checked."""
-
-    kept: asyncio.Task[set[tuple[str, str]]]
-    shown: list[_Shown]
-    usable: dict[tuple[str, str], ProvenSnapshot]
-    loaded: Mapping[tuple[str, str], tuple[MonthSnapshot, tuple[str, ...]]]
-    ahead: list[tuple[str, Month]]
 
 
 class MonthSnapshots:
@@ -134,9 +116,8 @@ class MonthSnapshots:
         # bucket length, the same for most SLAs: taken once per call.
         months: dict[str, tuple[Month, str, Month, str, Month, str]] = {}
         grids: dict[tuple[str, int], tuple[BucketGrid, BucketGrid, BucketGrid]] = {}
-        chunks = [wanted[lo : lo + step] for lo in range(0, len(wanted), step)]
-
-        def shown_of(chunk: Sequence[SlaPolicy]) -> list[_Shown]:
+        for lo in range(0, len(wanted), step):
+            chunk = wanted[lo : lo + step]
             shown = []
             for policy in chunk:
                 known = months.get(policy.timezone)
@@ -152,146 +133,85 @@ class MonthSnapshots:
                         str(following),
                     )
                 shown.append((policy, *known[:4]))
-            return shown
-
-        def keys_of(shown: list[_Shown]) -> list[tuple[str, str]]:
-            return [
-                (p.name, name) for p, _, before, _, now_name in shown for name in (before, now_name)
-            ]
-
-        # ov33 (issue 20): pipelined one chunk ahead. The worker loads chunk i + 1 and arms
-        # chunk i - 1 while the loop checks chunk i (the digests: most of this call's time),
-        # instead of each side waiting on the other. Each chunk's guards are still armed
-        # after its snapshots were loaded (a write between the two spoils the guard, and the
-        # arm then keeps nothing: ``SnapshotGuard.keep_through``), chunks are disjoint SLAs,
-        # and this returns only when every arm is done, so every guard is armed before the
-        # caller reads a tally.
-        loading: asyncio.Task[dict[tuple[str, str], tuple[MonthSnapshot, tuple[str, ...]]]]
-        loading_next = None
-        arming: _Arming | None = None
-        try:
-            if chunks:
-                upcoming = shown_of(chunks[0])
-                loading_next = await begun(store.load_month_snapshots(keys_of(upcoming)))
-            for index in range(len(chunks)):
-                shown = upcoming
-                assert loading_next is not None
-                loading, loading_next = loading_next, None
-                loaded = await loading
-                if index + 1 < len(chunks):
-                    upcoming = shown_of(chunks[index + 1])
-                    loading_next = await begun(store.load_month_snapshots(keys_of(upcoming)))
-                usable, guards, ahead = self._proven_chunk(
-                    inputs, shown, loaded, months, grids, mode
-                )
-                if arming is not None:
-                    self._armed(arming, await arming.kept, out)
-                    arming = None
-                arming = _Arming(
-                    await begun(store.arm_month_snapshots(guards)), shown, usable, loaded, ahead
-                )
-            if arming is not None:
-                self._armed(arming, await arming.kept, out)
-                arming = None
-        except BaseException:
-            await settle(loading_next)
-            await settle(None if arming is None else arming.kept)
-            raise
-        self.restored = len(out)
-        return out
-
-    def _proven_chunk(
-        self,
-        inputs: AccountingInputs,
-        shown: list[_Shown],
-        loaded: Mapping[tuple[str, str], tuple[MonthSnapshot, tuple[str, ...]]],
-        months: Mapping[str, tuple[Month, str, Month, str, Month, str]],
-        grids: dict[tuple[str, int], tuple[BucketGrid, BucketGrid, BucketGrid]],
-        mode: ArmMode,
-    ) -> tuple[dict[tuple[str, str], ProvenSnapshot], list[SnapshotGuard], list[tuple[str, Month]]]:
-        """One chunk of :meth:`restorable`: the snapshots ``loaded`` that are proven under
-        ``inputs`` (by (SLA, month name)), the guards to arm (each SLA's previous and current
-        month, keeping a proven snapshot's ``judged_through``, and its next month ``ahead``),
-        and the next months guarded ahead once those guards are armed."""
-        usable: dict[tuple[str, str], ProvenSnapshot] = {}
-        guards: list[SnapshotGuard] = []
-        ahead_keys: list[tuple[str, Month]] = []
-        for policy, previous, before, current, now_name in shown:
-            service = inputs.services[policy.service]
-            targets = tuple(sorted(set(service.all_targets)))
-            zone, size = policy.timezone, policy.bucket_seconds
-            _, _, _, _, following, next_name = months[zone]
-            three = grids.get((zone, size))
-            if three is None:
-                three = grids[(zone, size)] = (
-                    month_grid(previous, zone, size),
-                    month_grid(current, zone, size),
-                    month_grid(following, zone, size),
-                )
-            for month, name, grid in (
-                (previous, before, three[0]),
-                (current, now_name, three[1]),
-            ):
-                key = (policy.name, name)
-                found = loaded.get(key)
-                keep: int | None = None
-                if found is not None:
-                    snapshot, guarded = found
-                    proven = self._check(inputs, policy, month, grid, snapshot, guarded, targets)
-                    if proven is not None:
-                        keep = snapshot.judged_through
-                        usable[key] = proven
+            loaded = await store.load_month_snapshots(
+                [
+                    (p.name, name)
+                    for p, _, before, _, now_name in shown
+                    for name in (before, now_name)
+                ]
+            )
+            usable: dict[tuple[str, str], ProvenSnapshot] = {}
+            guards: list[SnapshotGuard] = []
+            for policy, previous, before, current, now_name in shown:
+                service = inputs.services[policy.service]
+                targets = tuple(sorted(set(service.all_targets)))
+                zone, size = policy.timezone, policy.bucket_seconds
+                _, _, _, _, following, next_name = months[zone]
+                three = grids.get((zone, size))
+                if three is None:
+                    three = grids[(zone, size)] = (
+                        month_grid(previous, zone, size),
+                        month_grid(current, zone, size),
+                        month_grid(following, zone, size),
+                    )
+                for month, name, grid in (
+                    (previous, before, three[0]),
+                    (current, now_name, three[1]),
+                ):
+                    key = (policy.name, name)
+                    found = loaded.get(key)
+                    keep: int | None = None
+                    if found is not None:
+                        snapshot, guarded = found
+                        proven = self._check(
+                            inputs, policy, month, grid, snapshot, guarded, targets
+                        )
+                        if proven is not None:
+                            keep = snapshot.judged_through
+                            usable[key] = proven
+                    guards.append(
+                        SnapshotGuard(
+                            policy.name,
+                            name,
+                            targets,
+                            size,
+                            grid.start_epoch,
+                            grid.end_epoch,
+                            keep_through=keep,
+                            mode=mode,
+                        )
+                    )
+                self._ahead.add((policy.name, following))
+                ahead = three[2]
                 guards.append(
                     SnapshotGuard(
                         policy.name,
-                        name,
+                        next_name,
                         targets,
                         size,
-                        grid.start_epoch,
-                        grid.end_epoch,
-                        keep_through=keep,
-                        mode=mode,
+                        ahead.start_epoch,
+                        ahead.end_epoch,
+                        mode="ahead",
                     )
                 )
-            ahead_keys.append((policy.name, following))
-            ahead = three[2]
-            guards.append(
-                SnapshotGuard(
-                    policy.name,
-                    next_name,
-                    targets,
-                    size,
-                    ahead.start_epoch,
-                    ahead.end_epoch,
-                    mode="ahead",
-                )
-            )
-        return usable, guards, ahead_keys
-
-    def _armed(
-        self,
-        arming: _Arming,
-        kept: set[tuple[str, str]],
-        out: dict[tuple[str, Month], ProvenSnapshot],
-    ) -> None:
-        """A chunk's guards armed: its snapshots whose ``keep_through`` stood go to ``out``
-        (and their vouches to :attr:`vouched`)."""
-        self._ahead.update(arming.ahead)
-        for policy, previous, before, current, now_name in arming.shown:
-            for month, name in ((previous, before), (current, now_name)):
-                key = (policy.name, name)
-                self.vouched.pop((policy.name, month), None)
-                if key in kept and key in arming.usable:
-                    out[(policy.name, month)] = arming.usable[key]
-                    snapshot = arming.loaded[key][0]
-                    if snapshot.verdicts_through > snapshot.verdicts_from:
-                        self.vouched[(policy.name, month)] = (
-                            snapshot.verdicts_from,
-                            snapshot.verdicts_through,
-                            snapshot.verdicts_digest,
-                        )
-                # Armed afresh: whatever was saved before is gone or kept as it was.
-                self._saved.pop((policy.name, month), None)
+            kept = await store.arm_month_snapshots(guards)
+            for policy, previous, before, current, now_name in shown:
+                for month, name in ((previous, before), (current, now_name)):
+                    key = (policy.name, name)
+                    self.vouched.pop((policy.name, month), None)
+                    if key in kept and key in usable:
+                        out[(policy.name, month)] = usable[key]
+                        snapshot = loaded[key][0]
+                        if snapshot.verdicts_through > snapshot.verdicts_from:
+                            self.vouched[(policy.name, month)] = (
+                                snapshot.verdicts_from,
+                                snapshot.verdicts_through,
+                                snapshot.verdicts_digest,
+                            )
+                    # Armed afresh: whatever was saved before is gone or kept as it was.
+                    self._saved.pop((policy.name, month), None)
+        self.restored = len(out)
+        return out
 
     @staticmethod
     def _check(
