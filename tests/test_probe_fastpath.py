@@ -14,7 +14,6 @@ Loopback only.
 from __future__ import annotations
 
 import asyncio
-import select
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -58,21 +57,16 @@ def _plain(sock: socket.socket) -> socket.socket:
     return sock
 
 
-class _NeverReady:
-    """Stands in for ``select.poll()``: the handshake is never seen as done at once, so
+def _never_ready(sock: socket.socket, target: tuple[object, ...]) -> bool:
+    """Stands in for ``rawconn._connected``: the handshake is never seen as done at once, so
     ``connect`` takes its waiting path."""
-
-    def register(self, fd: object, events: int) -> None:
-        pass
-
-    def poll(self, timeout: float) -> list[tuple[int, int]]:
-        return []
+    return False
 
 
 @pytest.fixture(params=["at once", "waiting"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "waiting":
-        monkeypatch.setattr(select, "poll", _NeverReady)
+        monkeypatch.setattr(rawconn, "_connected", _never_ready)
     return str(request.param)
 
 
@@ -136,7 +130,7 @@ class TestConnect:
         self, listener: int, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A connect cancelled while waiting (a probe's timeout) unregisters its socket."""
-        monkeypatch.setattr(select, "poll", _NeverReady)
+        monkeypatch.setattr(rawconn, "_connected", _never_ready)
         loop = asyncio.get_running_loop()
         with _plain(socket.socket()) as sock:
             task = asyncio.create_task(rawconn.connect(loop, sock, "127.0.0.1", listener))
