@@ -51,6 +51,14 @@ sys.path.insert(1, str(HERE))
 
 import daemon_bench  # noqa: E402  (its target server and configuration)
 
+if HERE.parent != CODE:
+    # pp33: daemon_bench puts its own tree first and imports the scheduler from it, so the
+    # imports below took this tree's code, not BENCH_CODE's: forget those modules and put
+    # BENCH_CODE's tree first again (daemon_bench keeps its ``phase_of``, a pure function).
+    for module in [m for m in sys.modules if m.split(".", 1)[0] in ("monitor", "probes")]:
+        del sys.modules[module]
+    sys.path.insert(0, str(CODE))
+
 from monitor.config import load_config  # noqa: E402
 from monitor.runtime.daemon import Daemon  # noqa: E402
 
