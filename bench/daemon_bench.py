@@ -296,8 +296,14 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` (every thread): utime, stime."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -679,6 +685,7 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
         # in between: the scrapes are part of the daemon's work, as in production.
         _, body0 = scrape(base)
         c0, g0, t0 = cpu_seconds(daemon.pid), cpu_seconds(server.pid), time.time()
+        u0, s0 = cpu_split(daemon.pid)
         p0, h0 = probes_total(body0), lag_histogram(body0)
         spies = []
         if DIAGNOSE is not None:
@@ -695,6 +702,7 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
             if time.time() < t0 + measure - 1:
                 scrapes.append(scrape(base)[0])
         c1, g1, t1 = cpu_seconds(daemon.pid), cpu_seconds(server.pid), time.time()
+        u1, s1 = cpu_split(daemon.pid)
         took, body1 = scrape(base)
         scrapes.append(took)
         p1, h1 = probes_total(body1), lag_histogram(body1)
@@ -715,6 +723,10 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
             daemon_lag_p99_le_ms=histogram_quantile(0.99, h0, h1) * 1000,
             lag_samples=samples,
             cpu_s_per_1000=(c1 - c0) * 1000 / max(probes, 1),
+            # pp33: the kernel's share (connect, send, receive, close, epoll) apart from
+            # the interpreter's.
+            user_s_per_1000=(u1 - u0) * 1000 / max(probes, 1),
+            sys_s_per_1000=(s1 - s0) * 1000 / max(probes, 1),
             peak_rss_mb=peak_rss_mb(daemon.pid),
             rss_end_mb=rss_mb(daemon.pid),
             scrape_s=statistics.median(scrapes),
@@ -865,6 +877,8 @@ def main() -> None:
         "kernel_lag_p99_ms",
         "daemon_lag_p99_le_ms",
         "cpu_s_per_1000",
+        "user_s_per_1000",
+        "sys_s_per_1000",
         "peak_rss_mb",
         "rss_end_mb",
         "stop_s",

@@ -39,7 +39,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 HERE = Path(__file__).resolve().parent
 CODE = Path(os.environ.get("BENCH_CODE", HERE.parent)).resolve()
@@ -47,6 +50,14 @@ sys.path.insert(0, str(CODE))
 sys.path.insert(1, str(HERE))
 
 import daemon_bench  # noqa: E402  (its target server and configuration)
+
+if HERE.parent != CODE:
+    # pp33: daemon_bench puts its own tree first and imports the scheduler from it, so the
+    # imports below took this tree's code, not BENCH_CODE's: forget those modules and put
+    # BENCH_CODE's tree first again (daemon_bench keeps its ``phase_of``, a pure function).
+    for module in [m for m in sys.modules if m.split(".", 1)[0] in ("monitor", "probes")]:
+        del sys.modules[module]
+    sys.path.insert(0, str(CODE))
 
 from monitor.config import load_config  # noqa: E402
 from monitor.runtime.daemon import Daemon  # noqa: E402
@@ -81,6 +92,35 @@ def _blocking(loop: asyncio.AbstractEventLoop, seconds: float, every: float) -> 
     loop.call_later(every, _blocking, loop, seconds, every)
 
 
+def _count_calls(seconds: float, probes: Callable[[], int]) -> None:
+    """Count the Python and C calls on the loop's thread for ``seconds`` (``sys.setprofile``)
+    and print them per probe, the most frequent first (pp33: a measure that does not move
+    with the machine's load; the window's CPU figures are taken after it)."""
+    counts: Counter[str] = Counter()
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call":
+            code = frame.f_code
+            counts[f"{code.co_name} ({code.co_filename.rsplit('/', 1)[-1]})"] += 1
+        elif event == "c_call":
+            counts["C " + str(getattr(arg, "__qualname__", arg))] += 1
+
+    loop = asyncio.get_running_loop()
+    start = probes()
+
+    def stop() -> None:
+        sys.setprofile(None)
+        done = max(probes() - start, 1)
+        python = sum(n for key, n in counts.items() if not key.startswith("C "))
+        print(f"calls per probe over {done} probes: Python {python / done:.1f}, "
+              f"C {(sum(counts.values()) - python) / done:.1f}", file=sys.stderr)  # fmt: skip
+        for key, n in counts.most_common(100):
+            print(f"{n / done:8.2f}  {key}", file=sys.stderr)
+
+    sys.setprofile(profile)
+    loop.call_later(seconds, stop)
+
+
 async def _run(
     args: argparse.Namespace, config_path: Path, target_port: int, arrivals: Path
 ) -> dict[str, float | str]:
@@ -108,6 +148,9 @@ async def _run(
             if not outcome.ok
         )
 
+    if args.calls > 0:
+        _count_calls(args.calls, probes)
+        await asyncio.sleep(args.calls)
     collector = _Collector()
     gc.callbacks.append(collector)
     await asyncio.to_thread(daemon_bench.dump, target_port)
@@ -158,6 +201,9 @@ def main() -> None:
     parser.add_argument("--per-sla", type=int, default=None)
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--measure", type=float, default=20.0)
+    parser.add_argument(
+        "--calls", type=float, default=0.0, help="seconds of counting calls after the warm-up"
+    )
     parser.add_argument("--block", type=float, default=0.0, help="ms busy on the loop")
     parser.add_argument("--block-every", type=float, default=1.0, help="seconds between")
     parser.add_argument("--json", action="store_true", help="one JSON line instead of a table")

@@ -17,12 +17,15 @@ caller asks: nothing is buffered beyond ``limit`` plus one receive.
 from __future__ import annotations
 
 import asyncio
-import select
+import errno
 import socket
 
 from probes.tcp import Attempt, IpProtocol, resolve
 
 _RECEIVE_SIZE = 64 * 1024
+_NONBLOCKING_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+# A second connect() while the handshake is still on (EINTR: interrupted by a signal).
+_CONNECTING = frozenset({errno.EALREADY, errno.EINPROGRESS, errno.EINTR})
 
 
 class RawStream:
@@ -30,9 +33,11 @@ class RawStream:
 
     __slots__ = ("_buffer", "_eof", "_limit", "_loop", "_sock")
 
-    def __init__(self, sock: socket.socket, limit: int) -> None:
+    def __init__(
+        self, sock: socket.socket, limit: int, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self._sock = sock
-        self._loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop() if loop is None else loop
         self._buffer = bytearray()
         self._limit = limit
         self._eof = False
@@ -46,8 +51,18 @@ class RawStream:
             self._eof = True
 
     async def write(self, data: bytes) -> None:
-        """Send all of ``data`` (the probe's request: one small write)."""
-        await self._loop.sock_sendall(self._sock, data)
+        """Send all of ``data`` (the probe's request: one small write).
+
+        One ``send`` first, as ``loop.sock_sendall`` starts (the same errors, raised from the
+        same call), without its coroutine when the request went out whole, as it does in a
+        fresh connection's empty send buffer; the rest, if any, is ``sock_sendall``'s to
+        send (pp33, issue 20: every probe passes here)."""
+        try:
+            sent = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(data):
+            await self._loop.sock_sendall(self._sock, data[sent:])
 
     async def read(self, n: int) -> bytes:
         """Up to ``n`` bytes; ``b""`` at end of file."""
@@ -117,50 +132,56 @@ async def open_raw(
     attempt.details["ip_address"] = address
     attempt.enter("connect")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # Non-blocking from its creation (SOCK_NONBLOCK: the socket's timeout is 0, as
+    # ``setblocking(False)`` leaves it, without that call's ``ioctl``; pp33, issue 20).
+    sock = socket.socket(family, _NONBLOCKING_STREAM)
+    loop = asyncio.get_running_loop()
     try:
-        sock.setblocking(False)
         # As asyncio's transports do: the request goes out in one segment without waiting.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await connect(asyncio.get_running_loop(), sock, address, port)
+        await connect(loop, sock, address, port, family)
     except BaseException:
         sock.close()
         raise
-    return RawStream(sock, limit)
+    return RawStream(sock, limit, loop)
 
 
 async def connect(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, address: str, port: int
+    loop: asyncio.AbstractEventLoop,
+    sock: socket.socket,
+    address: str,
+    port: int,
+    family: int | None = None,
 ) -> None:
     """``loop.sock_connect(sock, (address, port))`` for an IP address, with the same errors
     (the same ``OSError`` and text), without its wait when the handshake completed inside
-    ``connect()``.
+    ``connect()``. ``family``: the socket's, when the caller knows it (``sock.family``
+    converts to an enum in Python).
 
     On loopback and within the host the kernel completes the TCP handshake inside the
     system call (measured: 2,000 of 2,000 connections to the bench's target server), yet a
     non-blocking ``connect()`` still answers ``EINPROGRESS``; asyncio then registers the
     socket for writing, creates a future and a done callback, and the probe waits one loop
-    iteration for the writability it already has (issue 20, pp24). One ``poll`` with no
-    timeout says so here; otherwise the wait is asyncio's, on a writer callback.
+    iteration for the writability it already has (issue 20, pp24). A second ``connect()``
+    says so here (:func:`_connected`); otherwise the wait is asyncio's, on a writer callback.
     """
     if "%" in address:
         # A scoped IPv6 address (fe80::1%eth0): asyncio resolves it itself; keep its path.
         await loop.sock_connect(sock, (address, port))
         return
+    if family is None:
+        family = sock.family
     # The address as asyncio's sock_connect builds it (``_ipaddr_info``), so that an error's
     # text ("Connect call failed ('::1', 80, 0, 0)") is the same as before.
     target: tuple[str, int] | tuple[str, int, int, int] = (
-        (address, port, 0, 0) if sock.family == socket.AF_INET6 else (address, port)
+        (address, port, 0, 0) if family == socket.AF_INET6 else (address, port)
     )
     try:
         sock.connect(target)
         return
     except (BlockingIOError, InterruptedError):
         pass
-    poller = select.poll()
-    poller.register(sock, select.POLLOUT)
-    if poller.poll(0):
-        _connect_result(sock, target)
+    if _connected(sock, target):
         return
     waiter: asyncio.Future[None] = loop.create_future()
     fd = sock.fileno()
@@ -169,6 +190,22 @@ async def connect(
         await waiter
     finally:
         loop.remove_writer(fd)
+
+
+def _connected(sock: socket.socket, target: tuple[object, ...]) -> bool:
+    """Whether the handshake a non-blocking ``connect()`` began is over, raising its error
+    as asyncio's ``_sock_connect_cb`` words it if it failed; False while it is still on.
+
+    The same ``connect()`` again answers what a ``poll`` for writability and a read of
+    ``SO_ERROR`` told before (pp24), in one system call instead of two and without a poll
+    object (pp33, issue 20): 0 once established, ``EALREADY`` while the handshake is on, the
+    connection's error (taken, as reading ``SO_ERROR`` takes it) once it failed."""
+    err = sock.connect_ex(target)
+    if err == 0 or err == errno.EISCONN:
+        return True
+    if err in _CONNECTING:
+        return False
+    raise OSError(err, f"Connect call failed {target}")
 
 
 def _connect_result(sock: socket.socket, target: tuple[object, ...]) -> None:

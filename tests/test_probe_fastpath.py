@@ -14,7 +14,6 @@ Loopback only.
 from __future__ import annotations
 
 import asyncio
-import select
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from monitor.runtime.scheduler import ProbeScheduler, ScheduledTarget, run_probe
-from probes import rawconn
+from probes import rawconn, tcp
 from probes.registry import ProbeKind
 from probes.result import Outcome, ProbeContext, ProbeResult
 from tests.peers import missing_peer
@@ -58,21 +57,16 @@ def _plain(sock: socket.socket) -> socket.socket:
     return sock
 
 
-class _NeverReady:
-    """Stands in for ``select.poll()``: the handshake is never seen as done at once, so
+def _never_ready(sock: socket.socket, target: tuple[object, ...]) -> bool:
+    """Stands in for ``rawconn._connected``: the handshake is never seen as done at once, so
     ``connect`` takes its waiting path."""
-
-    def register(self, fd: object, events: int) -> None:
-        pass
-
-    def poll(self, timeout: float) -> list[tuple[int, int]]:
-        return []
+    return False
 
 
 @pytest.fixture(params=["at once", "waiting"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "waiting":
-        monkeypatch.setattr(select, "poll", _NeverReady)
+        monkeypatch.setattr(rawconn, "_connected", _never_ready)
     return str(request.param)
 
 
@@ -136,7 +130,7 @@ class TestConnect:
         self, listener: int, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A connect cancelled while waiting (a probe's timeout) unregisters its socket."""
-        monkeypatch.setattr(select, "poll", _NeverReady)
+        monkeypatch.setattr(rawconn, "_connected", _never_ready)
         loop = asyncio.get_running_loop()
         with _plain(socket.socket()) as sock:
             task = asyncio.create_task(rawconn.connect(loop, sock, "127.0.0.1", listener))
@@ -179,6 +173,77 @@ class TestReceive:
             assert not loop.remove_reader(ours.fileno())
             peer.sendall(b"x")
             assert await rawconn.receive(loop, ours, 100) == b"x"
+
+
+# -- run_guarded's deadline against asyncio.timeout_at (pp33) ---------------------------------
+
+
+async def _guarded_body(kind: str, started: asyncio.Event) -> str:
+    """A probe body: answers at once, outlives the deadline (swallowing its cancel or not),
+    raises, or waits for an outside cancel."""
+    started.set()
+    if kind == "at once":
+        return "answered"
+    if kind == "raises":
+        raise ValueError("bad")
+    if kind == "swallows":
+        try:
+            await asyncio.sleep(1.0)
+        except asyncio.CancelledError:
+            return "swallowed"
+    await asyncio.sleep(1.0)
+    return "slept"
+
+
+async def _ending(runner: Any, kind: str, after: float, cancel: bool) -> tuple[object, ...]:
+    """How a task running ``runner`` over a body of ``kind`` with the deadline ``after``
+    seconds away ends, and its cancel count then."""
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    seen: list[object] = []
+
+    async def main() -> object:
+        try:
+            await runner(loop.time() + after, kind, started)
+        except BaseException:
+            seen.append(asyncio.current_task().cancelling())  # type: ignore[union-attr]
+            raise
+        seen.append(asyncio.current_task().cancelling())  # type: ignore[union-attr]
+        return "returned"
+
+    task = asyncio.create_task(main())
+    await started.wait()
+    if cancel:
+        task.cancel()
+    try:
+        ended: object = await task
+    except BaseException as exc:
+        ended = type(exc).__name__
+    return ended, tuple(seen)
+
+
+async def _ours(when: float, kind: str, started: asyncio.Event) -> None:
+    async def body(attempt: tcp.Attempt) -> None:
+        await _guarded_body(kind, started)
+
+    await tcp._within(when, tcp.Attempt(), body)
+
+
+async def _asyncio_timeout(when: float, kind: str, started: asyncio.Event) -> None:
+    async with asyncio.timeout_at(when):
+        await _guarded_body(kind, started)
+
+
+class TestWithinEqualsTimeoutAt:
+    """``probes.tcp._within`` ends as ``asyncio.timeout_at`` does, whatever the body does."""
+
+    @pytest.mark.parametrize("kind", ["at once", "raises", "swallows", "sleeps"])
+    @pytest.mark.parametrize("after", [-1.0, 0.02])
+    @pytest.mark.parametrize("cancel", [False, True])
+    async def test_same_ending(self, kind: str, after: float, cancel: bool) -> None:
+        ours = await _ending(_ours, kind, after, cancel)
+        theirs = await _ending(_asyncio_timeout, kind, after, cancel)
+        assert ours == theirs
 
 
 # -- the scheduler's run against run_probe ---------------------------------------------------

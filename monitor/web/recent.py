@@ -51,6 +51,10 @@ class RecentResults:
             slot[2] += duration
             slot[3] = max(slot[3], duration)
         details = result.details
+        if not ("mos" in details or "rtp_loss_ratio" in details or "rtp_jitter_seconds" in details):
+            # Only a SIP call's result holds these: every other probe's record stops here
+            # (pp33, issue 20: three look-ups and three calls of ``_number`` per probe).
+            return
         mos = _number(details.get("mos"))
         loss = _number(details.get("rtp_loss_ratio"))
         jitter = _number(details.get("rtp_jitter_seconds"))
