@@ -15,9 +15,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.sla.month import compute_month
+from monitor.sla.calendar import month_grid
+from monitor.sla.month import _gap_buckets, compute_month
 from monitor.sla.policy import Tally
-from monitor.sla.running import RunningMonth
+from monitor.sla.running import RunningMonth, gap_set
 from tests.strategies import ENGINE_CANARIES, engine_scenarios
 
 _CELLS: tuple[Tally | None, ...] = (
@@ -105,3 +106,37 @@ def test_buckets_judged_again_equal_the_month_judged_afresh(
     reference = compute_month(policy, service, month, so_far, windows, canaries=canaries, now=now)
     assert tuple(got.states) == reference.states
     assert got.to_json() == reference.to_json()
+
+
+_SPANS = st.lists(st.tuples(st.integers(-7_200, 3_000_000), st.integers(1, 40_000)), max_size=4)
+"""Gaps as (seconds from the month's start, seconds long)."""
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenario=engine_scenarios(), spans=st.lists(_SPANS, min_size=1, max_size=3), data=st.data())
+def test_gap_set_equals_the_walk(
+    scenario: dict[str, Any], spans: list[list[tuple[int, int]]], data: Any
+) -> None:
+    """fs33 (issue 20): the gap buckets a month is built with, kept per grid for a tuple of
+    gaps, are the buckets the walk finds for that grid and those gaps, whichever tuples and
+    grids were asked before (a memo keyed by the grid alone, or by the gaps alone, fails)."""
+    month, zone = scenario["month"], scenario["policy"].timezone
+    grids = [scenario["grid"], month_grid(month.next(), zone, 3600), month_grid(month, "UTC", 300)]
+    first = scenario["grid"].start_epoch
+    tuples = [
+        tuple(
+            (datetime.fromtimestamp(first + a, UTC), datetime.fromtimestamp(first + a + n, UTC))
+            for a, n in gaps
+        )
+        for gaps in spans
+    ]
+    asked = data.draw(
+        st.lists(st.tuples(st.integers(0, len(tuples) - 1), st.integers(0, 2)), max_size=12),
+        label="asked",
+    )
+    every = [(which, grid) for which in range(len(tuples)) for grid in range(len(grids))]
+    for which, grid in [*asked, *every]:
+        gaps = tuples[which]
+        want = frozenset(_gap_buckets(grids[grid], gaps))
+        assert gap_set(grids[grid], gaps) == want
+        assert gap_set(grids[grid], list(gaps)) == want

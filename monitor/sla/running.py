@@ -36,7 +36,7 @@ from types import MappingProxyType
 from typing import overload
 
 from monitor.sla.buckets import quorum_of
-from monitor.sla.calendar import Month, month_grid, require_aware
+from monitor.sla.calendar import BucketGrid, Month, month_grid, require_aware
 from monitor.sla.exclusions import excluded_buckets
 from monitor.sla.month import (
     _NO_ERRORS,
@@ -342,7 +342,7 @@ class RunningMonth:
         self._count = self.grid.count
         self._size = self.grid.bucket_seconds
         self.end_epoch = self.grid.end_epoch
-        self._gap_buckets = frozenset(_gap_buckets(self.grid, gaps)) or _NO_INDICES
+        self._gap_buckets = gap_set(self.grid, gaps)
         count = self.grid.count
         self.elapsed = 0
         # The final state per bucket with exclusions applied (pending until elapsed): the one
@@ -1253,6 +1253,39 @@ def _without(indices: AbstractSet[int], index: int) -> AbstractSet[int]:
         indices.discard(index)
         return indices if indices else _NO_INDICES
     return frozenset(indices - {index}) or _NO_INDICES
+
+
+_GAP_SETS: dict[int, tuple[object, dict[BucketGrid, frozenset[int]]]] = {}
+"""id(gaps) -> (the gaps tuple, grid -> the buckets of that grid a gap touches): see
+:func:`gap_set`. Frozensets, never written, so shared between months."""
+
+
+def gap_set(grid: BucketGrid, gaps: Sequence[tuple[datetime, datetime]]) -> frozenset[int]:
+    """The buckets of ``grid`` a recorded gap touches (``monitor.sla.month._gap_buckets``),
+    the shared empty set when none.
+
+    fs33 (issue 20): the owner hands every month the one tuple of gaps of its inputs, and
+    every SLA of one zone and bucket length has the same grid: a start restoring 10,000
+    months converted each gap's instants and walked its buckets for each of them. Kept per
+    grid for a tuple of gaps (immutable; held with its id, which is never another's while
+    kept), like the digest's (``running_codec._gap_list``); any other sequence is walked."""
+    if not gaps:
+        return _NO_INDICES
+    if type(gaps) is not tuple:
+        return frozenset(_gap_buckets(grid, gaps)) or _NO_INDICES
+    known = _GAP_SETS.get(id(gaps))
+    if known is None or known[0] is not gaps:
+        if len(_GAP_SETS) >= 16:
+            _GAP_SETS.clear()
+        known = _GAP_SETS[id(gaps)] = (gaps, {})
+    grids = known[1]
+    found = grids.get(grid)
+    if found is None:
+        if len(grids) >= 256:
+            grids.clear()
+        # raises on a bad gap, as the walk does: nothing kept then
+        found = grids[grid] = frozenset(_gap_buckets(grid, gaps)) or _NO_INDICES
+    return found
 
 
 _LAST_PACKED: tuple[bytes, bytes] = (b"", pack(b""))
