@@ -26,21 +26,22 @@ import operator
 import re
 from array import array
 from bisect import bisect_left
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from itertools import compress, count, repeat
 from types import MappingProxyType
 from typing import overload
 
 from monitor.sla.buckets import quorum_of
-from monitor.sla.calendar import Month, month_grid, require_aware
+from monitor.sla.calendar import BucketGrid, Month, month_grid, require_aware
 from monitor.sla.exclusions import excluded_buckets
 from monitor.sla.month import (
+    _NO_ERRORS,
     _NO_TALLIES,
     CompactOutages,
-    JudgedBucket,
     MonthResult,
     Outage,
     _gap_buckets,
@@ -53,6 +54,7 @@ from monitor.sla.month import (
 )
 from monitor.sla.packed import pack, unpack
 from monitor.sla.policy import (
+    BucketRule,
     BucketState,
     ExclusionKind,
     ExclusionWindow,
@@ -340,7 +342,7 @@ class RunningMonth:
         self._count = self.grid.count
         self._size = self.grid.bucket_seconds
         self.end_epoch = self.grid.end_epoch
-        self._gap_buckets = frozenset(_gap_buckets(self.grid, gaps)) or _NO_INDICES
+        self._gap_buckets = gap_set(self.grid, gaps)
         count = self.grid.count
         self.elapsed = 0
         # The final state per bucket with exclusions applied (pending until elapsed): the one
@@ -689,49 +691,56 @@ class RunningMonth:
         hidden, final, excluded = self._hidden, self._final, self._excluded
         errors, excused, evidence = self._errors, self._excused, self._evidence
         seen = self._seen
-        canaries_moved = False
-        # sm32 (issue 20): a bucket's verdict reads nothing but its cells (and whether a gap
-        # touches it) when no location is kept: buckets holding the same tally objects (the
-        # store reads equal rows back as one, tl31) are judged once per call. The last hour
-        # of every SLA's month, judged before the first summary ends, is mostly alike.
-        judged_by_cells: dict[tuple[object, ...], JudgedBucket] = {}
         gap_buckets = self._gap_buckets
-        for index in indices:
-            epoch = start + index * size
-            # fs31 (issue 20): asked in C, not a generator per bucket (the last hour of
-            # every SLA's current month is judged here before the first summary ends).
-            if any(map(operator.contains, columns, repeat(epoch))):
-                if self.first_tallied is None or index < self.first_tallied:
-                    self.first_tallied = index
-                in_gap = index in gap_buckets
-                judged: JudgedBucket | None = None
-                key: tuple[object, ...] = ()
-                if located is None:
-                    # The cells by identity: each is held by ``columns`` for the whole call.
-                    key = (in_gap, *map(id, map(operator.methodcaller("get", epoch), columns)))
-                    judged = judged_by_cells.get(key)
-                if judged is None:
-                    judged = judge_bucket(
-                        self.service,
-                        rule,
-                        leaves,
-                        columns,
-                        epoch,
-                        in_gap,
-                        located=located,
-                        size=size,
-                    )
-                    if located is None:
-                        judged_by_cells[key] = judged
-                code = _CODE[judged.state]
-                excused_only = bool(self.canaries) and judged.excused_only
-                if judged.error_reasons:
-                    errors[index] = judged.error_reasons
-                else:
-                    errors.pop(index, None)
+        epochs = [start + index * size for index in indices]
+        verdict: Callable[[int, bool], _Verdict] = partial(
+            _verdict_of, self.service, rule, leaves, columns, located, size, bool(self.canaries)
+        )
+        verdicts: Sequence[_Verdict]
+        if located is None:
+            # sm32 (issue 20): a bucket's verdict reads nothing but its cells (and whether a
+            # gap touches it) when no location is kept: buckets holding the same tally
+            # objects (the store reads equal rows back as one, tl31) are judged once per
+            # call. fs33: keyed in C (the cells by identity, each held by ``columns`` for the
+            # call; no cell at all is one key, unknown), each distinct key judged at its
+            # first bucket: the last hour of every SLA's month, judged before the first
+            # summary ends, is mostly one or two keys.
+            keys = list(
+                zip(
+                    map(gap_buckets.__contains__, indices),
+                    *(map(id, map(column.get, epochs)) for column in columns),
+                    strict=True,
+                )
+            )
+            first_of = dict(zip(reversed(keys), reversed(epochs), strict=True))
+            judged = {key: verdict(epoch, key[0]) for key, epoch in first_of.items()}
+            verdicts = list(map(judged.__getitem__, keys))
+        else:
+            verdicts = list(map(verdict, epochs, map(gap_buckets.__contains__, indices)))
+        lowest = min(
+            compress(indices, map(operator.is_not, verdicts, repeat(_UNTALLIED))), default=None
+        )
+        if lowest is not None and (self.first_tallied is None or lowest < self.first_tallied):
+            self.first_tallied = lowest
+        # fs33 (issue 20): a bucket that is not unavailable, before or now, holds no error
+        # reason, is not excused, and is not excluded (the common bucket) changes nothing but
+        # its code: no evidence (kept for unavailable verdicts only), no outage, no canary
+        # run moves. Only the others take the walk below.
+        special = (
+            excluded.keys() | errors.keys() | excused
+            if excluded or errors or excused
+            else _NO_INDICES
+        )
+        canaries_moved = False
+        for index, epoch, found in zip(indices, epochs, verdicts, strict=True):
+            code = found.code
+            old = final[index]
+            if not found.special and old != _U and index not in special:
+                final[index] = code
+                continue
+            if found.error_reasons:
+                errors[index] = found.error_reasons
             else:
-                code = _Q
-                excused_only = False
                 errors.pop(index, None)
             if code == _U:
                 self._touched = _with(self._touched, index)
@@ -756,7 +765,6 @@ class RunningMonth:
             else:
                 evidence.pop(index)
                 seen.pop(index, None)
-            old = final[index]
             if index in excluded:
                 hidden[index] = code
                 new = _X
@@ -767,9 +775,9 @@ class RunningMonth:
                 self._outages = None
                 if index < self._stale_from:
                     self._stale_from = index
-            if excused_only != (index in excused):
+            if found.excused_only != (index in excused):
                 canaries_moved = True
-                if excused_only:
+                if found.excused_only:
                     excused = self._excused = _with(excused, index)
                 else:  # index in excused: a set of its own (only the empty one is shared)
                     excused = self._excused = _without(excused, index)
@@ -1054,6 +1062,50 @@ def _runs_of_evidence(
     return array("i", map(at.__getitem__, starts)), array("i", lengths), starts
 
 
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """One elapsed bucket's verdict as :meth:`RunningMonth._judge` records it: its code
+    before exclusions, whether the canaries excused every failure in it (only when the
+    month has canaries), the monitor's own failure reasons in it, and whether recording it
+    takes more than writing its code (``special``: unavailable, excused or holding
+    reasons)."""
+
+    code: int
+    excused_only: bool
+    error_reasons: Mapping[str, int]
+    special: bool
+
+
+_UNTALLIED = _Verdict(_Q, False, _NO_ERRORS, False)
+"""The verdict of a bucket holding no tally of the month's targets: unknown."""
+
+
+def _verdict_of(
+    service: ServiceDef,
+    rule: BucketRule,
+    leaves: Sequence[str],
+    columns: Sequence[Mapping[int, Tally]],
+    located: LocatedTallies | None,
+    size: int,
+    canaries: bool,
+    epoch: int,
+    in_gap: bool,
+) -> _Verdict:
+    """The bucket at ``epoch`` judged by :func:`monitor.sla.month.judge_bucket` (the one
+    judge), as the running month records it."""
+    if not any(map(operator.contains, columns, repeat(epoch))):
+        return _UNTALLIED
+    judged = judge_bucket(service, rule, leaves, columns, epoch, in_gap, located=located, size=size)
+    code = _CODE[judged.state]
+    excused_only = canaries and judged.excused_only
+    return _Verdict(
+        code,
+        excused_only,
+        judged.error_reasons,
+        code == _U or excused_only or bool(judged.error_reasons),
+    )
+
+
 _U_BYTE = bytes([_U])
 _SPAN = re.Match.span
 
@@ -1201,6 +1253,39 @@ def _without(indices: AbstractSet[int], index: int) -> AbstractSet[int]:
         indices.discard(index)
         return indices if indices else _NO_INDICES
     return frozenset(indices - {index}) or _NO_INDICES
+
+
+_GAP_SETS: dict[int, tuple[object, dict[BucketGrid, frozenset[int]]]] = {}
+"""id(gaps) -> (the gaps tuple, grid -> the buckets of that grid a gap touches): see
+:func:`gap_set`. Frozensets, never written, so shared between months."""
+
+
+def gap_set(grid: BucketGrid, gaps: Sequence[tuple[datetime, datetime]]) -> frozenset[int]:
+    """The buckets of ``grid`` a recorded gap touches (``monitor.sla.month._gap_buckets``),
+    the shared empty set when none.
+
+    fs33 (issue 20): the owner hands every month the one tuple of gaps of its inputs, and
+    every SLA of one zone and bucket length has the same grid: a start restoring 10,000
+    months converted each gap's instants and walked its buckets for each of them. Kept per
+    grid for a tuple of gaps (immutable; held with its id, which is never another's while
+    kept), like the digest's (``running_codec._gap_list``); any other sequence is walked."""
+    if not gaps:
+        return _NO_INDICES
+    if type(gaps) is not tuple:
+        return frozenset(_gap_buckets(grid, gaps)) or _NO_INDICES
+    known = _GAP_SETS.get(id(gaps))
+    if known is None or known[0] is not gaps:
+        if len(_GAP_SETS) >= 16:
+            _GAP_SETS.clear()
+        known = _GAP_SETS[id(gaps)] = (gaps, {})
+    grids = known[1]
+    found = grids.get(grid)
+    if found is None:
+        if len(grids) >= 256:
+            grids.clear()
+        # raises on a bad gap, as the walk does: nothing kept then
+        found = grids[grid] = frozenset(_gap_buckets(grid, gaps)) or _NO_INDICES
+    return found
 
 
 _LAST_PACKED: tuple[bytes, bytes] = (b"", pack(b""))
