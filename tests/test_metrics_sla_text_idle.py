@@ -4,6 +4,7 @@ their template, and the previous month's lines from the last SLA's."""
 
 from __future__ import annotations
 
+from array import array
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ from monitor.metrics.sla_text import (
 )
 from monitor.metrics.text import label_value
 from monitor.sla.calendar import Month
+from monitor.sla.month import CompactOutages, Outage
 from monitor.sla.policy import BucketState, ServiceDef, ServiceRule, ServiceRuleKind
 from monitor.sla.settled import MonthMoney
 from tests.strategies import service_rules
@@ -116,3 +118,40 @@ def test_previous_lines_from_the_last_written_are_the_moneys_own(
     for name, money in steps:
         labels = f'service="s",sla="{label_value(name)}"'
         assert _previous_lines(labels, money) == _written_previous_lines(labels, money)
+
+
+@given(
+    st.integers(0, 2_000_000_000),
+    st.sampled_from([60, 300, 3600]),
+    st.lists(st.tuples(st.integers(0, 50), st.integers(1, 9), st.integers(0, 1)), max_size=5),
+)
+def test_the_latest_outage_reached_without_building_it(
+    start: int, size: int, runs: list[tuple[int, int, int]]
+) -> None:
+    """``CompactOutages.last_reach`` is the latest outage's end (as ``set_result`` reads it,
+    in epoch seconds) and its locations, None with no outage."""
+    figures = tuple(
+        Outage(
+            start=datetime(2026, 12, 1, tzinfo=UTC),
+            end=datetime(2026, 12, 1, tzinfo=UTC),
+            buckets=1,
+            errors={},
+            failed_targets={},
+            locations=where,
+        )
+        for where in [("fra",), ("ams", 'q"')]
+    )
+    outages = CompactOutages(
+        start,
+        size,
+        array("q", [first for first, _, _ in runs]),
+        array("q", [length for _, length, _ in runs]),
+        array("q", [kind for _, _, kind in runs]),
+        figures,
+    )
+    reach = outages.last_reach()
+    if not runs:
+        assert reach is None
+        return
+    assert reach is not None
+    assert (float(reach[0]), reach[1]) == (outages[-1].end.timestamp(), outages[-1].locations)

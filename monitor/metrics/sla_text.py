@@ -50,7 +50,7 @@ from monitor.runtime.scheduler import ScheduledTarget
 from monitor.runtime.state import bucket_floor
 from monitor.sla.buckets import nested_verdict, target_verdict
 from monitor.sla.calendar import Month, month_containing
-from monitor.sla.month import _NO_TALLIES, MonthResult, all_failures_excused
+from monitor.sla.month import _NO_TALLIES, CompactOutages, MonthResult, all_failures_excused
 from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy, Tally
 from monitor.sla.quorum import LocatedTallies, latest_verdicts
 from monitor.sla.settled import MonthMoney
@@ -230,7 +230,14 @@ class _SlaText:
         self.month_lines = _month_lines(self.labels, self.policy, result, before)
         # fs31 (issue 20): the latest outage built once per result (a month's outages are
         # kept compact, each read builds one): its end and locations are what the lines read.
-        last = result.outages[-1] if result.outages else None
+        outages = result.outages
+        if isinstance(outages, CompactOutages):  # mt33: read without building the outage
+            reach = outages.last_reach()
+            # An instant of whole seconds: its timestamp() is that float exactly.
+            self.outage_end = None if reach is None else float(reach[0])
+            self.outage_locations = () if reach is None else reach[1]
+            return
+        last = outages[-1] if outages else None
         self.outage_end = None if last is None else last.end.timestamp()
         self.outage_locations = () if last is None else last.locations
 
