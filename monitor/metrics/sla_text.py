@@ -50,7 +50,7 @@ from monitor.runtime.scheduler import ScheduledTarget
 from monitor.runtime.state import bucket_floor
 from monitor.sla.buckets import nested_verdict, target_verdict
 from monitor.sla.calendar import Month, month_containing
-from monitor.sla.month import _NO_TALLIES, MonthResult, all_failures_excused
+from monitor.sla.month import _NO_TALLIES, CompactOutages, MonthResult, all_failures_excused
 from monitor.sla.policy import BucketState, ServiceDef, SlaPolicy, Tally
 from monitor.sla.quorum import LocatedTallies, latest_verdicts
 from monitor.sla.settled import MonthMoney
@@ -130,6 +130,18 @@ SLA_FAMILY_NAMES: frozenset[str] = frozenset(name for name, _ in _FAMILIES) | {
 """Every family this module writes."""
 
 _SHOWN_STATES = tuple(s for s in BucketState if s is not BucketState.PENDING)
+_BUCKET_TEXTS: dict[BucketState, tuple[str, ...]] = {
+    state: tuple(
+        "".join(
+            f'slawatch_bucket_state{{\x00,state="{s.value}"}} {"1.0" if s is state else "0.0"}\n'
+            for s in _SHOWN_STATES
+        ).split("\x00")
+    )
+    for state in BucketState
+}
+"""mt33 (issue 20): ``slawatch_bucket_state``'s lines of one SLA whose running bucket is in
+each state, split where the SLA's labels go (joined with them; the metric name and the
+state values hold no NUL, whatever the labels hold)."""
 _MONTH_STATES = (
     BucketState.AVAILABLE,
     BucketState.UNAVAILABLE,
@@ -218,7 +230,14 @@ class _SlaText:
         self.month_lines = _month_lines(self.labels, self.policy, result, before)
         # fs31 (issue 20): the latest outage built once per result (a month's outages are
         # kept compact, each read builds one): its end and locations are what the lines read.
-        last = result.outages[-1] if result.outages else None
+        outages = result.outages
+        if isinstance(outages, CompactOutages):  # mt33: read without building the outage
+            reach = outages.last_reach()
+            # An instant of whole seconds: its timestamp() is that float exactly.
+            self.outage_end = None if reach is None else float(reach[0])
+            self.outage_locations = () if reach is None else reach[1]
+            return
+        last = outages[-1] if outages else None
         self.outage_end = None if last is None else last.end.timestamp()
         self.outage_locations = () if last is None else last.locations
 
@@ -226,16 +245,7 @@ class _SlaText:
         """The previous month's lines from its money (None: its month is not loaded, being
         read back from the store: no lines until it is)."""
         self.previous = previous
-        if previous is None:
-            self.previous_lines = ()
-            return
-        labels = self.labels
-        self.previous_lines = (
-            f'slawatch_previous_month_credit_amount{{currency="{_label_value(previous.currency)}",'
-            f"{labels}}} {_num(float(previous.credit_amount))}\n",
-            f"slawatch_previous_month_claim_deadline_timestamp_seconds{{{labels}}} "
-            f"{_num(previous.claim_deadline.timestamp())}\n",
-        )
+        self.previous_lines = () if previous is None else _previous_lines(self.labels, previous)
 
     def up_line(self, daemon: DaemonView, now: float) -> str:
         """``slawatch_service_up``: judged again when a target has a new last result (or a
@@ -260,7 +270,7 @@ class _SlaText:
         ):
             # cpu26: judged from the results and schedules just looked up (the same reads).
             fresh: list[tuple[float, float]] = []
-            state = _instant_state(self.service, key, now, fresh)
+            state = _instant_state(self.service, self.leaves, key, now, fresh)
             self.instant_key = tuple(key)
             self.fresh = tuple(fresh)
             return self._set_up(state)
@@ -289,14 +299,15 @@ class _SlaText:
             or len(old) != len(key)
             or any(a is not b for a, b in zip(old, key, strict=True))
         ):
-            if policy.locations is None and not windows and all(c is None for c in key[1:]):
+            if policy.locations is None and not windows and all(c is None for c in cells):
                 # No tally and no window (a bucket just begun): provisional_bucket_state
-                # reads only the service and its rule then; asked once (c22).
+                # reads only the service and its rule then; asked once (c22). mt33 (issue
+                # 20): as what it reads, not through it: every target unknown (no tally), no
+                # failure for the canaries to excuse (``idle_bucket_state``; a start asked it
+                # of every SLA, a fifth of the first /metrics text's SLA lines).
                 state = self.idle
                 if state is None:
-                    state = self.idle = provisional_bucket_state(
-                        daemon, policy, self.service, now, month=month
-                    )
+                    state = self.idle = idle_bucket_state(self.service)
             else:
                 state = provisional_bucket_state(
                     daemon,
@@ -309,14 +320,8 @@ class _SlaText:
             self.bucket_key = tuple(key)
             self.bucket_start = start
             if self.bucket[0] is not state:
-                self.bucket = (
-                    state,
-                    "".join(
-                        f'slawatch_bucket_state{{{self.labels},state="{s.value}"}} '
-                        f"{'1.0' if s is state else '0.0'}\n"
-                        for s in _SHOWN_STATES
-                    ),
-                )
+                # mt33: the state's lines written once, cut where the labels go.
+                self.bucket = (state, self.labels.join(_BUCKET_TEXTS[state]))
         return self.bucket[1]
 
     def outage_line(self, now: float) -> str:
@@ -472,7 +477,41 @@ def _first_month_lines(labels: str, result: MonthResult) -> tuple[str, ...]:
             for line in _written_month_lines(_LABELS_MARK, result, None)
         )
         last = _LAST_FIRST_LINES = (key, cut)
-    return tuple(labels.join(parts) for parts in last[1])
+    return tuple([labels.join(parts) for parts in last[1]])
+
+
+_LAST_PREVIOUS_LINES: tuple[tuple[object, ...], tuple[tuple[str, ...], ...]] | None = None
+"""mt33: the money :func:`_previous_lines` last wrote, and its lines cut at the labels."""
+
+
+def _previous_lines(labels: str, previous: MonthMoney) -> tuple[str, ...]:
+    """Families 18, 19 of one SLA from its previous month's money: the last call's lines
+    with this SLA's labels when the money written is equal (mt33, issue 20: as
+    :func:`_first_month_lines`, the SLAs of one contract owe the same credit by the same
+    deadline, mostly none; writing them was a tenth of the first ``/metrics`` text's SLA
+    lines). Equal amounts write the same float and equal instants the same epoch."""
+    global _LAST_PREVIOUS_LINES
+    key = (previous.currency, previous.credit_amount, previous.claim_deadline)
+    last = _LAST_PREVIOUS_LINES
+    if last is None or last[0] != key:
+        if _LABELS_MARK in previous.currency:
+            return _written_previous_lines(labels, previous)
+        cut = tuple(
+            tuple(line.split(_LABELS_MARK))
+            for line in _written_previous_lines(_LABELS_MARK, previous)
+        )
+        last = _LAST_PREVIOUS_LINES = (key, cut)
+    return tuple([labels.join(parts) for parts in last[1]])
+
+
+def _written_previous_lines(labels: str, previous: MonthMoney) -> tuple[str, ...]:
+    """:func:`_previous_lines` written."""
+    return (
+        f'slawatch_previous_month_credit_amount{{currency="{_label_value(previous.currency)}",'
+        f"{labels}}} {_num(float(previous.credit_amount))}\n",
+        f"slawatch_previous_month_claim_deadline_timestamp_seconds{{{labels}}} "
+        f"{_num(previous.claim_deadline.timestamp())}\n",
+    )
 
 
 def _written_month_lines(
@@ -1001,21 +1040,27 @@ def instant_service_state(daemon: DaemonView, service: ServiceDef, now: float) -
     intervals (or none yet) is unknown, so a stalled monitor never reads as available."""
     scheduled = daemon.scheduler.targets
     seen: list[object] = []
-    for name in service.all_targets:
+    leaves = service.all_targets
+    for name in leaves:
         status = daemon.state.targets.get(name)
         seen.append(status.last if status else None)
         seen.append(scheduled.get(name))
-    return _instant_state(service, seen, now, [])
+    return _instant_state(service, leaves, seen, now, [])
 
 
 def _instant_state(
-    service: ServiceDef, seen: Sequence[object], now: float, fresh: list[tuple[float, float]]
+    service: ServiceDef,
+    leaves: Sequence[str],
+    seen: Sequence[object],
+    now: float,
+    fresh: list[tuple[float, float]],
 ) -> BucketState:
-    """:func:`instant_service_state` from what was read for ``service.all_targets``, in order:
-    each target's last result (or None) then its scheduled target (or None). Appends to
-    ``fresh`` the (started_at, staleness limit) of each result judged fresh."""
+    """:func:`instant_service_state` from what was read for ``leaves`` (``service.all_targets``,
+    which the caller holds: mt33, a property that builds a tuple at each read), in order: each
+    target's last result (or None) then its scheduled target (or None). Appends to ``fresh``
+    the (started_at, staleness limit) of each result judged fresh."""
     states: dict[str, BucketState] = {}
-    for index, name in enumerate(service.all_targets):
+    for index, name in enumerate(leaves):
         last, target = seen[2 * index], seen[2 * index + 1]
         if not isinstance(last, ProbeResult) or not isinstance(target, ScheduledTarget):
             states[name] = BucketState.UNKNOWN
@@ -1043,6 +1088,14 @@ def located_service_state(
         located, service.all_targets, bucket_floor(now, size), size, policy.bucket_rule
     )
     return nested_verdict(service, states)
+
+
+def idle_bucket_state(service: ServiceDef) -> BucketState:
+    """:func:`provisional_bucket_state` of an SLA not judged by locations whose running bucket
+    has no tally of any of ``service``'s targets and no window over it: every target unknown
+    (``target_verdict`` of no tally), and no failure for the canaries to excuse
+    (``tests/test_metrics_sla_text_idle.py`` holds the two equal)."""
+    return nested_verdict(service, {})
 
 
 def provisional_bucket_state(

@@ -103,6 +103,15 @@ class CompactOutages(Sequence[Outage]):
         its next outages from (read, never written)."""
         return self._firsts, self._lengths, self._kinds, self._figures
 
+    def last_reach(self) -> tuple[int, tuple[str, ...]] | None:
+        """The latest outage's end (epoch seconds) and locations, without building it (None:
+        no outage). mt33 (issue 20): ``/metrics`` reads these of every SLA's month, each new
+        result, and building the ``Outage`` was a tenth of a start's first per-SLA text."""
+        if not self._firsts:
+            return None
+        end = self._start + (self._firsts[-1] + self._lengths[-1]) * self._size
+        return end, self._figures[self._kinds[-1]].locations
+
     def _outage(self, index: int) -> Outage:
         first, length = self._firsts[index], self._lengths[index]
         figures = self._figures[self._kinds[index]]
