@@ -884,6 +884,40 @@ def _gap_buckets(grid: BucketGrid, gaps: Sequence[tuple[datetime, datetime]]) ->
     return found
 
 
+def kept_gap_buckets(
+    grid: BucketGrid, gaps: Sequence[tuple[datetime, datetime]]
+) -> tuple[frozenset[int], list[int]]:
+    """The buckets of ``grid`` a recorded gap touches, as a set and sorted: kept per grid
+    for a tuple of gaps (the accounting inputs' one tuple, immutable, held with its id,
+    which is never another's while kept); any other sequence is walked each time.
+
+    Issue 20: every SLA of one zone and bucket length has the same grid, and a start at
+    10,000 SLAs asked for each month twice (the running month's gap set, fs33; the snapshot
+    digest's sorted list, dg31), converting each gap's instants and walking its buckets
+    every time. Raises on a bad gap, as the walk does (nothing is kept then)."""
+    if type(gaps) is not tuple:
+        found = _gap_buckets(grid, gaps)
+        return frozenset(found), sorted(found)
+    known = _GAP_BUCKETS.get(id(gaps))
+    if known is None or known[0] is not gaps:
+        if len(_GAP_BUCKETS) >= 16:
+            _GAP_BUCKETS.clear()
+        known = _GAP_BUCKETS[id(gaps)] = (gaps, {})
+    grids = known[1]
+    kept = grids.get(grid)
+    if kept is None:
+        if len(grids) >= 256:
+            grids.clear()
+        found = _gap_buckets(grid, gaps)
+        kept = grids[grid] = (frozenset(found), sorted(found))
+    return kept
+
+
+_GAP_BUCKETS: dict[int, tuple[object, dict[BucketGrid, tuple[frozenset[int], list[int]]]]] = {}
+"""id(gaps) -> (the gaps tuple, grid -> its buckets a gap touches): see
+:func:`kept_gap_buckets`. Never written once kept: shared by every month and digest."""
+
+
 def canary_windows_of(
     grid: BucketGrid, indices: Sequence[int], canaries: Sequence[str]
 ) -> list[ExclusionWindow]:

@@ -44,11 +44,11 @@ from monitor.sla.month import (
     CompactOutages,
     MonthResult,
     Outage,
-    _gap_buckets,
     _windows_used,
     assemble_month,
     canary_windows_of,
     judge_bucket,
+    kept_gap_buckets,
     monitor_errors_of,
     outage_of,
 )
@@ -1255,11 +1255,6 @@ def _without(indices: AbstractSet[int], index: int) -> AbstractSet[int]:
     return frozenset(indices - {index}) or _NO_INDICES
 
 
-_GAP_SETS: dict[int, tuple[object, dict[BucketGrid, frozenset[int]]]] = {}
-"""id(gaps) -> (the gaps tuple, grid -> the buckets of that grid a gap touches): see
-:func:`gap_set`. Frozensets, never written, so shared between months."""
-
-
 def gap_set(grid: BucketGrid, gaps: Sequence[tuple[datetime, datetime]]) -> frozenset[int]:
     """The buckets of ``grid`` a recorded gap touches (``monitor.sla.month._gap_buckets``),
     the shared empty set when none.
@@ -1267,25 +1262,11 @@ def gap_set(grid: BucketGrid, gaps: Sequence[tuple[datetime, datetime]]) -> froz
     fs33 (issue 20): the owner hands every month the one tuple of gaps of its inputs, and
     every SLA of one zone and bucket length has the same grid: a start restoring 10,000
     months converted each gap's instants and walked its buckets for each of them. Kept per
-    grid for a tuple of gaps (immutable; held with its id, which is never another's while
-    kept), like the digest's (``running_codec._gap_list``); any other sequence is walked."""
+    grid for a tuple of gaps (:func:`monitor.sla.month.kept_gap_buckets`, which the
+    snapshot digest reads too)."""
     if not gaps:
         return _NO_INDICES
-    if type(gaps) is not tuple:
-        return frozenset(_gap_buckets(grid, gaps)) or _NO_INDICES
-    known = _GAP_SETS.get(id(gaps))
-    if known is None or known[0] is not gaps:
-        if len(_GAP_SETS) >= 16:
-            _GAP_SETS.clear()
-        known = _GAP_SETS[id(gaps)] = (gaps, {})
-    grids = known[1]
-    found = grids.get(grid)
-    if found is None:
-        if len(grids) >= 256:
-            grids.clear()
-        # raises on a bad gap, as the walk does: nothing kept then
-        found = grids[grid] = frozenset(_gap_buckets(grid, gaps)) or _NO_INDICES
-    return found
+    return kept_gap_buckets(grid, gaps)[0] or _NO_INDICES
 
 
 _LAST_PACKED: tuple[bytes, bytes] = (b"", pack(b""))

@@ -43,7 +43,7 @@ from fractions import Fraction
 from typing import Any
 
 from monitor.sla.calendar import BucketGrid, Month, month_grid
-from monitor.sla.month import _gap_buckets
+from monitor.sla.month import kept_gap_buckets
 from monitor.sla.policy import ServiceDef, SlaPolicy, Tally
 from monitor.sla.running import JudgedState, LaidEvidence
 
@@ -440,11 +440,11 @@ def inputs_digest(
     dg31 (issue 20): the value is main's (``tests/test_snapshot_digest_pinned.py``); what
     is the same for many SLAs and months is kept by identity: the texts of the frozen parts
     the configuration shares (:func:`_text_of`), the gap buckets of each grid
-    (:func:`_gap_list`), a tuple of canaries."""
+    (``monitor.sla.month.kept_gap_buckets``), a tuple of canaries."""
     if grid is None:
         grid = month_grid(month, policy.timezone, policy.bucket_seconds)
     if gaps:
-        touched = _gap_list(grid, gaps)
+        touched = kept_gap_buckets(grid, gaps)[1]  # shared: sliced, never changed
         gap_buckets = touched[: bisect.bisect_left(touched, judged)]
     else:
         gap_buckets = []
@@ -460,30 +460,6 @@ def inputs_digest(
         )
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _gap_list(grid: BucketGrid, gaps: Sequence[tuple[datetime, datetime]]) -> list[int]:
-    """The buckets of ``grid`` a gap touches, sorted; kept per grid for a tuple of gaps (the
-    accounting inputs' one tuple, digested for each SLA and month: the same few grids)."""
-    if type(gaps) is not tuple:
-        return sorted(_gap_buckets(grid, gaps))
-    known = _GAPS.get(id(gaps))
-    if known is None or known[0] is not gaps:
-        if len(_GAPS) >= 16:
-            _GAPS.clear()
-        known = _GAPS[id(gaps)] = (gaps, {})
-    grids = known[1]
-    found = grids.get(grid)
-    if found is None:
-        if len(grids) >= 256:
-            grids.clear()
-        found = grids[grid] = sorted(_gap_buckets(grid, gaps))  # raises on a bad gap: no entry
-    return found
-
-
-_GAPS: dict[int, tuple[object, dict[BucketGrid, list[int]]]] = {}
-"""id(gaps) -> (the gaps tuple, grid -> its buckets touched, sorted): never handed out (a
-slice is taken), so never changed."""
 
 
 _TEXTS: dict[int, tuple[object, str]] = {}

@@ -4,7 +4,7 @@ store's worker thread (schema 7 holds the tables and triggers, ``monitor.store.s
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from monitor.store.schema import transaction
@@ -29,41 +29,51 @@ _MANY = 400
 def _guards_of(
     conn: sqlite3.Connection, vantage: str, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], list[_GUARD_ROW]]:
-    """The guard rows of every (SLA, month) of ``keys``, read a few hundred SLAs per statement
-    (issue 20, me24: one indexed look-up per SLA instead of one statement per month; ``sla IN``
-    and ``month IN`` search the ``(vantage, sla, month)`` index, and rows of other months of
-    those SLAs are dropped here)."""
-    wanted = set(keys)
+    """The guard rows of every (SLA, month) of ``keys`` (read as :func:`_rows_of` says)."""
     out: dict[tuple[str, str], list[_GUARD_ROW]] = {}
+    for key, rest in _rows_of(
+        conn, "target, judged_through, spoiled", "snapshot_guard", vantage, keys
+    ):
+        out.setdefault(key, []).append(rest)
+    return out
+
+
+def _rows_of(
+    conn: sqlite3.Connection,
+    columns: str,
+    table: str,
+    vantage: str,
+    keys: Sequence[tuple[str, str]],
+) -> Iterator[tuple[tuple[str, str], tuple[Any, ...]]]:
+    """``columns`` of ``table``'s rows of every (SLA, month) of ``keys``, each as (its key,
+    its columns), a few hundred SLAs per statement (issue 20, me24: one indexed look-up per
+    SLA instead of one statement per month; ``sla IN`` and ``month IN`` search the
+    ``(vantage, sla, month)`` index, and rows of other months of those SLAs are dropped
+    here).
+
+    Plain tuples, not ``sqlite3.Row``s, taken as they come: both tables are STRICT, so each
+    column is already of its declared type (TEXT a str, INTEGER an int, BLOB bytes). ov33
+    (issue 20): at a start at 10,000 SLAs these reads are the store's worker's part of
+    ``MonthSnapshots.restorable`` (20,000 snapshots, 50,000 guard rows), which the loop waits
+    on; the row objects and the conversions were about a tenth of them (best of 10: guard
+    rows 0.099 -> 0.088 s, snapshot loads 0.278 -> 0.256 s; the rest is SQLite's own
+    stepping)."""
+    wanted = set(keys)
     slas = sorted({sla for sla, _ in wanted})
     months = sorted({month for _, month in wanted})
     for lo in range(0, len(slas), _MANY):
         some = slas[lo : lo + _MANY]
-        rows = _plain(
-            conn.execute(
-                "SELECT sla, month, target, judged_through, spoiled FROM snapshot_guard "
-                f"WHERE vantage = ? AND sla IN ({','.join('?' * len(some))}) "
-                f"AND month IN ({','.join('?' * len(months))})",
-                (vantage, *some, *months),
-            )
+        cursor = conn.execute(
+            f"SELECT sla, month, {columns} FROM {table} "
+            f"WHERE vantage = ? AND sla IN ({','.join('?' * len(some))}) "
+            f"AND month IN ({','.join('?' * len(months))})",
+            (vantage, *some, *months),
         )
-        for row in rows:
+        cursor.row_factory = None
+        for row in cursor:
             key = row[:2]
             if key in wanted:
-                out.setdefault(key, []).append(row[2:])
-    return out
-
-
-def _plain(cursor: sqlite3.Cursor) -> sqlite3.Cursor:
-    """``cursor`` yielding plain tuples, not ``sqlite3.Row``s, taken as they come: both
-    tables are STRICT, so each column is already of its declared type (TEXT a str, INTEGER
-    an int, BLOB bytes). ov33 (issue 20): at a start at 10,000 SLAs these reads are the
-    store's worker's part of ``MonthSnapshots.restorable`` (20,000 snapshots, 50,000 guard
-    rows), which the loop waits on; the row objects and the conversions were about a tenth
-    of them (best of 10: guard rows 0.099 -> 0.088 s, snapshot loads 0.278 -> 0.256 s; the
-    rest is SQLite's own stepping)."""
-    cursor.row_factory = None
-    return cursor
+                yield key, row[2:]
 
 
 def load(
@@ -72,26 +82,16 @@ def load(
     out: dict[tuple[str, str], tuple[MonthSnapshot, tuple[str, ...]]] = {}
     conn.execute("BEGIN")  # one read snapshot of the database for every key
     try:
-        wanted = set(keys)
-        stored: dict[tuple[str, str], tuple[Any, ...]] = {}
-        slas = sorted({sla for sla, _ in wanted})
-        months = sorted({month for _, month in wanted})
-        for lo in range(0, len(slas), _MANY):
-            some = slas[lo : lo + _MANY]
-            rows = _plain(
-                conn.execute(
-                    "SELECT sla, month, bucket_seconds, judged_through, inputs, state, "
-                    "verdicts_from, verdicts_through, verdicts_digest, settled "
-                    "FROM month_snapshots "
-                    f"WHERE vantage = ? AND sla IN ({','.join('?' * len(some))}) "
-                    f"AND month IN ({','.join('?' * len(months))})",
-                    (vantage, *some, *months),
-                )
+        stored = dict(
+            _rows_of(
+                conn,
+                "bucket_seconds, judged_through, inputs, state, verdicts_from, "
+                "verdicts_through, verdicts_digest, settled",
+                "month_snapshots",
+                vantage,
+                keys,
             )
-            for row in rows:
-                key = row[:2]
-                if key in wanted:
-                    stored[key] = row[2:]
+        )
         guards = _guards_of(conn, vantage, [key for key in keys if key in stored])
         for key in keys:
             row = stored.get(key)
