@@ -624,6 +624,8 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
         elif MONTH_END is not None:
             from month_end import month_end_now, prefill_month_end, write_heartbeat
 
+            if kept is not None:  # written again: the last run's store is not its start
+                shutil.rmtree(kept / "state", ignore_errors=True)
             real = time.time()
             now = month_end_now(MONTH_END, real)
             shift = now - int(real)

@@ -181,6 +181,12 @@ def prefill_month_end(
 
     began = time.perf_counter()
     loaded = load_config(config)
+    database = Path(loaded.monitor.database_path)
+    if database.exists():
+        # Round 33: written on top of a store a daemon had run on (a --reuse-prefill whose
+        # ports were taken), the prefill left that run's later tallies and spool in it, and
+        # its current months did not start from their snapshots: refused, not measured.
+        raise FileExistsError(f"{database}: the month-end prefill writes a new store, not into one")
     policies = [p for p in loaded.sla_policies() if p.locations is None]
     services = loaded.service_defs()
     sizes = {len(set(services[p.service].all_targets)) for p in policies}

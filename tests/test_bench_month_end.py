@@ -237,6 +237,17 @@ def _assert_verdicts_as_a_month_of_running(
 class TestMonthEndNow:
     """The daemon's clock at a month's end: the wall clock moved back by whole days."""
 
+    def test_a_store_already_there_is_refused(self, tmp_path: Path) -> None:
+        """The prefill writes a new store: one a daemon already ran on (a --reuse-prefill
+        written again into its kept directory) is refused with its path, untouched."""
+        config = write_config(tmp_path, 20, 1, 2, per_sla=1)
+        database = tmp_path / "state" / "slawatch.db"
+        database.parent.mkdir(parents=True, exist_ok=True)
+        database.write_bytes(b"a daemon's store")
+        with pytest.raises(FileExistsError, match=str(database)):
+            prefill_month_end(config, NOW, lambda d, k: write_config(d, k, 1, 2, per_sla=k))
+        assert database.read_bytes() == b"a daemon's store"
+
     def test_latest_day_of_month_whole_days_back(self) -> None:
         """2 Dec 08:30 UTC, day 28 -> 28 Nov 08:30 UTC; the day itself -> unchanged;
         a day no recent month has -> the latest month that has it."""
