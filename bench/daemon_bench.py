@@ -686,8 +686,8 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
         # The window opens and closes on a scrape, and is scraped every scrape_every seconds
         # in between: the scrapes are part of the daemon's work, as in production.
         _, body0 = scrape(base)
-        c0, g0, t0 = cpu_seconds(daemon.pid), cpu_seconds(server.pid), time.time()
-        u0, s0 = cpu_split(daemon.pid)
+        (u0, s0), g0, t0 = cpu_split(daemon.pid), cpu_seconds(server.pid), time.time()
+        c0 = u0 + s0  # one read of the daemon's CPU: the total is its user and system time
         p0, h0 = probes_total(body0), lag_histogram(body0)
         spies = []
         if DIAGNOSE is not None:
@@ -703,8 +703,8 @@ def run(n: int, measure: float, scrape_every: float, keep: bool) -> dict[str, fl
             time.sleep(min(scrape_every, left))
             if time.time() < t0 + measure - 1:
                 scrapes.append(scrape(base)[0])
-        c1, g1, t1 = cpu_seconds(daemon.pid), cpu_seconds(server.pid), time.time()
-        u1, s1 = cpu_split(daemon.pid)
+        (u1, s1), g1, t1 = cpu_split(daemon.pid), cpu_seconds(server.pid), time.time()
+        c1 = u1 + s1
         took, body1 = scrape(base)
         scrapes.append(took)
         p1, h1 = probes_total(body1), lag_histogram(body1)
