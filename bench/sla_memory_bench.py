@@ -22,6 +22,17 @@ The tallies are synthetic columns (no store, no 89 M rows): what is measured is 
 daemon keeps, not the read. With ``--tracemalloc`` the Python allocations alive at the end
 are listed by file and line (the allocator's own overhead and freed arenas are not in them).
 The clock is fixed: nothing depends on today's date.
+
+``--store DIR`` (mem34, issue 20): a real start instead, from a store a daemon that ran all
+month leaves, as ``bench/daemon_bench.py --month-end D --reuse-prefill`` keeps it (``DIR``
+holds ``bench.yaml``, ``meta.json`` with the store's instant ``now``, and ``pristine/``,
+the store as written; it is copied to a temporary directory, never written). The stages are
+what ``Daemon.start`` does before ``/readyz``, in process, without probing: ``config``,
+``daemon``, ``loaded`` (``_load_history``, the schedule, the heap frozen and trimmed),
+``summary`` (the first summary and the per-SLA ``/metrics`` text it refreshes) and
+``metrics`` (one ``/metrics`` body rendered, its process CPU printed). With
+``--tracemalloc`` the allocations alive at the end are also summed by component (the
+files they were made in) and printed in bytes per SLA.
 """
 
 from __future__ import annotations
@@ -29,7 +40,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import logging
+import re
+import shutil
 import sys
 import tempfile
 import time
@@ -250,6 +264,148 @@ async def run(slas: int, per: int, day: int, trace: bool, top: int) -> None:
             print(f"{stat.size / 1e6:8.1f} MB {stat.count:9d}  {where}")
 
 
+COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("configuration", ("monitor/config/", "pydantic/", "yaml/", "probes/")),
+    ("running months", ("monitor/sla/running.py", "monitor/sla/packed.py")),
+    ("snapshot codec", ("monitor/sla/running_codec.py",)),
+    ("month results", ("monitor/sla/", "monitor/accounting.py", "fractions.py", "decimal")),
+    ("/metrics text", ("monitor/metrics/",)),
+    ("live tallies", ("monitor/runtime/state.py", "monitor/store/sqlite_availability.py")),
+    ("store reads, snapshots", ("monitor/store/", "monitor/runtime/snapshots.py")),
+    ("scheduler", ("monitor/runtime/scheduler.py",)),
+    ("daemon, other runtime", ("monitor/runtime/", "monitor/")),
+)
+"""Components of the per-SLA memory, by the file an allocation was made in (first match)."""
+
+
+def component(filename: str) -> str:
+    for label, parts in COMPONENTS:
+        if any(part in filename for part in parts):
+            return label
+    return "other (stdlib, asyncio, sqlite3)"
+
+
+def store_config(source: Path, work: Path) -> tuple[Path, int]:
+    """``source``'s configuration with its store's directory moved to ``work/state`` (a copy
+    of ``source/pristine``), and the store's instant."""
+    now = int(json.loads((source / "meta.json").read_text())["now"])
+    text = (source / "bench.yaml").read_text()
+    text, found = re.subn(r"(?m)^  state_dir: .*$", f"  state_dir: {work / 'state'}", text)
+    if found != 1:
+        raise SystemExit(f"{source / 'bench.yaml'}: expected one monitor.state_dir line")
+    shutil.copytree(source / "pristine", work / "state")
+    path = work / "bench.yaml"
+    path.write_text(text)
+    return path, now
+
+
+async def run_store(source: Path, trace: bool, top: int) -> None:
+    """What ``Daemon.start`` does before ready (no probing, no HTTP), stage by stage, from the
+    store ``source`` holds."""
+    from monitor.config import gc_paused
+    from monitor.metrics.collector import MetricsExposition
+    from monitor.metrics.contract import ContractCollector
+    from monitor.runtime import heap
+    from monitor.runtime.daemon import FREEZE_FROM, Daemon, freeze_heap
+
+    work = Path(tempfile.mkdtemp(prefix="slawatch-slamem-"))
+    try:
+        path, now = store_config(source, work)
+        if trace:
+            tracemalloc.start(1)
+        rows: list[tuple[str, float, float]] = []
+
+        def stage(label: str) -> None:
+            gc.collect()
+            traced = tracemalloc.get_traced_memory()[0] / 1e6 if trace else float("nan")
+            rows.append((label, vm(), traced))
+            print(
+                f"{label:8} rss {vm():8.1f} MB  hwm {vm('VmHWM'):8.1f} MB  traced {traced:7.1f} MB"
+                f"  cpu {time.process_time():6.1f} s",
+                flush=True,
+            )
+
+        stage("start")
+        config = load_config(path)
+        slas = len(config.slas)
+        stage("config")
+        daemon = Daemon(config, path, clock=FixedClock(float(now)))
+        exposition = MetricsExposition(daemon, extra=[ContractCollector(daemon)])
+        stage("daemon")
+        await daemon.store.open()
+        try:
+            with gc_paused():  # as Daemon.start
+                await daemon._load_history(float(now))
+                daemon.scheduler.apply(daemon._schedule(), now=float(now))
+            freeze_heap(daemon.config)
+            heap.manage(len(config.targets) + len(config.slas) >= FREEZE_FROM)
+            heap.trim()
+            await asyncio.sleep(0.2)  # the trim runs in a thread of its own
+            stage("loaded")
+            await daemon._summarise()  # the flush loop's first iteration's summary
+            await exposition.settled()  # the per-SLA text its hook refreshes
+            heap.trim()
+            await asyncio.sleep(0.2)
+            stage("summary")
+            began = time.process_time()
+            body = await exposition.render()
+            render_cpu = time.process_time() - began
+            size = len(body)
+            del body
+            began = time.process_time()
+            await exposition.render()
+            again_cpu = time.process_time() - began
+            heap.trim()
+            await asyncio.sleep(0.2)
+            stage("metrics")
+        finally:
+            await daemon.store.close()
+        print(
+            f"slas {slas}; body {size / 1e6:.1f} MB; render CPU {render_cpu:.3f} s, again "
+            f"{again_cpu:.3f} s; peak (VmHWM) {vm('VmHWM'):.1f} MB"
+        )
+        print()
+        print("| stage | RSS MB | growth MB | KB per SLA |")
+        print("|---|---|---|---|")
+        before = rows[0][1]
+        for label, rss, _ in rows:
+            growth = rss - before
+            print(f"| {label} | {rss:.1f} | {growth:+.1f} | {growth * 1024 / slas:.1f} |")
+            before = rss
+        print(
+            f"| all after start | {rows[-1][1]:.1f} | {rows[-1][1] - rows[0][1]:+.1f} | "
+            f"{(rows[-1][1] - rows[0][1]) * 1024 / slas:.1f} |"
+        )
+        if trace:
+            snapshot = tracemalloc.take_snapshot()
+            tracemalloc.stop()
+            sums: dict[str, list[int]] = {}
+            for stat in snapshot.statistics("filename"):
+                got = sums.setdefault(component(stat.traceback[0].filename), [0, 0])
+                got[0] += stat.size
+                got[1] += stat.count
+            total = sum(size for size, _ in sums.values())
+            print()
+            print(f"Python allocations alive after start, by component ({slas} SLAs):")
+            print("| component | MB | objects | bytes per SLA |")
+            print("|---|---|---|---|")
+            for label, (size, count) in sorted(sums.items(), key=lambda kv: -kv[1][0]):
+                print(f"| {label} | {size / 1e6:.1f} | {count} | {size / slas:.0f} |")
+            print(f"| all | {total / 1e6:.1f} | | {total / slas:.0f} |")
+            print()
+            print(f"top {top} lines:")
+            for stat in snapshot.statistics("lineno")[:top]:
+                frame = stat.traceback[0]
+                where = frame.filename.replace(str(ROOT) + "/", "")
+                print(
+                    f"{stat.size / 1e6:8.1f} MB {stat.count:9d} {stat.size / slas:7.0f} B/SLA"
+                    f"  {where}:{frame.lineno}"
+                )
+        globals()["_KEPT"] = (daemon, exposition)  # alive until here: nothing freed early
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -261,9 +417,18 @@ def main() -> None:
     )
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="start from this month-end store instead (bench.yaml, meta.json, pristine/, as "
+        "daemon_bench.py --reuse-prefill keeps it); --slas, --per-sla, --day are its",
+    )
     args = parser.parse_args()
     global FAIL_EVERY
     FAIL_EVERY = args.fail_every
+    if args.store is not None:
+        asyncio.run(run_store(args.store, args.tracemalloc, args.top))
+        return
     asyncio.run(run(args.slas, args.per_sla, args.day, args.tracemalloc, args.top))
 
 

@@ -217,3 +217,28 @@ def test_digest_is_the_unmemoised_one(
                 assert inputs_digest(policy, service, when, canaries, gaps, judged) == _reference(
                     policy, service, when, canaries, gaps, judged
                 )
+
+
+def test_digest_after_the_kept_heads_are_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mem34 (issue 20): the hashed head of each policy and service is kept by identity and
+    the store of them is cleared when full; digests across a clearing, for SLAs asked in
+    turn, and for an equal policy that is another object, are each the one from scratch."""
+    from monitor.sla import running_codec
+
+    monkeypatch.setattr(running_codec, "_HEADS", {})
+    monkeypatch.setattr(running_codec, "_HEADS_KEPT", 2)
+    rule = BucketRule(min_probes=2)
+    service = ServiceDef("svc", ("t1",), ServiceRule())
+    policies = [
+        SlaPolicy(name, "svc", Decimal("99.9"), TIERS, 300, "UTC", rule)
+        for name in ("a", "b", "c", "a")
+    ]
+    assert policies[0] == policies[3]
+    assert policies[0] is not policies[3]
+    for _ in range(3):
+        for policy in policies:
+            for month, judged in ((MARCH.previous(), 8064), (MARCH, 17)):
+                got = inputs_digest(policy, service, month, ("t9",), (), judged)
+                assert got == _reference(policy, service, month, ("t9",), (), judged)
+    assert len(running_codec._HEADS) <= 2
+    assert all(kept[0] in policies for kept in running_codec._HEADS.values())

@@ -438,8 +438,9 @@ def inputs_digest(
     and bucket length; the same object, or the digest is another month's).
 
     dg31 (issue 20): the value is main's (``tests/test_snapshot_digest_pinned.py``); what
-    is the same for many SLAs and months is kept by identity: the texts of the frozen parts
-    the configuration shares (:func:`_text_of`), the gap buckets of each grid
+    is the same for many SLAs and months is kept by identity: each SLA's hashed head
+    (:func:`_hashed_terms`), the texts of the frozen parts the configuration shares
+    (:func:`_text_of`), the gap buckets of each grid
     (``monitor.sla.month.kept_gap_buckets``), a tuple of canaries."""
     if grid is None:
         grid = month_grid(month, policy.timezone, policy.bucket_seconds)
@@ -448,25 +449,55 @@ def inputs_digest(
         gap_buckets = touched[: bisect.bisect_left(touched, judged)]
     else:
         gap_buckets = []
-    text = "\n".join(
-        (
-            JUDGING,
-            _text_of(policy),
-            _text_of(service),
-            str(month),
-            _text_of(canaries) if type(canaries) is tuple else _canonical(tuple(canaries)),
-            repr(gap_buckets),
-            str(judged),
-        )
+    hashed = _hashed_terms(policy, service)
+    hashed.update(
+        "\n".join(
+            (
+                str(month),
+                _text_of(canaries) if type(canaries) is tuple else _canonical(tuple(canaries)),
+                repr(gap_buckets),
+                str(judged),
+            )
+        ).encode("utf-8")
     )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest: str = hashed.hexdigest()
+    return digest
+
+
+def _hashed_terms(policy: SlaPolicy, service: ServiceDef) -> Any:
+    """A SHA-256 fed ``JUDGING``, the policy's and the service's texts, each followed by a
+    newline: the digest's head, the same for an SLA's every month and every save.
+
+    mem34 (issue 20): kept per SLA as the hash's state (a copy of it fed the rest), not as
+    the two texts: the texts of 10,000 policies and services held ~1 KB per SLA for the
+    life of the daemon (``bench/sla_memory_bench.py --store``), the state ~0.3 KB. SHA-256
+    fed the head then the rest is SHA-256 of the whole text, so the digest is main's
+    (``tests/test_snapshot_digest_pinned.py``)."""
+    key = (id(policy), id(service))
+    known = _HEADS.get(key)
+    if known is not None and known[0] is policy and known[1] is service:
+        return known[2].copy()
+    if len(_HEADS) >= _HEADS_KEPT:
+        _HEADS.clear()
+    head = "\n".join((JUDGING, _canonical(policy), _canonical(service), ""))
+    hashed = hashlib.sha256(head.encode("utf-8"))
+    _HEADS[key] = (policy, service, hashed)
+    return hashed.copy()
+
+
+_HEADS: dict[tuple[int, int], tuple[SlaPolicy, ServiceDef, Any]] = {}
+"""(id of a policy, id of its service) -> (the policy, the service, :func:`_hashed_terms`'
+state): a configuration's policies and services are immutable and digested for every month
+at every save and start; kept with the objects (their ids are never another's while kept)."""
+
+_HEADS_KEPT = 100_000
 
 
 _TEXTS: dict[int, tuple[object, str]] = {}
-"""id -> (object, its canonical text): a configuration's policies and services are digested
-for every month at every save and start, and the frozen parts it shares between SLAs
-(``monitor.config.convert.Parts``: one credit table for 10,000 SLAs) in each of them; they are
-immutable, so their text is kept, with the object (its id is never another's while kept)."""
+"""id -> (object, its canonical text): the frozen parts a configuration shares between SLAs
+(``monitor.config.convert.Parts``: one credit table for 10,000 SLAs) are written in every
+policy's text; they are immutable, so their text is kept, with the object (its id is never
+another's while kept). The policies' and services' own texts are not (:func:`_hashed_terms`)."""
 
 _TEXTS_KEPT = 200_000
 
