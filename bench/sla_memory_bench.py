@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import hashlib
 import json
 import logging
 import re
@@ -351,18 +352,28 @@ async def run_store(source: Path, trace: bool, top: int) -> None:
             body = await exposition.render()
             render_cpu = time.process_time() - began
             size = len(body)
+            digest = hashlib.sha256(body).hexdigest()[:16]
             del body
+            # A scrape as /metrics sends it (monitor.http.pieces): the pieces rendered, their
+            # lengths summed, then each read in turn (never joined).
             began = time.process_time()
-            await exposition.render()
+            parts = await exposition.render_parts()
+            known = getattr(parts, "nbytes", None)
+            sent = known if isinstance(known, int) else sum(len(piece) for piece in parts)
+            for piece in parts:
+                sent -= len(piece)
+            del parts, piece
             again_cpu = time.process_time() - began
+            assert sent == 0
             heap.trim()
             await asyncio.sleep(0.2)
             stage("metrics")
         finally:
             await daemon.store.close()
         print(
-            f"slas {slas}; body {size / 1e6:.1f} MB; render CPU {render_cpu:.3f} s, again "
-            f"{again_cpu:.3f} s; peak (VmHWM) {vm('VmHWM'):.1f} MB"
+            f"slas {slas}; body {size / 1e6:.1f} MB (sha256 {digest}); render CPU "
+            f"{render_cpu:.3f} s, then a scrape's pieces {again_cpu:.3f} s; "
+            f"peak (VmHWM) {vm('VmHWM'):.1f} MB"
         )
         print()
         print("| stage | RSS MB | growth MB | KB per SLA |")

@@ -35,7 +35,12 @@ async def send_pieces(
 ) -> web.StreamResponse:
     """Answer ``request`` with the concatenation of ``pieces`` (never built)."""
     response = web.StreamResponse(headers={"Content-Type": content_type})
-    response.content_length = sum(len(piece) for piece in pieces)
+    # mem34 (issue 20): pieces that know their length (``monitor.metrics.sla_text``'s,
+    # made as they are read) are not made twice for it.
+    known = getattr(pieces, "nbytes", None)
+    response.content_length = (
+        known if isinstance(known, int) else sum(len(piece) for piece in pieces)
+    )
     await response.prepare(request)
     if request.method == "HEAD":
         # aiohttp would send what is written even for HEAD: the headers alone.

@@ -643,15 +643,15 @@ class MetricsExposition:
         """The whole body in one piece (tests, benches; ``/metrics`` sends the pieces)."""
         return b"".join(await self.render_parts())
 
-    async def render_parts(self) -> list[bytes]:
+    async def render_parts(self) -> Sequence[bytes]:
         """The body as pieces to send one after the other (``monitor.http.pieces``): the
         cached chunks of text themselves, so that a scrape neither joins nor copies the
         ~29 MB of 10,000 one-target SLAs (sc24, issue 20: the join and the one write of the
-        joined body held the loop 60-150 ms and were the scrape's peak of memory)."""
+        joined body held the loop 60-150 ms and were the scrape's peak of memory); the
+        per-SLA chunks made as they are sent (mem34, ``SlaPieces``)."""
         parts = await self._targets.render_parts()
-        parts.extend(await self._slas.render_parts())
-        parts.append(generate_latest(self.registry))
-        return parts
+        pieces = await self._slas.render_parts(parts)
+        return pieces.followed_by((generate_latest(self.registry),))
 
 
 def _weak_refresh(families: SlaFamilies, targets: TargetFamilies) -> Callable[[], Awaitable[None]]:

@@ -32,11 +32,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from fractions import Fraction
-from operator import attrgetter
-from typing import TYPE_CHECKING
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING, overload
 
 from monitor.accounting import HistoryNotLoaded
 from monitor.instants import utc_from_epoch
@@ -183,6 +183,7 @@ class _SlaText:
         "previous_lines",
         "result",
         "row",
+        "row_bytes",
         "service",
         "up",
         "up_due",
@@ -221,6 +222,8 @@ class _SlaText:
         self.up_due: float | None = None
         self.outage_due: float | None = None
         self.row: tuple[str, ...] | None = None
+        self.row_bytes = 0
+        """mem34: the length of ``row``'s lines encoded (what a scrape sends of them)."""
         """The lines last written, one string per family (None: not exported here)."""
 
     def set_result(self, result: MonthResult) -> None:
@@ -589,8 +592,8 @@ class SlaFamilies:
     """The per-SLA families and ``slawatch_target_info`` as text (see the module docs).
 
     A scrape costs what changed since the last one, not the number of SLAs (issue 20): each
-    SLA's lines are kept, grouped in chunks of ``CHUNK_SLAS`` whose text is kept joined and
-    encoded, and only the SLAs something may have changed are evaluated again. What tells:
+    SLA's lines are kept (joined and encoded only as a scrape sends them, ``SlaPieces``), and
+    only the SLAs something may have changed are evaluated again. What tells:
 
     - the accounting's :class:`monitor.accounting.ChangeFeed` (a running month's version
       moved, a tally changed, a month built or forgotten; every SLA when the inputs are
@@ -634,7 +637,6 @@ class SlaFamilies:
         self._accountant: bool | None = None
         self._heap: list[tuple[float, int, int]] = []
         self._todo: dict[int, int] = {}
-        self._chunks: list[tuple[bytes, ...] | None] = []
         self._refreshing: asyncio.Task[None] | None = None
         # fs28 (issue 20): after a start every SLA's lines are to be written (20,000 months
         # and 10,000 SLAs' text at 10,000 SLAs). /readyz answered before they were, so the
@@ -658,21 +660,20 @@ class SlaFamilies:
         :meth:`render_parts` joined)."""
         return b"".join(await self.render_parts())
 
-    async def render_parts(self) -> list[bytes]:
+    async def render_parts(self, head: Sequence[bytes] = ()) -> SlaPieces:
         """The encoded text of every family in ``SLA_FAMILY_NAMES`` as pieces to send one
-        after the other, yielding to the event loop every ``SLICE_SECONDS`` of work. A reload
-        (or an exclusion added) while it yields changes the SLAs: the work starts again over
-        the new ones, so a scrape never mixes two configurations nor builds running months
-        for an SLA that is gone.
+        after the other (after ``head``), yielding to the event loop
+        every ``SLICE_SECONDS`` of work. A reload (or an exclusion added) while it yields
+        changes the SLAs: the work starts again over the new ones, so a scrape never mixes
+        two configurations nor builds running months for an SLA that is gone.
 
-        The pieces are the cached chunks themselves (sc24, issue 20): never joined into one
-        body, so a scrape adds no copy of the ~2.5 KB per SLA to what is kept, and they stay
-        valid (bytes are immutable) while the chunks are replaced by later scrapes."""
+        The pieces are the SLAs' lines as they are now (sc24, issue 20: never joined into
+        one body), each chunk of them joined and encoded when it is sent (``SlaPieces``):
+        they stay what was rendered while later scrapes and summaries write new lines."""
         async with self._lock:
             await self._bring_up_to_date()
-            await self._build_chunks(yielding=True)
             self._gate.open()  # every SLA's lines written: what the warming refresh is for
-            return self._parts()
+            return self._parts(head)
 
     async def refresh(self) -> None:
         """Evaluate what changed since the last scrape, in slices, without writing the body:
@@ -702,15 +703,8 @@ class SlaFamilies:
                 if await self._process(d.clock(), yielding=False, one_slice=True, picked=picked):
                     break
             await asyncio.sleep(0)
-        # sc24: the chunks of the SLAs whose lines moved are joined and encoded here too, a
-        # slice at a time, so that the next scrape only hands the pieces out.
-        while True:
-            async with self._lock:
-                if await self._build_chunks(yielding=False):
-                    if warming and self._accounting is d.accounting:
-                        self._gate.open()
-                    break
-            await asyncio.sleep(0)
+        if warming and self._accounting is d.accounting:
+            self._gate.open()
         # c21: lines that live until their SLA moves again (a bucket close) leave the
         # collector's full passes (monitor.runtime.heap).
         heap.long_lived(months)
@@ -785,7 +779,6 @@ class SlaFamilies:
         self._bucket_seen = {}
         self._heap = []
         self._todo = dict.fromkeys(range(len(entries)), _ALL)
-        self._chunks = [None] * -(-len(entries) // CHUNK_SLAS)
 
     def _collect(self, now: float) -> None:
         """Flag the SLAs whose lines may have changed since they were last evaluated."""
@@ -884,7 +877,6 @@ class SlaFamilies:
         months: dict[str, Month] = {}
         todo = self._todo
         entries = self._entries
-        chunks = self._chunks
         heap = self._heap
         mark = time.perf_counter()
         while picked if picked is not None else todo:
@@ -964,51 +956,22 @@ class SlaFamilies:
                 )
             if row != entry.row:
                 entry.row = row
-                chunks[position // CHUNK_SLAS] = None
+                entry.row_bytes = _encoded_length(row) if row else 0
         return True
 
-    async def _build_chunks(self, *, yielding: bool) -> bool:
-        """Join and encode the text of every chunk one of whose SLAs' lines changed, each
-        chunk's lines family by family. With ``yielding`` it yields to the event loop every
-        ``SLICE_SECONDS`` (the caller holds the lock: nothing else changes the chunks);
-        without, it returns False once a slice of work is done and chunks are left."""
-        entries = self._entries
-        chunks = self._chunks
-        mark = time.perf_counter()
-        for index, chunk in enumerate(chunks):
-            if chunk is not None:
-                continue
-            if time.perf_counter() - mark > SLICE_SECONDS:
-                if not yielding:
-                    return False
-                await asyncio.sleep(0)
-                mark = time.perf_counter()
-            rows = [e.row for e in entries[index * CHUNK_SLAS : (index + 1) * CHUNK_SLAS] if e.row]
-            columns = zip(*rows, strict=True) if rows else ((),) * len(_HEADERS)
-            chunks[index] = tuple("".join(column).encode("utf-8") for column in columns)
-        return True
-
-    def _parts(self) -> list[bytes]:
+    def _parts(self, head: Sequence[bytes]) -> SlaPieces:
         """The body as pieces: each family's header, then its text chunk by chunk, then
-        ``slawatch_target_info``. Every chunk is built (``_build_chunks``).
+        ``slawatch_target_info``.
 
         No body is kept (c22, issue 20): between two scrapes some SLA's lines nearly always
-        moved, so a kept body was rarely served again, and it was a further copy of the text
-        (after the lines and the chunks: 2.1 KB per SLA). Nor is one joined any more (sc24):
-        the pieces go to the socket one after the other (``monitor.http.pieces``)."""
+        moved, so a kept body was rarely served again, and it was a further copy of the text.
+        Nor is one joined any more (sc24): the pieces go to the socket one after the other
+        (``monitor.http.pieces``). Nor are the chunks kept (mem34): see ``SlaPieces``."""
         services = self._daemon.accounting.inputs.services
         info = self._target_info(services)
-        chunks = self._chunks
-        parts: list[bytes] = []
-        for family, header in enumerate(_ENCODED_HEADERS):
-            parts.append(header)
-            for chunk in chunks:
-                assert chunk is not None
-                piece = chunk[family]
-                if piece:
-                    parts.append(piece)
-        parts.append(info)
-        return parts
+        rows = [entry.row for entry in self._entries if entry.row]
+        size = sum(entry.row_bytes for entry in self._entries if entry.row)
+        return SlaPieces(head, rows, info, size=size)
 
     def _target_info(self, services: Mapping[str, ServiceDef]) -> bytes:
         """``slawatch_target_info``: fixed by the configuration, written (and encoded: sc24)
@@ -1033,6 +996,112 @@ class SlaFamilies:
 
 
 _ENCODED_HEADERS = tuple(header.encode("utf-8") for header in _HEADERS)
+
+
+class SlaPieces(Sequence[bytes]):
+    """The ``/metrics`` body as pieces: ``head``, then each per-SLA family's header and its
+    text ``CHUNK_SLAS`` SLAs at a time, then ``slawatch_target_info``, then ``tail``.
+
+    mem34 (issue 20): a chunk's text is joined and encoded when its piece is read (as
+    ``monitor.http.pieces`` sends it), from ``rows``: each SLA's lines (a tuple of strings
+    per SLA, one per family) as they were when the scrape rendered them. Rows are immutable
+    and replaced, never changed, when an SLA's lines move, so the pieces are the rendered
+    text however long the sending takes. The chunks were kept joined and encoded between
+    scrapes before: a second copy of the per-SLA text (2.1 KB per one-target SLA, 21 MB at
+    10,000, ``bench/sla_memory_bench.py --store``) to save a join of ~5 ms of CPU per
+    scrape at 10,000 SLAs. Every piece is made again each time it is read (the send reads
+    each twice: its length, then its bytes); nothing of it is kept."""
+
+    __slots__ = ("_chunks", "_head", "_info", "_rows", "_size", "_tail")
+
+    def __init__(
+        self,
+        head: Sequence[bytes],
+        rows: Sequence[tuple[str, ...]],
+        info: bytes,
+        tail: Sequence[bytes] = (),
+        *,
+        size: int | None = None,
+    ) -> None:
+        """``size``: the length of ``rows``' lines encoded, if the caller knows it."""
+        self._head = tuple(head)
+        self._rows = rows
+        self._info = info
+        self._tail = tuple(tail)
+        self._chunks = -(-len(rows) // CHUNK_SLAS)
+        self._size = sum(map(_encoded_length, rows)) if size is None else size
+
+    def followed_by(self, tail: Sequence[bytes]) -> SlaPieces:
+        """These pieces, then ``tail``'s."""
+        return SlaPieces(self._head, self._rows, self._info, (*self._tail, *tail), size=self._size)
+
+    @property
+    def nbytes(self) -> int:
+        """The length of every piece joined, without making them (``monitor.http.pieces``
+        declares it before sending them)."""
+        return (
+            sum(map(len, self._head))
+            + _HEADERS_BYTES
+            + self._size
+            + len(self._info)
+            + sum(map(len, self._tail))
+        )
+
+    def __len__(self) -> int:
+        return len(self._head) + len(_HEADERS) * (1 + self._chunks) + 1 + len(self._tail)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        size = len(self)
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError("piece index out of range")
+        if index < len(self._head):
+            return self._head[index]
+        index -= len(self._head)
+        per_family = 1 + self._chunks
+        if index >= len(_HEADERS) * per_family:
+            index -= len(_HEADERS) * per_family
+            return self._info if index == 0 else self._tail[index - 1]
+        family, at = divmod(index, per_family)
+        if at == 0:
+            return _ENCODED_HEADERS[family]
+        lo = (at - 1) * CHUNK_SLAS
+        return _chunk_text(self._rows[lo : lo + CHUNK_SLAS], family)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._head
+        rows = self._rows
+        for family, header in enumerate(_ENCODED_HEADERS):
+            yield header
+            for lo in range(0, len(rows), CHUNK_SLAS):
+                yield _chunk_text(rows[lo : lo + CHUNK_SLAS], family)
+        yield self._info
+        yield from self._tail
+
+
+_HEADERS_BYTES = sum(map(len, _ENCODED_HEADERS))
+
+
+def _encoded_length(row: tuple[str, ...]) -> int:
+    """The length of ``row``'s lines encoded in UTF-8: their length in characters when
+    every one is ASCII (the common line: a label holding any other character is rare)."""
+    if all(map(str.isascii, row)):
+        return sum(map(len, row))
+    return sum(len(line.encode("utf-8")) for line in row)
+
+
+def _chunk_text(rows: Sequence[tuple[str, ...]], family: int) -> bytes:
+    """Family ``family``'s lines of ``rows``, joined and encoded."""
+    return "".join(map(itemgetter(family), rows)).encode("utf-8")
 
 
 def instant_service_state(daemon: DaemonView, service: ServiceDef, now: float) -> BucketState:
