@@ -1136,7 +1136,13 @@ class Daemon:
 
         from monitor.reports.seal import TalliesDigests, seal_months
         from monitor.runtime.sealing import DONE_KEY as SEALS_DONE_KEY
-        from monitor.runtime.sealing import done_months, held_from, record_done
+        from monitor.runtime.sealing import (
+            SEALED,
+            done_slas,
+            held_from,
+            record_done,
+            unmeasured_token,
+        )
 
         moment = utc_from_epoch(now)
         # Issue 20 (se24): the SLA months found sealed or with nothing measured, for this
@@ -1159,18 +1165,34 @@ class Daemon:
             if (policy.name, month) not in known:
                 todo.setdefault(month, []).append(policy)
         record: object = None
+        inputs = self.accounting.inputs
         if todo:  # se24: months finished before a restart, in one read
-            # The configuration's content hash (sealed with each month) is computed once,
-            # at its first use: 0.9 s at 10,000 SLAs, off the loop.
-            await asyncio.to_thread(lambda: self.config.content_hash)
             try:
                 record = await self.store.kv_get(SEALS_DONE_KEY)
             except Exception as exc:
                 log.warning("month_seals_done_unread", error=str(exc))
-            done = done_months(record, self.config.content_hash)
-            for month in [m for m in todo if str(m) in done]:
-                known.update((policy.name, month) for policy in todo.pop(month))
-        failed: set[Month] = set()
+            # rl34 (issue 20): per SLA, so that a configuration edit re-checks only the SLAs
+            # whose token no longer stands (a stored seal stands whatever changed).
+            for month, policies in list(todo.items()):
+                done = done_slas(record, str(month))
+                left = []
+                for policy in policies:
+                    token = done.get(policy.name)
+                    if token is not None and (
+                        token == SEALED or token == unmeasured_token(policy, month, inputs)
+                    ):
+                        known.add((policy.name, month))
+                    else:
+                        left.append(policy)
+                if left:
+                    todo[month] = left
+                else:
+                    del todo[month]
+        if todo:
+            # The configuration's content hash (sealed with each month) is computed once,
+            # at its first use: 0.9 s at 10,000 SLAs, off the loop (a reload computed it).
+            await asyncio.to_thread(lambda: self.config.content_hash)
+        finished_by_month: dict[Month, dict[str, str]] = {}
         batches = [
             (month, policies[i : i + SEAL_BATCH])
             for month, policies in todo.items()
@@ -1209,16 +1231,26 @@ class Daemon:
                         )
                     except Exception as exc:
                         finished.remove(policy.name)
-                        failed.add(month)
                         log.error(
                             "month_seal_failed", sla=policy.name, month=str(month), error=str(exc)
                         )
             known.update((name, month) for name in finished)
+            sealed_names = {seal.sla for seal, _ in sealed}
+            done_now = finished_by_month.setdefault(month, {})
+            for policy in policies:
+                if policy.name not in finished:
+                    continue  # failed: asked again at the next pass
+                if policy.name in sealed_names:
+                    done_now[policy.name] = SEALED
+                elif (token := unmeasured_token(policy, month, inputs)) is not None:
+                    done_now[policy.name] = token  # nothing measured: asked again if it moves
             for seal, new in sealed:
                 if new:
                     log.info("month_sealed", sla=seal.sla, month=seal.month, digest=seal.digest)
-        for month in todo.keys() - failed:
-            record = record_done(record, str(month), self.config.content_hash)
+        for month, done_now in finished_by_month.items():
+            if not done_now:
+                continue
+            record = record_done(record, str(month), done_now)
             try:
                 await self.store.kv_set(SEALS_DONE_KEY, record)
             except Exception as exc:  # the next start asks the store about each SLA instead
