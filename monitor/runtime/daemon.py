@@ -320,8 +320,11 @@ class Daemon:
             prepared = await self._rebuild_months(self._inputs_of(new), rebuilt)
             if generation != self._reloads:
                 return  # a newer reload took over
+            # rl34 (issue 20): the target index built in the reload's worker thread, as a
+            # reload with nothing to read back takes it (built here, 20 ms on the loop).
+            index = self._indexed[1] if self._indexed[0] is new else None
             self._apply_config(new, old_hash)
-            self.accounting.install(self._inputs_of(new), prepared)
+            self.accounting.install(self._inputs_of(new), prepared, index)
         except Exception:
             # The store could not be read (or a month not built): the old configuration
             # stays, as for a file that does not load.
