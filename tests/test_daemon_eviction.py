@@ -62,6 +62,14 @@ def held(daemon: Daemon) -> int:
     )
 
 
+async def _read_back(config: Path) -> Daemon:
+    """A daemon at ``NOW`` over ``config``'s store, its history read back."""
+    daemon = Daemon(load_config(config), config, clock=FixedClock(NOW.timestamp()))
+    await daemon.store.open()
+    await daemon._load_history(NOW.timestamp())
+    return daemon
+
+
 class TestClosedBucketsLeaveMemory:
     def test_start_up_holds_only_the_open_window_and_equals_the_store(self, tmp_path: Path) -> None:
         """Start-up builds the months from the store in batches and keeps only the tallies
@@ -165,11 +173,8 @@ class TestClosedBucketsLeaveMemory:
         asyncio.run(store_results(config))
 
         async def run() -> None:
-            clock = FixedClock(NOW.timestamp())
-            daemon = Daemon(load_config(config), config, clock=clock)
-            await daemon.store.open()
+            daemon = await _read_back(config)
             try:
-                await daemon._load_history(clock())
                 await daemon._summarise()
                 held_before = dict(daemon.accounting._running)
                 built: list[str] = []

@@ -99,6 +99,12 @@ async def _reference_docs(daemon: Daemon) -> dict[str, str]:
     return out
 
 
+async def _seal_pass(daemon: Daemon) -> dict[str, str]:
+    """One sealing pass at ``SEAL_AT``; every sealed document after it."""
+    await daemon._seal_closed_months(SEAL_AT.timestamp())
+    return await _sealed_docs(daemon)
+
+
 async def _sealed_docs(daemon: Daemon) -> dict[str, str]:
     out = {}
     for policy in daemon.config.sla_policies():
@@ -227,8 +233,7 @@ class TestSealedFromHeldMonths:
         async def run() -> None:
             daemon = await _daemon(config)
             try:
-                await daemon._seal_closed_months(SEAL_AT.timestamp())
-                first = await _sealed_docs(daemon)
+                first = await _seal_pass(daemon)
                 record = await daemon.store.kv_get(DONE_KEY)
                 names = [p.name for p in daemon.config.sla_policies()]
                 assert done_slas(record, str(NOVEMBER)) == dict.fromkeys(names, SEALED)
@@ -380,6 +385,13 @@ class _Asked:
         store.save_month_seal = counted_save  # type: ignore[method-assign]
 
 
+async def _asked_in_a_pass(daemon: Daemon) -> _Asked:
+    """What one sealing pass at ``SEAL_AT`` asks the daemon's store (counting goes on)."""
+    asked = _Asked(daemon)
+    await daemon._seal_closed_months(SEAL_AT.timestamp())
+    return asked
+
+
 async def _reload(daemon: Daemon) -> None:
     """A SIGHUP's reload of the daemon's file, waited for (months read back included)."""
     assert daemon.reload(daemon.read_config(daemon.config_path))  # type: ignore[arg-type]
@@ -401,8 +413,7 @@ class TestDoneAfterAnEdit:
         async def run() -> None:
             daemon = await _daemon(config)
             try:
-                await daemon._seal_closed_months(SEAL_AT.timestamp())
-                first = await _sealed_docs(daemon)
+                first = await _seal_pass(daemon)
                 assert len(first) == 3
 
                 def edit(data: dict[str, Any]) -> None:
@@ -426,8 +437,7 @@ class TestDoneAfterAnEdit:
                 await daemon.store.close()
             daemon = await _daemon(config)
             try:
-                asked = _Asked(daemon)
-                await daemon._seal_closed_months(SEAL_AT.timestamp())
+                asked = await _asked_in_a_pass(daemon)
                 assert asked.asked == []
                 assert asked.saved == []
             finally:
@@ -505,16 +515,14 @@ class TestDoneAfterAnEdit:
         async def run() -> None:
             daemon = await _daemon(config)
             try:
-                await daemon._seal_closed_months(SEAL_AT.timestamp())
-                first = await _sealed_docs(daemon)
+                first = await _seal_pass(daemon)
                 await daemon.store.kv_delete(DONE_KEY)
                 await daemon.store.kv_set(OLD_DONE_KEY, {str(NOVEMBER): daemon.config.content_hash})
             finally:
                 await daemon.store.close()
             daemon = await _daemon(config)
             try:
-                asked = _Asked(daemon)
-                await daemon._seal_closed_months(SEAL_AT.timestamp())
+                asked = await _asked_in_a_pass(daemon)
                 assert sorted(asked.asked) == sorted(first)
                 assert asked.saved == []
                 assert await _sealed_docs(daemon) == first
