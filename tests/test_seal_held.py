@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from monitor.accounting import inputs_from_config
 from monitor.clock import FixedClock
-from monitor.config import load_config
+from monitor.config import Config, load_config
 from monitor.instants import utc_from_epoch
 from monitor.reports.seal import run_lengths, seal_document, state_runs, tallies_digest
 from monitor.reports.stored import UNMEASURED, month_results_held, store_month_results
@@ -270,12 +270,21 @@ class TestSealedFromHeldMonths:
         asyncio.run(run())
 
     def test_an_unmeasured_month_is_left_unsealed_without_computing_it(
-        self, tmp_path: Path
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A store holding nothing of November: no SLA is sealed, the store path's shortcut
-        says unmeasured (None) exactly where the reference has no measured bucket, and the
+        says unmeasured (None) exactly where the reference has no measured bucket, the
+        configuration's content hash is not computed (rl34: only a seal needs it), and the
         next pass asks the store nothing."""
         config = sample_config(tmp_path)
+        hashed: list[object] = []
+        content_hash = Config._content_hash
+
+        def counted(self: Config) -> str:
+            hashed.append(self)
+            return content_hash(self)
+
+        monkeypatch.setattr(Config, "_content_hash", counted)
 
         async def run() -> None:
             daemon = await _daemon(config)
@@ -301,6 +310,7 @@ class TestSealedFromHeldMonths:
                     assert held is UNMEASURED, policy.name
                 await daemon._seal_closed_months(SEAL_AT.timestamp())
                 assert await _sealed_docs(daemon) == {}
+                assert hashed == []
                 assert {name for name, _ in daemon._seals_known[1]} == {p.name for p in policies}
             finally:
                 await daemon.store.close()
