@@ -349,7 +349,7 @@ async def _save_months(
     from monitor.instants import utc_from_epoch
     from monitor.runtime.daemon import Daemon
     from monitor.runtime.sealing import DONE_KEY as SEALS_DONE_KEY
-    from monitor.runtime.sealing import record_done
+    from monitor.runtime.sealing import SEALED, record_done
     from monitor.sla.calendar import Month, month_containing, month_grid
     from monitor.sla.running import JudgedState
     from monitor.sla.running_codec import encode, inputs_digest
@@ -440,9 +440,9 @@ async def _save_months(
                 pending = []
         written += await store.save_month_snapshots(pending)
         # dq30 (issue 20): the record a running daemon's sealing pass leaves once every SLA's
-        # previous month is sealed (``Daemon._seal_closed_months``: ``record_done`` under the
-        # configuration's content hash). Without it a start over this store asked the store
-        # again for all 10,000 seals (decoding every document) and re-checked every month
+        # previous month is sealed (``Daemon._seal_closed_months``: ``record_done``, each
+        # SLA's month named sealed; rl34: per SLA). Without it a start over this store asked
+        # the store again for all 10,000 seals (decoding every document) and re-checked every month
         # against its held result, competing with the first summary before ready: work a
         # daemon restarted on day 28 never does.
         # As the daemon names them: each SLA zone's month before the one holding an hour ago.
@@ -452,7 +452,12 @@ async def _save_months(
         }
         record: object = await daemon.store.kv_get(SEALS_DONE_KEY)
         for month in sorted(sealed_months):
-            record = record_done(record, str(month), loaded.content_hash)
+            zoned = [
+                p.name
+                for p in inputs.policies
+                if month_containing(moment - timedelta(hours=1), p.timezone).previous() == month
+            ]
+            record = record_done(record, str(month), dict.fromkeys(zoned, SEALED))
         if sealed_months:
             await daemon.store.kv_set(SEALS_DONE_KEY, record)
         return written, sealed, verdict_rows

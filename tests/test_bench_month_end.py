@@ -141,11 +141,11 @@ class TestMonthEndStore:
 
 
 def _assert_sealing_done(config: Path) -> None:
-    """dq30: the month-end store records the previous month as sealed under the
-    configuration (``monitor.runtime.sealing.DONE_KEY``), as a daemon that ran all month
+    """dq30: the month-end store records the previous month as sealed for every SLA
+    (``monitor.runtime.sealing.DONE_KEY``, per SLA since rl34), as a daemon that ran all month
     leaves it: a daemon started over it asks the store for no seal and seals nothing again
     (before, its first sealing pass read and checked every SLA's seal)."""
-    from monitor.runtime.sealing import DONE_KEY, done_months
+    from monitor.runtime.sealing import DONE_KEY, SEALED, done_slas
 
     loaded = load_config(config)
     daemon = Daemon(loaded, config, clock=FixedClock(float(NOW)))
@@ -155,7 +155,8 @@ def _assert_sealing_done(config: Path) -> None:
         try:
             await daemon._load_history(float(NOW))
             record = await daemon.store.kv_get(DONE_KEY)
-            assert done_months(record, loaded.content_hash) == {str(_month(-1))}
+            names = [p.name for p in loaded.sla_policies()]
+            assert done_slas(record, str(_month(-1))) == dict.fromkeys(names, SEALED)
             asked: list[int] = []
             load_many, save = daemon.store.load_month_seals, daemon.store.save_month_seal
 

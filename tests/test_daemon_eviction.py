@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from monitor import accounting
+from monitor.accounting import Accounting
 from monitor.clock import FixedClock
 from monitor.config import load_config
 from monitor.instants import utc_from_epoch
@@ -58,6 +60,14 @@ def held(daemon: Daemon) -> int:
         for seconds in daemon.state.lengths()
         for column in daemon.state.tallies(seconds).values()
     )
+
+
+async def _read_back(config: Path) -> Daemon:
+    """A daemon at ``NOW`` over ``config``'s store, its history read back."""
+    daemon = Daemon(load_config(config), config, clock=FixedClock(NOW.timestamp()))
+    await daemon.store.open()
+    await daemon._load_history(NOW.timestamp())
+    return daemon
 
 
 class TestClosedBucketsLeaveMemory:
@@ -147,6 +157,63 @@ class TestClosedBucketsLeaveMemory:
                 assert changed != policy
                 after = daemon.accounting.month_result(changed, NOW, MONTH)
                 assert after.to_json() != before.to_json()
+                await same_as_store(daemon, NOW)
+            finally:
+                await daemon.store.close()
+
+        asyncio.run(run())
+
+    def test_reload_rebuilds_only_the_changed_slas_months(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """rl34 (issue 20): after eviction, a reload changing one SLA reads back and builds
+        that SLA's months only (its current and previous month); every other SLA keeps the
+        very months it held, and the summary after it asks each SLA's figures once."""
+        config = sample_config(tmp_path)
+        asyncio.run(store_results(config))
+
+        async def run() -> None:
+            daemon = await _read_back(config)
+            try:
+                await daemon._summarise()
+                held_before = dict(daemon.accounting._running)
+                built: list[str] = []
+                prepare = Accounting.prepare
+
+                def counted(self: Accounting, inputs: Any, policy: Any, *rest: Any) -> Any:
+                    built.append(policy.name)
+                    return prepare(self, inputs, policy, *rest)
+
+                monkeypatch.setattr(Accounting, "prepare", counted)
+                compared: list[str] = []
+                keeps = accounting._keeps
+
+                def counted_keeps(running: Any, policy: Any, inputs: Any) -> bool:
+                    compared.append(policy.name)
+                    return keeps(running, policy, inputs)
+
+                monkeypatch.setattr(accounting, "_keeps", counted_keeps)
+                sample_config(tmp_path, unavailable_when="all_failed", min_probes=2)
+                assert daemon.reload()
+                await asyncio.gather(*daemon._background)
+                assert built == ["ujet-ivr", "ujet-ivr"]
+                # Each held month compared once when the reload asks what to read back, and
+                # each month read back when installed: not every month again at the install.
+                assert len(compared) == len(held_before) + len(built), compared
+                for key, running in daemon.accounting._running.items():
+                    if key[0] != "ujet-ivr":
+                        assert running is held_before[key], key
+                asked: list[str] = []
+                month_result = Accounting.month_result
+
+                def counted_result(self: Accounting, policy: Any, *rest: Any, **kw: Any) -> Any:
+                    asked.append(policy.name)
+                    return month_result(self, policy, *rest, **kw)
+
+                monkeypatch.setattr(Accounting, "month_result", counted_result)
+                await daemon._summarise()
+                assert set(asked) == {p.name for p in daemon.config.sla_policies()}
+                assert built == ["ujet-ivr", "ujet-ivr"]  # the summary built no month again
                 await same_as_store(daemon, NOW)
             finally:
                 await daemon.store.close()

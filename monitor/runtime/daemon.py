@@ -103,6 +103,11 @@ HISTORY_BATCH_GROWTH = 4
 """How many times ``HISTORY_BATCH_ROWS`` a batch may span when the store holds fewer tallies
 than every bucket (issue 20): the rows a batch reads stay below this times the limit."""
 SEAL_BATCH = 200
+TOKENS_PER_SLICE = 200
+"""rl34 (issue 20): unmeasured months' tokens checked between two yields of the sealing pass
+(``monitor.runtime.sealing.unmeasured_token``: 5-40 us an SLA, the most after a restart, when
+the SLA's and service's texts are digested for the first time; 1,000 at once held the loop
+for 100 ms and more at 10,000 SLAs)."""
 
 
 class _VerdictsFailed(Exception):
@@ -320,8 +325,11 @@ class Daemon:
             prepared = await self._rebuild_months(self._inputs_of(new), rebuilt)
             if generation != self._reloads:
                 return  # a newer reload took over
+            # rl34 (issue 20): the target index built in the reload's worker thread, as a
+            # reload with nothing to read back takes it (built here, 20 ms on the loop).
+            index = self._indexed[1] if self._indexed[0] is new else None
             self._apply_config(new, old_hash)
-            self.accounting.install(self._inputs_of(new), prepared)
+            self.accounting.install(self._inputs_of(new), prepared, index)
         except Exception:
             # The store could not be read (or a month not built): the old configuration
             # stays, as for a file that does not load.
@@ -1136,7 +1144,13 @@ class Daemon:
 
         from monitor.reports.seal import TalliesDigests, seal_months
         from monitor.runtime.sealing import DONE_KEY as SEALS_DONE_KEY
-        from monitor.runtime.sealing import done_months, held_from, record_done
+        from monitor.runtime.sealing import (
+            SEALED,
+            done_slas,
+            held_from,
+            record_done,
+            unmeasured_token,
+        )
 
         moment = utc_from_epoch(now)
         # Issue 20 (se24): the SLA months found sealed or with nothing measured, for this
@@ -1159,18 +1173,37 @@ class Daemon:
             if (policy.name, month) not in known:
                 todo.setdefault(month, []).append(policy)
         record: object = None
+        inputs = self.accounting.inputs
         if todo:  # se24: months finished before a restart, in one read
-            # The configuration's content hash (sealed with each month) is computed once,
-            # at its first use: 0.9 s at 10,000 SLAs, off the loop.
-            await asyncio.to_thread(lambda: self.config.content_hash)
             try:
                 record = await self.store.kv_get(SEALS_DONE_KEY)
             except Exception as exc:
                 log.warning("month_seals_done_unread", error=str(exc))
-            done = done_months(record, self.config.content_hash)
-            for month in [m for m in todo if str(m) in done]:
-                known.update((policy.name, month) for policy in todo.pop(month))
-        failed: set[Month] = set()
+            # rl34 (issue 20): per SLA, so that a configuration edit re-checks only the SLAs
+            # whose token no longer stands (a stored seal stands whatever changed).
+            digested = 0
+            for month, policies in list(todo.items()):
+                done = done_slas(record, str(month))
+                left = []
+                for policy in policies:
+                    token = done.get(policy.name)
+                    if token is not None and token != SEALED:
+                        # A month with nothing measured (a new store): its token is digested
+                        # again; the loop is let go every TOKENS_PER_SLICE.
+                        digested += 1
+                        if digested % TOKENS_PER_SLICE == 0:
+                            await asyncio.sleep(0)
+                        if token != unmeasured_token(policy, month, inputs):
+                            token = None
+                    if token is not None:
+                        known.add((policy.name, month))
+                    else:
+                        left.append(policy)
+                if left:
+                    todo[month] = left
+                else:
+                    del todo[month]
+        finished_by_month: dict[Month, dict[str, str]] = {}
         batches = [
             (month, policies[i : i + SEAL_BATCH])
             for month, policies in todo.items()
@@ -1209,16 +1242,26 @@ class Daemon:
                         )
                     except Exception as exc:
                         finished.remove(policy.name)
-                        failed.add(month)
                         log.error(
                             "month_seal_failed", sla=policy.name, month=str(month), error=str(exc)
                         )
             known.update((name, month) for name in finished)
+            sealed_names = {seal.sla for seal, _ in sealed}
+            done_now = finished_by_month.setdefault(month, {})
+            for policy in policies:
+                if policy.name not in finished:
+                    continue  # failed: asked again at the next pass
+                if policy.name in sealed_names:
+                    done_now[policy.name] = SEALED
+                elif (token := unmeasured_token(policy, month, inputs)) is not None:
+                    done_now[policy.name] = token  # nothing measured: asked again if it moves
             for seal, new in sealed:
                 if new:
                     log.info("month_sealed", sla=seal.sla, month=seal.month, digest=seal.digest)
-        for month in todo.keys() - failed:
-            record = record_done(record, str(month), self.config.content_hash)
+        for month, done_now in finished_by_month.items():
+            if not done_now:
+                continue
+            record = record_done(record, str(month), done_now)
             try:
                 await self.store.kv_set(SEALS_DONE_KEY, record)
             except Exception as exc:  # the next start asks the store about each SLA instead
@@ -1580,7 +1623,14 @@ class Daemon:
     def read_config(self, path: Path) -> Config:
         """The file at ``path`` loaded, with what applying it derives already built (each is
         kept per configuration): the part of a reload that can run off the loop."""
-        new = load_config(path)
+        with gc_paused():
+            new = load_config(path)
+            # rl34 (issue 20): out of the collector's sight before it runs again. The load
+            # pauses it, and the millions of objects a 10,000-SLA file is then sat in the
+            # young generations: the first collections after it walked them all (gen 2
+            # passes of 130-230 ms, holding the GIL: the loop's longest block in a reload,
+            # ~190 ms, while this thread derived the rest).
+            freeze_heap(new)
         check_secrets(new, path)  # raises ConfigError, reported by reload as a rejected file
         share_unchanged(new, self.config)  # issue 20: unchanged SLAs compare by identity
         new.sla_policies()
