@@ -70,6 +70,9 @@ class ProvenSnapshot:
     """The judged state as saved (``running_codec.encode``)."""
     settled: str = ""
     """sm32 (issue 20): a whole month's counts as saved (``MonthSnapshot.settled``)."""
+    targets: int = 1
+    """hd34 (issue 20): the leaf targets of the SLA's service: with ``judged``, the bound of
+    what decoding ``state`` may inflate (``running_codec.decode``)."""
 
 
 class MonthSnapshots:
@@ -240,16 +243,17 @@ class MonthSnapshots:
         )
         if digest != snapshot.inputs:
             return None
-        return ProvenSnapshot(judged, snapshot.state, snapshot.settled)
+        return ProvenSnapshot(judged, snapshot.state, snapshot.settled, len(targets))
 
     def judged_state(
         self, policy: SlaPolicy, month: Month, proven: ProvenSnapshot
     ) -> JudgedState | None:
         """``proven``'s judged state (``policy``'s ``month``), or None if it does not decode
         to the buckets it was proven for: the month is then read from all its tallies, is
-        not counted in :attr:`restored`, and vouches for no stored verdict."""
+        not counted in :attr:`restored`, and vouches for no stored verdict. hd34: nor does
+        one that would inflate past what a month of its buckets and targets can need."""
         try:
-            state = decode(proven.state)
+            state = decode(proven.state, buckets=proven.judged, targets=proven.targets)
         except SnapshotError as exc:
             log.warning(
                 "month_snapshot_unreadable", sla=policy.name, month=str(month), error=str(exc)
