@@ -286,10 +286,12 @@ class MonthSnapshots:
             return 0
         began = time.monotonic()
         inputs = accounting.inputs
+        # hd34: the previous months' starts of each zone and bucket length, once each (a
+        # pass over 10,000 SLAs' grids was a third of the save's first step).
         drop_before = min(
             (
-                month_grid(self._shown(p, moment)[0], p.timezone, p.bucket_seconds).start_epoch
-                for p in inputs.policies
+                month_grid(month_containing(moment, zone).previous(), zone, size).start_epoch
+                for zone, size in {(p.timezone, p.bucket_seconds) for p in inputs.policies}
             ),
             default=None,
         )
@@ -337,13 +339,24 @@ class MonthSnapshots:
         daemon begins it in memory, and a guard armed while the store holds none of its
         tallies has seen every write into it (``SnapshotGuard.mode`` ``ahead``)."""
         guards = []
+        # hd34: each zone's next month and each (zone, bucket length)'s grid taken once, as
+        # :meth:`restorable` does (at 10,000 SLAs a pass of ~20 ms at every save).
+        following_of: dict[str, Month] = {}
+        grids: dict[tuple[str, int], BucketGrid] = {}
         for policy in inputs.policies:
             if policy.locations is not None or policy.service not in inputs.services:
                 continue
-            following = self._shown(policy, moment)[1].next()
+            zone = policy.timezone
+            following = following_of.get(zone)
+            if following is None:
+                following = following_of[zone] = self._shown(policy, moment)[1].next()
             if (policy.name, following) in self._ahead:
                 continue
-            grid = month_grid(following, policy.timezone, policy.bucket_seconds)
+            grid = grids.get((zone, policy.bucket_seconds))
+            if grid is None:
+                grid = grids[(zone, policy.bucket_seconds)] = month_grid(
+                    following, zone, policy.bucket_seconds
+                )
             targets = tuple(sorted(set(inputs.services[policy.service].all_targets)))
             guards.append(
                 SnapshotGuard(
