@@ -7,6 +7,7 @@ answers come from a small aiohttp server on 127.0.0.1 that records what it was a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import AsyncIterator
@@ -40,20 +41,27 @@ class Fake:
         return web.Response(status=status, text=body, content_type="application/json")
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[tuple[Fake, str]]:
-    server = Fake()
-    app = web.Application()
-    app.router.add_post("/api/v1/query", server.handle)
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """``app`` on 127.0.0.1 port 0, its base URL."""
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield server, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[tuple[Fake, str]]:
+    server = Fake()
+    app = web.Application()
+    app.router.add_post("/api/v1/query", server.handle)
+    async with serving(app) as url:
+        yield server, url
 
 
 def matrix(*series: tuple[dict[str, str], list[tuple[float, str]]]) -> str:
@@ -208,15 +216,8 @@ async def hostile() -> AsyncIterator[tuple[_Hostile, str]]:
     app = web.Application()
     app.router.add_post("/bomb/api/v1/query", server.bomb)
     app.router.add_post("/endless/api/v1/query", server.endless)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield server, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield server, url
 
 
 class TestBoundedAnswer:

@@ -23,25 +23,12 @@ import pytest
 from hypothesis import given, settings
 from structlog.testing import capture_logs
 
-from monitor.config import load_config
 from monitor.sla import running_codec
 from monitor.sla.running import JudgedState
-from monitor.sla.running_codec import (
-    MAGIC,
-    MAGIC_V1,
-    MAGIC_V2,
-    MAGIC_V3,
-    SnapshotError,
-    decode,
-    encode,
-    encode_runs,
-    encode_v1,
-    encode_v2,
-)
+from monitor.sla.running_codec import SnapshotError, decode, encode
 from tests.strategies import judged_states, judged_states_repeating_evidence
-from tests.test_daemon_eviction import same_as_store, sample_config
-from tests.test_daemon_snapshots import NOW, _months, _start
-from tests.test_one_path import store_results
+from tests.test_daemon_eviction import same_as_store
+from tests.test_daemon_snapshots import NOW, _months, _start, saved_sample
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -101,10 +88,10 @@ class TestCodecBound:
         refused as unreadable, allocating a small part of the bomb at most."""
         state = _month()
         for magic, blob in (
-            (MAGIC, encode(state)),
-            (MAGIC_V3, encode_runs(state)),
-            (MAGIC_V2, encode_v2(state)),
-            (MAGIC_V1, encode_v1(state)),
+            (running_codec.MAGIC, encode(state)),
+            (running_codec.MAGIC_V3, running_codec.encode_runs(state)),
+            (running_codec.MAGIC_V2, running_codec.encode_v2(state)),
+            (running_codec.MAGIC_V1, running_codec.encode_v1(state)),
         ):
             assert decode(blob, buckets=8640) == state
             bomb = magic + _zeros_stream(_body(blob, magic))
@@ -119,7 +106,7 @@ class TestCodecBound:
         """Heads claiming a table, runs or buckets past the month's bound are refused at the
         head: the bomb after them is never inflated (the peak is a few kilobytes)."""
         state = _month()
-        body = _body(encode(state), MAGIC)
+        body = _body(encode(state), running_codec.MAGIC)
         judged, first, runs, excused, evidence, size = running_codec._HEAD_V4.unpack_from(body)
         most_table = running_codec._most_json(judged, evidence, 1)
         for head, why in (
@@ -129,7 +116,7 @@ class TestCodecBound:
             ((judged, first, runs, judged + 1, evidence, size), "excused buckets"),
             ((8641, first, runs, excused, evidence, size), "buckets judged"),
         ):
-            bomb = MAGIC + _zeros_stream(running_codec._HEAD_V4.pack(*head))
+            bomb = running_codec.MAGIC + _zeros_stream(running_codec._HEAD_V4.pack(*head))
             got, peak = _peak(lambda bomb=bomb: decode(bomb, buckets=8640))
             assert isinstance(got, SnapshotError), (head, got)
             assert "expected at most" in str(got), got
@@ -167,18 +154,18 @@ class TestCodecBound:
         when its JSON is longer than the bound allows (never another state); with fewer
         buckets than it judged, it is refused."""
         targets = max((len(cells) for _, cells in state.evidence), default=1)
-        table = running_codec._HEAD_V4.unpack_from(_body(encode(state), MAGIC))[5]
+        table = running_codec._HEAD_V4.unpack_from(_body(encode(state), running_codec.MAGIC))[5]
         distinct = len({running_codec._cells_key(cells) for _, cells in state.evidence})
         sparse = len(running_codec._sparse(state))
         fits = running_codec._most_json(state.judged, len(state.evidence), targets)
         most = running_codec._most_json(state.judged, state.judged, targets)
         assert distinct <= len(state.evidence)
-        v1 = encode_v1(state)
+        v1 = running_codec.encode_v1(state)
         for blob, whole in (
             (encode(state), table <= fits),
-            (encode_runs(state), sparse <= most),
-            (encode_v2(state), sparse <= most),
-            (v1, len(_body(v1, MAGIC_V1)) <= 4 * (state.judged // 3 + 1) + most),
+            (running_codec.encode_runs(state), sparse <= most),
+            (running_codec.encode_v2(state), sparse <= most),
+            (v1, len(_body(v1, running_codec.MAGIC_V1)) <= 4 * (state.judged // 3 + 1) + most),
         ):
             if whole:
                 assert decode(blob, buckets=state.judged, targets=targets) == state
@@ -198,24 +185,16 @@ class TestDaemonRefusesABomb:
         one log line and allocates a tenth of it at most; that month is read from its
         tallies, every other month starts from its snapshot, and every month's figures are
         those of the start without snapshots (and of the store)."""
-        config = sample_config(tmp_path)
-        asyncio.run(store_results(config))
-        database = load_config(config).monitor.database_path
+        config, database, expected = saved_sample(tmp_path)
 
         async def run() -> None:
-            first = await _start(config)
-            try:
-                expected = await _months(first)
-                await first._save_snapshots(NOW.timestamp())
-            finally:
-                await first.store.close()
             conn = sqlite3.connect(database)
             rowid, state, sla = conn.execute(
                 "SELECT rowid, state, sla FROM month_snapshots WHERE month = ? ORDER BY sla",
                 (str(NOW.strftime("%Y-%m")),),
             ).fetchone()
-            assert bytes(state).startswith(MAGIC)
-            bomb = MAGIC + _zeros_stream(_body(bytes(state), MAGIC))
+            assert bytes(state).startswith(running_codec.MAGIC)
+            bomb = running_codec.MAGIC + _zeros_stream(_body(bytes(state), running_codec.MAGIC))
             conn.execute("UPDATE month_snapshots SET state = ? WHERE rowid = ?", (bomb, rowid))
             conn.commit()
             conn.close()
