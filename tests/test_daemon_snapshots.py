@@ -58,6 +58,26 @@ async def _start(config: Path, reads: list[int] | None = None) -> Daemon:
     return daemon
 
 
+async def saved_months(config: Path) -> dict[str, tuple[Any, tuple[Any, ...]]]:
+    """Start a daemon on ``config``'s store, save its months' snapshots, stop it: its months
+    (as :func:`_months` gives them) computed before the save."""
+    first = await _start(config)
+    try:
+        expected = await _months(first)
+        await first._save_snapshots(NOW.timestamp())
+    finally:
+        await first.store.close()
+    return expected
+
+
+def saved_sample(tmp_path: Path) -> tuple[Path, Path, dict[str, tuple[Any, tuple[Any, ...]]]]:
+    """The sample configuration and results in a store under ``tmp_path``, its months'
+    snapshots saved (:func:`saved_months`): the configuration, the database, the months."""
+    config = sample_config(tmp_path)
+    asyncio.run(store_results(config))
+    return config, load_config(config).monitor.database_path, asyncio.run(saved_months(config))
+
+
 def _replace(source: Path, database: Path) -> None:
     shutil.copy(source, database)
     for suffix in ("-wal", "-shm"):
@@ -76,12 +96,7 @@ class TestRestartFromSnapshots:
         plain.mkdir()
 
         async def run() -> None:
-            first = await _start(config)
-            try:
-                expected = await _months(first)
-                await first._save_snapshots(NOW.timestamp())
-            finally:
-                await first.store.close()
+            expected = await saved_months(config)
             # The same store without its snapshots (schema 7 tables emptied): read in full.
             shutil.copy(database, plain / database.name)
             copy = SqliteStore(plain / database.name, "unused")
@@ -127,17 +142,9 @@ class TestRestartFromSnapshots:
         sm32: the truncated one is a previous month's, held by its counts at the start: it is
         found when the month itself is first asked for. The API then answers from the store,
         the month is not loaded until the next summary reads it back from the tallies."""
-        config = sample_config(tmp_path)
-        asyncio.run(store_results(config))
-        database = load_config(config).monitor.database_path
+        config, database, expected = saved_sample(tmp_path)
 
         async def run() -> None:
-            first = await _start(config)
-            try:
-                expected = await _months(first)
-                await first._save_snapshots(NOW.timestamp())
-            finally:
-                await first.store.close()
             conn = sqlite3.connect(database)
             rows = conn.execute(
                 "SELECT rowid, state, sla, month FROM month_snapshots ORDER BY sla, month"

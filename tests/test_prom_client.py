@@ -7,6 +7,8 @@ answers come from a small aiohttp server on 127.0.0.1 that records what it was a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,20 +41,27 @@ class Fake:
         return web.Response(status=status, text=body, content_type="application/json")
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[tuple[Fake, str]]:
-    server = Fake()
-    app = web.Application()
-    app.router.add_post("/api/v1/query", server.handle)
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """``app`` on 127.0.0.1 port 0, its base URL."""
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield server, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[tuple[Fake, str]]:
+    server = Fake()
+    app = web.Application()
+    app.router.add_post("/api/v1/query", server.handle)
+    async with serving(app) as url:
+        yield server, url
 
 
 def matrix(*series: tuple[dict[str, str], list[tuple[float, str]]]) -> str:
@@ -162,3 +171,97 @@ class TestLiveFiller:
         reason = filler.unknown[("portal", 10, 1000)]
         assert reason.startswith("prometheus failed 3 times: prometheus http://127.0.0.1:")
         assert "cannot reach it" in reason
+
+
+class _Hostile:
+    """A server that answers every query with a zlib bomb sent gzip-encoded whatever it was
+    asked (``bomb``), or with a body that never ends (``endless``)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.sent = 0
+
+    async def bomb(self, request: web.Request) -> web.Response:
+        await request.post()
+        self.asked.append(request.headers.get("Accept-Encoding", ""))
+        return web.Response(body=_gzip_bomb(256 << 20), headers={"Content-Encoding": "gzip"})
+
+    async def endless(self, request: web.Request) -> web.StreamResponse:
+        await request.post()
+        reply = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await reply.prepare(request)
+        piece = b"[" * 65536
+        try:
+            while True:  # until the client hangs up
+                await reply.write(piece)
+                self.sent += len(piece)
+        except (ConnectionError, RuntimeError):
+            pass
+        return reply
+
+
+@functools.cache
+def _gzip_bomb(size: int) -> bytes:
+    """``size`` zero bytes as a gzip stream (256 MB: about 250 KB)."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # a gzip stream
+    zeros = bytes(1 << 20)
+    return b"".join([packer.compress(zeros) for _ in range(size >> 20)]) + packer.flush()
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[tuple[_Hostile, str]]:
+    server = _Hostile()
+    app = web.Application()
+    app.router.add_post("/bomb/api/v1/query", server.bomb)
+    app.router.add_post("/endless/api/v1/query", server.endless)
+    async with serving(app) as url:
+        yield server, url
+
+
+class TestBoundedAnswer:
+    """hd34 (issue 20): an answer is read as sent and only up to what its range can need."""
+
+    def test_the_bound_is_one_series_of_the_range(self) -> None:
+        """A day of one series at ten samples a second fits; the bound grows with the range."""
+        from monitor.promsource.client import most_answer_bytes
+
+        day = most_answer_bytes(0, 86_400_000)
+        sample = len('[1733222400.123,"0.30000000000000004"],')
+        assert day >= 864_001 * sample
+        assert most_answer_bytes(0, 1000) < day < most_answer_bytes(0, 2 * 86_400_000)
+
+    async def test_a_compressed_bomb_is_refused_uninflated(
+        self, hostile: tuple[_Hostile, str]
+    ) -> None:
+        """The client asks for the answer as is; a gzip answer (256 MB inflated) is refused
+        naming its encoding, without inflating it (tracemalloc's peak stays far below)."""
+        import tracemalloc
+
+        server, url = hostile
+        _gzip_bomb(256 << 20)  # made before counting
+        tracemalloc.start()
+        try:
+            async with PrometheusClient(options(url + "/bomb")) as client:
+                with pytest.raises(PrometheusError, match=r"got Content-Encoding 'gzip'$"):
+                    await client.raw_samples("probe_success", 0, 86_400_000)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert server.asked == ["identity"]
+        assert peak < 32 << 20, peak
+
+    async def test_an_endless_answer_is_refused_at_the_bound(
+        self, hostile: tuple[_Hostile, str]
+    ) -> None:
+        """A body that never ends is read up to the range's bound and refused (the test would
+        time out if the client read on)."""
+        from monitor.promsource.client import most_answer_bytes
+
+        server, url = hostile
+        most = most_answer_bytes(0, 60_000)
+        async with PrometheusClient(options(url + "/endless")) as client:
+            with pytest.raises(PrometheusError, match=f"answer longer than {most} bytes"):
+                await client.raw_samples("probe_success", 0, 60_000)
+        assert most < server.sent + (1 << 16)

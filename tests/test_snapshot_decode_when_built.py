@@ -45,7 +45,9 @@ class TestJudgedState:
         snapshots = MonthSnapshots(None)
         for blob in (encode(state), encode_v1(state)):
             snapshots.restored = 1
-            got = snapshots.judged_state(policy, MONTH, ProvenSnapshot(state.judged, blob))
+            got = snapshots.judged_state(
+                policy, MONTH, ProvenSnapshot(state.judged, blob, targets=len(service.targets))
+            )
             assert got == state
             assert snapshots.restored == 1
             # Cells shared across months (``shared_cells``) may be an earlier example's.

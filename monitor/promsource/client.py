@@ -60,6 +60,30 @@ def _auth_headers(options: PrometheusOptions) -> dict[str, str]:
     return {}
 
 
+_SAMPLE_BYTES = 64
+"""The most one sample takes in the API's JSON: ``[1733222400.123,"0.30000000000000004"],``
+is 41 bytes (a time in seconds with milliseconds, a value as Go writes a float64)."""
+
+_SAMPLES_PER_SECOND = 10
+"""The most samples one second of a series holds in a valid answer: one per scrape, and no
+blackbox scrape runs ten times a second (a day's chunk: 864,000 samples, 55 MB)."""
+
+_ANSWER_FIXED = 1 << 20
+"""What an answer may hold besides its samples: the envelope, the series' labels, warnings,
+an error message, a few more series (a selector naming two is refused, listing them)."""
+
+_READ_SIZE = 1 << 16
+
+
+def most_answer_bytes(start_ms: int, end_ms: int) -> int:
+    """hd34 (issue 20): the most bytes a valid answer for ``[start_ms, end_ms)`` of one series
+    can take; a longer one is refused before it is read whole (a hostile or broken server
+    cannot make the import or the live filler hold more). The answer is asked for and read
+    as it is sent (``Accept-Encoding: identity``): nothing is ever inflated."""
+    samples = (max(0, end_ms - start_ms) * _SAMPLES_PER_SECOND + 999) // 1000 + 1
+    return _ANSWER_FIXED + samples * _SAMPLE_BYTES
+
+
 def _value(text: str) -> float:
     # Prometheus writes NaN and infinities as "NaN", "+Inf", "-Inf"; float() reads them all.
     return float(text)
@@ -95,23 +119,29 @@ class PrometheusClient:
                 connector = aiohttp.TCPConnector(ssl=_ssl_context(self.options), limit=4)
             except (OSError, ssl.SSLError) as exc:
                 raise PrometheusError(f"prometheus {self.options.url}: TLS setup: {exc}") from None
+            # hd34: the answer is read as sent, never inflated (aiohttp would inflate gzip,
+            # deflate or br as it arrives, a whole received chunk at a time).
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self.options.timeout),
+                auto_decompress=False,
             )
         return self._session
 
-    async def query(self, expr: str, at_ms: int) -> Any:
-        """The ``data`` of an instant query evaluated at ``at_ms``; raises PrometheusError."""
+    async def query(self, expr: str, at_ms: int, *, most: int) -> Any:
+        """The ``data`` of an instant query evaluated at ``at_ms``; raises PrometheusError,
+        also for an answer of more than ``most`` bytes (:func:`most_answer_bytes`) or one
+        sent compressed."""
         url = f"{self.options.url}/api/v1/query"
         form = {"query": expr, "time": f"{at_ms // 1000}.{at_ms % 1000:03d}"}
         where = f"prometheus {self.options.url}"
         session = self._open()
         self.queries += 1
         try:
-            async with session.post(url, data=form, headers=_auth_headers(self.options)) as reply:
-                text = await reply.text()
+            headers = {**_auth_headers(self.options), "Accept-Encoding": "identity"}
+            async with session.post(url, data=form, headers=headers) as reply:
                 status = reply.status
+                data = await _bounded_body(reply, where, most)
         except TimeoutError:
             raise PrometheusError(
                 f"{where}: no answer within {self.options.timeout:g}s (timeout)"
@@ -119,10 +149,11 @@ class PrometheusClient:
         except aiohttp.ClientError as exc:
             raise PrometheusError(f"{where}: cannot reach it: {_one_line(exc)}") from None
         try:
-            body = json.loads(text)
+            body = json.loads(data)
         except ValueError:
+            text = data[:80].decode("utf-8", "replace")
             raise PrometheusError(
-                f"{where}: HTTP {status}, expected a JSON API answer, got {text[:80]!r}"
+                f"{where}: HTTP {status}, expected a JSON API answer, got {text!r}"
             ) from None
         if not isinstance(body, dict) or body.get("status") != "success":
             error = body.get("error", "") if isinstance(body, dict) else ""
@@ -140,7 +171,7 @@ class PrometheusClient:
         if end_ms <= start_ms:
             return []
         expr = f"{selector}[{end_ms - start_ms}ms]"
-        data = await self.query(expr, end_ms - 1)
+        data = await self.query(expr, end_ms - 1, most=most_answer_bytes(start_ms, end_ms))
         where = f"prometheus {self.options.url}"
         if not isinstance(data, dict) or data.get("resultType") != "matrix":
             got = data.get("resultType") if isinstance(data, dict) else type(data).__name__
@@ -154,6 +185,28 @@ class PrometheusClient:
                     samples.append((ms, _value(text)))
             out.append(Series(dict(item.get("metric", {})), samples))
         return out
+
+
+async def _bounded_body(reply: aiohttp.ClientResponse, where: str, most: int) -> bytes:
+    """The body as sent, refused past ``most`` bytes (read no further) or if compressed."""
+    coding = reply.headers.get("Content-Encoding", "identity").strip().lower()
+    if coding not in ("", "identity"):
+        raise PrometheusError(
+            f"{where}: HTTP {reply.status}: expected an answer sent as is "
+            f"(asked with Accept-Encoding: identity), got Content-Encoding {coding!r}"
+        )
+    too_long = PrometheusError(
+        f"{where}: HTTP {reply.status}: answer longer than {most} bytes, more than the range "
+        "asked for can hold (expected one series; a shorter prometheus.chunk asks for less)"
+    )
+    if reply.content_length is not None and reply.content_length > most:
+        raise too_long
+    data = bytearray()
+    async for piece in reply.content.iter_chunked(_READ_SIZE):
+        data += piece
+        if len(data) > most:
+            raise too_long
+    return bytes(data)
 
 
 def one_series(series: Sequence[Series], selector: str, target: str) -> list[Sample]:

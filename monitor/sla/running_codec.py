@@ -15,8 +15,8 @@ end in reading those tallies, while a month's unavailable buckets mostly hold a 
 evidences. The formats before are still read (:func:`decode`) and written again in the new
 one at the next save: ``SWJS3``; ``SWJS2`` (the codes always one byte per bucket, the sparse
 JSON as ``SWJS3``'s; me24); ``SWJS1`` (JSON holding the codes as base64; r22). Bytes in no
-format, or not whole, are refused (:class:`SnapshotError`): the
-caller rebuilds that month from its tallies. A snapshot is
+format, not whole, or inflating past what the month can need (hd34: :func:`decode`'s bound)
+are refused (:class:`SnapshotError`): the caller rebuilds that month from its tallies. A snapshot is
 only ever used together with :func:`inputs_digest`: the same digest proves the buckets it
 holds would be judged the same under today's inputs, and the store's guard proves their
 tallies did not change (``monitor.store.snapshots``).
@@ -35,7 +35,7 @@ import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -88,6 +88,35 @@ a month in ~6 us: a whole decode of a month of 8,928 buckets costs as much eithe
 80 runs (measured: 180 runs 71-91 us as runs, 49-64 us as bytes; 24 runs 33-36 against
 45-47), so runs are kept for ~70 and fewer (the month-end bench month, one failing bucket in
 a hundred, holds ~180). Snapshots written before with more runs still read as they are."""
+
+MOST_BUCKETS = 31 * 86400 + 3600
+"""The most buckets any month holds: 31 days and the hour a DST change adds, in buckets of
+1 s (the shortest length the configuration allows). :func:`decode`'s bound when its caller
+does not know the month."""
+
+_CELL_BYTES = 512
+"""The most one (bucket, target) cell of the evidence may take in a snapshot's JSON
+(``["name",[ok,failed,{reasons},errors,{error_reasons},excused]]``). A real cell takes about
+50 bytes (a name, six counts, a reason or two; reasons are short ASCII tokens,
+``probes.reasons``): 512 holds a long name and several reasons. A month past it is only
+refused (read from its tallies, with the same figures): the bound need not be tight, only
+far below a bomb's."""
+
+_ERRORS_BYTES = 256
+"""The most one bucket's monitor-error reasons (``[index,{reason:count}]``) may take; a real
+one takes about 30 bytes."""
+
+_JSON_FIXED = 256
+"""The JSON's own brackets and keys, whatever the month."""
+
+
+def _most_json(judged: int, evidence: int, targets: int) -> int:
+    """The most bytes the JSON of a month of ``judged`` buckets, ``evidence`` of them holding
+    tallies of at most ``targets`` targets each, may need (every format's sparse parts):
+    each bucket may be excused (an index: at most 8 digits and a comma) and hold errors, each
+    evidence bucket an index and one cell per target (the tables of ``MAGIC`` write fewer)."""
+    return _JSON_FIXED + judged * (12 + _ERRORS_BYTES) + evidence * (12 + targets * _CELL_BYTES)
+
 
 JUDGING = "judge_bucket/1"
 """Part of every digest: a release that judges buckets differently must bump it, so that no
@@ -231,27 +260,72 @@ def _runs(raw: bytes, most: int) -> list[tuple[int, int]] | None:
 _RUNS = re.compile(rb"(.)\1*", re.DOTALL)
 
 
-def decode(blob: bytes) -> JudgedState:
-    """The judged state in ``blob`` (any of the three formats); :class:`SnapshotError` if it
-    is not one whole judged state (unknown header, truncated, corrupt, inconsistent)."""
+def decode(blob: bytes, *, buckets: int = MOST_BUCKETS, targets: int = 1) -> JudgedState:
+    """The judged state in ``blob`` (any of the four formats); :class:`SnapshotError` if it
+    is not one whole judged state (unknown header, truncated, corrupt, inconsistent) of at
+    most ``buckets`` buckets whose evidence names at most ``targets`` targets per bucket.
+
+    hd34 (issue 20): never inflated past what such a month can need (:func:`_inflated`): a
+    damaged or hostile blob holding a valid zlib stream of gigabytes (a zip bomb in the
+    store) is refused having inflated at most that, not its whole size. The daemon passes the
+    buckets the snapshot was proven for and its service's targets; without them the bound is
+    that of the longest month of one target."""
     if blob.startswith(MAGIC):
-        return _decode_v4(blob)
+        return _decode_v4(blob, buckets, targets)
     if blob.startswith(MAGIC_V3):
-        return _decode_binary(blob, MAGIC_V3, _HEAD_RUNS)
+        return _decode_binary(blob, MAGIC_V3, _HEAD_RUNS, buckets, targets)
     if blob.startswith(MAGIC_V2):
-        return _decode_binary(blob, MAGIC_V2, _HEAD)
+        return _decode_binary(blob, MAGIC_V2, _HEAD, buckets, targets)
     if blob.startswith(MAGIC_V1):
-        return _decode_v1(blob)
+        return _decode_v1(blob, buckets, targets)
     raise SnapshotError(
         "judged state: unknown format (expected the SWJS4, SWJS3, SWJS2 or SWJS1 header)"
     )
 
 
-def _decode_v4(blob: bytes) -> JudgedState:
+def _inflated(stream: bytes, head: struct.Struct, whole: Callable[[tuple[Any, ...]], int]) -> bytes:
+    """The zlib ``stream`` inflated, its first ``head.size`` bytes a head from which
+    ``whole(fields)`` gives the length the body must have (raising ValueError for a head no
+    month of the bound can hold): never more than that length and one byte is inflated, so
+    a blob inflating to gigabytes is refused having allocated what a month can need."""
+    inflater = zlib.decompressobj()
+    start = inflater.decompress(stream, head.size)
+    if len(start) < head.size:
+        raise ValueError(f"expected a head of {head.size} bytes, got {len(start)}")
+    expected = whole(head.unpack_from(start))
+    rest = inflater.decompress(inflater.unconsumed_tail, expected - head.size + 1)
+    if len(start) + len(rest) != expected or not inflater.eof:
+        got = "more" if len(start) + len(rest) > expected else len(start) + len(rest)
+        raise ValueError(f"expected {expected} bytes inflated, got {got}")
+    return start + rest
+
+
+def _most(count: int, of: str, most: int) -> None:
+    """Refuse a head's count past what the month can hold."""
+    if not 0 <= count <= most:
+        raise ValueError(f"expected at most {most} {of}, got {count}")
+
+
+def _decode_v4(blob: bytes, most: int, targets: int) -> JudgedState:
     """``MAGIC``: the head, the codes (runs or bytes), the excused buckets, the evidence
     buckets and the index of each one's cells in the table, the table JSON."""
+
+    def whole(head: tuple[Any, ...]) -> int:
+        # hd34 (issue 20): every part's length is the head's, each count at most the
+        # buckets judged (a run, an excused or evidence bucket is one of them at least), the
+        # buckets judged at most the month's, the table at most what its evidence can need.
+        judged, _, runs, excused, buckets, size = head
+        _most(judged, "buckets judged", most)
+        if runs != _RAW_CODES:
+            _most(runs, "runs", judged)
+        _most(excused, "excused buckets", judged)
+        _most(buckets, "evidence buckets", judged)
+        _most(size, "bytes of table", _most_json(judged, buckets, targets))
+        codes: int = judged if runs == _RAW_CODES else runs * _RUN.size
+        return int(_HEAD_V4.size + codes + 4 * excused + 8 * buckets + size)
+
     try:
-        body = zlib.decompress(blob[len(MAGIC) :])
+        body = _inflated(blob[len(MAGIC) :], _HEAD_V4, whole)
         judged, first, runs, excused, buckets, size = _HEAD_V4.unpack_from(body)
         lo = _HEAD_V4.size
         hi = lo + (judged if runs == _RAW_CODES else runs * _RUN.size)
@@ -311,11 +385,25 @@ def _laid(
     return LaidEvidence(packed[:half], packed[half:], tuple(distinct))
 
 
-def _decode_binary(blob: bytes, magic: bytes, head: struct.Struct) -> JudgedState:
-    """``MAGIC`` (``head`` is ``_HEAD_RUNS``: the codes as that many ``_RUN``s) or ``MAGIC_V2``
-    (``_HEAD``: the codes one byte per bucket judged); the rest of the two is the same."""
+def _decode_binary(
+    blob: bytes, magic: bytes, head: struct.Struct, most: int, targets: int
+) -> JudgedState:
+    """``MAGIC_V3`` (``head`` is ``_HEAD_RUNS``: the codes as that many ``_RUN``s) or
+    ``MAGIC_V2`` (``_HEAD``: the codes one byte per bucket judged); the rest of the two is the
+    same."""
+
+    def whole(fields: tuple[Any, ...]) -> int:
+        # hd34: as ``_decode_v4``'s; the sparse JSON spells every evidence bucket out.
+        judged, _, *count, size = fields
+        _most(judged, "buckets judged", most)
+        if count:
+            _most(count[0], "runs", judged)
+        _most(size, "bytes of sparse JSON", _most_json(judged, judged, targets))
+        codes: int = count[0] * _RUN.size if count else judged
+        return head.size + codes + int(size)
+
     try:
-        body = zlib.decompress(blob[len(magic) :])
+        body = _inflated(blob[len(magic) :], head, whole)
         judged, first, *count, size = head.unpack_from(body)  # count: MAGIC's runs
         lo = head.size
         hi = lo + (count[0] * _RUN.size if count else judged)
@@ -385,9 +473,16 @@ def _state(judged: int, first: int, raw: bytes, sparse: bytes) -> JudgedState:
     )
 
 
-def _decode_v1(blob: bytes) -> JudgedState:
+def _decode_v1(blob: bytes, most: int, targets: int) -> JudgedState:
     try:
-        doc = json.loads(zlib.decompress(blob[len(MAGIC_V1) :]))
+        # hd34 (issue 20): no head: at most the JSON of the longest month the bound allows,
+        # its codes in base64 (4 bytes per 3 buckets).
+        inflater = zlib.decompressobj()
+        limit = 4 * (most // 3 + 1) + _most_json(most, most, targets)
+        text = inflater.decompress(blob[len(MAGIC_V1) :], limit + 1)
+        if len(text) > limit or not inflater.eof:
+            raise ValueError(f"expected a whole stream of at most {limit} bytes inflated")
+        doc = json.loads(text)
         return JudgedState(
             judged=int(doc["judged"]),
             raw=base64.b64decode(doc["raw"], validate=True),
