@@ -222,9 +222,9 @@ class _SlaText:
         self.up_due: float | None = None
         self.outage_due: float | None = None
         self.row: tuple[str, ...] | None = None
+        """The lines last written, one string per family (None: not exported here)."""
         self.row_bytes = 0
         """mem34: the length of ``row``'s lines encoded (what a scrape sends of them)."""
-        """The lines last written, one string per family (None: not exported here)."""
 
     def set_result(self, result: MonthResult) -> None:
         old = self.result
@@ -1009,8 +1009,8 @@ class SlaPieces(Sequence[bytes]):
     text however long the sending takes. The chunks were kept joined and encoded between
     scrapes before: a second copy of the per-SLA text (2.1 KB per one-target SLA, 21 MB at
     10,000, ``bench/sla_memory_bench.py --store``) to save a join of ~5 ms of CPU per
-    scrape at 10,000 SLAs. Every piece is made again each time it is read (the send reads
-    each twice: its length, then its bytes); nothing of it is kept."""
+    scrape at 10,000 SLAs. Every piece is made again each time it is read; the send reads
+    each once, its declared length coming from :attr:`nbytes`. Nothing of it is kept."""
 
     __slots__ = ("_chunks", "_head", "_info", "_rows", "_size", "_tail")
 

@@ -92,8 +92,9 @@ class MonthSnapshots:
         verdicts_digest); taken by the daemon's first verdict resume of that SLA."""
 
     @staticmethod
-    def _shown(policy: SlaPolicy, moment: datetime) -> tuple[Month, Month]:
-        current = month_containing(moment, policy.timezone)
+    def _shown(zone: str, moment: datetime) -> tuple[Month, Month]:
+        """The previous and the current month at ``moment`` in time zone ``zone``."""
+        current = month_containing(moment, zone)
         return current.previous(), current
 
     async def restorable(
@@ -125,7 +126,7 @@ class MonthSnapshots:
             for policy in chunk:
                 known = months.get(policy.timezone)
                 if known is None:
-                    previous, current = self._shown(policy, moment)
+                    previous, current = self._shown(policy.timezone, moment)
                     following = current.next()
                     known = months[policy.timezone] = (
                         previous,
@@ -290,7 +291,7 @@ class MonthSnapshots:
         # pass over 10,000 SLAs' grids was a third of the save's first step).
         drop_before = min(
             (
-                month_grid(month_containing(moment, zone).previous(), zone, size).start_epoch
+                month_grid(self._shown(zone, moment)[0], zone, size).start_epoch
                 for zone, size in {(p.timezone, p.bucket_seconds) for p in inputs.policies}
             ),
             default=None,
@@ -349,7 +350,7 @@ class MonthSnapshots:
             zone = policy.timezone
             following = following_of.get(zone)
             if following is None:
-                following = following_of[zone] = self._shown(policy, moment)[1].next()
+                following = following_of[zone] = self._shown(zone, moment)[1].next()
             if (policy.name, following) in self._ahead:
                 continue
             grid = grids.get((zone, policy.bucket_seconds))
@@ -393,8 +394,7 @@ class MonthSnapshots:
         """``running``'s snapshot over ``extent`` (:func:`_extent`)."""
         grid = running.grid
         size = grid.bucket_seconds
-        through, vouched = extent
-        vouch = (vouched - grid.start_epoch) // size
+        through, vouch = extent
         state = running.judged_state(through)
         policy = running.policy
         digest = inputs_digest(
@@ -414,25 +414,23 @@ class MonthSnapshots:
             digest,
             encode(state),
             grid.start_epoch,
-            vouched,
+            grid.start_epoch + vouch * size,
             exclusions_digest(running.excluded_kinds(), vouch) if vouch else "",
             settled_of(running, through),
         )
 
 
 def _extent(running: RunningMonth, floor: int, mark: int | None) -> tuple[int, int] | None:
-    """(buckets a snapshot of ``running`` judges, the end of the stored verdicts it vouches
-    for as an epoch), or None when it would judge none: the buckets before ``floor`` (that
-    left memory) and judged; the verdicts before ``mark`` (the bucket index up to which they
-    are stored as judged, None: unknown) among them (vm26: before min(W, J), verdict_resume's
-    docs)."""
+    """(buckets a snapshot of ``running`` judges, buckets of stored verdicts it vouches
+    for), or None when it would judge none: the buckets before ``floor`` (that left memory)
+    and judged; the verdicts before ``mark`` (the bucket index up to which they are stored as
+    judged, None: unknown) among them (vm26: before min(W, J), verdict_resume's docs)."""
     grid = running.grid
     size = grid.bucket_seconds
     through = min(running.elapsed, max(0, (floor - grid.start_epoch) // size))
     if through <= 0:
         return None
-    vouch = 0 if mark is None else max(0, min(mark, through))
-    return through, grid.start_epoch + vouch * size
+    return through, 0 if mark is None else max(0, min(mark, through))
 
 
 def settled_of(running: RunningMonth, through: int) -> str:
